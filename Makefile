@@ -1,0 +1,111 @@
+# Gatehouse build. `make run` builds and starts; `make check` runs every test.
+# Sources are found by wildcard: a new src/<module>/*.c needs no Makefile edit.
+
+CC      ?= cc
+PKGS    := libpcre2-8
+CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror -Wshadow \
+                 -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes -g \
+                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+SRCS    := $(sort $(wildcard src/*/*.c))
+MAIN    := src/main.c
+
+# Variants: release (-O2) and asan (ASan+UBSan, used by make check).
+REL_DIR  := build/release
+ASAN_DIR := build/asan
+REL_CFLAGS  := $(CFLAGS_COMMON) -O2
+ASAN_CFLAGS := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined -DGH_SANITIZE=1
+ASAN_LDFLAGS := -fsanitize=address,undefined
+
+REL_OBJS  := $(SRCS:%.c=$(REL_DIR)/%.o)
+ASAN_OBJS := $(SRCS:%.c=$(ASAN_DIR)/%.o)
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/*/*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(ASAN_DIR)/tests/unit/%)
+
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(ASAN_DIR)/tests/fuzz/%_replay)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all build asan run check unit e2e fuzz bench deps format format-check clean
+
+all: build
+
+build: $(REL_DIR)/gatehouse
+
+deps:
+	@scripts/deps.sh build
+
+$(REL_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(ASAN_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+
+$(REL_DIR)/libgh.a: $(REL_OBJS)
+	@rm -f $@; ar rcs $@ $^
+
+$(ASAN_DIR)/libgh.a: $(ASAN_OBJS)
+	@rm -f $@; ar rcs $@ $^
+
+$(REL_DIR)/gatehouse: $(REL_DIR)/src/main.o $(REL_DIR)/libgh.a
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
+
+$(ASAN_DIR)/gatehouse: $(ASAN_DIR)/src/main.o $(ASAN_DIR)/libgh.a
+	$(CC) $(ASAN_CFLAGS) $(ASAN_LDFLAGS) -o $@ $^ $(LIBS)
+
+asan: $(ASAN_DIR)/gatehouse
+
+# Unit tests: one binary per file; a test may #include the .c it tests to reach statics.
+$(ASAN_DIR)/tests/unit/%: tests/unit/%.c $(ASAN_DIR)/libgh.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $< $(ASAN_DIR)/libgh.a $(ASAN_LDFLAGS) $(LIBS) -lcmocka
+
+# Fuzz targets also build as plain programs that replay their corpus (run by make check).
+$(ASAN_DIR)/tests/fuzz/%_replay: tests/fuzz/%.c tests/fuzz/replay_main.c $(ASAN_DIR)/libgh.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(ASAN_DIR)/libgh.a $(ASAN_LDFLAGS) $(LIBS)
+
+build/fuzz/%: tests/fuzz/%.c $(SRCS)
+	@mkdir -p $(dir $@)
+	clang $(CFLAGS_COMMON) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< \
+	  $(filter-out $(MAIN),$(SRCS)) $(LIBS)
+
+run: deps build
+	$(REL_DIR)/gatehouse $(ARGS)
+
+check:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory asan $(UNIT_BINS) $(FUZZ_REPLAY) build
+	@tests/run_all.sh
+
+unit: asan $(UNIT_BINS)
+	@tests/run_all.sh unit
+
+e2e: asan
+	@tests/run_all.sh e2e
+
+fuzz:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@tests/fuzz/run_fuzz.sh $(FUZZ_BINS)
+
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build
+	@bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)

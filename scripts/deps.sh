@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what Gatehouse needs, only what is missing, from Debian's packages.
+#   scripts/deps.sh build   compiler and libraries
+#   scripts/deps.sh test    + test clients and peers (curl, python3, cmocka, clang for fuzzing)
+#   scripts/deps.sh bench   + nginx, haproxy, wrk
+set -euo pipefail
+mode=${1:-build}
+
+build_pkgs=(gcc make pkg-config libc6-dev libpcre2-dev)
+test_pkgs=(libcmocka-dev curl python3 clang libclang-rt-14-dev openssl netcat-openbsd procps)
+bench_pkgs=(nginx-light haproxy wrk util-linux procps)
+
+want=("${build_pkgs[@]}")
+case "$mode" in
+build) ;;
+test) want+=("${test_pkgs[@]}") ;;
+bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null || true
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# nginx's Debian package starts a service listening on :80; the tests and bench start
+# their own instances, so stop it where a service manager runs it.
+if [[ " ${missing[*]} " == *" nginx-light "* ]] || [[ " ${missing[*]} " == *" haproxy "* ]]; then
+    (service nginx stop; service haproxy stop) >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,229 @@
+/*
+ * conf.h - the compiled runtime configuration.
+ *
+ * A config file (or string) is lexed, parsed and validated into one immutable
+ * struct gh_config. Everything it points to lives in the config's own arena and
+ * is freed at once when the last reference is dropped (design principle 7:
+ * config is data, swapped atomically on reload; requests in flight keep the
+ * snapshot they started with by holding a reference).
+ *
+ * Inheritance: settings in struct gh_proxy_conf may be given at top level, in a
+ * server block or in a route block; an inner block starts from a copy of its
+ * enclosing block's values (so a route sees its server's and the global ones
+ * unless it overrides them). Header rules are inherited only when the inner
+ * block defines none of its own kind (request_* / response_*), as in nginx.
+ */
+#ifndef GH_CONF_CONF_H
+#define GH_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/common.h"
+
+struct gh_config;
+struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
+
+/* One address with its text form as written (for logs; never shown to clients). */
+struct gh_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    const char *text; /* "127.0.0.1:3000", "[::1]:8080" */
+};
+
+enum gh_balance { GH_BALANCE_ROUND_ROBIN = 0 };
+
+struct gh_upstream_server {
+    struct gh_addr addr;
+    uint32_t weight; /* 1..1000, default 1 */
+    /* Process-wide slot of this address for per-thread keep-alive pools: the
+     * same address gets the same slot in every config, so pools survive reload. */
+    uint32_t pool_slot;
+};
+
+struct gh_upstream_conf {
+    const char *name; /* "app"; for an address used directly in `proxy`, the address text */
+    struct gh_upstream_server *servers;
+    uint32_t n_servers;
+    uint32_t keepalive;          /* max idle connections kept per thread per server; 0 = none */
+    uint32_t keepalive_timeout_ms; /* idle time before a pooled connection is closed */
+    enum gh_balance balance;
+    const char *file; /* where it was defined */
+    uint32_t line;
+};
+
+enum gh_hdr_op { GH_HDR_SET = 0, GH_HDR_ADD, GH_HDR_REMOVE };
+
+struct gh_hdr_rule {
+    enum gh_hdr_op op;
+    const char *name; /* validated token */
+    const char *value; /* validated field value; NULL for remove */
+    uint32_t name_len;
+    uint32_t value_len;
+};
+
+enum gh_forwarded_mode {
+    GH_FWD_XFF = 0, /* X-Forwarded-For / -Proto / -Host (default) */
+    GH_FWD_RFC7239, /* Forwarded: for=...;proto=...;host=... */
+    GH_FWD_BOTH,
+    GH_FWD_OFF,
+};
+
+/* Settings that inherit top level -> server -> route. */
+struct gh_proxy_conf {
+    const struct gh_upstream_conf *upstream; /* `proxy NAME|ADDR;` NULL: no proxy here */
+    /* `return CODE ["text"];` : answer directly (upstream must be NULL). 0 = unset. */
+    uint32_t return_status;
+    const char *return_body;
+    uint32_t return_body_len;
+
+    uint32_t client_body_timeout_ms;  /* between two reads of a request body (default 60s) */
+    uint32_t send_timeout_ms;         /* between two successful writes to the client (60s) */
+    uint32_t connect_timeout_ms;      /* upstream connect (default 5s) */
+    uint32_t first_byte_timeout_ms;   /* request sent -> first response byte (60s) */
+    uint32_t read_timeout_ms;         /* between two reads from upstream (60s) */
+    uint32_t tunnel_idle_timeout_ms;  /* upgraded connection with no traffic (300s) */
+    uint64_t client_max_body_size;    /* 0 = unlimited (default); over it: 413 */
+
+    enum gh_forwarded_mode forwarded; /* `forwarded xff|rfc7239|both|off;` */
+    bool via;                         /* `via on|off;` default off */
+    const char *upstream_host;        /* `upstream_host NAME;` NULL: Host as received */
+    uint32_t upstream_host_len;
+
+    const struct gh_hdr_rule *req_rules; /* `request_header set|add|remove NAME [VALUE];` */
+    uint32_t n_req_rules;
+    const struct gh_hdr_rule *resp_rules; /* `response_header ...` */
+    uint32_t n_resp_rules;
+};
+
+enum gh_route_kind {
+    GH_ROUTE_PREFIX = 0, /* route /path/ { }    longest prefix wins */
+    GH_ROUTE_EXACT,      /* route = /path { }  exact path match wins over everything */
+    GH_ROUTE_REGEX,      /* route ~ "re" { }   PCRE2, tried in file order after exact */
+};
+
+struct gh_route {
+    enum gh_route_kind kind;
+    const char *path; /* the prefix / exact path / regex source */
+    uint32_t path_len;
+    struct pcre2_real_code_8 *re; /* compiled regex (GH_ROUTE_REGEX) */
+    struct gh_proxy_conf pc;
+    const char *file;
+    uint32_t line;
+};
+
+struct gh_server_conf {
+    const char **names;   /* server_name values, lower-cased: "a.test", "*.a.test" */
+    uint32_t *name_lens;
+    uint32_t n_names;
+    bool is_default; /* `listen ADDR default;` made it the default for that listener */
+    /* Routes sorted for matching: exact first, then regex in file order, then prefix by
+     * length descending. A server with no route behaves as `route / {}` with its pc. */
+    struct gh_route *routes;
+    uint32_t n_routes;
+    struct gh_proxy_conf pc; /* server-level values (after inheriting from top level) */
+
+    uint32_t client_header_timeout_ms; /* whole request head (default 10s) */
+    uint32_t keepalive_timeout_ms;     /* idle between requests (default 75s); 0: no keep-alive */
+    uint32_t keepalive_requests;       /* max requests on one connection (default 10000) */
+    uint32_t max_request_line;         /* default 8192 */
+    uint32_t max_header_line;          /* default 8192 */
+    uint32_t max_headers;              /* default 100 (hard cap 256) */
+    uint32_t max_head_size;            /* default 32768 (hard cap 65536) */
+    const char *file;
+    uint32_t line;
+};
+
+struct gh_listen_conf {
+    struct gh_addr addr;
+    int backlog; /* default 511 */
+    struct gh_server_conf **servers; /* servers listening here, in file order */
+    uint32_t n_servers;
+    struct gh_server_conf *default_server; /* explicit default, else the first */
+};
+
+enum gh_log_format { GH_LOG_COMBINED = 0, GH_LOG_JSON };
+enum gh_log_level { GH_LOG_ERROR = 0, GH_LOG_WARN, GH_LOG_INFO, GH_LOG_DEBUG };
+
+struct gh_config {
+    int refcount; /* atomic; use gh_conf_ref / gh_conf_unref */
+    void *arena;  /* owns everything below */
+    const char *source; /* file name or "<embedded>" */
+
+    uint32_t threads; /* `threads auto|N;` 0 = auto (one per CPU) */
+    uint32_t drain_timeout_ms; /* `drain_timeout 10s;` on SIGTERM/SIGINT */
+
+    /* `access_log off|stderr|FILE [combined|json];` */
+    bool access_log_on;
+    const char *access_log_path; /* NULL = stderr */
+    enum gh_log_format access_log_format;
+    /* `error_log stderr|FILE [error|warn|info|debug];` default stderr info */
+    const char *error_log_path; /* NULL = stderr */
+    enum gh_log_level error_log_level;
+
+    struct gh_listen_conf *listeners;
+    uint32_t n_listeners;
+    struct gh_server_conf *servers;
+    uint32_t n_servers;
+    struct gh_upstream_conf *upstreams; /* named ones and anonymous ones from `proxy ADDR` */
+    uint32_t n_upstreams;
+};
+
+/* Collected diagnostics: each is "FILE:LINE:COL: message". All are gathered before giving up. */
+struct gh_conf_diag {
+    char **msgs;
+    uint32_t n;
+};
+
+/*
+ * Load and compile a config file (following `include` directives, with glob
+ * patterns relative to the including file's directory).
+ * Returns a new config with refcount 1, or NULL with diagnostics in *diag
+ * (caller frees them with gh_conf_diag_free).
+ */
+struct gh_config *gh_conf_load_file(const char *path, struct gh_conf_diag *diag);
+
+/* Same from a string; name is used in diagnostics ("<embedded>", "<command line>"). */
+struct gh_config *gh_conf_load_string(const char *name, const char *text, size_t len,
+                                      struct gh_conf_diag *diag);
+
+/* Print every diagnostic to f, one per line. */
+void gh_conf_diag_print(const struct gh_conf_diag *diag, FILE *f);
+void gh_conf_diag_free(struct gh_conf_diag *diag);
+
+/* Take a reference (atomic). Returns cfg. */
+struct gh_config *gh_conf_ref(struct gh_config *cfg);
+/* Drop a reference; frees everything when it was the last (atomic). */
+void gh_conf_unref(struct gh_config *cfg);
+
+/*
+ * Process-wide slot for an upstream address (see gh_upstream_server.pool_slot).
+ * Thread-safe; slots are never reused. GH_CONF_MAX_POOL_SLOTS bounds them.
+ */
+#define GH_CONF_MAX_POOL_SLOTS 4096
+uint32_t gh_conf_pool_slot(const struct sockaddr_storage *ss, socklen_t len);
+
+/*
+ * Find the server for a request on listener lc with Host value host (may be NULL,
+ * may carry ":port", case-insensitive). Exact names first, then the longest
+ * matching wildcard ("*.a.test" matches "x.a.test" and "x.y.a.test" but not
+ * "a.test"), else the listener's default server. Never NULL.
+ */
+const struct gh_server_conf *gh_conf_find_server(const struct gh_listen_conf *lc, const char *host,
+                                                 size_t host_len);
+
+/*
+ * Find the route for path (the request target up to '?', not decoded) in server s.
+ * Returns the route's proxy settings, or the server's own when no route matches
+ * (then *route is NULL). *route may be NULL pointer if not wanted.
+ */
+const struct gh_proxy_conf *gh_conf_find_route(const struct gh_server_conf *s, const char *path,
+                                               size_t path_len, const struct gh_route **route);
+
+/* Parse "1.2.3.4:80", "[::1]:80", "localhost:80" (numeric hosts and "localhost" only; named
+ * origins come with DNS later), "*:80" or ":80" (all IPv4). Returns 0 or -EINVAL. */
+int gh_conf_parse_addr(const char *text, size_t len, struct gh_addr *out);
+
+#endif

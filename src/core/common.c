@@ -1,0 +1,72 @@
+/*
+ * common.c - start-up allocation helpers, assertion failure, ASCII tables.
+ */
+#include "core/common.h"
+
+#include <string.h>
+
+void
+gh_assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "gatehouse: assertion failed: %s (%s:%d)\n", cond, file, line);
+    abort();
+}
+
+static void
+oom(size_t n)
+{
+    fprintf(stderr, "gatehouse: out of memory allocating %zu bytes\n", n);
+    exit(1);
+}
+
+void *
+gh_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+void *
+gh_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        oom(n * size);
+    return p;
+}
+
+char *
+gh_xstrdup(const char *s)
+{
+    return gh_xstrndup(s, strlen(s));
+}
+
+char *
+gh_xstrndup(const char *s, size_t n)
+{
+    char *p = gh_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+#define L4(c) (c), (c) + 1, (c) + 2, (c) + 3
+#define L16(c) L4(c), L4((c) + 4), L4((c) + 8), L4((c) + 12)
+const unsigned char gh_lower_tab[256] = {
+    L16(0),   L16(16),  L16(32),  L16(48),
+    /* 64..95: '@', 'A'..'Z' -> 'a'..'z', '[', '\\', ']', '^', '_' */
+    64,       L4('a'),  L4('e'),  L4('i'),  L4('m'),  L4('q'),  L4('u'),  'y',  'z',
+    91,       92,       93,       94,       95,       L16(96),  L16(112), L16(128), L16(144),
+    L16(160), L16(176), L16(192), L16(208), L16(224), L16(240),
+};
+
+int
+gh_strncaseeq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (gh_lower_tab[(unsigned char)a[i]] != gh_lower_tab[(unsigned char)b[i]])
+            return 0;
+    return 1;
+}

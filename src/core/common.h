@@ -1,0 +1,74 @@
+/*
+ * common.h - return codes, assertions and tiny helpers shared by every module.
+ *
+ * Return convention (nginx, libuv): 0 is success, a negative -errno value is an
+ * error, and four distinguished non-errno values carry control flow:
+ *   GH_AGAIN       resume when I/O is ready
+ *   GH_DECLINED    not mine, try the next handler
+ *   GH_INCOMPLETE  a parser needs more input
+ *   GH_BAD         a parser rejected its input (details in the parser's struct)
+ * They are far below any errno so they never collide.
+ */
+#ifndef GH_CORE_COMMON_H
+#define GH_CORE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define GH_OK 0
+#define GH_AGAIN (-10001)
+#define GH_DECLINED (-10002)
+#define GH_INCOMPLETE (-10003)
+#define GH_BAD (-10004)
+
+#define gh_likely(x) __builtin_expect(!!(x), 1)
+#define gh_unlikely(x) __builtin_expect(!!(x), 0)
+
+#define GH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define GH_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define GH_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define gh_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/*
+ * GH_ASSERT stays on in release builds (Varnish): it guards invariants whose
+ * failure means memory corruption, where continuing would be worse than dying.
+ */
+#define GH_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (gh_unlikely(!(cond)))                                                                  \
+            gh_assert_fail(#cond, __FILE__, __LINE__);                                             \
+    } while (0)
+
+void gh_assert_fail(const char *cond, const char *file, int line) __attribute__((noreturn));
+
+/* Free and NULL in one step, so no reachable pointer to freed memory remains. */
+#define gh_free(p)                                                                                 \
+    do {                                                                                           \
+        free(p);                                                                                   \
+        (p) = NULL;                                                                                \
+    } while (0)
+
+/*
+ * Start-up allocation: exits with a message when memory is exhausted. Never
+ * call these on the request path, where failing the one request is right.
+ */
+void *gh_xmalloc(size_t n);
+void *gh_xcalloc(size_t n, size_t size);
+char *gh_xstrdup(const char *s);
+char *gh_xstrndup(const char *s, size_t n);
+
+/* ASCII lower-case without locale; table driven. */
+extern const unsigned char gh_lower_tab[256];
+static inline unsigned char
+gh_lower(unsigned char c)
+{
+    return gh_lower_tab[c];
+}
+
+/* Case-insensitive compare of two byte ranges of the same length n. */
+int gh_strncaseeq(const char *a, const char *b, size_t n);
+
+#endif
