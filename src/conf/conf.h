@@ -52,6 +52,7 @@ struct gh_upstream_conf {
     enum gh_balance balance;
     const char *file; /* where it was defined */
     uint32_t line;
+    uint32_t index; /* position in gh_config.upstreams (for per-thread state arrays) */
 };
 
 enum gh_hdr_op { GH_HDR_SET = 0, GH_HDR_ADD, GH_HDR_REMOVE };
@@ -134,6 +135,15 @@ struct gh_server_conf {
     uint32_t max_head_size;            /* default 32768 (hard cap 65536) */
     const char *file;
     uint32_t line;
+    uint32_t index; /* position in gh_config.servers */
+};
+
+/* One server_name of a listener, flattened for gh_conf_find_server. */
+struct gh_server_name {
+    const char *name; /* lower-case; for a wildcard "*.a.test" the suffix ".a.test" */
+    uint32_t len;
+    bool wildcard;
+    const struct gh_server_conf *server;
 };
 
 struct gh_listen_conf {
@@ -142,6 +152,10 @@ struct gh_listen_conf {
     struct gh_server_conf **servers; /* servers listening here, in file order */
     uint32_t n_servers;
     struct gh_server_conf *default_server; /* explicit default, else the first */
+    /* Every server_name of every server here: exact names first, then wildcards by
+     * length descending, so the first match is the right one. */
+    const struct gh_server_name *names;
+    uint32_t n_names;
 };
 
 enum gh_log_format { GH_LOG_COMBINED = 0, GH_LOG_JSON };
@@ -185,9 +199,21 @@ struct gh_conf_diag {
  */
 struct gh_config *gh_conf_load_file(const char *path, struct gh_conf_diag *diag);
 
-/* Same from a string; name is used in diagnostics ("<embedded>", "<command line>"). */
+/* Same from a string; name is used in diagnostics ("<embedded>", "<command line>").
+ * Relative include paths resolve against the current directory. */
 struct gh_config *gh_conf_load_string(const char *name, const char *text, size_t len,
                                       struct gh_conf_diag *diag);
+
+/* gh_conf_load_string with flags: GH_CONF_NO_INCLUDE makes `include` an error (for
+ * untrusted text such as fuzz input, which must not read arbitrary files). */
+#define GH_CONF_NO_INCLUDE 0x1u
+struct gh_config *gh_conf_load_string_flags(const char *name, const char *text, size_t len,
+                                            unsigned flags, struct gh_conf_diag *diag);
+
+/* In every load function *diag is (re)initialized first; it may be NULL to discard
+ * diagnostics. At most GH_CONF_MAX_ERRORS errors are reported, then one
+ * "too many errors" line, then loading stops. */
+#define GH_CONF_MAX_ERRORS 20
 
 /* Print every diagnostic to f, one per line. */
 void gh_conf_diag_print(const struct gh_conf_diag *diag, FILE *f);
@@ -201,6 +227,9 @@ void gh_conf_unref(struct gh_config *cfg);
 /*
  * Process-wide slot for an upstream address (see gh_upstream_server.pool_slot).
  * Thread-safe; slots are never reused. GH_CONF_MAX_POOL_SLOTS bounds them.
+ * The key is the first len bytes of *ss (so padding must be zero, as
+ * gh_conf_parse_addr leaves it). Returns UINT32_MAX when every slot is taken
+ * (loading a config then fails with an error).
  */
 #define GH_CONF_MAX_POOL_SLOTS 4096
 uint32_t gh_conf_pool_slot(const struct sockaddr_storage *ss, socklen_t len);
@@ -223,7 +252,9 @@ const struct gh_proxy_conf *gh_conf_find_route(const struct gh_server_conf *s, c
                                                size_t path_len, const struct gh_route **route);
 
 /* Parse "1.2.3.4:80", "[::1]:80", "localhost:80" (numeric hosts and "localhost" only; named
- * origins come with DNS later), "*:80" or ":80" (all IPv4). Returns 0 or -EINVAL. */
+ * origins come with DNS later), "*:80" or ":80" (all IPv4). Returns 0 or -EINVAL.
+ * The port must be 1..65535. out->ss is zeroed first; out->text borrows text (it is
+ * NUL-terminated only if text is). */
 int gh_conf_parse_addr(const char *text, size_t len, struct gh_addr *out);
 
 #endif

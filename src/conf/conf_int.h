@@ -1,0 +1,87 @@
+/*
+ * conf_int.h - private to src/conf: tokens, the syntax tree and the load state.
+ *
+ * Loading runs in two passes. lex.c turns files into a tree of directives
+ * (struct cnode), expanding `include` in place and reporting syntax errors.
+ * parse.c walks the tree per context, checks every directive and builds the
+ * runtime structs of conf.h. Both report through conf_err into one list.
+ */
+#ifndef GH_CONF_CONF_INT_H
+#define GH_CONF_CONF_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf/conf.h"
+#include "core/arena.h"
+
+#define GH_CONF_MAX_INCLUDE_DEPTH 16
+#define GH_CONF_MAX_BLOCK_DEPTH 16
+#define GH_CONF_MAX_FILE_SIZE (16u * 1024 * 1024)
+
+struct conf_pos {
+    const char *file;
+    uint32_t line;
+    uint32_t col; /* 1-based, in bytes */
+};
+
+enum tok_type { TOK_EOF = 0, TOK_WORD, TOK_STRING, TOK_SEMI, TOK_LBRACE, TOK_RBRACE };
+
+struct conf_tok {
+    enum tok_type type;
+    const char *text; /* NUL-terminated, escapes resolved (arena) */
+    uint32_t len;
+    struct conf_pos pos; /* first byte */
+    uint32_t end_col;    /* column just after the last byte (same line) */
+};
+
+/* One directive: `name args... ;` or `name args... { children }`. */
+struct cnode {
+    struct conf_tok name;
+    struct conf_tok *args;
+    uint32_t n_args;
+    bool has_block;
+    struct cnode *children;
+    struct cnode *next;
+    const char *dir; /* directory of the file it is in ("" = current directory) */
+};
+
+struct conf_incl {
+    dev_t dev;
+    ino_t ino;
+};
+
+struct conf_state {
+    struct gh_arena *arena;
+    struct gh_conf_diag *diag; /* may be NULL */
+    uint32_t n_errors;
+    bool stop; /* too many errors: unwind */
+    unsigned flags;
+    /* files being read, outermost first (include cycle detection) */
+    struct conf_incl incl[GH_CONF_MAX_INCLUDE_DEPTH + 2];
+    uint32_t n_incl;
+};
+
+/* Record "FILE:LINE:COL: message"; sets st->stop after GH_CONF_MAX_ERRORS. */
+void conf_err(struct conf_state *st, const struct conf_pos *pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A token's text made safe to quote in a message: truncated, controls escaped (arena). */
+const char *conf_show(struct conf_state *st, const char *s, size_t len);
+
+/* lex.c: read a file or a string into a directive list. NULL when empty or on error. */
+struct cnode *conf_read_file(struct conf_state *st, const char *path);
+struct cnode *conf_read_string(struct conf_state *st, const char *name, const char *text,
+                               size_t len);
+
+/* parse.c: true when name is a directive in any context (for the missing-';' check). */
+bool conf_is_directive(const char *name, size_t len);
+
+/* parse.c: check the tree and build the config. NULL when any error was reported. */
+struct gh_config *conf_build(struct conf_state *st, const char *source, struct cnode *root);
+
+/* Levenshtein distance of a and b, or a large number when either is long. */
+uint32_t conf_distance(const char *a, size_t alen, const char *b, size_t blen);
+
+#endif

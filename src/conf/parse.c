@@ -1,0 +1,1458 @@
+/*
+ * parse.c - directives: the table, their checks, and the build of gh_config.
+ *
+ * The tree from lex.c is walked block by block. Each block is walked in three
+ * phases so that the order of directives inside it does not matter:
+ *   0: `upstream` blocks (so `proxy NAME` can refer to one defined later),
+ *   1: plain settings (then the block's header rules are fixed),
+ *   2: `server` and `route` blocks, which start from a copy of the block's
+ *      values as they are after phase 1 (inheritance).
+ * Every problem is reported with its position and the walk goes on; the final
+ * assembly (listeners, sorted routes, name tables) runs only without errors.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "conf/conf_int.h"
+
+enum { CTX_MAIN = 1, CTX_UPSTREAM = 2, CTX_SERVER = 4, CTX_ROUTE = 8 };
+#define CTX_ANY (CTX_MAIN | CTX_UPSTREAM | CTX_SERVER | CTX_ROUTE)
+#define CTX_PROXY (CTX_MAIN | CTX_SERVER | CTX_ROUTE)
+#define CTX_SRVLVL (CTX_MAIN | CTX_SERVER)
+
+#define DF_BLOCK 0x1u /* takes a { } block */
+#define DF_MULTI 0x2u /* may repeat in one block */
+#define DF_EARLY 0x4u /* phase 0 */
+#define DF_LATE 0x8u  /* phase 2 */
+#define NARGS_ANY 255
+
+enum vkind { V_NONE = 0, V_DUR, V_SIZE, V_NUM };
+enum vtarget { TGT_CFG = 0, TGT_PC, TGT_SC, TGT_UC };
+
+#define DEFAULT_KEEPALIVE 32
+#define DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT 60000
+#define DEFAULT_BACKLOG 511
+
+struct vec {
+    void **v;
+    uint32_t n, cap;
+};
+
+struct pups { /* an upstream being built */
+    struct gh_upstream_conf uc;
+    struct vec servers; /* struct gh_upstream_server * */
+    struct conf_pos pos;
+    bool anonymous;
+    bool server_seen; /* even an invalid one */
+};
+
+struct plisten {
+    struct gh_addr addr;
+    bool is_default;
+    int backlog; /* 0: not given */
+    struct conf_pos pos;
+};
+
+struct pname {
+    const char *name;
+    uint32_t len;
+    struct conf_pos pos;
+};
+
+struct psrv { /* a server being built */
+    struct gh_server_conf sc;
+    struct vec listens; /* struct plisten * */
+    struct vec names;   /* struct pname * */
+    struct vec routes;  /* struct gh_route * */
+    struct vec route_pos;
+    struct conf_pos pos;
+    bool listen_seen; /* even an invalid one: no "has no 'listen'" on top of its error */
+};
+
+struct build {
+    struct conf_state *st;
+    struct gh_arena *arena;
+    struct gh_config *cfg;
+    struct vec upstreams; /* struct pups * */
+    struct vec servers;   /* struct psrv * */
+};
+
+struct dir;
+
+/* The state of one block being walked. */
+struct blk {
+    unsigned ctx;
+    struct gh_proxy_conf *pc;   /* main, server, route */
+    struct gh_server_conf *sc;  /* main (the template), server */
+    struct pups *ups;           /* upstream */
+    struct psrv *srv;           /* server */
+    struct vec req, resp;       /* struct gh_hdr_rule * */
+    const struct cnode **seen;  /* per table entry: first occurrence in this block */
+    const struct cnode *proxy_at, *return_at;
+};
+
+typedef void (*dir_fn)(struct build *b, struct blk *k, const struct cnode *n);
+
+struct dir {
+    const char *name;
+    unsigned ctx;
+    uint8_t min_args, max_args;
+    uint8_t flags;
+    dir_fn fn; /* NULL: a plain value stored at off in target */
+    uint8_t kind, target, width;
+    size_t off;
+    uint64_t vmin, vmax;
+};
+
+/* ---- small helpers ---- */
+
+static void
+vec_push(struct build *b, struct vec *v, void *item)
+{
+    if (v->n == v->cap) {
+        uint32_t cap = v->cap ? v->cap * 2 : 8;
+        void **nv = gh_arena_alloc(b->arena, cap * sizeof(*nv));
+        if (v->n > 0)
+            memcpy(nv, v->v, v->n * sizeof(*nv));
+        v->v = nv;
+        v->cap = cap;
+    }
+    v->v[v->n++] = item;
+}
+
+static bool
+tok_is(const struct conf_tok *t, const char *s)
+{
+    size_t n = strlen(s);
+    return t->len == n && memcmp(t->text, s, n) == 0;
+}
+
+static const char *
+show(struct build *b, const struct conf_tok *t)
+{
+    return conf_show(b->st, t->text, t->len);
+}
+
+/* "L:C" when pos is in file, else "FILE:L:C" (for "first at ..." notes). */
+static const char *
+where(struct build *b, const struct conf_pos *pos, const char *file)
+{
+    if (pos->file == file || strcmp(pos->file, file) == 0)
+        return gh_arena_sprintf(b->arena, "%u:%u", pos->line, pos->col);
+    return gh_arena_sprintf(b->arena, "%s:%u:%u", pos->file, pos->line, pos->col);
+}
+
+/* " (did you mean 'x'?)" for the closest of names[0..n), or "". */
+static const char *
+suggest(struct build *b, const char *s, size_t len, const char *const *names, uint32_t n)
+{
+    const char *best = NULL;
+    uint32_t best_d = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t nl = strlen(names[i]);
+        uint32_t d = conf_distance(s, len, names[i], nl);
+        if (d < best_d) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    if (best == NULL || best_d == 0 || best_d * 2 > GH_MAX(len, strlen(best)))
+        return "";
+    return gh_arena_sprintf(b->arena, " (did you mean '%s'?)", best);
+}
+
+static const char *
+ctx_name(unsigned ctx)
+{
+    switch (ctx) {
+    case CTX_UPSTREAM:
+        return "upstream";
+    case CTX_SERVER:
+        return "server";
+    case CTX_ROUTE:
+        return "route";
+    default:
+        return "main";
+    }
+}
+
+/* ---- values ---- */
+
+enum { VAL_OK = 0, VAL_INVALID, VAL_RANGE };
+
+static int
+parse_u64(const char *s, size_t len, size_t *used, uint64_t *out)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+    while (i < len && s[i] >= '0' && s[i] <= '9') {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return VAL_RANGE;
+        v = v * 10 + d;
+        i++;
+    }
+    if (i == 0)
+        return VAL_INVALID;
+    *used = i;
+    *out = v;
+    return VAL_OK;
+}
+
+/* "500ms", "10s", "5m", "1h", "1d", bare seconds -> milliseconds (fits uint32). */
+static int
+parse_duration(const char *s, size_t len, uint64_t *ms)
+{
+    size_t used;
+    uint64_t v;
+    int rc = parse_u64(s, len, &used, &v);
+    if (rc != VAL_OK)
+        return rc;
+    const char *u = s + used;
+    size_t ul = len - used;
+    uint64_t mul;
+    if (ul == 0 || (ul == 1 && u[0] == 's'))
+        mul = 1000;
+    else if (ul == 2 && u[0] == 'm' && u[1] == 's')
+        mul = 1;
+    else if (ul == 1 && u[0] == 'm')
+        mul = 60 * 1000;
+    else if (ul == 1 && u[0] == 'h')
+        mul = 3600 * 1000;
+    else if (ul == 1 && u[0] == 'd')
+        mul = 86400 * 1000;
+    else
+        return VAL_INVALID;
+    if (v > UINT32_MAX / mul)
+        return VAL_RANGE;
+    *ms = v * mul;
+    return VAL_OK;
+}
+
+/* "512", "8k", "1m", "1g" (powers of 1024) -> bytes. */
+static int
+parse_size(const char *s, size_t len, uint64_t *bytes)
+{
+    size_t used;
+    uint64_t v;
+    int rc = parse_u64(s, len, &used, &v);
+    if (rc != VAL_OK)
+        return rc;
+    uint64_t mul = 1;
+    if (len - used == 1) {
+        switch (s[used]) {
+        case 'k':
+        case 'K':
+            mul = 1024;
+            break;
+        case 'm':
+        case 'M':
+            mul = 1024 * 1024;
+            break;
+        case 'g':
+        case 'G':
+            mul = 1024 * 1024 * 1024;
+            break;
+        default:
+            return VAL_INVALID;
+        }
+    } else if (len != used) {
+        return VAL_INVALID;
+    }
+    if (v > UINT64_MAX / mul)
+        return VAL_RANGE;
+    *bytes = v * mul;
+    return VAL_OK;
+}
+
+static int
+parse_num(const char *s, size_t len, uint64_t *out)
+{
+    size_t used;
+    int rc = parse_u64(s, len, &used, out);
+    if (rc == VAL_OK && used != len)
+        return VAL_INVALID;
+    return rc;
+}
+
+/* A number in [lo, hi] or an error naming what; true when *out is set. */
+static bool
+number_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo, uint64_t hi,
+           uint64_t *out)
+{
+    int rc = parse_num(t->text, t->len, out);
+    if (rc == VAL_INVALID) {
+        conf_err(b->st, &t->pos, "invalid number '%s' for '%s'", show(b, t), what);
+        return false;
+    }
+    if (rc == VAL_RANGE || *out < lo || *out > hi) {
+        conf_err(b->st, &t->pos, "number '%s' out of range for '%s' (%llu..%llu)", show(b, t),
+                 what, (unsigned long long)lo, (unsigned long long)hi);
+        return false;
+    }
+    return true;
+}
+
+/* ---- HTTP token rules (RFC 9110) ---- */
+
+/* RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+ * "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+static bool
+is_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool
+is_token(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* RFC 9110 §5.5: field-value is VCHAR, obs-text, SP and HTAB; no CR, LF, NUL or other CTL. */
+static bool
+is_field_value(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* ---- handlers ---- */
+
+static void
+on_threads(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    if (tok_is(t, "auto")) {
+        b->cfg->threads = 0;
+        return;
+    }
+    uint64_t v;
+    int rc = parse_num(t->text, t->len, &v);
+    if (rc == VAL_INVALID)
+        conf_err(b->st, &t->pos, "invalid value '%s' for 'threads' (expected auto or 1..256)",
+                 show(b, t));
+    else if (rc == VAL_RANGE || v < 1 || v > 256)
+        conf_err(b->st, &t->pos, "number '%s' out of range for 'threads' (auto or 1..256)",
+                 show(b, t));
+    else
+        b->cfg->threads = (uint32_t)v;
+}
+
+static const char *
+path_arg(struct build *b, const struct cnode *n, const struct conf_tok *t)
+{
+    if (t->text[0] == '/' || n->dir[0] == '\0')
+        return t->text;
+    return gh_arena_sprintf(b->arena, "%s/%s", n->dir, t->text);
+}
+
+static bool
+check_path(struct build *b, const struct cnode *n, const struct conf_tok *t)
+{
+    if (t->len == 0 || memchr(t->text, '\0', t->len) != NULL) {
+        conf_err(b->st, &t->pos, "invalid path '%s' for '%s'", show(b, t), n->name.text);
+        return false;
+    }
+    return true;
+}
+
+static void
+on_access_log(struct build *b, struct blk *k, const struct cnode *n)
+{
+    struct gh_config *cfg = b->cfg;
+    const struct conf_tok *t = &n->args[0];
+    if (tok_is(t, "off")) {
+        if (n->n_args > 1)
+            conf_err(b->st, &n->args[1].pos, "'access_log off' takes no format");
+        cfg->access_log_on = false;
+        cfg->access_log_path = NULL;
+        return;
+    }
+    if (!check_path(b, n, t))
+        return;
+    cfg->access_log_on = true;
+    cfg->access_log_path = tok_is(t, "stderr") ? NULL : path_arg(b, n, t);
+    cfg->access_log_format = GH_LOG_COMBINED;
+    if (n->n_args > 1) {
+        const struct conf_tok *f = &n->args[1];
+        if (tok_is(f, "combined"))
+            cfg->access_log_format = GH_LOG_COMBINED;
+        else if (tok_is(f, "json"))
+            cfg->access_log_format = GH_LOG_JSON;
+        else
+            conf_err(b->st, &f->pos, "invalid access_log format '%s' (expected combined or json)",
+                     show(b, f));
+    }
+}
+
+static void
+on_error_log(struct build *b, struct blk *k, const struct cnode *n)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    struct gh_config *cfg = b->cfg;
+    const struct conf_tok *t = &n->args[0];
+    if (!check_path(b, n, t))
+        return;
+    cfg->error_log_path = tok_is(t, "stderr") ? NULL : path_arg(b, n, t);
+    if (n->n_args < 2)
+        return;
+    const struct conf_tok *l = &n->args[1];
+    for (uint32_t i = 0; i < GH_ARRAY_LEN(levels); i++) {
+        if (tok_is(l, levels[i])) {
+            cfg->error_log_level = (enum gh_log_level)i;
+            return;
+        }
+    }
+    conf_err(b->st, &l->pos, "invalid error_log level '%s' (expected error, warn, info or debug)",
+             show(b, l));
+}
+
+/* An address for `server` in an upstream or for `proxy`: something one can connect to. */
+static bool
+upstream_addr(struct build *b, const struct conf_tok *t, const char *what, struct gh_addr *a)
+{
+    if (gh_conf_parse_addr(t->text, t->len, a) != 0) {
+        conf_err(b->st, &t->pos, "invalid address '%s' in '%s' (expected e.g. 127.0.0.1:3000)",
+                 show(b, t), what);
+        return false;
+    }
+    bool any = false;
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
+        any = sin->sin_addr.s_addr == htonl(INADDR_ANY);
+    } else {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
+        any = IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
+    }
+    if (any) {
+        conf_err(b->st, &t->pos, "address '%s' in '%s' is a wildcard; only 'listen' takes one",
+                 show(b, t), what);
+        return false;
+    }
+    a->text = t->text;
+    return true;
+}
+
+static bool
+same_addr(const struct gh_addr *a, const struct gh_addr *c)
+{
+    return a->len == c->len && memcmp(&a->ss, &c->ss, a->len) == 0;
+}
+
+static struct pups *
+new_upstream(struct build *b, const char *name, const struct conf_pos *pos)
+{
+    struct pups *u = gh_arena_alloc(b->arena, sizeof(*u));
+    u->uc.name = name;
+    u->uc.keepalive = DEFAULT_KEEPALIVE;
+    u->uc.keepalive_timeout_ms = DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT;
+    u->uc.balance = GH_BALANCE_ROUND_ROBIN;
+    u->uc.file = pos->file;
+    u->uc.line = pos->line;
+    u->uc.index = b->upstreams.n;
+    u->pos = *pos;
+    vec_push(b, &b->upstreams, u);
+    return u;
+}
+
+static void walk_block(struct build *b, struct blk *k, const struct cnode *list);
+
+static bool
+valid_upstream_name(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return true;
+}
+
+static void
+on_upstream(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    if (!valid_upstream_name(t->text, t->len)) {
+        conf_err(b->st, &t->pos,
+                 "invalid upstream name '%s' (letters, digits, '_', '-' and '.' only)",
+                 show(b, t));
+        return;
+    }
+    for (uint32_t i = 0; i < b->upstreams.n; i++) {
+        const struct pups *u = b->upstreams.v[i];
+        if (!u->anonymous && strcmp(u->uc.name, t->text) == 0) {
+            conf_err(b->st, &t->pos, "duplicate upstream '%s' (first defined at %s)", show(b, t),
+                     where(b, &u->pos, t->pos.file));
+            return;
+        }
+    }
+    struct pups *u = new_upstream(b, t->text, &t->pos);
+    struct blk sub = {.ctx = CTX_UPSTREAM, .ups = u};
+    walk_block(b, &sub, n->children);
+    if (!u->server_seen)
+        conf_err(b->st, &t->pos, "upstream '%s' has no server", show(b, t));
+}
+
+static void
+on_upstream_server(struct build *b, struct blk *k, const struct cnode *n)
+{
+    struct gh_addr a;
+    k->ups->server_seen = true;
+    if (!upstream_addr(b, &n->args[0], "server", &a))
+        return;
+    uint32_t weight = 1;
+    for (uint32_t i = 1; i < n->n_args; i++) {
+        const struct conf_tok *p = &n->args[i];
+        if (p->len > 7 && memcmp(p->text, "weight=", 7) == 0) {
+            struct conf_tok v = *p;
+            v.text += 7;
+            v.len -= 7;
+            v.pos.col += 7;
+            uint64_t w;
+            if (number_arg(b, &v, "weight", 1, 1000, &w))
+                weight = (uint32_t)w;
+        } else {
+            conf_err(b->st, &p->pos, "unknown parameter '%s' in 'server' (expected weight=N)",
+                     show(b, p));
+        }
+    }
+    for (uint32_t i = 0; i < k->ups->servers.n; i++) {
+        const struct gh_upstream_server *o = k->ups->servers.v[i];
+        if (same_addr(&o->addr, &a)) {
+            conf_err(b->st, &n->args[0].pos,
+                     "duplicate server '%s' in upstream '%s' (use weight= instead)",
+                     show(b, &n->args[0]), k->ups->uc.name);
+            return;
+        }
+    }
+    struct gh_upstream_server *s = gh_arena_alloc(b->arena, sizeof(*s));
+    s->addr = a;
+    s->weight = weight;
+    vec_push(b, &k->ups->servers, s);
+}
+
+static void
+on_balance(struct build *b, struct blk *k, const struct cnode *n)
+{
+    if (tok_is(&n->args[0], "round_robin"))
+        k->ups->uc.balance = GH_BALANCE_ROUND_ROBIN;
+    else
+        conf_err(b->st, &n->args[0].pos, "unknown balance '%s' (expected round_robin)",
+                 show(b, &n->args[0]));
+}
+
+static void
+on_listen(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    struct plisten *l = gh_arena_alloc(b->arena, sizeof(*l));
+    k->srv->listen_seen = true;
+    if (gh_conf_parse_addr(t->text, t->len, &l->addr) != 0) {
+        conf_err(b->st, &t->pos,
+                 "invalid address '%s' in 'listen' (expected e.g. 127.0.0.1:8080, [::1]:8080, "
+                 "*:8080)",
+                 show(b, t));
+        return;
+    }
+    l->addr.text = t->text;
+    l->pos = t->pos;
+    for (uint32_t i = 1; i < n->n_args; i++) {
+        const struct conf_tok *p = &n->args[i];
+        if (tok_is(p, "default")) {
+            l->is_default = true;
+        } else if (p->len > 8 && memcmp(p->text, "backlog=", 8) == 0) {
+            struct conf_tok v = *p;
+            v.text += 8;
+            v.len -= 8;
+            v.pos.col += 8;
+            uint64_t bl;
+            if (number_arg(b, &v, "backlog", 1, 65535, &bl))
+                l->backlog = (int)bl;
+        } else {
+            conf_err(b->st, &p->pos,
+                     "unknown parameter '%s' in 'listen' (expected default or backlog=N)",
+                     show(b, p));
+        }
+    }
+    for (uint32_t i = 0; i < k->srv->listens.n; i++) {
+        const struct plisten *o = k->srv->listens.v[i];
+        if (same_addr(&o->addr, &l->addr)) {
+            conf_err(b->st, &t->pos, "duplicate listen '%s' in this server (first at %s)",
+                     show(b, t), where(b, &o->pos, t->pos.file));
+            return;
+        }
+    }
+    if (l->is_default)
+        k->sc->is_default = true;
+    vec_push(b, &k->srv->listens, l);
+}
+
+/* DNS name (letters, digits, '-', '_', '.'), optionally starting with "*.", or an IPv6
+ * literal in brackets as it appears in Host. */
+static bool
+valid_server_name(const char *s, size_t len)
+{
+    size_t i = 0;
+    if (len > 2 && s[0] == '[' && s[len - 1] == ']') {
+        for (i = 1; i + 1 < len; i++)
+            if (strchr("0123456789abcdefABCDEF:.", s[i]) == NULL || s[i] == '\0')
+                return false;
+        return true;
+    }
+    if (len >= 2 && s[0] == '*' && s[1] == '.')
+        i = 2;
+    if (i == len || s[i] == '.')
+        return false;
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return false;
+        if (c == '.' && i + 1 < len && s[i + 1] == '.')
+            return false;
+    }
+    return true;
+}
+
+static void
+on_server_name(struct build *b, struct blk *k, const struct cnode *n)
+{
+    for (uint32_t i = 0; i < n->n_args; i++) {
+        const struct conf_tok *t = &n->args[i];
+        if (!valid_server_name(t->text, t->len)) {
+            conf_err(b->st, &t->pos,
+                     "invalid server_name '%s' (expected a host name or *.suffix)", show(b, t));
+            continue;
+        }
+        struct pname *pn = gh_arena_alloc(b->arena, sizeof(*pn));
+        char *lc = gh_arena_strndup(b->arena, t->text, t->len);
+        for (uint32_t j = 0; j < t->len; j++)
+            lc[j] = (char)gh_lower((unsigned char)lc[j]);
+        pn->len = t->len;
+        if (pn->len > 1 && lc[pn->len - 1] == '.') /* "a.test." is "a.test" */
+            lc[--pn->len] = '\0';
+        pn->name = lc;
+        pn->pos = t->pos;
+        vec_push(b, &k->srv->names, pn);
+    }
+}
+
+static void
+regex_free(void *re)
+{
+    pcre2_code_free(re);
+}
+
+static void
+on_route(struct build *b, struct blk *k, const struct cnode *n)
+{
+    struct gh_route *r = gh_arena_alloc(b->arena, sizeof(*r));
+    const struct conf_tok *p = &n->args[0];
+    r->kind = GH_ROUTE_PREFIX;
+    if (n->n_args == 2) {
+        if (tok_is(p, "="))
+            r->kind = GH_ROUTE_EXACT;
+        else if (tok_is(p, "~"))
+            r->kind = GH_ROUTE_REGEX;
+        else
+            conf_err(b->st, &p->pos, "invalid route modifier '%s' (expected = or ~)", show(b, p));
+        p = &n->args[1];
+    }
+    r->path = p->text;
+    r->path_len = p->len;
+    r->file = n->name.pos.file;
+    r->line = n->name.pos.line;
+    if (r->kind != GH_ROUTE_REGEX && (p->len == 0 || p->text[0] != '/')) {
+        conf_err(b->st, &p->pos, "route path must start with '/', got '%s'", show(b, p));
+    } else if (r->kind == GH_ROUTE_REGEX) {
+        int code;
+        PCRE2_SIZE off;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)p->text, p->len, 0, &code, &off, NULL);
+        if (re == NULL) {
+            PCRE2_UCHAR msg[256];
+            if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+                strcpy((char *)msg, "unknown error");
+            conf_err(b->st, &p->pos, "invalid regex '%s' in 'route': %s at offset %zu",
+                     show(b, p), (const char *)msg, (size_t)off);
+        } else {
+            gh_arena_add_cleanup(b->arena, regex_free, re);
+            (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* else the interpreter runs */
+            r->re = (struct pcre2_real_code_8 *)re;
+        }
+    }
+    for (uint32_t i = 0; i < k->srv->routes.n; i++) {
+        const struct gh_route *o = k->srv->routes.v[i];
+        if (o->kind == r->kind && o->path_len == r->path_len &&
+            memcmp(o->path, r->path, r->path_len) == 0) {
+            conf_err(b->st, &p->pos, "duplicate route '%s' (first at %s)", show(b, p),
+                     where(b, k->srv->route_pos.v[i], p->pos.file));
+            return;
+        }
+    }
+    r->pc = *k->pc;
+    struct blk sub = {.ctx = CTX_ROUTE, .pc = &r->pc};
+    walk_block(b, &sub, n->children);
+    vec_push(b, &k->srv->routes, r);
+    struct conf_pos *pos = gh_arena_alloc(b->arena, sizeof(*pos));
+    *pos = p->pos;
+    vec_push(b, &k->srv->route_pos, pos);
+}
+
+static void
+on_server(struct build *b, struct blk *k, const struct cnode *n)
+{
+    struct psrv *s = gh_arena_alloc(b->arena, sizeof(*s));
+    s->sc = *k->sc;
+    s->sc.pc = *k->pc;
+    s->sc.file = n->name.pos.file;
+    s->sc.line = n->name.pos.line;
+    s->sc.index = b->servers.n;
+    s->pos = n->name.pos;
+    vec_push(b, &b->servers, s);
+    struct blk sub = {.ctx = CTX_SERVER, .pc = &s->sc.pc, .sc = &s->sc, .srv = s};
+    walk_block(b, &sub, n->children);
+    if (!s->listen_seen)
+        conf_err(b->st, &n->name.pos, "server has no 'listen'");
+}
+
+static void
+on_proxy(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    if (k->return_at != NULL) {
+        conf_err(b->st, &n->name.pos, "both 'proxy' and 'return' in the same block ('return' at %s)",
+                 where(b, &k->return_at->name.pos, n->name.pos.file));
+        return;
+    }
+    k->proxy_at = n;
+    struct pups *found = NULL;
+    if (memchr(t->text, ':', t->len) != NULL || t->text[0] == '[') {
+        struct gh_addr a;
+        if (!upstream_addr(b, t, "proxy", &a))
+            return;
+        for (uint32_t i = 0; i < b->upstreams.n && found == NULL; i++) {
+            struct pups *u = b->upstreams.v[i];
+            if (u->anonymous &&
+                same_addr(&((struct gh_upstream_server *)u->servers.v[0])->addr, &a))
+                found = u;
+        }
+        if (found == NULL) {
+            found = new_upstream(b, t->text, &t->pos);
+            found->anonymous = true;
+            struct gh_upstream_server *s = gh_arena_alloc(b->arena, sizeof(*s));
+            s->addr = a;
+            s->weight = 1;
+            vec_push(b, &found->servers, s);
+        }
+    } else {
+        const char **names = gh_arena_alloc(b->arena, (b->upstreams.n + 1) * sizeof(*names));
+        uint32_t nn = 0;
+        for (uint32_t i = 0; i < b->upstreams.n && found == NULL; i++) {
+            struct pups *u = b->upstreams.v[i];
+            if (u->anonymous)
+                continue;
+            if (strcmp(u->uc.name, t->text) == 0)
+                found = u;
+            names[nn++] = u->uc.name;
+        }
+        if (found == NULL) {
+            conf_err(b->st, &t->pos, "unknown upstream '%s' in 'proxy'%s", show(b, t),
+                     suggest(b, t->text, t->len, names, nn));
+            return;
+        }
+    }
+    k->pc->upstream = &found->uc;
+    k->pc->return_status = 0;
+    k->pc->return_body = NULL;
+    k->pc->return_body_len = 0;
+}
+
+static void
+on_return(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    uint64_t code;
+    if (parse_num(t->text, t->len, &code) != VAL_OK || code < 100 || code > 599) {
+        conf_err(b->st, &t->pos, "invalid return code '%s' (expected 100..599)", show(b, t));
+        return;
+    }
+    if (k->proxy_at != NULL) {
+        conf_err(b->st, &n->name.pos, "both 'proxy' and 'return' in the same block ('proxy' at %s)",
+                 where(b, &k->proxy_at->name.pos, n->name.pos.file));
+        return;
+    }
+    k->return_at = n;
+    k->pc->upstream = NULL;
+    k->pc->return_status = (uint32_t)code;
+    k->pc->return_body = n->n_args > 1 ? n->args[1].text : NULL;
+    k->pc->return_body_len = n->n_args > 1 ? n->args[1].len : 0;
+}
+
+static void
+on_forwarded(struct build *b, struct blk *k, const struct cnode *n)
+{
+    static const char *const modes[] = {"xff", "rfc7239", "both", "off"};
+    const struct conf_tok *t = &n->args[0];
+    for (uint32_t i = 0; i < GH_ARRAY_LEN(modes); i++) {
+        if (tok_is(t, modes[i])) {
+            k->pc->forwarded = (enum gh_forwarded_mode)i;
+            return;
+        }
+    }
+    conf_err(b->st, &t->pos, "invalid value '%s' for 'forwarded' (expected xff, rfc7239, both or off)%s",
+             show(b, t), suggest(b, t->text, t->len, modes, GH_ARRAY_LEN(modes)));
+}
+
+static void
+on_via(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    if (tok_is(t, "on"))
+        k->pc->via = true;
+    else if (tok_is(t, "off"))
+        k->pc->via = false;
+    else
+        conf_err(b->st, &t->pos, "invalid value '%s' for 'via' (expected on or off)", show(b, t));
+}
+
+/* A Host value: reg-name, IPv4 or [IPv6], with an optional :port (RFC 9110 §7.2). */
+static bool
+valid_host(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            continue;
+        if (strchr("-._~%!$&'()*+,;=:[]", c) == NULL || c == '\0')
+            return false;
+    }
+    return true;
+}
+
+static void
+on_upstream_host(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    if (!valid_host(t->text, t->len)) {
+        conf_err(b->st, &t->pos, "invalid upstream_host '%s' (expected a host name[:port])",
+                 show(b, t));
+        return;
+    }
+    k->pc->upstream_host = t->text;
+    k->pc->upstream_host_len = t->len;
+}
+
+/* Headers the proxy owns: framing and hop-by-hop (RFC 9110 §7.6.1), and Host. */
+static bool
+reserved_header(const struct conf_tok *t, bool request)
+{
+    static const char *const names[] = {"content-length", "transfer-encoding", "connection",
+                                        "keep-alive",     "te",                "trailer",
+                                        "upgrade",        "proxy-connection"};
+    for (uint32_t i = 0; i < GH_ARRAY_LEN(names); i++)
+        if (t->len == strlen(names[i]) && gh_strncaseeq(t->text, names[i], t->len))
+            return true;
+    return request && t->len == 4 && gh_strncaseeq(t->text, "host", 4);
+}
+
+static void
+on_header(struct build *b, struct blk *k, const struct cnode *n)
+{
+    bool request = n->name.text[1] == 'e' && n->name.text[2] == 'q';
+    const char *what = n->name.text;
+    const struct conf_tok *op = &n->args[0];
+    struct gh_hdr_rule *r = gh_arena_alloc(b->arena, sizeof(*r));
+    if (tok_is(op, "set")) {
+        r->op = GH_HDR_SET;
+    } else if (tok_is(op, "add")) {
+        r->op = GH_HDR_ADD;
+    } else if (tok_is(op, "remove")) {
+        r->op = GH_HDR_REMOVE;
+    } else {
+        conf_err(b->st, &op->pos, "invalid operation '%s' in '%s' (expected set, add or remove)",
+                 show(b, op), what);
+        return;
+    }
+    uint32_t want = r->op == GH_HDR_REMOVE ? 2 : 3;
+    if (n->n_args != want) {
+        conf_err(b->st, &n->name.pos, "'%s %s' expects %u argument%s, got %u", what, op->text,
+                 want - 1, want == 2 ? "" : "s", n->n_args - 1);
+        return;
+    }
+    const struct conf_tok *name = &n->args[1];
+    if (!is_token(name->text, name->len)) {
+        conf_err(b->st, &name->pos, "invalid header name '%s' in '%s' (RFC 9110 token expected)",
+                 show(b, name), what);
+        return;
+    }
+    if (reserved_header(name, request)) {
+        conf_err(b->st, &name->pos, "'%s' cannot change '%s' (the proxy manages it)%s", what,
+                 show(b, name),
+                 request && name->len == 4 ? "; use 'upstream_host' for Host" : "");
+        return;
+    }
+    r->name = name->text;
+    r->name_len = name->len;
+    if (want == 3) {
+        const struct conf_tok *v = &n->args[2];
+        if (!is_field_value(v->text, v->len)) {
+            conf_err(b->st, &v->pos,
+                     "invalid header value in '%s' (control characters such as CR, LF or NUL "
+                     "are not allowed)",
+                     what);
+            return;
+        }
+        r->value = v->text;
+        r->value_len = v->len;
+    }
+    vec_push(b, request ? &k->req : &k->resp, r);
+}
+
+/* ---- the table ---- */
+
+#define PC_DUR(nm, field, lo)                                                                      \
+    {                                                                                              \
+        nm, CTX_PROXY, 1, 1, 0, NULL, V_DUR, TGT_PC, 4, offsetof(struct gh_proxy_conf, field),     \
+            lo, UINT32_MAX                                                                         \
+    }
+#define SC_VAL(nm, kind, field, lo, hi)                                                            \
+    {                                                                                              \
+        nm, CTX_SRVLVL, 1, 1, 0, NULL, kind, TGT_SC, 4, offsetof(struct gh_server_conf, field),    \
+            lo, hi                                                                                 \
+    }
+#define FN(nm, ctx, lo, hi, flags, fn)                                                             \
+    {                                                                                              \
+        nm, ctx, lo, hi, flags, fn, V_NONE, 0, 0, 0, 0, 0                                          \
+    }
+
+static const struct dir dirs[] = {
+    FN("include", CTX_ANY, 1, 1, DF_MULTI, NULL), /* expanded by lex.c */
+    /* main */
+    FN("threads", CTX_MAIN, 1, 1, 0, on_threads),
+    {"drain_timeout", CTX_MAIN, 1, 1, 0, NULL, V_DUR, TGT_CFG, 4,
+     offsetof(struct gh_config, drain_timeout_ms), 0, UINT32_MAX},
+    FN("access_log", CTX_MAIN, 1, 2, 0, on_access_log),
+    FN("error_log", CTX_MAIN, 1, 2, 0, on_error_log),
+    FN("upstream", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_EARLY, on_upstream),
+    FN("server", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_server),
+    /* upstream */
+    FN("server", CTX_UPSTREAM, 1, 2, DF_MULTI, on_upstream_server),
+    {"keepalive", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
+     offsetof(struct gh_upstream_conf, keepalive), 0, 10000},
+    {"keepalive_timeout", CTX_UPSTREAM, 1, 1, 0, NULL, V_DUR, TGT_UC, 4,
+     offsetof(struct gh_upstream_conf, keepalive_timeout_ms), 0, UINT32_MAX},
+    FN("balance", CTX_UPSTREAM, 1, 1, 0, on_balance),
+    /* server */
+    FN("listen", CTX_SERVER, 1, 3, DF_MULTI, on_listen),
+    FN("server_name", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, on_server_name),
+    FN("route", CTX_SERVER, 1, 2, DF_BLOCK | DF_MULTI | DF_LATE, on_route),
+    SC_VAL("client_header_timeout", V_DUR, client_header_timeout_ms, 1, UINT32_MAX),
+    SC_VAL("keepalive_timeout", V_DUR, keepalive_timeout_ms, 0, UINT32_MAX),
+    SC_VAL("keepalive_requests", V_NUM, keepalive_requests, 1, UINT32_MAX),
+    SC_VAL("max_request_line", V_SIZE, max_request_line, 256, 65536),
+    SC_VAL("max_header_line", V_SIZE, max_header_line, 256, 65536),
+    SC_VAL("max_headers", V_NUM, max_headers, 1, 256),
+    SC_VAL("max_head_size", V_SIZE, max_head_size, 1024, 65536),
+    /* proxy settings */
+    FN("proxy", CTX_PROXY, 1, 1, 0, on_proxy),
+    FN("return", CTX_PROXY, 1, 2, 0, on_return),
+    PC_DUR("client_body_timeout", client_body_timeout_ms, 1),
+    PC_DUR("send_timeout", send_timeout_ms, 1),
+    PC_DUR("connect_timeout", connect_timeout_ms, 1),
+    PC_DUR("first_byte_timeout", first_byte_timeout_ms, 1),
+    PC_DUR("read_timeout", read_timeout_ms, 1),
+    PC_DUR("tunnel_idle_timeout", tunnel_idle_timeout_ms, 1),
+    {"client_max_body_size", CTX_PROXY, 1, 1, 0, NULL, V_SIZE, TGT_PC, 8,
+     offsetof(struct gh_proxy_conf, client_max_body_size), 0, UINT64_MAX},
+    FN("forwarded", CTX_PROXY, 1, 1, 0, on_forwarded),
+    FN("via", CTX_PROXY, 1, 1, 0, on_via),
+    FN("upstream_host", CTX_PROXY, 1, 1, 0, on_upstream_host),
+    FN("request_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
+    FN("response_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
+};
+
+#define N_DIRS GH_ARRAY_LEN(dirs)
+
+bool
+conf_is_directive(const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < N_DIRS; i++)
+        if (strlen(dirs[i].name) == len && memcmp(dirs[i].name, name, len) == 0)
+            return true;
+    return false;
+}
+
+/* The table index of n's directive in ctx, or -1 after reporting why there is none. */
+static int
+lookup(struct build *b, unsigned ctx, const struct cnode *n)
+{
+    bool exists = false;
+    for (uint32_t i = 0; i < N_DIRS; i++) {
+        if (!tok_is(&n->name, dirs[i].name))
+            continue;
+        if (dirs[i].ctx & ctx)
+            return (int)i;
+        exists = true;
+    }
+    if (exists) {
+        if (ctx == CTX_MAIN)
+            conf_err(b->st, &n->name.pos, "directive '%s' is not allowed at top level",
+                     show(b, &n->name));
+        else
+            conf_err(b->st, &n->name.pos, "directive '%s' is not allowed in '%s' context",
+                     show(b, &n->name), ctx_name(ctx));
+        return -1;
+    }
+    const char *names[N_DIRS];
+    uint32_t nn = 0;
+    for (uint32_t i = 0; i < N_DIRS; i++)
+        if (dirs[i].ctx & ctx)
+            names[nn++] = dirs[i].name;
+    conf_err(b->st, &n->name.pos, "unknown directive '%s'%s", show(b, &n->name),
+             suggest(b, n->name.text, n->name.len, names, nn));
+    return -1;
+}
+
+static int
+phase_of(int idx)
+{
+    if (idx < 0)
+        return 1;
+    if (dirs[idx].flags & DF_EARLY)
+        return 0;
+    return dirs[idx].flags & DF_LATE ? 2 : 1;
+}
+
+/* Arity and block shape; false after reporting a problem. */
+static bool
+check_shape(struct build *b, const struct dir *d, const struct cnode *n)
+{
+    if ((d->flags & DF_BLOCK) && !n->has_block) {
+        conf_err(b->st, &n->name.pos, "'%s' expects a block { ... }", d->name);
+        return false;
+    }
+    if (!(d->flags & DF_BLOCK) && n->has_block) {
+        conf_err(b->st, &n->name.pos, "'%s' takes no block", d->name);
+        return false;
+    }
+    if (n->n_args > d->max_args && d->max_args != NARGS_ANY) {
+        /* An argument first on a new line is most likely the next directive. */
+        const struct conf_tok *prev = &n->name;
+        for (uint32_t i = 0; i < n->n_args && i <= d->max_args; i++) {
+            if (n->args[i].pos.line > prev->pos.line && i >= d->min_args) {
+                struct conf_pos at = {prev->pos.file, prev->pos.line, prev->end_col};
+                conf_err(b->st, &at, "missing ';' after '%s'", d->name);
+                return false;
+            }
+            prev = &n->args[i];
+        }
+    }
+    if (n->n_args < d->min_args || (n->n_args > d->max_args && d->max_args != NARGS_ANY)) {
+        if (d->min_args == d->max_args)
+            conf_err(b->st, &n->name.pos, "'%s' expects %u argument%s, got %u", d->name,
+                     d->min_args, d->min_args == 1 ? "" : "s", n->n_args);
+        else if (d->max_args == NARGS_ANY)
+            conf_err(b->st, &n->name.pos, "'%s' expects at least %u argument%s, got %u", d->name,
+                     d->min_args, d->min_args == 1 ? "" : "s", n->n_args);
+        else
+            conf_err(b->st, &n->name.pos, "'%s' expects %u to %u arguments, got %u", d->name,
+                     d->min_args, d->max_args, n->n_args);
+        return false;
+    }
+    return true;
+}
+
+static void
+set_value(struct build *b, struct blk *k, const struct dir *d, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    uint64_t v = 0;
+    int rc;
+    if (d->kind == V_DUR) {
+        rc = parse_duration(t->text, t->len, &v);
+        if (rc == VAL_INVALID) {
+            conf_err(b->st, &t->pos, "invalid duration '%s' for '%s' (expected e.g. 10s, 500ms)",
+                     show(b, t), d->name);
+            return;
+        }
+        if (rc == VAL_RANGE) {
+            conf_err(b->st, &t->pos, "duration '%s' out of range for '%s' (at most 49d)",
+                     show(b, t), d->name);
+            return;
+        }
+        if (v < d->vmin) {
+            conf_err(b->st, &t->pos, "duration '%s' out of range for '%s' (must be more than 0)",
+                     show(b, t), d->name);
+            return;
+        }
+    } else {
+        rc = d->kind == V_SIZE ? parse_size(t->text, t->len, &v) : parse_num(t->text, t->len, &v);
+        if (rc == VAL_INVALID) {
+            if (d->kind == V_SIZE)
+                conf_err(b->st, &t->pos, "invalid size '%s' for '%s' (expected e.g. 512, 8k, 1m)",
+                         show(b, t), d->name);
+            else
+                conf_err(b->st, &t->pos, "invalid number '%s' for '%s'", show(b, t), d->name);
+            return;
+        }
+        if (rc == VAL_RANGE || v < d->vmin || v > d->vmax) {
+            conf_err(b->st, &t->pos, "%s '%s' out of range for '%s' (%llu..%llu)",
+                     d->kind == V_SIZE ? "size" : "number", show(b, t), d->name,
+                     (unsigned long long)d->vmin, (unsigned long long)d->vmax);
+            return;
+        }
+    }
+    char *base;
+    switch (d->target) {
+    case TGT_PC:
+        base = (char *)k->pc;
+        break;
+    case TGT_SC:
+        base = (char *)k->sc;
+        break;
+    case TGT_UC:
+        base = (char *)&k->ups->uc;
+        break;
+    default:
+        base = (char *)b->cfg;
+        break;
+    }
+    if (d->width == 8) {
+        memcpy(base + d->off, &v, 8);
+    } else {
+        uint32_t v32 = (uint32_t)v;
+        memcpy(base + d->off, &v32, 4);
+    }
+}
+
+static void
+apply(struct build *b, struct blk *k, int idx, const struct cnode *n)
+{
+    const struct dir *d = &dirs[idx];
+    if (!check_shape(b, d, n))
+        return;
+    if (!(d->flags & DF_MULTI)) {
+        if (k->seen[idx] != NULL) {
+            conf_err(b->st, &n->name.pos, "duplicate '%s' (first at %s)", d->name,
+                     where(b, &k->seen[idx]->name.pos, n->name.pos.file));
+            return;
+        }
+        k->seen[idx] = n;
+    }
+    if (d->fn != NULL)
+        d->fn(b, k, n);
+    else if (d->kind != V_NONE)
+        set_value(b, k, d, n);
+}
+
+static const struct gh_hdr_rule *
+rules_array(struct build *b, const struct vec *v)
+{
+    struct gh_hdr_rule *a = gh_arena_alloc(b->arena, v->n * sizeof(*a));
+    for (uint32_t i = 0; i < v->n; i++)
+        a[i] = *(const struct gh_hdr_rule *)v->v[i];
+    return a;
+}
+
+/* Walk a block's directives in the three phases (see the top of this file). */
+static void
+walk_block(struct build *b, struct blk *k, const struct cnode *list)
+{
+    const struct cnode *seen[N_DIRS] = {0};
+    k->seen = seen;
+    for (int phase = 0; phase < 3 && !b->st->stop; phase++) {
+        for (const struct cnode *n = list; n != NULL && !b->st->stop; n = n->next) {
+            int idx = -1;
+            for (uint32_t i = 0; i < N_DIRS && idx < 0; i++)
+                if (tok_is(&n->name, dirs[i].name) && (dirs[i].ctx & k->ctx))
+                    idx = (int)i;
+            if (phase_of(idx) != phase)
+                continue;
+            if (idx < 0)
+                lookup(b, k->ctx, n); /* reports */
+            else
+                apply(b, k, idx, n);
+        }
+        if (phase == 1 && k->pc != NULL) {
+            /* Header rules replace the inherited ones only when the block has its own. */
+            if (k->req.n > 0) {
+                k->pc->req_rules = rules_array(b, &k->req);
+                k->pc->n_req_rules = k->req.n;
+            }
+            if (k->resp.n > 0) {
+                k->pc->resp_rules = rules_array(b, &k->resp);
+                k->pc->n_resp_rules = k->resp.n;
+            }
+        }
+    }
+    k->seen = NULL;
+}
+
+/* ---- assembly ---- */
+
+static const struct gh_upstream_conf *
+remap(struct gh_config *cfg, const struct gh_upstream_conf *u)
+{
+    return u == NULL ? NULL : &cfg->upstreams[u->index];
+}
+
+/* Routes for matching: exact, then regex in file order, then prefix by length descending. */
+static void
+sort_routes(struct build *b, struct psrv *ps, struct gh_server_conf *sc)
+{
+    uint32_t n = ps->routes.n, k = 0;
+    sc->routes = gh_arena_alloc(b->arena, n * sizeof(*sc->routes));
+    sc->n_routes = n;
+    for (int kind = 0; kind < 2; kind++) {
+        enum gh_route_kind want = kind == 0 ? GH_ROUTE_EXACT : GH_ROUTE_REGEX;
+        for (uint32_t i = 0; i < n; i++) {
+            const struct gh_route *r = ps->routes.v[i];
+            if (r->kind == want)
+                sc->routes[k++] = *r;
+        }
+    }
+    uint32_t first_prefix = k;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gh_route *r = ps->routes.v[i];
+        if (r->kind != GH_ROUTE_PREFIX)
+            continue;
+        uint32_t j = k++; /* insertion sort, stable: longer first */
+        while (j > first_prefix && sc->routes[j - 1].path_len < r->path_len) {
+            sc->routes[j] = sc->routes[j - 1];
+            j--;
+        }
+        sc->routes[j] = *r;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        sc->routes[i].pc.upstream = remap(b->cfg, sc->routes[i].pc.upstream);
+}
+
+struct plst { /* a listener being assembled */
+    struct gh_listen_conf lc;
+    struct vec servers; /* struct gh_server_conf * */
+    struct vec names;   /* struct pname * with server */
+    struct vec name_srv;
+    struct conf_pos default_pos;
+    bool backlog_set;
+};
+
+static void
+add_names(struct build *b, struct plst *l, const struct psrv *ps, struct gh_server_conf *sc)
+{
+    for (uint32_t i = 0; i < ps->names.n; i++) {
+        const struct pname *pn = ps->names.v[i];
+        bool dup = false;
+        for (uint32_t j = 0; j < l->names.n && !dup; j++) {
+            const struct pname *o = l->names.v[j];
+            if (o->len == pn->len && memcmp(o->name, pn->name, pn->len) == 0) {
+                conf_err(b->st, &pn->pos, "duplicate server_name '%s' on %s (first at %s)",
+                         conf_show(b->st, pn->name, pn->len), l->lc.addr.text,
+                         where(b, &o->pos, pn->pos.file));
+                dup = true;
+            }
+        }
+        if (!dup) {
+            vec_push(b, &l->names, (void *)pn);
+            vec_push(b, &l->name_srv, sc);
+        }
+    }
+}
+
+static void
+name_table(struct build *b, struct plst *l)
+{
+    uint32_t n = l->names.n, k = 0;
+    struct gh_server_name *t = gh_arena_alloc(b->arena, n * sizeof(*t));
+    for (uint32_t i = 0; i < n; i++) {
+        const struct pname *pn = l->names.v[i];
+        if (pn->name[0] != '*') {
+            t[k].name = pn->name;
+            t[k].len = pn->len;
+            t[k].server = l->name_srv.v[i];
+            k++;
+        }
+    }
+    uint32_t first_wild = k;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct pname *pn = l->names.v[i];
+        if (pn->name[0] != '*')
+            continue;
+        struct gh_server_name e = {pn->name + 1, pn->len - 1, true, l->name_srv.v[i]};
+        uint32_t j = k++;
+        while (j > first_wild && t[j - 1].len < e.len) {
+            t[j] = t[j - 1];
+            j--;
+        }
+        t[j] = e;
+    }
+    l->lc.names = t;
+    l->lc.n_names = n;
+}
+
+static void
+assemble(struct build *b)
+{
+    struct gh_config *cfg = b->cfg;
+    cfg->n_upstreams = b->upstreams.n;
+    cfg->upstreams = gh_arena_alloc(b->arena, cfg->n_upstreams * sizeof(*cfg->upstreams));
+    for (uint32_t i = 0; i < cfg->n_upstreams; i++) {
+        struct pups *u = b->upstreams.v[i];
+        struct gh_upstream_conf *uc = &cfg->upstreams[i];
+        *uc = u->uc;
+        uc->n_servers = u->servers.n;
+        uc->servers = gh_arena_alloc(b->arena, uc->n_servers * sizeof(*uc->servers));
+        for (uint32_t j = 0; j < uc->n_servers; j++)
+            uc->servers[j] = *(struct gh_upstream_server *)u->servers.v[j];
+    }
+
+    cfg->n_servers = b->servers.n;
+    cfg->servers = gh_arena_alloc(b->arena, cfg->n_servers * sizeof(*cfg->servers));
+    struct vec lsts = {0};
+    for (uint32_t i = 0; i < cfg->n_servers; i++) {
+        struct psrv *ps = b->servers.v[i];
+        struct gh_server_conf *sc = &cfg->servers[i];
+        *sc = ps->sc;
+        sc->pc.upstream = remap(cfg, sc->pc.upstream);
+        sort_routes(b, ps, sc);
+        sc->n_names = ps->names.n;
+        sc->names = gh_arena_alloc(b->arena, sc->n_names * sizeof(*sc->names));
+        sc->name_lens = gh_arena_alloc(b->arena, sc->n_names * sizeof(*sc->name_lens));
+        for (uint32_t j = 0; j < sc->n_names; j++) {
+            const struct pname *pn = ps->names.v[j];
+            sc->names[j] = pn->name;
+            sc->name_lens[j] = pn->len;
+        }
+        for (uint32_t j = 0; j < ps->listens.n; j++) {
+            const struct plisten *pl = ps->listens.v[j];
+            struct plst *l = NULL;
+            for (uint32_t m = 0; m < lsts.n && l == NULL; m++)
+                if (same_addr(&((struct plst *)lsts.v[m])->lc.addr, &pl->addr))
+                    l = lsts.v[m];
+            if (l == NULL) {
+                l = gh_arena_alloc(b->arena, sizeof(*l));
+                l->lc.addr = pl->addr;
+                l->lc.backlog = DEFAULT_BACKLOG;
+                vec_push(b, &lsts, l);
+            }
+            if (pl->backlog > 0 && (!l->backlog_set || pl->backlog > l->lc.backlog)) {
+                l->lc.backlog = pl->backlog; /* the largest one given wins */
+                l->backlog_set = true;
+            }
+            if (pl->is_default && l->lc.default_server != NULL) {
+                conf_err(b->st, &pl->pos, "two default servers on %s (first at %s)",
+                         l->lc.addr.text, where(b, &l->default_pos, pl->pos.file));
+            } else if (pl->is_default) {
+                l->lc.default_server = sc;
+                l->default_pos = pl->pos;
+            }
+            vec_push(b, &l->servers, sc);
+            add_names(b, l, ps, sc);
+        }
+    }
+
+    cfg->n_listeners = lsts.n;
+    cfg->listeners = gh_arena_alloc(b->arena, lsts.n * sizeof(*cfg->listeners));
+    for (uint32_t i = 0; i < lsts.n; i++) {
+        struct plst *l = lsts.v[i];
+        if (l->lc.default_server == NULL)
+            l->lc.default_server = l->servers.v[0];
+        l->lc.n_servers = l->servers.n;
+        l->lc.servers = gh_arena_alloc(b->arena, l->servers.n * sizeof(*l->lc.servers));
+        for (uint32_t j = 0; j < l->servers.n; j++)
+            l->lc.servers[j] = l->servers.v[j];
+        name_table(b, l);
+        cfg->listeners[i] = l->lc;
+    }
+}
+
+static void
+pool_slots(struct build *b)
+{
+    for (uint32_t i = 0; i < b->cfg->n_upstreams; i++) {
+        struct gh_upstream_conf *uc = &b->cfg->upstreams[i];
+        for (uint32_t j = 0; j < uc->n_servers; j++) {
+            struct gh_upstream_server *s = &uc->servers[j];
+            s->pool_slot = gh_conf_pool_slot(&s->addr.ss, s->addr.len);
+            if (s->pool_slot == UINT32_MAX) {
+                struct conf_pos pos = {uc->file, uc->line, 1};
+                conf_err(b->st, &pos, "too many distinct upstream addresses (limit %d)",
+                         GH_CONF_MAX_POOL_SLOTS);
+                return;
+            }
+        }
+    }
+}
+
+static void
+set_defaults(struct gh_config *cfg, struct gh_proxy_conf *pc, struct gh_server_conf *sc)
+{
+    cfg->threads = 0;
+    cfg->drain_timeout_ms = 10000;
+    cfg->access_log_on = false;
+    cfg->access_log_format = GH_LOG_COMBINED;
+    cfg->error_log_level = GH_LOG_INFO;
+
+    pc->client_body_timeout_ms = 60000;
+    pc->send_timeout_ms = 60000;
+    pc->connect_timeout_ms = 5000;
+    pc->first_byte_timeout_ms = 60000;
+    pc->read_timeout_ms = 60000;
+    pc->tunnel_idle_timeout_ms = 300000;
+    pc->client_max_body_size = 0;
+    pc->forwarded = GH_FWD_XFF;
+    pc->via = false;
+
+    sc->client_header_timeout_ms = 10000;
+    sc->keepalive_timeout_ms = 75000;
+    sc->keepalive_requests = 10000;
+    sc->max_request_line = 8192;
+    sc->max_header_line = 8192;
+    sc->max_headers = 100;
+    sc->max_head_size = 32768;
+}
+
+struct gh_config *
+conf_build(struct conf_state *st, const char *source, struct cnode *root)
+{
+    struct build b = {.st = st, .arena = st->arena};
+    b.cfg = gh_arena_alloc(st->arena, sizeof(*b.cfg));
+    b.cfg->arena = st->arena;
+    b.cfg->source = gh_arena_strdup(st->arena, source);
+    struct gh_proxy_conf main_pc = {0};
+    struct gh_server_conf main_sc = {0};
+    set_defaults(b.cfg, &main_pc, &main_sc);
+    struct blk k = {.ctx = CTX_MAIN, .pc = &main_pc, .sc = &main_sc};
+    walk_block(&b, &k, root);
+    if (st->n_errors > 0)
+        return NULL;
+    assemble(&b);
+    if (st->n_errors > 0)
+        return NULL;
+    pool_slots(&b);
+    if (st->n_errors > 0)
+        return NULL;
+    b.cfg->refcount = 1;
+    return b.cfg;
+}

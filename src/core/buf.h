@@ -1,0 +1,106 @@
+/*
+ * buf.h - I/O buffers and per-thread freelists.
+ *
+ * One buffer API: reserve -> write -> commit -> consume. A buffer is a fixed
+ * GH_BUF_SIZE block taken from the calling thread's freelist; connections own
+ * one only while they hold bytes that could not be handed on at once (an
+ * incomplete head, pipelined requests, output a slow peer has not taken), so an
+ * idle connection holds none.
+ */
+#ifndef GH_CORE_BUF_H
+#define GH_CORE_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/common.h"
+
+#define GH_BUF_SIZE (64 * 1024)
+
+struct gh_buf {
+    uint32_t start; /* first unconsumed byte */
+    uint32_t end;   /* one past the last committed byte */
+    struct gh_buf *next_free;
+    char data[GH_BUF_SIZE];
+};
+
+/* Take an empty buffer from this thread's freelist (or malloc). NULL when out of memory. */
+struct gh_buf *gh_buf_get(void);
+/* Give b back to this thread's freelist (freed beyond a small cache). NULL is fine. */
+void gh_buf_put(struct gh_buf *b);
+/* Release the calling thread's cached buffers (at thread exit). */
+void gh_buf_cache_drain(void);
+
+static inline size_t
+gh_buf_len(const struct gh_buf *b)
+{
+    return b->end - b->start;
+}
+
+static inline char *
+gh_buf_head(struct gh_buf *b)
+{
+    return b->data + b->start;
+}
+
+/* Room after end; compacts (moves data to the front) first if that is needed to get want bytes. */
+static inline size_t
+gh_buf_reserve(struct gh_buf *b, size_t want)
+{
+    if (GH_BUF_SIZE - b->end < want && b->start > 0) {
+        memmove(b->data, b->data + b->start, b->end - b->start);
+        b->end -= b->start;
+        b->start = 0;
+    }
+    return GH_BUF_SIZE - b->end;
+}
+
+static inline char *
+gh_buf_tail(struct gh_buf *b)
+{
+    return b->data + b->end;
+}
+
+static inline void
+gh_buf_commit(struct gh_buf *b, size_t n)
+{
+    GH_ASSERT(b->end + n <= GH_BUF_SIZE);
+    b->end += (uint32_t)n;
+}
+
+static inline void
+gh_buf_consume(struct gh_buf *b, size_t n)
+{
+    GH_ASSERT(b->start + n <= b->end);
+    b->start += (uint32_t)n;
+    if (b->start == b->end)
+        b->start = b->end = 0;
+}
+
+/* Append n bytes (the caller checked the room with gh_buf_reserve). */
+static inline void
+gh_buf_append(struct gh_buf *b, const void *p, size_t n)
+{
+    GH_ASSERT(GH_BUF_SIZE - b->end >= n);
+    memcpy(b->data + b->end, p, n);
+    b->end += (uint32_t)n;
+}
+
+/*
+ * Typed freelist of fixed-size objects (HAProxy pools), one per thread per type.
+ * Objects come back uninitialised; the cache keeps at most `max_cached`.
+ */
+struct gh_freelist {
+    void *head;
+    uint32_t size;
+    uint32_t cached;
+    uint32_t max_cached;
+    uint64_t allocated; /* live objects, for metrics and leak checks */
+};
+
+void *gh_freelist_get(struct gh_freelist *fl);
+void gh_freelist_put(struct gh_freelist *fl, void *p);
+void gh_freelist_drain(struct gh_freelist *fl);
+
+#endif

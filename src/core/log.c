@@ -1,0 +1,75 @@
+/*
+ * log.c - the error log.
+ */
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = 2;
+static int log_level = GH_LL_INFO;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void
+gh_log_set(int fd, int level)
+{
+    int old = __atomic_exchange_n(&log_fd, fd, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&log_level, level, __ATOMIC_RELEASE);
+    /* A thread may still be writing to the old fd for an instant; a log line lost
+     * on reload is acceptable, a write to a reused fd number is not. So old files
+     * are never closed here: the caller keeps at most one stale fd per reload. */
+    (void)old;
+}
+
+int
+gh_log_level(void)
+{
+    return __atomic_load_n(&log_level, __ATOMIC_ACQUIRE);
+}
+
+int
+gh_write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w == -1) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+void
+gh_log(int level, const char *fmt, ...)
+{
+    if (level > gh_log_level())
+        return;
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof(line), "%04d/%02d/%02d %02d:%02d:%02d [%s] ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     level_names[level < 0 ? 0 : level > 3 ? 3 : level]);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    size_t len = (size_t)n + ((size_t)m < sizeof(line) - (size_t)n - 1 ? (size_t)m
+                                                                        : sizeof(line) - (size_t)n - 2);
+    line[len++] = '\n';
+    int saved = errno;
+    gh_write_all(__atomic_load_n(&log_fd, __ATOMIC_ACQUIRE), line, len);
+    errno = saved;
+}

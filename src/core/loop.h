@@ -1,0 +1,83 @@
+/*
+ * loop.h - one event loop per worker thread: edge-triggered epoll, a cached
+ * clock read once per batch, and timers kept in a binary min-heap with lazy
+ * postponement (pushing a deadline later costs no heap work: the entry is
+ * re-filed when it surfaces), so per-request timer updates are a store.
+ *
+ * Ownership (libuv): the caller owns every gh_io and gh_timer; the loop only
+ * points at them. An io is registered once with all events it will ever want
+ * (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET) and stays registered until its fd is
+ * closed, so there is no epoll_ctl per request.
+ */
+#ifndef GH_CORE_LOOP_H
+#define GH_CORE_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+
+#include "core/common.h"
+
+struct gh_loop;
+struct gh_io;
+struct gh_timer;
+
+typedef void (*gh_io_cb)(struct gh_io *io, uint32_t events);
+typedef void (*gh_timer_cb)(struct gh_timer *t);
+typedef void (*gh_defer_cb)(void *arg);
+
+struct gh_io {
+    int fd;
+    gh_io_cb cb;
+};
+
+struct gh_timer {
+    uint64_t when;     /* wanted deadline (ms, loop clock); 0 = stopped */
+    uint64_t heap_key; /* deadline the heap entry was filed under */
+    uint32_t idx;      /* position in the heap + 1; 0 = not in the heap */
+    gh_timer_cb cb;
+};
+
+/* Create a loop (epoll instance, heap). Returns NULL on failure with errno set. */
+struct gh_loop *gh_loop_new(void);
+void gh_loop_free(struct gh_loop *l);
+
+/* Register io->fd for events (EPOLLET is added). Returns 0 or -errno. */
+int gh_loop_add(struct gh_loop *l, struct gh_io *io, uint32_t events);
+/* Unregister (before closing an fd that may be shared/dup'ed; plain close also works). */
+int gh_loop_del(struct gh_loop *l, struct gh_io *io);
+
+/* Current loop time in ms (monotonic), updated once per batch. */
+uint64_t gh_loop_now(const struct gh_loop *l);
+/* Wall-clock seconds, updated with the loop time. */
+int64_t gh_loop_wall(const struct gh_loop *l);
+/* Refresh the cached clock now (after a long computation). */
+void gh_loop_update_time(struct gh_loop *l);
+
+/* Arm t to fire at absolute loop time `when` (ms). Re-arming is cheap. */
+void gh_timer_set(struct gh_loop *l, struct gh_timer *t, uint64_t when);
+/* Arm t to fire after `ms` from now. */
+void gh_timer_after(struct gh_loop *l, struct gh_timer *t, uint32_t ms);
+/* Stop t; safe on a stopped timer. */
+void gh_timer_stop(struct gh_loop *l, struct gh_timer *t);
+static inline bool
+gh_timer_active(const struct gh_timer *t)
+{
+    return t->when != 0;
+}
+
+/*
+ * Run once per batch, after the events of the batch: cb(arg). At most one
+ * pending hook per `slot` pointer (the caller's storage); used to flush
+ * per-thread log buffers and to resume work that was deferred.
+ */
+void gh_loop_at_batch_end(struct gh_loop *l, gh_defer_cb cb, void *arg);
+
+/*
+ * Wait for events (at most max_wait_ms, or until the next timer) and dispatch
+ * them, then expired timers, then the batch-end hooks. Returns the number of
+ * events handled, or -errno.
+ */
+int gh_loop_run_once(struct gh_loop *l, int max_wait_ms);
+
+#endif

@@ -1,0 +1,1334 @@
+/*
+ * h1.c - strict, zero-copy HTTP/1.1 head parser and chunked decoder
+ * (RFC 9110, RFC 9112). The contract is in h1.h.
+ *
+ * How the head parser works. Every line is scanned left to right exactly once
+ * by a tight loop over a 256-entry class table (with an SSE2 fast path for
+ * field values and request-targets), stopping at the first byte that does not
+ * belong; what that byte is decides what happens next. Because decisions only
+ * ever depend on bytes already scanned, a prefix of a message either yields
+ * GH_INCOMPLETE or exactly the verdict the whole message gets: the parser can
+ * be re-run from the start on a growing buffer (picohttpparser style).
+ *
+ * Limits are expressed as "no byte of this line / of this head may sit at or
+ * past index X": a scan never looks past min(len, line end, head end), and
+ * needing a byte past a limit is an error even when the buffer is short, so an
+ * endless line fails as soon as it crosses the limit.
+ */
+#include "http/h1.h"
+
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+/* Content-Length values must be below this (2^62): no overflow anywhere downstream. */
+#define CL_LIMIT ((int64_t)1 << 62)
+/* A head may never be longer than what the int return value can carry. */
+#define HEAD_HARD_MAX ((size_t)INT32_MAX)
+#define NO_LIMIT ((size_t)-1)
+
+/* RFC 9110 §5.6.2 tchar. */
+static const uint8_t tchar_tab[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1,         ['&'] = 1,         ['\''] = 1,
+    ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,         ['^'] = 1,         ['_'] = 1,
+    ['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+/* RFC 9110 §5.5 field-vchar / SP / HTAB (obs-text included; CTLs and DEL are not). */
+static const uint8_t value_tab[256] = {
+    ['\t'] = 1,
+    [' ' ... '~'] = 1,
+    [0x80 ... 0xff] = 1,
+};
+
+/* request-target bytes: visible ASCII only (RFC 3986 characters are a subset). */
+static const uint8_t target_tab[256] = {
+    ['!' ... '~'] = 1,
+};
+
+/* RFC 3986 authority without userinfo: host (reg-name, IPv4, IP-literal) and port. */
+static const uint8_t host_tab[256] = {
+    ['!'] = 1, ['$'] = 1,         ['%'] = 1,         ['&'] = 1,         ['\''] = 1, ['('] = 1,
+    [')'] = 1, ['*'] = 1,         ['+'] = 1,         [','] = 1,         ['-'] = 1,  ['.'] = 1,
+    [':'] = 1, [';'] = 1,         ['='] = 1,         ['['] = 1,         [']'] = 1,  ['_'] = 1,
+    ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+/* RFC 3986 §3.1 scheme characters after the first ALPHA. */
+static const uint8_t scheme_tab[256] = {
+    ['+'] = 1, ['-'] = 1, ['.'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+/* HEXDIG value + 1; 0 means "not a hex digit". */
+static const uint8_t hex_tab[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
+static inline int
+is_ows(unsigned char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static inline int
+is_digit(unsigned char c)
+{
+    return (unsigned)(c - '0') < 10u;
+}
+
+static inline size_t
+sat_add(size_t a, size_t b)
+{
+    return a > NO_LIMIT - b ? NO_LIMIT : a + b;
+}
+
+static inline size_t
+min3(size_t a, size_t b, size_t c)
+{
+    size_t m = a < b ? a : b;
+    return m < c ? m : c;
+}
+
+/* Compare s[0..n) case-insensitively with lower-case literal lit. */
+static inline int
+lit_eq(const char *s, const char *lit, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (gh_lower((unsigned char)s[i]) != (unsigned char)lit[i])
+            return 0;
+    return 1;
+}
+
+/* ---- scanners: return the index of the first byte in [p, end) not in the class, or end ---- */
+
+static inline size_t
+scan_token(const char *buf, size_t p, size_t end)
+{
+    while (p < end && tchar_tab[(unsigned char)buf[p]])
+        p++;
+    return p;
+}
+
+static inline size_t
+scan_value(const char *buf, size_t p, size_t end)
+{
+#ifdef __SSE2__
+    const __m128i c1f = _mm_set1_epi8(0x1f), ht = _mm_set1_epi8('\t'), del = _mm_set1_epi8(0x7f);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + p));
+        /* bad = (v <= 0x1f unsigned, except HTAB) | v == DEL */
+        __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v);
+        ctl = _mm_andnot_si128(_mm_cmpeq_epi8(v, ht), ctl);
+        ctl = _mm_or_si128(ctl, _mm_cmpeq_epi8(v, del));
+        unsigned m = (unsigned)_mm_movemask_epi8(ctl);
+        if (m != 0)
+            return p + (size_t)__builtin_ctz(m);
+        p += 16;
+    }
+#endif
+    while (p < end && value_tab[(unsigned char)buf[p]])
+        p++;
+    return p;
+}
+
+static inline size_t
+scan_target(const char *buf, size_t p, size_t end)
+{
+#ifdef __SSE2__
+    const __m128i sp = _mm_set1_epi8(0x20), tilde = _mm_set1_epi8(0x7e);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + p));
+        /* bad = v <= 0x20 | v > 0x7e (unsigned) */
+        __m128i lo = _mm_cmpeq_epi8(_mm_min_epu8(v, sp), v);
+        __m128i hi = _mm_xor_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, tilde), v), _mm_set1_epi8(-1));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(lo, hi));
+        if (m != 0)
+            return p + (size_t)__builtin_ctz(m);
+        p += 16;
+    }
+#endif
+    while (p < end && target_tab[(unsigned char)buf[p]])
+        p++;
+    return p;
+}
+
+/* ---- head parsing context shared by requests and responses ---- */
+
+struct head {
+    const char *buf;
+    size_t len;      /* bytes available */
+    size_t head_max; /* no head byte may sit at this index or later */
+    size_t line_max; /* max bytes of a field line incl. CRLF (NO_LIMIT: none) */
+    struct gh_h1_header *hdrs;
+    uint32_t cap; /* min(array capacity, limits->max_headers) */
+    uint32_t n;
+    int is_response;
+    uint8_t version;
+    uint16_t flags;
+    int64_t content_length;
+    const char *host;
+    uint32_t host_len;
+    uint32_t host_count;
+    /* Transfer-Encoding codings across all TE field lines, in order. */
+    uint32_t te_count;   /* TE field lines seen */
+    uint32_t te_offset;  /* value offset of the first one, for errors */
+    uint32_t te_chunked; /* "chunked" members */
+    uint32_t te_other;   /* other members */
+    int te_last_chunked; /* last member seen is "chunked" */
+    struct gh_h1_error *err;
+};
+
+static int
+fail(struct head *h, int status, size_t off, const char *reason)
+{
+    h->err->status = h->is_response ? 502 : status;
+    h->err->offset = (uint32_t)off;
+    h->err->reason = reason;
+    return GH_BAD;
+}
+
+/*
+ * The scan of a line needs byte i, which is at or past min(len, lend, head_max).
+ * Past a limit it is an error (the smaller limit wins), otherwise more input.
+ */
+static int
+need(struct head *h, size_t i, size_t ls, size_t lend, int status, const char *reason)
+{
+    if (i >= lend && lend <= h->head_max)
+        return fail(h, status, ls, reason);
+    if (i >= h->head_max)
+        return fail(h, 431, i, "message head too large");
+    return GH_INCOMPLETE;
+}
+
+/*
+ * Authority (RFC 3986 §3.2.2-3, no userinfo): host [":" port]. IP-literal in
+ * brackets; the port, when present, is at most 65535. need_port: CONNECT's
+ * authority-form, where ":port" is mandatory and not empty.
+ */
+static int
+valid_authority(const char *s, size_t n, int need_port)
+{
+    size_t i = 0;
+
+    if (n == 0)
+        return 0;
+    if (s[0] == '[') {
+        for (i = 1; i < n && s[i] != ']'; i++)
+            if (!host_tab[(unsigned char)s[i]] || s[i] == '[')
+                return 0;
+        if (i == n || i < 3)
+            return 0;
+        i++;
+    } else {
+        while (i < n && s[i] != ':') {
+            unsigned char c = (unsigned char)s[i++];
+            if (!host_tab[c] || c == '[' || c == ']')
+                return 0;
+        }
+        if (i == 0)
+            return 0;
+    }
+    if (i == n)
+        return !need_port;
+    if (s[i++] != ':')
+        return 0;
+    if (n - i > 5 || (need_port && i == n))
+        return 0;
+    uint32_t port = 0;
+    for (; i < n; i++) {
+        if (!is_digit((unsigned char)s[i]))
+            return 0;
+        port = port * 10 + (uint32_t)(s[i] - '0');
+    }
+    return port <= 65535 && (!need_port || port > 0);
+}
+
+/*
+ * Content-Length = 1*DIGIT, or a list of identical values (RFC 9110 §8.6).
+ * Returns the value, or -1 when malformed, differing or too large.
+ */
+static int64_t
+parse_content_length(const char *v, size_t n)
+{
+    int64_t first = -1;
+    size_t i = 0;
+
+    for (;;) {
+        size_t d = i;
+        int64_t x = 0;
+        while (i < n && is_digit((unsigned char)v[i])) {
+            if (x > (CL_LIMIT - 1) / 10)
+                return -1;
+            x = x * 10 + (v[i++] - '0');
+            if (x >= CL_LIMIT)
+                return -1;
+        }
+        if (i == d || (first >= 0 && x != first))
+            return -1;
+        first = x;
+        while (i < n && is_ows((unsigned char)v[i]))
+            i++;
+        if (i == n)
+            return first;
+        if (v[i++] != ',')
+            return -1;
+        while (i < n && is_ows((unsigned char)v[i]))
+            i++;
+    }
+}
+
+static int
+on_content_length(struct head *h, const struct gh_h1_header *f)
+{
+    size_t off = (size_t)(f->value - h->buf);
+    int64_t cl = parse_content_length(f->value, f->value_len);
+
+    if (cl < 0)
+        return fail(h, 400, off, "invalid Content-Length");
+    if ((h->flags & GH_H1_F_HAS_CL) && cl != h->content_length)
+        return fail(h, 400, off, "differing Content-Length values");
+    h->content_length = cl;
+    h->flags |= GH_H1_F_HAS_CL;
+    return 0;
+}
+
+/*
+ * Walk the members of a comma-separated list (RFC 9110 §5.6.1), skipping empty
+ * ones. Each call returns the next member trimmed, or 0 when there is none.
+ */
+static int
+next_member(const char *v, size_t n, size_t *pos, const char **m, size_t *mlen)
+{
+    size_t i = *pos;
+
+    for (;;) {
+        while (i < n && (is_ows((unsigned char)v[i]) || v[i] == ','))
+            i++;
+        if (i == n) {
+            *pos = i;
+            return 0;
+        }
+        size_t s = i;
+        while (i < n && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > s && is_ows((unsigned char)v[e - 1]))
+            e--;
+        *pos = i;
+        *m = v + s;
+        *mlen = e - s;
+        return 1;
+    }
+}
+
+static int
+is_token(const char *s, size_t n)
+{
+    return n > 0 && scan_token(s, 0, n) == n;
+}
+
+static int
+on_transfer_encoding(struct head *h, const struct gh_h1_header *f)
+{
+    size_t off = (size_t)(f->value - h->buf), pos = 0, mlen, members = 0;
+    const char *m;
+
+    if (h->te_count++ == 0)
+        h->te_offset = (uint32_t)off;
+    while (next_member(f->value, f->value_len, &pos, &m, &mlen)) {
+        /* transfer-parameters are not accepted: chunked has none, others are refused anyway */
+        if (!is_token(m, mlen))
+            return fail(h, 400, (size_t)(m - h->buf), "malformed Transfer-Encoding");
+        members++;
+        h->te_last_chunked = mlen == 7 && lit_eq(m, "chunked", 7);
+        if (h->te_last_chunked)
+            h->te_chunked++;
+        else
+            h->te_other++;
+    }
+    if (members == 0)
+        return fail(h, 400, off, "empty Transfer-Encoding");
+    return 0;
+}
+
+static int
+on_host(struct head *h, const struct gh_h1_header *f)
+{
+    size_t off = (size_t)(f->value - h->buf);
+
+    if (++h->host_count > 1)
+        return fail(h, 400, off, "more than one Host");
+    /* RFC 9110 §7.2: an empty Host is allowed (target without authority) */
+    if (f->value_len > 0 && !valid_authority(f->value, f->value_len, 0))
+        return fail(h, 400, off, "invalid Host");
+    h->host = f->value;
+    h->host_len = f->value_len;
+    return 0;
+}
+
+static int
+on_connection(struct head *h, const struct gh_h1_header *f)
+{
+    size_t pos = 0, mlen;
+    const char *m;
+
+    while (next_member(f->value, f->value_len, &pos, &m, &mlen)) {
+        if (!is_token(m, mlen))
+            return fail(h, 400, (size_t)(m - h->buf), "malformed Connection");
+        if (mlen == 5 && lit_eq(m, "close", 5))
+            h->flags |= GH_H1_F_CONN_CLOSE;
+        else if (mlen == 10 && lit_eq(m, "keep-alive", 10))
+            h->flags |= GH_H1_F_CONN_KEEPALIVE;
+        else if (mlen == 7 && lit_eq(m, "upgrade", 7))
+            h->flags |= GH_H1_F_CONN_UPGRADE;
+        else
+            h->flags |= GH_H1_F_CONN_OTHER;
+    }
+    return 0;
+}
+
+/* Semantics of the fields that matter for framing and connection handling. */
+static int
+on_field(struct head *h, const struct gh_h1_header *f)
+{
+    switch (f->id) {
+    case GH_HDR_CONTENT_LENGTH:
+        return on_content_length(h, f);
+    case GH_HDR_TRANSFER_ENCODING:
+        return on_transfer_encoding(h, f);
+    case GH_HDR_HOST:
+        return h->is_response ? 0 : on_host(h, f);
+    case GH_HDR_CONNECTION:
+        return on_connection(h, f);
+    case GH_HDR_EXPECT:
+        if (!h->is_response && f->value_len == 12 && lit_eq(f->value, "100-continue", 12))
+            h->flags |= GH_H1_F_EXPECT_CONTINUE;
+        return 0;
+    case GH_HDR_UPGRADE:
+        h->flags |= GH_H1_F_UPGRADE;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Parse field lines from p up to and including the empty line (RFC 9112 §5).
+ * Returns the head length, GH_INCOMPLETE or GH_BAD.
+ */
+static int
+parse_fields(struct head *h, size_t p)
+{
+    const char *buf = h->buf;
+
+    for (;;) {
+        size_t ls = p, lend = sat_add(ls, h->line_max);
+        size_t end = min3(h->len, lend, h->head_max);
+
+        if (p >= end)
+            return need(h, p, ls, lend, 431, "header line too long");
+        unsigned char c = (unsigned char)buf[p];
+        if (c == '\r') {
+            if (p + 1 >= end)
+                return need(h, p + 1, ls, lend, 431, "header line too long");
+            if (buf[p + 1] != '\n')
+                return fail(h, 400, p + 1, "bare CR");
+            return (int)(p + 2);
+        }
+        if (c == '\n')
+            return fail(h, 400, p, "bare LF");
+        if (is_ows(c))
+            return fail(h, 400, p, h->n ? "obs-fold" : "whitespace before first field line");
+        if (h->n >= h->cap)
+            return fail(h, 431, p, "too many header fields");
+
+        p = scan_token(buf, p, end);
+        if (p >= end)
+            return need(h, p, ls, lend, 431, "header line too long");
+        if (buf[p] != ':') {
+            c = (unsigned char)buf[p];
+            if (is_ows(c))
+                return fail(h, 400, p, "whitespace before colon");
+            if (c == '\r' || c == '\n')
+                return fail(h, 400, p, "field line without colon");
+            return fail(h, 400, p, "invalid byte in field name");
+        }
+        if (p == ls)
+            return fail(h, 400, p, "empty field name");
+        size_t name_len = p - ls;
+        p++;
+        while (p < end && is_ows((unsigned char)buf[p]))
+            p++;
+        size_t v0 = p;
+        p = scan_value(buf, p, end);
+        if (p >= end)
+            return need(h, p, ls, lend, 431, "header line too long");
+        if (buf[p] != '\r')
+            return fail(h, 400, p, buf[p] == '\n' ? "bare LF" : "invalid byte in field value");
+        if (p + 1 >= end)
+            return need(h, p + 1, ls, lend, 431, "header line too long");
+        if (buf[p + 1] != '\n')
+            return fail(h, 400, p + 1, "bare CR");
+        size_t v1 = p;
+        while (v1 > v0 && is_ows((unsigned char)buf[v1 - 1]))
+            v1--;
+
+        struct gh_h1_header *f = &h->hdrs[h->n++];
+        f->name = buf + ls;
+        f->name_len = (uint32_t)name_len;
+        f->value = buf + v0;
+        f->value_len = (uint32_t)(v1 - v0);
+        f->id = (uint32_t)gh_h1_header_id(f->name, name_len);
+        if (f->id != GH_HDR_OTHER) {
+            int r = on_field(h, f);
+            if (r != 0)
+                return r;
+        }
+        p += 2;
+    }
+}
+
+/* RFC 9112 §6.1-6.3: the framing checks that need the whole head. */
+static int
+check_framing(struct head *h)
+{
+    if (h->te_count == 0)
+        return 0;
+    if (h->version == 10)
+        return fail(h, 400, h->te_offset, "Transfer-Encoding in HTTP/1.0 message");
+    if (h->flags & GH_H1_F_HAS_CL)
+        return fail(h, 400, h->te_offset, "Content-Length with Transfer-Encoding");
+    if (!h->te_last_chunked)
+        return fail(h, 400, h->te_offset, "Transfer-Encoding does not end in chunked");
+    if (h->te_chunked > 1)
+        return fail(h, 400, h->te_offset, "chunked applied more than once");
+    if (h->te_other)
+        return fail(h, 501, h->te_offset, "unsupported transfer coding");
+    h->flags |= GH_H1_F_CHUNKED;
+    return 0;
+}
+
+static void
+head_init(struct head *h, const char *buf, size_t len, struct gh_h1_header *hdrs,
+          uint32_t max_headers, const struct gh_h1_limits *lim, struct gh_h1_error *err)
+{
+    memset(h, 0, sizeof(*h));
+    GH_ASSERT(hdrs != NULL || max_headers == 0);
+    h->buf = buf;
+    h->len = len;
+    h->head_max = HEAD_HARD_MAX;
+    h->line_max = NO_LIMIT;
+    h->hdrs = hdrs;
+    h->cap = max_headers;
+    h->content_length = -1;
+    h->err = err;
+    err->status = 0;
+    err->offset = 0;
+    err->reason = NULL;
+    if (lim != NULL) {
+        if (lim->max_head_size != 0 && lim->max_head_size < h->head_max)
+            h->head_max = lim->max_head_size;
+        if (lim->max_header_line != 0)
+            h->line_max = lim->max_header_line;
+        if (lim->max_headers != 0 && lim->max_headers < h->cap)
+            h->cap = lim->max_headers;
+    }
+}
+
+/*
+ * "HTTP/" DIGIT "." DIGIT at p followed by the byte `after` (RFC 9112 §2.3;
+ * HTTP-name is case-sensitive). Sets *version to 10 * major + minor.
+ */
+static int
+parse_version(struct head *h, size_t p, size_t ls, size_t lend, int line_status,
+              const char *line_reason, char after, unsigned *version)
+{
+    static const char name[] = "HTTP/";
+    size_t end = min3(h->len, lend, h->head_max);
+
+    for (size_t k = 0; k < 9; k++) {
+        if (p + k >= end)
+            return need(h, p + k, ls, lend, line_status, line_reason);
+        unsigned char c = (unsigned char)h->buf[p + k];
+        int ok = k < 5    ? c == (unsigned char)name[k]
+                 : k == 6 ? c == '.'
+                 : k == 8 ? c == after
+                          : is_digit(c);
+        if (!ok) {
+            if (k == 0 && c == ' ' && after == '\r')
+                return fail(h, 400, p, "more than one SP in request line");
+            if (k == 8 && c == '\n')
+                return fail(h, 400, p + k, "bare LF");
+            return fail(h, 400, p, "malformed HTTP version");
+        }
+    }
+    *version = (unsigned)(h->buf[p + 5] - '0') * 10 + (unsigned)(h->buf[p + 7] - '0');
+    return 0;
+}
+
+/* RFC 9112 §3.2: which form is the target, and is it allowed with this method? */
+static int
+check_target(struct head *h, struct gh_h1_request *req, size_t t)
+{
+    const char *s = req->target;
+    size_t n = req->target_len, i = 0;
+    int connect = req->method_id == GH_METHOD_CONNECT;
+
+    if (memchr(s, '#', n) != NULL)
+        return fail(h, 400, t, "fragment in request-target");
+    if (s[0] == '/') {
+        if (connect)
+            return fail(h, 400, t, "CONNECT requires authority-form");
+        req->target_form = GH_TARGET_ORIGIN;
+        return 0;
+    }
+    if (n == 1 && s[0] == '*') {
+        if (req->method_id != GH_METHOD_OPTIONS)
+            return fail(h, 400, t, "asterisk-form without OPTIONS");
+        req->target_form = GH_TARGET_ASTERISK;
+        return 0;
+    }
+    /* absolute-form: scheme "://" authority path-abempty [ "?" query ] */
+    if ((unsigned)(gh_lower((unsigned char)s[0]) - 'a') < 26u) {
+        while (i < n && scheme_tab[(unsigned char)s[i]])
+            i++;
+        if (n - i >= 3 && memcmp(s + i, "://", 3) == 0) {
+            if (!((i == 4 && lit_eq(s, "http", 4)) || (i == 5 && lit_eq(s, "https", 5))))
+                return fail(h, 400, t, "unsupported scheme in request-target");
+            if (connect)
+                return fail(h, 400, t, "CONNECT requires authority-form");
+            size_t a = i + 3, e = a;
+            while (e < n && s[e] != '/' && s[e] != '?')
+                e++;
+            if (memchr(s + a, '@', e - a) != NULL)
+                return fail(h, 400, t + a, "userinfo in request-target");
+            if (!valid_authority(s + a, e - a, 0))
+                return fail(h, 400, t + a, "invalid authority in request-target");
+            req->target_form = GH_TARGET_ABSOLUTE;
+            return 0;
+        }
+    }
+    if (connect) {
+        if (!valid_authority(s, n, 1))
+            return fail(h, 400, t, "invalid authority-form target");
+        req->target_form = GH_TARGET_AUTHORITY;
+        return 0;
+    }
+    if (memchr(s, ':', n) != NULL && memchr(s, '/', n) == NULL)
+        return fail(h, 400, t, "authority-form without CONNECT");
+    return fail(h, 400, t, "invalid request-target");
+}
+
+/* request-line = method SP request-target SP HTTP-version CRLF (RFC 9112 §3). */
+static int
+parse_request_line(struct head *h, struct gh_h1_request *req, const struct gh_h1_limits *lim,
+                   size_t *pp)
+{
+    const char *buf = h->buf;
+    size_t p = 0, lmax = lim != NULL && lim->max_request_line ? lim->max_request_line : NO_LIMIT;
+    unsigned version;
+
+    /* RFC 9112 §2.2: at least one CRLF before the request line may be ignored; we allow one. */
+    if (h->len == 0)
+        return need(h, 0, 0, NO_LIMIT, 414, NULL);
+    if (buf[0] == '\r') {
+        if (1 >= min3(h->len, NO_LIMIT, h->head_max))
+            return need(h, 1, 0, NO_LIMIT, 414, NULL);
+        if (buf[1] != '\n')
+            return fail(h, 400, 1, "bare CR");
+        p = 2;
+    } else if (buf[0] == '\n') {
+        return fail(h, 400, 0, "bare LF");
+    }
+
+    size_t ls = p, lend = sat_add(ls, lmax), end = min3(h->len, lend, h->head_max);
+    if (p >= end)
+        return need(h, p, ls, lend, 414, "request line too long");
+    if (buf[p] == '\r' || buf[p] == '\n')
+        return fail(h, 400, p, "more than one empty line before request line");
+    if (is_ows((unsigned char)buf[p]))
+        return fail(h, 400, p, "whitespace before request line");
+
+    p = scan_token(buf, p, end);
+    if (p >= end)
+        return need(h, p, ls, lend, 414, "request line too long");
+    if (buf[p] != ' ' || p == ls)
+        return fail(h, 400, p, "invalid byte in method");
+    req->method = buf + ls;
+    req->method_len = (uint32_t)(p - ls);
+    req->method_id = (uint8_t)gh_h1_method_id(req->method, req->method_len);
+
+    size_t t = ++p;
+    if (p >= end)
+        return need(h, p, ls, lend, 414, "request line too long");
+    if (buf[p] == ' ')
+        return fail(h, 400, p, "more than one SP in request line");
+    p = scan_target(buf, p, end);
+    if (p >= end)
+        return need(h, p, ls, lend, 414, "request line too long");
+    if (buf[p] != ' ') {
+        if (buf[p] != '\r' && buf[p] != '\n')
+            return fail(h, 400, p, "invalid byte in request-target");
+        return fail(h, 400, p, p == t ? "missing request-target" : "missing HTTP version");
+    }
+    if (p == t)
+        return fail(h, 400, p, "missing request-target");
+    req->target = buf + t;
+    req->target_len = (uint32_t)(p - t);
+
+    int r = parse_version(h, p + 1, ls, lend, 414, "request line too long", '\r', &version);
+    if (r != 0)
+        return r;
+    p += 10;
+    if (p >= end)
+        return need(h, p, ls, lend, 414, "request line too long");
+    if (buf[p] != '\n')
+        return fail(h, 400, p, "bare CR");
+    if (version != 10 && version != 11)
+        return fail(h, 505, t + req->target_len + 1, "unsupported HTTP version");
+    h->version = (uint8_t)version;
+    req->version = (uint8_t)version;
+    r = check_target(h, req, t);
+    if (r != 0)
+        return r;
+    *pp = p + 1;
+    return 0;
+}
+
+int
+gh_h1_parse_request(const char *buf, size_t len, struct gh_h1_request *req,
+                    const struct gh_h1_limits *lim)
+{
+    struct head h;
+    size_t p;
+    int r;
+
+    head_init(&h, buf, len, req->headers, req->max_headers, lim, &req->err);
+    req->num_headers = 0;
+    req->flags = 0;
+    req->content_length = -1;
+    req->host = NULL;
+    req->host_len = 0;
+    req->head_len = 0;
+    req->target_form = GH_TARGET_ORIGIN;
+
+    r = parse_request_line(&h, req, lim, &p);
+    if (r != 0)
+        return r;
+    r = parse_fields(&h, p);
+    req->num_headers = h.n;
+    if (r < 0)
+        return r;
+    size_t head_len = (size_t)r;
+    if (h.version == 11 && h.host_count == 0)
+        return fail(&h, 400, head_len - 2, "missing Host");
+    r = check_framing(&h);
+    if (r != 0)
+        return r;
+    req->flags = h.flags;
+    req->content_length = h.content_length;
+    req->host = h.host;
+    req->host_len = h.host_len;
+    req->head_len = (uint32_t)head_len;
+    return (int)head_len;
+}
+
+/* status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF (RFC 9112 §4). */
+static int
+parse_status_line(struct head *h, struct gh_h1_response *resp, const struct gh_h1_limits *lim,
+                  size_t *pp)
+{
+    const char *buf = h->buf;
+    size_t lmax = lim != NULL && lim->max_request_line ? lim->max_request_line : NO_LIMIT;
+    size_t lend = sat_add(0, lmax), end = min3(h->len, lend, h->head_max), p;
+    unsigned version;
+
+    int r = parse_version(h, 0, 0, lend, 502, "status line too long", ' ', &version);
+    if (r != 0)
+        return r;
+    if (version != 10 && version != 11)
+        return fail(h, 502, 0, "unsupported HTTP version");
+    h->version = (uint8_t)version;
+    resp->version = (uint8_t)version;
+
+    unsigned status = 0;
+    for (p = 9; p < 12; p++) {
+        if (p >= end)
+            return need(h, p, 0, lend, 502, "status line too long");
+        if (!is_digit((unsigned char)buf[p]) || (p == 9 && buf[p] == '0'))
+            return fail(h, 502, p, "malformed status code");
+        status = status * 10 + (unsigned)(buf[p] - '0');
+    }
+    resp->status = (uint16_t)status;
+    if (p >= end)
+        return need(h, p, 0, lend, 502, "status line too long");
+    if (buf[p] == ' ')
+        p++;
+    else if (buf[p] != '\r') /* a missing SP before an empty reason is tolerated */
+        return fail(h, 502, p, "malformed status code");
+    size_t r0 = p;
+    p = scan_value(buf, p, end);
+    if (p >= end)
+        return need(h, p, 0, lend, 502, "status line too long");
+    if (buf[p] != '\r')
+        return fail(h, 502, p, buf[p] == '\n' ? "bare LF" : "invalid byte in reason phrase");
+    if (p + 1 >= end)
+        return need(h, p + 1, 0, lend, 502, "status line too long");
+    if (buf[p + 1] != '\n')
+        return fail(h, 502, p + 1, "bare CR");
+    resp->reason = buf + r0;
+    resp->reason_len = (uint32_t)(p - r0);
+    *pp = p + 2;
+    return 0;
+}
+
+int
+gh_h1_parse_response(const char *buf, size_t len, struct gh_h1_response *resp,
+                     const struct gh_h1_limits *lim)
+{
+    struct head h;
+    size_t p;
+    int r;
+
+    head_init(&h, buf, len, resp->headers, resp->max_headers, lim, &resp->err);
+    h.is_response = 1;
+    resp->num_headers = 0;
+    resp->flags = 0;
+    resp->content_length = -1;
+    resp->head_len = 0;
+
+    r = parse_status_line(&h, resp, lim, &p);
+    if (r != 0)
+        return r;
+    r = parse_fields(&h, p);
+    resp->num_headers = h.n;
+    if (r < 0)
+        return r;
+    size_t head_len = (size_t)r;
+    r = check_framing(&h);
+    if (r != 0)
+        return r;
+    resp->flags = h.flags;
+    resp->content_length = h.content_length;
+    resp->head_len = (uint32_t)head_len;
+    return (int)head_len;
+}
+
+/* ---- chunked decoder (RFC 9112 §7.1) ---- */
+
+enum {
+    CH_SIZE0 = 0,      /* first HEXDIG of chunk-size */
+    CH_SIZE,           /* more HEXDIG, or what follows the size */
+    CH_SIZE_BWS,       /* BWS after the size or an ext value: only ';' may follow */
+    CH_EXT_NAME0,      /* BWS after ';', then the first tchar of a chunk-ext-name */
+    CH_EXT_NAME,       /* chunk-ext-name */
+    CH_EXT_NAME_BWS,   /* BWS after the name: '=' or ';' */
+    CH_EXT_VAL0,       /* BWS after '=', then token or DQUOTE */
+    CH_EXT_VAL_TOKEN,  /* token value */
+    CH_EXT_VAL_QUOTED, /* inside quoted-string */
+    CH_EXT_VAL_QPAIR,  /* after a backslash in quoted-string */
+    CH_EXT_VAL_END,    /* after the closing DQUOTE */
+    CH_SIZE_LF,        /* LF ending the chunk-size line */
+    CH_DATA,           /* chunk-data */
+    CH_DATA_CR,        /* CR after chunk-data */
+    CH_DATA_LF,        /* LF after chunk-data */
+    CH_TRAILER,        /* start of a trailer field line or the final CRLF */
+    CH_TR_NAME,        /* trailer field-name */
+    CH_TR_VALUE,       /* trailer field-value */
+    CH_TR_LF,          /* LF ending a trailer field line */
+    CH_FINAL_LF,       /* LF of the final CRLF */
+    CH_DONE,
+    CH_ERROR,
+};
+
+#define CH_DEFAULT_MAX_LINE 4096
+#define CH_DEFAULT_MAX_TRAILERS 8192
+
+void
+gh_h1_chunked_init(struct gh_h1_chunked *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->state = CH_SIZE0;
+}
+
+/* One byte of a chunk-size line (size, extensions, CRLF). Returns NULL or an error reason. */
+static const char *
+size_line_byte(struct gh_h1_chunked *c, unsigned char ch)
+{
+    switch (c->state) {
+    case CH_SIZE0:
+        if (!hex_tab[ch])
+            return "missing chunk size";
+        c->remaining = hex_tab[ch] - 1u;
+        c->state = CH_SIZE;
+        return NULL;
+    case CH_SIZE:
+        if (hex_tab[ch]) {
+            if (c->remaining >> 59)
+                return "chunk size overflow";
+            c->remaining = c->remaining << 4 | (hex_tab[ch] - 1u);
+            return NULL;
+        }
+        break;
+    case CH_SIZE_BWS:
+    case CH_EXT_NAME_BWS:
+        if (is_ows(ch))
+            return NULL;
+        if (ch == ';')
+            c->state = CH_EXT_NAME0;
+        else if (ch == '=' && c->state == CH_EXT_NAME_BWS)
+            c->state = CH_EXT_VAL0;
+        else
+            return "invalid chunk extension";
+        return NULL;
+    case CH_EXT_NAME0:
+        if (is_ows(ch))
+            return NULL;
+        if (!tchar_tab[ch])
+            return "invalid chunk extension";
+        c->state = CH_EXT_NAME;
+        return NULL;
+    case CH_EXT_NAME:
+        if (tchar_tab[ch])
+            return NULL;
+        if (ch == '=') {
+            c->state = CH_EXT_VAL0;
+            return NULL;
+        }
+        if (is_ows(ch)) {
+            c->state = CH_EXT_NAME_BWS;
+            return NULL;
+        }
+        break;
+    case CH_EXT_VAL0:
+        if (is_ows(ch))
+            return NULL;
+        if (tchar_tab[ch])
+            c->state = CH_EXT_VAL_TOKEN;
+        else if (ch == '"')
+            c->state = CH_EXT_VAL_QUOTED;
+        else
+            return "invalid chunk extension";
+        return NULL;
+    case CH_EXT_VAL_TOKEN:
+        if (tchar_tab[ch])
+            return NULL;
+        break;
+    case CH_EXT_VAL_QUOTED:
+        /* qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text */
+        if (ch == '"')
+            c->state = CH_EXT_VAL_END;
+        else if (ch == '\\')
+            c->state = CH_EXT_VAL_QPAIR;
+        else if (!value_tab[ch])
+            return ch == '\n' ? "bare LF" : "invalid chunk extension";
+        return NULL;
+    case CH_EXT_VAL_QPAIR:
+        if (!value_tab[ch])
+            return ch == '\n' ? "bare LF" : "invalid chunk extension";
+        c->state = CH_EXT_VAL_QUOTED;
+        return NULL;
+    case CH_EXT_VAL_END:
+        break;
+    case CH_SIZE_LF:
+        if (ch != '\n')
+            return "bare CR";
+        c->line_len = 0;
+        c->trailer_bytes = 0;
+        c->state = c->remaining == 0 ? CH_TRAILER : CH_DATA;
+        return NULL;
+    default:
+        GH_ASSERT(0);
+    }
+    /* after the size, a name or a value: ';' starts an extension, CR ends the line */
+    if (ch == ';')
+        c->state = CH_EXT_NAME0;
+    else if (ch == '\r')
+        c->state = CH_SIZE_LF;
+    else if (is_ows(ch))
+        c->state = CH_SIZE_BWS;
+    else if (ch == '\n')
+        return "bare LF";
+    else
+        return c->state == CH_SIZE ? "invalid chunk size" : "invalid chunk extension";
+    return NULL;
+}
+
+/* One byte of the trailer section. Returns NULL or an error reason. */
+static const char *
+trailer_byte(struct gh_h1_chunked *c, unsigned char ch)
+{
+    switch (c->state) {
+    case CH_TRAILER:
+        if (ch == '\r') {
+            c->state = CH_FINAL_LF;
+            return NULL;
+        }
+        if (tchar_tab[ch]) {
+            c->state = CH_TR_NAME;
+            return NULL;
+        }
+        return ch == '\n'   ? "bare LF"
+               : is_ows(ch) ? "obs-fold in trailer"
+               : ch == ':'  ? "empty trailer field name"
+                            : "invalid byte in trailer field name";
+    case CH_TR_NAME:
+        if (tchar_tab[ch])
+            return NULL;
+        if (ch == ':') {
+            c->state = CH_TR_VALUE;
+            return NULL;
+        }
+        return is_ows(ch) ? "whitespace before colon in trailer"
+                          : "invalid byte in trailer field name";
+    case CH_TR_VALUE:
+        if (value_tab[ch])
+            return NULL;
+        if (ch == '\r') {
+            c->state = CH_TR_LF;
+            return NULL;
+        }
+        return ch == '\n' ? "bare LF" : "invalid byte in trailer field value";
+    case CH_TR_LF:
+    case CH_FINAL_LF:
+        if (ch != '\n')
+            return "bare CR";
+        c->line_len = 0;
+        c->state = c->state == CH_TR_LF ? CH_TRAILER : CH_DONE;
+        return NULL;
+    default:
+        GH_ASSERT(0);
+    }
+    return NULL;
+}
+
+int
+gh_h1_chunked_decode(struct gh_h1_chunked *c, const char *buf, size_t len, size_t *consumed,
+                     const char **data, size_t *data_len)
+{
+    uint32_t max_line = c->max_line ? c->max_line : CH_DEFAULT_MAX_LINE;
+    uint32_t max_trailers = c->max_trailers ? c->max_trailers : CH_DEFAULT_MAX_TRAILERS;
+    const char *reason;
+    size_t p = 0;
+
+    *data = NULL;
+    *data_len = 0;
+    while (p < len) {
+        unsigned char ch;
+        switch (c->state) {
+        case CH_DATA: {
+            size_t n = len - p;
+            if (n > c->remaining)
+                n = (size_t)c->remaining;
+            *data = buf + p;
+            *data_len = n;
+            c->remaining -= n;
+            if (c->remaining == 0)
+                c->state = CH_DATA_CR;
+            *consumed = p + n;
+            return 1;
+        }
+        case CH_DATA_CR:
+            if (buf[p] != '\r') {
+                reason = "missing CRLF after chunk data";
+                goto bad;
+            }
+            c->state = CH_DATA_LF;
+            p++;
+            break;
+        case CH_DATA_LF:
+            if (buf[p] != '\n') {
+                reason = "bare CR after chunk data";
+                goto bad;
+            }
+            c->state = CH_SIZE0;
+            c->line_len = 0;
+            p++;
+            break;
+        case CH_TRAILER:
+        case CH_TR_NAME:
+        case CH_TR_VALUE:
+        case CH_TR_LF:
+        case CH_FINAL_LF:
+            ch = (unsigned char)buf[p];
+            if (++c->line_len > max_line) {
+                reason = "trailer line too long";
+                goto bad;
+            }
+            if (++c->trailer_bytes > max_trailers) {
+                reason = "trailer section too large";
+                goto bad;
+            }
+            reason = trailer_byte(c, ch);
+            if (reason != NULL)
+                goto bad;
+            p++;
+            if (c->state == CH_DONE) {
+                *consumed = p;
+                return 0;
+            }
+            break;
+        case CH_DONE:
+            *consumed = p;
+            return 0;
+        case CH_ERROR:
+            *consumed = p;
+            return GH_BAD;
+        default:
+            ch = (unsigned char)buf[p];
+            if (++c->line_len > max_line) {
+                reason = "chunk size line too long";
+                goto bad;
+            }
+            reason = size_line_byte(c, ch);
+            if (reason != NULL)
+                goto bad;
+            p++;
+            break;
+        }
+    }
+    if (c->state == CH_DONE) {
+        *consumed = p;
+        return 0;
+    }
+    if (c->state == CH_ERROR) {
+        *consumed = p;
+        return GH_BAD;
+    }
+    *consumed = len;
+    return GH_INCOMPLETE;
+
+bad:
+    c->state = CH_ERROR;
+    c->reason = reason;
+    *consumed = p;
+    return GH_BAD;
+}
+
+/* ---- small lookups ---- */
+
+int
+gh_h1_method_id(const char *m, size_t len)
+{
+    switch (len) {
+    case 3:
+        if (memcmp(m, "GET", 3) == 0)
+            return GH_METHOD_GET;
+        if (memcmp(m, "PUT", 3) == 0)
+            return GH_METHOD_PUT;
+        break;
+    case 4:
+        if (memcmp(m, "POST", 4) == 0)
+            return GH_METHOD_POST;
+        if (memcmp(m, "HEAD", 4) == 0)
+            return GH_METHOD_HEAD;
+        break;
+    case 5:
+        if (memcmp(m, "PATCH", 5) == 0)
+            return GH_METHOD_PATCH;
+        if (memcmp(m, "TRACE", 5) == 0)
+            return GH_METHOD_TRACE;
+        break;
+    case 6:
+        if (memcmp(m, "DELETE", 6) == 0)
+            return GH_METHOD_DELETE;
+        break;
+    case 7:
+        if (memcmp(m, "OPTIONS", 7) == 0)
+            return GH_METHOD_OPTIONS;
+        if (memcmp(m, "CONNECT", 7) == 0)
+            return GH_METHOD_CONNECT;
+        break;
+    }
+    return GH_METHOD_OTHER;
+}
+
+int
+gh_h1_header_id(const char *name, size_t len)
+{
+#define IS(lit) lit_eq(name, lit, sizeof(lit) - 1)
+    switch (len) {
+    case 2:
+        return IS("te") ? GH_HDR_TE : GH_HDR_OTHER;
+    case 3:
+        return IS("via") ? GH_HDR_VIA : GH_HDR_OTHER;
+    case 4:
+        return IS("host") ? GH_HDR_HOST : IS("date") ? GH_HDR_DATE : GH_HDR_OTHER;
+    case 6:
+        return IS("expect") ? GH_HDR_EXPECT : IS("server") ? GH_HDR_SERVER : GH_HDR_OTHER;
+    case 7:
+        return IS("upgrade") ? GH_HDR_UPGRADE : IS("trailer") ? GH_HDR_TRAILER : GH_HDR_OTHER;
+    case 9:
+        return IS("forwarded") ? GH_HDR_FORWARDED : GH_HDR_OTHER;
+    case 10:
+        return IS("connection")   ? GH_HDR_CONNECTION
+               : IS("keep-alive") ? GH_HDR_KEEP_ALIVE
+                                  : GH_HDR_OTHER;
+    case 14:
+        return IS("content-length") ? GH_HDR_CONTENT_LENGTH : GH_HDR_OTHER;
+    case 15:
+        return IS("x-forwarded-for") ? GH_HDR_X_FORWARDED_FOR : GH_HDR_OTHER;
+    case 16:
+        return IS("proxy-connection")   ? GH_HDR_PROXY_CONNECTION
+               : IS("x-forwarded-host") ? GH_HDR_X_FORWARDED_HOST
+                                        : GH_HDR_OTHER;
+    case 17:
+        return IS("transfer-encoding")   ? GH_HDR_TRANSFER_ENCODING
+               : IS("x-forwarded-proto") ? GH_HDR_X_FORWARDED_PROTO
+                                         : GH_HDR_OTHER;
+    case 18:
+        return IS("proxy-authenticate") ? GH_HDR_PROXY_AUTHENTICATE : GH_HDR_OTHER;
+    case 19:
+        return IS("proxy-authorization") ? GH_HDR_PROXY_AUTHORIZATION : GH_HDR_OTHER;
+    default:
+        return GH_HDR_OTHER;
+    }
+#undef IS
+}
+
+int
+gh_h1_list_has_token(const char *value, size_t len, const char *tok, size_t tok_len)
+{
+    size_t pos = 0, mlen;
+    const char *m;
+
+    while (next_member(value, len, &pos, &m, &mlen))
+        if (mlen == tok_len && gh_strncaseeq(m, tok, tok_len))
+            return 1;
+    return 0;
+}
+
+const char *
+gh_h1_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 102:
+        return "Processing";
+    case 103:
+        return "Early Hints";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
+    case 204:
+        return "No Content";
+    case 205:
+        return "Reset Content";
+    case 206:
+        return "Partial Content";
+    case 207:
+        return "Multi-Status";
+    case 208:
+        return "Already Reported";
+    case 226:
+        return "IM Used";
+    case 300:
+        return "Multiple Choices";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 305:
+        return "Use Proxy";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 407:
+        return "Proxy Authentication Required";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 421:
+        return "Misdirected Request";
+    case 422:
+        return "Unprocessable Content";
+    case 423:
+        return "Locked";
+    case 424:
+        return "Failed Dependency";
+    case 425:
+        return "Too Early";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 451:
+        return "Unavailable For Legal Reasons";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    case 506:
+        return "Variant Also Negotiates";
+    case 507:
+        return "Insufficient Storage";
+    case 508:
+        return "Loop Detected";
+    case 510:
+        return "Not Extended";
+    case 511:
+        return "Network Authentication Required";
+    default:
+        return "";
+    }
+}

@@ -1,0 +1,297 @@
+/*
+ * main.c - command line, signals, threads; nothing else.
+ *
+ *   gatehouse                         run the embedded default config
+ *   gatehouse -c FILE                 run FILE
+ *   gatehouse -t -c FILE              check FILE and exit (0 ok, 1 with FILE:LINE:COL errors)
+ *   gatehouse reverse-proxy --from ADDR:PORT --to ADDR:PORT [--to ...]
+ *   gatehouse --version | --help
+ *
+ * Signals: SIGHUP reloads the config (a bad one is logged and the old one
+ * kept), SIGTERM/SIGINT stop accepting, drain requests in flight and exit 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "core/log.h"
+#include "proxy/proxy.h"
+
+#define GH_VERSION "0.1.0"
+
+static const char embedded_default[] =
+    "# Gatehouse embedded default: a status answer on 127.0.0.1:9901.\n"
+    "threads auto;\n"
+    "access_log stderr combined;\n"
+    "server {\n"
+    "    listen 127.0.0.1:9901;\n"
+    "    route / { return 200 \"Gatehouse " GH_VERSION " is running.\\n"
+    "Try: gatehouse reverse-proxy --from 127.0.0.1:8080 --to 127.0.0.1:3000\\n"
+    "or:  gatehouse -c examples/reverse-proxy.conf\\n\"; }\n"
+    "}\n";
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+            "Gatehouse %s - reverse proxy\n"
+            "\n"
+            "usage:\n"
+            "  gatehouse                      run the embedded default (status on "
+            "127.0.0.1:9901)\n"
+            "  gatehouse -c FILE              run with a config file\n"
+            "  gatehouse -t -c FILE           check a config file and exit\n"
+            "  gatehouse reverse-proxy --from ADDR:PORT --to ADDR:PORT [--to ADDR:PORT ...]\n"
+            "            [--threads N] [--access-log]\n"
+            "  gatehouse --version | --help\n"
+            "\n"
+            "signals: HUP reloads the config, TERM/INT drain and exit.\n"
+            "docs: docs/config.md\n",
+            GH_VERSION);
+}
+
+struct source {
+    const char *path; /* config file, or NULL */
+    char *text;       /* generated config text when no file */
+    const char *name;
+};
+
+static struct gh_config *
+load(const struct source *src, int quiet_ok)
+{
+    struct gh_conf_diag diag = {0};
+    struct gh_config *cfg =
+        src->path != NULL ? gh_conf_load_file(src->path, &diag)
+                          : gh_conf_load_string(src->name, src->text, strlen(src->text), &diag);
+    if (cfg == NULL) {
+        for (uint32_t i = 0; i < diag.n; i++)
+            gh_log_error("%s", diag.msgs[i]);
+        if (diag.n == 0)
+            gh_log_error("%s: cannot load config", src->path ? src->path : src->name);
+    } else if (!quiet_ok) {
+        for (uint32_t i = 0; i < diag.n; i++)
+            gh_log_warn("%s", diag.msgs[i]);
+    }
+    gh_conf_diag_free(&diag);
+    return cfg;
+}
+
+static int
+apply_error_log(const struct gh_config *cfg)
+{
+    int fd = 2;
+    if (cfg->error_log_path != NULL) {
+        fd = open(cfg->error_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd == -1) {
+            gh_log_error("error_log %s: %s", cfg->error_log_path, strerror(errno));
+            return -1;
+        }
+    }
+    gh_log_set(fd, (int)cfg->error_log_level);
+    return 0;
+}
+
+/* Build a config from `reverse-proxy` arguments. Returns 0 or prints why not and returns 2. */
+static int
+reverse_proxy_args(int argc, char **argv, struct source *src)
+{
+    const char *from = NULL;
+    const char *threads = "auto";
+    int access_log = 0;
+    size_t cap = 1024;
+    for (int i = 0; i < argc; i++)
+        cap += strlen(argv[i]) + 64;
+    char *ups = calloc(1, cap);
+    if (ups == NULL)
+        return 2;
+    int n_to = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if ((strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0 || strcmp(a, "--threads") == 0) &&
+            v == NULL) {
+            fprintf(stderr, "gatehouse: %s needs a value\n", a);
+            free(ups);
+            return 2;
+        }
+        /* values become config words: refuse what could break out of a word */
+        if (v != NULL && strpbrk(v, " \t\r\n;{}\"#\\") != NULL &&
+            (strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0 || strcmp(a, "--threads") == 0)) {
+            fprintf(stderr, "gatehouse: invalid value for %s: '%s'\n", a, v);
+            free(ups);
+            return 2;
+        }
+        if (strcmp(a, "--from") == 0) {
+            from = v;
+            i++;
+        } else if (strcmp(a, "--to") == 0) {
+            strcat(ups, "    server ");
+            strcat(ups, v);
+            strcat(ups, ";\n");
+            n_to++;
+            i++;
+        } else if (strcmp(a, "--threads") == 0) {
+            threads = v;
+            i++;
+        } else if (strcmp(a, "--access-log") == 0) {
+            access_log = 1;
+        } else {
+            fprintf(stderr, "gatehouse: unknown option for reverse-proxy: '%s'\n", a);
+            free(ups);
+            return 2;
+        }
+    }
+    if (from == NULL || n_to == 0) {
+        fprintf(stderr, "gatehouse: reverse-proxy needs --from ADDR:PORT and at least one --to "
+                        "ADDR:PORT\n");
+        free(ups);
+        return 2;
+    }
+    size_t len = strlen(ups) + strlen(from) + strlen(threads) + 256;
+    src->text = malloc(len);
+    if (src->text == NULL) {
+        free(ups);
+        return 2;
+    }
+    snprintf(src->text, len,
+             "threads %s;\naccess_log %s;\nupstream origin {\n%s}\nserver {\n    listen %s;\n"
+             "    proxy origin;\n}\n",
+             threads, access_log ? "stderr combined" : "off", ups, from);
+    src->name = "<command line>";
+    free(ups);
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct source src = {NULL, NULL, "<embedded>"};
+    int test_only = 0;
+
+    if (argc >= 2 && strcmp(argv[1], "reverse-proxy") == 0) {
+        if (reverse_proxy_args(argc - 2, argv + 2, &src) != 0)
+            return 2;
+    } else if (argc >= 2 && strcmp(argv[1], "forward-proxy") == 0) {
+        fprintf(stderr, "gatehouse: the forward proxy is not available in this version yet\n");
+        return 2;
+    } else {
+        for (int i = 1; i < argc; i++) {
+            const char *a = argv[i];
+            if (strcmp(a, "-c") == 0 && i + 1 < argc) {
+                src.path = argv[++i];
+            } else if (strcmp(a, "-t") == 0) {
+                test_only = 1;
+            } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+                printf("gatehouse %s\n", GH_VERSION);
+                return 0;
+            } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+                usage(stdout);
+                return 0;
+            } else {
+                fprintf(stderr, "gatehouse: unknown argument '%s'\n\n", a);
+                usage(stderr);
+                return 2;
+            }
+        }
+        if (src.path == NULL)
+            src.text = strdup(embedded_default);
+    }
+
+    if (test_only) {
+        struct gh_conf_diag diag = {0};
+        struct gh_config *cfg =
+            src.path ? gh_conf_load_file(src.path, &diag)
+                     : gh_conf_load_string(src.name, src.text, strlen(src.text), &diag);
+        gh_conf_diag_print(&diag, stderr);
+        gh_conf_diag_free(&diag);
+        free(src.text);
+        if (cfg == NULL)
+            return 1;
+        printf("%s: configuration is valid\n", src.path ? src.path : src.name);
+        gh_conf_unref(cfg);
+        return 0;
+    }
+
+    struct gh_config *cfg = load(&src, 0);
+    if (cfg == NULL) {
+        free(src.text);
+        return 1;
+    }
+    if (apply_error_log(cfg) != 0) {
+        gh_conf_unref(cfg);
+        free(src.text);
+        return 1;
+    }
+
+    /* Workers inherit this mask; only the main thread takes these signals. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    unsigned nthreads = cfg->threads;
+    if (nthreads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = n > 0 ? (unsigned)n : 1;
+    }
+    if (gh_proxy_start(cfg, nthreads) != 0) {
+        gh_log_error("start-up failed");
+        gh_proxy_stop(0);
+        gh_conf_unref(cfg);
+        free(src.text);
+        return 1;
+    }
+    for (uint32_t i = 0; i < cfg->n_listeners; i++)
+        gh_log_info("listening on %s", cfg->listeners[i].addr.text);
+    gh_log_info("gatehouse %s started: %u worker thread(s), config %s", GH_VERSION, nthreads,
+                src.path ? src.path : src.name);
+
+    int code = 0;
+    for (;;) {
+        int sig = sigwaitinfo(&set, NULL);
+        if (sig == -1) {
+            if (errno == EINTR)
+                continue;
+            gh_log_error("sigwaitinfo: %s", strerror(errno));
+            code = 1;
+            break;
+        }
+        if (sig == SIGHUP) {
+            gh_log_info("reloading %s", src.path ? src.path : src.name);
+            struct gh_config *ncfg = load(&src, 0);
+            if (ncfg == NULL) {
+                gh_log_error("reload failed; the previous configuration keeps running");
+                continue;
+            }
+            unsigned nt = ncfg->threads ? ncfg->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+            if (nt != nthreads)
+                gh_log_warn("threads changed to %u: takes effect after a restart", nt);
+            if (gh_proxy_reload(ncfg) != 0) {
+                gh_log_error("reload failed; the previous configuration keeps running");
+                gh_conf_unref(ncfg);
+                continue;
+            }
+            apply_error_log(ncfg);
+            gh_conf_unref(cfg);
+            cfg = ncfg;
+            gh_log_info("reload complete");
+            continue;
+        }
+        gh_log_info("received %s: draining (at most %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                    cfg->drain_timeout_ms);
+        break;
+    }
+    gh_proxy_stop(cfg->drain_timeout_ms);
+    gh_log_info("stopped");
+    gh_conf_unref(cfg);
+    free(src.text);
+    return code;
+}

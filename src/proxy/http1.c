@@ -1,0 +1,2099 @@
+/*
+ * http1.c - the HTTP/1.1 reverse-proxy state machine: one client connection,
+ * its requests one at a time (pipelined ones wait in order), and for each
+ * request one upstream connection.
+ *
+ * Shape (h2o lib/http1.c, nginx): event callbacks (on_client_event,
+ * on_up_event, on_*_timeout) record readiness and hand over to conn_advance(),
+ * which holds the one switch over the connection state; a request's progress
+ * is req_advance(), which pumps both directions until neither can move:
+ *
+ *   client --head--> parse, route, build upstream head --> upstream
+ *   client --body--> de-frame (CL / chunked), re-frame --> upstream
+ *   upstream --head--> parse strictly, rebuild head ----> client
+ *   upstream --body--> de-frame, re-frame -------------> client
+ *
+ * Every read lands in the worker's shared scratch buffer; only bytes that
+ * cannot be handed on at once are copied into a private buffer (c->in, c->out,
+ * u->in, r->upout). New output is produced only when the previous output has
+ * been written, which is the backpressure: a side that cannot write stops the
+ * other side's reads, so memory per connection stays bounded by a few buffers.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "net/sock.h"
+#include "proxy/io.h"
+#include "proxy/worker.h"
+
+#define MAX_HEADERS 256
+#define MAX_IOV 64
+/* Input handed to the chunked encoder is cut this much short of the room, so
+ * the chunk-size lines it adds always fit (at most MAX_IOV/3 spans of 9 bytes). */
+#define CHUNK_RESERVE 512
+
+enum body_kind { BODY_NONE = 0, BODY_CL, BODY_CHUNKED, BODY_CLOSE };
+
+#define R_HEAD_METHOD 0x0001
+#define R_KEEPALIVE 0x0002   /* the client connection may be kept after this request */
+#define R_REQ_DONE 0x0004    /* request fully sent upstream */
+#define R_RESP_DONE 0x0008   /* response fully produced (maybe still in c->out) */
+#define R_RESP_STARTED 0x0010 /* some response byte went to the client */
+#define R_HEAD_DONE 0x0020   /* response head received */
+#define R_RETRIED 0x0040
+#define R_UPGRADE 0x0080     /* the client asked for an upgrade */
+#define R_EXPECT 0x0100
+#define R_BODY_SENT 0x0200   /* some request body byte went upstream */
+#define R_UP_REUSABLE 0x0400 /* the upstream connection may be pooled afterwards */
+#define R_CHUNK_OUT 0x0800   /* response is re-framed chunked to the client */
+#define R_HEAD_SENT 0x1000   /* request head fully written upstream */
+#define R_CLIENT_10 0x2000
+#define R_GOT_BYTE 0x4000 /* any byte of response received */
+
+struct gh_log_info {
+    char *request; /* "GET /x HTTP/1.1" */
+    char *referer;
+    char *agent;
+    char *host;
+};
+
+struct gh_req {
+    struct gh_conn *c;
+    struct gh_upconn *u;
+    struct gh_wcfg *wc;
+    const struct gh_server_conf *srv;
+    const struct gh_proxy_conf *pc;
+    const struct gh_upstream_server *target;
+    struct gh_buf *uphead; /* serialized request head, kept until the response starts (retry) */
+    struct gh_buf *upout;  /* request body bytes the origin has not taken yet */
+    uint32_t uphead_len;
+    uint32_t uphead_sent;
+    uint32_t flags;
+    uint32_t attempts;
+    uint8_t method;
+    uint8_t req_body; /* enum body_kind */
+    uint8_t resp_body;
+    uint16_t status;
+    uint64_t req_remaining;
+    uint64_t req_bytes;
+    uint64_t resp_remaining;
+    uint64_t bytes_out;
+    struct gh_h1_chunked req_chunk;
+    struct gh_h1_chunked resp_chunk;
+    uint64_t t_start, t_head, t_connect, t_first_byte;
+    struct gh_log_info *log;
+    const char *fail_reason;
+};
+
+const size_t gh_http_req_size = sizeof(struct gh_req);
+
+static void conn_advance(struct gh_conn *c);
+static void on_client_event(struct gh_io *io, uint32_t events);
+static void on_client_timeout(struct gh_timer *t);
+static void on_up_event(struct gh_io *io, uint32_t events);
+static void on_up_timeout(struct gh_timer *t);
+static int up_connect(struct gh_req *r, int fresh);
+static void req_finish(struct gh_req *r);
+
+/* ------------------------------------------------------------------ */
+/* small writer for heads                                               */
+
+struct wr {
+    char *p;
+    size_t len;
+    size_t cap;
+    int overflow;
+};
+
+static inline void
+wr_put(struct wr *w, const void *s, size_t n)
+{
+    if (gh_unlikely(w->len + n > w->cap)) {
+        w->overflow = 1;
+        return;
+    }
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+}
+
+#define WR_LIT(w, s) wr_put((w), (s), sizeof(s) - 1)
+
+static inline void
+wr_str(struct wr *w, const char *s)
+{
+    wr_put(w, s, strlen(s));
+}
+
+static void
+wr_u64(struct wr *w, uint64_t v)
+{
+    char tmp[24];
+    int i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    wr_put(w, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+static inline void
+wr_header(struct wr *w, const char *name, size_t nlen, const char *val, size_t vlen)
+{
+    wr_put(w, name, nlen);
+    WR_LIT(w, ": ");
+    wr_put(w, val, vlen);
+    WR_LIT(w, "\r\n");
+}
+
+static size_t
+hex_line(char *out, uint64_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[20];
+    int i = sizeof(tmp);
+    do {
+        tmp[--i] = hex[n & 15];
+        n >>= 4;
+    } while (n != 0);
+    size_t len = sizeof(tmp) - (size_t)i;
+    memcpy(out, tmp + i, len);
+    out[len] = '\r';
+    out[len + 1] = '\n';
+    return len + 2;
+}
+
+/* ------------------------------------------------------------------ */
+/* client connection basics                                           */
+
+static size_t
+conn_ip_str(const struct gh_conn *c, char *out, size_t cap)
+{
+    if (inet_ntop(c->family, c->ip, out, (socklen_t)cap) == NULL)
+        return 0;
+    return strlen(out);
+}
+
+void
+gh_http_free_conn(struct gh_worker *w, struct gh_conn *c)
+{
+    gh_freelist_put(&w->conn_fl, c);
+}
+
+void
+gh_http_free_upconn(struct gh_worker *w, struct gh_upconn *u)
+{
+    gh_freelist_put(&w->up_fl, u);
+}
+
+static void
+req_free(struct gh_req *r)
+{
+    struct gh_worker *w = r->c->w;
+    gh_buf_put(r->uphead);
+    gh_buf_put(r->upout);
+    if (r->log != NULL) {
+        free(r->log->request);
+        free(r->log->referer);
+        free(r->log->agent);
+        free(r->log->host);
+        free(r->log);
+    }
+    struct gh_wcfg *wc = r->wc;
+    if (--wc->users == 0 && wc != w->cur)
+        gh_wcfg_free(wc);
+    r->c->req = NULL;
+    gh_freelist_put(&w->req_fl, r);
+}
+
+void
+gh_http_conn_close(struct gh_conn *c)
+{
+    if (c->flags & C_DEAD)
+        return;
+    struct gh_worker *w = c->w;
+    if (c->req != NULL) {
+        struct gh_req *r = c->req;
+        if (r->u != NULL) {
+            r->u->req = NULL;
+            gh_upconn_close(r->u);
+            r->u = NULL;
+        }
+        req_free(r);
+    }
+    gh_timer_stop(w->loop, &c->timer);
+    close(c->io.fd);
+    c->io.fd = -1;
+    c->flags |= C_DEAD;
+    gh_buf_put(c->in);
+    gh_buf_put(c->out);
+    c->in = c->out = NULL;
+    gh_worker_conn_closed(w, c);
+    gh_worker_bury(w, c, 0);
+}
+
+/* Close after the peer has read what we wrote: shut our side, discard what it
+ * still sends for a short while (nginx lingering close), so a response to a
+ * rejected request is not destroyed by a TCP reset. */
+static void
+conn_linger(struct gh_conn *c)
+{
+    if (c->req != NULL) {
+        struct gh_req *r = c->req;
+        if (r->u != NULL) {
+            r->u->req = NULL;
+            gh_upconn_close(r->u);
+            r->u = NULL;
+        }
+        req_free(r);
+    }
+    if (c->flags & C_EOF) {
+        gh_http_conn_close(c);
+        return;
+    }
+    shutdown(c->io.fd, SHUT_WR);
+    gh_buf_put(c->in);
+    c->in = NULL;
+    c->state = CS_LINGER;
+    c->flags |= C_LINGER;
+    gh_timer_after(c->w->loop, &c->timer, 2000);
+    conn_advance(c);
+}
+
+void
+gh_http_conn_drain(struct gh_conn *c)
+{
+    if (c->flags & C_DEAD)
+        return;
+    if (c->state == CS_IDLE && (c->in == NULL || gh_buf_len(c->in) == 0) && c->out == NULL)
+        gh_http_conn_close(c);
+    else
+        c->flags |= C_CLOSE_AFTER;
+}
+
+void
+gh_http_on_accept(struct gh_worker *w, struct gh_lsock *ls, int fd,
+                  const struct sockaddr_storage *peer)
+{
+    struct gh_conn *c = gh_freelist_get(&w->conn_fl);
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    memset(c, 0, sizeof(*c));
+    c->io.fd = fd;
+    c->io.cb = on_client_event;
+    c->timer.cb = on_client_timeout;
+    c->w = w;
+    c->ls = ls;
+    c->flags = C_CAN_WRITE;
+    c->state = CS_IDLE;
+    c->family = (uint8_t)peer->ss_family;
+    if (peer->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)peer;
+        memcpy(c->ip, &s->sin_addr, 4);
+        c->port = ntohs(s->sin_port);
+    } else if (peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)peer;
+        memcpy(c->ip, &s->sin6_addr, 16);
+        c->port = ntohs(s->sin6_port);
+    }
+    if (gh_loop_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+        close(fd);
+        gh_freelist_put(&w->conn_fl, c);
+        return;
+    }
+    ls->conns++;
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    c->flags |= C_IN_LIST;
+    w->nconns++;
+    /* The first request's head must arrive within client_header_timeout. */
+    const struct gh_config *cfg = w->cur->cfg;
+    uint32_t ms = 10000;
+    if (ls->lidx >= 0 && (uint32_t)ls->lidx < cfg->n_listeners)
+        ms = cfg->listeners[ls->lidx].default_server->client_header_timeout_ms;
+    gh_timer_after(w->loop, &c->timer, ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* generated responses                                                */
+
+static const char *
+status_text(int status)
+{
+    const char *s = gh_h1_reason(status);
+    return s != NULL && *s != '\0' ? s : "Unknown";
+}
+
+/*
+ * Queue a response generated by Gatehouse (error page or `return`) for the
+ * client. close: the connection is closed after it. Returns 0 or -ENOMEM.
+ */
+static int
+conn_send_generated(struct gh_conn *c, int status, const char *body, size_t body_len,
+                    const char *ctype, int close_after, int head_only)
+{
+    struct gh_worker *w = c->w;
+    char page[512];
+    if (body == NULL) {
+        int n = snprintf(page, sizeof(page),
+                         "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d "
+                         "%s</h1></center>\r\n<hr><center>gatehouse</center>\r\n</body>\r\n"
+                         "</html>\r\n",
+                         status, status_text(status), status, status_text(status));
+        body = page;
+        body_len = (size_t)n;
+        ctype = "text/html";
+    }
+    if (c->out == NULL && (c->out = gh_buf_get()) == NULL)
+        return -ENOMEM;
+    size_t room = gh_buf_reserve(c->out, 1024 + body_len);
+    struct wr wr = {gh_buf_tail(c->out), 0, room, 0};
+    WR_LIT(&wr, "HTTP/1.1 ");
+    wr_u64(&wr, (uint64_t)status);
+    WR_LIT(&wr, " ");
+    wr_str(&wr, status_text(status));
+    WR_LIT(&wr, "\r\nServer: gatehouse\r\nDate: ");
+    wr_str(&wr, gh_worker_date(w));
+    int bodyless = status < 200 || status == 204 || status == 304;
+    if (!bodyless) {
+        WR_LIT(&wr, "\r\nContent-Type: ");
+        wr_str(&wr, ctype);
+        WR_LIT(&wr, "\r\nContent-Length: ");
+        wr_u64(&wr, body_len);
+    }
+    if (close_after)
+        WR_LIT(&wr, "\r\nConnection: close");
+    WR_LIT(&wr, "\r\n\r\n");
+    if (!bodyless && !head_only)
+        wr_put(&wr, body, body_len);
+    if (wr.overflow)
+        return -ENOMEM;
+    gh_buf_commit(c->out, wr.len);
+    if (close_after)
+        c->flags |= C_CLOSE_AFTER;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* access log                                                          */
+
+static char *
+dup_slice(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (s != NULL) {
+        memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+static void
+log_capture(struct gh_req *r, const struct gh_h1_request *pr)
+{
+    struct gh_log_info *li = calloc(1, sizeof(*li));
+    if (li == NULL)
+        return;
+    size_t n = pr->method_len + pr->target_len + 12;
+    li->request = malloc(n);
+    if (li->request != NULL)
+        snprintf(li->request, n, "%.*s %.*s HTTP/1.%d", (int)pr->method_len, pr->method,
+                 (int)pr->target_len, pr->target, pr->version == 10 ? 0 : 1);
+    for (uint32_t i = 0; i < pr->num_headers; i++) {
+        const struct gh_h1_header *h = &pr->headers[i];
+        if (h->name_len == 7 && gh_strncaseeq(h->name, "referer", 7) && li->referer == NULL)
+            li->referer = dup_slice(h->value, h->value_len);
+        else if (h->name_len == 10 && gh_strncaseeq(h->name, "user-agent", 10) &&
+                 li->agent == NULL)
+            li->agent = dup_slice(h->value, h->value_len);
+    }
+    if (pr->host != NULL)
+        li->host = dup_slice(pr->host, pr->host_len);
+    r->log = li;
+}
+
+/* Escape for a quoted field of the combined format or a JSON string. */
+static void
+wr_escaped(struct wr *w, const char *s, int json)
+{
+    if (s == NULL) {
+        if (!json)
+            WR_LIT(w, "-");
+        return;
+    }
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f) {
+            char esc[8];
+            int n = json ? snprintf(esc, sizeof(esc), "\\u%04x", ch)
+                         : snprintf(esc, sizeof(esc), "\\x%02X", ch);
+            wr_put(w, esc, (size_t)n);
+        } else {
+            wr_put(w, s, 1);
+        }
+    }
+}
+
+static void
+req_log(struct gh_req *r)
+{
+    struct gh_conn *c = r->c;
+    struct gh_worker *w = c->w;
+    const struct gh_config *cfg = r->wc->cfg;
+    if (!cfg->access_log_on)
+        return;
+    char line[4096];
+    struct wr wr = {line, 0, sizeof(line) - 1, 0};
+    char ip[64];
+    if (conn_ip_str(c, ip, sizeof(ip)) == 0)
+        strcpy(ip, "-");
+    struct gh_log_info *li = r->log;
+    uint64_t now = gh_loop_now(w->loop);
+    if (cfg->access_log_format == GH_LOG_JSON) {
+        char ts[64];
+        time_t t = (time_t)gh_loop_wall(w->loop);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        WR_LIT(&wr, "{\"time\":\"");
+        wr_str(&wr, ts);
+        WR_LIT(&wr, "\",\"remote_addr\":\"");
+        wr_str(&wr, ip);
+        WR_LIT(&wr, "\",\"request\":\"");
+        wr_escaped(&wr, li ? li->request : NULL, 1);
+        WR_LIT(&wr, "\",\"host\":\"");
+        wr_escaped(&wr, li ? li->host : NULL, 1);
+        WR_LIT(&wr, "\",\"status\":");
+        wr_u64(&wr, r->status);
+        WR_LIT(&wr, ",\"bytes_sent\":");
+        wr_u64(&wr, r->bytes_out);
+        WR_LIT(&wr, ",\"upstream\":\"");
+        if (r->target != NULL)
+            wr_str(&wr, r->target->addr.text);
+        WR_LIT(&wr, "\",\"user_agent\":\"");
+        wr_escaped(&wr, li ? li->agent : NULL, 1);
+        WR_LIT(&wr, "\",\"referer\":\"");
+        wr_escaped(&wr, li ? li->referer : NULL, 1);
+        char tb[160];
+        int n = snprintf(tb, sizeof(tb),
+                         "\",\"t_headers_ms\":%lld,\"t_connect_ms\":%lld,\"t_first_byte_ms\":%lld,"
+                         "\"t_total_ms\":%llu}\n",
+                         (long long)(r->t_head - r->t_start),
+                         r->t_connect ? (long long)(r->t_connect - r->t_start) : -1LL,
+                         r->t_first_byte ? (long long)(r->t_first_byte - r->t_start) : -1LL,
+                         (unsigned long long)(now - r->t_start));
+        wr_put(&wr, tb, (size_t)n);
+    } else {
+        char ts[64];
+        time_t t = (time_t)gh_loop_wall(w->loop);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(ts, sizeof(ts), "[%d/%b/%Y:%H:%M:%S %z]", &tm);
+        wr_str(&wr, ip);
+        WR_LIT(&wr, " - - ");
+        wr_str(&wr, ts);
+        WR_LIT(&wr, " \"");
+        wr_escaped(&wr, li ? li->request : NULL, 0);
+        WR_LIT(&wr, "\" ");
+        wr_u64(&wr, r->status);
+        WR_LIT(&wr, " ");
+        wr_u64(&wr, r->bytes_out);
+        WR_LIT(&wr, " \"");
+        wr_escaped(&wr, li ? li->referer : NULL, 0);
+        WR_LIT(&wr, "\" \"");
+        wr_escaped(&wr, li ? li->agent : NULL, 0);
+        WR_LIT(&wr, "\"\n");
+    }
+    if (wr.overflow) {
+        wr.len = wr.cap;
+        line[wr.len++] = '\n';
+    }
+    gh_worker_alog(w, line, wr.len);
+}
+
+/* ------------------------------------------------------------------ */
+/* failing a request                                                   */
+
+/*
+ * The request cannot be completed. If the client has seen nothing of the
+ * response yet, it gets a generated page with `status` and the connection is
+ * closed after it; otherwise the connection is cut (the client sees a short
+ * body or a missing last chunk, which is the truth). reason goes to the log.
+ */
+static void
+req_fail(struct gh_req *r, int status, const char *reason)
+{
+    struct gh_conn *c = r->c;
+    char ip[64];
+    if (conn_ip_str(c, ip, sizeof(ip)) == 0)
+        strcpy(ip, "-");
+    if (status >= 500)
+        gh_log_error("client %s: %d: %s%s%s", ip, status, reason, r->target ? ", upstream " : "",
+                     r->target ? r->target->addr.text : "");
+    else
+        gh_log_info("client %s: %d: %s", ip, status, reason);
+    if (r->u != NULL) {
+        r->u->req = NULL;
+        gh_upconn_close(r->u);
+        r->u = NULL;
+    }
+    if (r->flags & R_RESP_STARTED) {
+        r->status = r->status ? r->status : (uint16_t)status;
+        req_log(r);
+        gh_http_conn_close(c);
+        return;
+    }
+    r->status = (uint16_t)status;
+    gh_buf_put(c->out);
+    c->out = NULL;
+    if (conn_send_generated(c, status, NULL, 0, NULL, 1, r->flags & R_HEAD_METHOD) != 0) {
+        gh_http_conn_close(c);
+        return;
+    }
+    r->flags |= R_RESP_DONE | R_RESP_STARTED;
+    r->bytes_out = gh_buf_len(c->out);
+    r->flags &= ~(uint32_t)R_UP_REUSABLE;
+    /* The request is over; the connection closes once the page is written. */
+    r->flags |= R_REQ_DONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* building the request head for the origin                           */
+
+static int
+rule_names(const struct gh_hdr_rule *rules, uint32_t n, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (rules[i].op != GH_HDR_ADD && rules[i].name_len == len &&
+            gh_strncaseeq(rules[i].name, name, len))
+            return 1;
+    return 0;
+}
+
+static void
+wr_rules(struct wr *w, const struct gh_hdr_rule *rules, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (rules[i].op != GH_HDR_REMOVE)
+            wr_header(w, rules[i].name, rules[i].name_len, rules[i].value, rules[i].value_len);
+}
+
+/* Is header h named by a Connection header of the message (hop-by-hop by declaration)? */
+static int
+named_by_connection(const struct gh_h1_header *hs, uint32_t n, const struct gh_h1_header *h)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (hs[i].id == GH_HDR_CONNECTION &&
+            gh_h1_list_has_token(hs[i].value, hs[i].value_len, h->name, h->name_len))
+            return 1;
+    return 0;
+}
+
+/* Split an absolute-form target into authority and origin-form path. */
+static void
+split_absolute(const char *t, size_t n, const char **auth, size_t *auth_len, const char **path,
+               size_t *path_len)
+{
+    const char *p = memchr(t, ':', n);
+    size_t off = p ? (size_t)(p - t) + 3 : 0; /* past "://" */
+    if (off > n)
+        off = n;
+    size_t a = off;
+    while (a < n && t[a] != '/' && t[a] != '?')
+        a++;
+    *auth = t + off;
+    *auth_len = a - off;
+    if (a == n) {
+        *path = "/";
+        *path_len = 1;
+    } else if (t[a] == '?') {
+        /* "http://h?q" -> "/?q" is not expressible as a slice; keep "?q" after "/" below */
+        *path = t + a;
+        *path_len = n - a;
+    } else {
+        *path = t + a;
+        *path_len = n - a;
+    }
+}
+
+static int
+build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host,
+              size_t host_len, const char *path, size_t path_len)
+{
+    struct gh_conn *c = r->c;
+    const struct gh_proxy_conf *pc = r->pc;
+    struct gh_buf *b = gh_buf_get();
+    if (b == NULL)
+        return -ENOMEM;
+    r->uphead = b;
+    struct wr w = {b->data, 0, GH_BUF_SIZE, 0};
+    wr_put(&w, pr->method, pr->method_len);
+    WR_LIT(&w, " ");
+    if (path_len > 0 && path[0] == '?')
+        WR_LIT(&w, "/");
+    wr_put(&w, path, path_len);
+    WR_LIT(&w, " HTTP/1.1\r\nHost: ");
+    if (pc->upstream_host != NULL)
+        wr_put(&w, pc->upstream_host, pc->upstream_host_len);
+    else if (host != NULL)
+        wr_put(&w, host, host_len);
+    else
+        wr_str(&w, r->target->addr.text);
+    WR_LIT(&w, "\r\n");
+
+    const struct gh_h1_header *hs = pr->headers;
+    uint32_t nh = pr->num_headers;
+    int conn_other = (pr->flags & GH_H1_F_CONN_OTHER) != 0;
+    int upgrade = (r->flags & R_UPGRADE) != 0;
+    int xff = pc->forwarded == GH_FWD_XFF || pc->forwarded == GH_FWD_BOTH;
+    int fwd = pc->forwarded == GH_FWD_RFC7239 || pc->forwarded == GH_FWD_BOTH;
+    const struct gh_h1_header *prior_xff[16];
+    uint32_t n_xff = 0;
+    const struct gh_h1_header *prior_fwd[16];
+    uint32_t n_fwd = 0;
+    const struct gh_h1_header *prior_via[16];
+    uint32_t n_via = 0;
+
+    for (uint32_t i = 0; i < nh; i++) {
+        const struct gh_h1_header *h = &hs[i];
+        switch (h->id) {
+        case GH_HDR_HOST:
+        case GH_HDR_CONTENT_LENGTH:
+        case GH_HDR_TRANSFER_ENCODING:
+        case GH_HDR_CONNECTION:
+        case GH_HDR_KEEP_ALIVE:
+        case GH_HDR_PROXY_CONNECTION:
+        case GH_HDR_PROXY_AUTHORIZATION:
+        case GH_HDR_TE:
+        case GH_HDR_TRAILER:
+        case GH_HDR_EXPECT:
+            continue;
+        case GH_HDR_UPGRADE:
+            if (!upgrade)
+                continue;
+            break;
+        case GH_HDR_X_FORWARDED_FOR:
+            if (xff) {
+                if (n_xff < GH_ARRAY_LEN(prior_xff))
+                    prior_xff[n_xff++] = h;
+                continue;
+            }
+            break;
+        case GH_HDR_X_FORWARDED_PROTO:
+        case GH_HDR_X_FORWARDED_HOST:
+            if (xff)
+                continue;
+            break;
+        case GH_HDR_FORWARDED:
+            if (fwd) {
+                if (n_fwd < GH_ARRAY_LEN(prior_fwd))
+                    prior_fwd[n_fwd++] = h;
+                continue;
+            }
+            break;
+        case GH_HDR_VIA:
+            if (pc->via) {
+                if (n_via < GH_ARRAY_LEN(prior_via))
+                    prior_via[n_via++] = h;
+                continue;
+            }
+            break;
+        default:
+            break;
+        }
+        if (conn_other && named_by_connection(hs, nh, h))
+            continue;
+        if (pc->n_req_rules && rule_names(pc->req_rules, pc->n_req_rules, h->name, h->name_len))
+            continue;
+        wr_header(&w, h->name, h->name_len, h->value, h->value_len);
+    }
+
+    char ip[64];
+    size_t iplen = conn_ip_str(c, ip, sizeof(ip));
+    const char *orig_host = pr->host;
+    size_t orig_host_len = pr->host_len;
+    if (pr->target_form == GH_TARGET_ABSOLUTE) {
+        orig_host = host;
+        orig_host_len = host_len;
+    }
+    if (xff) {
+        WR_LIT(&w, "X-Forwarded-For: ");
+        for (uint32_t i = 0; i < n_xff; i++) {
+            wr_put(&w, prior_xff[i]->value, prior_xff[i]->value_len);
+            WR_LIT(&w, ", ");
+        }
+        wr_put(&w, ip, iplen);
+        WR_LIT(&w, "\r\nX-Forwarded-Proto: http\r\n");
+        if (orig_host != NULL)
+            wr_header(&w, "X-Forwarded-Host", 16, orig_host, orig_host_len);
+    }
+    if (fwd) {
+        WR_LIT(&w, "Forwarded: ");
+        for (uint32_t i = 0; i < n_fwd; i++) {
+            wr_put(&w, prior_fwd[i]->value, prior_fwd[i]->value_len);
+            WR_LIT(&w, ", ");
+        }
+        WR_LIT(&w, "for=");
+        if (c->family == AF_INET6) {
+            WR_LIT(&w, "\"[");
+            wr_put(&w, ip, iplen);
+            WR_LIT(&w, "]\"");
+        } else {
+            wr_put(&w, ip, iplen);
+        }
+        WR_LIT(&w, ";proto=http");
+        if (orig_host != NULL && orig_host_len > 0) {
+            WR_LIT(&w, ";host=\"");
+            wr_put(&w, orig_host, orig_host_len);
+            WR_LIT(&w, "\"");
+        }
+        WR_LIT(&w, "\r\n");
+    }
+    if (pc->via) {
+        WR_LIT(&w, "Via: ");
+        for (uint32_t i = 0; i < n_via; i++) {
+            wr_put(&w, prior_via[i]->value, prior_via[i]->value_len);
+            WR_LIT(&w, ", ");
+        }
+        WR_LIT(&w, r->flags & R_CLIENT_10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
+    }
+    wr_rules(&w, pc->req_rules, pc->n_req_rules);
+    if (r->req_body == BODY_CL) {
+        WR_LIT(&w, "Content-Length: ");
+        wr_u64(&w, r->req_remaining);
+        WR_LIT(&w, "\r\n");
+    } else if (r->req_body == BODY_CHUNKED) {
+        WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
+    }
+    if (upgrade)
+        WR_LIT(&w, "Connection: upgrade\r\n");
+    WR_LIT(&w, "\r\n");
+    if (w.overflow)
+        return -E2BIG;
+    gh_buf_commit(b, w.len);
+    r->uphead_len = (uint32_t)w.len;
+    r->uphead_sent = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* request start                                                       */
+
+static void
+conn_set_timer(struct gh_conn *c, uint32_t ms)
+{
+    gh_timer_after(c->w->loop, &c->timer, ms);
+}
+
+/*
+ * A complete request head is in base[0..pr->head_len). Route it, decide the
+ * framing and start the upstream side. Everything needed from the head's
+ * slices is copied or sent before this returns: the slices may point into the
+ * shared scratch buffer. Returns 0 (the request is running or was answered).
+ */
+static int
+req_start(struct gh_conn *c, struct gh_h1_request *pr)
+{
+    struct gh_worker *w = c->w;
+    struct gh_req *r = gh_freelist_get(&w->req_fl);
+    if (r == NULL) {
+        conn_send_generated(c, 503, NULL, 0, NULL, 1, 0);
+        c->state = CS_REQ; /* no request object: conn_advance flushes and closes */
+        return -ENOMEM;
+    }
+    memset(r, 0, sizeof(*r));
+    r->c = c;
+    r->wc = w->cur;
+    r->wc->users++;
+    c->req = r;
+    c->state = CS_REQ;
+    r->t_start = r->t_head = gh_loop_now(w->loop);
+    r->method = pr->method_id;
+    w->st_requests++;
+    if (pr->method_id == GH_METHOD_HEAD)
+        r->flags |= R_HEAD_METHOD;
+    if (pr->version == 10)
+        r->flags |= R_CLIENT_10;
+
+    const struct gh_config *cfg = r->wc->cfg;
+    if (cfg->access_log_on)
+        log_capture(r, pr);
+
+    if (c->ls->lidx < 0 || (uint32_t)c->ls->lidx >= cfg->n_listeners) {
+        /* listener removed by a reload: finish politely */
+        req_fail(r, 503, "listener removed by reload");
+        return 0;
+    }
+    const struct gh_listen_conf *lc = &cfg->listeners[c->ls->lidx];
+
+    const char *host = pr->host;
+    size_t host_len = pr->host_len;
+    const char *path = pr->target;
+    size_t path_len = pr->target_len;
+    if (pr->target_form == GH_TARGET_ABSOLUTE)
+        split_absolute(pr->target, pr->target_len, &host, &host_len, &path, &path_len);
+    r->srv = gh_conf_find_server(lc, host, host_len);
+    const char *q = memchr(path, '?', path_len);
+    size_t route_len = q ? (size_t)(q - path) : path_len;
+    r->pc = gh_conf_find_route(r->srv, path, route_len, NULL);
+    const struct gh_server_conf *srv = r->srv;
+    const struct gh_proxy_conf *pc = r->pc;
+
+    /* keep-alive decision */
+    int ka = pr->version == 11 ? !(pr->flags & GH_H1_F_CONN_CLOSE)
+                               : (pr->flags & GH_H1_F_CONN_KEEPALIVE) != 0;
+    if (srv->keepalive_timeout_ms == 0 || c->nreq + 1 >= srv->keepalive_requests || w->stopping ||
+        (c->flags & C_CLOSE_AFTER))
+        ka = 0;
+    if (ka)
+        r->flags |= R_KEEPALIVE;
+
+    if (pr->target_form == GH_TARGET_AUTHORITY || pr->method_id == GH_METHOD_CONNECT) {
+        req_fail(r, 405, "CONNECT is not served by a reverse proxy");
+        return 0;
+    }
+    if (pr->flags & GH_H1_F_CHUNKED) {
+        r->req_body = BODY_CHUNKED;
+        gh_h1_chunked_init(&r->req_chunk);
+    } else if (pr->content_length > 0) {
+        r->req_body = BODY_CL;
+        r->req_remaining = (uint64_t)pr->content_length;
+        if (pc->client_max_body_size && (uint64_t)pr->content_length > pc->client_max_body_size) {
+            req_fail(r, 413, "request body larger than client_max_body_size");
+            return 0;
+        }
+    } else if (pr->flags & GH_H1_F_HAS_CL) {
+        r->req_body = BODY_CL; /* Content-Length: 0 is forwarded as such */
+        r->req_remaining = 0;
+    }
+    if (r->req_body == BODY_NONE || (r->req_body == BODY_CL && r->req_remaining == 0))
+        r->flags |= R_REQ_DONE;
+    if ((pr->flags & GH_H1_F_EXPECT_CONTINUE) && pr->version == 11 && !(r->flags & R_REQ_DONE))
+        r->flags |= R_EXPECT;
+    if ((pr->flags & GH_H1_F_UPGRADE) && (pr->flags & GH_H1_F_CONN_UPGRADE) && pr->version == 11)
+        r->flags |= R_UPGRADE;
+
+    if (pc->return_status != 0 || pc->upstream == NULL) {
+        int st = pc->return_status ? (int)pc->return_status : 404;
+        const char *body = pc->return_status ? pc->return_body : NULL;
+        size_t blen = pc->return_status ? pc->return_body_len : 0;
+        int close_after = !(r->flags & R_KEEPALIVE) || !(r->flags & R_REQ_DONE);
+        if (conn_send_generated(c, st, body ? body : (st >= 400 ? NULL : ""), blen, "text/plain",
+                                close_after, r->flags & R_HEAD_METHOD) != 0) {
+            gh_http_conn_close(c);
+            return 0;
+        }
+        r->status = (uint16_t)st;
+        r->bytes_out = gh_buf_len(c->out);
+        r->flags |= R_RESP_DONE | R_RESP_STARTED | R_REQ_DONE;
+        return 0;
+    }
+
+    /* pick the origin first: a request head built for one origin stays valid for a
+     * retry on another (Host is the client's unless upstream_host is set) */
+    r->target = gh_balance_pick(w, r->wc, pc->upstream, 0);
+    if (build_up_head(r, pr, host, host_len, path, path_len) != 0) {
+        req_fail(r, 431, "request head too large to forward");
+        return 0;
+    }
+    if (r->flags & R_EXPECT) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        struct iovec iov = {(void *)cont, sizeof(cont) - 1};
+        ssize_t n = gh_io_writev(c->io.fd, &iov, 1, iov.iov_len, &c->flags, C_CAN_WRITE);
+        if (n < 0) {
+            gh_http_conn_close(c);
+            return 0;
+        }
+        if ((size_t)n < iov.iov_len)
+            gh_io_stash(&c->out, &iov, 1, (size_t)n);
+    }
+    up_connect(r, 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* upstream connection                                                 */
+
+static void
+up_attach(struct gh_req *r, struct gh_upconn *u)
+{
+    r->u = u;
+    u->req = r;
+    u->server = r->target;
+    u->io.cb = on_up_event;
+    u->timer.cb = on_up_timeout;
+    u->keepalive_ms = r->pc->upstream->keepalive_timeout_ms;
+}
+
+/*
+ * Give the request an upstream connection: a pooled one unless fresh, else a
+ * new connect. On immediate failure, tries the other servers, then fails the
+ * request with 502. Returns 0 when a connection is attached (maybe still
+ * connecting), -1 when the request was failed.
+ */
+static int
+up_connect(struct gh_req *r, int fresh)
+{
+    struct gh_worker *w = r->c->w;
+    const struct gh_upstream_conf *ups = r->pc->upstream;
+    for (;;) {
+        const struct gh_upstream_server *s = r->target;
+        r->attempts++;
+        if (!fresh) {
+            struct gh_upconn *u = gh_pool_take(w, s->pool_slot);
+            if (u != NULL) {
+                up_attach(r, u);
+                r->t_connect = gh_loop_now(w->loop);
+                return 0;
+            }
+        }
+        int fd = gh_sock_connect((const struct sockaddr *)&s->addr.ss, s->addr.len);
+        if (fd >= 0) {
+            struct gh_upconn *u = gh_freelist_get(&w->up_fl);
+            if (u == NULL) {
+                close(fd);
+                req_fail(r, 503, "out of memory");
+                return -1;
+            }
+            memset(u, 0, sizeof(*u));
+            u->io.fd = fd;
+            u->w = w;
+            u->slot = s->pool_slot;
+            u->flags = U_CONNECTING;
+            if (gh_loop_add(w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+                close(fd);
+                gh_freelist_put(&w->up_fl, u);
+                req_fail(r, 503, "cannot register upstream socket");
+                return -1;
+            }
+            w->nupconns++;
+            up_attach(r, u);
+            gh_timer_after(w->loop, &u->timer, r->pc->connect_timeout_ms);
+            return 0;
+        }
+        gh_log_warn("upstream %s: connect: %s", s->addr.text, strerror(-fd));
+        gh_upconn_mark_down(w, s->pool_slot);
+        if (r->attempts >= ups->n_servers) {
+            req_fail(r, 502, "cannot connect to upstream");
+            return -1;
+        }
+        r->target = gh_balance_pick(w, r->wc, ups, r->attempts);
+        fresh = 0;
+    }
+}
+
+/* The current upstream connection failed before anything of the response came.
+ * Try again where that is safe, else fail with status. Returns 1 if retried. */
+static int
+up_retry_or_fail(struct gh_req *r, int status, const char *why, int connect_failure)
+{
+    struct gh_worker *w = r->c->w;
+    struct gh_upconn *u = r->u;
+    int was_reused = u != NULL && (u->flags & U_REUSED);
+    const struct gh_upstream_conf *ups = r->pc->upstream;
+    if (u != NULL) {
+        u->req = NULL;
+        gh_upconn_close(u);
+        r->u = NULL;
+    }
+    int idempotent = r->method == GH_METHOD_GET || r->method == GH_METHOD_HEAD ||
+                     r->method == GH_METHOD_OPTIONS || r->method == GH_METHOD_TRACE ||
+                     r->method == GH_METHOD_PUT || r->method == GH_METHOD_DELETE;
+    int nothing_sent = !(r->flags & R_BODY_SENT) && !(r->flags & R_GOT_BYTE);
+    if (connect_failure) {
+        /* nothing reached the origin: any request may go to the next server */
+        gh_upconn_mark_down(w, r->target->pool_slot);
+        if (r->attempts < ups->n_servers) {
+            r->target = gh_balance_pick(w, r->wc, ups, r->attempts);
+            r->uphead_sent = 0;
+            r->flags &= ~(uint32_t)R_HEAD_SENT;
+            return up_connect(r, 0) == 0;
+        }
+    } else if (was_reused && !(r->flags & R_RETRIED) && idempotent && nothing_sent &&
+               r->uphead != NULL) {
+        /* the keep-alive race: the origin closed an idle connection as we reused it */
+        r->flags |= R_RETRIED;
+        r->uphead_sent = 0;
+        r->flags &= ~(uint32_t)R_HEAD_SENT;
+        r->attempts--; /* not a new server */
+        return up_connect(r, 1) == 0;
+    }
+    req_fail(r, status, why);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* request direction: client -> upstream                              */
+
+/* Write the head (and whatever body bytes are waiting). Returns 1 progress, 0 blocked, -1 ended. */
+static int
+req_send(struct gh_req *r)
+{
+    struct gh_upconn *u = r->u;
+    struct gh_conn *c = r->c;
+    int progress = 0;
+
+    if (!(r->flags & R_HEAD_SENT)) {
+        if (!(u->flags & U_CAN_WRITE))
+            return 0;
+        struct iovec iov = {r->uphead->data + r->uphead_sent, r->uphead_len - r->uphead_sent};
+        ssize_t n = gh_io_writev(u->io.fd, &iov, 1, iov.iov_len, &u->flags, U_CAN_WRITE);
+        if (n < 0) {
+            up_retry_or_fail(r, 502, "upstream connection broken while sending the request", 0);
+            return -1;
+        }
+        r->uphead_sent += (uint32_t)n;
+        if (r->uphead_sent < r->uphead_len)
+            return n > 0;
+        r->flags |= R_HEAD_SENT;
+        progress = 1;
+        gh_timer_after(c->w->loop, &u->timer, r->pc->first_byte_timeout_ms);
+    }
+    if (r->upout != NULL) {
+        int rc = gh_io_flush(u->io.fd, &r->upout, &u->flags, U_CAN_WRITE);
+        if (rc < 0) {
+            up_retry_or_fail(r, 502, "upstream connection broken while sending the body", 0);
+            return -1;
+        }
+        if (rc == GH_AGAIN)
+            return progress;
+        progress = 1;
+    }
+    if (r->flags & R_REQ_DONE)
+        return progress;
+    if (r->flags & R_RESP_DONE) {
+        /* the origin answered before the body ended: stop forwarding it */
+        return progress;
+    }
+
+    /* pump body bytes */
+    const char *p;
+    size_t n;
+    int from_buf = c->in != NULL && gh_buf_len(c->in) > 0;
+    if (from_buf) {
+        p = gh_buf_head(c->in);
+        n = gh_buf_len(c->in);
+    } else {
+        if (c->flags & C_EOF) {
+            req_fail(r, 400, "client closed the connection in the middle of the request body");
+            return -1;
+        }
+        if (!(c->flags & C_CAN_READ))
+            return progress;
+        ssize_t rd = gh_io_read(c->io.fd, c->w->scratch, GH_BUF_SIZE, &c->flags, C_CAN_READ, C_EOF);
+        if (rd == GH_AGAIN)
+            return progress;
+        if (rd <= 0) {
+            req_fail(r, 400, "client closed the connection in the middle of the request body");
+            return -1;
+        }
+        p = c->w->scratch;
+        n = (size_t)rd;
+    }
+
+    struct iovec iov[MAX_IOV];
+    char hexbuf[MAX_IOV / 3 + 1][24];
+    int cnt = 0;
+    size_t total = 0, used = 0;
+    if (r->req_body == BODY_CL) {
+        size_t k = n < r->req_remaining ? n : (size_t)r->req_remaining;
+        iov[cnt++] = (struct iovec){(void *)p, k};
+        total = used = k;
+        r->req_remaining -= k;
+        r->req_bytes += k;
+        if (r->req_remaining == 0)
+            r->flags |= R_REQ_DONE;
+    } else {
+        size_t lim = n;
+        if (lim > GH_BUF_SIZE - CHUNK_RESERVE)
+            lim = GH_BUF_SIZE - CHUNK_RESERVE;
+        int nhex = 0;
+        while (used < lim && cnt + 3 <= MAX_IOV) {
+            size_t consumed = 0;
+            const char *data;
+            size_t dlen;
+            int rc = gh_h1_chunked_decode(&r->req_chunk, p + used, lim - used, &consumed, &data,
+                                          &dlen);
+            used += consumed;
+            if (rc == GH_BAD) {
+                req_fail(r, 400, r->req_chunk.reason ? r->req_chunk.reason : "bad chunked body");
+                return -1;
+            }
+            if (rc == GH_INCOMPLETE)
+                break;
+            if (rc == 0) {
+                iov[cnt++] = (struct iovec){(void *)"0\r\n\r\n", 5};
+                total += 5;
+                r->flags |= R_REQ_DONE;
+                break;
+            }
+            r->req_bytes += dlen;
+            const struct gh_proxy_conf *pc = r->pc;
+            if (pc->client_max_body_size && r->req_bytes > pc->client_max_body_size) {
+                req_fail(r, 413, "chunked request body larger than client_max_body_size");
+                return -1;
+            }
+            size_t hl = hex_line(hexbuf[nhex], dlen);
+            iov[cnt++] = (struct iovec){hexbuf[nhex++], hl};
+            iov[cnt++] = (struct iovec){(void *)data, dlen};
+            iov[cnt++] = (struct iovec){(void *)"\r\n", 2};
+            total += hl + dlen + 2;
+        }
+    }
+
+    if (total > 0) {
+        ssize_t wn = gh_io_writev(u->io.fd, iov, cnt, total, &u->flags, U_CAN_WRITE);
+        if (wn < 0) {
+            /* The origin stopped reading; it may have answered already (413, 401...).
+             * Stop sending, read what it said, and close both sides afterwards. */
+            r->flags |= R_REQ_DONE;
+            r->flags &= ~(uint32_t)R_UP_REUSABLE;
+            c->flags |= C_CLOSE_AFTER;
+            u->flags |= U_CAN_READ;
+            gh_buf_put(r->upout);
+            r->upout = NULL;
+            return 1;
+        }
+        r->flags |= R_BODY_SENT;
+        if ((size_t)wn < total && gh_io_stash(&r->upout, iov, cnt, (size_t)wn) != 0) {
+            req_fail(r, 503, "out of memory");
+            return -1;
+        }
+    }
+    /* what was not used stays for later (pipelined requests, or bytes past the limit) */
+    if (from_buf) {
+        gh_buf_consume(c->in, used);
+        if (gh_buf_len(c->in) == 0) {
+            gh_buf_put(c->in);
+            c->in = NULL;
+        }
+    } else if (used < n) {
+        struct iovec rest = {(void *)(p + used), n - used};
+        if (gh_io_stash(&c->in, &rest, 1, 0) != 0) {
+            req_fail(r, 503, "out of memory");
+            return -1;
+        }
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* response direction: upstream -> client                              */
+
+/*
+ * Build the client's response head from the origin's into w->hscratch.
+ * Returns its length, or 0 when it does not fit.
+ */
+static size_t
+build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
+{
+    struct gh_conn *c = r->c;
+    const struct gh_proxy_conf *pc = r->pc;
+    struct wr w = {c->w->hscratch, 0, GH_BUF_SIZE, 0};
+    int upgrade = rs->status == 101;
+    WR_LIT(&w, "HTTP/1.1 ");
+    wr_u64(&w, rs->status);
+    WR_LIT(&w, " ");
+    if (rs->reason_len > 0)
+        wr_put(&w, rs->reason, rs->reason_len);
+    else
+        wr_str(&w, status_text(rs->status));
+    WR_LIT(&w, "\r\n");
+    const struct gh_h1_header *hs = rs->headers;
+    uint32_t nh = rs->num_headers;
+    int conn_other = (rs->flags & GH_H1_F_CONN_OTHER) != 0;
+    int has_date = 0;
+    const struct gh_h1_header *prior_via[16];
+    uint32_t n_via = 0;
+    for (uint32_t i = 0; i < nh; i++) {
+        const struct gh_h1_header *h = &hs[i];
+        switch (h->id) {
+        case GH_HDR_CONNECTION:
+        case GH_HDR_KEEP_ALIVE:
+        case GH_HDR_PROXY_CONNECTION:
+        case GH_HDR_TE:
+        case GH_HDR_TRAILER:
+        case GH_HDR_TRANSFER_ENCODING:
+        case GH_HDR_CONTENT_LENGTH:
+            continue;
+        case GH_HDR_UPGRADE:
+            if (!upgrade)
+                continue;
+            break;
+        case GH_HDR_DATE:
+            has_date = 1;
+            break;
+        case GH_HDR_VIA:
+            if (pc->via) {
+                if (n_via < GH_ARRAY_LEN(prior_via))
+                    prior_via[n_via++] = h;
+                continue;
+            }
+            break;
+        default:
+            break;
+        }
+        if (conn_other && named_by_connection(hs, nh, h))
+            continue;
+        if (pc->n_resp_rules && rule_names(pc->resp_rules, pc->n_resp_rules, h->name, h->name_len))
+            continue;
+        wr_header(&w, h->name, h->name_len, h->value, h->value_len);
+    }
+    if (!has_date) {
+        WR_LIT(&w, "Date: ");
+        wr_str(&w, gh_worker_date(c->w));
+        WR_LIT(&w, "\r\n");
+    }
+    if (pc->via) {
+        WR_LIT(&w, "Via: ");
+        for (uint32_t i = 0; i < n_via; i++) {
+            wr_put(&w, prior_via[i]->value, prior_via[i]->value_len);
+            WR_LIT(&w, ", ");
+        }
+        WR_LIT(&w, rs->version == 10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
+    }
+    wr_rules(&w, pc->resp_rules, pc->n_resp_rules);
+    /* framing */
+    int bodyless_status = rs->status == 204 || rs->status == 304 || rs->status < 200;
+    if (upgrade) {
+        WR_LIT(&w, "Connection: upgrade\r\n");
+    } else {
+        if (!bodyless_status || rs->status == 304) {
+            if (rs->flags & GH_H1_F_HAS_CL) {
+                WR_LIT(&w, "Content-Length: ");
+                wr_u64(&w, (uint64_t)rs->content_length);
+                WR_LIT(&w, "\r\n");
+            } else if ((r->flags & R_CHUNK_OUT) ||
+                       ((r->flags & R_HEAD_METHOD) && (rs->flags & GH_H1_F_CHUNKED) &&
+                        !(r->flags & R_CLIENT_10))) {
+                WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
+            }
+        }
+        if (!(r->flags & R_KEEPALIVE))
+            WR_LIT(&w, "Connection: close\r\n");
+        else if (r->flags & R_CLIENT_10)
+            WR_LIT(&w, "Connection: keep-alive\r\n");
+    }
+    WR_LIT(&w, "\r\n");
+    return w.overflow ? 0 : w.len;
+}
+
+/* The response head is complete: decide framing both ways and whether the
+ * upstream connection may be reused. Returns the client head length or 0. */
+static size_t
+resp_head(struct gh_req *r, const struct gh_h1_response *rs)
+{
+    r->status = rs->status;
+    r->flags |= R_HEAD_DONE;
+    int reusable = rs->version == 11 ? !(rs->flags & GH_H1_F_CONN_CLOSE)
+                                     : (rs->flags & GH_H1_F_CONN_KEEPALIVE) != 0;
+    if ((r->flags & R_HEAD_METHOD) || rs->status == 204 || rs->status == 304 ||
+        (rs->status >= 100 && rs->status < 200)) {
+        r->resp_body = BODY_NONE;
+    } else if (rs->flags & GH_H1_F_CHUNKED) {
+        r->resp_body = BODY_CHUNKED;
+        gh_h1_chunked_init(&r->resp_chunk);
+    } else if (rs->flags & GH_H1_F_HAS_CL) {
+        r->resp_body = BODY_CL;
+        r->resp_remaining = (uint64_t)rs->content_length;
+    } else {
+        r->resp_body = BODY_CLOSE;
+        reusable = 0;
+    }
+    if (r->resp_body == BODY_CHUNKED || r->resp_body == BODY_CLOSE) {
+        if (!(r->flags & R_CLIENT_10))
+            r->flags |= R_CHUNK_OUT;
+        else
+            r->flags &= ~(uint32_t)R_KEEPALIVE; /* 1.0 client: the close delimits the body */
+    }
+    if (reusable && (r->flags & R_REQ_DONE))
+        r->flags |= R_UP_REUSABLE;
+    return build_client_head(r, rs);
+}
+
+/* Pump response bytes to the client. Returns 1 progress, 0 blocked, -1 ended. */
+static int
+resp_pump(struct gh_req *r)
+{
+    struct gh_upconn *u = r->u;
+    struct gh_conn *c = r->c;
+    struct gh_worker *w = c->w;
+
+    const char *p;
+    size_t n;
+    int from_buf = u->in != NULL && gh_buf_len(u->in) > 0;
+    int eof = 0;
+    if (from_buf && (r->flags & R_HEAD_DONE)) {
+        p = gh_buf_head(u->in);
+        n = gh_buf_len(u->in);
+    } else {
+        if (!(u->flags & U_CAN_READ))
+            return 0;
+        char *dst;
+        size_t room;
+        if (from_buf) {
+            room = gh_buf_reserve(u->in, GH_BUF_SIZE);
+            dst = gh_buf_tail(u->in);
+            if (room == 0) {
+                req_fail(r, 502, "upstream response head too large");
+                return -1;
+            }
+        } else {
+            dst = w->scratch;
+            room = GH_BUF_SIZE;
+        }
+        ssize_t rd = gh_io_read(u->io.fd, dst, room, &u->flags, U_CAN_READ, U_EOF);
+        if (rd == GH_AGAIN)
+            return 0;
+        if (rd < 0 || (rd == 0 && !(r->flags & R_HEAD_DONE))) {
+            if (!(r->flags & R_GOT_BYTE) && !from_buf) {
+                up_retry_or_fail(r, 502,
+                                 rd == 0 ? "upstream closed the connection before responding"
+                                         : "upstream connection reset before responding",
+                                 0);
+            } else {
+                req_fail(r, 502, "upstream closed the connection in the middle of the response");
+            }
+            return -1;
+        }
+        if (rd == 0) {
+            eof = 1;
+            p = NULL;
+            n = 0;
+        } else {
+            if (!(r->flags & R_GOT_BYTE)) {
+                r->flags |= R_GOT_BYTE;
+                r->t_first_byte = gh_loop_now(w->loop);
+                /* no retry from here on: the head kept for it is no longer needed */
+                gh_buf_put(r->uphead);
+                r->uphead = NULL;
+            }
+            if (from_buf) {
+                gh_buf_commit(u->in, (size_t)rd);
+                p = gh_buf_head(u->in);
+                n = gh_buf_len(u->in);
+            } else {
+                p = dst;
+                n = (size_t)rd;
+            }
+        }
+        gh_timer_after(w->loop, &u->timer, r->pc->read_timeout_ms);
+    }
+
+    size_t used = 0;
+    size_t hlen = 0;
+    if (!(r->flags & R_HEAD_DONE)) {
+        struct gh_h1_header hdrs[MAX_HEADERS];
+        for (;;) {
+            struct gh_h1_response rs;
+            rs.headers = hdrs;
+            rs.max_headers = MAX_HEADERS;
+            struct gh_h1_limits lim = {0, 16384, MAX_HEADERS, GH_BUF_SIZE};
+            int rc = gh_h1_parse_response(p + used, n - used, &rs, &lim);
+            if (rc == GH_INCOMPLETE) {
+                if (!from_buf) {
+                    struct iovec rest = {(void *)(p + used), n - used};
+                    if (gh_io_stash(&u->in, &rest, 1, 0) != 0) {
+                        req_fail(r, 503, "out of memory");
+                        return -1;
+                    }
+                } else {
+                    gh_buf_consume(u->in, used);
+                }
+                return 1;
+            }
+            if (rc < 0) {
+                req_fail(r, 502, rs.err.reason ? rs.err.reason : "malformed upstream response");
+                return -1;
+            }
+            if (rs.status >= 100 && rs.status < 200 && rs.status != 101) {
+                used += (size_t)rc; /* interim response: dropped (we answered 100 ourselves) */
+                continue;
+            }
+            if (rs.status == 101 && !(r->flags & R_UPGRADE)) {
+                req_fail(r, 502, "upstream switched protocols without being asked");
+                return -1;
+            }
+            used += (size_t)rc;
+            hlen = resp_head(r, &rs);
+            if (hlen == 0) {
+                req_fail(r, 502, "upstream response head too large to forward");
+                return -1;
+            }
+            break;
+        }
+        if (r->status == 101) {
+            /* tunnel: bytes after the head belong to the new protocol; they stay in
+             * u->in and the tunnel pump forwards them */
+            r->resp_body = BODY_NONE;
+            r->flags &= ~(uint32_t)(R_CHUNK_OUT | R_UP_REUSABLE);
+        }
+    }
+
+    /* body */
+    struct iovec iov[MAX_IOV];
+    char hexbuf[MAX_IOV / 3 + 1][24];
+    int cnt = 0;
+    size_t total = 0;
+    if (hlen > 0) {
+        iov[cnt++] = (struct iovec){w->hscratch, hlen};
+        total = hlen;
+    }
+    size_t room = GH_BUF_SIZE - hlen;
+    int done = 0;
+    switch (r->resp_body) {
+    case BODY_NONE:
+        done = 1;
+        break;
+    case BODY_CL: {
+        size_t k = n - used;
+        if (k > r->resp_remaining)
+            k = (size_t)r->resp_remaining;
+        if (k > room)
+            k = room;
+        if (k > 0)
+            iov[cnt++] = (struct iovec){(void *)(p + used), k};
+        total += k;
+        used += k;
+        r->resp_remaining -= k;
+        if (r->resp_remaining == 0)
+            done = 1;
+        else if (eof) {
+            req_fail(r, 502, "upstream closed the connection in the middle of the response");
+            return -1;
+        }
+        break;
+    }
+    case BODY_CHUNKED: {
+        size_t lim = n;
+        if (room < CHUNK_RESERVE * 2)
+            lim = used;
+        else if (lim - used > room - CHUNK_RESERVE)
+            lim = used + room - CHUNK_RESERVE;
+        int nhex = 0;
+        int chunk_out = (r->flags & R_CHUNK_OUT) != 0;
+        while (used < lim && cnt + 3 <= MAX_IOV) {
+            size_t consumed = 0;
+            const char *data;
+            size_t dlen;
+            int rc = gh_h1_chunked_decode(&r->resp_chunk, p + used, lim - used, &consumed, &data,
+                                          &dlen);
+            used += consumed;
+            if (rc == GH_BAD) {
+                req_fail(r, 502,
+                         r->resp_chunk.reason ? r->resp_chunk.reason : "bad chunked response");
+                return -1;
+            }
+            if (rc == GH_INCOMPLETE)
+                break;
+            if (rc == 0) {
+                if (chunk_out) {
+                    iov[cnt++] = (struct iovec){(void *)"0\r\n\r\n", 5};
+                    total += 5;
+                }
+                done = 1;
+                break;
+            }
+            if (chunk_out) {
+                size_t hl = hex_line(hexbuf[nhex], dlen);
+                iov[cnt++] = (struct iovec){hexbuf[nhex++], hl};
+                iov[cnt++] = (struct iovec){(void *)data, dlen};
+                iov[cnt++] = (struct iovec){(void *)"\r\n", 2};
+                total += hl + dlen + 2;
+            } else {
+                iov[cnt++] = (struct iovec){(void *)data, dlen};
+                total += dlen;
+            }
+        }
+        if (eof && !done) {
+            req_fail(r, 502, "upstream closed the connection in the middle of the response");
+            return -1;
+        }
+        break;
+    }
+    case BODY_CLOSE: {
+        size_t k = n - used;
+        if (k > room - (r->flags & R_CHUNK_OUT ? 32 : 0))
+            k = room - (r->flags & R_CHUNK_OUT ? 32 : 0);
+        if (k > 0) {
+            if (r->flags & R_CHUNK_OUT) {
+                size_t hl = hex_line(hexbuf[0], k);
+                iov[cnt++] = (struct iovec){hexbuf[0], hl};
+                iov[cnt++] = (struct iovec){(void *)(p + used), k};
+                iov[cnt++] = (struct iovec){(void *)"\r\n", 2};
+                total += hl + k + 2;
+            } else {
+                iov[cnt++] = (struct iovec){(void *)(p + used), k};
+                total += k;
+            }
+        }
+        used += k;
+        if (eof && r->status != 101) {
+            if (r->flags & R_CHUNK_OUT) {
+                iov[cnt++] = (struct iovec){(void *)"0\r\n\r\n", 5};
+                total += 5;
+            }
+            done = 1;
+        } else if (eof) {
+            done = 1;
+        }
+        break;
+    }
+    }
+
+    if (total > 0) {
+        ssize_t wn = gh_io_writev(c->io.fd, iov, cnt, total, &c->flags, C_CAN_WRITE);
+        if (wn < 0) {
+            gh_log_info("client closed the connection during the response: %s", strerror((int)-wn));
+            req_log(r);
+            gh_http_conn_close(c);
+            return -1;
+        }
+        r->flags |= R_RESP_STARTED;
+        r->bytes_out += total;
+        if ((size_t)wn < total && gh_io_stash(&c->out, iov, cnt, (size_t)wn) != 0) {
+            gh_http_conn_close(c);
+            return -1;
+        }
+    }
+    /* keep what was not used */
+    if (from_buf) {
+        gh_buf_consume(u->in, used);
+        if (gh_buf_len(u->in) == 0) {
+            gh_buf_put(u->in);
+            u->in = NULL;
+        }
+    } else if (used < n) {
+        struct iovec rest = {(void *)(p + used), n - used};
+        if (gh_io_stash(&u->in, &rest, 1, 0) != 0) {
+            gh_http_conn_close(c);
+            return -1;
+        }
+    }
+    if (done) {
+        r->flags |= R_RESP_DONE;
+        if (u->in != NULL)
+            r->flags &= ~(uint32_t)R_UP_REUSABLE; /* the origin sent more than it framed */
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* tunnel (after 101 Switching Protocols)                              */
+
+/* Move bytes one way: src's pending input or a fresh read, into dst. Returns 1 progress, 0 blocked. */
+static int
+tunnel_pump(struct gh_worker *w, int sfd, uint16_t *sflags, uint16_t s_can, uint16_t s_eof,
+            struct gh_buf **sin, int dfd, uint16_t *dflags, uint16_t d_can, struct gh_buf **dout,
+            int *err)
+{
+    int rc = gh_io_flush(dfd, dout, dflags, d_can);
+    if (rc < 0) {
+        *err = 1;
+        return 0;
+    }
+    if (rc == GH_AGAIN)
+        return 0;
+    const char *p;
+    size_t n;
+    if (*sin != NULL && gh_buf_len(*sin) > 0) {
+        p = gh_buf_head(*sin);
+        n = gh_buf_len(*sin);
+    } else {
+        if (!(*sflags & s_can) || (*sflags & s_eof))
+            return 0;
+        ssize_t rd = gh_io_read(sfd, w->scratch, GH_BUF_SIZE, sflags, s_can, s_eof);
+        if (rd == GH_AGAIN)
+            return 0;
+        if (rd < 0) {
+            *err = 1;
+            return 0;
+        }
+        if (rd == 0) {
+            shutdown(dfd, SHUT_WR);
+            return 1;
+        }
+        p = w->scratch;
+        n = (size_t)rd;
+    }
+    struct iovec iov = {(void *)p, n};
+    ssize_t wn = gh_io_writev(dfd, &iov, 1, n, dflags, d_can);
+    if (wn < 0) {
+        *err = 1;
+        return 0;
+    }
+    if (*sin != NULL && gh_buf_len(*sin) > 0) {
+        gh_buf_consume(*sin, (size_t)wn);
+    } else if ((size_t)wn < n) {
+        gh_io_stash(dout, &iov, 1, (size_t)wn);
+    }
+    if (*sin != NULL && gh_buf_len(*sin) == 0) {
+        gh_buf_put(*sin);
+        *sin = NULL;
+    }
+    return 1;
+}
+
+static void
+tunnel_advance(struct gh_conn *c)
+{
+    struct gh_req *r = c->req;
+    struct gh_upconn *u = r->u;
+    struct gh_worker *w = c->w;
+    int err = 0, progress;
+    do {
+        progress = tunnel_pump(w, c->io.fd, &c->flags, C_CAN_READ, C_EOF, &c->in, u->io.fd,
+                               &u->flags, U_CAN_WRITE, &r->upout, &err);
+        progress |= tunnel_pump(w, u->io.fd, &u->flags, U_CAN_READ, U_EOF, &u->in, c->io.fd,
+                                &c->flags, C_CAN_WRITE, &c->out, &err);
+    } while (progress && !err);
+    if (err || ((c->flags & C_EOF) && (u->flags & U_EOF) && c->out == NULL && r->upout == NULL)) {
+        req_log(r);
+        gh_http_conn_close(c);
+        return;
+    }
+    gh_timer_after(w->loop, &c->timer, r->pc->tunnel_idle_timeout_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* the request state machine                                          */
+
+static void
+req_arm_timers(struct gh_req *r)
+{
+    struct gh_conn *c = r->c;
+    struct gh_loop *l = c->w->loop;
+    if (c->out != NULL)
+        gh_timer_after(l, &c->timer, r->pc->send_timeout_ms);
+    else if (!(r->flags & R_REQ_DONE) && !(r->flags & R_RESP_DONE) && r->upout == NULL &&
+             (r->flags & R_HEAD_SENT))
+        gh_timer_after(l, &c->timer, r->pc->client_body_timeout_ms);
+    /* otherwise the timer keeps its older deadline; on_client_timeout re-checks
+     * what it guards, so no heap work is spent per request here */
+}
+
+/*
+ * Move the request as far as it goes. Returns GH_AGAIN when blocked, 0 when the
+ * request ended (the connection may have moved on or be closed).
+ */
+static int
+req_advance(struct gh_req *r)
+{
+    struct gh_conn *c = r->c;
+    for (;;) {
+        int progress = 0;
+        struct gh_upconn *u = r->u;
+        if (u != NULL && !(u->flags & U_CONNECTING) && !(r->flags & R_RESP_DONE)) {
+            int rc = req_send(r);
+            if (rc < 0)
+                return 0;
+            progress |= rc;
+        }
+        if (c->flags & C_DEAD)
+            return 0;
+        if (c->out != NULL) {
+            int rc = gh_io_flush(c->io.fd, &c->out, &c->flags, C_CAN_WRITE);
+            if (rc < 0) {
+                req_log(r);
+                gh_http_conn_close(c);
+                return 0;
+            }
+            if (rc == 0)
+                progress = 1;
+        }
+        if (c->out == NULL && r->u != NULL && !(r->u->flags & U_CONNECTING) &&
+            (r->flags & R_HEAD_SENT) && !(r->flags & R_RESP_DONE)) {
+            int rc = resp_pump(r);
+            if (rc < 0 || (c->flags & C_DEAD))
+                return 0;
+            progress |= rc;
+        }
+        if ((r->flags & R_RESP_DONE) && c->out == NULL) {
+            if (r->status == 101 && r->u != NULL) {
+                c->state = CS_TUNNEL;
+                gh_timer_stop(c->w->loop, &r->u->timer);
+                return 0;
+            }
+            req_finish(r);
+            return 0;
+        }
+        if (!progress) {
+            req_arm_timers(r);
+            return GH_AGAIN;
+        }
+    }
+}
+
+/* The response is fully written: log, recycle the upstream connection, and
+ * either wait for the next request or close. */
+static void
+req_finish(struct gh_req *r)
+{
+    struct gh_conn *c = r->c;
+    struct gh_worker *w = c->w;
+    req_log(r);
+    int keep = (r->flags & R_KEEPALIVE) && !(c->flags & C_CLOSE_AFTER) &&
+               (r->flags & R_REQ_DONE);
+    struct gh_upconn *u = r->u;
+    if (u != NULL) {
+        r->u = NULL;
+        u->req = NULL;
+        u->nreq++;
+        if ((r->flags & R_UP_REUSABLE) && (r->flags & R_REQ_DONE) && r->upout == NULL &&
+            !(u->flags & U_EOF)) {
+            gh_pool_put(w, u, r->pc->upstream->keepalive);
+        } else {
+            gh_upconn_close(u);
+        }
+    }
+    uint32_t ka_ms = r->srv ? r->srv->keepalive_timeout_ms : 0;
+    int req_done = (r->flags & R_REQ_DONE) != 0;
+    req_free(r);
+    c->nreq++;
+    if (!keep) {
+        /* linger only when the client may still be sending: a plain close with
+         * unread input would reset the connection under the response */
+        if ((c->in != NULL && gh_buf_len(c->in) > 0) || !req_done)
+            conn_linger(c);
+        else
+            gh_http_conn_close(c);
+        return;
+    }
+    c->state = CS_IDLE;
+    gh_timer_after(w->loop, &c->timer, ka_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* reading request heads                                              */
+
+static void
+head_error(struct gh_conn *c, const struct gh_h1_request *pr, const char *p)
+{
+    char ip[64];
+    if (conn_ip_str(c, ip, sizeof(ip)) == 0)
+        strcpy(ip, "-");
+    gh_log_info("client %s: %d: %s (at byte %u)", ip, pr->err.status,
+                pr->err.reason ? pr->err.reason : "bad request", pr->err.offset);
+    (void)p;
+    gh_buf_put(c->out);
+    c->out = NULL;
+    if (conn_send_generated(c, pr->err.status ? pr->err.status : 400, NULL, 0, NULL, 1, 0) != 0) {
+        gh_http_conn_close(c);
+        return;
+    }
+    c->state = CS_REQ; /* without a request: flush, then close */
+}
+
+static struct gh_h1_limits
+conn_limits(struct gh_conn *c)
+{
+    const struct gh_config *cfg = c->w->cur->cfg;
+    const struct gh_server_conf *s = NULL;
+    if (c->ls->lidx >= 0 && (uint32_t)c->ls->lidx < cfg->n_listeners)
+        s = cfg->listeners[c->ls->lidx].default_server;
+    struct gh_h1_limits lim = {8192, 8192, 100, 32768};
+    if (s != NULL) {
+        lim.max_request_line = s->max_request_line;
+        lim.max_header_line = s->max_header_line;
+        lim.max_headers = s->max_headers < MAX_HEADERS ? s->max_headers : MAX_HEADERS;
+        lim.max_head_size = s->max_head_size < GH_BUF_SIZE ? s->max_head_size : GH_BUF_SIZE;
+    }
+    return lim;
+}
+
+/* Read and parse a request head; start the request when it is complete.
+ * Returns GH_AGAIN when waiting for bytes, 0 when the state changed. */
+static int
+conn_read_head(struct gh_conn *c)
+{
+    struct gh_worker *w = c->w;
+    struct gh_h1_header hdrs[MAX_HEADERS];
+    struct gh_h1_limits lim = conn_limits(c);
+    for (;;) {
+        const char *p;
+        size_t n;
+        int from_buf = c->in != NULL && gh_buf_len(c->in) > 0;
+        if (from_buf) {
+            p = gh_buf_head(c->in);
+            n = gh_buf_len(c->in);
+        } else {
+            if (!(c->flags & C_CAN_READ)) {
+                if (c->flags & C_EOF) {
+                    gh_http_conn_close(c);
+                    return 0;
+                }
+                return GH_AGAIN;
+            }
+            ssize_t rd = gh_io_read(c->io.fd, w->scratch, GH_BUF_SIZE, &c->flags, C_CAN_READ, C_EOF);
+            if (rd == GH_AGAIN)
+                return GH_AGAIN;
+            if (rd <= 0) {
+                gh_http_conn_close(c);
+                return 0;
+            }
+            p = w->scratch;
+            n = (size_t)rd;
+        }
+        if (c->state == CS_IDLE) {
+            c->state = CS_HEAD;
+            const struct gh_config *cfg = w->cur->cfg;
+            uint32_t ms = 10000;
+            if (c->ls->lidx >= 0 && (uint32_t)c->ls->lidx < cfg->n_listeners)
+                ms = cfg->listeners[c->ls->lidx].default_server->client_header_timeout_ms;
+            conn_set_timer(c, ms);
+        }
+        struct gh_h1_request pr;
+        pr.headers = hdrs;
+        pr.max_headers = lim.max_headers;
+        int rc = gh_h1_parse_request(p, n, &pr, &lim);
+        if (rc == GH_INCOMPLETE) {
+            if (!from_buf) {
+                struct iovec iov = {(void *)p, n};
+                if (gh_io_stash(&c->in, &iov, 1, 0) != 0) {
+                    gh_http_conn_close(c);
+                    return 0;
+                }
+            }
+            if (c->flags & C_EOF) {
+                gh_http_conn_close(c);
+                return 0;
+            }
+            if (!(c->flags & C_CAN_READ))
+                return GH_AGAIN;
+            /* read more straight into the private buffer */
+            size_t room = gh_buf_reserve(c->in, GH_BUF_SIZE);
+            if (room == 0) {
+                pr.err.status = 431;
+                pr.err.reason = "request head larger than the buffer";
+                pr.err.offset = (uint32_t)gh_buf_len(c->in);
+                head_error(c, &pr, NULL);
+                return 0;
+            }
+            ssize_t rd =
+                gh_io_read(c->io.fd, gh_buf_tail(c->in), room, &c->flags, C_CAN_READ, C_EOF);
+            if (rd == GH_AGAIN)
+                return GH_AGAIN;
+            if (rd <= 0) {
+                gh_http_conn_close(c);
+                return 0;
+            }
+            gh_buf_commit(c->in, (size_t)rd);
+            continue;
+        }
+        if (rc < 0) {
+            head_error(c, &pr, p);
+            return 0;
+        }
+        /* complete head of rc bytes at p */
+        size_t hlen = (size_t)rc;
+        if (!from_buf && hlen < n) {
+            /* body bytes or pipelined requests behind the head: keep them */
+            struct iovec iov = {(void *)(p + hlen), n - hlen};
+            if (gh_io_stash(&c->in, &iov, 1, 0) != 0) {
+                gh_http_conn_close(c);
+                return 0;
+            }
+            req_start(c, &pr);
+        } else {
+            req_start(c, &pr);
+            if (from_buf && c->in != NULL) {
+                /* the head's slices were used by req_start; now drop the head */
+                gh_buf_consume(c->in, hlen);
+                if (gh_buf_len(c->in) == 0) {
+                    gh_buf_put(c->in);
+                    c->in = NULL;
+                }
+            }
+        }
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* connection driver                                                   */
+
+static void
+conn_advance(struct gh_conn *c)
+{
+    /* Each turn either waits (returns) or moves a request forward; pipelined
+     * requests are bounded by what the client sends and by its reading of our
+     * answers (c->out stops us), so the loop needs no iteration cap. */
+    for (;;) {
+        if (c->flags & C_DEAD)
+            return;
+        switch (c->state) {
+        case CS_IDLE:
+        case CS_HEAD:
+            if (c->flags & C_CLOSE_AFTER && c->state == CS_IDLE &&
+                (c->in == NULL || gh_buf_len(c->in) == 0)) {
+                gh_http_conn_close(c);
+                return;
+            }
+            if (conn_read_head(c) == GH_AGAIN)
+                return;
+            break;
+        case CS_REQ:
+            if (c->req == NULL) {
+                /* a generated answer without a request object: flush it, then close */
+                int rc = gh_io_flush(c->io.fd, &c->out, &c->flags, C_CAN_WRITE);
+                if (rc == GH_AGAIN) {
+                    gh_timer_after(c->w->loop, &c->timer, 10000);
+                    return;
+                }
+                if (rc < 0) {
+                    gh_http_conn_close(c);
+                    return;
+                }
+                conn_linger(c);
+                return;
+            }
+            if (req_advance(c->req) == GH_AGAIN)
+                return;
+            break;
+        case CS_TUNNEL:
+            tunnel_advance(c);
+            return;
+        case CS_LINGER: {
+            for (int i = 0; i < 16; i++) {
+                if (!(c->flags & C_CAN_READ))
+                    return;
+                ssize_t rd =
+                    gh_io_read(c->io.fd, c->w->scratch, GH_BUF_SIZE, &c->flags, C_CAN_READ, C_EOF);
+                if (rd == GH_AGAIN)
+                    return;
+                if (rd <= 0)
+                    break;
+            }
+            gh_http_conn_close(c);
+            return;
+        }
+        }
+    }
+}
+
+static void
+on_client_event(struct gh_io *io, uint32_t events)
+{
+    struct gh_conn *c = gh_container_of(io, struct gh_conn, io);
+    if (c->flags & C_DEAD)
+        return;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->flags |= C_CAN_READ;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        c->flags |= C_CAN_WRITE;
+    conn_advance(c);
+}
+
+static void
+on_client_timeout(struct gh_timer *t)
+{
+    struct gh_conn *c = gh_container_of(t, struct gh_conn, timer);
+    if (c->flags & C_DEAD)
+        return;
+    switch (c->state) {
+    case CS_IDLE:
+    case CS_LINGER:
+        gh_http_conn_close(c);
+        return;
+    case CS_HEAD: {
+        char ip[64];
+        if (conn_ip_str(c, ip, sizeof(ip)) == 0)
+            strcpy(ip, "-");
+        gh_log_info("client %s: 408: request head not received in time", ip);
+        gh_buf_put(c->in);
+        c->in = NULL;
+        if (conn_send_generated(c, 408, NULL, 0, NULL, 1, 0) != 0) {
+            gh_http_conn_close(c);
+            return;
+        }
+        c->state = CS_REQ;
+        conn_advance(c);
+        return;
+    }
+    case CS_REQ: {
+        struct gh_req *r = c->req;
+        if (r == NULL || c->out != NULL) {
+            gh_http_conn_close(c); /* send timeout */
+            return;
+        }
+        if (!(r->flags & R_REQ_DONE) && !(r->flags & R_RESP_DONE) && r->upout == NULL &&
+            (r->flags & R_HEAD_SENT)) {
+            req_fail(r, 408, "request body not received in time");
+            conn_advance(c);
+            return;
+        }
+        /* waiting for the origin, whose own timers guard this phase */
+        gh_timer_after(c->w->loop, &c->timer, r->pc->client_body_timeout_ms);
+        return;
+    }
+    case CS_TUNNEL:
+        if (c->req != NULL)
+            req_log(c->req);
+        gh_http_conn_close(c);
+        return;
+    }
+}
+
+static void
+on_up_event(struct gh_io *io, uint32_t events)
+{
+    struct gh_upconn *u = gh_container_of(io, struct gh_upconn, io);
+    if (u->flags & U_DEAD || u->req == NULL)
+        return;
+    struct gh_req *r = u->req;
+    struct gh_conn *c = r->c;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        u->flags |= U_CAN_READ;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        u->flags |= U_CAN_WRITE;
+    if (u->flags & U_CONNECTING) {
+        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
+            return;
+        int err = gh_sock_error(u->io.fd);
+        if (err != 0) {
+            gh_log_warn("upstream %s: connect: %s", r->target->addr.text, strerror(err));
+            up_retry_or_fail(r, 502, "cannot connect to upstream", 1);
+            conn_advance(c);
+            return;
+        }
+        u->flags &= ~(uint16_t)U_CONNECTING;
+        u->flags |= U_CAN_WRITE;
+        r->t_connect = gh_loop_now(c->w->loop);
+        gh_timer_after(c->w->loop, &u->timer, r->pc->first_byte_timeout_ms);
+    }
+    conn_advance(c);
+}
+
+static void
+on_up_timeout(struct gh_timer *t)
+{
+    struct gh_upconn *u = gh_container_of(t, struct gh_upconn, timer);
+    if (u->flags & U_DEAD || u->req == NULL)
+        return;
+    struct gh_req *r = u->req;
+    struct gh_conn *c = r->c;
+    if (u->flags & U_CONNECTING) {
+        gh_log_warn("upstream %s: connect timed out", r->target->addr.text);
+        const struct gh_upstream_conf *ups = r->pc->upstream;
+        if (r->attempts < ups->n_servers)
+            up_retry_or_fail(r, 504, "upstream connect timed out", 1);
+        else {
+            gh_upconn_mark_down(c->w, r->target->pool_slot);
+            req_fail(r, 504, "upstream connect timed out");
+        }
+    } else if (!(r->flags & R_GOT_BYTE)) {
+        req_fail(r, 504, "upstream did not answer in time");
+    } else {
+        req_fail(r, 504, "upstream stalled in the middle of the response");
+    }
+    conn_advance(c);
+}

@@ -1,0 +1,123 @@
+/*
+ * io.h - internal to src/proxy/: socket reads and writes with the
+ * edge-triggered bookkeeping every side of a relay needs.
+ *
+ * With EPOLLET a read that returns less than asked has emptied the socket
+ * (design: "one read per side per request"), so the can-read flag is cleared
+ * without spending a syscall on EAGAIN; a short write likewise clears
+ * can-write until EPOLLOUT says otherwise.
+ */
+#ifndef GH_PROXY_IO_H
+#define GH_PROXY_IO_H
+
+#include <errno.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+
+/*
+ * Read up to n bytes. Returns > 0 bytes read, 0 at end of stream (eof_flag set),
+ * GH_AGAIN when nothing is there (can_flag cleared), or -errno.
+ */
+static inline ssize_t
+gh_io_read(int fd, char *p, size_t n, uint16_t *flags, uint16_t can_flag, uint16_t eof_flag)
+{
+    ssize_t r;
+    do
+        r = read(fd, p, n);
+    while (r == -1 && errno == EINTR);
+    if (r > 0) {
+        if ((size_t)r < n)
+            *flags &= (uint16_t)~can_flag;
+        return r;
+    }
+    if (r == 0) {
+        *flags = (uint16_t)((*flags | eof_flag) & ~can_flag);
+        return 0;
+    }
+    if (errno == EAGAIN) {
+        *flags &= (uint16_t)~can_flag;
+        return GH_AGAIN;
+    }
+    return -errno;
+}
+
+/*
+ * Write iov. Returns bytes written (>= 0; less than the total clears can_flag)
+ * or -errno for a broken connection.
+ */
+static inline ssize_t
+gh_io_writev(int fd, const struct iovec *iov, int cnt, size_t total, uint16_t *flags,
+             uint16_t can_flag)
+{
+    ssize_t r;
+    do
+        r = cnt == 1 ? write(fd, iov[0].iov_base, iov[0].iov_len) : writev(fd, iov, cnt);
+    while (r == -1 && errno == EINTR);
+    if (r >= 0) {
+        if ((size_t)r < total)
+            *flags &= (uint16_t)~can_flag;
+        return r;
+    }
+    if (errno == EAGAIN) {
+        *flags &= (uint16_t)~can_flag;
+        return 0;
+    }
+    return -errno;
+}
+
+/*
+ * Copy the bytes of iov after the first `skip` bytes into *bufp (taking a
+ * buffer if it is NULL). The caller guarantees they fit. Returns 0 or -ENOMEM.
+ */
+static inline int
+gh_io_stash(struct gh_buf **bufp, const struct iovec *iov, int cnt, size_t skip)
+{
+    if (*bufp == NULL) {
+        *bufp = gh_buf_get();
+        if (*bufp == NULL)
+            return -ENOMEM;
+    }
+    for (int i = 0; i < cnt; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        size_t n = len - skip;
+        GH_ASSERT(gh_buf_reserve(*bufp, n) >= n);
+        gh_buf_append(*bufp, (const char *)iov[i].iov_base + skip, n);
+        skip = 0;
+    }
+    return 0;
+}
+
+/*
+ * Write as much of *bufp as the socket takes; the buffer goes back to the
+ * freelist once empty. Returns 0 when nothing is left, GH_AGAIN when bytes
+ * remain, -errno on a broken connection.
+ */
+static inline int
+gh_io_flush(int fd, struct gh_buf **bufp, uint16_t *flags, uint16_t can_flag)
+{
+    struct gh_buf *b = *bufp;
+    if (b == NULL)
+        return 0;
+    if (gh_buf_len(b) > 0) {
+        if (!(*flags & can_flag))
+            return GH_AGAIN;
+        struct iovec iov = {gh_buf_head(b), gh_buf_len(b)};
+        ssize_t w = gh_io_writev(fd, &iov, 1, iov.iov_len, flags, can_flag);
+        if (w < 0)
+            return (int)w;
+        gh_buf_consume(b, (size_t)w);
+        if (gh_buf_len(b) > 0)
+            return GH_AGAIN;
+    }
+    gh_buf_put(b);
+    *bufp = NULL;
+    return 0;
+}
+
+#endif

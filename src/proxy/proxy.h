@@ -1,0 +1,48 @@
+/*
+ * proxy.h - worker threads and the process-wide listener table.
+ *
+ * Each worker thread runs its own event loop with its own SO_REUSEPORT
+ * listening sockets, connection freelists, buffers and upstream keep-alive
+ * pools (share nothing on the hot path). The main thread only loads configs,
+ * opens listening sockets and posts messages to workers:
+ *
+ *   gh_proxy_start()   open listeners for cfg, start N workers
+ *   gh_proxy_reload()  hand a new config to every worker; listeners whose
+ *                      address stays keep their sockets, new ones are opened,
+ *                      removed ones are closed by their worker
+ *   gh_proxy_stop()    stop accepting, drain requests in flight (bounded), join
+ */
+#ifndef GH_PROXY_PROXY_H
+#define GH_PROXY_PROXY_H
+
+#include "conf/conf.h"
+
+/*
+ * Open listeners and start the workers for cfg (the proxy takes a reference).
+ * nthreads is the resolved thread count (>= 1). Returns 0, or -errno after
+ * logging which listener failed (nothing is left running then).
+ */
+int gh_proxy_start(struct gh_config *cfg, unsigned nthreads);
+
+/*
+ * Swap in cfg (takes a reference) on every worker. Listeners are reconciled
+ * by address. Returns 0, or -errno when a new listener cannot be opened: then
+ * nothing changed and the old config keeps running.
+ */
+int gh_proxy_reload(struct gh_config *cfg);
+
+/*
+ * Stop accepting, let requests in flight finish for at most drain_ms, then close
+ * what remains and join all workers. Releases every resource of the proxy.
+ */
+void gh_proxy_stop(unsigned drain_ms);
+
+/* Counters summed over workers (approximate while running). */
+struct gh_proxy_stats {
+    uint64_t accepted;
+    uint64_t requests;
+    uint64_t active_conns;
+};
+void gh_proxy_get_stats(struct gh_proxy_stats *st);
+
+#endif

@@ -1,0 +1,672 @@
+/*
+ * worker.c - worker threads, the process-wide listener table, config swaps
+ * and draining.
+ *
+ * The main thread owns the listener table (one SO_REUSEPORT socket per
+ * address per worker) and posts messages; each worker owns its event loop,
+ * its sockets once handed over, and everything it allocates.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "net/sock.h"
+#include "proxy/proxy.h"
+#include "proxy/worker.h"
+
+#define ALOG_CAP (64 * 1024)
+
+/* ---- process-wide state (main thread) ---- */
+
+struct lgroup {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int *fds; /* one per worker */
+    char text[80];
+};
+
+static struct gh_worker **workers;
+static unsigned n_workers;
+static struct lgroup *groups;
+static unsigned n_groups;
+static int alog_fd = -1;     /* current access log destination */
+static int alog_old_fd = -1; /* previous one, closed at the next reload */
+
+/* ---- worker side ---- */
+
+void
+gh_worker_bury(struct gh_worker *w, void *obj, int kind)
+{
+    if (w->n_grave == w->cap_grave) {
+        uint32_t cap = w->cap_grave ? w->cap_grave * 2 : 64;
+        struct gh_grave *g = realloc(w->grave, cap * sizeof(*g));
+        GH_ASSERT(g != NULL); /* bounded by connections closed in one batch */
+        w->grave = g;
+        w->cap_grave = cap;
+    }
+    w->grave[w->n_grave++] = (struct gh_grave){obj, (uint8_t)kind};
+}
+
+static void
+grave_flush(struct gh_worker *w)
+{
+    for (uint32_t i = 0; i < w->n_grave; i++) {
+        if (w->grave[i].kind == 0)
+            gh_http_free_conn(w, w->grave[i].obj);
+        else
+            gh_http_free_upconn(w, w->grave[i].obj);
+    }
+    w->n_grave = 0;
+}
+
+static void
+lsock_free_if_unused(struct gh_lsock *ls)
+{
+    if (ls->lidx < 0 && ls->conns == 0 && ls->io.fd < 0)
+        free(ls);
+}
+
+void
+gh_worker_conn_closed(struct gh_worker *w, struct gh_conn *c)
+{
+    if (c->flags & C_IN_LIST) {
+        if (c->prev != NULL)
+            c->prev->next = c->next;
+        else
+            w->conns = c->next;
+        if (c->next != NULL)
+            c->next->prev = c->prev;
+        c->prev = c->next = NULL;
+        c->flags &= ~(uint16_t)C_IN_LIST;
+        w->nconns--;
+    }
+    struct gh_lsock *ls = c->ls;
+    c->ls = NULL;
+    if (ls != NULL) {
+        ls->conns--;
+        lsock_free_if_unused(ls);
+    }
+}
+
+const char *
+gh_worker_date(struct gh_worker *w)
+{
+    int64_t now = gh_loop_wall(w->loop);
+    if (now != w->date_sec) {
+        time_t t = (time_t)now;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(w->date, sizeof(w->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        w->date_sec = now;
+    }
+    return w->date;
+}
+
+static void
+alog_flush(struct gh_worker *w)
+{
+    if (w->alog_len == 0)
+        return;
+    int fd = __atomic_load_n(&alog_fd, __ATOMIC_ACQUIRE);
+    gh_write_all(fd >= 0 ? fd : 2, w->alog, w->alog_len);
+    w->alog_len = 0;
+}
+
+static void
+batch_end(void *arg)
+{
+    struct gh_worker *w = arg;
+    grave_flush(w);
+    alog_flush(w);
+}
+
+void
+gh_worker_alog(struct gh_worker *w, const char *line, size_t len)
+{
+    if (w->alog == NULL) {
+        w->alog = malloc(ALOG_CAP);
+        if (w->alog == NULL)
+            return;
+    }
+    if (w->alog_len + len > ALOG_CAP)
+        alog_flush(w);
+    if (len > ALOG_CAP)
+        len = ALOG_CAP;
+    memcpy(w->alog + w->alog_len, line, len);
+    w->alog_len += (uint32_t)len;
+    gh_loop_at_batch_end(w->loop, batch_end, w);
+}
+
+static void on_accept(struct gh_io *io, uint32_t events);
+
+static void
+accept_retry(struct gh_timer *t)
+{
+    struct gh_lsock *ls = gh_container_of(t, struct gh_lsock, retry);
+    on_accept(&ls->io, EPOLLIN);
+}
+
+static void
+on_accept(struct gh_io *io, uint32_t events)
+{
+    struct gh_lsock *ls = gh_container_of(io, struct gh_lsock, io);
+    struct gh_worker *w = ls->w;
+    (void)events;
+    if (ls->io.fd < 0 || w->stopping)
+        return;
+    /* bounded batch so one busy listener cannot starve established connections;
+     * with edge triggering the rest is picked up on the next turn via the timer */
+    for (int i = 0; i < 256; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(ls->io.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            if (errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                static __thread int64_t last_warn;
+                if (gh_loop_wall(w->loop) != last_warn) {
+                    gh_log_error("accept: %s (raise the open-file limit?)", strerror(errno));
+                    last_warn = gh_loop_wall(w->loop);
+                }
+                gh_timer_after(w->loop, &ls->retry, 100);
+                return;
+            }
+            gh_log_error("accept: %s", strerror(errno));
+            return;
+        }
+        w->st_accepted++;
+        gh_http_on_accept(w, ls, fd, &ss);
+    }
+    gh_timer_after(w->loop, &ls->retry, 0);
+}
+
+static void
+lsock_add(struct gh_worker *w, int fd, int32_t lidx)
+{
+    struct gh_lsock *ls = calloc(1, sizeof(*ls));
+    if (ls == NULL) {
+        gh_log_error("out of memory adding a listener");
+        close(fd);
+        return;
+    }
+    ls->io.fd = fd;
+    ls->io.cb = on_accept;
+    ls->w = w;
+    ls->lidx = lidx;
+    ls->retry.cb = accept_retry;
+    if (gh_loop_add(w->loop, &ls->io, EPOLLIN) != 0) {
+        gh_log_error("cannot watch a listening socket: %s", strerror(errno));
+        close(fd);
+        free(ls);
+        return;
+    }
+    ls->next = w->lsocks;
+    w->lsocks = ls;
+    /* connections may already be waiting */
+    on_accept(&ls->io, EPOLLIN);
+}
+
+/* Close a listening socket of this worker; connections accepted on it finish. */
+static void
+lsock_close(struct gh_worker *w, struct gh_lsock *ls)
+{
+    gh_timer_stop(w->loop, &ls->retry);
+    if (ls->io.fd >= 0) {
+        close(ls->io.fd);
+        ls->io.fd = -1;
+    }
+    ls->lidx = -1;
+    for (struct gh_conn *c = w->conns; c != NULL;) {
+        struct gh_conn *next = c->next;
+        if (c->ls == ls)
+            gh_http_conn_drain(c);
+        c = next;
+    }
+    lsock_free_if_unused(ls);
+}
+
+static void
+worker_apply(struct gh_worker *w)
+{
+    pthread_mutex_lock(&w->msg_lock);
+    struct gh_config *cfg = w->msg_cfg;
+    w->msg_cfg = NULL;
+    int *add = w->msg_add_fds, *keep = w->msg_keep_fds;
+    int32_t *add_l = w->msg_add_lidx, *keep_l = w->msg_keep_lidx;
+    uint32_t n_add = w->msg_n_add, n_keep = w->msg_n_keep;
+    w->msg_add_fds = w->msg_keep_fds = NULL;
+    w->msg_add_lidx = w->msg_keep_lidx = NULL;
+    w->msg_n_add = w->msg_n_keep = 0;
+    bool stop = w->msg_stop;
+    uint64_t drain_ms = w->msg_drain_ms;
+    pthread_mutex_unlock(&w->msg_lock);
+
+    if (cfg != NULL) {
+        struct gh_wcfg *wc = gh_wcfg_new(cfg);
+        gh_conf_unref(cfg); /* the message's reference; wc holds its own */
+        if (wc == NULL) {
+            gh_log_error("worker %u: out of memory applying a new config; keeping the old one",
+                         w->id);
+            for (uint32_t i = 0; i < n_add; i++)
+                close(add[i]);
+        } else {
+            wc->users = 1;
+            struct gh_wcfg *old = w->cur;
+            w->cur = wc;
+            if (old != NULL && --old->users == 0)
+                gh_wcfg_free(old);
+            /* reconcile listening sockets */
+            struct gh_lsock **pp = &w->lsocks;
+            while (*pp != NULL) {
+                struct gh_lsock *ls = *pp;
+                int32_t lidx = -1;
+                for (uint32_t i = 0; i < n_keep; i++)
+                    if (keep[i] == ls->io.fd)
+                        lidx = keep_l[i];
+                if (lidx >= 0) {
+                    ls->lidx = lidx;
+                    pp = &ls->next;
+                } else {
+                    *pp = ls->next;
+                    lsock_close(w, ls);
+                }
+            }
+            for (uint32_t i = 0; i < n_add; i++)
+                lsock_add(w, add[i], add_l[i]);
+        }
+    }
+    free(add);
+    free(keep);
+    free(add_l);
+    free(keep_l);
+
+    if (stop && !w->stopping) {
+        w->stopping = true;
+        w->drain_deadline = gh_loop_now(w->loop) + drain_ms;
+        while (w->lsocks != NULL) {
+            struct gh_lsock *ls = w->lsocks;
+            w->lsocks = ls->next;
+            lsock_close(w, ls);
+        }
+        for (struct gh_conn *c = w->conns; c != NULL;) {
+            struct gh_conn *next = c->next;
+            gh_http_conn_drain(c);
+            c = next;
+        }
+        gh_pool_close_all(w);
+    }
+}
+
+static void
+on_wake(struct gh_io *io, uint32_t events)
+{
+    struct gh_worker *w = gh_container_of(io, struct gh_worker, wake_io);
+    uint64_t v;
+    (void)events;
+    while (read(io->fd, &v, sizeof(v)) == sizeof(v))
+        ;
+    worker_apply(w);
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct gh_worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof(name), "gh-worker-%u", w->id);
+    pthread_setname_np(pthread_self(), name);
+    worker_apply(w);
+    for (;;) {
+        if (w->stopping) {
+            if (w->nconns == 0)
+                break;
+            if (gh_loop_now(w->loop) >= w->drain_deadline) {
+                gh_log_warn("worker %u: drain timeout, closing %u connection(s)", w->id,
+                            w->nconns);
+                while (w->conns != NULL)
+                    gh_http_conn_close(w->conns);
+                break;
+            }
+        }
+        int rc = gh_loop_run_once(w->loop, w->stopping ? 100 : 1000);
+        if (rc < 0) {
+            gh_log_error("worker %u: event loop: %s", w->id, strerror(-rc));
+            break;
+        }
+        /* graveyard and access log also flush on quiet turns */
+        batch_end(w);
+    }
+    gh_pool_close_all(w);
+    batch_end(w);
+    grave_flush(w);
+    gh_buf_cache_drain(); /* this thread's cached buffers */
+    return NULL;
+}
+
+static struct gh_worker *
+worker_new(uint32_t id)
+{
+    struct gh_worker *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->id = id;
+    w->loop = gh_loop_new();
+    w->pools = calloc(GH_CONF_MAX_POOL_SLOTS, sizeof(*w->pools));
+    w->scratch = malloc(GH_BUF_SIZE);
+    w->hscratch = malloc(GH_BUF_SIZE);
+    w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->wake_io.cb = on_wake;
+    if (w->loop == NULL || w->pools == NULL || w->scratch == NULL || w->hscratch == NULL ||
+        w->wake_io.fd == -1 || gh_loop_add(w->loop, &w->wake_io, EPOLLIN) != 0)
+        return NULL; /* start-up failure: the process exits */
+    pthread_mutex_init(&w->msg_lock, NULL);
+    w->conn_fl.size = sizeof(struct gh_conn);
+    w->conn_fl.max_cached = 4096;
+    w->req_fl.size = (uint32_t)gh_http_req_size;
+    w->req_fl.max_cached = 1024;
+    w->up_fl.size = sizeof(struct gh_upconn);
+    w->up_fl.max_cached = 1024;
+    return w;
+}
+
+static void
+worker_free(struct gh_worker *w)
+{
+    if (w->cur != NULL && --w->cur->users == 0)
+        gh_wcfg_free(w->cur);
+    grave_flush(w);
+    gh_freelist_drain(&w->conn_fl);
+    gh_freelist_drain(&w->req_fl);
+    gh_freelist_drain(&w->up_fl);
+    close(w->wake_io.fd);
+    gh_loop_free(w->loop);
+    free(w->pools);
+    free(w->scratch);
+    free(w->hscratch);
+    free(w->alog);
+    free(w->grave);
+    pthread_mutex_destroy(&w->msg_lock);
+    free(w);
+}
+
+static void
+wake(struct gh_worker *w)
+{
+    uint64_t one = 1;
+    ssize_t rc = write(w->wake_io.fd, &one, sizeof(one));
+    (void)rc;
+}
+
+/* ---- main side ---- */
+
+static int
+same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr_storage *b,
+          socklen_t blen)
+{
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static void
+close_group(struct lgroup *g)
+{
+    for (unsigned i = 0; i < n_workers; i++)
+        if (g->fds[i] >= 0)
+            close(g->fds[i]);
+    free(g->fds);
+    g->fds = NULL;
+}
+
+/* Open (or find) the sockets of every listener of cfg. On failure closes what it
+ * opened itself and returns -errno; existing groups are untouched. */
+static int
+plan_groups(const struct gh_config *cfg, struct lgroup **out, unsigned *n_out, bool **reused_out)
+{
+    struct lgroup *ng = calloc(cfg->n_listeners + 1, sizeof(*ng));
+    bool *reused = calloc(cfg->n_listeners + 1, sizeof(*reused));
+    if (ng == NULL || reused == NULL) {
+        free(ng);
+        free(reused);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < cfg->n_listeners; i++) {
+        const struct gh_listen_conf *lc = &cfg->listeners[i];
+        struct lgroup *g = &ng[i];
+        g->ss = lc->addr.ss;
+        g->len = lc->addr.len;
+        snprintf(g->text, sizeof(g->text), "%s", lc->addr.text);
+        for (unsigned k = 0; k < n_groups; k++)
+            if (groups[k].fds != NULL && same_addr(&groups[k].ss, groups[k].len, &g->ss, g->len)) {
+                g->fds = groups[k].fds;
+                reused[i] = true;
+                break;
+            }
+        if (g->fds != NULL)
+            continue;
+        g->fds = malloc(n_workers * sizeof(int));
+        if (g->fds == NULL)
+            goto fail_nomem;
+        for (unsigned t = 0; t < n_workers; t++)
+            g->fds[t] = -1;
+        for (unsigned t = 0; t < n_workers; t++) {
+            int fd = gh_sock_listen((const struct sockaddr *)&g->ss, g->len, lc->backlog);
+            if (fd < 0) {
+                gh_log_error("listen %s: %s", lc->addr.text, strerror(-fd));
+                for (uint32_t j = 0; j <= i; j++)
+                    if (!reused[j] && ng[j].fds != NULL)
+                        close_group(&ng[j]);
+                free(ng);
+                free(reused);
+                return fd;
+            }
+            g->fds[t] = fd;
+        }
+    }
+    *out = ng;
+    *n_out = cfg->n_listeners;
+    *reused_out = reused;
+    return 0;
+fail_nomem:
+    for (uint32_t j = 0; j < cfg->n_listeners; j++)
+        if (!reused[j] && ng[j].fds != NULL)
+            close_group(&ng[j]);
+    free(ng);
+    free(reused);
+    return -ENOMEM;
+}
+
+static int
+open_alog(const struct gh_config *cfg)
+{
+    if (!cfg->access_log_on || cfg->access_log_path == NULL)
+        return 2;
+    int fd = open(cfg->access_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd == -1)
+        return -errno;
+    return fd;
+}
+
+/* Post cfg with the new listener plan to every worker. */
+static void
+post(struct gh_config *cfg, struct lgroup *ng, unsigned nn, const bool *reused)
+{
+    for (unsigned t = 0; t < n_workers; t++) {
+        struct gh_worker *w = workers[t];
+        int *add = calloc(nn + 1, sizeof(int)), *keep = calloc(nn + 1, sizeof(int));
+        int32_t *add_l = calloc(nn + 1, sizeof(int32_t)), *keep_l = calloc(nn + 1, sizeof(int32_t));
+        GH_ASSERT(add && keep && add_l && keep_l);
+        uint32_t na = 0, nk = 0;
+        for (unsigned i = 0; i < nn; i++) {
+            if (reused[i]) {
+                keep[nk] = ng[i].fds[t];
+                keep_l[nk++] = (int32_t)i;
+            } else {
+                add[na] = ng[i].fds[t];
+                add_l[na++] = (int32_t)i;
+            }
+        }
+        pthread_mutex_lock(&w->msg_lock);
+        if (w->msg_cfg != NULL)
+            gh_conf_unref(w->msg_cfg);
+        w->msg_cfg = gh_conf_ref(cfg);
+        free(w->msg_add_fds);
+        free(w->msg_keep_fds);
+        free(w->msg_add_lidx);
+        free(w->msg_keep_lidx);
+        w->msg_add_fds = add;
+        w->msg_add_lidx = add_l;
+        w->msg_n_add = na;
+        w->msg_keep_fds = keep;
+        w->msg_keep_lidx = keep_l;
+        w->msg_n_keep = nk;
+        pthread_mutex_unlock(&w->msg_lock);
+        wake(w);
+    }
+}
+
+int
+gh_proxy_start(struct gh_config *cfg, unsigned nthreads)
+{
+    n_workers = nthreads;
+    workers = calloc(nthreads, sizeof(*workers));
+    if (workers == NULL)
+        return -ENOMEM;
+    for (unsigned t = 0; t < nthreads; t++) {
+        workers[t] = worker_new(t);
+        if (workers[t] == NULL) {
+            gh_log_error("cannot create worker %u: %s", t, strerror(errno));
+            return -ENOMEM;
+        }
+    }
+    struct lgroup *ng;
+    unsigned nn;
+    bool *reused;
+    int rc = plan_groups(cfg, &ng, &nn, &reused);
+    if (rc != 0)
+        return rc;
+    int fd = open_alog(cfg);
+    if (fd < 0) {
+        gh_log_error("access_log %s: %s", cfg->access_log_path, strerror(-fd));
+        return fd;
+    }
+    alog_fd = fd;
+    groups = ng;
+    n_groups = nn;
+    post(cfg, ng, nn, reused);
+    free(reused);
+    for (unsigned t = 0; t < nthreads; t++) {
+        int e = pthread_create(&workers[t]->thread, NULL, worker_main, workers[t]);
+        if (e != 0) {
+            gh_log_error("cannot start worker thread: %s", strerror(e));
+            return -e;
+        }
+    }
+    return 0;
+}
+
+int
+gh_proxy_reload(struct gh_config *cfg)
+{
+    struct lgroup *ng;
+    unsigned nn;
+    bool *reused;
+    int rc = plan_groups(cfg, &ng, &nn, &reused);
+    if (rc != 0)
+        return rc;
+    int fd = open_alog(cfg);
+    if (fd < 0) {
+        gh_log_error("access_log %s: %s", cfg->access_log_path, strerror(-fd));
+        for (unsigned i = 0; i < nn; i++)
+            if (!reused[i])
+                close_group(&ng[i]);
+        free(ng);
+        free(reused);
+        return fd;
+    }
+    /* groups that are not kept: their sockets are closed by the workers */
+    for (unsigned k = 0; k < n_groups; k++) {
+        bool kept = false;
+        for (unsigned i = 0; i < nn; i++)
+            if (ng[i].fds == groups[k].fds)
+                kept = true;
+        if (!kept)
+            free(groups[k].fds);
+    }
+    free(groups);
+    groups = ng;
+    n_groups = nn;
+    if (alog_old_fd > 2)
+        close(alog_old_fd);
+    alog_old_fd = __atomic_exchange_n(&alog_fd, fd, __ATOMIC_ACQ_REL);
+    if (alog_old_fd == fd)
+        alog_old_fd = -1;
+    post(cfg, ng, nn, reused);
+    free(reused);
+    return 0;
+}
+
+void
+gh_proxy_stop(unsigned drain_ms)
+{
+    for (unsigned t = 0; t < n_workers; t++) {
+        struct gh_worker *w = workers[t];
+        pthread_mutex_lock(&w->msg_lock);
+        w->msg_stop = true;
+        w->msg_drain_ms = drain_ms;
+        pthread_mutex_unlock(&w->msg_lock);
+        wake(w);
+    }
+    for (unsigned t = 0; t < n_workers; t++) {
+        pthread_join(workers[t]->thread, NULL);
+        struct gh_worker *w = workers[t];
+        /* pending messages nobody applied */
+        if (w->msg_cfg != NULL)
+            gh_conf_unref(w->msg_cfg);
+        for (uint32_t i = 0; i < w->msg_n_add; i++)
+            close(w->msg_add_fds[i]);
+        free(w->msg_add_fds);
+        free(w->msg_keep_fds);
+        free(w->msg_add_lidx);
+        free(w->msg_keep_lidx);
+        while (w->lsocks != NULL) {
+            struct gh_lsock *ls = w->lsocks;
+            w->lsocks = ls->next;
+            if (ls->io.fd >= 0)
+                close(ls->io.fd);
+            free(ls);
+        }
+        worker_free(w);
+    }
+    for (unsigned k = 0; k < n_groups; k++)
+        free(groups[k].fds);
+    free(groups);
+    groups = NULL;
+    n_groups = 0;
+    free(workers);
+    workers = NULL;
+    n_workers = 0;
+    if (alog_fd > 2)
+        close(alog_fd);
+    if (alog_old_fd > 2)
+        close(alog_old_fd);
+    alog_fd = alog_old_fd = -1;
+    gh_buf_cache_drain();
+}
+
+void
+gh_proxy_get_stats(struct gh_proxy_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    for (unsigned t = 0; t < n_workers; t++) {
+        st->accepted += __atomic_load_n(&workers[t]->st_accepted, __ATOMIC_RELAXED);
+        st->requests += __atomic_load_n(&workers[t]->st_requests, __ATOMIC_RELAXED);
+        st->active_conns += __atomic_load_n(&workers[t]->nconns, __ATOMIC_RELAXED);
+    }
+}

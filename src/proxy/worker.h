@@ -1,0 +1,194 @@
+/*
+ * worker.h - internal to src/proxy/: the per-thread worker and the objects
+ * its event loop drives (client connections, requests, upstream connections).
+ *
+ * Lifetimes:
+ *   gh_conn    accept -> close. Small (an idle keep-alive connection holds no
+ *              buffer: `in`/`out` are taken only while bytes wait).
+ *   gh_req     first byte of a head -> response fully sent. Holds the config
+ *              generation it started on (wcfg) so a reload never changes a
+ *              request half-way.
+ *   gh_upconn  connect -> close; between requests it sits in its server's
+ *              per-thread LIFO pool.
+ * Closing never frees at once: the object goes to the worker's graveyard,
+ * freed after the current event batch, so no later event of the same batch can
+ * touch freed memory (HAProxy: "no reachable pointer to freed memory").
+ */
+#ifndef GH_PROXY_WORKER_H
+#define GH_PROXY_WORKER_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "conf/conf.h"
+#include "core/buf.h"
+#include "core/loop.h"
+#include "http/h1.h"
+
+struct gh_worker;
+struct gh_req;
+
+/* A config generation as one worker sees it; refcounted per thread (no atomics per request). */
+struct gh_wcfg {
+    struct gh_config *cfg; /* one reference held */
+    uint32_t users;        /* requests and the worker itself while current */
+    uint32_t *ups_off;     /* per upstream: offset of its servers in cw[] */
+    int32_t *cw;           /* smooth weighted round robin current weights */
+    uint32_t *rr;          /* per upstream: plain rotation counter (equal weights) */
+};
+
+/* A listening socket of this worker. */
+struct gh_lsock {
+    struct gh_io io;
+    struct gh_worker *w;
+    int32_t lidx;    /* index in the current config's listeners; -1 once removed */
+    uint32_t conns;  /* connections accepted here and still open */
+    struct gh_lsock *next;
+    struct gh_timer retry; /* accept retry after EMFILE */
+};
+
+#define C_CAN_READ 0x0001
+#define C_CAN_WRITE 0x0002
+#define C_EOF 0x0004          /* the client sent FIN */
+#define C_CLOSE_AFTER 0x0008  /* close once the current response is written */
+#define C_DEAD 0x0010         /* closed; waiting in the graveyard */
+#define C_LINGER 0x0020       /* write side shut, discarding input before close */
+#define C_IN_LIST 0x0040
+
+enum conn_state { CS_IDLE = 0, CS_HEAD, CS_REQ, CS_TUNNEL, CS_LINGER };
+
+struct gh_conn {
+    struct gh_io io;
+    struct gh_timer timer;
+    struct gh_worker *w;
+    struct gh_lsock *ls;
+    struct gh_buf *in;  /* received bytes not yet processed */
+    struct gh_buf *out; /* bytes for the client not yet written */
+    struct gh_req *req;
+    struct gh_conn *prev, *next; /* worker's list of connections */
+    uint32_t nreq;
+    uint16_t flags;
+    uint8_t state;
+    uint8_t family;
+    uint16_t port;
+    uint8_t ip[16];
+};
+
+#define U_CAN_READ 0x0001
+#define U_CAN_WRITE 0x0002
+#define U_CONNECTING 0x0004
+#define U_REUSED 0x0008 /* came from the keep-alive pool */
+#define U_DEAD 0x0010
+#define U_EOF 0x0020
+
+struct gh_upconn {
+    struct gh_io io;
+    struct gh_timer timer;
+    struct gh_worker *w;
+    struct gh_req *req; /* NULL while pooled */
+    struct gh_buf *in;  /* bytes from the origin not yet processed */
+    struct gh_upconn *pool_prev, *pool_next;
+    const struct gh_upstream_server *server; /* valid while a request uses it */
+    uint32_t slot;
+    uint32_t keepalive_ms; /* pool idle time */
+    uint32_t nreq;
+    uint16_t flags;
+};
+
+/* Per-thread keep-alive pool and passive health of one upstream address. */
+struct gh_pool {
+    struct gh_upconn *head;
+    uint32_t count;
+    uint64_t down_until; /* ms; skip this server until then (after a connect failure) */
+};
+
+struct gh_grave {
+    void *obj;
+    uint8_t kind; /* 0 conn, 1 upconn */
+};
+
+struct gh_log_info; /* access-log strings copied at head time, see http1.c */
+
+struct gh_worker {
+    uint32_t id;
+    pthread_t thread;
+    struct gh_loop *loop;
+    struct gh_io wake_io; /* eventfd: messages from the main thread */
+
+    struct gh_wcfg *cur; /* current generation */
+    /* message from main, under msg_lock */
+    pthread_mutex_t msg_lock;
+    struct gh_config *msg_cfg;
+    int *msg_add_fds; /* fds of listeners to start watching, with their listener index */
+    int32_t *msg_add_lidx;
+    uint32_t msg_n_add;
+    int *msg_keep_fds; /* fds that stay, with their new index */
+    int32_t *msg_keep_lidx;
+    uint32_t msg_n_keep;
+    bool msg_stop;
+    uint64_t msg_drain_ms;
+
+    struct gh_lsock *lsocks;
+    struct gh_conn *conns; /* list of open client connections */
+    uint32_t nconns;
+    uint32_t nupconns;
+
+    struct gh_freelist conn_fl, req_fl, up_fl;
+    struct gh_pool *pools; /* [GH_CONF_MAX_POOL_SLOTS] */
+
+    struct gh_grave *grave;
+    uint32_t n_grave, cap_grave;
+
+    char *scratch;  /* GH_BUF_SIZE: every read lands here unless a private buffer holds data */
+    char *hscratch; /* GH_BUF_SIZE: response heads are built here */
+
+    /* access log: per-thread buffer flushed at batch end */
+    char *alog;
+    uint32_t alog_len;
+    int alog_fd;
+
+    bool stopping;
+    uint64_t drain_deadline;
+    struct gh_timer drain_timer;
+
+    char date[40]; /* "Thu, 26 Nov 2026 18:44:14 GMT" */
+    int64_t date_sec;
+
+    /* stats, read racily by the main thread */
+    uint64_t st_accepted, st_requests;
+};
+
+/* worker.c */
+void gh_worker_bury(struct gh_worker *w, void *obj, int kind);
+void gh_worker_conn_closed(struct gh_worker *w, struct gh_conn *c);
+const char *gh_worker_date(struct gh_worker *w);
+void gh_worker_alog(struct gh_worker *w, const char *line, size_t len);
+
+/* http1.c */
+extern const size_t gh_http_req_size;
+void gh_http_on_accept(struct gh_worker *w, struct gh_lsock *ls, int fd,
+                       const struct sockaddr_storage *peer);
+void gh_http_conn_close(struct gh_conn *c);
+/* Stop keep-alive: close the connection now if idle, else after the current response. */
+void gh_http_conn_drain(struct gh_conn *c);
+void gh_http_free_conn(struct gh_worker *w, struct gh_conn *c);
+void gh_http_free_upconn(struct gh_worker *w, struct gh_upconn *u);
+
+/* upstream.c (pools and balancing, per thread) */
+struct gh_wcfg *gh_wcfg_new(struct gh_config *cfg);
+void gh_wcfg_free(struct gh_wcfg *wc);
+/* Pick a server of ups for this thread (skips servers marked down unless all are). */
+const struct gh_upstream_server *gh_balance_pick(struct gh_worker *w, struct gh_wcfg *wc,
+                                                 const struct gh_upstream_conf *ups,
+                                                 uint32_t attempt);
+struct gh_upconn *gh_pool_take(struct gh_worker *w, uint32_t slot);
+/* Park u in its pool (or close it when the pool is full). */
+void gh_pool_put(struct gh_worker *w, struct gh_upconn *u, uint32_t max_idle);
+void gh_pool_close_all(struct gh_worker *w);
+void gh_upconn_close(struct gh_upconn *u);
+void gh_upconn_mark_down(struct gh_worker *w, uint32_t slot);
+
+#endif

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Basic operation: a request through `-c FILE`, the reverse-proxy one-liner, -t, --version."""
+
+import os
+import re
+
+from ghtest import *
+
+
+@test("GET through a -c config reaches the origin and comes back")
+def t():
+    o = Origin(name="a")
+    gh = Gatehouse(conf_proxy(o))
+    r = http_get(gh.port, "/echo?x=1")
+    eq(r.status, 200, "status")
+    d = r.json()
+    eq(d["origin"], "a", "origin name")
+    eq(d["method"], "GET", "method seen by origin")
+    eq(d["target"], "/echo?x=1", "target seen by origin")
+    eq(len(o.requests), 1, "requests at origin")
+
+
+@test("curl download through the proxy matches sha256")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o))
+    r = curl(["http://127.0.0.1:%d/bytes/100000" % gh.port])
+    eq(r.returncode, 0, "curl exit (%s)" % r.stderr)
+    eq(sha256(r.stdout), sha256(det_bytes(100000)), "body sha256")
+
+
+@test("reverse-proxy one-liner with two --to round-robins across both origins")
+def t():
+    a = Origin(name="a")
+    b = Origin(name="b")
+    p = free_port()
+    Gatehouse(args=["reverse-proxy", "--from", "127.0.0.1:%d" % p,
+                    "--to", "127.0.0.1:%d" % a.port, "--to", "127.0.0.1:%d" % b.port],
+              nports=0, wait_ports=[p])
+    names = []
+    for i in range(10):
+        r = http_get(p, "/echo?i=%d" % i)
+        eq(r.status, 200, "status of request %d" % i)
+        names.append(r.json()["origin"])
+    diag("origins:", names)
+    check(names.count("a") >= 3 and names.count("b") >= 3,
+          "round robin should spread 10 requests over both origins: %r" % names)
+    eq(len(a.requests) + len(b.requests), 10, "requests seen by origins")
+
+
+@test("reverse-proxy one-liner with one --to and keep-alive client")
+def t():
+    a = Origin(name="a")
+    p = free_port()
+    Gatehouse(args=["reverse-proxy", "--from", "127.0.0.1:%d" % p, "--to",
+                    "127.0.0.1:%d" % a.port], nports=0, wait_ports=[p])
+    with Conn(p) as c:
+        for i in range(3):
+            r = c.request("GET", "/bytes/%d" % (1000 + i))
+            eq(r.status, 200, "status")
+            eq(r.body, det_bytes(1000 + i), "body")
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+@test("-t -c on a good config exits 0")
+def t():
+    d = tmpdir()
+    path = write(os.path.join(d, "good.conf"), """# a good config
+error_log stderr info;
+upstream app {
+    server 127.0.0.1:9;
+    keepalive 8;
+}
+server {
+    listen 127.0.0.1:%d;
+    server_name a.test *.b.test;
+    proxy app;
+    route /static/ { return 200 "static"; }
+    route = /health { return 204; }
+}
+""" % free_port())
+    r = run_gh(["-t", "-c", path])
+    eq(r.returncode, 0, "exit status (stderr: %s)" % r.stderr.strip())
+
+
+@test("-t -c on an unknown directive exits 1 with FILE:LINE:COL and did-you-mean")
+def t():
+    d = tmpdir()
+    path = write(os.path.join(d, "bad.conf"), """server {
+    listen 127.0.0.1:%d;
+    proxxy 127.0.0.1:9;
+}
+""" % free_port())
+    r = run_gh(["-t", "-c", path])
+    diag("stderr:", r.stderr.strip())
+    eq(r.returncode, 1, "exit status")
+    check(re.search(r"bad\.conf:3:5:", r.stderr), "want 'bad.conf:3:5:' on stderr")
+    check(re.search(r"did you mean .?proxy", r.stderr), "want a did-you-mean 'proxy' hint")
+
+
+@test("-t -c with a missing ';' exits 1 with FILE:LINE:COL")
+def t():
+    d = tmpdir()
+    path = write(os.path.join(d, "semi.conf"), """server {
+    listen 127.0.0.1:%d
+    proxy 127.0.0.1:9;
+}
+""" % free_port())
+    r = run_gh(["-t", "-c", path])
+    diag("stderr:", r.stderr.strip())
+    eq(r.returncode, 1, "exit status")
+    check(re.search(r"semi\.conf:[23]:\d+:", r.stderr), "want 'semi.conf:2|3:COL:' on stderr")
+
+
+@test("-t -c collects several errors before giving up")
+def t():
+    d = tmpdir()
+    path = write(os.path.join(d, "many.conf"), """server {
+    listen 127.0.0.1:%d;
+    proxxy 127.0.0.1:9;
+    client_header_timeout forever;
+}
+""" % free_port())
+    r = run_gh(["-t", "-c", path])
+    diag("stderr:", r.stderr.strip())
+    eq(r.returncode, 1, "exit status")
+    check(re.search(r"many\.conf:3:\d+:", r.stderr) and re.search(r"many\.conf:4:\d+:", r.stderr),
+          "want errors for both line 3 and line 4")
+
+
+@test("-c on a missing file exits non-zero with a message")
+def t():
+    r = run_gh(["-t", "-c", "/nonexistent/gatehouse.conf"])
+    check(r.returncode != 0, "exit status should be non-zero")
+    check("nonexistent" in r.stderr, "stderr should name the file: %r" % r.stderr)
+
+
+@test("--version exits 0 and prints a version")
+def t():
+    r = run_gh(["--version"])
+    eq(r.returncode, 0, "exit status")
+    out = r.stdout + r.stderr
+    check(re.search(r"gatehouse", out, re.I), "output should name gatehouse: %r" % out)
+
+
+@test("--help exits 0 and documents -c and reverse-proxy")
+def t():
+    r = run_gh(["--help"])
+    eq(r.returncode, 0, "exit status")
+    out = r.stdout + r.stderr
+    check("-c" in out and "reverse-proxy" in out, "help text: %r" % out[:500])
+
+
+@test("generated response (return) carries Server: gatehouse")
+def t():
+    gh = Gatehouse(lambda g: BASE_TOP + """server {
+    listen 127.0.0.1:%d;
+    route / { return 404 "nope"; }
+}
+""" % g.port)
+    r = http_get(gh.port, "/anything")
+    eq(r.status, 404, "status")
+    eq(r.header("server"), "gatehouse", "Server header")
+    check(b"nope" in r.body, "body should contain the return text: %r" % r.body)
+
+
+run()

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Upstream errors: down, stalled, malformed; error pages; keep-alive races and retries."""
+
+from ghtest import *
+
+
+def check_error_page(r, status, oport):
+    eq(r.status, status, "status")
+    eq(r.header("server"), "gatehouse", "Server header on a generated response")
+    text = r.body.decode("latin-1")
+    check("html" in text.lower(), "error page should be HTML: %r" % text[:200])
+    check("127.0.0.1:%d" % oport not in text and str(oport) not in text,
+          "error page leaks the origin address: %r" % text[:300])
+    check(str(oport) not in r.raw_head.decode("latin-1"),
+          "error head leaks the origin port: %r" % r.raw_head)
+
+
+@test("origin down (nothing listening) -> 502")
+def t():
+    dead = free_port()
+    gh = Gatehouse(conf_proxy(dead, server_extra="    connect_timeout 2s;"))
+    r = http_get(gh.port, "/echo")
+    check_error_page(r, 502, dead)
+
+
+@test("origin down: the client connection can be reused or is closed with Connection: close")
+def t():
+    dead = free_port()
+    gh = Gatehouse(conf_proxy(dead))
+    with Conn(gh.port) as c:
+        r = c.request("GET", "/a")
+        eq(r.status, 502, "status")
+        if (r.header("connection") or "").lower() == "close":
+            check(c.wait_closed(5), "said close but stayed open")
+        else:
+            eq(c.request("GET", "/b").status, 502, "second request on the same connection")
+
+
+@test("origin stalls -> 504 within first_byte_timeout 1s")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o, server_extra="    first_byte_timeout 1s;"))
+    t0 = time.monotonic()
+    r = http_get(gh.port, "/stall")
+    dt = time.monotonic() - t0
+    diag("504 after %.2fs" % dt)
+    check_error_page(r, 504, o.port)
+    check(0.8 <= dt <= 4.0, "504 should come after ~1s, came after %.2fs" % dt)
+
+
+@test("origin slower than first_byte_timeout -> 504, faster one -> 200")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o, server_extra="    first_byte_timeout 1s;"))
+    eq(http_get(gh.port, "/slow-first-byte/0.2").status, 200, "fast enough")
+    eq(http_get(gh.port, "/slow-first-byte/3").status, 504, "too slow")
+
+
+for kind in ("status-line", "garbage", "cl-te", "two-cl", "bad-header"):
+    def make(kind):
+        @test("malformed origin response (%s) -> 502" % kind)
+        def t():
+            o = Origin()
+            gh = Gatehouse(conf_proxy(o))
+            r = http_get(gh.port, "/malformed/" + kind)
+            check_error_page(r, 502, o.port)
+
+    make(kind)
+
+
+for kind in ("bad-chunk", "chunk-overflow"):
+    def make(kind):
+        @test("malformed origin chunked body (%s) -> 502 or aborted response" % kind)
+        def t():
+            o = Origin()
+            gh = Gatehouse(conf_proxy(o))
+            resp, raw, closed = raw_exchange(gh.port, build_request("GET", "/malformed/" + kind))
+            check(closed, "client connection should be closed")
+            check(resp is not None, "no response head at all: %r" % raw[:200])
+            if resp.status == 502:
+                return
+            # The head went out before the bad chunk: the body must visibly not complete.
+            eq(resp.status, 200, "status")
+            check(not resp.body.endswith(b"0\r\n\r\n"),
+                  "a malformed chunked body must not be completed for the client: %r"
+                  % resp.body[:200])
+            check(b"hello" not in resp.body, "bytes after the bad chunk size were forwarded")
+
+    make(kind)
+
+
+@test("short origin body (CL larger than sent) -> aborted client response, not a complete one")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o))
+    resp, raw, closed = raw_exchange(gh.port, build_request("GET", "/malformed/short-body"))
+    check(closed, "client connection should be closed")
+    check(resp is not None, "no response")
+    if resp.status != 502:
+        eq(resp.header("content-length"), "100", "CL")
+        check(len(resp.body) < 100, "body cannot be complete")
+
+
+@test("keep-alive race: origin closes idle connection, next GET succeeds")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o, top_extra="threads 1;\n"))
+    with Conn(gh.port) as c:
+        for i in range(3):
+            eq(c.request("GET", "/keepalive-close").status, 200, "status")
+            wait_until(lambda: o.closed_by_origin >= i + 1, 5, "origin close")
+            r = c.request("GET", "/echo")
+            eq(r.status, 200, "GET after the origin closed its keep-alive connection")
+
+
+@test("keep-alive race: request on a reused conn closed without answer -> GET retried")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o, top_extra="threads 1;\n"))
+    with Conn(gh.port) as c:
+        eq(c.request("GET", "/keepalive-close?mode=next").status, 200, "status")
+        r = c.request("GET", "/echo?after")
+        eq(r.status, 200, "GET should be retried transparently")
+    gets = [q for q in o.requests if q.target == "/echo?after"]
+    diag("origin saw /echo?after %d times on conns %r" % (len(gets), [q.conn for q in gets]))
+
+
+@test("POST whose body was sent is not retried (reused conn closed without answer)")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o, top_extra="threads 1;\n"))
+    with Conn(gh.port) as c:
+        eq(c.request("GET", "/keepalive-close?mode=next").status, 200, "status")
+        r = c.request("POST", "/upload", body=b"y" * 1000)
+    posts = [q for q in o.requests if q.method == "POST"]
+    eq(len(posts), 1, "POST requests seen by the origin")
+    if r.status == 200:
+        diag("the POST went on a new upstream connection (upstream connection not reused?)")
+        eq(posts[0].conn, 2, "")
+    else:
+        check_error_page(r, 502, o.port)
+
+
+@test("POST to an origin that closes without answering -> 502, sent once")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o))
+    r = http_request(gh.port, "POST", "/drop", body=b"z" * 5000)
+    check_error_page(r, 502, o.port)
+    eq(len(o.requests), 1, "requests seen by the origin")
+
+
+@test("origin 5xx responses pass through unchanged")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o))
+    r = http_get(gh.port, "/status/503")
+    eq(r.status, 503, "status")
+    eq(r.body, b"status 503\n", "origin body, not an error page")
+
+
+run()
