@@ -18,6 +18,7 @@ DIR=$OUT/run
 RESULTS=$OUT/results.txt
 CFLAGS="-O2 -Wall -Wextra -Werror"
 HZ=$(getconf CLK_TCK)
+TIMEFORMAT='%3U %3S' # for `time` around wrk
 
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -ge 20000 ] || echo "bench: warning: open-file limit $(ulimit -n) < 20000; the idle row may fail" >&2
@@ -135,6 +136,9 @@ cpu_ticks() { # pid -> utime+stime in clock ticks (fields 14, 15; comm may conta
 cpu0_busy() { # CPU0 non-idle time in ticks: user nice system irq softirq (steal excluded)
     awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
 }
+all_busy() { # all CPUs' non-idle time in ticks
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
+}
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # ---- what we compare -----------------------------------------------------------------------------
@@ -149,7 +153,8 @@ declare -A URLPATH=([ka1k50]=/1k [ka1k1000]=/1k [ka100k50]=/100k [close1k50]=/1k
 declare -A CLOSE=([ka1k50]=0 [ka1k1000]=0 [ka100k50]=0 [close1k50]=1)
 
 declare -A MPID_OF SPID_OF AVAIL WHY
-declare -A R_RPS R_P99 R_CPU R_BUSY M_BEFORE M_AFTER M_PER
+declare -A R_RPS R_P99 R_CPU R_BUSY R_OTHER
+OTHER_MAX=10 # % of a CPU that other processes may use during a run before it is flagged M_BEFORE M_AFTER M_PER
 NOTES=()
 
 # ---- origin on CPU 1 -----------------------------------------------------------------------------
@@ -178,19 +183,24 @@ to_ms() { # wrk latency like 812.00us / 1.23ms / 2.01s -> ms
 run_wrk() { # proxy row round
     local px=$1 row=$2 rnd=$3 port_var=PORT_OF_$1 key="$2|$1|$3"
     local port=${!port_var} pid=${MPID_OF[$1]} log=$DIR/wrk.$1.$2.$3.txt
-    local hdr=() t0 t1 c0 c1 b0 b1 reqs rps p99 errs non2xx
+    local hdr=() t0 t1 c0 c1 b0 b1 a0 a1 o0 o1 reqs rps p99 errs non2xx other
     [ "${CLOSE[$row]}" = 1 ] && hdr=(-H "Connection: close")
     if ! kill -0 "$pid" 2>/dev/null; then
         NOTES+=("$px $row round $rnd: proxy is not running (crashed earlier?)")
         return
     fi
     c0=$(cpu_ticks "$pid")
+    o0=$(cpu_ticks "$ORIGIN_PID")
+    a0=$(all_busy)
     b0=$(cpu0_busy)
     t0=$(date +%s.%N)
-    taskset -c 1 wrk -t1 -c"${CONNS[$row]}" -d"${SECS}s" --latency "${hdr[@]}" \
-        "http://127.0.0.1:$port${URLPATH[$row]}" >"$log" 2>&1
+    # bash's `time` gives wrk's own user+sys, so we can tell how much CPU other processes took
+    { time taskset -c 1 wrk -t1 -c"${CONNS[$row]}" -d"${SECS}s" --latency "${hdr[@]}" \
+        "http://127.0.0.1:$port${URLPATH[$row]}" >"$log" 2>&1; } 2>"$log.time"
     t1=$(date +%s.%N)
     b1=$(cpu0_busy)
+    a1=$(all_busy)
+    o1=$(cpu_ticks "$ORIGIN_PID")
     c1=$(cpu_ticks "$pid")
     if ! kill -0 "$pid" 2>/dev/null || [ "$c1" -lt 0 ]; then
         NOTES+=("$px $row round $rnd: proxy died during the run (see $log)")
@@ -204,6 +214,12 @@ run_wrk() { # proxy row round
     R_P99[$key]=$(to_ms "$p99")
     R_CPU[$key]=$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
     R_BUSY[$key]=$(awk -v d=$((b1 - b0)) -v hz="$HZ" -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.0f", d / hz / (t1 - t0) * 100 }')
+    # CPU used by anything but the proxy, the origin and wrk, in % of one CPU
+    other=$(awk -v a=$((a1 - a0 - (c1 - c0) - (o1 - o0))) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+        '{ printf "%.0f", (a / hz - $1 - $2) / (t1 - t0) * 100 }' "$log.time")
+    R_OTHER[$key]=$other
+    [ "${other:-0}" -gt "$OTHER_MAX" ] &&
+        NOTES+=("$px $row round $rnd: other processes used ${other}% of a CPU during the run: numbers unreliable")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$log")
     errs=$(grep 'Socket errors' "$log")
     if [ "${CLOSE[$row]}" = 1 ] && [ -n "$errs" ]; then

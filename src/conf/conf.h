@@ -47,7 +47,7 @@ struct gh_upstream_conf {
     const char *name; /* "app"; for an address used directly in `proxy`, the address text */
     struct gh_upstream_server *servers;
     uint32_t n_servers;
-    uint32_t keepalive;          /* max idle connections kept per thread per server; 0 = none */
+    uint32_t keepalive;            /* max idle connections kept per thread per server; 0 = none */
     uint32_t keepalive_timeout_ms; /* idle time before a pooled connection is closed */
     enum gh_balance balance;
     const char *file; /* where it was defined */
@@ -59,7 +59,7 @@ enum gh_hdr_op { GH_HDR_SET = 0, GH_HDR_ADD, GH_HDR_REMOVE };
 
 struct gh_hdr_rule {
     enum gh_hdr_op op;
-    const char *name; /* validated token */
+    const char *name;  /* validated token */
     const char *value; /* validated field value; NULL for remove */
     uint32_t name_len;
     uint32_t value_len;
@@ -80,13 +80,13 @@ struct gh_proxy_conf {
     const char *return_body;
     uint32_t return_body_len;
 
-    uint32_t client_body_timeout_ms;  /* between two reads of a request body (default 60s) */
-    uint32_t send_timeout_ms;         /* between two successful writes to the client (60s) */
-    uint32_t connect_timeout_ms;      /* upstream connect (default 5s) */
-    uint32_t first_byte_timeout_ms;   /* request sent -> first response byte (60s) */
-    uint32_t read_timeout_ms;         /* between two reads from upstream (60s) */
-    uint32_t tunnel_idle_timeout_ms;  /* upgraded connection with no traffic (300s) */
-    uint64_t client_max_body_size;    /* 0 = unlimited (default); over it: 413 */
+    uint32_t client_body_timeout_ms; /* between two reads of a request body (default 60s) */
+    uint32_t send_timeout_ms;        /* between two successful writes to the client (60s) */
+    uint32_t connect_timeout_ms;     /* upstream connect (default 5s) */
+    uint32_t first_byte_timeout_ms;  /* request sent -> first response byte (60s) */
+    uint32_t read_timeout_ms;        /* between two reads from upstream (60s) */
+    uint32_t tunnel_idle_timeout_ms; /* upgraded connection with no traffic (300s) */
+    uint64_t client_max_body_size;   /* 0 = unlimited (default); over it: 413 */
 
     enum gh_forwarded_mode forwarded; /* `forwarded xff|rfc7239|both|off;` */
     bool via;                         /* `via on|off;` default off */
@@ -116,7 +116,7 @@ struct gh_route {
 };
 
 struct gh_server_conf {
-    const char **names;   /* server_name values, lower-cased: "a.test", "*.a.test" */
+    const char **names; /* server_name values, lower-cased: "a.test", "*.a.test" */
     uint32_t *name_lens;
     uint32_t n_names;
     bool is_default; /* `listen ADDR default;` made it the default for that listener */
@@ -148,7 +148,7 @@ struct gh_server_name {
 
 struct gh_listen_conf {
     struct gh_addr addr;
-    int backlog; /* default 511 */
+    int backlog;                     /* default 511 */
     struct gh_server_conf **servers; /* servers listening here, in file order */
     uint32_t n_servers;
     struct gh_server_conf *default_server; /* explicit default, else the first */
@@ -162,11 +162,11 @@ enum gh_log_format { GH_LOG_COMBINED = 0, GH_LOG_JSON };
 enum gh_log_level { GH_LOG_ERROR = 0, GH_LOG_WARN, GH_LOG_INFO, GH_LOG_DEBUG };
 
 struct gh_config {
-    int refcount; /* atomic; use gh_conf_ref / gh_conf_unref */
-    void *arena;  /* owns everything below */
+    int refcount;       /* atomic; use gh_conf_ref / gh_conf_unref */
+    void *arena;        /* owns everything below */
     const char *source; /* file name or "<embedded>" */
 
-    uint32_t threads; /* `threads auto|N;` 0 = auto (one per CPU) */
+    uint32_t threads;          /* `threads auto|N;` 0 = auto (one per CPU) */
     uint32_t drain_timeout_ms; /* `drain_timeout 10s;` on SIGTERM/SIGINT */
 
     /* `access_log off|stderr|FILE [combined|json];` */

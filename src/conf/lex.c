@@ -288,8 +288,7 @@ static bool parse_list(struct lexer *lx, const struct conf_tok *open, struct cno
 
 /* A directive whose name token was just read; appends it (or its include) to *tail. */
 static struct cnode **
-parse_directive(struct lexer *lx, const struct conf_tok *name, struct cnode **tail,
-                uint32_t depth)
+parse_directive(struct lexer *lx, const struct conf_tok *name, struct cnode **tail, uint32_t depth)
 {
     struct conf_state *st = lx->st;
     struct cnode *n = gh_arena_alloc(st->arena, sizeof(*n));
@@ -393,8 +392,7 @@ parse_list(struct lexer *lx, const struct conf_tok *open, struct cnode **tail, u
 }
 
 static struct cnode *
-read_buffer(struct conf_state *st, const char *file, const char *dir, const char *text,
-            size_t len)
+read_buffer(struct conf_state *st, const char *file, const char *dir, const char *text, size_t len)
 {
     struct lexer lx = {0};
     lx.st = st;

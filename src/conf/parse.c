@@ -87,12 +87,12 @@ struct dir;
 /* The state of one block being walked. */
 struct blk {
     unsigned ctx;
-    struct gh_proxy_conf *pc;   /* main, server, route */
-    struct gh_server_conf *sc;  /* main (the template), server */
-    struct pups *ups;           /* upstream */
-    struct psrv *srv;           /* server */
-    struct vec req, resp;       /* struct gh_hdr_rule * */
-    const struct cnode **seen;  /* per table entry: first occurrence in this block */
+    struct gh_proxy_conf *pc;  /* main, server, route */
+    struct gh_server_conf *sc; /* main (the template), server */
+    struct pups *ups;          /* upstream */
+    struct psrv *srv;          /* server */
+    struct vec req, resp;      /* struct gh_hdr_rule * */
+    const struct cnode **seen; /* per table entry: first occurrence in this block */
     const struct cnode *proxy_at, *return_at;
 };
 
@@ -291,8 +291,8 @@ number_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t
         return false;
     }
     if (rc == VAL_RANGE || *out < lo || *out > hi) {
-        conf_err(b->st, &t->pos, "number '%s' out of range for '%s' (%llu..%llu)", show(b, t),
-                 what, (unsigned long long)lo, (unsigned long long)hi);
+        conf_err(b->st, &t->pos, "number '%s' out of range for '%s' (%llu..%llu)", show(b, t), what,
+                 (unsigned long long)lo, (unsigned long long)hi);
         return false;
     }
     return true;
@@ -494,8 +494,7 @@ on_upstream(struct build *b, struct blk *k, const struct cnode *n)
     const struct conf_tok *t = &n->args[0];
     if (!valid_upstream_name(t->text, t->len)) {
         conf_err(b->st, &t->pos,
-                 "invalid upstream name '%s' (letters, digits, '_', '-' and '.' only)",
-                 show(b, t));
+                 "invalid upstream name '%s' (letters, digits, '_', '-' and '.' only)", show(b, t));
         return;
     }
     for (uint32_t i = 0; i < b->upstreams.n; i++) {
@@ -640,8 +639,8 @@ on_server_name(struct build *b, struct blk *k, const struct cnode *n)
     for (uint32_t i = 0; i < n->n_args; i++) {
         const struct conf_tok *t = &n->args[i];
         if (!valid_server_name(t->text, t->len)) {
-            conf_err(b->st, &t->pos,
-                     "invalid server_name '%s' (expected a host name or *.suffix)", show(b, t));
+            conf_err(b->st, &t->pos, "invalid server_name '%s' (expected a host name or *.suffix)",
+                     show(b, t));
             continue;
         }
         struct pname *pn = gh_arena_alloc(b->arena, sizeof(*pn));
@@ -692,8 +691,8 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
             PCRE2_UCHAR msg[256];
             if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
                 strcpy((char *)msg, "unknown error");
-            conf_err(b->st, &p->pos, "invalid regex '%s' in 'route': %s at offset %zu",
-                     show(b, p), (const char *)msg, (size_t)off);
+            conf_err(b->st, &p->pos, "invalid regex '%s' in 'route': %s at offset %zu", show(b, p),
+                     (const char *)msg, (size_t)off);
         } else {
             gh_arena_add_cleanup(b->arena, regex_free, re);
             (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* else the interpreter runs */
@@ -740,7 +739,8 @@ on_proxy(struct build *b, struct blk *k, const struct cnode *n)
 {
     const struct conf_tok *t = &n->args[0];
     if (k->return_at != NULL) {
-        conf_err(b->st, &n->name.pos, "both 'proxy' and 'return' in the same block ('return' at %s)",
+        conf_err(b->st, &n->name.pos,
+                 "both 'proxy' and 'return' in the same block ('return' at %s)",
                  where(b, &k->return_at->name.pos, n->name.pos.file));
         return;
     }
@@ -819,7 +819,8 @@ on_forwarded(struct build *b, struct blk *k, const struct cnode *n)
             return;
         }
     }
-    conf_err(b->st, &t->pos, "invalid value '%s' for 'forwarded' (expected xff, rfc7239, both or off)%s",
+    conf_err(b->st, &t->pos,
+             "invalid value '%s' for 'forwarded' (expected xff, rfc7239, both or off)%s",
              show(b, t), suggest(b, t->text, t->len, modes, GH_ARRAY_LEN(modes)));
 }
 
@@ -868,9 +869,9 @@ on_upstream_host(struct build *b, struct blk *k, const struct cnode *n)
 static bool
 reserved_header(const struct conf_tok *t, bool request)
 {
-    static const char *const names[] = {"content-length", "transfer-encoding", "connection",
-                                        "keep-alive",     "te",                "trailer",
-                                        "upgrade",        "proxy-connection"};
+    static const char *const names[] = {
+        "content-length", "transfer-encoding", "connection",      "keep-alive", "te",
+        "trailer",        "upgrade",           "proxy-connection"};
     for (uint32_t i = 0; i < GH_ARRAY_LEN(names); i++)
         if (t->len == strlen(names[i]) && gh_strncaseeq(t->text, names[i], t->len))
             return true;
@@ -909,8 +910,7 @@ on_header(struct build *b, struct blk *k, const struct cnode *n)
     }
     if (reserved_header(name, request)) {
         conf_err(b->st, &name->pos, "'%s' cannot change '%s' (the proxy manages it)%s", what,
-                 show(b, name),
-                 request && name->len == 4 ? "; use 'upstream_host' for Host" : "");
+                 show(b, name), request && name->len == 4 ? "; use 'upstream_host' for Host" : "");
         return;
     }
     r->name = name->text;
@@ -934,8 +934,8 @@ on_header(struct build *b, struct blk *k, const struct cnode *n)
 
 #define PC_DUR(nm, field, lo)                                                                      \
     {                                                                                              \
-        nm, CTX_PROXY, 1, 1, 0, NULL, V_DUR, TGT_PC, 4, offsetof(struct gh_proxy_conf, field),     \
-            lo, UINT32_MAX                                                                         \
+        nm, CTX_PROXY, 1, 1, 0, NULL, V_DUR, TGT_PC, 4, offsetof(struct gh_proxy_conf, field), lo, \
+            UINT32_MAX                                                                             \
     }
 #define SC_VAL(nm, kind, field, lo, hi)                                                            \
     {                                                                                              \

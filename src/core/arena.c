@@ -28,8 +28,8 @@ struct cleanup {
 };
 
 struct gh_arena {
-    struct block *cur;  /* block small requests are carved from */
-    struct block *big;  /* dedicated blocks for large requests */
+    struct block *cur; /* block small requests are carved from */
+    struct block *big; /* dedicated blocks for large requests */
     struct cleanup *cleanups;
     size_t used;
 };

@@ -16,8 +16,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct gh_conf_diag diag;
-    struct gh_config *cfg = gh_conf_load_string_flags("fuzz.conf", (const char *)data, size,
-                                                      GH_CONF_NO_INCLUDE, &diag);
+    struct gh_config *cfg =
+        gh_conf_load_string_flags("fuzz.conf", (const char *)data, size, GH_CONF_NO_INCLUDE, &diag);
     if (cfg == NULL) {
         GH_ASSERT(diag.n > 0);
     } else {

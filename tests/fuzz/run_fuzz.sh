@@ -12,6 +12,8 @@ cd "$(dirname "$0")/../.."
 
 secs=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 if [ $# -eq 0 ]; then
     echo "usage: $0 build/fuzz/fuzz_<target>..." >&2
     exit 2

@@ -289,7 +289,8 @@ test_forwarded_modes(void **state)
 static void
 test_return_body(void **state)
 {
-    struct gh_config *c = load("server { listen 127.0.0.1:8080; return 403 \"no \\\"way\\\" \\\\o/\"; }");
+    struct gh_config *c =
+        load("server { listen 127.0.0.1:8080; return 403 \"no \\\"way\\\" \\\\o/\"; }");
     const struct gh_proxy_conf *pc = &srv(c, 0)->pc;
     assert_int_equal(pc->return_status, 403);
     assert_string_equal(pc->return_body, "no \"way\" \\o/");
@@ -338,8 +339,9 @@ test_durations(void **state)
     static const struct {
         const char *text;
         uint32_t ms;
-    } cases[] = {{"500ms", 500}, {"10s", 10000}, {"5m", 300000},       {"1h", 3600000},
-                 {"1d", 86400000}, {"7", 7000},  {"49d", 4233600000u}, {"4294967295ms", 4294967295u}};
+    } cases[] = {
+        {"500ms", 500},   {"10s", 10000}, {"5m", 300000},       {"1h", 3600000},
+        {"1d", 86400000}, {"7", 7000},    {"49d", 4233600000u}, {"4294967295ms", 4294967295u}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char text[256];
         snprintf(text, sizeof(text), "read_timeout %s;\n" SRV, cases[i].text);
@@ -355,12 +357,8 @@ test_sizes(void **state)
     static const struct {
         const char *text;
         uint64_t bytes;
-    } cases[] = {{"512", 512},
-                 {"8k", 8192},
-                 {"8K", 8192},
-                 {"1m", 1048576},
-                 {"1g", 1073741824ull},
-                 {"16777216g", 18014398509481984ull}};
+    } cases[] = {{"512", 512},    {"8k", 8192},          {"8K", 8192},
+                 {"1m", 1048576}, {"1g", 1073741824ull}, {"16777216g", 18014398509481984ull}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char text[256];
         snprintf(text, sizeof(text), "client_max_body_size %s;\n" SRV, cases[i].text);
@@ -441,17 +439,18 @@ test_inheritance_order_independent(void **state)
 static void
 test_header_rules_inheritance(void **state)
 {
-    struct gh_config *c = load("request_header set X-Top 1;\n"
-                               "response_header set X-Top-Resp 1;\n"
-                               "server {\n"
-                               "  listen 127.0.0.1:8080; return 200;\n"
-                               "  route /inherit/ { }\n"
-                               "  route /own/ { request_header set X-Own 2; request_header add X-Own 3; }\n"
-                               "}\n"
-                               "server {\n"
-                               "  listen 127.0.0.1:8081; return 200;\n"
-                               "  request_header remove X-Srv;\n"
-                               "}\n");
+    struct gh_config *c =
+        load("request_header set X-Top 1;\n"
+             "response_header set X-Top-Resp 1;\n"
+             "server {\n"
+             "  listen 127.0.0.1:8080; return 200;\n"
+             "  route /inherit/ { }\n"
+             "  route /own/ { request_header set X-Own 2; request_header add X-Own 3; }\n"
+             "}\n"
+             "server {\n"
+             "  listen 127.0.0.1:8081; return 200;\n"
+             "  request_header remove X-Srv;\n"
+             "}\n");
     const struct gh_server_conf *s = srv(c, 0);
     assert_int_equal(s->pc.n_req_rules, 1);
     assert_string_equal(s->pc.req_rules[0].name, "X-Top");
@@ -516,10 +515,11 @@ test_proxy_overrides_return(void **state)
 static void
 test_listeners_grouped(void **state)
 {
-    struct gh_config *c = load("server { listen 127.0.0.1:8080; server_name a.test; return 200; }\n"
-                               "server { listen 127.0.0.1:8081; listen 127.0.0.1:8080 default;\n"
-                               "         server_name b.test; return 200; }\n"
-                               "server { listen localhost:8081; server_name a.test; return 200; }\n");
+    struct gh_config *c =
+        load("server { listen 127.0.0.1:8080; server_name a.test; return 200; }\n"
+             "server { listen 127.0.0.1:8081; listen 127.0.0.1:8080 default;\n"
+             "         server_name b.test; return 200; }\n"
+             "server { listen localhost:8081; server_name a.test; return 200; }\n");
     assert_int_equal(c->n_listeners, 2);
     const struct gh_listen_conf *l0 = &c->listeners[0], *l1 = &c->listeners[1];
     assert_string_equal(l0->addr.text, "127.0.0.1:8080");
@@ -596,10 +596,11 @@ test_refcount(void **state)
 
 /* ---- lookups ---- */
 
-static const char *const find_conf = "server { listen 127.0.0.1:8080; server_name a.test www.a.test; return 201; }\n"
-                                     "server { listen 127.0.0.1:8080; server_name *.a.test; return 202; }\n"
-                                     "server { listen 127.0.0.1:8080; server_name *.b.a.test; return 203; }\n"
-                                     "server { listen 127.0.0.1:8080 default; server_name [::1] 10.0.0.1; return 204; }\n";
+static const char *const find_conf =
+    "server { listen 127.0.0.1:8080; server_name a.test www.a.test; return 201; }\n"
+    "server { listen 127.0.0.1:8080; server_name *.a.test; return 202; }\n"
+    "server { listen 127.0.0.1:8080; server_name *.b.a.test; return 203; }\n"
+    "server { listen 127.0.0.1:8080 default; server_name [::1] 10.0.0.1; return 204; }\n";
 
 static uint32_t
 find(const struct gh_config *c, const char *host)
@@ -640,8 +641,9 @@ test_find_server(void **state)
 static void
 test_find_server_first_is_default(void **state)
 {
-    struct gh_config *c = load("server { listen 127.0.0.1:8080; server_name a.test; return 201; }\n"
-                               "server { listen 127.0.0.1:8080; server_name b.test; return 202; }\n");
+    struct gh_config *c =
+        load("server { listen 127.0.0.1:8080; server_name a.test; return 201; }\n"
+             "server { listen 127.0.0.1:8080; server_name b.test; return 202; }\n");
     assert_int_equal(find(c, "b.test"), 202);
     assert_int_equal(find(c, "zzz"), 201);
     gh_conf_unref(c);
@@ -676,8 +678,8 @@ test_find_route(void **state)
     assert_int_equal(route(s, "/x", NULL), 201);
     assert_int_equal(route(s, "/api/", NULL), 202);
     assert_int_equal(route(s, "/api/x", NULL), 202);
-    assert_int_equal(route(s, "/api", NULL), 201); /* prefix is byte-wise */
-    assert_int_equal(route(s, "/api/v1/x", NULL), 203); /* longest prefix */
+    assert_int_equal(route(s, "/api", NULL), 201);        /* prefix is byte-wise */
+    assert_int_equal(route(s, "/api/v1/x", NULL), 203);   /* longest prefix */
     assert_int_equal(route(s, "/api/v1/exact", &r), 204); /* exact beats everything */
     assert_int_equal(r->kind, GH_ROUTE_EXACT);
     assert_int_equal(route(s, "/api/v1/exact/", NULL), 203);
@@ -757,9 +759,9 @@ test_parse_addr(void **state)
     assert_int_equal(gh_conf_parse_addr("1.2.3.4:80xyz", 10, &a), 0);
 
     static const char *const bad[] = {
-        "1.2.3.4",  "1.2.3.4:",       "1.2.3.4:0",   "1.2.3.4:65536", "1.2.3.4:99999999",
-        "1.2.3:80", "example.com:80", "::1:80",      "[::1]",         "[::1]80",
-        "[::1:80",  "[zz]:80",        "1.2.3.4:+80", "1.2.3.4:8 0",   "",
+        "1.2.3.4",     "1.2.3.4:",       "1.2.3.4:0",   "1.2.3.4:65536", "1.2.3.4:99999999",
+        "1.2.3:80",    "example.com:80", "::1:80",      "[::1]",         "[::1]80",
+        "[::1:80",     "[zz]:80",        "1.2.3.4:+80", "1.2.3.4:8 0",   "",
         "01.2.3.4:80", "[localhost]:80", "1.2.3.4:-1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (gh_conf_parse_addr(bad[i], strlen(bad[i]), &a) != -EINVAL)
@@ -789,7 +791,8 @@ test_err_not_allowed(void **state)
 {
     expect_only_error("upstream u { server 127.0.0.1:1; listen 127.0.0.1:80; }\n" SRV,
                       "t.conf:1:34: directive 'listen' is not allowed in 'upstream' context");
-    expect_only_error("keepalive 5;\n" SRV, "t.conf:1:1: directive 'keepalive' is not allowed at top level");
+    expect_only_error("keepalive 5;\n" SRV,
+                      "t.conf:1:1: directive 'keepalive' is not allowed at top level");
     expect_only_error("server { listen 127.0.0.1:8080; return 200; route / { route /x { } } }",
                       "t.conf:1:55: directive 'route' is not allowed in 'route' context");
     expect_only_error("server { listen 127.0.0.1:8080; return 200; threads 2; }",
@@ -848,7 +851,8 @@ test_err_block_shape(void **state)
 static void
 test_err_duplicate_directive(void **state)
 {
-    expect_only_error("threads 2;\nthreads 3;\n" SRV, "t.conf:2:1: duplicate 'threads' (first at 1:1)");
+    expect_only_error("threads 2;\nthreads 3;\n" SRV,
+                      "t.conf:2:1: duplicate 'threads' (first at 1:1)");
     expect_only_error("server { listen 127.0.0.1:8080; proxy 127.0.0.1:1; proxy 127.0.0.1:2; }",
                       "t.conf:1:52: duplicate 'proxy' (first at 1:33)");
 }
@@ -856,19 +860,23 @@ test_err_duplicate_directive(void **state)
 static void
 test_err_duration(void **state)
 {
-    expect_only_error("connect_timeout abc;\n" SRV,
-                      "t.conf:1:17: invalid duration 'abc' for 'connect_timeout' (expected e.g. 10s, 500ms)");
-    expect_only_error("connect_timeout 10x;\n" SRV,
-                      "t.conf:1:17: invalid duration '10x' for 'connect_timeout' (expected e.g. 10s, 500ms)");
-    expect_only_error("read_timeout -1s;\n" SRV,
-                      "t.conf:1:14: invalid duration '-1s' for 'read_timeout' (expected e.g. 10s, 500ms)");
+    expect_only_error(
+        "connect_timeout abc;\n" SRV,
+        "t.conf:1:17: invalid duration 'abc' for 'connect_timeout' (expected e.g. 10s, 500ms)");
+    expect_only_error(
+        "connect_timeout 10x;\n" SRV,
+        "t.conf:1:17: invalid duration '10x' for 'connect_timeout' (expected e.g. 10s, 500ms)");
+    expect_only_error(
+        "read_timeout -1s;\n" SRV,
+        "t.conf:1:14: invalid duration '-1s' for 'read_timeout' (expected e.g. 10s, 500ms)");
     expect_only_error("read_timeout 50d;\n" SRV,
                       "t.conf:1:14: duration '50d' out of range for 'read_timeout' (at most 49d)");
     expect_only_error("read_timeout 99999999999999999999999s;\n" SRV,
                       "t.conf:1:14: duration '99999999999999999999999s' out of range for "
                       "'read_timeout' (at most 49d)");
-    expect_only_error("send_timeout 0;\n" SRV,
-                      "t.conf:1:14: duration '0' out of range for 'send_timeout' (must be more than 0)");
+    expect_only_error(
+        "send_timeout 0;\n" SRV,
+        "t.conf:1:14: duration '0' out of range for 'send_timeout' (must be more than 0)");
     /* 0 is fine where it means "off" */
     struct gh_config *c = load("keepalive_timeout 0s;\ndrain_timeout 0;\n" SRV);
     assert_int_equal(srv(c, 0)->keepalive_timeout_ms, 0);
@@ -879,10 +887,12 @@ test_err_duration(void **state)
 static void
 test_err_size(void **state)
 {
-    expect_only_error("client_max_body_size 8x;\n" SRV,
-                      "t.conf:1:22: invalid size '8x' for 'client_max_body_size' (expected e.g. 512, 8k, 1m)");
-    expect_only_error("client_max_body_size 1kb;\n" SRV,
-                      "t.conf:1:22: invalid size '1kb' for 'client_max_body_size' (expected e.g. 512, 8k, 1m)");
+    expect_only_error(
+        "client_max_body_size 8x;\n" SRV,
+        "t.conf:1:22: invalid size '8x' for 'client_max_body_size' (expected e.g. 512, 8k, 1m)");
+    expect_only_error(
+        "client_max_body_size 1kb;\n" SRV,
+        "t.conf:1:22: invalid size '1kb' for 'client_max_body_size' (expected e.g. 512, 8k, 1m)");
     expect_only_error("client_max_body_size 99999999999g;\n" SRV,
                       "t.conf:1:22: size '99999999999g' out of range for 'client_max_body_size' "
                       "(0..18446744073709551615)");
@@ -899,7 +909,8 @@ test_err_number(void **state)
                       "t.conf:1:13: number '257' out of range for 'max_headers' (1..256)");
     expect_only_error("max_headers 0;\n" SRV,
                       "t.conf:1:13: number '0' out of range for 'max_headers' (1..256)");
-    expect_only_error("max_headers ten;\n" SRV, "t.conf:1:13: invalid number 'ten' for 'max_headers'");
+    expect_only_error("max_headers ten;\n" SRV,
+                      "t.conf:1:13: invalid number 'ten' for 'max_headers'");
     expect_only_error("keepalive_requests 4294967296;\n" SRV,
                       "t.conf:1:20: number '4294967296' out of range for 'keepalive_requests' "
                       "(1..4294967295)");
@@ -914,7 +925,8 @@ test_err_number(void **state)
 static void
 test_err_threads(void **state)
 {
-    expect_only_error("threads 0;\n" SRV, "t.conf:1:9: number '0' out of range for 'threads' (auto or 1..256)");
+    expect_only_error("threads 0;\n" SRV,
+                      "t.conf:1:9: number '0' out of range for 'threads' (auto or 1..256)");
     expect_only_error("threads 257;\n" SRV,
                       "t.conf:1:9: number '257' out of range for 'threads' (auto or 1..256)");
     expect_only_error("threads many;\n" SRV,
@@ -924,20 +936,24 @@ test_err_threads(void **state)
 static void
 test_err_upstreams(void **state)
 {
-    expect_only_error("server { listen 127.0.0.1:8080; proxy backend; }\n"
-                      "upstream backends { server 127.0.0.1:1; }\n",
-                      "t.conf:1:39: unknown upstream 'backend' in 'proxy' (did you mean 'backends'?)");
+    expect_only_error(
+        "server { listen 127.0.0.1:8080; proxy backend; }\n"
+        "upstream backends { server 127.0.0.1:1; }\n",
+        "t.conf:1:39: unknown upstream 'backend' in 'proxy' (did you mean 'backends'?)");
     expect_only_error("server { listen 127.0.0.1:8080; proxy zzz; }\n"
                       "upstream backends { server 127.0.0.1:1; }\n",
                       "t.conf:1:39: unknown upstream 'zzz' in 'proxy'");
-    expect_only_error("upstream a { server 127.0.0.1:1; }\nupstream a { server 127.0.0.1:2; }\n" SRV,
-                      "t.conf:2:10: duplicate upstream 'a' (first defined at 1:10)");
+    expect_only_error(
+        "upstream a { server 127.0.0.1:1; }\nupstream a { server 127.0.0.1:2; }\n" SRV,
+        "t.conf:2:10: duplicate upstream 'a' (first defined at 1:10)");
     expect_only_error("upstream empty { keepalive 2; }\n" SRV,
                       "t.conf:1:10: upstream 'empty' has no server");
-    expect_only_error("upstream a:b { server 127.0.0.1:1; }\n" SRV,
-                      "t.conf:1:10: invalid upstream name 'a:b' (letters, digits, '_', '-' and '.' only)");
-    expect_only_error("upstream a { server 127.0.0.1:1; server 127.0.0.1:1; }\n" SRV,
-                      "t.conf:1:41: duplicate server '127.0.0.1:1' in upstream 'a' (use weight= instead)");
+    expect_only_error(
+        "upstream a:b { server 127.0.0.1:1; }\n" SRV,
+        "t.conf:1:10: invalid upstream name 'a:b' (letters, digits, '_', '-' and '.' only)");
+    expect_only_error(
+        "upstream a { server 127.0.0.1:1; server 127.0.0.1:1; }\n" SRV,
+        "t.conf:1:41: duplicate server '127.0.0.1:1' in upstream 'a' (use weight= instead)");
     expect_only_error("upstream a { server 127.0.0.1:1 wieght=2; }\n" SRV,
                       "t.conf:1:33: unknown parameter 'wieght=2' in 'server' (expected weight=N)");
     expect_only_error("upstream a { server 127.0.0.1:1; balance random; }\n" SRV,
@@ -963,10 +979,12 @@ test_err_address(void **state)
     expect_only_error("upstream u { server example.com:80; }\n" SRV,
                       "t.conf:1:21: invalid address 'example.com:80' in 'server' (expected e.g. "
                       "127.0.0.1:3000)");
-    expect_only_error("server { listen 127.0.0.1:8080; proxy *:3000; }",
-                      "t.conf:1:39: address '*:3000' in 'proxy' is a wildcard; only 'listen' takes one");
-    expect_only_error("server { listen 127.0.0.1:8080; listen 127.0.0.1:8080; return 200; }",
-                      "t.conf:1:40: duplicate listen '127.0.0.1:8080' in this server (first at 1:17)");
+    expect_only_error(
+        "server { listen 127.0.0.1:8080; proxy *:3000; }",
+        "t.conf:1:39: address '*:3000' in 'proxy' is a wildcard; only 'listen' takes one");
+    expect_only_error(
+        "server { listen 127.0.0.1:8080; listen 127.0.0.1:8080; return 200; }",
+        "t.conf:1:40: duplicate listen '127.0.0.1:8080' in this server (first at 1:17)");
     expect_only_error("server { listen 127.0.0.1:8080 defualt; return 200; }",
                       "t.conf:1:32: unknown parameter 'defualt' in 'listen' (expected default or "
                       "backlog=N)");
@@ -975,11 +993,13 @@ test_err_address(void **state)
 static void
 test_err_headers(void **state)
 {
-    expect_only_error("request_header set \"X Bad\" 1;\n" SRV,
-                      "t.conf:1:20: invalid header name 'X Bad' in 'request_header' (RFC 9110 token expected)");
-    expect_only_error("response_header add X-A: 1;\n" SRV,
-                      "t.conf:1:21: invalid header name 'X-A:' in 'response_header' (RFC 9110 token "
-                      "expected)");
+    expect_only_error(
+        "request_header set \"X Bad\" 1;\n" SRV,
+        "t.conf:1:20: invalid header name 'X Bad' in 'request_header' (RFC 9110 token expected)");
+    expect_only_error(
+        "response_header add X-A: 1;\n" SRV,
+        "t.conf:1:21: invalid header name 'X-A:' in 'response_header' (RFC 9110 token "
+        "expected)");
     expect_only_error("request_header set X-A \"a\rb\";\n" SRV,
                       "t.conf:1:24: invalid header value in 'request_header' (control characters "
                       "such as CR, LF or NUL are not allowed)");
@@ -987,9 +1007,10 @@ test_err_headers(void **state)
                       "t.conf:1:1: 'request_header set' expects 2 arguments, got 1");
     expect_only_error("request_header remove X-A 1;\n" SRV,
                       "t.conf:1:1: 'request_header remove' expects 1 argument, got 2");
-    expect_only_error("request_header replace X-A 1;\n" SRV,
-                      "t.conf:1:16: invalid operation 'replace' in 'request_header' (expected set, add "
-                      "or remove)");
+    expect_only_error(
+        "request_header replace X-A 1;\n" SRV,
+        "t.conf:1:16: invalid operation 'replace' in 'request_header' (expected set, add "
+        "or remove)");
     expect_only_error("request_header set Content-Length 5;\n" SRV,
                       "t.conf:1:20: 'request_header' cannot change 'Content-Length' (the proxy "
                       "manages it)");
@@ -1020,9 +1041,10 @@ test_err_return(void **state)
 static void
 test_err_route(void **state)
 {
-    expect_only_error("server { listen 127.0.0.1:8080; return 200;\n  route ~ \"^/(a\" { }\n}",
-                      "t.conf:2:11: invalid regex '^/(a' in 'route': missing closing parenthesis at "
-                      "offset 4");
+    expect_only_error(
+        "server { listen 127.0.0.1:8080; return 200;\n  route ~ \"^/(a\" { }\n}",
+        "t.conf:2:11: invalid regex '^/(a' in 'route': missing closing parenthesis at "
+        "offset 4");
     expect_only_error("server { listen 127.0.0.1:8080; return 200; route api { } }",
                       "t.conf:1:51: route path must start with '/', got 'api'");
     expect_only_error("server { listen 127.0.0.1:8080; return 200; route ^ /x { } }",
@@ -1039,17 +1061,20 @@ test_err_route(void **state)
 static void
 test_err_server_names(void **state)
 {
-    expect_only_error("server { listen 127.0.0.1:8080; server_name a.test; return 200; }\n"
-                      "server { listen 127.0.0.1:8080; server_name B.test A.TEST; return 200; }\n",
-                      "t.conf:2:52: duplicate server_name 'a.test' on 127.0.0.1:8080 (first at 1:45)");
+    expect_only_error(
+        "server { listen 127.0.0.1:8080; server_name a.test; return 200; }\n"
+        "server { listen 127.0.0.1:8080; server_name B.test A.TEST; return 200; }\n",
+        "t.conf:2:52: duplicate server_name 'a.test' on 127.0.0.1:8080 (first at 1:45)");
     expect_only_error("server { listen 127.0.0.1:8080 default; return 200; }\n"
                       "server { listen 127.0.0.1:8080 default; return 200; }\n",
                       "t.conf:2:17: two default servers on 127.0.0.1:8080 (first at 1:17)");
-    expect_only_error("server { listen 127.0.0.1:8080; server_name a*.test; return 200; }",
-                      "t.conf:1:45: invalid server_name 'a*.test' (expected a host name or *.suffix)");
+    expect_only_error(
+        "server { listen 127.0.0.1:8080; server_name a*.test; return 200; }",
+        "t.conf:1:45: invalid server_name 'a*.test' (expected a host name or *.suffix)");
     /* the same name on two addresses is fine */
-    struct gh_config *c = load("server { listen 127.0.0.1:8080; server_name a.test; return 200; }\n"
-                               "server { listen 127.0.0.1:8081; server_name a.test; return 200; }\n");
+    struct gh_config *c =
+        load("server { listen 127.0.0.1:8080; server_name a.test; return 200; }\n"
+             "server { listen 127.0.0.1:8081; server_name a.test; return 200; }\n");
     assert_int_equal(c->n_listeners, 2);
     gh_conf_unref(c);
 }
@@ -1057,15 +1082,19 @@ test_err_server_names(void **state)
 static void
 test_err_values(void **state)
 {
-    expect_only_error("forwarded xf;\n" SRV,
-                      "t.conf:1:11: invalid value 'xf' for 'forwarded' (expected xff, rfc7239, both "
-                      "or off) (did you mean 'xff'?)");
-    expect_only_error("via yes;\n" SRV, "t.conf:1:5: invalid value 'yes' for 'via' (expected on or off)");
+    expect_only_error(
+        "forwarded xf;\n" SRV,
+        "t.conf:1:11: invalid value 'xf' for 'forwarded' (expected xff, rfc7239, both "
+        "or off) (did you mean 'xff'?)");
+    expect_only_error("via yes;\n" SRV,
+                      "t.conf:1:5: invalid value 'yes' for 'via' (expected on or off)");
     expect_only_error("access_log stderr xml;\n" SRV,
                       "t.conf:1:19: invalid access_log format 'xml' (expected combined or json)");
-    expect_only_error("access_log off json;\n" SRV, "t.conf:1:16: 'access_log off' takes no format");
-    expect_only_error("error_log stderr loud;\n" SRV,
-                      "t.conf:1:18: invalid error_log level 'loud' (expected error, warn, info or debug)");
+    expect_only_error("access_log off json;\n" SRV,
+                      "t.conf:1:16: 'access_log off' takes no format");
+    expect_only_error(
+        "error_log stderr loud;\n" SRV,
+        "t.conf:1:18: invalid error_log level 'loud' (expected error, warn, info or debug)");
     expect_only_error("upstream_host \"a b\";\n" SRV,
                       "t.conf:1:15: invalid upstream_host 'a b' (expected a host name[:port])");
 }
