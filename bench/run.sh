@@ -153,8 +153,8 @@ declare -A URLPATH=([ka1k50]=/1k [ka1k1000]=/1k [ka100k50]=/100k [close1k50]=/1k
 declare -A CLOSE=([ka1k50]=0 [ka1k1000]=0 [ka100k50]=0 [close1k50]=1)
 
 declare -A MPID_OF SPID_OF AVAIL WHY
-declare -A R_RPS R_P99 R_CPU R_BUSY R_OTHER
-OTHER_MAX=10 # % of a CPU that other processes may use during a run before it is flagged M_BEFORE M_AFTER M_PER
+declare -A R_RPS R_P99 R_CPU R_BUSY R_OTHER M_BEFORE M_AFTER M_PER
+OTHER_MAX=10 # % of a CPU that other processes may use during a run before it is flagged
 NOTES=()
 
 # ---- origin on CPU 1 -----------------------------------------------------------------------------
@@ -218,8 +218,6 @@ run_wrk() { # proxy row round
     other=$(awk -v a=$((a1 - a0 - (c1 - c0) - (o1 - o0))) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
         '{ printf "%.0f", (a / hz - $1 - $2) / (t1 - t0) * 100 }' "$log.time")
     R_OTHER[$key]=$other
-    [ "${other:-0}" -gt "$OTHER_MAX" ] &&
-        NOTES+=("$px $row round $rnd: other processes used ${other}% of a CPU during the run: numbers unreliable")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$log")
     errs=$(grep 'Socket errors' "$log")
     if [ "${CLOSE[$row]}" = 1 ] && [ -n "$errs" ]; then
@@ -366,6 +364,14 @@ gh_ver="unavailable"
     for px in "${PROXIES[@]}"; do
         [ "${AVAIL[$px]}" = 1 ] || [ "$px" = gatehouse ] || echo "$px: unavailable: ${WHY[$px]:-}"
     done
+    # other processes on the machine (builds, fuzzers, tests) distort everything: say so
+    others=$(printf '%s\n' "${R_OTHER[@]}")
+    if [ -n "$others" ]; then
+        o_med=$(median <<<"$others") o_max=$(sort -g <<<"$others" | tail -1)
+        o_bad=$(awk -v m="$OTHER_MAX" '$1 > m' <<<"$others" | wc -l)
+        echo "other processes during the runs: median ${o_med}%, max ${o_max}% of a CPU"
+        [ "$o_bad" -gt 0 ] && echo "WARNING: in $o_bad of $(wc -l <<<"$others") runs other processes used more than ${OTHER_MAX}% of a CPU: those numbers are unreliable; rerun on a quiet machine"
+    fi
     if [ ${#NOTES[@]} -gt 0 ]; then
         echo
         echo "notes:"

@@ -44,7 +44,7 @@ struct cnode {
     bool has_block;
     struct cnode *children;
     struct cnode *next;
-    const char *dir; /* directory of the file it is in ("" = current directory) */
+    const char *dir; /* directory of its file, with a trailing '/' ("" = current directory) */
 };
 
 struct conf_incl {

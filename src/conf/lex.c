@@ -213,15 +213,14 @@ skip_statement(struct lexer *lx)
     }
 }
 
+/* The directory part of path with its trailing '/' ("a/b/" for "a/b/c.conf"), or "". */
 static const char *
 dir_of(struct conf_state *st, const char *path)
 {
     const char *slash = strrchr(path, '/');
     if (slash == NULL)
         return "";
-    if (slash == path)
-        return "/";
-    return gh_arena_strndup(st->arena, path, (size_t)(slash - path));
+    return gh_arena_strndup(st->arena, path, (size_t)(slash - path) + 1);
 }
 
 static struct cnode *read_file(struct conf_state *st, const char *path,
@@ -256,7 +255,7 @@ expand_include(struct lexer *lx, const struct cnode *n, struct cnode **tail)
     }
     const char *path = arg->text;
     if (path[0] != '/' && lx->dir[0] != '\0')
-        path = gh_arena_sprintf(st->arena, "%s/%s", lx->dir, path);
+        path = gh_arena_sprintf(st->arena, "%s%s", lx->dir, path);
 
     struct cnode *list = NULL;
     if (strpbrk(arg->text, "*?[") == NULL) {
@@ -414,33 +413,36 @@ read_file(struct conf_state *st, const char *path, const struct conf_pos *from)
 {
     struct conf_pos at = {path, 0, 0};
     const struct conf_pos *pos = from != NULL ? from : &at;
-    const char *shown = conf_show(st, path, strlen(path));
+    /* an included file is named in the message; the top file already is its position */
+    const char *shown = from != NULL
+                            ? gh_arena_sprintf(st->arena, "'%s'", conf_show(st, path, strlen(path)))
+                            : "config file";
     struct cnode *root = NULL;
     char *buf = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd == -1) {
         if (errno == ENOENT && from != NULL)
-            conf_err(st, pos, "include file '%s' not found", shown);
+            conf_err(st, pos, "include file %s not found", shown);
         else
-            conf_err(st, pos, "cannot open '%s': %s", shown, strerror(errno));
+            conf_err(st, pos, "cannot open %s: %s", shown, strerror(errno));
         goto out;
     }
     struct stat sb;
     if (fstat(fd, &sb) == -1) {
-        conf_err(st, pos, "cannot stat '%s': %s", shown, strerror(errno));
+        conf_err(st, pos, "cannot stat %s: %s", shown, strerror(errno));
         goto out;
     }
     if (!S_ISREG(sb.st_mode)) {
-        conf_err(st, pos, "'%s' is not a regular file", shown);
+        conf_err(st, pos, "%s is not a regular file", shown);
         goto out;
     }
     if (sb.st_size > GH_CONF_MAX_FILE_SIZE) {
-        conf_err(st, pos, "'%s' is too large (limit %u bytes)", shown, GH_CONF_MAX_FILE_SIZE);
+        conf_err(st, pos, "%s is too large (limit %u bytes)", shown, GH_CONF_MAX_FILE_SIZE);
         goto out;
     }
     for (uint32_t i = 0; i < st->n_incl; i++) {
         if (st->incl[i].dev == sb.st_dev && st->incl[i].ino == sb.st_ino) {
-            conf_err(st, pos, "include cycle: '%s' is already being read", shown);
+            conf_err(st, pos, "include cycle: %s is already being read", shown);
             goto out;
         }
     }
@@ -451,7 +453,7 @@ read_file(struct conf_state *st, const char *path, const struct conf_pos *from)
         if (r == -1 && errno == EINTR)
             continue;
         if (r == -1) {
-            conf_err(st, pos, "cannot read '%s': %s", shown, strerror(errno));
+            conf_err(st, pos, "cannot read %s: %s", shown, strerror(errno));
             goto out;
         }
         if (r == 0)

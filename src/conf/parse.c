@@ -360,7 +360,7 @@ path_arg(struct build *b, const struct cnode *n, const struct conf_tok *t)
 {
     if (t->text[0] == '/' || n->dir[0] == '\0')
         return t->text;
-    return gh_arena_sprintf(b->arena, "%s/%s", n->dir, t->text);
+    return gh_arena_sprintf(b->arena, "%s%s", n->dir, t->text); /* dir ends in '/' */
 }
 
 static bool

@@ -122,7 +122,8 @@ wr_put(struct wr *w, const void *s, size_t n)
     w->len += n;
 }
 
-#define WR_LIT(w, s) wr_put((w), (s), sizeof(s) - 1)
+/* "" s "" only compiles for string literals, so sizeof is the literal's length */
+#define WR_LIT(w, s) wr_put((w), "" s "", sizeof(s) - 1)
 
 static inline void
 wr_str(struct wr *w, const char *s)
@@ -764,7 +765,7 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
             wr_put(&w, prior_via[i]->value, prior_via[i]->value_len);
             WR_LIT(&w, ", ");
         }
-        WR_LIT(&w, r->flags & R_CLIENT_10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
+        wr_str(&w, r->flags & R_CLIENT_10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
     }
     wr_rules(&w, pc->req_rules, pc->n_req_rules);
     if (r->req_body == BODY_CL) {
@@ -1259,7 +1260,7 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
             wr_put(&w, prior_via[i]->value, prior_via[i]->value_len);
             WR_LIT(&w, ", ");
         }
-        WR_LIT(&w, rs->version == 10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
+        wr_str(&w, rs->version == 10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
     }
     wr_rules(&w, pc->resp_rules, pc->n_resp_rules);
     /* framing */

@@ -824,6 +824,49 @@ test_value_bytes(void **state)
     }
 }
 
+static int
+is_tchar(int b)
+{
+    return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+           (b != 0 && strchr("!#$%&'*+-.^_`|~", b) != NULL);
+}
+
+/* Every byte at every alignment of a field name (SSE2 fast path and table tail). */
+static void
+test_name_bytes(void **state)
+{
+    static const char head[] = "GET / HTTP/1.1\r\nHost: h\r\n", tail[] = ": v\r\n\r\n";
+    static const size_t pos[] = {0, 1, 5, 15, 16, 17, 31, 32, 33, 39};
+    char in[128];
+
+    for (int b = 0; b < 256; b++) {
+        for (size_t k = 0; k < GH_ARRAY_LEN(pos); k++) {
+            struct preq r = {0};
+            size_t n = sizeof(head) - 1;
+            memcpy(in, head, n);
+            memset(in + n, 'n', 40);
+            in[n + pos[k]] = (char)b;
+            n += 40;
+            memcpy(in + n, tail, sizeof(tail) - 1);
+            n += sizeof(tail) - 1;
+            int ret = run_req(in, n, NULL, MAX_HDRS, &r);
+            int want_ok = is_tchar(b) || (b == ':' && pos[k] > 0);
+            if (want_ok != (ret > 0))
+                print_message("byte 0x%02x at %zu: %d\n", b, pos[k], ret);
+            assert_int_equal(want_ok, ret > 0);
+            if (want_ok) {
+                assert_int_equal(r.req.headers[1].name_len, b == ':' ? pos[k] : 40);
+            } else {
+                assert_int_equal(r.req.err.status, 400);
+                /* a CR opening the line is read as the end of the head: the bare CR is after it */
+                assert_int_equal(r.req.err.offset,
+                                 sizeof(head) - 1 + pos[k] + (b == '\r' && pos[k] == 0));
+            }
+            free(r.buf);
+        }
+    }
+}
+
 static void
 test_nul_in_value(void **state)
 {
@@ -1717,6 +1760,7 @@ main(void)
         cmocka_unit_test(test_value_trimmed),
         cmocka_unit_test(test_obs_text_value),
         cmocka_unit_test(test_value_bytes),
+        cmocka_unit_test(test_name_bytes),
         cmocka_unit_test(test_nul_in_value),
         cmocka_unit_test(test_cr_in_value),
         cmocka_unit_test(test_del_in_value),
