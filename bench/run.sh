@@ -6,12 +6,15 @@
 #   BENCH_SECONDS=5    seconds per wrk run
 #   BENCH_IDLE=10000   idle keep-alive connections for the memory row (0 skips it)
 #   GATEHOUSE=path     gatehouse binary (default build/release/gatehouse)
+#   BENCH_QUIET_WAIT=20  before each run, wait up to this many seconds for other processes on the
+#                      machine to go below 10% of a CPU (0: do not wait); busy runs are flagged anyway
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${BENCH_ROUNDS:-3}
 SECS=${BENCH_SECONDS:-5}
 IDLE_N=${BENCH_IDLE:-10000}
+QUIET_WAIT=${BENCH_QUIET_WAIT:-20}
 GH_BIN=${GATEHOUSE:-$ROOT/build/release/gatehouse}
 OUT=$ROOT/build/bench
 DIR=$OUT/run
@@ -175,6 +178,29 @@ for px in "${PROXIES[@]}"; do
 done
 [ "${AVAIL[nginx]}" = 1 ] || die "nginx did not start: ${WHY[nginx]} (see $DIR)"
 
+# ---- other load on the machine ------------------------------------------------------------------
+other_now() { # % of a CPU used by processes other than ours over 0.3 s (ours are idle between runs)
+    local a0 a1 t0 t1
+    a0=$(all_busy) t0=$(date +%s%N)
+    sleep 0.3
+    a1=$(all_busy) t1=$(date +%s%N)
+    echo $(((a1 - a0) * 100 * 1000000000 / HZ / (t1 - t0)))
+}
+wait_quiet() {
+    local deadline=$(($(date +%s) + QUIET_WAIT)) o
+    [ "$QUIET_WAIT" -gt 0 ] || return 0
+    while o=$(other_now); [ "$o" -gt "$OTHER_MAX" ]; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            echo "bench: machine still busy (${o}% of a CPU used by others); running anyway" >&2
+            return 0
+        fi
+        [ -z "${QUIET_SAID:-}" ] && echo "bench: waiting for the machine to go quiet (${o}% of a CPU used by others)" >&2
+        QUIET_SAID=1
+        sleep 1
+    done
+    QUIET_SAID=
+}
+
 # ---- one wrk run ---------------------------------------------------------------------------------
 to_ms() { # wrk latency like 812.00us / 1.23ms / 2.01s -> ms
     awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
@@ -277,6 +303,7 @@ for rnd in $(seq "$ROUNDS"); do
             [ "${AVAIL[$px]}" = 1 ] || continue
             [ "$px" = floor ] && [ "${CLOSE[$row]}" = 1 ] && continue
             echo "bench: round $rnd/$ROUNDS  ${LABEL[$row]}  $px" >&2
+            wait_quiet
             run_wrk "$px" "$row" "$rnd"
         done
     done
@@ -340,7 +367,7 @@ gh_ver="unavailable"
         printf "%-15s %-10s %12s %12s %14s %7s\n" "idle memory" proxy "RSS before" "RSS after" "bytes/idle conn" "/nginx"
         printf '%.0s-' $(seq 76); echo
         n_per=$(med_of M_PER "" nginx 2>/dev/null)
-        label="$IDLE_N idle conns"
+        label="$IDLE_N idle"
         for px in "${PROXIES[@]}"; do
             if [ "$px" = floor ]; then
                 printf "%-15s %-10s %12s %12s %14s %7s\n" "$label" "$px" - - - -

@@ -3,8 +3,8 @@
  * (RFC 9110, RFC 9112). The contract is in h1.h.
  *
  * How the head parser works. Every line is scanned left to right exactly once
- * by a tight loop over a 256-entry class table (with an SSE2 fast path for
- * field values and request-targets), stopping at the first byte that does not
+ * by a tight loop over a 256-entry class table (with SSE2 fast paths for
+ * field names, field values and request-targets), stopping at the first byte that does not
  * belong; what that byte is decides what happens next. Because decisions only
  * ever depend on bytes already scanned, a prefix of a message either yields
  * GH_INCOMPLETE or exactly the verdict the whole message gets: the parser can
@@ -14,6 +14,22 @@
  * past index X": a scan never looks past min(len, line end, head end), and
  * needing a byte past a limit is an error even when the buffer is short, so an
  * endless line fails as soon as it crosses the limit.
+ *
+ * Choices the contract leaves open, made here on the strict side:
+ *  - Transfer-Encoding: "chunked" not last (including "gzip" alone and
+ *    "chunked, gzip") is 400 (RFC 9112 §6.3); "chunked" twice is 400; any other
+ *    coding before a single final "chunked" is 501; codings with parameters
+ *    ("chunked;x=1") are malformed, 400. Empty list members are skipped.
+ *  - Host, the authority of an absolute-form target and CONNECT's target are
+ *    checked as RFC 3986 authorities without userinfo: reg-name / IPv4 /
+ *    [IP-literal] characters, optional port of at most 65535 (CONNECT: required,
+ *    1..65535). Only http and https absolute-form targets are accepted; a
+ *    fragment ('#') in a target is rejected.
+ *  - Connection members must be tokens (400 otherwise).
+ *  - Content-Length lists must be non-empty members of identical value; values
+ *    must be below 2^62.
+ *  - Responses: no leading CRLF is tolerated before the status line; status-line
+ *    errors, limits and field errors all answer 502.
  */
 #include "http/h1.h"
 
@@ -335,24 +351,22 @@ next_member(const char *v, size_t n, size_t *pos, const char **m, size_t *mlen)
 {
     size_t i = *pos;
 
-    for (;;) {
-        while (i < n && (is_ows((unsigned char)v[i]) || v[i] == ','))
-            i++;
-        if (i == n) {
-            *pos = i;
-            return 0;
-        }
-        size_t s = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t e = i;
-        while (e > s && is_ows((unsigned char)v[e - 1]))
-            e--;
+    while (i < n && (is_ows((unsigned char)v[i]) || v[i] == ','))
+        i++;
+    if (i == n) {
         *pos = i;
-        *m = v + s;
-        *mlen = e - s;
-        return 1;
+        return 0;
     }
+    size_t s = i;
+    while (i < n && v[i] != ',')
+        i++;
+    size_t e = i;
+    while (e > s && is_ows((unsigned char)v[e - 1]))
+        e--;
+    *pos = i;
+    *m = v + s;
+    *mlen = e - s;
+    return 1;
 }
 
 static int
@@ -1232,133 +1246,75 @@ gh_h1_list_has_token(const char *value, size_t len, const char *tok, size_t tok_
     return 0;
 }
 
+/* RFC 9110 §15 (and the registered extras still in use), indexed by status - 100. */
+static const char *const reasons[512 - 100] = {
+    [100 - 100] = "Continue",
+    [101 - 100] = "Switching Protocols",
+    [102 - 100] = "Processing",
+    [103 - 100] = "Early Hints",
+    [200 - 100] = "OK",
+    [201 - 100] = "Created",
+    [202 - 100] = "Accepted",
+    [203 - 100] = "Non-Authoritative Information",
+    [204 - 100] = "No Content",
+    [205 - 100] = "Reset Content",
+    [206 - 100] = "Partial Content",
+    [207 - 100] = "Multi-Status",
+    [208 - 100] = "Already Reported",
+    [226 - 100] = "IM Used",
+    [300 - 100] = "Multiple Choices",
+    [301 - 100] = "Moved Permanently",
+    [302 - 100] = "Found",
+    [303 - 100] = "See Other",
+    [304 - 100] = "Not Modified",
+    [305 - 100] = "Use Proxy",
+    [307 - 100] = "Temporary Redirect",
+    [308 - 100] = "Permanent Redirect",
+    [400 - 100] = "Bad Request",
+    [401 - 100] = "Unauthorized",
+    [402 - 100] = "Payment Required",
+    [403 - 100] = "Forbidden",
+    [404 - 100] = "Not Found",
+    [405 - 100] = "Method Not Allowed",
+    [406 - 100] = "Not Acceptable",
+    [407 - 100] = "Proxy Authentication Required",
+    [408 - 100] = "Request Timeout",
+    [409 - 100] = "Conflict",
+    [410 - 100] = "Gone",
+    [411 - 100] = "Length Required",
+    [412 - 100] = "Precondition Failed",
+    [413 - 100] = "Content Too Large",
+    [414 - 100] = "URI Too Long",
+    [415 - 100] = "Unsupported Media Type",
+    [416 - 100] = "Range Not Satisfiable",
+    [417 - 100] = "Expectation Failed",
+    [421 - 100] = "Misdirected Request",
+    [422 - 100] = "Unprocessable Content",
+    [423 - 100] = "Locked",
+    [424 - 100] = "Failed Dependency",
+    [425 - 100] = "Too Early",
+    [426 - 100] = "Upgrade Required",
+    [428 - 100] = "Precondition Required",
+    [429 - 100] = "Too Many Requests",
+    [431 - 100] = "Request Header Fields Too Large",
+    [451 - 100] = "Unavailable For Legal Reasons",
+    [500 - 100] = "Internal Server Error",
+    [501 - 100] = "Not Implemented",
+    [502 - 100] = "Bad Gateway",
+    [503 - 100] = "Service Unavailable",
+    [504 - 100] = "Gateway Timeout",
+    [505 - 100] = "HTTP Version Not Supported",
+    [506 - 100] = "Variant Also Negotiates",
+    [507 - 100] = "Insufficient Storage",
+    [508 - 100] = "Loop Detected",
+    [510 - 100] = "Not Extended",
+    [511 - 100] = "Network Authentication Required",
+};
+
 const char *
 gh_h1_reason(int status)
 {
-    switch (status) {
-    case 100:
-        return "Continue";
-    case 101:
-        return "Switching Protocols";
-    case 102:
-        return "Processing";
-    case 103:
-        return "Early Hints";
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 203:
-        return "Non-Authoritative Information";
-    case 204:
-        return "No Content";
-    case 205:
-        return "Reset Content";
-    case 206:
-        return "Partial Content";
-    case 207:
-        return "Multi-Status";
-    case 208:
-        return "Already Reported";
-    case 226:
-        return "IM Used";
-    case 300:
-        return "Multiple Choices";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 303:
-        return "See Other";
-    case 304:
-        return "Not Modified";
-    case 305:
-        return "Use Proxy";
-    case 307:
-        return "Temporary Redirect";
-    case 308:
-        return "Permanent Redirect";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 402:
-        return "Payment Required";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 406:
-        return "Not Acceptable";
-    case 407:
-        return "Proxy Authentication Required";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 411:
-        return "Length Required";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Content Too Large";
-    case 414:
-        return "URI Too Long";
-    case 415:
-        return "Unsupported Media Type";
-    case 416:
-        return "Range Not Satisfiable";
-    case 417:
-        return "Expectation Failed";
-    case 421:
-        return "Misdirected Request";
-    case 422:
-        return "Unprocessable Content";
-    case 423:
-        return "Locked";
-    case 424:
-        return "Failed Dependency";
-    case 425:
-        return "Too Early";
-    case 426:
-        return "Upgrade Required";
-    case 428:
-        return "Precondition Required";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 451:
-        return "Unavailable For Legal Reasons";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    case 505:
-        return "HTTP Version Not Supported";
-    case 506:
-        return "Variant Also Negotiates";
-    case 507:
-        return "Insufficient Storage";
-    case 508:
-        return "Loop Detected";
-    case 510:
-        return "Not Extended";
-    case 511:
-        return "Network Authentication Required";
-    default:
+    if (status < 100 || status >= 512 || reasons[status - 100] == NULL)
         return "";
-    }
+    return reasons[status - 100];
 }

@@ -58,17 +58,23 @@ grave_flush(struct gh_worker *w)
     for (uint32_t i = 0; i < w->n_grave; i++) {
         if (w->grave[i].kind == 0)
             gh_http_free_conn(w, w->grave[i].obj);
-        else
+        else if (w->grave[i].kind == 1)
             gh_http_free_upconn(w, w->grave[i].obj);
+        else
+            free(w->grave[i].obj);
     }
     w->n_grave = 0;
 }
 
+/* A closed listener is freed once its last connection is gone, after the
+ * current batch (an event for it may still be queued in this batch). */
 static void
 lsock_free_if_unused(struct gh_lsock *ls)
 {
-    if (ls->lidx < 0 && ls->conns == 0 && ls->io.fd < 0)
-        free(ls);
+    if (ls->lidx < 0 && ls->conns == 0 && ls->io.fd < 0 && !ls->buried) {
+        ls->buried = true;
+        gh_worker_bury(ls->w, ls, 2);
+    }
 }
 
 void
@@ -234,59 +240,72 @@ lsock_close(struct gh_worker *w, struct gh_lsock *ls)
 }
 
 static void
+wmsg_free(struct gh_wmsg *m)
+{
+    if (m->cfg != NULL)
+        gh_conf_unref(m->cfg);
+    free(m->add_fds);
+    free(m->add_lidx);
+    free(m->keep_fds);
+    free(m->keep_lidx);
+    free(m);
+}
+
+/* Swap in one config and reconcile this worker's listening sockets. */
+static void
+apply_config(struct gh_worker *w, struct gh_wmsg *m)
+{
+    struct gh_wcfg *wc = gh_wcfg_new(m->cfg);
+    if (wc == NULL) {
+        gh_log_error("worker %u: out of memory applying a new config; keeping the old one", w->id);
+        for (uint32_t i = 0; i < m->n_add; i++)
+            close(m->add_fds[i]);
+        return;
+    }
+    wc->users = 1;
+    struct gh_wcfg *old = w->cur;
+    w->cur = wc;
+    if (old != NULL && --old->users == 0)
+        gh_wcfg_free(old);
+    struct gh_lsock **pp = &w->lsocks;
+    while (*pp != NULL) {
+        struct gh_lsock *ls = *pp;
+        int32_t lidx = -1;
+        for (uint32_t i = 0; i < m->n_keep; i++)
+            if (m->keep_fds[i] == ls->io.fd)
+                lidx = m->keep_lidx[i];
+        if (lidx >= 0) {
+            ls->lidx = lidx;
+            pp = &ls->next;
+        } else {
+            *pp = ls->next;
+            lsock_close(w, ls);
+        }
+    }
+    for (uint32_t i = 0; i < m->n_add; i++)
+        lsock_add(w, m->add_fds[i], m->add_lidx[i]);
+}
+
+static void
 worker_apply(struct gh_worker *w)
 {
     pthread_mutex_lock(&w->msg_lock);
-    struct gh_config *cfg = w->msg_cfg;
-    w->msg_cfg = NULL;
-    int *add = w->msg_add_fds, *keep = w->msg_keep_fds;
-    int32_t *add_l = w->msg_add_lidx, *keep_l = w->msg_keep_lidx;
-    uint32_t n_add = w->msg_n_add, n_keep = w->msg_n_keep;
-    w->msg_add_fds = w->msg_keep_fds = NULL;
-    w->msg_add_lidx = w->msg_keep_lidx = NULL;
-    w->msg_n_add = w->msg_n_keep = 0;
+    struct gh_wmsg *msgs = w->msg_head;
+    w->msg_head = w->msg_tail = NULL;
     bool stop = w->msg_stop;
     uint64_t drain_ms = w->msg_drain_ms;
     pthread_mutex_unlock(&w->msg_lock);
 
-    if (cfg != NULL) {
-        struct gh_wcfg *wc = gh_wcfg_new(cfg);
-        gh_conf_unref(cfg); /* the message's reference; wc holds its own */
-        if (wc == NULL) {
-            gh_log_error("worker %u: out of memory applying a new config; keeping the old one",
-                         w->id);
-            for (uint32_t i = 0; i < n_add; i++)
-                close(add[i]);
-        } else {
-            wc->users = 1;
-            struct gh_wcfg *old = w->cur;
-            w->cur = wc;
-            if (old != NULL && --old->users == 0)
-                gh_wcfg_free(old);
-            /* reconcile listening sockets */
-            struct gh_lsock **pp = &w->lsocks;
-            while (*pp != NULL) {
-                struct gh_lsock *ls = *pp;
-                int32_t lidx = -1;
-                for (uint32_t i = 0; i < n_keep; i++)
-                    if (keep[i] == ls->io.fd)
-                        lidx = keep_l[i];
-                if (lidx >= 0) {
-                    ls->lidx = lidx;
-                    pp = &ls->next;
-                } else {
-                    *pp = ls->next;
-                    lsock_close(w, ls);
-                }
-            }
-            for (uint32_t i = 0; i < n_add; i++)
-                lsock_add(w, add[i], add_l[i]);
-        }
+    while (msgs != NULL) {
+        struct gh_wmsg *m = msgs;
+        msgs = m->next;
+        if (!w->stopping)
+            apply_config(w, m);
+        else
+            for (uint32_t i = 0; i < m->n_add; i++)
+                close(m->add_fds[i]);
+        wmsg_free(m);
     }
-    free(add);
-    free(keep);
-    free(add_l);
-    free(keep_l);
 
     if (stop && !w->stopping) {
         w->stopping = true;
@@ -512,20 +531,21 @@ post(struct gh_config *cfg, struct lgroup *ng, unsigned nn, const bool *reused)
                 add_l[na++] = (int32_t)i;
             }
         }
+        struct gh_wmsg *m = calloc(1, sizeof(*m));
+        GH_ASSERT(m != NULL);
+        m->cfg = gh_conf_ref(cfg);
+        m->add_fds = add;
+        m->add_lidx = add_l;
+        m->n_add = na;
+        m->keep_fds = keep;
+        m->keep_lidx = keep_l;
+        m->n_keep = nk;
         pthread_mutex_lock(&w->msg_lock);
-        if (w->msg_cfg != NULL)
-            gh_conf_unref(w->msg_cfg);
-        w->msg_cfg = gh_conf_ref(cfg);
-        free(w->msg_add_fds);
-        free(w->msg_keep_fds);
-        free(w->msg_add_lidx);
-        free(w->msg_keep_lidx);
-        w->msg_add_fds = add;
-        w->msg_add_lidx = add_l;
-        w->msg_n_add = na;
-        w->msg_keep_fds = keep;
-        w->msg_keep_lidx = keep_l;
-        w->msg_n_keep = nk;
+        if (w->msg_tail != NULL)
+            w->msg_tail->next = m;
+        else
+            w->msg_head = m;
+        w->msg_tail = m;
         pthread_mutex_unlock(&w->msg_lock);
         wake(w);
     }
@@ -627,14 +647,13 @@ gh_proxy_stop(unsigned drain_ms)
         pthread_join(workers[t]->thread, NULL);
         struct gh_worker *w = workers[t];
         /* pending messages nobody applied */
-        if (w->msg_cfg != NULL)
-            gh_conf_unref(w->msg_cfg);
-        for (uint32_t i = 0; i < w->msg_n_add; i++)
-            close(w->msg_add_fds[i]);
-        free(w->msg_add_fds);
-        free(w->msg_keep_fds);
-        free(w->msg_add_lidx);
-        free(w->msg_keep_lidx);
+        while (w->msg_head != NULL) {
+            struct gh_wmsg *m = w->msg_head;
+            w->msg_head = m->next;
+            for (uint32_t i = 0; i < m->n_add; i++)
+                close(m->add_fds[i]);
+            wmsg_free(m);
+        }
         while (w->lsocks != NULL) {
             struct gh_lsock *ls = w->lsocks;
             w->lsocks = ls->next;

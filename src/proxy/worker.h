@@ -46,6 +46,7 @@ struct gh_lsock {
     struct gh_worker *w;
     int32_t lidx;    /* index in the current config's listeners; -1 once removed */
     uint32_t conns;  /* connections accepted here and still open */
+    bool buried;     /* closed and queued for freeing */
     struct gh_lsock *next;
     struct gh_timer retry; /* accept retry after EMFILE */
 };
@@ -107,10 +108,23 @@ struct gh_pool {
 
 struct gh_grave {
     void *obj;
-    uint8_t kind; /* 0 conn, 1 upconn */
+    uint8_t kind; /* 0 conn, 1 upconn, 2 listener */
 };
 
 struct gh_log_info; /* access-log strings copied at head time, see http1.c */
+
+/* A new config for one worker: its listening sockets to start watching (add)
+ * and those that stay (keep), each with its index in the new config. */
+struct gh_wmsg {
+    struct gh_wmsg *next;
+    struct gh_config *cfg; /* one reference */
+    int *add_fds;
+    int32_t *add_lidx;
+    uint32_t n_add;
+    int *keep_fds;
+    int32_t *keep_lidx;
+    uint32_t n_keep;
+};
 
 struct gh_worker {
     uint32_t id;
@@ -119,15 +133,9 @@ struct gh_worker {
     struct gh_io wake_io; /* eventfd: messages from the main thread */
 
     struct gh_wcfg *cur; /* current generation */
-    /* message from main, under msg_lock */
+    /* messages from main, queued under msg_lock and applied in order */
     pthread_mutex_t msg_lock;
-    struct gh_config *msg_cfg;
-    int *msg_add_fds; /* fds of listeners to start watching, with their listener index */
-    int32_t *msg_add_lidx;
-    uint32_t msg_n_add;
-    int *msg_keep_fds; /* fds that stay, with their new index */
-    int32_t *msg_keep_lidx;
-    uint32_t msg_n_keep;
+    struct gh_wmsg *msg_head, *msg_tail;
     bool msg_stop;
     uint64_t msg_drain_ms;
 

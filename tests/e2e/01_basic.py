@@ -114,7 +114,8 @@ def t():
     r = run_gh(["-t", "-c", path])
     diag("stderr:", r.stderr.strip())
     eq(r.returncode, 1, "exit status")
-    check(re.search(r"semi\.conf:[23]:\d+:", r.stderr), "want 'semi.conf:2|3:COL:' on stderr")
+    check(re.search(r"semi\.conf:2:\d+:.*missing ';'", r.stderr),
+          "want 'semi.conf:2:COL: missing ';'...' on stderr (just after the last token)")
 
 
 @test("-t -c collects several errors before giving up")
@@ -167,6 +168,27 @@ def t():
     eq(r.status, 404, "status")
     eq(r.header("server"), "gatehouse", "Server header")
     check(b"nope" in r.body, "body should contain the return text: %r" % r.body)
+
+
+@test("include of a glob and a relative path; a server with neither proxy nor return -> 404")
+def t():
+    o = Origin(name="inc")
+
+    def config(g):
+        write(os.path.join(g.dir, "routes-a.inc"), "route /inc/ { proxy 127.0.0.1:%d; }\n"
+              % o.port)
+        return BASE_TOP + """server {
+    listen 127.0.0.1:%d;
+    include routes-*.inc;
+    include nothing-matches-*.inc;
+}
+""" % g.port
+
+    gh = Gatehouse(config)
+    eq(http_get(gh.port, "/inc/x").header("x-origin-name"), "inc", "included route")
+    r = http_get(gh.port, "/other")
+    eq(r.status, 404, "no proxy and no return")
+    eq(r.header("server"), "gatehouse", "Server header")
 
 
 run()

@@ -15,6 +15,14 @@ def proxy():
     return o, gh
 
 
+def curl_json(r):
+    eq(r.returncode, 0, "curl exit (%s)" % r.stderr)
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError("origin JSON expected, got %r" % r.stdout[:300]) from None
+
+
 def big_file(n=BIG):
     d = tmpdir()
     path = os.path.join(d, "up.bin")
@@ -27,9 +35,7 @@ def big_file(n=BIG):
 def t():
     o, gh = proxy()
     path = big_file()
-    r = curl(["--data-binary", "@" + path, "http://127.0.0.1:%d/upload" % gh.port])
-    eq(r.returncode, 0, "curl exit (%s)" % r.stderr)
-    d = json.loads(r.stdout)
+    d = curl_json(curl(["--data-binary", "@" + path, "http://127.0.0.1:%d/upload" % gh.port]))
     eq(d["length"], BIG, "length at origin")
     eq(d["sha256"], sha256_file(path), "sha256 at origin")
 
@@ -54,6 +60,44 @@ def t():
         r = c.request("GET", "/bytes/%d" % len(body))
         eq(r.status, 200, "download status")
         eq(sha256(r.body), sha256(det_bytes(len(body))), "download sha256")
+
+
+@test("slow reader of a large response gets it intact (backpressure)")
+def t():
+    o, gh = proxy()
+    n = 4 * 1000 * 1000
+    with Conn(gh.port, timeout=20) as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        c.send(build_request("GET", "/bytes/%d" % n))
+        time.sleep(0.5)  # let the proxy fill every buffer and hit EAGAIN
+        head = parse_head(c.read_head())
+        eq(head.status, 200, "status")
+        got = [c.buf]
+        c.buf = b""
+        total = len(got[0])
+        while total < n:
+            c.sock.settimeout(10)
+            b = c.sock.recv(16384)
+            check(b, "connection closed after %d of %d bytes" % (total, n))
+            got.append(b)
+            total += len(b)
+            if len(got) % 16 == 0:
+                time.sleep(0.01)
+        eq(sha256(b"".join(got)), sha256(det_bytes(n)), "sha256")
+
+
+@test("slow writer of a large request body gets it through (backpressure)")
+def t():
+    o, gh = proxy()
+    body = det_bytes(2 * 1000 * 1000, seed=5)
+    with Conn(gh.port, timeout=20) as c:
+        c.send(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 100000):
+            c.send(body[i:i + 100000])
+            time.sleep(0.02)
+        r = c.read_response()
+        eq(r.status, 200, "status")
+        eq(r.json()["sha256"], sha256(body), "sha256 at origin")
 
 
 @test("chunked request body from a raw socket reaches the origin intact")
@@ -94,10 +138,8 @@ def t():
 def t():
     o, gh = proxy()
     path = big_file()
-    r = curl(["-H", "Transfer-Encoding: chunked", "--data-binary", "@" + path,
-              "http://127.0.0.1:%d/upload" % gh.port])
-    eq(r.returncode, 0, "curl exit (%s)" % r.stderr)
-    d = json.loads(r.stdout)
+    d = curl_json(curl(["-H", "Transfer-Encoding: chunked", "--data-binary", "@" + path,
+                        "http://127.0.0.1:%d/upload" % gh.port]))
     eq(d["length"], BIG, "length at origin")
     eq(d["sha256"], sha256_file(path), "sha256 at origin")
 

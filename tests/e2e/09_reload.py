@@ -149,7 +149,8 @@ def t():
 @test("reload adds a listener that starts accepting and removes one that stops")
 def t():
     o = Origin()
-    gh = Gatehouse(conf(o.port, "v1", lambda g: [g.ports[0]]), nports=2)
+    gh = Gatehouse(conf(o.port, "v1", lambda g: [g.ports[0]]), nports=2,
+                   wait_ports=lambda g: [g.ports[0]])
     p1, p2 = gh.ports
     check(not port_accepts(p2), "second port must not accept before the reload")
     gh.reload(conf(o.port, "v2", lambda g: [p1, p2]))

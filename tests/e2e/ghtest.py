@@ -205,6 +205,9 @@ def run():
         for line in _diag_lines:
             _print("# " + line)
         _print("#   (%.2fs)" % dt)
+        for res in _resources:
+            if hasattr(res, "remove_files"):
+                res.remove_files()
         del _resources[:]
     n = len(tests)
     for key in reversed(_shared_order):
@@ -225,6 +228,8 @@ def run():
                 _print("# " + line)
         else:
             _print("ok %d - cleanup: %s" % (n, key))
+        if hasattr(res, "remove_files"):
+            res.remove_files()
     _print("1..%d" % n)
     sys.exit(1 if failed else 0)
 
@@ -350,6 +355,8 @@ class Gatehouse:
                        % (g.port, o.port)) as gh:
             ...
     Or pass `args` to run a command line instead of `-c FILE` (then give `wait_ports`).
+    `wait_ports` (a list, or a function of this object returning one) are the ports that must
+    accept before the start counts as done; default: all of gh.ports.
     """
 
     def __init__(self, config=None, nports=1, args=None, wait_ports=None, env=None,
@@ -371,6 +378,8 @@ class Gatehouse:
             if wait_ports is None:
                 wait_ports = self.ports
         self.args = args
+        if callable(wait_ports):
+            wait_ports = wait_ports(self)
         self.wait_ports = wait_ports or []
         _register(self)
         if start:
@@ -378,8 +387,12 @@ class Gatehouse:
 
     def write_config(self, config):
         text = config(self) if callable(config) else config
-        with open(self.conf_path, "w") as f:
+        # write-then-rename: a reload still reading the previous version must never
+        # see a half-written file (as with any config-management tool)
+        tmp = self.conf_path + ".tmp"
+        with open(tmp, "w") as f:
             f.write(text)
+        os.replace(tmp, self.conf_path)
         self.config_text = text
 
     def start(self):
@@ -512,8 +525,11 @@ class Gatehouse:
         problem = None
         if not self._stopped:
             problem = self.problem()
-        shutil.rmtree(self.dir, ignore_errors=True) if not problem else None
         return problem
+
+    def remove_files(self):
+        if not os.environ.get("GH_KEEP_FILES"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def diagnostics(self):
         lines = ["--- gatehouse %s (exit %s) stderr:" % (" ".join(self.args), self.exit_status)]
@@ -561,9 +577,16 @@ def conf_proxy(origin, server_extra="", top_extra="", route=None):
 
     def build(g):
         return "%s%s\nserver {\n    listen 127.0.0.1:%d;\n    proxy 127.0.0.1:%d;\n%s\n}\n" % (
-            BASE_TOP, top_extra, g.port, oport, server_extra)
+            base_top(top_extra), top_extra, g.port, oport, server_extra)
 
     return build
+
+
+def base_top(top_extra=""):
+    """BASE_TOP without the directives that top_extra sets itself (no duplicates)."""
+    given = set(re.findall(r"(?m)^\s*([a-z_]+)\s", top_extra))
+    return "".join(line + "\n" for line in BASE_TOP.splitlines()
+                   if line.split(" ", 1)[0] not in given)
 
 
 # ---------------------------------------------------------------------------------------------

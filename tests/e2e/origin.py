@@ -218,6 +218,7 @@ class Origin:
         self.conn_count = 0
         self.open_conns = {}  # id -> socket
         self.closed_by_origin = 0  # connections the origin closed on purpose
+        self.events = []  # connections that ended with an I/O error (for diagnostics)
         self.stopping = threading.Event()
         self.threads = []
         self._acceptor = None
@@ -268,6 +269,8 @@ class Origin:
             lines.append("  %r" % r)
         for e in self.errors[-10:]:
             lines.append("  parse error on conn %d: %s" % e)
+        for e in self.events[-10:]:
+            lines.append("  " + e)
         return lines
 
     # -- inspection
@@ -347,6 +350,9 @@ class Origin:
             if isinstance(e, BadRequest):
                 with self.lock:
                     self.errors.append((cid, "body: %s" % e))
+            else:
+                with self.lock:
+                    self.events.append("conn %d ended: %r" % (cid, e))
             return
         finally:
             with self.lock:
