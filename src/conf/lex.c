@@ -1,7 +1,7 @@
 /*
  * lex.c - config tokens and the directive tree, with `include` expanded.
  *
- * Tokens: bare words, double-quoted strings (\" and \\ are the only escapes;
+ * Tokens: bare words, double-quoted strings (escapes \" \\ \n \r \t;
  * any other backslash is kept as written, so regexes read naturally), and the
  * three punctuation marks ; { }. A '#' at the start of a token starts a
  * comment that runs to the end of the line. Positions are 1-based line and
@@ -96,6 +96,10 @@ lex_string(struct lexer *lx, struct conf_tok *t)
         unsigned char c = (unsigned char)*s;
         if (c == '\\' && s + 1 < q && (s[1] == '"' || s[1] == '\\')) {
             out[n++] = *++s;
+        } else if (c == '\\' && s + 1 < q && (s[1] == 'n' || s[1] == 'r' || s[1] == 't')) {
+            /* as in nginx: \n, \r, \t (header rules still reject CR and LF) */
+            s++;
+            out[n++] = *s == 'n' ? '\n' : *s == 'r' ? '\r' : '\t';
         } else if (is_ctl(c) && c != '\t') {
             struct conf_pos pos = {lx->file, lx->line, (uint32_t)(s - lx->line_start) + 1};
             conf_err(lx->st, &pos, "invalid character 0x%02x in string", c);
