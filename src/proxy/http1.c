@@ -1061,12 +1061,12 @@ req_send(struct gh_req *r)
     }
     if (r->upout != NULL) {
         int rc = gh_io_flush(u->io.fd, &r->upout, &u->flags, U_CAN_WRITE);
+        if (rc == GH_AGAIN)
+            return progress;
         if (rc < 0) {
             up_retry_or_fail(r, 502, "upstream connection broken while sending the body", 0);
             return -1;
         }
-        if (rc == GH_AGAIN)
-            return progress;
         progress = 1;
     }
     if (r->flags & R_REQ_DONE)
@@ -1598,12 +1598,12 @@ tunnel_pump(struct gh_worker *w, int sfd, uint16_t *sflags, uint16_t s_can, uint
             int *err)
 {
     int rc = gh_io_flush(dfd, dout, dflags, d_can);
+    if (rc == GH_AGAIN)
+        return 0;
     if (rc < 0) {
         *err = 1;
         return 0;
     }
-    if (rc == GH_AGAIN)
-        return 0;
     const char *p;
     size_t n;
     if (*sin != NULL && gh_buf_len(*sin) > 0) {
@@ -1703,7 +1703,7 @@ req_advance(struct gh_req *r)
             return 0;
         if (c->out != NULL) {
             int rc = gh_io_flush(c->io.fd, &c->out, &c->flags, C_CAN_WRITE);
-            if (rc < 0) {
+            if (rc < 0 && rc != GH_AGAIN) {
                 req_log(r);
                 gh_http_conn_close(c);
                 return 0;

@@ -170,6 +170,29 @@ def t():
     check(b"nope" in r.body, "body should contain the return text: %r" % r.body)
 
 
+@test("access_log stderr logs each request (combined), json format parses")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o, top_extra="access_log stderr;\n"))
+    eq(http_get(gh.port, "/echo?logme=1").status, 200, "status")
+    gh.wait_stderr(r'"GET /echo\?logme=1 HTTP/1\.1" 200 ', 5)
+    d = tmpdir()
+    log = os.path.join(d, "access.json")
+    gh2 = Gatehouse(conf_proxy(o, top_extra="access_log %s json;\n" % log))
+    eq(http_get(gh2.port, "/echo?logme=2").status, 200, "status")
+
+    def json_line():
+        try:
+            with open(log) as f:
+                lines = [ln for ln in f.read().splitlines() if "logme=2" in ln]
+        except OSError:
+            return None
+        return lines and json.loads(lines[0])
+
+    entry = wait_until(json_line, 5, "a JSON access log line")
+    diag("json entry:", entry)
+
+
 @test("include of a glob and a relative path; a server with neither proxy nor return -> 404")
 def t():
     o = Origin(name="inc")
