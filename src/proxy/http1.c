@@ -817,7 +817,8 @@ req_start(struct gh_conn *c, struct gh_h1_request *pr)
     r->wc->users++;
     c->req = r;
     c->state = CS_REQ;
-    r->t_start = r->t_head = gh_loop_now(w->loop);
+    r->t_head = gh_loop_now(w->loop);
+    r->t_start = c->t_first ? c->t_first : r->t_head;
     r->method = pr->method_id;
     w->st_requests++;
     if (pr->method_id == GH_METHOD_HEAD)
@@ -1811,8 +1812,32 @@ conn_limits(struct gh_conn *c)
     return lim;
 }
 
-/* Read and parse a request head; start the request when it is complete.
- * Returns GH_AGAIN when waiting for bytes, 0 when the state changed. */
+/* Append what the socket has to c->in. Returns > 0 bytes read, GH_AGAIN, or 0
+ * when the connection was closed (EOF or error) or the head cannot fit. */
+static ssize_t
+head_read_more(struct gh_conn *c)
+{
+    size_t room = gh_buf_reserve(c->in, GH_BUF_SIZE);
+    if (room == 0)
+        return 0;
+    ssize_t rd = gh_io_read(c->io.fd, gh_buf_tail(c->in), room, &c->flags, C_CAN_READ, C_EOF);
+    if (rd == GH_AGAIN)
+        return GH_AGAIN;
+    if (rd <= 0)
+        return 0;
+    gh_buf_commit(c->in, (size_t)rd);
+    return rd;
+}
+
+/*
+ * Read and parse a request head; start the request when it is complete.
+ * Returns GH_AGAIN when waiting for bytes, 0 when the state changed.
+ *
+ * The parser re-reads an incomplete head from its start, so a head is parsed
+ * again only when bytes that could end a line have arrived (c->scanned marks
+ * what the last parse saw): a client dripping a byte at a time costs one parse
+ * per line, not one per byte.
+ */
 static int
 conn_read_head(struct gh_conn *c)
 {
@@ -1826,6 +1851,26 @@ conn_read_head(struct gh_conn *c)
         if (from_buf) {
             p = gh_buf_head(c->in);
             n = gh_buf_len(c->in);
+            if (c->scanned > 0 && c->scanned <= n && n <= lim.max_head_size &&
+                memchr(p + c->scanned, '\n', n - c->scanned) == NULL) {
+                /* nothing new that could complete a line */
+                if (c->flags & C_EOF) {
+                    gh_http_conn_close(c);
+                    return 0;
+                }
+                if (!(c->flags & C_CAN_READ))
+                    return GH_AGAIN;
+                ssize_t rd = head_read_more(c);
+                if (rd == GH_AGAIN)
+                    return GH_AGAIN;
+                if (rd == 0 && gh_buf_reserve(c->in, 1) > 0) {
+                    gh_http_conn_close(c);
+                    return 0;
+                }
+                if (rd == 0)
+                    c->scanned = 0; /* buffer full: let the parser give its verdict */
+                continue;
+            }
         } else {
             if (!(c->flags & C_CAN_READ)) {
                 if (c->flags & C_EOF) {
@@ -1846,6 +1891,7 @@ conn_read_head(struct gh_conn *c)
         }
         if (c->state == CS_IDLE) {
             c->state = CS_HEAD;
+            c->t_first = gh_loop_now(w->loop);
             const struct gh_config *cfg = w->cur->cfg;
             uint32_t ms = 10000;
             if (c->ls->lidx >= 0 && (uint32_t)c->ls->lidx < cfg->n_listeners)
@@ -1864,32 +1910,17 @@ conn_read_head(struct gh_conn *c)
                     return 0;
                 }
             }
-            if (c->flags & C_EOF) {
-                gh_http_conn_close(c);
-                return 0;
-            }
-            if (!(c->flags & C_CAN_READ))
-                return GH_AGAIN;
-            /* read more straight into the private buffer */
-            size_t room = gh_buf_reserve(c->in, GH_BUF_SIZE);
-            if (room == 0) {
+            if (gh_buf_len(c->in) >= GH_BUF_SIZE) {
                 pr.err.status = 431;
                 pr.err.reason = "request head larger than the buffer";
                 pr.err.offset = (uint32_t)gh_buf_len(c->in);
                 head_error(c, &pr, NULL);
                 return 0;
             }
-            ssize_t rd =
-                gh_io_read(c->io.fd, gh_buf_tail(c->in), room, &c->flags, C_CAN_READ, C_EOF);
-            if (rd == GH_AGAIN)
-                return GH_AGAIN;
-            if (rd <= 0) {
-                gh_http_conn_close(c);
-                return 0;
-            }
-            gh_buf_commit(c->in, (size_t)rd);
+            c->scanned = (uint32_t)gh_buf_len(c->in);
             continue;
         }
+        c->scanned = 0;
         if (rc < 0) {
             head_error(c, &pr, p);
             return 0;
@@ -1989,6 +2020,8 @@ on_client_event(struct gh_io *io, uint32_t events)
         return;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->flags |= C_CAN_READ;
+    if (events & (EPOLLRDHUP | EPOLLHUP))
+        c->flags |= GH_IO_RDHUP;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         c->flags |= C_CAN_WRITE;
     conn_advance(c);
@@ -2054,6 +2087,8 @@ on_up_event(struct gh_io *io, uint32_t events)
     struct gh_conn *c = r->c;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         u->flags |= U_CAN_READ;
+    if (events & (EPOLLRDHUP | EPOLLHUP))
+        u->flags |= GH_IO_RDHUP;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         u->flags |= U_CAN_WRITE;
     if (u->flags & U_CONNECTING) {

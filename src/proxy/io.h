@@ -16,9 +16,15 @@
 
 #include "core/buf.h"
 
+/* Set in a side's flags when epoll reported EPOLLRDHUP: the peer's FIN is
+ * queued behind whatever data is left, so a short read has not seen it yet. */
+#define GH_IO_RDHUP 0x8000
+
 /*
  * Read up to n bytes. Returns > 0 bytes read, 0 at end of stream (eof_flag set),
- * GH_AGAIN when nothing is there (can_flag cleared), or -errno.
+ * GH_AGAIN when nothing is there (can_flag cleared), or -errno. A short read
+ * clears can_flag (the socket is drained, edge-triggered) unless the peer's
+ * FIN is known to be pending, which only another read reports.
  */
 static inline ssize_t
 gh_io_read(int fd, char *p, size_t n, uint16_t *flags, uint16_t can_flag, uint16_t eof_flag)
@@ -28,7 +34,7 @@ gh_io_read(int fd, char *p, size_t n, uint16_t *flags, uint16_t can_flag, uint16
         r = read(fd, p, n);
     while (r == -1 && errno == EINTR);
     if (r > 0) {
-        if ((size_t)r < n)
+        if ((size_t)r < n && !(*flags & GH_IO_RDHUP))
             *flags &= (uint16_t)~can_flag;
         return r;
     }

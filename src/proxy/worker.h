@@ -58,6 +58,7 @@ struct gh_lsock {
 #define C_DEAD 0x0010         /* closed; waiting in the graveyard */
 #define C_LINGER 0x0020       /* write side shut, discarding input before close */
 #define C_IN_LIST 0x0040
+/* 0x8000 is GH_IO_RDHUP (proxy/io.h) in both flag sets */
 
 enum conn_state { CS_IDLE = 0, CS_HEAD, CS_REQ, CS_TUNNEL, CS_LINGER };
 
@@ -70,7 +71,9 @@ struct gh_conn {
     struct gh_buf *out; /* bytes for the client not yet written */
     struct gh_req *req;
     struct gh_conn *prev, *next; /* worker's list of connections */
+    uint64_t t_first; /* loop time of the current head's first byte (or of accept) */
     uint32_t nreq;
+    uint32_t scanned; /* bytes of c->in the parser already saw as an incomplete head */
     uint16_t flags;
     uint8_t state;
     uint8_t family;

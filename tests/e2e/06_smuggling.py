@@ -36,8 +36,12 @@ CASES = [
      b"Content-Length: 99999999999999999999999\r\n\r\nhello", 400, "head"),
     ("TE 'chunked, chunked'", b"POST /upload?m={M} HTTP/1.1\r\n" + H +
      b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 400, "head"),
-    ("TE gzip (501)", b"POST /upload?m={M} HTTP/1.1\r\n" + H +
-     b"Transfer-Encoding: gzip\r\n\r\n0\r\n\r\n", 501, "head"),
+    # RFC 9112 6.3: chunked not final -> the length cannot be determined -> MUST 400
+    ("TE gzip alone (400)", b"POST /upload?m={M} HTTP/1.1\r\n" + H +
+     b"Transfer-Encoding: gzip\r\n\r\n0\r\n\r\n", 400, "head"),
+    # RFC 9112 6.1: a coding we do not implement before a final chunked -> 501
+    ("TE gzip, chunked (501)", b"POST /upload?m={M} HTTP/1.1\r\n" + H +
+     b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "head"),
     ("TE xchunked", b"POST /upload?m={M} HTTP/1.1\r\n" + H +
      b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400, "head"),
     ("TE in HTTP/1.0", b"POST /upload?m={M} HTTP/1.0\r\n" + H +
