@@ -25,18 +25,22 @@
 #endif
 
 struct c {
-    int fd, state; /* 0 connecting, 1 reading, 2 done */
+    int fd, state;    /* 0 connecting, 1 reading, 2 done */
     size_t got, need; /* need = head + body once the head is seen */
     char head[1024];
 };
 
-static double now(void) {
+static double
+now(void)
+{
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-int main(int argc, char **argv) {
+int
+main(int argc, char **argv)
+{
     if (argc < 3) {
         fprintf(stderr, "usage: %s PORT N [PATH]\n", argv[0]);
         return 2;
@@ -48,7 +52,8 @@ int main(int argc, char **argv) {
     int reqlen = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: bench\r\n\r\n", path);
     struct c *cs = calloc((size_t)n, sizeof *cs);
     int ep = epoll_create1(0), started = 0, inflight = 0, ok = 0, failed = 0;
-    struct sockaddr_in da = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port),
+    struct sockaddr_in da = {.sin_family = AF_INET,
+                             .sin_port = htons((unsigned short)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     double deadline = now() + 60;
     struct epoll_event evs[256];
@@ -62,7 +67,8 @@ int main(int argc, char **argv) {
                 continue;
             }
             struct sockaddr_in sa = {.sin_family = AF_INET,
-                                     .sin_addr.s_addr = htonl(0x7f000002u + (unsigned)(started % 8))};
+                                     .sin_addr.s_addr =
+                                         htonl(0x7f000002u + (unsigned)(started % 8))};
             setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
             if (bind(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
                 (connect(c->fd, (struct sockaddr *)&da, sizeof da) < 0 && errno != EINPROGRESS)) {
@@ -96,7 +102,9 @@ int main(int argc, char **argv) {
                     bad = r < 0 && errno == EAGAIN ? 0 : 1;
                 } else {
                     if (!c->need) { /* still collecting the head */
-                        size_t take = (size_t)r < sizeof c->head - 1 - c->got ? (size_t)r : sizeof c->head - 1 - c->got;
+                        size_t take = (size_t)r < sizeof c->head - 1 - c->got
+                                          ? (size_t)r
+                                          : sizeof c->head - 1 - c->got;
                         memcpy(c->head + c->got, buf, take);
                         c->head[c->got + take] = 0;
                         char *end = strstr(c->head, "\r\n\r\n");
@@ -126,5 +134,6 @@ int main(int argc, char **argv) {
     }
     printf("ready %d %d\n", ok, n - ok);
     fflush(stdout);
-    for (;;) pause(); /* hold until SIGTERM/SIGINT (default action: exit, the kernel closes all) */
+    for (;;)
+        pause(); /* hold until SIGTERM/SIGINT (default action: exit, the kernel closes all) */
 }

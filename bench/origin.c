@@ -40,23 +40,26 @@ static struct resp resps[R_NRESP];
 struct conn {
     int fd;
     unsigned events;
-    size_t rlen;      /* bytes in rbuf */
-    size_t skip;      /* request-body bytes still to discard */
-    unsigned qh, qn;  /* queue head index, count */
-    size_t off;       /* bytes of queue[qh] already written */
-    int closing;      /* a Q_CLOSE response is queued: read no further requests */
+    size_t rlen;     /* bytes in rbuf */
+    size_t skip;     /* request-body bytes still to discard */
+    unsigned qh, qn; /* queue head index, count */
+    size_t off;      /* bytes of queue[qh] already written */
+    int closing;     /* a Q_CLOSE response is queued: read no further requests */
     unsigned char q[QCAP];
     char rbuf[RBUF];
 };
 
 static int ep;
 
-static void mkresp(int id, const char *status, size_t blen, char fill) {
+static void
+mkresp(int id, const char *status, size_t blen, char fill)
+{
     char h[256];
-    int n = snprintf(h, sizeof h,
-                     "HTTP/1.1 %s\r\nServer: bench-origin\r\nContent-Type: application/octet-stream\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     status, blen);
+    int n =
+        snprintf(h, sizeof h,
+                 "HTTP/1.1 %s\r\nServer: bench-origin\r\nContent-Type: application/octet-stream\r\n"
+                 "Content-Length: %zu\r\n\r\n",
+                 status, blen);
     resps[id].head = strdup(h);
     resps[id].hlen = (size_t)n;
     resps[id].body = malloc(blen ? blen : 1);
@@ -64,29 +67,41 @@ static void mkresp(int id, const char *status, size_t blen, char fill) {
     resps[id].blen = blen;
 }
 
-static void set_events(struct conn *c, unsigned ev) {
-    if (c->events == ev) return;
+static void
+set_events(struct conn *c, unsigned ev)
+{
+    if (c->events == ev)
+        return;
     struct epoll_event e = {.events = ev, .data.ptr = c};
     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
     c->events = ev;
 }
 
-static void conn_close(struct conn *c) {
+static void
+conn_close(struct conn *c)
+{
     close(c->fd); /* also removes it from epoll */
     free(c);
 }
 
-static int hdr_is(const char *line, size_t len, const char *name, size_t nlen, const char **val, size_t *vlen) {
-    if (len <= nlen || line[nlen] != ':' || strncasecmp(line, name, nlen) != 0) return 0;
+static int
+hdr_is(const char *line, size_t len, const char *name, size_t nlen, const char **val, size_t *vlen)
+{
+    if (len <= nlen || line[nlen] != ':' || strncasecmp(line, name, nlen) != 0)
+        return 0;
     const char *v = line + nlen + 1, *e = line + len;
-    while (v < e && (*v == ' ' || *v == '\t')) v++;
-    while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
     *val = v;
     *vlen = (size_t)(e - v);
     return 1;
 }
 
-static int has_token(const char *v, size_t n, const char *tok) {
+static int
+has_token(const char *v, size_t n, const char *tok)
+{
     size_t tl = strlen(tok);
     for (size_t i = 0; i + tl <= n; i++)
         if (strncasecmp(v + i, tok, tl) == 0 && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') &&
@@ -95,23 +110,30 @@ static int has_token(const char *v, size_t n, const char *tok) {
     return 0;
 }
 
-static void enqueue(struct conn *c, unsigned char e) {
+static void
+enqueue(struct conn *c, unsigned char e)
+{
     c->q[(c->qh + c->qn) % QCAP] = e;
     c->qn++;
-    if (e & Q_CLOSE) c->closing = 1;
+    if (e & Q_CLOSE)
+        c->closing = 1;
 }
 
 /* Parse as many complete requests as the buffer and queue allow. */
-static void parse(struct conn *c) {
+static void
+parse(struct conn *c)
+{
     size_t pos = 0;
     while (!c->closing && c->qn < QCAP) {
         if (c->skip) {
             size_t n = c->rlen - pos < c->skip ? c->rlen - pos : c->skip;
             pos += n;
             c->skip -= n;
-            if (c->skip) break;
+            if (c->skip)
+                break;
         }
-        if (pos == c->rlen) break;
+        if (pos == c->rlen)
+            break;
         char *s = c->rbuf + pos, *end = memmem(s, c->rlen - pos, "\r\n\r\n", 4);
         if (!end) {
             if (c->rlen - pos >= RBUF) { /* head does not fit */
@@ -135,7 +157,8 @@ static void parse(struct conn *c) {
         const char *t = sp1 + 1;
         size_t tl = (size_t)(sp2 - t);
         const char *qm = memchr(t, '?', tl);
-        if (qm) tl = (size_t)(qm - t);
+        if (qm)
+            tl = (size_t)(qm - t);
         int id = (tl == 3 && memcmp(t, "/1k", 3) == 0)     ? R_1K
                  : (tl == 5 && memcmp(t, "/100k", 5) == 0) ? R_100K
                                                            : R_404;
@@ -146,12 +169,15 @@ static void parse(struct conn *c) {
             const char *v;
             size_t vl;
             if (hdr_is(l, (size_t)(le - l), "connection", 10, &v, &vl)) {
-                if (has_token(v, vl, "close")) keep = 0;
-                else if (has_token(v, vl, "keep-alive")) keep = 1;
+                if (has_token(v, vl, "close"))
+                    keep = 0;
+                else if (has_token(v, vl, "keep-alive"))
+                    keep = 1;
             } else if (hdr_is(l, (size_t)(le - l), "content-length", 14, &v, &vl)) {
                 char *ep2;
                 clen = strtoul(v, &ep2, 10);
-                if (ep2 != v + vl) bad = 1;
+                if (ep2 != v + vl)
+                    bad = 1;
             } else if (hdr_is(l, (size_t)(le - l), "transfer-encoding", 17, &v, &vl)) {
                 bad = 1;
             }
@@ -172,7 +198,9 @@ static void parse(struct conn *c) {
 }
 
 /* Write queued responses. Returns -1 if the connection was closed. */
-static int flush(struct conn *c) {
+static int
+flush(struct conn *c)
+{
     while (c->qn) {
         struct iovec iov[2 * QCAP];
         int n = 0;
@@ -196,8 +224,10 @@ static int flush(struct conn *c) {
         }
         ssize_t w = writev(c->fd, iov, n);
         if (w < 0) {
-            if (errno == EAGAIN) break;
-            if (errno == EINTR) continue;
+            if (errno == EAGAIN)
+                break;
+            if (errno == EINTR)
+                continue;
             conn_close(c);
             return -1;
         }
@@ -225,35 +255,49 @@ static int flush(struct conn *c) {
 }
 
 /* Parse what is buffered and write what is queued until neither makes progress. */
-static int pump(struct conn *c) {
+static int
+pump(struct conn *c)
+{
     for (;;) {
         unsigned before = c->qn;
         size_t rbefore = c->rlen;
         parse(c);
-        if (flush(c) < 0) return -1;
-        if (c->qn == before && c->rlen == rbefore) return 0;
-        if (c->qn >= QCAP || c->closing) return 0;
+        if (flush(c) < 0)
+            return -1;
+        if (c->qn == before && c->rlen == rbefore)
+            return 0;
+        if (c->qn >= QCAP || c->closing)
+            return 0;
     }
 }
 
-static void on_event(struct conn *c, unsigned ev) {
+static void
+on_event(struct conn *c, unsigned ev)
+{
     if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && !c->closing && c->qn < QCAP) {
         ssize_t r = read(c->fd, c->rbuf + c->rlen, RBUF - c->rlen);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
             conn_close(c);
             return;
         }
-        if (r > 0) c->rlen += (size_t)r;
+        if (r > 0)
+            c->rlen += (size_t)r;
     }
-    if (pump(c) < 0) return;
-    /* read more only while there is room and no close pending; wait for write space if output is pending */
+    if (pump(c) < 0)
+        return;
+    /* read more only while there is room and no close pending; wait for write space if output is
+     * pending */
     unsigned want = 0;
-    if (!c->closing && c->qn < QCAP) want |= EPOLLIN;
-    if (c->qn) want |= EPOLLOUT;
+    if (!c->closing && c->qn < QCAP)
+        want |= EPOLLIN;
+    if (c->qn)
+        want |= EPOLLOUT;
     set_events(c, want);
 }
 
-int main(int argc, char **argv) {
+int
+main(int argc, char **argv)
+{
     if (argc != 2) {
         fprintf(stderr, "usage: %s PORT\n", argv[0]);
         return 2;
@@ -267,7 +311,8 @@ int main(int argc, char **argv) {
 
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1])),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((unsigned short)atoi(argv[1])),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(ls, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(ls, 4096) < 0) {
         perror("origin: bind/listen");
@@ -287,7 +332,8 @@ int main(int argc, char **argv) {
             }
             for (int k = 0; k < 64; k++) { /* accept a batch */
                 int fd = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
-                if (fd < 0) break;
+                if (fd < 0)
+                    break;
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                 c = malloc(sizeof *c);
                 if (!c) {

@@ -29,16 +29,22 @@ static int ep;
 static char buf[65536];
 static struct side *dead_list;
 
-static void want(struct side *s, unsigned ev) {
-    if (s->events == ev) return;
+static void
+want(struct side *s, unsigned ev)
+{
+    if (s->events == ev)
+        return;
     struct epoll_event e = {.events = ev, .data.ptr = s};
     epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &e);
     s->events = ev;
 }
 
-static void kill_pair(struct side *s) {
+static void
+kill_pair(struct side *s)
+{
     struct side *p = s->peer;
-    if (s->dead) return;
+    if (s->dead)
+        return;
     s->dead = p->dead = 1;
     close(s->fd);
     close(p->fd);
@@ -47,14 +53,18 @@ static void kill_pair(struct side *s) {
     dead_list = s; /* freed after the current epoll batch */
 }
 
-static void on_event(struct side *s, unsigned ev) {
+static void
+on_event(struct side *s, unsigned ev)
+{
     struct side *p = s->peer;
-    if (s->dead) return;
+    if (s->dead)
+        return;
     if (s->connecting) { /* origin connect finished: start reading both sides */
         int err = 0;
         socklen_t l = sizeof err;
         getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err) return kill_pair(s);
+        if (err)
+            return kill_pair(s);
         s->connecting = 0;
         want(s, EPOLLIN);
         want(p, EPOLLIN);
@@ -62,8 +72,10 @@ static void on_event(struct side *s, unsigned ev) {
     }
     if ((ev & EPOLLOUT) && s->plen) { /* drain what the peer sent us earlier */
         ssize_t w = write(s->fd, s->pend + s->poff, s->plen - s->poff);
-        if (w < 0 && errno != EAGAIN) return kill_pair(s);
-        if (w > 0) s->poff += (size_t)w;
+        if (w < 0 && errno != EAGAIN)
+            return kill_pair(s);
+        if (w > 0)
+            s->poff += (size_t)w;
         if (s->poff == s->plen) {
             free(s->pend);
             s->pend = NULL;
@@ -73,13 +85,18 @@ static void on_event(struct side *s, unsigned ev) {
         }
         return;
     }
-    if (!(ev & (EPOLLIN | EPOLLHUP | EPOLLERR))) return;
+    if (!(ev & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
     ssize_t r = read(s->fd, buf, sizeof buf);
-    if (r == 0 || (r < 0 && errno != EAGAIN)) return kill_pair(s);
-    if (r < 0) return;
+    if (r == 0 || (r < 0 && errno != EAGAIN))
+        return kill_pair(s);
+    if (r < 0)
+        return;
     ssize_t w = write(p->fd, buf, (size_t)r);
-    if (w < 0 && errno != EAGAIN) return kill_pair(s);
-    if (w < 0) w = 0;
+    if (w < 0 && errno != EAGAIN)
+        return kill_pair(s);
+    if (w < 0)
+        w = 0;
     if (w < r) { /* peer is full: keep the rest, stop reading here until it drains */
         p->pend = malloc((size_t)(r - w));
         memcpy(p->pend, buf + w, (size_t)(r - w));
@@ -90,14 +107,17 @@ static void on_event(struct side *s, unsigned ev) {
     }
 }
 
-int main(int argc, char **argv) {
+int
+main(int argc, char **argv)
+{
     if (argc != 3) {
         fprintf(stderr, "usage: %s LISTEN_PORT ORIGIN_PORT\n", argv[0]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     int one = 1, ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    struct sockaddr_in la = {.sin_family = AF_INET, .sin_port = htons((unsigned short)atoi(argv[1])),
+    struct sockaddr_in la = {.sin_family = AF_INET,
+                             .sin_port = htons((unsigned short)atoi(argv[1])),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct sockaddr_in oa = la;
     oa.sin_port = htons((unsigned short)atoi(argv[2]));
@@ -119,9 +139,11 @@ int main(int argc, char **argv) {
             int cfd;
             while ((cfd = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
                 int ofd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-                if (ofd < 0 || (connect(ofd, (struct sockaddr *)&oa, sizeof oa) < 0 && errno != EINPROGRESS)) {
+                if (ofd < 0 ||
+                    (connect(ofd, (struct sockaddr *)&oa, sizeof oa) < 0 && errno != EINPROGRESS)) {
                     close(cfd);
-                    if (ofd >= 0) close(ofd);
+                    if (ofd >= 0)
+                        close(ofd);
                     continue;
                 }
                 setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -129,7 +151,8 @@ int main(int argc, char **argv) {
                 struct side *c = calloc(1, sizeof *c), *o = calloc(1, sizeof *o);
                 c->fd = cfd, o->fd = ofd, c->peer = o, o->peer = c, o->connecting = 1;
                 o->events = EPOLLOUT; /* client is registered but not read until the origin is up */
-                struct epoll_event ce = {.events = 0, .data.ptr = c}, oe = {.events = EPOLLOUT, .data.ptr = o};
+                struct epoll_event ce = {.events = 0, .data.ptr = c},
+                                   oe = {.events = EPOLLOUT, .data.ptr = o};
                 epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ce);
                 epoll_ctl(ep, EPOLL_CTL_ADD, ofd, &oe);
             }

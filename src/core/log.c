@@ -59,15 +59,18 @@ gh_log(int level, const char *fmt, ...)
     localtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d/%02d/%02d %02d:%02d:%02d [%s] ", tm.tm_year + 1900,
                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     level_names[level < 0 ? 0 : level > 3 ? 3 : level]);
+                     level_names[level < 0   ? 0
+                                 : level > 3 ? 3
+                                             : level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     va_end(ap);
     if (m < 0)
         m = 0;
-    size_t len = (size_t)n + ((size_t)m < sizeof(line) - (size_t)n - 1 ? (size_t)m
-                                                                        : sizeof(line) - (size_t)n - 2);
+    size_t len =
+        (size_t)n +
+        ((size_t)m < sizeof(line) - (size_t)n - 1 ? (size_t)m : sizeof(line) - (size_t)n - 2);
     line[len++] = '\n';
     int saved = errno;
     gh_write_all(__atomic_load_n(&log_fd, __ATOMIC_ACQUIRE), line, len);

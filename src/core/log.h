@@ -31,7 +31,8 @@ void gh_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
             gh_log(GH_LL_DEBUG, __VA_ARGS__);                                                      \
     } while (0)
 
-/* Write a whole buffer to fd, retrying on EINTR/short writes (for log files). Returns 0 or -errno. */
+/* Write a whole buffer to fd, retrying on EINTR/short writes (for log files). Returns 0 or -errno.
+ */
 int gh_write_all(int fd, const char *p, size_t n);
 
 #endif

@@ -87,8 +87,8 @@ enum gh_h1_target_form {
 #define GH_H1_F_CONN_UPGRADE 0x0008    /* Connection: upgrade */
 #define GH_H1_F_EXPECT_CONTINUE 0x0010 /* Expect: 100-continue */
 #define GH_H1_F_HAS_CL 0x0020          /* a (valid) Content-Length was present */
-#define GH_H1_F_CONN_OTHER 0x0040      /* Connection names other header(s): caller must strip them */
-#define GH_H1_F_UPGRADE 0x0080         /* an Upgrade header is present */
+#define GH_H1_F_CONN_OTHER 0x0040 /* Connection names other header(s): caller must strip them */
+#define GH_H1_F_UPGRADE 0x0080    /* an Upgrade header is present */
 
 /* Limits applied while parsing; exceeding one is an error with the given status. */
 struct gh_h1_limits {
@@ -110,16 +110,16 @@ struct gh_h1_request {
     const char *target;
     uint32_t method_len;
     uint32_t target_len;
-    uint8_t method_id;   /* enum gh_h1_method */
-    uint8_t target_form; /* enum gh_h1_target_form */
-    uint8_t version;     /* 10 for HTTP/1.0, 11 for HTTP/1.1 */
-    uint16_t flags;      /* GH_H1_F_* */
+    uint8_t method_id;      /* enum gh_h1_method */
+    uint8_t target_form;    /* enum gh_h1_target_form */
+    uint8_t version;        /* 10 for HTTP/1.0, 11 for HTTP/1.1 */
+    uint16_t flags;         /* GH_H1_F_* */
     int64_t content_length; /* -1 when absent */
     /* The Host header's value (NULL when absent). For absolute-form targets
      * the authority of the target is in target; the caller decides. */
     const char *host;
     uint32_t host_len;
-    uint32_t head_len;  /* bytes of the head including the final CRLF */
+    uint32_t head_len;            /* bytes of the head including the final CRLF */
     struct gh_h1_header *headers; /* in: array given by caller */
     uint32_t max_headers;         /* in: capacity of headers */
     uint32_t num_headers;         /* out */
@@ -130,8 +130,8 @@ struct gh_h1_response {
     const char *reason;
     uint32_t reason_len;
     uint16_t status;
-    uint8_t version; /* 10 or 11 */
-    uint16_t flags;  /* GH_H1_F_* */
+    uint8_t version;        /* 10 or 11 */
+    uint16_t flags;         /* GH_H1_F_* */
     int64_t content_length; /* -1 when absent */
     uint32_t head_len;
     struct gh_h1_header *headers;

@@ -41,13 +41,13 @@
 enum body_kind { BODY_NONE = 0, BODY_CL, BODY_CHUNKED, BODY_CLOSE };
 
 #define R_HEAD_METHOD 0x0001
-#define R_KEEPALIVE 0x0002   /* the client connection may be kept after this request */
-#define R_REQ_DONE 0x0004    /* request fully sent upstream */
-#define R_RESP_DONE 0x0008   /* response fully produced (maybe still in c->out) */
+#define R_KEEPALIVE 0x0002    /* the client connection may be kept after this request */
+#define R_REQ_DONE 0x0004     /* request fully sent upstream */
+#define R_RESP_DONE 0x0008    /* response fully produced (maybe still in c->out) */
 #define R_RESP_STARTED 0x0010 /* some response byte went to the client */
-#define R_HEAD_DONE 0x0020   /* response head received */
+#define R_HEAD_DONE 0x0020    /* response head received */
 #define R_RETRIED 0x0040
-#define R_UPGRADE 0x0080     /* the client asked for an upgrade */
+#define R_UPGRADE 0x0080 /* the client asked for an upgrade */
 #define R_EXPECT 0x0100
 #define R_BODY_SENT 0x0200   /* some request body byte went upstream */
 #define R_UP_REUSABLE 0x0400 /* the upstream connection may be pooled afterwards */
@@ -413,8 +413,7 @@ log_capture(struct gh_req *r, const struct gh_h1_request *pr)
         const struct gh_h1_header *h = &pr->headers[i];
         if (h->name_len == 7 && gh_strncaseeq(h->name, "referer", 7) && li->referer == NULL)
             li->referer = dup_slice(h->value, h->value_len);
-        else if (h->name_len == 10 && gh_strncaseeq(h->name, "user-agent", 10) &&
-                 li->agent == NULL)
+        else if (h->name_len == 10 && gh_strncaseeq(h->name, "user-agent", 10) && li->agent == NULL)
             li->agent = dup_slice(h->value, h->value_len);
     }
     if (pr->host != NULL)
@@ -599,6 +598,43 @@ named_by_connection(const struct gh_h1_header *hs, uint32_t n, const struct gh_h
     return 0;
 }
 
+/* Values of a list header (X-Forwarded-For, Forwarded, Via) that the proxy
+ * appends to: collected while copying headers, written back as one field. */
+struct prior {
+    const struct gh_h1_header *h[16];
+    uint32_t n;
+};
+
+static inline void
+prior_add(struct prior *pl, const struct gh_h1_header *h)
+{
+    if (pl->n < GH_ARRAY_LEN(pl->h))
+        pl->h[pl->n++] = h;
+}
+
+/* "Name: prior1, prior2, " - the caller writes its own member and the CRLF. */
+static void
+wr_prior(struct wr *w, const char *name, size_t nlen, const struct prior *pl)
+{
+    wr_put(w, name, nlen);
+    WR_LIT(w, ": ");
+    for (uint32_t i = 0; i < pl->n; i++) {
+        wr_put(w, pl->h[i]->value, pl->h[i]->value_len);
+        WR_LIT(w, ", ");
+    }
+}
+
+/* May header h be copied to the other side? (not named by Connection, not
+ * replaced or removed by a header rule) */
+static int
+hdr_passes(const struct gh_h1_header *hs, uint32_t nh, const struct gh_h1_header *h, int conn_other,
+           const struct gh_hdr_rule *rules, uint32_t n_rules)
+{
+    if (conn_other && named_by_connection(hs, nh, h))
+        return 0;
+    return n_rules == 0 || !rule_names(rules, n_rules, h->name, h->name_len);
+}
+
 /* Split an absolute-form target into authority and origin-form path. */
 static void
 split_absolute(const char *t, size_t n, const char **auth, size_t *auth_len, const char **path,
@@ -627,8 +663,8 @@ split_absolute(const char *t, size_t n, const char **auth, size_t *auth_len, con
 }
 
 static int
-build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host,
-              size_t host_len, const char *path, size_t path_len)
+build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host, size_t host_len,
+              const char *path, size_t path_len)
 {
     struct gh_conn *c = r->c;
     const struct gh_proxy_conf *pc = r->pc;
@@ -657,12 +693,7 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
     int upgrade = (r->flags & R_UPGRADE) != 0;
     int xff = pc->forwarded == GH_FWD_XFF || pc->forwarded == GH_FWD_BOTH;
     int fwd = pc->forwarded == GH_FWD_RFC7239 || pc->forwarded == GH_FWD_BOTH;
-    const struct gh_h1_header *prior_xff[16];
-    uint32_t n_xff = 0;
-    const struct gh_h1_header *prior_fwd[16];
-    uint32_t n_fwd = 0;
-    const struct gh_h1_header *prior_via[16];
-    uint32_t n_via = 0;
+    struct prior p_xff = {.n = 0}, p_fwd = {.n = 0}, p_via = {.n = 0};
 
     for (uint32_t i = 0; i < nh; i++) {
         const struct gh_h1_header *h = &hs[i];
@@ -684,8 +715,7 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
             break;
         case GH_HDR_X_FORWARDED_FOR:
             if (xff) {
-                if (n_xff < GH_ARRAY_LEN(prior_xff))
-                    prior_xff[n_xff++] = h;
+                prior_add(&p_xff, h);
                 continue;
             }
             break;
@@ -696,26 +726,21 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
             break;
         case GH_HDR_FORWARDED:
             if (fwd) {
-                if (n_fwd < GH_ARRAY_LEN(prior_fwd))
-                    prior_fwd[n_fwd++] = h;
+                prior_add(&p_fwd, h);
                 continue;
             }
             break;
         case GH_HDR_VIA:
             if (pc->via) {
-                if (n_via < GH_ARRAY_LEN(prior_via))
-                    prior_via[n_via++] = h;
+                prior_add(&p_via, h);
                 continue;
             }
             break;
         default:
             break;
         }
-        if (conn_other && named_by_connection(hs, nh, h))
-            continue;
-        if (pc->n_req_rules && rule_names(pc->req_rules, pc->n_req_rules, h->name, h->name_len))
-            continue;
-        wr_header(&w, h->name, h->name_len, h->value, h->value_len);
+        if (hdr_passes(hs, nh, h, conn_other, pc->req_rules, pc->n_req_rules))
+            wr_header(&w, h->name, h->name_len, h->value, h->value_len);
     }
 
     char ip[64];
@@ -727,22 +752,14 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
         orig_host_len = host_len;
     }
     if (xff) {
-        WR_LIT(&w, "X-Forwarded-For: ");
-        for (uint32_t i = 0; i < n_xff; i++) {
-            wr_put(&w, prior_xff[i]->value, prior_xff[i]->value_len);
-            WR_LIT(&w, ", ");
-        }
+        wr_prior(&w, "X-Forwarded-For", 15, &p_xff);
         wr_put(&w, ip, iplen);
         WR_LIT(&w, "\r\nX-Forwarded-Proto: http\r\n");
         if (orig_host != NULL)
             wr_header(&w, "X-Forwarded-Host", 16, orig_host, orig_host_len);
     }
     if (fwd) {
-        WR_LIT(&w, "Forwarded: ");
-        for (uint32_t i = 0; i < n_fwd; i++) {
-            wr_put(&w, prior_fwd[i]->value, prior_fwd[i]->value_len);
-            WR_LIT(&w, ", ");
-        }
+        wr_prior(&w, "Forwarded", 9, &p_fwd);
         WR_LIT(&w, "for=");
         if (c->family == AF_INET6) {
             WR_LIT(&w, "\"[");
@@ -760,11 +777,7 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
         WR_LIT(&w, "\r\n");
     }
     if (pc->via) {
-        WR_LIT(&w, "Via: ");
-        for (uint32_t i = 0; i < n_via; i++) {
-            wr_put(&w, prior_via[i]->value, prior_via[i]->value_len);
-            WR_LIT(&w, ", ");
-        }
+        wr_prior(&w, "Via", 3, &p_via);
         wr_str(&w, r->flags & R_CLIENT_10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
     }
     wr_rules(&w, pc->req_rules, pc->n_req_rules);
@@ -1034,6 +1047,71 @@ up_retry_or_fail(struct gh_req *r, int status, const char *why, int connect_fail
 }
 
 /* ------------------------------------------------------------------ */
+/* chunked relay, both directions                                     */
+
+struct relay_out {
+    struct iovec iov[MAX_IOV];
+    char hex[MAX_IOV / 3 + 1][24];
+    int cnt;
+    int nhex;
+    size_t total;
+};
+
+static inline void
+out_add(struct relay_out *o, const void *p, size_t n)
+{
+    o->iov[o->cnt++] = (struct iovec){(void *)p, n};
+    o->total += n;
+}
+
+/* Append one piece of body data, framed as a chunk when chunk_out. */
+static void
+out_chunk(struct relay_out *o, const char *data, size_t n, int chunk_out)
+{
+    if (!chunk_out) {
+        out_add(o, data, n);
+        return;
+    }
+    size_t hl = hex_line(o->hex[o->nhex], n);
+    out_add(o, o->hex[o->nhex++], hl);
+    out_add(o, data, n);
+    out_add(o, "\r\n", 2);
+}
+
+/*
+ * Decode chunked input p[*used..lim) and append its data to o, re-framed as
+ * fresh chunks when chunk_out (else raw). Stops when the input runs out, when
+ * o is nearly full, or at the end of the body (*done = 1; with chunk_out the
+ * last-chunk is appended). *data_bytes grows by the data seen. Returns 0, or
+ * GH_BAD with ch->reason set.
+ */
+static int
+chunk_relay(struct gh_h1_chunked *ch, const char *p, size_t *used, size_t lim, int chunk_out,
+            struct relay_out *o, uint64_t *data_bytes, int *done)
+{
+    while (*used < lim && o->cnt + 3 <= MAX_IOV) {
+        size_t consumed = 0;
+        const char *data;
+        size_t dlen;
+        int rc = gh_h1_chunked_decode(ch, p + *used, lim - *used, &consumed, &data, &dlen);
+        *used += consumed;
+        if (rc == GH_BAD)
+            return GH_BAD;
+        if (rc == GH_INCOMPLETE)
+            break;
+        if (rc == 0) {
+            if (chunk_out)
+                out_add(o, "0\r\n\r\n", 5);
+            *done = 1;
+            break;
+        }
+        *data_bytes += dlen;
+        out_chunk(o, data, dlen, chunk_out);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* request direction: client -> upstream                              */
 
 /* Write the head (and whatever body bytes are waiting). Returns 1 progress, 0 blocked, -1 ended. */
@@ -1102,58 +1180,36 @@ req_send(struct gh_req *r)
         n = (size_t)rd;
     }
 
-    struct iovec iov[MAX_IOV];
-    char hexbuf[MAX_IOV / 3 + 1][24];
-    int cnt = 0;
-    size_t total = 0, used = 0;
+    struct relay_out o;
+    o.cnt = o.nhex = 0;
+    o.total = 0;
+    size_t used = 0;
     if (r->req_body == BODY_CL) {
         size_t k = n < r->req_remaining ? n : (size_t)r->req_remaining;
-        iov[cnt++] = (struct iovec){(void *)p, k};
-        total = used = k;
+        out_add(&o, p, k);
+        used = k;
         r->req_remaining -= k;
         r->req_bytes += k;
         if (r->req_remaining == 0)
             r->flags |= R_REQ_DONE;
     } else {
-        size_t lim = n;
-        if (lim > GH_BUF_SIZE - CHUNK_RESERVE)
-            lim = GH_BUF_SIZE - CHUNK_RESERVE;
-        int nhex = 0;
-        while (used < lim && cnt + 3 <= MAX_IOV) {
-            size_t consumed = 0;
-            const char *data;
-            size_t dlen;
-            int rc = gh_h1_chunked_decode(&r->req_chunk, p + used, lim - used, &consumed, &data,
-                                          &dlen);
-            used += consumed;
-            if (rc == GH_BAD) {
-                req_fail(r, 400, r->req_chunk.reason ? r->req_chunk.reason : "bad chunked body");
-                return -1;
-            }
-            if (rc == GH_INCOMPLETE)
-                break;
-            if (rc == 0) {
-                iov[cnt++] = (struct iovec){(void *)"0\r\n\r\n", 5};
-                total += 5;
-                r->flags |= R_REQ_DONE;
-                break;
-            }
-            r->req_bytes += dlen;
-            const struct gh_proxy_conf *pc = r->pc;
-            if (pc->client_max_body_size && r->req_bytes > pc->client_max_body_size) {
-                req_fail(r, 413, "chunked request body larger than client_max_body_size");
-                return -1;
-            }
-            size_t hl = hex_line(hexbuf[nhex], dlen);
-            iov[cnt++] = (struct iovec){hexbuf[nhex++], hl};
-            iov[cnt++] = (struct iovec){(void *)data, dlen};
-            iov[cnt++] = (struct iovec){(void *)"\r\n", 2};
-            total += hl + dlen + 2;
+        size_t lim = GH_MIN(n, (size_t)(GH_BUF_SIZE - CHUNK_RESERVE));
+        int done = 0;
+        if (chunk_relay(&r->req_chunk, p, &used, lim, 1, &o, &r->req_bytes, &done) != 0) {
+            req_fail(r, 400, r->req_chunk.reason ? r->req_chunk.reason : "bad chunked body");
+            return -1;
+        }
+        if (done)
+            r->flags |= R_REQ_DONE;
+        const struct gh_proxy_conf *pc = r->pc;
+        if (pc->client_max_body_size && r->req_bytes > pc->client_max_body_size) {
+            req_fail(r, 413, "chunked request body larger than client_max_body_size");
+            return -1;
         }
     }
 
-    if (total > 0) {
-        ssize_t wn = gh_io_writev(u->io.fd, iov, cnt, total, &u->flags, U_CAN_WRITE);
+    if (o.total > 0) {
+        ssize_t wn = gh_io_writev(u->io.fd, o.iov, o.cnt, o.total, &u->flags, U_CAN_WRITE);
         if (wn < 0) {
             /* The origin stopped reading; it may have answered already (413, 401...).
              * Stop sending, read what it said, and close both sides afterwards. */
@@ -1166,7 +1222,7 @@ req_send(struct gh_req *r)
             return 1;
         }
         r->flags |= R_BODY_SENT;
-        if ((size_t)wn < total && gh_io_stash(&r->upout, iov, cnt, (size_t)wn) != 0) {
+        if ((size_t)wn < o.total && gh_io_stash(&r->upout, o.iov, o.cnt, (size_t)wn) != 0) {
             req_fail(r, 503, "out of memory");
             return -1;
         }
@@ -1214,8 +1270,7 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
     uint32_t nh = rs->num_headers;
     int conn_other = (rs->flags & GH_H1_F_CONN_OTHER) != 0;
     int has_date = 0;
-    const struct gh_h1_header *prior_via[16];
-    uint32_t n_via = 0;
+    struct prior p_via = {.n = 0};
     for (uint32_t i = 0; i < nh; i++) {
         const struct gh_h1_header *h = &hs[i];
         switch (h->id) {
@@ -1236,19 +1291,15 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
             break;
         case GH_HDR_VIA:
             if (pc->via) {
-                if (n_via < GH_ARRAY_LEN(prior_via))
-                    prior_via[n_via++] = h;
+                prior_add(&p_via, h);
                 continue;
             }
             break;
         default:
             break;
         }
-        if (conn_other && named_by_connection(hs, nh, h))
-            continue;
-        if (pc->n_resp_rules && rule_names(pc->resp_rules, pc->n_resp_rules, h->name, h->name_len))
-            continue;
-        wr_header(&w, h->name, h->name_len, h->value, h->value_len);
+        if (hdr_passes(hs, nh, h, conn_other, pc->resp_rules, pc->n_resp_rules))
+            wr_header(&w, h->name, h->name_len, h->value, h->value_len);
     }
     if (!has_date) {
         WR_LIT(&w, "Date: ");
@@ -1256,11 +1307,7 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
         WR_LIT(&w, "\r\n");
     }
     if (pc->via) {
-        WR_LIT(&w, "Via: ");
-        for (uint32_t i = 0; i < n_via; i++) {
-            wr_put(&w, prior_via[i]->value, prior_via[i]->value_len);
-            WR_LIT(&w, ", ");
-        }
+        wr_prior(&w, "Via", 3, &p_via);
         wr_str(&w, rs->version == 10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
     }
     wr_rules(&w, pc->resp_rules, pc->n_resp_rules);
@@ -1442,29 +1489,24 @@ resp_pump(struct gh_req *r)
     }
 
     /* body */
-    struct iovec iov[MAX_IOV];
-    char hexbuf[MAX_IOV / 3 + 1][24];
-    int cnt = 0;
-    size_t total = 0;
-    if (hlen > 0) {
-        iov[cnt++] = (struct iovec){w->hscratch, hlen};
-        total = hlen;
-    }
+    struct relay_out o;
+    o.cnt = o.nhex = 0;
+    o.total = 0;
+    if (hlen > 0)
+        out_add(&o, w->hscratch, hlen);
     size_t room = GH_BUF_SIZE - hlen;
+    int chunk_out = (r->flags & R_CHUNK_OUT) != 0;
     int done = 0;
     switch (r->resp_body) {
     case BODY_NONE:
         done = 1;
         break;
     case BODY_CL: {
-        size_t k = n - used;
+        size_t k = GH_MIN(n - used, room);
         if (k > r->resp_remaining)
             k = (size_t)r->resp_remaining;
-        if (k > room)
-            k = room;
         if (k > 0)
-            iov[cnt++] = (struct iovec){(void *)(p + used), k};
-        total += k;
+            out_add(&o, p + used, k);
         used += k;
         r->resp_remaining -= k;
         if (r->resp_remaining == 0)
@@ -1476,45 +1518,13 @@ resp_pump(struct gh_req *r)
         break;
     }
     case BODY_CHUNKED: {
-        size_t lim = n;
-        if (room < CHUNK_RESERVE * 2)
-            lim = used;
-        else if (lim - used > room - CHUNK_RESERVE)
-            lim = used + room - CHUNK_RESERVE;
-        int nhex = 0;
-        int chunk_out = (r->flags & R_CHUNK_OUT) != 0;
-        while (used < lim && cnt + 3 <= MAX_IOV) {
-            size_t consumed = 0;
-            const char *data;
-            size_t dlen;
-            int rc = gh_h1_chunked_decode(&r->resp_chunk, p + used, lim - used, &consumed, &data,
-                                          &dlen);
-            used += consumed;
-            if (rc == GH_BAD) {
-                req_fail(r, 502,
-                         r->resp_chunk.reason ? r->resp_chunk.reason : "bad chunked response");
-                return -1;
-            }
-            if (rc == GH_INCOMPLETE)
-                break;
-            if (rc == 0) {
-                if (chunk_out) {
-                    iov[cnt++] = (struct iovec){(void *)"0\r\n\r\n", 5};
-                    total += 5;
-                }
-                done = 1;
-                break;
-            }
-            if (chunk_out) {
-                size_t hl = hex_line(hexbuf[nhex], dlen);
-                iov[cnt++] = (struct iovec){hexbuf[nhex++], hl};
-                iov[cnt++] = (struct iovec){(void *)data, dlen};
-                iov[cnt++] = (struct iovec){(void *)"\r\n", 2};
-                total += hl + dlen + 2;
-            } else {
-                iov[cnt++] = (struct iovec){(void *)data, dlen};
-                total += dlen;
-            }
+        /* leave room for the chunk-size lines the re-framing adds */
+        size_t lim =
+            room < CHUNK_RESERVE * 2 ? used : used + GH_MIN(n - used, room - CHUNK_RESERVE);
+        uint64_t seen = 0;
+        if (chunk_relay(&r->resp_chunk, p, &used, lim, chunk_out, &o, &seen, &done) != 0) {
+            req_fail(r, 502, r->resp_chunk.reason ? r->resp_chunk.reason : "bad chunked response");
+            return -1;
         }
         if (eof && !done) {
             req_fail(r, 502, "upstream closed the connection in the middle of the response");
@@ -1523,37 +1533,21 @@ resp_pump(struct gh_req *r)
         break;
     }
     case BODY_CLOSE: {
-        size_t k = n - used;
-        if (k > room - (r->flags & R_CHUNK_OUT ? 32 : 0))
-            k = room - (r->flags & R_CHUNK_OUT ? 32 : 0);
-        if (k > 0) {
-            if (r->flags & R_CHUNK_OUT) {
-                size_t hl = hex_line(hexbuf[0], k);
-                iov[cnt++] = (struct iovec){hexbuf[0], hl};
-                iov[cnt++] = (struct iovec){(void *)(p + used), k};
-                iov[cnt++] = (struct iovec){(void *)"\r\n", 2};
-                total += hl + k + 2;
-            } else {
-                iov[cnt++] = (struct iovec){(void *)(p + used), k};
-                total += k;
-            }
-        }
+        size_t k = GH_MIN(n - used, room - (chunk_out ? 32 : 0));
+        if (k > 0)
+            out_chunk(&o, p + used, k, chunk_out);
         used += k;
-        if (eof && r->status != 101) {
-            if (r->flags & R_CHUNK_OUT) {
-                iov[cnt++] = (struct iovec){(void *)"0\r\n\r\n", 5};
-                total += 5;
-            }
-            done = 1;
-        } else if (eof) {
+        if (eof) {
+            if (chunk_out)
+                out_add(&o, "0\r\n\r\n", 5);
             done = 1;
         }
         break;
     }
     }
 
-    if (total > 0) {
-        ssize_t wn = gh_io_writev(c->io.fd, iov, cnt, total, &c->flags, C_CAN_WRITE);
+    if (o.total > 0) {
+        ssize_t wn = gh_io_writev(c->io.fd, o.iov, o.cnt, o.total, &c->flags, C_CAN_WRITE);
         if (wn < 0) {
             gh_log_info("client closed the connection during the response: %s", strerror((int)-wn));
             req_log(r);
@@ -1561,8 +1555,8 @@ resp_pump(struct gh_req *r)
             return -1;
         }
         r->flags |= R_RESP_STARTED;
-        r->bytes_out += total;
-        if ((size_t)wn < total && gh_io_stash(&c->out, iov, cnt, (size_t)wn) != 0) {
+        r->bytes_out += o.total;
+        if ((size_t)wn < o.total && gh_io_stash(&c->out, o.iov, o.cnt, (size_t)wn) != 0) {
             gh_http_conn_close(c);
             return -1;
         }
@@ -1592,7 +1586,8 @@ resp_pump(struct gh_req *r)
 /* ------------------------------------------------------------------ */
 /* tunnel (after 101 Switching Protocols)                              */
 
-/* Move bytes one way: src's pending input or a fresh read, into dst. Returns 1 progress, 0 blocked. */
+/* Move bytes one way: src's pending input or a fresh read, into dst. Returns 1 progress, 0 blocked.
+ */
 static int
 tunnel_pump(struct gh_worker *w, int sfd, uint16_t *sflags, uint16_t s_can, uint16_t s_eof,
             struct gh_buf **sin, int dfd, uint16_t *dflags, uint16_t d_can, struct gh_buf **dout,
@@ -1743,8 +1738,7 @@ req_finish(struct gh_req *r)
     struct gh_conn *c = r->c;
     struct gh_worker *w = c->w;
     req_log(r);
-    int keep = (r->flags & R_KEEPALIVE) && !(c->flags & C_CLOSE_AFTER) &&
-               (r->flags & R_REQ_DONE);
+    int keep = (r->flags & R_KEEPALIVE) && !(c->flags & C_CLOSE_AFTER) && (r->flags & R_REQ_DONE);
     struct gh_upconn *u = r->u;
     if (u != NULL) {
         r->u = NULL;
@@ -1879,7 +1873,8 @@ conn_read_head(struct gh_conn *c)
                 }
                 return GH_AGAIN;
             }
-            ssize_t rd = gh_io_read(c->io.fd, w->scratch, GH_BUF_SIZE, &c->flags, C_CAN_READ, C_EOF);
+            ssize_t rd =
+                gh_io_read(c->io.fd, w->scratch, GH_BUF_SIZE, &c->flags, C_CAN_READ, C_EOF);
             if (rd == GH_AGAIN)
                 return GH_AGAIN;
             if (rd <= 0) {

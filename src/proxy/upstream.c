@@ -70,8 +70,8 @@ gh_balance_pick(struct gh_worker *w, struct gh_wcfg *wc, const struct gh_upstrea
     GH_ASSERT(idx < wc->cfg->n_upstreams);
     struct pick_ctx ctx = {w, ups};
     (void)attempt;
-    uint32_t i = gh_balance_swrr(wc->cw + wc->ups_off[idx], ups->servers, ups->n_servers,
-                                 server_up, &ctx);
+    uint32_t i =
+        gh_balance_swrr(wc->cw + wc->ups_off[idx], ups->servers, ups->n_servers, server_up, &ctx);
     return &ups->servers[i];
 }
 

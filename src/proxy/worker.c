@@ -348,8 +348,7 @@ worker_main(void *arg)
             if (w->nconns == 0)
                 break;
             if (gh_loop_now(w->loop) >= w->drain_deadline) {
-                gh_log_warn("worker %u: drain timeout, closing %u connection(s)", w->id,
-                            w->nconns);
+                gh_log_warn("worker %u: drain timeout, closing %u connection(s)", w->id, w->nconns);
                 while (w->conns != NULL)
                     gh_http_conn_close(w->conns);
                 break;

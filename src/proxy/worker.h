@@ -44,19 +44,19 @@ struct gh_wcfg {
 struct gh_lsock {
     struct gh_io io;
     struct gh_worker *w;
-    int32_t lidx;    /* index in the current config's listeners; -1 once removed */
-    uint32_t conns;  /* connections accepted here and still open */
-    bool buried;     /* closed and queued for freeing */
+    int32_t lidx;   /* index in the current config's listeners; -1 once removed */
+    uint32_t conns; /* connections accepted here and still open */
+    bool buried;    /* closed and queued for freeing */
     struct gh_lsock *next;
     struct gh_timer retry; /* accept retry after EMFILE */
 };
 
 #define C_CAN_READ 0x0001
 #define C_CAN_WRITE 0x0002
-#define C_EOF 0x0004          /* the client sent FIN */
-#define C_CLOSE_AFTER 0x0008  /* close once the current response is written */
-#define C_DEAD 0x0010         /* closed; waiting in the graveyard */
-#define C_LINGER 0x0020       /* write side shut, discarding input before close */
+#define C_EOF 0x0004         /* the client sent FIN */
+#define C_CLOSE_AFTER 0x0008 /* close once the current response is written */
+#define C_DEAD 0x0010        /* closed; waiting in the graveyard */
+#define C_LINGER 0x0020      /* write side shut, discarding input before close */
 #define C_IN_LIST 0x0040
 /* 0x8000 is GH_IO_RDHUP (proxy/io.h) in both flag sets */
 
@@ -71,7 +71,7 @@ struct gh_conn {
     struct gh_buf *out; /* bytes for the client not yet written */
     struct gh_req *req;
     struct gh_conn *prev, *next; /* worker's list of connections */
-    uint64_t t_first; /* loop time of the current head's first byte (or of accept) */
+    uint64_t t_first;            /* loop time of the current head's first byte (or of accept) */
     uint32_t nreq;
     uint32_t scanned; /* bytes of c->in the parser already saw as an incomplete head */
     uint16_t flags;
