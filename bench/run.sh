@@ -13,6 +13,7 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PATH=$PATH:/usr/sbin:/sbin # nginx and haproxy live there; not always on a non-root PATH
 ROUNDS=${BENCH_ROUNDS:-3}
 SECS=${BENCH_SECONDS:-5}
 IDLE_N=${BENCH_IDLE:-10000}

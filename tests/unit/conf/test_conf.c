@@ -326,7 +326,7 @@ test_upstream_directives(void **state)
     assert_int_equal(a->balance, GH_BALANCE_ROUND_ROBIN);
     assert_string_equal(a->file, "t.conf");
     assert_int_equal(a->line, 1);
-    assert_int_equal(b->keepalive, 32);
+    assert_int_equal(b->keepalive, 128);
     assert_int_equal(b->keepalive_timeout_ms, 60000);
     assert_int_equal(b->index, 1);
     assert_int_equal(b->line, 9);
@@ -485,7 +485,7 @@ test_anonymous_upstream(void **state)
     const struct gh_upstream_conf *u = &c->upstreams[0];
     assert_string_equal(u->name, "127.0.0.1:3000");
     assert_int_equal(u->n_servers, 1);
-    assert_int_equal(u->keepalive, 32);
+    assert_int_equal(u->keepalive, 128);
     assert_int_equal(u->keepalive_timeout_ms, 60000);
     assert_int_equal(u->servers[0].weight, 1);
     assert_ptr_equal(srv(c, 0)->pc.upstream, u);
