@@ -594,6 +594,13 @@ parse_version(struct head *h, size_t p, size_t ls, size_t lend, int line_status,
     static const char name[] = "HTTP/";
     size_t end = min3(h->len, lend, h->head_max);
 
+    /* fast path: the version nearly every message carries */
+    if (p <= end && end - p >= 9 && memcmp(h->buf + p, "HTTP/1.1", 8) == 0 &&
+        h->buf[p + 8] == after) {
+        *version = 11;
+        return 0;
+    }
+
     for (size_t k = 0; k < 9; k++) {
         if (p + k >= end)
             return need(h, p + k, ls, lend, line_status, line_reason);
