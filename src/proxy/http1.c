@@ -70,10 +70,11 @@ struct gh_req {
     const struct gh_server_conf *srv;
     const struct gh_proxy_conf *pc;
     const struct gh_upstream_server *target;
-    struct gh_buf *uphead; /* serialized request head, kept until the response starts (retry) */
+    char *uphead; /* serialized request head, kept until the response starts (retry) */
     struct gh_buf *upout;  /* request body bytes the origin has not taken yet */
     uint32_t uphead_len;
     uint32_t uphead_sent;
+    uint32_t uphead_cap; /* GH_SMALL_HEAD: from the worker's small-head freelist; else malloc */
     uint32_t flags;
     uint32_t attempts;
     uint8_t method;
@@ -210,10 +211,22 @@ gh_http_free_upconn(struct gh_worker *w, struct gh_upconn *u)
 }
 
 static void
+uphead_free(struct gh_req *r)
+{
+    if (r->uphead == NULL)
+        return;
+    if (r->uphead_cap == GH_SMALL_HEAD)
+        gh_freelist_put(&r->c->w->head_fl, r->uphead);
+    else
+        free(r->uphead);
+    r->uphead = NULL;
+}
+
+static void
 req_free(struct gh_req *r)
 {
     struct gh_worker *w = r->c->w;
-    gh_buf_put(r->uphead);
+    uphead_free(r);
     gh_buf_put(r->upout);
     if (r->log != NULL) {
         free(r->log->request);
@@ -685,11 +698,9 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
 {
     struct gh_conn *c = r->c;
     const struct gh_proxy_conf *pc = r->pc;
-    struct gh_buf *b = gh_buf_get();
-    if (b == NULL)
-        return -ENOMEM;
-    r->uphead = b;
-    struct wr w = {b->data, 0, GH_BUF_SIZE, 0};
+    /* built in the worker's head scratch, then copied into an object of the right
+     * size: a request in flight holds a few hundred bytes, not a 64 KiB buffer */
+    struct wr w = {c->w->hscratch, 0, GH_BUF_SIZE, 0};
     wr_put(&w, pr->method, pr->method_len);
     WR_LIT(&w, " ");
     if (path_len > 0 && path[0] == '?')
@@ -810,7 +821,16 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
     WR_LIT(&w, "\r\n");
     if (w.overflow)
         return -E2BIG;
-    gh_buf_commit(b, w.len);
+    if (w.len <= GH_SMALL_HEAD) {
+        r->uphead = gh_freelist_get(&c->w->head_fl);
+        r->uphead_cap = GH_SMALL_HEAD;
+    } else {
+        r->uphead = malloc(w.len);
+        r->uphead_cap = (uint32_t)w.len;
+    }
+    if (r->uphead == NULL)
+        return -ENOMEM;
+    memcpy(r->uphead, w.p, w.len);
     r->uphead_len = (uint32_t)w.len;
     r->uphead_sent = 0;
     return 0;
@@ -1142,7 +1162,7 @@ req_send(struct gh_req *r)
     if (!(r->flags & R_HEAD_SENT)) {
         if (!(u->flags & U_CAN_WRITE))
             return 0;
-        struct iovec iov = {r->uphead->data + r->uphead_sent, r->uphead_len - r->uphead_sent};
+        struct iovec iov = {r->uphead + r->uphead_sent, r->uphead_len - r->uphead_sent};
         ssize_t n = gh_io_writev(u->io.fd, &iov, 1, iov.iov_len, &u->flags, U_CAN_WRITE);
         if (n < 0) {
             up_retry_or_fail(r, 502, "upstream connection broken while sending the request", 0);
@@ -1440,8 +1460,7 @@ resp_pump(struct gh_req *r)
                 r->flags |= R_GOT_BYTE;
                 r->t_first_byte = gh_loop_now(w->loop);
                 /* no retry from here on: the head kept for it is no longer needed */
-                gh_buf_put(r->uphead);
-                r->uphead = NULL;
+                uphead_free(r);
             }
             if (from_buf) {
                 gh_buf_commit(u->in, (size_t)rd);

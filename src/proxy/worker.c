@@ -392,6 +392,8 @@ worker_new(uint32_t id)
     w->req_fl.max_cached = 1024;
     w->up_fl.size = sizeof(struct gh_upconn);
     w->up_fl.max_cached = 1024;
+    w->head_fl.size = GH_SMALL_HEAD;
+    w->head_fl.max_cached = 1024;
     return w;
 }
 
@@ -404,6 +406,7 @@ worker_free(struct gh_worker *w)
     gh_freelist_drain(&w->conn_fl);
     gh_freelist_drain(&w->req_fl);
     gh_freelist_drain(&w->up_fl);
+    gh_freelist_drain(&w->head_fl);
     close(w->wake_io.fd);
     gh_loop_free(w->loop);
     free(w->pools);

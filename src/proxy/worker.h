@@ -114,6 +114,8 @@ struct gh_grave {
     uint8_t kind; /* 0 conn, 1 upconn, 2 listener */
 };
 
+#define GH_SMALL_HEAD 1024
+
 struct gh_log_info; /* access-log strings copied at head time, see http1.c */
 
 /* A new config for one worker: its listening sockets to start watching (add)
@@ -148,6 +150,7 @@ struct gh_worker {
     uint32_t nupconns;
 
     struct gh_freelist conn_fl, req_fl, up_fl;
+    struct gh_freelist head_fl; /* GH_SMALL_HEAD bytes: request heads kept for a retry */
     struct gh_pool *pools; /* [GH_CONF_MAX_POOL_SLOTS] */
 
     struct gh_grave *grave;

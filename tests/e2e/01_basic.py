@@ -191,6 +191,13 @@ def t():
 
     entry = wait_until(json_line, 5, "a JSON access log line")
     diag("json entry:", entry)
+    eq(entry["status"], 200, "status field")
+    eq(entry["request"], "GET /echo?logme=2 HTTP/1.1", "request field")
+    eq(entry["upstream"], "127.0.0.1:%d" % o.port, "origin chosen")
+    check(entry["bytes_sent"] > 0, "bytes_sent")
+    for k in ("t_headers_ms", "t_connect_ms", "t_first_byte_ms", "t_total_ms"):
+        check(isinstance(entry[k], int) and entry[k] >= 0, "timing %s = %r" % (k, entry[k]))
+    check(entry["t_first_byte_ms"] <= entry["t_total_ms"], "first byte before total")
 
 
 @test("include of a glob and a relative path; a server with neither proxy nor return -> 404")
