@@ -56,11 +56,14 @@ enum body_kind { BODY_NONE = 0, BODY_CL, BODY_CHUNKED, BODY_CLOSE };
 #define R_CLIENT_10 0x2000
 #define R_GOT_BYTE 0x4000 /* any byte of response received */
 
+/* Access-log strings copied at head time (the head's bytes do not outlive it).
+ * One fixed-size object from a per-thread freelist, taken only when logging is
+ * on; over-long fields are cut (a log line is not a place for 8 KiB cookies). */
 struct gh_log_info {
-    char *request; /* "GET /x HTTP/1.1" */
-    char *referer;
-    char *agent;
-    char *host;
+    char request[512]; /* "GET /x HTTP/1.1" */
+    char referer[224];
+    char agent[224];
+    char host[64];
 };
 
 struct gh_req {
@@ -93,6 +96,7 @@ struct gh_req {
 };
 
 const size_t gh_http_req_size = sizeof(struct gh_req);
+const size_t gh_http_log_info_size = sizeof(struct gh_log_info);
 
 static void conn_advance(struct gh_conn *c);
 static void on_client_event(struct gh_io *io, uint32_t events);
@@ -228,13 +232,8 @@ req_free(struct gh_req *r)
     struct gh_worker *w = r->c->w;
     uphead_free(r);
     gh_buf_put(r->upout);
-    if (r->log != NULL) {
-        free(r->log->request);
-        free(r->log->referer);
-        free(r->log->agent);
-        free(r->log->host);
-        free(r->log);
-    }
+    if (r->log != NULL)
+        gh_freelist_put(&w->log_fl, r->log);
     struct gh_wcfg *wc = r->wc;
     if (--wc->users == 0 && wc != w->cur)
         gh_wcfg_free(wc);
@@ -417,37 +416,41 @@ conn_send_generated(struct gh_conn *c, int status, const char *body, size_t body
 /* ------------------------------------------------------------------ */
 /* access log                                                          */
 
-static char *
-dup_slice(const char *p, size_t n)
+/* Copy a slice into a fixed field, cut to fit, NUL-terminated. */
+static void
+copy_field(char *dst, size_t cap, const char *p, size_t n)
 {
-    char *s = malloc(n + 1);
-    if (s != NULL) {
-        memcpy(s, p, n);
-        s[n] = '\0';
-    }
-    return s;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, p, n);
+    dst[n] = '\0';
 }
 
 static void
 log_capture(struct gh_req *r, const struct gh_h1_request *pr)
 {
-    struct gh_log_info *li = calloc(1, sizeof(*li));
+    struct gh_log_info *li = gh_freelist_get(&r->c->w->log_fl);
     if (li == NULL)
         return;
-    size_t n = pr->method_len + pr->target_len + 12;
-    li->request = malloc(n);
-    if (li->request != NULL)
-        snprintf(li->request, n, "%.*s %.*s HTTP/1.%d", (int)pr->method_len, pr->method,
-                 (int)pr->target_len, pr->target, pr->version == 10 ? 0 : 1);
+    struct wr w = {li->request, 0, sizeof(li->request) - 1, 0};
+    size_t mlen = GH_MIN(pr->method_len, 64);
+    wr_put(&w, pr->method, mlen);
+    WR_LIT(&w, " ");
+    /* room left for the target once " HTTP/1.x" is reserved */
+    wr_put(&w, pr->target, GH_MIN(pr->target_len, sizeof(li->request) - 1 - 10 - mlen));
+    wr_str(&w, pr->version == 10 ? " HTTP/1.0" : " HTTP/1.1");
+    li->request[w.len] = '\0';
+    li->referer[0] = li->agent[0] = li->host[0] = '\0';
     for (uint32_t i = 0; i < pr->num_headers; i++) {
         const struct gh_h1_header *h = &pr->headers[i];
-        if (h->name_len == 7 && gh_strncaseeq(h->name, "referer", 7) && li->referer == NULL)
-            li->referer = dup_slice(h->value, h->value_len);
-        else if (h->name_len == 10 && gh_strncaseeq(h->name, "user-agent", 10) && li->agent == NULL)
-            li->agent = dup_slice(h->value, h->value_len);
+        if (h->name_len == 7 && gh_strncaseeq(h->name, "referer", 7) && li->referer[0] == '\0')
+            copy_field(li->referer, sizeof(li->referer), h->value, h->value_len);
+        else if (h->name_len == 10 && gh_strncaseeq(h->name, "user-agent", 10) &&
+                 li->agent[0] == '\0')
+            copy_field(li->agent, sizeof(li->agent), h->value, h->value_len);
     }
     if (pr->host != NULL)
-        li->host = dup_slice(pr->host, pr->host_len);
+        copy_field(li->host, sizeof(li->host), pr->host, pr->host_len);
     r->log = li;
 }
 
@@ -455,7 +458,7 @@ log_capture(struct gh_req *r, const struct gh_h1_request *pr)
 static void
 wr_escaped(struct wr *w, const char *s, int json)
 {
-    if (s == NULL) {
+    if (s == NULL || *s == '\0') {
         if (!json)
             WR_LIT(w, "-");
         return;

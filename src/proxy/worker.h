@@ -116,7 +116,6 @@ struct gh_grave {
 
 #define GH_SMALL_HEAD 1024
 
-struct gh_log_info; /* access-log strings copied at head time, see http1.c */
 
 /* A new config for one worker: its listening sockets to start watching (add)
  * and those that stay (keep), each with its index in the new config. */
@@ -151,6 +150,7 @@ struct gh_worker {
 
     struct gh_freelist conn_fl, req_fl, up_fl;
     struct gh_freelist head_fl; /* GH_SMALL_HEAD bytes: request heads kept for a retry */
+    struct gh_freelist log_fl;  /* access-log fields of requests in flight */
     struct gh_pool *pools; /* [GH_CONF_MAX_POOL_SLOTS] */
 
     struct gh_grave *grave;
@@ -183,6 +183,7 @@ void gh_worker_alog(struct gh_worker *w, const char *line, size_t len);
 
 /* http1.c */
 extern const size_t gh_http_req_size;
+extern const size_t gh_http_log_info_size;
 void gh_http_on_accept(struct gh_worker *w, struct gh_lsock *ls, int fd,
                        const struct sockaddr_storage *peer);
 void gh_http_conn_close(struct gh_conn *c);
