@@ -42,7 +42,13 @@
 #define CL_LIMIT ((int64_t)1 << 62)
 /* A head may never be longer than what the int return value can carry. */
 #define HEAD_HARD_MAX ((size_t)INT32_MAX)
-#define NO_LIMIT ((size_t)-1)
+/*
+ * "No line limit". Any line limit past HEAD_HARD_MAX is clamped to this: a line
+ * starts below head_max <= HEAD_HARD_MAX, so its end ls + NO_LIMIT lies past
+ * head_max whatever ls is (the head limit always wins, exactly as with no line
+ * limit at all), and ls + NO_LIMIT cannot overflow. Line ends are plain sums.
+ */
+#define NO_LIMIT (HEAD_HARD_MAX + 1)
 
 /* RFC 9110 §5.6.2 tchar. */
 static const uint8_t tchar_tab[256] = {
@@ -95,17 +101,11 @@ is_digit(unsigned char c)
     return (unsigned)(c - '0') < 10u;
 }
 
+/* A line limit from the configuration: 0 means none; see NO_LIMIT for the clamp. */
 static inline size_t
-sat_add(size_t a, size_t b)
+line_limit(uint32_t configured)
 {
-    return a > NO_LIMIT - b ? NO_LIMIT : a + b;
-}
-
-static inline size_t
-min3(size_t a, size_t b, size_t c)
-{
-    size_t m = a < b ? a : b;
-    return m < c ? m : c;
+    return configured == 0 || configured > NO_LIMIT ? NO_LIMIT : configured;
 }
 
 /* Compare s[0..n) case-insensitively with lower-case literal lit. */

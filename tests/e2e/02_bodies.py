@@ -240,4 +240,60 @@ def t():
     eq(r.status, 200, "a body under the limit passes")
 
 
+def vm_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+@test("200 MB each way on one connection: proxy memory stays bounded (backpressure)", timeout=240)
+def t():
+    o, gh = proxy()
+    n = 200 << 20  # random.randbytes tops out below 256 MiB
+    pid = gh.proc.pid
+    eq(http_get(gh.port, "/bytes/10").status, 200, "warm-up")
+    base = vm_kib(pid, "VmRSS")
+    # download: read in small pieces, hash as we go
+    s = socket.create_connection(("127.0.0.1", gh.port), timeout=60)
+    s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, body = buf.split(b"\r\n\r\n", 1)
+    check(head.startswith(b"HTTP/1.1 200"), "status line %r" % head[:40])
+    h = hashlib.sha256(body)
+    got = len(body)
+    while got < n:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        h.update(b)
+        got += len(b)
+    eq(got, n, "download length")
+    eq(h.hexdigest(), sha256(det_bytes(n)), "download sha256")
+    # upload on the same connection, sent in 1 MiB pieces
+    data = det_bytes(n, seed=99)
+    s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % n)
+    mv = memoryview(data)
+    for off in range(0, n, 1 << 20):
+        s.sendall(mv[off:off + (1 << 20)])
+    resp = b""
+    while b"}" not in resp:
+        b = s.recv(65536)
+        if not b:
+            break
+        resp += b
+    check(b" 200 " in resp.split(b"\r\n", 1)[0], "upload status %r" % resp[:40])
+    body = resp.split(b"\r\n\r\n", 1)[1]
+    d = json.loads(body[:body.rindex(b"}") + 1])
+    eq((d["length"], d["sha256"]), (n, sha256(data)), "upload at origin")
+    s.close()
+    peak = vm_kib(pid, "VmHWM")
+    diag("RSS before %d KiB, peak %d KiB" % (base, peak))
+    # 400 MB went through; a proxy that buffered would grow by hundreds of MB
+    check(peak - base < 64 * 1024, "peak RSS grew by %d KiB" % (peak - base))
+
+
 run()
