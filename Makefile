@@ -90,13 +90,13 @@ e2e: asan
 	@tests/run_all.sh e2e
 
 fuzz:
-	@scripts/deps.sh test
+	@scripts/deps.sh fuzz
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 	@tests/fuzz/run_fuzz.sh $(FUZZ_BINS)
 
 bench:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory build
+	-@$(MAKE) --no-print-directory build
 	@bench/run.sh
 
 format:

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Install what Gatehouse needs, only what is missing, from Debian's packages.
 #   scripts/deps.sh build   compiler and libraries
-#   scripts/deps.sh test    + test clients and peers (curl, python3, cmocka, clang for fuzzing)
+#   scripts/deps.sh test    + test clients and peers (curl, python3, cmocka)
+#   scripts/deps.sh fuzz    + clang and its libFuzzer runtime
 #   scripts/deps.sh bench   + nginx, haproxy, wrk
 set -euo pipefail
 mode=${1:-build}
 
 build_pkgs=(gcc make pkg-config libc6-dev libpcre2-dev)
-test_pkgs=(libcmocka-dev curl python3 clang libclang-rt-14-dev openssl netcat-openbsd procps)
+test_pkgs=(libcmocka-dev curl python3 openssl procps)
+fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(nginx-light haproxy wrk util-linux procps)
 
 want=("${build_pkgs[@]}")
 case "$mode" in
 build) ;;
 test) want+=("${test_pkgs[@]}") ;;
+fuzz) want+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
 bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+*) echo "usage: $0 build|test|fuzz|bench" >&2; exit 2 ;;
 esac
 
 missing=()

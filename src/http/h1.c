@@ -64,9 +64,13 @@ static const uint8_t value_tab[256] = {
     [0x80 ... 0xff] = 1,
 };
 
-/* request-target bytes: visible ASCII only (RFC 3986 characters are a subset). */
+/*
+ * request-target bytes: visible ASCII only (RFC 3986 characters are a subset).
+ * '#' is allowed here but marked 2 so scan_target can report a fragment.
+ */
 static const uint8_t target_tab[256] = {
     ['!' ... '~'] = 1,
+    ['#'] = 2,
 };
 
 /* RFC 3986 authority without userinfo: host (reg-name, IPv4, IP-literal) and port. */
@@ -75,6 +79,14 @@ static const uint8_t host_tab[256] = {
     [')'] = 1, ['*'] = 1,         ['+'] = 1,         [','] = 1,         ['-'] = 1,  ['.'] = 1,
     [':'] = 1, [';'] = 1,         ['='] = 1,         ['['] = 1,         [']'] = 1,  ['_'] = 1,
     ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+/* host_tab without '[', ']' and ':': the bytes of a reg-name or IPv4address host. */
+static const uint8_t reg_host_tab[256] = {
+    ['!'] = 1, ['$'] = 1, ['%'] = 1,         ['&'] = 1,         ['\''] = 1,        ['('] = 1,
+    [')'] = 1, ['*'] = 1, ['+'] = 1,         [','] = 1,         ['-'] = 1,         ['.'] = 1,
+    [';'] = 1, ['='] = 1, ['_'] = 1,         ['~'] = 1,         ['0' ... '9'] = 1, ['A' ... 'Z'] = 1,
+    ['a' ... 'z'] = 1,
 };
 
 /* RFC 3986 §3.1 scheme characters after the first ALPHA. */
@@ -116,6 +128,60 @@ lit_eq(const char *s, const char *lit, size_t n)
         if (gh_lower((unsigned char)s[i]) != (unsigned char)lit[i])
             return 0;
     return 1;
+}
+
+/*
+ * Bytes of s differing from literal lit, 8, 4 or 2 at a time, ignoring ASCII
+ * case where lit has a letter. lit is lower-case letters, which have bit 6 set,
+ * and digits or '-', which have not. (lit >> 1) & 0x20.. therefore puts
+ * 0x20 exactly on the letter bytes, and (c | 0x20) == l holds just for c == l
+ * and c == l - 0x20, its upper case: what gh_lower() equality accepts. On a
+ * digit or '-' byte only that byte itself matches (so "\r" cannot pass for '-').
+ */
+static inline uint64_t
+name_diff8(const char *s, const char *lit)
+{
+    uint64_t a, l;
+    memcpy(&a, s, 8);
+    memcpy(&l, lit, 8);
+    return (a | ((l >> 1) & 0x2020202020202020u)) ^ l;
+}
+
+static inline uint32_t
+name_diff4(const char *s, const char *lit)
+{
+    uint32_t a, l;
+    memcpy(&a, s, 4);
+    memcpy(&l, lit, 4);
+    return (a | ((l >> 1) & 0x20202020u)) ^ l;
+}
+
+static inline uint32_t
+name_diff2(const char *s, const char *lit)
+{
+    uint16_t a, l;
+    memcpy(&a, s, 2);
+    memcpy(&l, lit, 2);
+    return (uint32_t)((a | ((l >> 1) & 0x2020u)) ^ l);
+}
+
+/*
+ * Case-insensitive s[0..n) == lit for a literal of length n >= 2 as above
+ * (see name_diff8), with a few overlapping word compares instead of a byte loop;
+ * no load strays outside s[0..n) or lit[0..n).
+ */
+static inline int
+name_eq(const char *s, const char *lit, size_t n)
+{
+    if (n >= 8) {
+        uint64_t d = name_diff8(s + n - 8, lit + n - 8);
+        for (size_t i = 0; i + 8 < n; i += 8)
+            d |= name_diff8(s + i, lit + i);
+        return d == 0;
+    }
+    if (n >= 4)
+        return (name_diff4(s, lit) | name_diff4(s + n - 4, lit + n - 4)) == 0;
+    return (name_diff2(s, lit) | name_diff2(s + n - 2, lit + n - 2)) == 0;
 }
 
 /* ---- scanners: return the index of the first byte in [p, end) not in the class, or end ---- */
@@ -180,24 +246,40 @@ scan_value(const char *buf, size_t p, size_t end)
     return p;
 }
 
+/*
+ * Like the other scanners; also sets *fragment nonzero when a '#' is among the
+ * bytes scanned (those before the returned index), so the target needs no
+ * second pass to find one.
+ */
 static inline size_t
-scan_target(const char *buf, size_t p, size_t end)
+scan_target(const char *buf, size_t p, size_t end, unsigned *fragment)
 {
+    unsigned seen = 0, k;
+
 #ifdef __SSE2__
-    const __m128i sp = _mm_set1_epi8(0x20), tilde = _mm_set1_epi8(0x7e);
+    const __m128i sp = _mm_set1_epi8(0x20), tilde = _mm_set1_epi8(0x7e),
+                  hash = _mm_set1_epi8('#');
     while (end - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + p));
         /* bad = v <= 0x20 | v > 0x7e (unsigned) */
         __m128i lo = _mm_cmpeq_epi8(_mm_min_epu8(v, sp), v);
         __m128i hi = _mm_xor_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, tilde), v), _mm_set1_epi8(-1));
         unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(lo, hi));
-        if (m != 0)
+        unsigned h = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, hash));
+        if (m != 0) {
+            /* only the '#' bytes before the first bad one belong to the target */
+            *fragment = seen | (h & ((m & -m) - 1));
             return p + (size_t)__builtin_ctz(m);
+        }
+        seen |= h;
         p += 16;
     }
 #endif
-    while (p < end && target_tab[(unsigned char)buf[p]])
+    while (p < end && (k = target_tab[(unsigned char)buf[p]]) != 0) {
+        seen |= k & 2;
         p++;
+    }
+    *fragment = seen;
     return p;
 }
 
@@ -207,6 +289,7 @@ struct head {
     const char *buf;
     size_t len;      /* bytes available */
     size_t head_max; /* no head byte may sit at this index or later */
+    size_t avail;    /* min(len, head_max): no scan reads at or past it */
     size_t line_max; /* max bytes of a field line incl. CRLF (NO_LIMIT: none) */
     struct gh_h1_header *hdrs;
     uint32_t cap; /* min(array capacity, limits->max_headers) */
@@ -270,12 +353,10 @@ valid_authority(const char *s, size_t n, int need_port)
             return 0;
         i++;
     } else {
-        while (i < n && s[i] != ':') {
-            unsigned char c = (unsigned char)s[i++];
-            if (!host_tab[c] || c == '[' || c == ']')
-                return 0;
-        }
-        if (i == 0)
+        /* reg-name / IPv4: up to the first ':'; any other byte outside the table is invalid */
+        while (i < n && reg_host_tab[(unsigned char)s[i]])
+            i++;
+        if (i == 0 || (i < n && s[i] != ':'))
             return 0;
     }
     if (i == n)
@@ -303,6 +384,19 @@ parse_content_length(const char *v, size_t n)
     int64_t first = -1;
     size_t i = 0;
 
+    /*
+     * Fast path, the usual case: a single value of 1 to 18 digits. It cannot
+     * reach CL_LIMIT (10^18 - 1 < 2^62), so the overflow checks below would
+     * never fire; anything else falls through to the full parse.
+     */
+    if (n - 1 < 18) {
+        int64_t x = 0;
+        while (i < n && is_digit((unsigned char)v[i]))
+            x = x * 10 + (v[i++] - '0');
+        if (i == n)
+            return x;
+        i = 0;
+    }
     for (;;) {
         size_t d = i;
         int64_t x = 0;
@@ -388,7 +482,7 @@ on_transfer_encoding(struct head *h, const struct gh_h1_header *f)
         if (!is_token(m, mlen))
             return fail(h, 400, (size_t)(m - h->buf), "malformed Transfer-Encoding");
         members++;
-        h->te_last_chunked = mlen == 7 && lit_eq(m, "chunked", 7);
+        h->te_last_chunked = mlen == 7 && name_eq(m, "chunked", 7);
         if (h->te_last_chunked)
             h->te_chunked++;
         else
@@ -423,11 +517,11 @@ on_connection(struct head *h, const struct gh_h1_header *f)
     while (next_member(f->value, f->value_len, &pos, &m, &mlen)) {
         if (!is_token(m, mlen))
             return fail(h, 400, (size_t)(m - h->buf), "malformed Connection");
-        if (mlen == 5 && lit_eq(m, "close", 5))
+        if (mlen == 5 && name_eq(m, "close", 5))
             h->flags |= GH_H1_F_CONN_CLOSE;
-        else if (mlen == 10 && lit_eq(m, "keep-alive", 10))
+        else if (mlen == 10 && name_eq(m, "keep-alive", 10))
             h->flags |= GH_H1_F_CONN_KEEPALIVE;
-        else if (mlen == 7 && lit_eq(m, "upgrade", 7))
+        else if (mlen == 7 && name_eq(m, "upgrade", 7))
             h->flags |= GH_H1_F_CONN_UPGRADE;
         else
             h->flags |= GH_H1_F_CONN_OTHER;
@@ -449,7 +543,7 @@ on_field(struct head *h, const struct gh_h1_header *f)
     case GH_HDR_CONNECTION:
         return on_connection(h, f);
     case GH_HDR_EXPECT:
-        if (!h->is_response && f->value_len == 12 && lit_eq(f->value, "100-continue", 12))
+        if (!h->is_response && f->value_len == 12 && name_eq(f->value, "100-continue", 12))
             h->flags |= GH_H1_F_EXPECT_CONTINUE;
         return 0;
     case GH_HDR_UPGRADE:
@@ -556,11 +650,15 @@ check_framing(struct head *h)
     return 0;
 }
 
+/*
+ * Only the fields every parse reads are set here; the Transfer-Encoding and Host
+ * counters start at zero and the rest is written before it is read (version by
+ * the start line, host and te_offset by the first such field).
+ */
 static void
 head_init(struct head *h, const char *buf, size_t len, struct gh_h1_header *hdrs,
           uint32_t max_headers, const struct gh_h1_limits *lim, struct gh_h1_error *err)
 {
-    memset(h, 0, sizeof(*h));
     GH_ASSERT(hdrs != NULL || max_headers == 0);
     h->buf = buf;
     h->len = len;
@@ -568,7 +666,19 @@ head_init(struct head *h, const char *buf, size_t len, struct gh_h1_header *hdrs
     h->line_max = NO_LIMIT;
     h->hdrs = hdrs;
     h->cap = max_headers;
+    h->n = 0;
+    h->is_response = 0;
+    h->version = 0;
+    h->flags = 0;
     h->content_length = -1;
+    h->host = NULL;
+    h->host_len = 0;
+    h->host_count = 0;
+    h->te_count = 0;
+    h->te_offset = 0;
+    h->te_chunked = 0;
+    h->te_other = 0;
+    h->te_last_chunked = 0;
     h->err = err;
     err->status = 0;
     err->offset = 0;
@@ -576,11 +686,11 @@ head_init(struct head *h, const char *buf, size_t len, struct gh_h1_header *hdrs
     if (lim != NULL) {
         if (lim->max_head_size != 0 && lim->max_head_size < h->head_max)
             h->head_max = lim->max_head_size;
-        if (lim->max_header_line != 0)
-            h->line_max = lim->max_header_line;
+        h->line_max = line_limit(lim->max_header_line);
         if (lim->max_headers != 0 && lim->max_headers < h->cap)
             h->cap = lim->max_headers;
     }
+    h->avail = len < h->head_max ? len : h->head_max;
 }
 
 /*
@@ -1201,7 +1311,7 @@ gh_h1_method_id(const char *m, size_t len)
 int
 gh_h1_header_id(const char *name, size_t len)
 {
-#define IS(lit) lit_eq(name, lit, sizeof(lit) - 1)
+#define IS(lit) name_eq(name, lit, sizeof(lit) - 1)
     switch (len) {
     case 2:
         return IS("te") ? GH_HDR_TE : GH_HDR_OTHER;
