@@ -116,7 +116,6 @@ struct gh_grave {
 
 #define GH_SMALL_HEAD 1024
 
-
 /* A new config for one worker: its listening sockets to start watching (add)
  * and those that stay (keep), each with its index in the new config. */
 struct gh_wmsg {
@@ -151,7 +150,7 @@ struct gh_worker {
     struct gh_freelist conn_fl, req_fl, up_fl;
     struct gh_freelist head_fl; /* GH_SMALL_HEAD bytes: request heads kept for a retry */
     struct gh_freelist log_fl;  /* access-log fields of requests in flight */
-    struct gh_pool *pools; /* [GH_CONF_MAX_POOL_SLOTS] */
+    struct gh_pool *pools;      /* [GH_CONF_MAX_POOL_SLOTS] */
 
     struct gh_grave *grave;
     uint32_t n_grave, cap_grave;
