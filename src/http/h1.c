@@ -15,6 +15,15 @@
  * needing a byte past a limit is an error even when the buffer is short, so an
  * endless line fails as soon as it crosses the limit.
  *
+ * Fast paths (each says where it is why its answer is the slow path's): well-
+ * known field names are matched by first byte and word compares before any
+ * scan; "GET " and "HTTP/1.1" are compared whole; a status code of three
+ * digits is read at once; the request-target scan notes a '#' as it goes;
+ * host names are classified 16 bytes at a time; a Content-Length of up to 18
+ * digits skips the overflow checks. Every one of them either yields exactly
+ * what the general code would or hands over to it, so no verdict, status,
+ * offset or reason changes.
+ *
  * Choices the contract leaves open, made here on the strict side:
  *  - Transfer-Encoding: "chunked" not last (including "gzip" alone and
  *    "chunked, gzip") is 400 (RFC 9112 §6.3); "chunked" twice is 400; any other
@@ -69,8 +78,9 @@ static const uint8_t value_tab[256] = {
  * '#' is allowed here but marked 2 so scan_target can report a fragment.
  */
 static const uint8_t target_tab[256] = {
-    ['!' ... '~'] = 1,
+    ['!' ... '"'] = 1,
     ['#'] = 2,
+    ['$' ... '~'] = 1,
 };
 
 /* RFC 3986 authority without userinfo: host (reg-name, IPv4, IP-literal) and port. */
@@ -83,10 +93,10 @@ static const uint8_t host_tab[256] = {
 
 /* host_tab without '[', ']' and ':': the bytes of a reg-name or IPv4address host. */
 static const uint8_t reg_host_tab[256] = {
-    ['!'] = 1, ['$'] = 1, ['%'] = 1,         ['&'] = 1,         ['\''] = 1,        ['('] = 1,
-    [')'] = 1, ['*'] = 1, ['+'] = 1,         [','] = 1,         ['-'] = 1,         ['.'] = 1,
-    [';'] = 1, ['='] = 1, ['_'] = 1,         ['~'] = 1,         ['0' ... '9'] = 1, ['A' ... 'Z'] = 1,
-    ['a' ... 'z'] = 1,
+    ['!'] = 1, ['$'] = 1,         ['%'] = 1,         ['&'] = 1,         ['\''] = 1,
+    ['('] = 1, [')'] = 1,         ['*'] = 1,         ['+'] = 1,         [','] = 1,
+    ['-'] = 1, ['.'] = 1,         [';'] = 1,         ['='] = 1,         ['_'] = 1,
+    ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
 };
 
 /* RFC 3986 §3.1 scheme characters after the first ALPHA. */
@@ -184,6 +194,118 @@ name_eq(const char *s, const char *lit, size_t n)
     return (name_diff2(s, lit) | name_diff2(s + n - 2, lit + n - 2)) == 0;
 }
 
+/* gh_h1_header_id, inlined into the field loop: one length switch, then word compares. */
+static inline int
+header_id(const char *name, size_t len)
+{
+#define IS(lit) name_eq(name, lit, sizeof(lit) - 1)
+    switch (len) {
+    case 2:
+        return IS("te") ? GH_HDR_TE : GH_HDR_OTHER;
+    case 3:
+        return IS("via") ? GH_HDR_VIA : GH_HDR_OTHER;
+    case 4:
+        return IS("host") ? GH_HDR_HOST : IS("date") ? GH_HDR_DATE : GH_HDR_OTHER;
+    case 6:
+        return IS("expect") ? GH_HDR_EXPECT : IS("server") ? GH_HDR_SERVER : GH_HDR_OTHER;
+    case 7:
+        return IS("upgrade") ? GH_HDR_UPGRADE : IS("trailer") ? GH_HDR_TRAILER : GH_HDR_OTHER;
+    case 9:
+        return IS("forwarded") ? GH_HDR_FORWARDED : GH_HDR_OTHER;
+    case 10:
+        return IS("connection")   ? GH_HDR_CONNECTION
+               : IS("keep-alive") ? GH_HDR_KEEP_ALIVE
+                                  : GH_HDR_OTHER;
+    case 14:
+        return IS("content-length") ? GH_HDR_CONTENT_LENGTH : GH_HDR_OTHER;
+    case 15:
+        return IS("x-forwarded-for") ? GH_HDR_X_FORWARDED_FOR : GH_HDR_OTHER;
+    case 16:
+        return IS("proxy-connection")   ? GH_HDR_PROXY_CONNECTION
+               : IS("x-forwarded-host") ? GH_HDR_X_FORWARDED_HOST
+                                        : GH_HDR_OTHER;
+    case 17:
+        return IS("transfer-encoding")   ? GH_HDR_TRANSFER_ENCODING
+               : IS("x-forwarded-proto") ? GH_HDR_X_FORWARDED_PROTO
+                                         : GH_HDR_OTHER;
+    case 18:
+        return IS("proxy-authenticate") ? GH_HDR_PROXY_AUTHENTICATE : GH_HDR_OTHER;
+    case 19:
+        return IS("proxy-authorization") ? GH_HDR_PROXY_AUTHORIZATION : GH_HDR_OTHER;
+    default:
+        return GH_HDR_OTHER;
+    }
+#undef IS
+}
+
+/*
+ * Fast path of the field loop for the well-known names: guess the name from the
+ * line's first byte and check the line starts with exactly it and ':'. Every byte
+ * of a known name is a tchar, so on a match the name scan would have stopped at
+ * that ':' and header_id() would have given the same id: the line's name length
+ * and id are known without scanning. s has avail bytes. Returns the id and sets
+ * *len, or returns GH_HDR_OTHER (then the caller scans; nothing is decided here).
+ */
+static inline int
+known_name(const char *s, size_t avail, size_t *len)
+{
+#define TRY(lit, id)                                                                               \
+    do {                                                                                           \
+        if (sizeof(lit) - 1 < avail && s[sizeof(lit) - 1] == ':' &&                                \
+            name_eq(s, lit, sizeof(lit) - 1)) {                                                    \
+            *len = sizeof(lit) - 1;                                                                \
+            return id;                                                                             \
+        }                                                                                          \
+    } while (0)
+    switch (s[0] | 0x20) {
+    case 'c':
+        TRY("content-length", GH_HDR_CONTENT_LENGTH);
+        TRY("connection", GH_HDR_CONNECTION);
+        break;
+    case 'd':
+        TRY("date", GH_HDR_DATE);
+        break;
+    case 'e':
+        TRY("expect", GH_HDR_EXPECT);
+        break;
+    case 'f':
+        TRY("forwarded", GH_HDR_FORWARDED);
+        break;
+    case 'h':
+        TRY("host", GH_HDR_HOST);
+        break;
+    case 'k':
+        TRY("keep-alive", GH_HDR_KEEP_ALIVE);
+        break;
+    case 'p':
+        TRY("proxy-connection", GH_HDR_PROXY_CONNECTION);
+        TRY("proxy-authorization", GH_HDR_PROXY_AUTHORIZATION);
+        TRY("proxy-authenticate", GH_HDR_PROXY_AUTHENTICATE);
+        break;
+    case 's':
+        TRY("server", GH_HDR_SERVER);
+        break;
+    case 't':
+        TRY("transfer-encoding", GH_HDR_TRANSFER_ENCODING);
+        TRY("te", GH_HDR_TE);
+        TRY("trailer", GH_HDR_TRAILER);
+        break;
+    case 'u':
+        TRY("upgrade", GH_HDR_UPGRADE);
+        break;
+    case 'v':
+        TRY("via", GH_HDR_VIA);
+        break;
+    case 'x':
+        TRY("x-forwarded-for", GH_HDR_X_FORWARDED_FOR);
+        TRY("x-forwarded-proto", GH_HDR_X_FORWARDED_PROTO);
+        TRY("x-forwarded-host", GH_HDR_X_FORWARDED_HOST);
+        break;
+    }
+    return GH_HDR_OTHER;
+#undef TRY
+}
+
 /* ---- scanners: return the index of the first byte in [p, end) not in the class, or end ---- */
 
 static inline size_t
@@ -194,6 +316,22 @@ scan_token(const char *buf, size_t p, size_t end)
     return p;
 }
 
+#ifdef __SSE2__
+/* Bit i set when byte i of v is an ASCII letter, a digit or `extra`. */
+static inline unsigned
+alnum_mask(__m128i v, char extra)
+{
+    /* v | 0x20 lands in 'a'..'z' exactly for ASCII letters (signed compares keep >= 0x80 out) */
+    __m128i lc = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(lc, _mm_set1_epi8('a' - 1)),
+                               _mm_cmplt_epi8(lc, _mm_set1_epi8('z' + 1)));
+    ok = _mm_or_si128(ok, _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                        _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1))));
+    ok = _mm_or_si128(ok, _mm_cmpeq_epi8(v, _mm_set1_epi8(extra)));
+    return (unsigned)_mm_movemask_epi8(ok);
+}
+#endif
+
 /*
  * Field names: almost always ALPHA / DIGIT / "-", which SSE2 can classify 16
  * bytes at a time; the table loop takes over at the first other byte (the
@@ -203,19 +341,9 @@ static inline size_t
 scan_name(const char *buf, size_t p, size_t end)
 {
 #ifdef __SSE2__
-    const __m128i bit5 = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a' - 1),
-                  z = _mm_set1_epi8('z' + 1);
-    const __m128i d0 = _mm_set1_epi8('0' - 1), d9 = _mm_set1_epi8('9' + 1),
-                  dash = _mm_set1_epi8('-');
     while (end - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + p));
-        /* v | 0x20 lands in 'a'..'z' exactly for ASCII letters (signed compares keep >= 0x80 out)
-         */
-        __m128i lc = _mm_or_si128(v, bit5);
-        __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(lc, a), _mm_cmplt_epi8(lc, z));
-        ok = _mm_or_si128(ok, _mm_and_si128(_mm_cmpgt_epi8(v, d0), _mm_cmplt_epi8(v, d9)));
-        ok = _mm_or_si128(ok, _mm_cmpeq_epi8(v, dash));
-        unsigned m = ~(unsigned)_mm_movemask_epi8(ok) & 0xffffu;
+        unsigned m = ~alnum_mask(v, '-') & 0xffffu;
         if (m != 0)
             return scan_token(buf, p + (size_t)__builtin_ctz(m), end);
         p += 16;
@@ -257,8 +385,7 @@ scan_target(const char *buf, size_t p, size_t end, unsigned *fragment)
     unsigned seen = 0, k;
 
 #ifdef __SSE2__
-    const __m128i sp = _mm_set1_epi8(0x20), tilde = _mm_set1_epi8(0x7e),
-                  hash = _mm_set1_epi8('#');
+    const __m128i sp = _mm_set1_epi8(0x20), tilde = _mm_set1_epi8(0x7e), hash = _mm_set1_epi8('#');
     while (end - p >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + p));
         /* bad = v <= 0x20 | v > 0x7e (unsigned) */
@@ -334,12 +461,48 @@ need(struct head *h, size_t i, size_t ls, size_t lend, int status, const char *r
 }
 
 /*
+ * Index of the first byte of s[0..n) outside reg_host_tab, or n; s[0..readable)
+ * may be read (readable >= n). Host names and IPv4 addresses are ALPHA / DIGIT /
+ * "-" / "." in practice (all in the table), which SSE2 classifies 16 bytes at a
+ * time while 16 can be read; the table walk takes over at the first other byte,
+ * so the result is exactly the table walk's.
+ */
+static inline size_t
+scan_reg_host(const char *s, size_t n, size_t readable)
+{
+    size_t i = 0;
+
+#ifdef __SSE2__
+    while (i < n && readable - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        unsigned m = ~(alnum_mask(v, '-') |
+                       (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')))) &
+                     0xffffu;
+        if (m != 0) {
+            i += (size_t)__builtin_ctz(m);
+            break;
+        }
+        i += 16;
+    }
+    if (i > n) /* the bytes past n were host bytes too; they are not ours */
+        i = n;
+#else
+    (void)readable;
+#endif
+    while (i < n && reg_host_tab[(unsigned char)s[i]])
+        i++;
+    return i;
+}
+
+/*
  * Authority (RFC 3986 §3.2.2-3, no userinfo): host [":" port]. IP-literal in
  * brackets; the port, when present, is at most 65535. need_port: CONNECT's
- * authority-form, where ":port" is mandatory and not empty.
+ * authority-form, where ":port" is mandatory and not empty. s[0..readable) lies
+ * in the caller's buffer (readable >= n), which lets the host scan go 16 bytes
+ * at a time; only s[0..n) decides.
  */
 static int
-valid_authority(const char *s, size_t n, int need_port)
+valid_authority(const char *s, size_t n, size_t readable, int need_port)
 {
     size_t i = 0;
 
@@ -354,8 +517,7 @@ valid_authority(const char *s, size_t n, int need_port)
         i++;
     } else {
         /* reg-name / IPv4: up to the first ':'; any other byte outside the table is invalid */
-        while (i < n && reg_host_tab[(unsigned char)s[i]])
-            i++;
+        i = scan_reg_host(s, n, readable);
         if (i == 0 || (i < n && s[i] != ':'))
             return 0;
     }
@@ -367,9 +529,10 @@ valid_authority(const char *s, size_t n, int need_port)
         return 0;
     uint32_t port = 0;
     for (; i < n; i++) {
-        if (!is_digit((unsigned char)s[i]))
+        uint32_t d = (unsigned char)s[i] - (uint32_t)'0';
+        if (d > 9)
             return 0;
-        port = port * 10 + (uint32_t)(s[i] - '0');
+        port = port * 10 + d;
     }
     return port <= 65535 && (!need_port || port > 0);
 }
@@ -390,11 +553,15 @@ parse_content_length(const char *v, size_t n)
      * never fire; anything else falls through to the full parse.
      */
     if (n - 1 < 18) {
-        int64_t x = 0;
-        while (i < n && is_digit((unsigned char)v[i]))
-            x = x * 10 + (v[i++] - '0');
+        uint64_t x = 0;
+        for (; i < n; i++) {
+            unsigned d = (unsigned char)v[i] - (unsigned)'0';
+            if (d > 9)
+                break;
+            x = x * 10 + d;
+        }
         if (i == n)
-            return x;
+            return (int64_t)x;
         i = 0;
     }
     for (;;) {
@@ -501,7 +668,8 @@ on_host(struct head *h, const struct gh_h1_header *f)
     if (++h->host_count > 1)
         return fail(h, 400, off, "more than one Host");
     /* RFC 9110 §7.2: an empty Host is allowed (target without authority) */
-    if (f->value_len > 0 && !valid_authority(f->value, f->value_len, 0))
+    if (f->value_len > 0 &&
+        !valid_authority(f->value, f->value_len, h->len - (size_t)(f->value - h->buf), 0))
         return fail(h, 400, off, "invalid Host");
     h->host = f->value;
     h->host_len = f->value_len;
@@ -561,43 +729,58 @@ on_field(struct head *h, const struct gh_h1_header *f)
 static int
 parse_fields(struct head *h, size_t p)
 {
+    /* locals, so the stores into the header array need not reload them */
     const char *buf = h->buf;
+    const size_t avail = h->avail, line_max = h->line_max;
+    struct gh_h1_header *hdrs = h->hdrs;
+    const uint32_t cap = h->cap;
+    uint32_t n = h->n;
 
     for (;;) {
-        size_t ls = p, lend = sat_add(ls, h->line_max);
-        size_t end = min3(h->len, lend, h->head_max);
+        size_t ls = p, lend = ls + line_max;
+        size_t end = lend < avail ? lend : avail;
 
         if (p >= end)
             return need(h, p, ls, lend, 431, "header line too long");
         unsigned char c = (unsigned char)buf[p];
-        if (c == '\r') {
-            if (p + 1 >= end)
-                return need(h, p + 1, ls, lend, 431, "header line too long");
-            if (buf[p + 1] != '\n')
-                return fail(h, 400, p + 1, "bare CR");
-            return (int)(p + 2);
+        /* a field name starts with a tchar, which is none of the bytes tested here */
+        if (!tchar_tab[c]) {
+            if (c == '\r') {
+                if (p + 1 >= end)
+                    return need(h, p + 1, ls, lend, 431, "header line too long");
+                if (buf[p + 1] != '\n')
+                    return fail(h, 400, p + 1, "bare CR");
+                return (int)(p + 2);
+            }
+            if (c == '\n')
+                return fail(h, 400, p, "bare LF");
+            if (is_ows(c))
+                return fail(h, 400, p, n ? "obs-fold" : "whitespace before first field line");
         }
-        if (c == '\n')
-            return fail(h, 400, p, "bare LF");
-        if (is_ows(c))
-            return fail(h, 400, p, h->n ? "obs-fold" : "whitespace before first field line");
-        if (h->n >= h->cap)
+        if (n >= cap)
             return fail(h, 431, p, "too many header fields");
 
-        p = scan_name(buf, p, end);
-        if (p >= end)
-            return need(h, p, ls, lend, 431, "header line too long");
-        if (buf[p] != ':') {
-            c = (unsigned char)buf[p];
-            if (is_ows(c))
-                return fail(h, 400, p, "whitespace before colon");
-            if (c == '\r' || c == '\n')
-                return fail(h, 400, p, "field line without colon");
-            return fail(h, 400, p, "invalid byte in field name");
+        size_t name_len;
+        uint32_t id = (uint32_t)known_name(buf + p, end - p, &name_len);
+        if (id != GH_HDR_OTHER) {
+            p += name_len;
+        } else {
+            p = scan_name(buf, p, end);
+            if (p >= end)
+                return need(h, p, ls, lend, 431, "header line too long");
+            if (buf[p] != ':') {
+                c = (unsigned char)buf[p];
+                if (is_ows(c))
+                    return fail(h, 400, p, "whitespace before colon");
+                if (c == '\r' || c == '\n')
+                    return fail(h, 400, p, "field line without colon");
+                return fail(h, 400, p, "invalid byte in field name");
+            }
+            if (p == ls)
+                return fail(h, 400, p, "empty field name");
+            name_len = p - ls;
+            id = (uint32_t)header_id(buf + ls, name_len);
         }
-        if (p == ls)
-            return fail(h, 400, p, "empty field name");
-        size_t name_len = p - ls;
         p++;
         while (p < end && is_ows((unsigned char)buf[p]))
             p++;
@@ -611,17 +794,19 @@ parse_fields(struct head *h, size_t p)
             return need(h, p + 1, ls, lend, 431, "header line too long");
         if (buf[p + 1] != '\n')
             return fail(h, 400, p + 1, "bare CR");
+        /* the value holds no CTL but HTAB (scan_value), so "<= SP" is OWS here */
         size_t v1 = p;
-        while (v1 > v0 && is_ows((unsigned char)buf[v1 - 1]))
+        while (v1 > v0 && (unsigned char)buf[v1 - 1] <= ' ')
             v1--;
 
-        struct gh_h1_header *f = &h->hdrs[h->n++];
+        struct gh_h1_header *f = &hdrs[n];
         f->name = buf + ls;
         f->name_len = (uint32_t)name_len;
         f->value = buf + v0;
         f->value_len = (uint32_t)(v1 - v0);
-        f->id = (uint32_t)gh_h1_header_id(f->name, name_len);
-        if (f->id != GH_HDR_OTHER) {
+        f->id = id;
+        h->n = ++n;
+        if (id != GH_HDR_OTHER) {
             int r = on_field(h, f);
             if (r != 0)
                 return r;
@@ -650,12 +835,7 @@ check_framing(struct head *h)
     return 0;
 }
 
-/*
- * Only the fields every parse reads are set here; the Transfer-Encoding and Host
- * counters start at zero and the rest is written before it is read (version by
- * the start line, host and te_offset by the first such field).
- */
-static void
+static inline void
 head_init(struct head *h, const char *buf, size_t len, struct gh_h1_header *hdrs,
           uint32_t max_headers, const struct gh_h1_limits *lim, struct gh_h1_error *err)
 {
@@ -694,22 +874,25 @@ head_init(struct head *h, const char *buf, size_t len, struct gh_h1_header *hdrs
 }
 
 /*
+ * Fast path for the version nearly every message carries: "HTTP/1.1" and the
+ * byte `after`, all before end. When it holds, parse_version would set 11.
+ */
+static inline int
+is_http11(const char *buf, size_t p, size_t end, char after)
+{
+    return p <= end && end - p >= 9 && memcmp(buf + p, "HTTP/1.1", 8) == 0 && buf[p + 8] == after;
+}
+
+/*
  * "HTTP/" DIGIT "." DIGIT at p followed by the byte `after` (RFC 9112 §2.3;
- * HTTP-name is case-sensitive). Sets *version to 10 * major + minor.
+ * HTTP-name is case-sensitive). Sets *version to 10 * major + minor. end is
+ * min(avail, lend), the line's scan bound.
  */
 static int
-parse_version(struct head *h, size_t p, size_t ls, size_t lend, int line_status,
+parse_version(struct head *h, size_t p, size_t end, size_t ls, size_t lend, int line_status,
               const char *line_reason, char after, unsigned *version)
 {
     static const char name[] = "HTTP/";
-    size_t end = min3(h->len, lend, h->head_max);
-
-    /* fast path: the version nearly every message carries */
-    if (p <= end && end - p >= 9 && memcmp(h->buf + p, "HTTP/1.1", 8) == 0 &&
-        h->buf[p + 8] == after) {
-        *version = 11;
-        return 0;
-    }
 
     for (size_t k = 0; k < 9; k++) {
         if (p + k >= end)
@@ -733,13 +916,14 @@ parse_version(struct head *h, size_t p, size_t ls, size_t lend, int line_status,
 
 /* RFC 9112 §3.2: which form is the target, and is it allowed with this method? */
 static int
-check_target(struct head *h, struct gh_h1_request *req, size_t t)
+check_target(struct head *h, struct gh_h1_request *req, size_t t, unsigned fragment)
 {
     const char *s = req->target;
     size_t n = req->target_len, i = 0;
     int connect = req->method_id == GH_METHOD_CONNECT;
 
-    if (memchr(s, '#', n) != NULL)
+    /* fragment: scan_target saw a '#' in the target */
+    if (fragment)
         return fail(h, 400, t, "fragment in request-target");
     if (s[0] == '/') {
         if (connect)
@@ -767,14 +951,14 @@ check_target(struct head *h, struct gh_h1_request *req, size_t t)
                 e++;
             if (memchr(s + a, '@', e - a) != NULL)
                 return fail(h, 400, t + a, "userinfo in request-target");
-            if (!valid_authority(s + a, e - a, 0))
+            if (!valid_authority(s + a, e - a, h->len - (t + a), 0))
                 return fail(h, 400, t + a, "invalid authority in request-target");
             req->target_form = GH_TARGET_ABSOLUTE;
             return 0;
         }
     }
     if (connect) {
-        if (!valid_authority(s, n, 1))
+        if (!valid_authority(s, n, h->len - t, 1))
             return fail(h, 400, t, "invalid authority-form target");
         req->target_form = GH_TARGET_AUTHORITY;
         return 0;
@@ -790,14 +974,14 @@ parse_request_line(struct head *h, struct gh_h1_request *req, const struct gh_h1
                    size_t *pp)
 {
     const char *buf = h->buf;
-    size_t p = 0, lmax = lim != NULL && lim->max_request_line ? lim->max_request_line : NO_LIMIT;
-    unsigned version;
+    size_t p = 0, lmax = line_limit(lim != NULL ? lim->max_request_line : 0);
+    unsigned version, fragment;
 
     /* RFC 9112 §2.2: at least one CRLF before the request line may be ignored; we allow one. */
     if (h->len == 0)
         return need(h, 0, 0, NO_LIMIT, 414, NULL);
     if (buf[0] == '\r') {
-        if (1 >= min3(h->len, NO_LIMIT, h->head_max))
+        if (1 >= h->avail)
             return need(h, 1, 0, NO_LIMIT, 414, NULL);
         if (buf[1] != '\n')
             return fail(h, 400, 1, "bare CR");
@@ -806,7 +990,7 @@ parse_request_line(struct head *h, struct gh_h1_request *req, const struct gh_h1
         return fail(h, 400, 0, "bare LF");
     }
 
-    size_t ls = p, lend = sat_add(ls, lmax), end = min3(h->len, lend, h->head_max);
+    size_t ls = p, lend = ls + lmax, end = lend < h->avail ? lend : h->avail;
     if (p >= end)
         return need(h, p, ls, lend, 414, "request line too long");
     if (buf[p] == '\r' || buf[p] == '\n')
@@ -814,21 +998,29 @@ parse_request_line(struct head *h, struct gh_h1_request *req, const struct gh_h1
     if (is_ows((unsigned char)buf[p]))
         return fail(h, 400, p, "whitespace before request line");
 
-    p = scan_token(buf, p, end);
-    if (p >= end)
-        return need(h, p, ls, lend, 414, "request line too long");
-    if (buf[p] != ' ' || p == ls)
-        return fail(h, 400, p, "invalid byte in method");
-    req->method = buf + ls;
-    req->method_len = (uint32_t)(p - ls);
-    req->method_id = (uint8_t)gh_h1_method_id(req->method, req->method_len);
+    if (end - p >= 4 && memcmp(buf + p, "GET ", 4) == 0) {
+        /* fast path: the method scan would stop at this SP, and the id is GET */
+        p += 3;
+        req->method = buf + ls;
+        req->method_len = 3;
+        req->method_id = GH_METHOD_GET;
+    } else {
+        p = scan_token(buf, p, end);
+        if (p >= end)
+            return need(h, p, ls, lend, 414, "request line too long");
+        if (buf[p] != ' ' || p == ls)
+            return fail(h, 400, p, "invalid byte in method");
+        req->method = buf + ls;
+        req->method_len = (uint32_t)(p - ls);
+        req->method_id = (uint8_t)gh_h1_method_id(req->method, req->method_len);
+    }
 
     size_t t = ++p;
     if (p >= end)
         return need(h, p, ls, lend, 414, "request line too long");
     if (buf[p] == ' ')
         return fail(h, 400, p, "more than one SP in request line");
-    p = scan_target(buf, p, end);
+    p = scan_target(buf, p, end, &fragment);
     if (p >= end)
         return need(h, p, ls, lend, 414, "request line too long");
     if (buf[p] != ' ') {
@@ -841,9 +1033,14 @@ parse_request_line(struct head *h, struct gh_h1_request *req, const struct gh_h1
     req->target = buf + t;
     req->target_len = (uint32_t)(p - t);
 
-    int r = parse_version(h, p + 1, ls, lend, 414, "request line too long", '\r', &version);
-    if (r != 0)
-        return r;
+    int r;
+    if (is_http11(buf, p + 1, end, '\r')) {
+        version = 11;
+    } else {
+        r = parse_version(h, p + 1, end, ls, lend, 414, "request line too long", '\r', &version);
+        if (r != 0)
+            return r;
+    }
     p += 10;
     if (p >= end)
         return need(h, p, ls, lend, 414, "request line too long");
@@ -853,7 +1050,7 @@ parse_request_line(struct head *h, struct gh_h1_request *req, const struct gh_h1
         return fail(h, 505, t + req->target_len + 1, "unsupported HTTP version");
     h->version = (uint8_t)version;
     req->version = (uint8_t)version;
-    r = check_target(h, req, t);
+    r = check_target(h, req, t, fragment);
     if (r != 0)
         return r;
     *pp = p + 1;
@@ -904,25 +1101,37 @@ parse_status_line(struct head *h, struct gh_h1_response *resp, const struct gh_h
                   size_t *pp)
 {
     const char *buf = h->buf;
-    size_t lmax = lim != NULL && lim->max_request_line ? lim->max_request_line : NO_LIMIT;
-    size_t lend = sat_add(0, lmax), end = min3(h->len, lend, h->head_max), p;
+    size_t lend = line_limit(lim != NULL ? lim->max_request_line : 0);
+    size_t end = lend < h->avail ? lend : h->avail, p;
     unsigned version;
 
-    int r = parse_version(h, 0, 0, lend, 502, "status line too long", ' ', &version);
-    if (r != 0)
-        return r;
+    if (is_http11(buf, 0, end, ' ')) {
+        version = 11;
+    } else {
+        int r = parse_version(h, 0, end, 0, lend, 502, "status line too long", ' ', &version);
+        if (r != 0)
+            return r;
+    }
     if (version != 10 && version != 11)
         return fail(h, 502, 0, "unsupported HTTP version");
     h->version = (uint8_t)version;
     resp->version = (uint8_t)version;
 
     unsigned status = 0;
-    for (p = 9; p < 12; p++) {
-        if (p >= end)
-            return need(h, p, 0, lend, 502, "status line too long");
-        if (!is_digit((unsigned char)buf[p]) || (p == 9 && buf[p] == '0'))
-            return fail(h, 502, p, "malformed status code");
-        status = status * 10 + (unsigned)(buf[p] - '0');
+    /* fast path: three digits, the first not 0, all there; else the loop finds what is wrong */
+    if (end >= 12 && (unsigned)(buf[9] - '1') < 9u && is_digit((unsigned char)buf[10]) &&
+        is_digit((unsigned char)buf[11])) {
+        status = (unsigned)(buf[9] - '0') * 100 + (unsigned)(buf[10] - '0') * 10 +
+                 (unsigned)(buf[11] - '0');
+        p = 12;
+    } else {
+        for (p = 9; p < 12; p++) {
+            if (p >= end)
+                return need(h, p, 0, lend, 502, "status line too long");
+            if (!is_digit((unsigned char)buf[p]) || (p == 9 && buf[p] == '0'))
+                return fail(h, 502, p, "malformed status code");
+            status = status * 10 + (unsigned)(buf[p] - '0');
+        }
     }
     resp->status = (uint16_t)status;
     if (p >= end)
@@ -1311,44 +1520,7 @@ gh_h1_method_id(const char *m, size_t len)
 int
 gh_h1_header_id(const char *name, size_t len)
 {
-#define IS(lit) name_eq(name, lit, sizeof(lit) - 1)
-    switch (len) {
-    case 2:
-        return IS("te") ? GH_HDR_TE : GH_HDR_OTHER;
-    case 3:
-        return IS("via") ? GH_HDR_VIA : GH_HDR_OTHER;
-    case 4:
-        return IS("host") ? GH_HDR_HOST : IS("date") ? GH_HDR_DATE : GH_HDR_OTHER;
-    case 6:
-        return IS("expect") ? GH_HDR_EXPECT : IS("server") ? GH_HDR_SERVER : GH_HDR_OTHER;
-    case 7:
-        return IS("upgrade") ? GH_HDR_UPGRADE : IS("trailer") ? GH_HDR_TRAILER : GH_HDR_OTHER;
-    case 9:
-        return IS("forwarded") ? GH_HDR_FORWARDED : GH_HDR_OTHER;
-    case 10:
-        return IS("connection")   ? GH_HDR_CONNECTION
-               : IS("keep-alive") ? GH_HDR_KEEP_ALIVE
-                                  : GH_HDR_OTHER;
-    case 14:
-        return IS("content-length") ? GH_HDR_CONTENT_LENGTH : GH_HDR_OTHER;
-    case 15:
-        return IS("x-forwarded-for") ? GH_HDR_X_FORWARDED_FOR : GH_HDR_OTHER;
-    case 16:
-        return IS("proxy-connection")   ? GH_HDR_PROXY_CONNECTION
-               : IS("x-forwarded-host") ? GH_HDR_X_FORWARDED_HOST
-                                        : GH_HDR_OTHER;
-    case 17:
-        return IS("transfer-encoding")   ? GH_HDR_TRANSFER_ENCODING
-               : IS("x-forwarded-proto") ? GH_HDR_X_FORWARDED_PROTO
-                                         : GH_HDR_OTHER;
-    case 18:
-        return IS("proxy-authenticate") ? GH_HDR_PROXY_AUTHENTICATE : GH_HDR_OTHER;
-    case 19:
-        return IS("proxy-authorization") ? GH_HDR_PROXY_AUTHORIZATION : GH_HDR_OTHER;
-    default:
-        return GH_HDR_OTHER;
-    }
-#undef IS
+    return header_id(name, len);
 }
 
 int

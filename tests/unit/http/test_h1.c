@@ -687,6 +687,15 @@ static void
 test_target_fragment(void **state)
 {
     REQ_BAD("GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n", 400, "fragment");
+    /* '#' found by the 16-byte scan, in the first and in a later block */
+    REQ_BAD("GET /0123456789abcdef#frag HTTP/1.1\r\nHost: a\r\n\r\n", 400, "fragment");
+    REQ_BAD("GET /#0123456789abcdef0123456789 HTTP/1.1\r\nHost: a\r\n\r\n", 400, "fragment");
+    REQ_BAD("GET /0123456789abcdef0123456789# HTTP/1.1\r\nHost: a\r\n\r\n", 400, "fragment");
+    /* a '#' in the same 16 bytes but after the target is not part of it */
+    struct gh_h1_request *q = REQ_OK("GET /a HTTP/1.1\r\nHost: a\r\nX: #\r\n\r\n");
+    assert_int_equal(q->target_len, 2);
+    q = REQ_OK("GET /0123456789abcdef HTTP/1.1\r\nX-A: #\r\nHost: a\r\n\r\n");
+    assert_int_equal(q->target_len, 17);
 }
 
 static void
@@ -986,6 +995,68 @@ test_header_ids_in_parse(void **state)
     assert_int_equal(q->headers[3].id, GH_HDR_OTHER);
 }
 
+/*
+ * The field loop recognises well-known names by their first byte and a word
+ * compare before any scan: every name, in any case, must get its id, and near
+ * misses (longer, shorter, space before the colon) must get what a scan gives.
+ */
+static void
+test_known_names_fast_path(void **state)
+{
+    static const char *const names[] = {
+#define NAME(id, name) name,
+        GH_HDR_TABLE(NAME)
+#undef NAME
+    };
+    char in[256], name[64];
+
+    for (int i = 1; i < GH_HDR__COUNT; i++) {
+        size_t n = strlen(names[i]);
+        for (int form = 0; form < 3; form++) {
+            for (size_t k = 0; k < n; k++) {
+                char c = names[i][k];
+                int up = form == 1 || (form == 2 && k % 2 == 0);
+                name[k] = (char)(up && c >= 'a' && c <= 'z' ? c - 32 : c);
+            }
+            name[n] = '\0';
+            /* an inert value, so that every known name parses */
+            const char *value = i == GH_HDR_CONTENT_LENGTH      ? "0"
+                                : i == GH_HDR_HOST              ? "h"
+                                : i == GH_HDR_TRANSFER_ENCODING ? "chunked"
+                                                                : "close";
+            size_t len = (size_t)snprintf(in, sizeof(in), "GET / HTTP/1.1\r\n%s%s: %s\r\n\r\n",
+                                          i == GH_HDR_HOST ? "" : "Host: h\r\n", name, value);
+            struct gh_h1_request *q = req_ok_full(in, len, NULL, MAX_HDRS);
+            const struct gh_h1_header *f = &q->headers[q->num_headers - 1];
+            assert_int_equal(f->id, i);
+            assert_int_equal(f->name_len, n);
+            /* one more name byte: another, unknown name */
+            len = (size_t)snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: h\r\n%sx: v\r\n\r\n",
+                                   name);
+            q = req_ok_full(in, len, NULL, MAX_HDRS);
+            assert_int_equal(q->headers[1].id, GH_HDR_OTHER);
+            assert_int_equal(q->headers[1].name_len, n + 1);
+            /* one byte fewer */
+            len = (size_t)snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: h\r\n%.*s: v\r\n\r\n",
+                                   (int)n - 1, name);
+            q = req_ok_full(in, len, NULL, MAX_HDRS);
+            assert_int_equal(q->headers[1].id, GH_HDR_OTHER);
+            /* whitespace before the colon is still an error at the same offset */
+            len = (size_t)snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: h\r\n%s : v\r\n\r\n",
+                                   name);
+            const struct gh_h1_error *e =
+                req_bad_full(in, len, NULL, MAX_HDRS, 400, "whitespace before colon");
+            assert_int_equal(e->offset, 25 + n);
+        }
+    }
+    /* '-' in a name only matches '-' ("\r" has the same bits but for 0x20) */
+    REQ_BAD("GET / HTTP/1.1\r\nHost: a\r\nContent\rLength: 1\r\n\r\n", 400,
+            "field line without colon");
+    struct gh_h1_request *q = REQ_OK("GET / HTTP/1.1\r\nHost: a\r\nContent_Length: 1\r\n\r\n");
+    assert_int_equal(q->headers[1].id, GH_HDR_OTHER);
+    assert_int_equal(q->content_length, -1);
+}
+
 static void
 test_many_headers(void **state)
 {
@@ -1084,6 +1155,15 @@ test_cl_overflow(void **state)
     q = REQ_OK(
         "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 000000000000000000000000000001\r\n\r\n");
     assert_int_equal(q->content_length, 1);
+    /* 18 digits take the short path, 19 the checked one */
+    q = REQ_OK("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999999\r\n\r\n");
+    assert_true(q->content_length == 999999999999999999LL);
+    q = REQ_OK("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000000000000000\r\n\r\n");
+    assert_true(q->content_length == 1000000000000000000LL);
+    REQ_BAD("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12a\r\n\r\n", 400,
+            "invalid Content-Length");
+    REQ_BAD("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12/\r\n\r\n", 400,
+            "invalid Content-Length");
 }
 
 /* ======================= Transfer-Encoding ======================= */
@@ -1204,6 +1284,21 @@ test_host_values(void **state)
     assert_slice(q->host, q->host_len, "[::1]");
     q = REQ_OK("GET / HTTP/1.1\r\nHost: my_host.local\r\n\r\n");
     assert_slice(q->host, q->host_len, "my_host.local");
+    /* hosts the 16-byte scan covers whole, in part, or runs past */
+    q = REQ_OK("GET / HTTP/1.1\r\nHost: 127.0.0.1:18001\r\n\r\n");
+    assert_slice(q->host, q->host_len, "127.0.0.1:18001");
+    q = REQ_OK("GET / HTTP/1.1\r\nHost: a-very-long.host-name.example.com:443\r\n\r\n");
+    assert_slice(q->host, q->host_len, "a-very-long.host-name.example.com:443");
+    q = REQ_OK("GET / HTTP/1.1\r\nHost: abcdefghijklmnop\r\nXxxxxxxxxxxxxxxxxxx: y\r\n\r\n");
+    assert_slice(q->host, q->host_len, "abcdefghijklmnop");
+    q = REQ_OK("GET / HTTP/1.1\r\nHost: ab  \r\nXxxxxxxxxxxxxxxxxxx: y\r\n\r\n");
+    assert_slice(q->host, q->host_len, "ab");
+    q = REQ_OK("GET / HTTP/1.1\r\nHost: ab_cd!$&'()*+,;=~%.example\r\n\r\n");
+    assert_slice(q->host, q->host_len, "ab_cd!$&'()*+,;=~%.example");
+    q = REQ_OK("GET http://0123456789abcdef.example:80/x HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_int_equal(q->target_form, GH_TARGET_ABSOLUTE);
+    q = REQ_OK("CONNECT 0123456789abcdef.example:443 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_int_equal(q->target_form, GH_TARGET_AUTHORITY);
 }
 
 static void
@@ -1218,6 +1313,17 @@ test_host_invalid(void **state)
     REQ_BAD("GET / HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n", 400, "invalid Host");
     REQ_BAD("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, "invalid Host");
     REQ_BAD("GET / HTTP/1.1\r\nHost: a?b\r\n\r\n", 400, "invalid Host");
+    /* bad bytes found within, at the end of and after the first 16 bytes */
+    REQ_BAD("GET / HTTP/1.1\r\nHost: 0123456/89abcdef.example\r\n\r\n", 400, "invalid Host");
+    REQ_BAD("GET / HTTP/1.1\r\nHost: 0123456789abcde]\r\n\r\n", 400, "invalid Host");
+    REQ_BAD("GET / HTTP/1.1\r\nHost: 0123456789abcdef0123[\r\n\r\n", 400, "invalid Host");
+    REQ_BAD("GET / HTTP/1.1\r\nHost: 0123456789abcdef0123:1:2\r\n\r\n", 400, "invalid Host");
+    REQ_BAD("GET / HTTP/1.1\r\nHost: 127.0.0.1:180012\r\n\r\n", 400, "invalid Host");
+    REQ_BAD("GET / HTTP/1.1\r\nHost: 127.0.0.1:65536\r\n\r\n", 400, "invalid Host");
+    REQ_BAD("GET / HTTP/1.1\r\nHost: :80\r\n\r\n", 400, "invalid Host");
+    REQ_BAD("GET http://0123456789abcdef.ex@mple/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "userinfo");
+    REQ_BAD("GET http://0123456789abcdef.ex\"mple/ HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+            "invalid authority");
 }
 
 /* ======================= Connection, Expect, Upgrade ======================= */
@@ -1774,6 +1880,7 @@ main(void)
         cmocka_unit_test(test_field_without_colon),
         cmocka_unit_test(test_header_ids),
         cmocka_unit_test(test_header_ids_in_parse),
+        cmocka_unit_test(test_known_names_fast_path),
         cmocka_unit_test(test_many_headers),
         /* Content-Length */
         cmocka_unit_test(test_cl_valid),
