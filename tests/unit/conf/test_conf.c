@@ -299,6 +299,18 @@ test_return_body(void **state)
 }
 
 static void
+test_string_escapes(void **state)
+{
+    /* \n \r \t as in nginx; an unknown escape such as \d stays as written (regexes) */
+    struct gh_config *c =
+        load("server { listen 127.0.0.1:8080; return 200 \"a\\nb\\tc\\r\\d\"; }");
+    const struct gh_proxy_conf *pc = &srv(c, 0)->pc;
+    assert_string_equal(pc->return_body, "a\nb\tc\r\\d");
+    assert_int_equal(pc->return_body_len, 8);
+    gh_conf_unref(c);
+}
+
+static void
 test_upstream_directives(void **state)
 {
     struct gh_config *c = load("upstream a {\n"
@@ -1399,6 +1411,7 @@ main(void)
         cmocka_unit_test(test_proxy_directives),
         cmocka_unit_test(test_forwarded_modes),
         cmocka_unit_test(test_return_body),
+        cmocka_unit_test(test_string_escapes),
         cmocka_unit_test(test_upstream_directives),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_sizes),
