@@ -83,6 +83,15 @@ gh_loop_add(struct gh_loop *l, struct gh_io *io, uint32_t events)
 }
 
 int
+gh_loop_mod(struct gh_loop *l, struct gh_io *io, uint32_t events)
+{
+    struct epoll_event ev = {.events = events | EPOLLET, .data.ptr = io};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &ev) == -1)
+        return -errno;
+    return 0;
+}
+
+int
 gh_loop_del(struct gh_loop *l, struct gh_io *io)
 {
     if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL) == -1)

@@ -44,6 +44,8 @@ void gh_loop_free(struct gh_loop *l);
 
 /* Register io->fd for events (EPOLLET is added). Returns 0 or -errno. */
 int gh_loop_add(struct gh_loop *l, struct gh_io *io, uint32_t events);
+/* Change the events of a registered io (EPOLLET is added). Returns 0 or -errno. */
+int gh_loop_mod(struct gh_loop *l, struct gh_io *io, uint32_t events);
 /* Unregister (before closing an fd that may be shared/dup'ed; plain close also works). */
 int gh_loop_del(struct gh_loop *l, struct gh_io *io);
 

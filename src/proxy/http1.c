@@ -334,7 +334,9 @@ gh_http_on_accept(struct gh_worker *w, struct gh_lsock *ls, int fd,
         memcpy(c->ip, &s->sin6_addr, 16);
         c->port = ntohs(s->sin6_port);
     }
-    if (gh_loop_add(w->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+    /* EPOLLOUT is added only once a write falls short (arm_writes): a socket that
+     * always takes what it is given then never wakes the loop for writability */
+    if (gh_loop_add(w->loop, &c->io, EPOLLIN | EPOLLRDHUP) != 0) {
         close(fd);
         gh_freelist_put(&w->conn_fl, c);
         return;
@@ -1040,7 +1042,7 @@ up_connect(struct gh_req *r, int fresh)
             u->io.fd = fd;
             u->w = w;
             u->slot = s->pool_slot;
-            u->flags = U_CONNECTING;
+            u->flags = U_CONNECTING | U_OUT_ARMED; /* connect completion is EPOLLOUT */
             if (gh_loop_add(w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
                 close(fd);
                 gh_freelist_put(&w->up_fl, u);
@@ -2141,6 +2143,29 @@ conn_advance(struct gh_conn *c)
     }
 }
 
+/*
+ * After a turn of work: a side whose last write fell short needs EPOLLOUT to
+ * learn when to go on. Registered once per connection, the first time (the
+ * common small response never needs it, so never costs the wake-ups).
+ */
+static void
+arm_writes(struct gh_conn *c)
+{
+    if (c->flags & C_DEAD)
+        return;
+    struct gh_loop *l = c->w->loop;
+    if (!(c->flags & (C_CAN_WRITE | C_OUT_ARMED))) {
+        /* epoll reports at once if the socket drained before this registration */
+        if (gh_loop_mod(l, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) == 0)
+            c->flags |= C_OUT_ARMED;
+    }
+    struct gh_upconn *u = c->req != NULL ? c->req->u : NULL;
+    if (u != NULL && !(u->flags & (U_CAN_WRITE | U_OUT_ARMED | U_DEAD))) {
+        if (gh_loop_mod(l, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) == 0)
+            u->flags |= U_OUT_ARMED;
+    }
+}
+
 static void
 on_client_event(struct gh_io *io, uint32_t events)
 {
@@ -2166,6 +2191,7 @@ on_client_event(struct gh_io *io, uint32_t events)
         return;
     }
     conn_advance(c);
+    arm_writes(c);
 }
 
 static void
@@ -2192,6 +2218,7 @@ on_client_timeout(struct gh_timer *t)
         }
         c->state = CS_REQ;
         conn_advance(c);
+        arm_writes(c);
         return;
     }
     case CS_REQ: {
@@ -2204,6 +2231,7 @@ on_client_timeout(struct gh_timer *t)
             (r->flags & R_HEAD_SENT)) {
             req_fail(r, 408, "request body not received in time");
             conn_advance(c);
+            arm_writes(c);
             return;
         }
         /* waiting for the origin, whose own timers guard this phase */
@@ -2240,6 +2268,7 @@ on_up_event(struct gh_io *io, uint32_t events)
             gh_log_warn("upstream %s: connect: %s", r->target->addr.text, strerror(err));
             up_retry_or_fail(r, 502, "cannot connect to upstream", 1);
             conn_advance(c);
+            arm_writes(c);
             return;
         }
         u->flags &= ~(uint16_t)U_CONNECTING;
@@ -2248,6 +2277,7 @@ on_up_event(struct gh_io *io, uint32_t events)
         gh_timer_after(c->w->loop, &u->timer, r->pc->first_byte_timeout_ms);
     }
     conn_advance(c);
+    arm_writes(c);
 }
 
 static void
@@ -2273,4 +2303,5 @@ on_up_timeout(struct gh_timer *t)
         req_fail(r, 504, "upstream stalled in the middle of the response");
     }
     conn_advance(c);
+    arm_writes(c);
 }

@@ -58,6 +58,7 @@ struct gh_lsock {
 #define C_DEAD 0x0010        /* closed; waiting in the graveyard */
 #define C_LINGER 0x0020      /* write side shut, discarding input before close */
 #define C_IN_LIST 0x0040
+#define C_OUT_ARMED 0x0080 /* EPOLLOUT is registered (after the first short write) */
 /* 0x8000 is GH_IO_RDHUP (proxy/io.h) in both flag sets */
 
 enum conn_state { CS_IDLE = 0, CS_HEAD, CS_REQ, CS_TUNNEL, CS_LINGER };
@@ -87,6 +88,7 @@ struct gh_conn {
 #define U_REUSED 0x0008 /* came from the keep-alive pool */
 #define U_DEAD 0x0010
 #define U_EOF 0x0020
+#define U_OUT_ARMED 0x0040
 
 struct gh_upconn {
     struct gh_io io;
