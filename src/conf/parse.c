@@ -424,11 +424,35 @@ on_error_log(struct build *b, struct blk *k, const struct cnode *n)
              show(b, l));
 }
 
+/*
+ * Parse an address the way nginx users write it: `listen 8080;` is every IPv4
+ * interface on that port, and an origin without a port (`server 10.0.0.1;`,
+ * `proxy [::1];`) is port 80. a->text is the address as it will be logged.
+ */
+static int
+parse_addr_lenient(struct build *b, const struct conf_tok *t, bool listen, struct gh_addr *a)
+{
+    if (gh_conf_parse_addr(t->text, t->len, a) == 0)
+        return 0;
+    size_t digits = 0;
+    while (digits < t->len && t->text[digits] >= '0' && t->text[digits] <= '9')
+        digits++;
+    const char *alt = NULL;
+    if (listen && digits == t->len && t->len > 0)
+        alt = gh_arena_sprintf(b->arena, "*:%.*s", (int)t->len, t->text);
+    else if (!listen && t->len > 0 &&
+             (t->text[0] == '[' ? t->text[t->len - 1] == ']' : memchr(t->text, ':', t->len) == NULL))
+        alt = gh_arena_sprintf(b->arena, "%.*s:80", (int)t->len, t->text);
+    if (alt == NULL || gh_conf_parse_addr(alt, strlen(alt), a) != 0)
+        return -EINVAL;
+    return 0;
+}
+
 /* An address for `server` in an upstream or for `proxy`: something one can connect to. */
 static bool
 upstream_addr(struct build *b, const struct conf_tok *t, const char *what, struct gh_addr *a)
 {
-    if (gh_conf_parse_addr(t->text, t->len, a) != 0) {
+    if (parse_addr_lenient(b, t, false, a) != 0) {
         conf_err(b->st, &t->pos, "invalid address '%s' in '%s' (expected e.g. 127.0.0.1:3000)",
                  show(b, t), what);
         return false;
@@ -446,7 +470,6 @@ upstream_addr(struct build *b, const struct conf_tok *t, const char *what, struc
                  show(b, t), what);
         return false;
     }
-    a->text = t->text;
     return true;
 }
 
@@ -566,14 +589,13 @@ on_listen(struct build *b, struct blk *k, const struct cnode *n)
     const struct conf_tok *t = &n->args[0];
     struct plisten *l = gh_arena_alloc(b->arena, sizeof(*l));
     k->srv->listen_seen = true;
-    if (gh_conf_parse_addr(t->text, t->len, &l->addr) != 0) {
+    if (parse_addr_lenient(b, t, true, &l->addr) != 0) {
         conf_err(b->st, &t->pos,
                  "invalid address '%s' in 'listen' (expected e.g. 127.0.0.1:8080, [::1]:8080, "
-                 "*:8080)",
+                 "*:8080 or 8080)",
                  show(b, t));
         return;
     }
-    l->addr.text = t->text;
     l->pos = t->pos;
     for (uint32_t i = 1; i < n->n_args; i++) {
         const struct conf_tok *p = &n->args[i];

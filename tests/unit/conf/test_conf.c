@@ -302,12 +302,31 @@ static void
 test_string_escapes(void **state)
 {
     /* \n \r \t as in nginx; an unknown escape such as \d stays as written (regexes) */
-    struct gh_config *c =
-        load("server { listen 127.0.0.1:8080; return 200 \"a\\nb\\tc\\r\\d\"; }");
+    struct gh_config *c = load("server { listen 127.0.0.1:8080; return 200 \"a\\nb\\tc\\r\\d\"; }");
     const struct gh_proxy_conf *pc = &srv(c, 0)->pc;
     assert_string_equal(pc->return_body, "a\nb\tc\r\\d");
     assert_int_equal(pc->return_body_len, 8);
     gh_conf_unref(c);
+}
+
+static void
+test_addresses_as_nginx_users_write_them(void **state)
+{
+    /* `listen PORT` is every IPv4 interface; an origin without a port is port 80 */
+    struct gh_config *c = load("upstream u { server 127.0.0.2; server [::1]; }\n"
+                               "server { listen 18081; proxy u; }");
+    const struct sockaddr_in *l = (const struct sockaddr_in *)&c->listeners[0].addr.ss;
+    assert_int_equal(l->sin_family, AF_INET);
+    assert_int_equal(ntohs(l->sin_port), 18081);
+    assert_int_equal(l->sin_addr.s_addr, htonl(INADDR_ANY));
+    const struct gh_upstream_conf *u = &c->upstreams[0];
+    assert_int_equal(ntohs(((const struct sockaddr_in *)&u->servers[0].addr.ss)->sin_port), 80);
+    assert_string_equal(u->servers[0].addr.text, "127.0.0.2:80");
+    assert_int_equal(ntohs(((const struct sockaddr_in6 *)&u->servers[1].addr.ss)->sin6_port), 80);
+    gh_conf_unref(c);
+    expect_error("server { listen 80x; proxy 127.0.0.1:1; }",
+                 "t.conf:1:17: invalid address '80x' in 'listen' (expected e.g. 127.0.0.1:8080, "
+                 "[::1]:8080, *:8080 or 8080)");
 }
 
 static void
@@ -984,10 +1003,10 @@ test_err_address(void **state)
 {
     expect_only_error("server { listen 127.0.0.1; return 200; }",
                       "t.conf:1:17: invalid address '127.0.0.1' in 'listen' (expected e.g. "
-                      "127.0.0.1:8080, [::1]:8080, *:8080)");
+                      "127.0.0.1:8080, [::1]:8080, *:8080 or 8080)");
     expect_only_error("server { listen 127.0.0.1:70000; return 200; }",
                       "t.conf:1:17: invalid address '127.0.0.1:70000' in 'listen' (expected e.g. "
-                      "127.0.0.1:8080, [::1]:8080, *:8080)");
+                      "127.0.0.1:8080, [::1]:8080, *:8080 or 8080)");
     expect_only_error("upstream u { server example.com:80; }\n" SRV,
                       "t.conf:1:21: invalid address 'example.com:80' in 'server' (expected e.g. "
                       "127.0.0.1:3000)");
@@ -1412,6 +1431,7 @@ main(void)
         cmocka_unit_test(test_forwarded_modes),
         cmocka_unit_test(test_return_body),
         cmocka_unit_test(test_string_escapes),
+        cmocka_unit_test(test_addresses_as_nginx_users_write_them),
         cmocka_unit_test(test_upstream_directives),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_sizes),
