@@ -441,7 +441,8 @@ parse_addr_lenient(struct build *b, const struct conf_tok *t, bool listen, struc
     if (listen && digits == t->len && t->len > 0)
         alt = gh_arena_sprintf(b->arena, "*:%.*s", (int)t->len, t->text);
     else if (!listen && t->len > 0 &&
-             (t->text[0] == '[' ? t->text[t->len - 1] == ']' : memchr(t->text, ':', t->len) == NULL))
+             (t->text[0] == '[' ? t->text[t->len - 1] == ']'
+                                : memchr(t->text, ':', t->len) == NULL))
         alt = gh_arena_sprintf(b->arena, "%.*s:80", (int)t->len, t->text);
     if (alt == NULL || gh_conf_parse_addr(alt, strlen(alt), a) != 0)
         return -EINVAL;

@@ -856,6 +856,78 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
 /* ------------------------------------------------------------------ */
 /* request start                                                       */
 
+static int
+hexval(unsigned char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/*
+ * The path routes are matched against, normalised as nginx does before it
+ * matches locations: %XX decoded, "//" merged, "." and ".." segments
+ * resolved. Otherwise `route /admin/ { return 403; }` would be walked around
+ * by "/%61dmin/", "//admin/" or "/x/../admin/". What goes to the origin is
+ * still the target exactly as received. Only paths that need it are
+ * rewritten (into out, at least n bytes); *res points at the result.
+ * Returns 0, or -1 for a path that cannot be normalised: a bad or NUL escape,
+ * or ".." above the root (400, as in nginx).
+ */
+static int
+route_path(const char *in, size_t n, char *out, const char **res, size_t *res_len)
+{
+    int simple = 1;
+    for (size_t i = 0; i < n && simple; i++)
+        if (in[i] == '%' || (in[i] == '/' && i + 1 < n && (in[i + 1] == '/' || in[i + 1] == '.')))
+            simple = 0;
+    if (simple) {
+        *res = in;
+        *res_len = n;
+        return 0;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval((unsigned char)in[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval((unsigned char)in[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            c = (unsigned char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (c == '/' && o > 0 && out[o - 1] == '/')
+            continue; /* merge slashes */
+        out[o++] = (char)c;
+        /* a segment just ended ("/" now, or at the end): resolve "." and ".." */
+        int end = i + 1 == n;
+        if (c != '/' && !end)
+            continue;
+        size_t seg_end = c == '/' ? o - 1 : o; /* excludes the new '/' */
+        size_t seg = seg_end;
+        while (seg > 0 && out[seg - 1] != '/')
+            seg--;
+        size_t len = seg_end - seg;
+        if (len == 1 && out[seg] == '.') {
+            o = seg; /* drop "." (keep the '/' before it) */
+        } else if (len == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+            if (seg <= 1)
+                return -1;         /* above the root */
+            size_t prev = seg - 1; /* the '/' before ".." */
+            while (prev > 0 && out[prev - 1] != '/')
+                prev--;
+            o = prev;
+        }
+    }
+    if (o == 0)
+        out[o++] = '/';
+    *res = out;
+    *res_len = o;
+    return 0;
+}
+
 static void
 conn_set_timer(struct gh_conn *c, uint32_t ms)
 {
@@ -913,9 +985,15 @@ req_start(struct gh_conn *c, struct gh_h1_request *pr)
     r->srv = gh_conf_find_server(lc, host, host_len);
     const char *q = memchr(path, '?', path_len);
     size_t route_len = q ? (size_t)(q - path) : path_len;
-    /* RFC 9110 §4.2.3: an empty path ("http://h?q") is "/" */
-    r->pc = route_len ? gh_conf_find_route(r->srv, path, route_len, NULL)
-                      : gh_conf_find_route(r->srv, "/", 1, NULL);
+    const char *rpath = "/"; /* RFC 9110 §4.2.3: an empty path ("http://h?q") is "/" */
+    size_t rlen = 1;
+    if (route_len > 0 && path[0] == '/' &&
+        route_path(path, route_len, w->hscratch, &rpath, &rlen) != 0) {
+        r->pc = &r->srv->pc;
+        req_fail(r, 400, "request path cannot be normalised (bad escape or '..' above the root)");
+        return 0;
+    }
+    r->pc = gh_conf_find_route(r->srv, rpath, rlen, NULL);
     const struct gh_server_conf *srv = r->srv;
     const struct gh_proxy_conf *pc = r->pc;
 

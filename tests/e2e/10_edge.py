@@ -1033,4 +1033,24 @@ def t():
     eq(len(o.requests), 1000, "requests at origin")
 
 
+
+@test("routes match the normalised path (%XX, //, ., ..); the origin gets the target as sent")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o, server_extra="    route /admin/ { return 403; }\n"))
+    for target in ["/admin/x", "/%61dmin/x", "//admin/x", "/x/../admin/x", "/./admin/x",
+                   "/x/%2e%2e/admin/x", "/admin%2fx"]:
+        r = http_get(gh.port, target)
+        eq(r.status, 403, "status for %s" % target)
+    for target in ["/..", "/x/../../admin", "/%00", "/%zz", "/%2"]:
+        resp, _, _ = raw_exchange(gh.port, b"GET " + target.encode() +
+                                  b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        check(resp is not None, "an answer for %s" % target)
+        eq(resp.status, 400, "status for %s" % target)
+    eq(o.requests, [], "nothing reached the origin yet")
+    r = http_get(gh.port, "/ok/./x/%2e%2e/echo?a=/admin/")
+    eq(r.status, 200, "a path that normalises outside /admin/ is proxied")
+    eq([q.target for q in o.requests], ["/ok/./x/%2e%2e/echo?a=/admin/"],
+       "the origin sees the target exactly as sent")
+
 run()
