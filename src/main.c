@@ -95,6 +95,27 @@ apply_error_log(const struct gh_config *cfg)
     return 0;
 }
 
+/* An address for --from/--to: what the config accepts, checked here so that a
+ * mistake is reported as one on the command line. */
+static int
+valid_cli_addr(const char *opt, const char *v)
+{
+    struct gh_addr a;
+    char buf[80];
+    /* --from also takes a bare port (every IPv4 interface), as `listen` does */
+    int bare_port =
+        strcmp(opt, "--from") == 0 && v[0] != '\0' && strspn(v, "0123456789") == strlen(v);
+    int n = snprintf(buf, sizeof(buf), bare_port ? "*:%s" : "%s", v);
+    if (n <= 0 || (size_t)n >= sizeof(buf) || gh_conf_parse_addr(buf, (size_t)n, &a) != 0) {
+        fprintf(stderr,
+                "gatehouse: invalid address for %s: '%s' (expected e.g. 127.0.0.1:8080 or "
+                "[::1]:8080%s)\n",
+                opt, v, strcmp(opt, "--from") == 0 ? " or 8080" : "");
+        return 0;
+    }
+    return 1;
+}
+
 /* Build a config from `reverse-proxy` arguments. Returns 0 or prints why not and returns 2. */
 static int
 reverse_proxy_args(int argc, char **argv, struct source *src)
@@ -125,10 +146,21 @@ reverse_proxy_args(int argc, char **argv, struct source *src)
             free(ups);
             return 2;
         }
+        if ((strcmp(a, "--from") == 0 || strcmp(a, "--to") == 0) && !valid_cli_addr(a, v)) {
+            free(ups);
+            return 2;
+        }
         if (strcmp(a, "--from") == 0) {
             from = v;
             i++;
         } else if (strcmp(a, "--to") == 0) {
+            char line[128];
+            snprintf(line, sizeof(line), "    server %s;\n", v);
+            if (strstr(ups, line) != NULL) {
+                fprintf(stderr, "gatehouse: --to %s is given twice\n", v);
+                free(ups);
+                return 2;
+            }
             strcat(ups, "    server ");
             strcat(ups, v);
             strcat(ups, ";\n");
@@ -181,7 +213,11 @@ main(int argc, char **argv)
     } else {
         for (int i = 1; i < argc; i++) {
             const char *a = argv[i];
-            if (strcmp(a, "-c") == 0 && i + 1 < argc) {
+            if (strcmp(a, "-c") == 0) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "gatehouse: -c needs a config file\n");
+                    return 2;
+                }
                 src.path = argv[++i];
             } else if (strcmp(a, "-t") == 0) {
                 test_only = 1;
@@ -234,6 +270,8 @@ main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -251,8 +289,8 @@ main(int argc, char **argv)
     }
     for (uint32_t i = 0; i < cfg->n_listeners; i++)
         gh_log_info("listening on %s", cfg->listeners[i].addr.text);
-    gh_log_info("gatehouse %s started: %u worker thread(s), config %s", GH_VERSION, nthreads,
-                src.path ? src.path : src.name);
+    gh_log_info("gatehouse %s started (pid %d): %u worker thread(s), config %s", GH_VERSION,
+                (int)getpid(), nthreads, src.path ? src.path : src.name);
 
     int code = 0;
     for (;;) {
@@ -263,6 +301,18 @@ main(int argc, char **argv)
             gh_log_error("sigwaitinfo: %s", strerror(errno));
             code = 1;
             break;
+        }
+        if (sig == SIGUSR1) {
+            /* as in nginx: reopen the log files (after rotation) */
+            gh_log_info("SIGUSR1: reopening log files");
+            apply_error_log(cfg);
+            if (gh_proxy_reopen_logs(cfg) != 0)
+                gh_log_error("cannot reopen the access log; still writing to the old one");
+            continue;
+        }
+        if (sig == SIGUSR2) {
+            gh_log_warn("SIGUSR2 ignored (binary upgrade is not supported)");
+            continue;
         }
         if (sig == SIGHUP) {
             gh_log_info("reloading %s", src.path ? src.path : src.name);

@@ -815,9 +815,24 @@ on_return(struct build *b, struct blk *k, const struct cnode *n)
 {
     const struct conf_tok *t = &n->args[0];
     uint64_t code;
-    if (parse_num(t->text, t->len, &code) != VAL_OK || code < 100 || code > 599) {
-        conf_err(b->st, &t->pos, "invalid return code '%s' (expected 100..599)", show(b, t));
+    /* 1xx are interim answers a final one must follow: not something to return */
+    if (parse_num(t->text, t->len, &code) != VAL_OK || code < 200 || code > 599) {
+        conf_err(b->st, &t->pos, "invalid return code '%s' (expected 200..599)", show(b, t));
         return;
+    }
+    bool redirect = code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+    if (redirect && n->n_args < 2) {
+        conf_err(b->st, &t->pos, "'return %d' needs the URL to redirect to", (int)code);
+        return;
+    }
+    if (redirect) {
+        const struct conf_tok *u = &n->args[1];
+        for (uint32_t i = 0; i < u->len; i++)
+            if ((unsigned char)u->text[i] < 0x21 || (unsigned char)u->text[i] == 0x7f) {
+                conf_err(b->st, &u->pos, "invalid redirect URL '%s' (no spaces or control bytes)",
+                         show(b, u));
+                return;
+            }
     }
     if (k->proxy_at != NULL) {
         conf_err(b->st, &n->name.pos, "both 'proxy' and 'return' in the same block ('proxy' at %s)",
@@ -1048,6 +1063,35 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
                      show(b, &n->name), ctx_name(ctx));
         return -1;
     }
+    /* What nginx and HAProxy users reach for first, and what it is called here. */
+    static const struct {
+        const char *theirs, *ours;
+    } aliases[] = {
+        {"proxy_pass", "proxy NAME|ADDR:PORT (no http://)"},
+        {"location", "route [= | ~] PATH { }"},
+        {"add_header", "response_header add|set NAME VALUE"},
+        {"proxy_set_header", "request_header set NAME VALUE"},
+        {"more_set_headers", "response_header set NAME VALUE"},
+        {"worker_processes", "threads"},
+        {"nbthread", "threads"},
+        {"worker_connections", "no such limit; raise the open-file limit"},
+        {"proxy_connect_timeout", "connect_timeout"},
+        {"proxy_read_timeout", "first_byte_timeout / read_timeout"},
+        {"proxy_send_timeout", "read_timeout"},
+        {"large_client_header_buffers", "max_header_line / max_head_size"},
+        {"http", "no http { } block; directives go at top level"},
+        {"frontend", "server { listen ...; }"},
+        {"backend", "upstream NAME { server ...; }"},
+        {"bind", "listen"},
+        {"http-request", "request_header / route"},
+    };
+    for (uint32_t i = 0; i < GH_ARRAY_LEN(aliases); i++)
+        if (strlen(aliases[i].theirs) == n->name.len &&
+            memcmp(aliases[i].theirs, n->name.text, n->name.len) == 0) {
+            conf_err(b->st, &n->name.pos, "unknown directive '%s' (in Gatehouse: %s)",
+                     show(b, &n->name), aliases[i].ours);
+            return -1;
+        }
     const char *names[N_DIRS];
     uint32_t nn = 0;
     for (uint32_t i = 0; i < N_DIRS; i++)

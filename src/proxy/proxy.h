@@ -31,6 +31,9 @@ int gh_proxy_start(struct gh_config *cfg, unsigned nthreads);
  */
 int gh_proxy_reload(struct gh_config *cfg);
 
+/* Reopen the access log of cfg (after log rotation). Returns 0 or -errno (the old one stays). */
+int gh_proxy_reopen_logs(const struct gh_config *cfg);
+
 /*
  * Stop accepting, let requests in flight finish for at most drain_ms, then close
  * what remains and join all workers. Releases every resource of the proxy.

@@ -637,6 +637,21 @@ gh_proxy_reload(struct gh_config *cfg)
     return 0;
 }
 
+int
+gh_proxy_reopen_logs(const struct gh_config *cfg)
+{
+    int fd = open_alog(cfg);
+    if (fd < 0)
+        return fd;
+    /* workers may be writing to the current fd right now: it is closed at the next swap */
+    if (alog_old_fd > 2)
+        close(alog_old_fd);
+    alog_old_fd = __atomic_exchange_n(&alog_fd, fd, __ATOMIC_ACQ_REL);
+    if (alog_old_fd == fd)
+        alog_old_fd = -1;
+    return 0;
+}
+
 void
 gh_proxy_stop(unsigned drain_ms)
 {

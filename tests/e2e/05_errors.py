@@ -74,11 +74,16 @@ for kind in ("bad-chunk", "chunk-overflow"):
         def t():
             o = Origin()
             gh = Gatehouse(conf_proxy(o))
-            resp, raw, closed = raw_exchange(gh.port, build_request("GET", "/malformed/" + kind))
-            check(closed, "client connection should be closed")
+            resp, raw, closed = raw_exchange(gh.port, build_request("GET", "/malformed/" + kind),
+                                             timeout=3)
             check(resp is not None, "no response head at all: %r" % raw[:200])
             if resp.status == 502:
+                # nothing reached the client yet: a clean 502; the request was complete, so
+                # the connection may stay open (as nginx) unless it says close
+                check(closed or (resp.header("connection") or "").lower() != "close",
+                      "said close but stayed open")
                 return
+            check(closed, "an aborted response must close the client connection")
             # The head went out before the bad chunk: the body must visibly not complete.
             eq(resp.status, 200, "status")
             check(not resp.body.endswith(b"0\r\n\r\n"),

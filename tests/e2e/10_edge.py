@@ -830,7 +830,8 @@ def return_gh():
     listen 127.0.0.1:%d;
     route = /t { return 200 "line1\\nline2\\ttab \\"q\\"\\n"; }
     route = /nc { return 204; }
-    route = /mv { return 301 "moved\\n"; }
+    route = /mv { return 301 https://example.test/new; response_header set X-R 1; }
+    route = /gone { return 410; response_header remove Server; response_header add X-G 1; }
     route = /big { return 403 "no\\n"; }
 }
 """ % g.port)
@@ -848,7 +849,11 @@ def t():
         eq(r.status, 204, "204")
         check(r.header("content-length") is None, "no CL on 204 (RFC 9110 8.6)")
         r = c.request("GET", "/mv")
-        eq((r.status, r.body), (301, b"moved\n"), "301")
+        eq((r.status, r.header("location"), r.header("x-r")), (301, "https://example.test/new", "1"),
+           "301 redirects with Location (nginx 'return 301 URL') and the route's header rules")
+        r = c.request("GET", "/gone")
+        eq((r.status, r.header("server"), r.header("x-g")), (410, None, "1"),
+           "response_header rules apply to generated pages")
         eq(c.request("GET", "/t").status, 200, "still keep-alive")
         eq(c.buf, b"", "no stray bytes")
 

@@ -330,6 +330,17 @@ test_addresses_as_nginx_users_write_them(void **state)
 }
 
 static void
+test_nginx_names_point_to_ours(void **state)
+{
+    expect_error(
+        "server { listen 127.0.0.1:1; location / { } }",
+        "t.conf:1:30: unknown directive 'location' (in Gatehouse: route [= | ~] PATH { })");
+    expect_error("server { listen 127.0.0.1:1; proxy_pass http://a; }",
+                 "t.conf:1:30: unknown directive 'proxy_pass' (in Gatehouse: proxy NAME|ADDR:PORT "
+                 "(no http://))");
+}
+
+static void
 test_upstream_directives(void **state)
 {
     struct gh_config *c = load("upstream a {\n"
@@ -1058,11 +1069,11 @@ static void
 test_err_return(void **state)
 {
     expect_only_error("server { listen 127.0.0.1:8080; return 600; }",
-                      "t.conf:1:40: invalid return code '600' (expected 100..599)");
+                      "t.conf:1:40: invalid return code '600' (expected 200..599)");
     expect_only_error("server { listen 127.0.0.1:8080; return 99; }",
-                      "t.conf:1:40: invalid return code '99' (expected 100..599)");
+                      "t.conf:1:40: invalid return code '99' (expected 200..599)");
     expect_only_error("server { listen 127.0.0.1:8080; return ok; }",
-                      "t.conf:1:40: invalid return code 'ok' (expected 100..599)");
+                      "t.conf:1:40: invalid return code 'ok' (expected 200..599)");
     expect_only_error("server { listen 127.0.0.1:8080;\n  proxy 127.0.0.1:1;\n  return 200;\n}",
                       "t.conf:3:3: both 'proxy' and 'return' in the same block ('proxy' at 2:3)");
     expect_only_error("server { listen 127.0.0.1:8080;\n  return 200;\n  proxy 127.0.0.1:1;\n}",
@@ -1431,6 +1442,7 @@ main(void)
         cmocka_unit_test(test_forwarded_modes),
         cmocka_unit_test(test_return_body),
         cmocka_unit_test(test_string_escapes),
+        cmocka_unit_test(test_nginx_names_point_to_ours),
         cmocka_unit_test(test_addresses_as_nginx_users_write_them),
         cmocka_unit_test(test_upstream_directives),
         cmocka_unit_test(test_durations),
