@@ -18,6 +18,15 @@
 int gh_sock_listen(const struct sockaddr *addr, socklen_t len, int backlog);
 
 /*
+ * Is addr free to listen on? SO_REUSEPORT would let a second process (same
+ * user) silently share a port with a running one, each getting part of the
+ * connections; so before opening a new address, a plain bind (SO_REUSEADDR
+ * only, which passes TIME_WAIT but not a listener) checks that nobody holds
+ * it. Returns 0 or -errno (-EADDRINUSE).
+ */
+int gh_sock_probe_free(const struct sockaddr *addr, socklen_t len);
+
+/*
  * Start a non-blocking connect to addr (TCP_NODELAY set). Returns the fd
  * (connect in progress or done) or -errno for an immediate failure.
  */

@@ -479,8 +479,11 @@ plan_groups(const struct gh_config *cfg, struct lgroup **out, unsigned *n_out, b
             goto fail_nomem;
         for (unsigned t = 0; t < n_workers; t++)
             g->fds[t] = -1;
+        int probe = gh_sock_probe_free((const struct sockaddr *)&g->ss, g->len);
         for (unsigned t = 0; t < n_workers; t++) {
-            int fd = gh_sock_listen((const struct sockaddr *)&g->ss, g->len, lc->backlog);
+            int fd = probe;
+            if (probe == 0)
+                fd = gh_sock_listen((const struct sockaddr *)&g->ss, g->len, lc->backlog);
             if (fd < 0) {
                 gh_log_error("listen %s: %s", lc->addr.text, strerror(-fd));
                 for (uint32_t j = 0; j <= i; j++)
