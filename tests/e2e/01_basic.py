@@ -3,6 +3,7 @@
 
 import os
 import re
+import subprocess
 
 from ghtest import *
 
@@ -220,5 +221,19 @@ def t():
     eq(r.status, 404, "no proxy and no return")
     eq(r.header("server"), "gatehouse", "Server header")
 
+
+
+@test("a second instance on the same address refuses to start (no silent port sharing)")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o))
+    d = tmpdir()
+    path = os.path.join(d, "second.conf")
+    with open(path, "w") as f:
+        f.write(conf_proxy(o)(gh))
+    p = subprocess.run([GH_BIN, "-c", path], capture_output=True, timeout=20)
+    eq(p.returncode, 1, "exit status of the second instance")
+    check(b"Address already in use" in p.stderr, "says why: %r" % p.stderr[-300:])
+    eq(http_get(gh.port, "/echo").status, 200, "the first one still serves")
 
 run()
