@@ -1246,6 +1246,29 @@ up_retry_or_fail(struct gh_req *r, int status, const char *why, int connect_fail
     return 0;
 }
 
+/*
+ * After consuming `used` of the n input bytes at p: when they came from the
+ * side's buffer *in, drop them from it (and give it back once empty); when they
+ * came from the shared scratch, keep what was not used in *in. Returns 0 or
+ * -ENOMEM.
+ */
+static int
+keep_unused(struct gh_buf **in, int from_buf, const char *p, size_t n, size_t used)
+{
+    if (from_buf) {
+        gh_buf_consume(*in, used);
+        if (gh_buf_len(*in) == 0) {
+            gh_buf_put(*in);
+            *in = NULL;
+        }
+        return 0;
+    }
+    if (used == n)
+        return 0;
+    struct iovec rest = {(void *)(p + used), n - used};
+    return gh_io_stash(in, &rest, 1, 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* chunked relay, both directions                                     */
 
@@ -1428,18 +1451,9 @@ req_send(struct gh_req *r)
         }
     }
     /* what was not used stays for later (pipelined requests, or bytes past the limit) */
-    if (from_buf) {
-        gh_buf_consume(c->in, used);
-        if (gh_buf_len(c->in) == 0) {
-            gh_buf_put(c->in);
-            c->in = NULL;
-        }
-    } else if (used < n) {
-        struct iovec rest = {(void *)(p + used), n - used};
-        if (gh_io_stash(&c->in, &rest, 1, 0) != 0) {
-            req_fail(r, 503, "out of memory");
-            return -1;
-        }
+    if (keep_unused(&c->in, from_buf, p, n, used) != 0) {
+        req_fail(r, 503, "out of memory");
+        return -1;
     }
     return 1;
 }
@@ -1707,14 +1721,9 @@ resp_pump(struct gh_req *r)
             struct gh_h1_limits lim = {0, 16384, MAX_HEADERS, GH_BUF_SIZE};
             int rc = gh_h1_parse_response(p + used, n - used, &rs, &lim);
             if (rc == GH_INCOMPLETE) {
-                if (!from_buf) {
-                    struct iovec rest = {(void *)(p + used), n - used};
-                    if (gh_io_stash(&u->in, &rest, 1, 0) != 0) {
-                        req_fail(r, 503, "out of memory");
-                        return -1;
-                    }
-                } else {
-                    gh_buf_consume(u->in, used);
+                if (keep_unused(&u->in, from_buf, p, n, used) != 0) {
+                    req_fail(r, 503, "out of memory");
+                    return -1;
                 }
                 return 1;
             }
@@ -1735,14 +1744,9 @@ resp_pump(struct gh_req *r)
                     continue;
                 /* the client has not taken it all: the rest waits in u->in */
                 r->flags |= R_PARSE_BUF;
-                if (!from_buf) {
-                    struct iovec rest = {(void *)(p + used), n - used};
-                    if (gh_io_stash(&u->in, &rest, 1, 0) != 0) {
-                        gh_http_conn_close(c);
-                        return -1;
-                    }
-                } else {
-                    gh_buf_consume(u->in, used);
+                if (keep_unused(&u->in, from_buf, p, n, used) != 0) {
+                    gh_http_conn_close(c);
+                    return -1;
                 }
                 return 1;
             }
@@ -1847,18 +1851,9 @@ resp_pump(struct gh_req *r)
         }
     }
     /* keep what was not used */
-    if (from_buf) {
-        gh_buf_consume(u->in, used);
-        if (gh_buf_len(u->in) == 0) {
-            gh_buf_put(u->in);
-            u->in = NULL;
-        }
-    } else if (used < n) {
-        struct iovec rest = {(void *)(p + used), n - used};
-        if (gh_io_stash(&u->in, &rest, 1, 0) != 0) {
-            gh_http_conn_close(c);
-            return -1;
-        }
+    if (keep_unused(&u->in, from_buf, p, n, used) != 0) {
+        gh_http_conn_close(c);
+        return -1;
     }
     if (done) {
         r->flags |= R_RESP_DONE;
