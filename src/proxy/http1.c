@@ -628,6 +628,37 @@ req_log(struct gh_req *r)
     gh_worker_alog(w, line, wr.len);
 }
 
+/*
+ * Access-log line for a request rejected before it became one (bad head, head
+ * timeout), as nginx logs them: the request field is the raw first line, cut
+ * at 500 bytes and escaped like any other.
+ */
+static void
+log_rejected(struct gh_conn *c, int status, const char *p, size_t n)
+{
+    struct gh_worker *w = c->w;
+    if (!w->cur->cfg->access_log_on)
+        return;
+    struct gh_log_info li;
+    size_t k = 0;
+    while (p != NULL && k < n && k < 500 && p[k] != '\r' && p[k] != '\n')
+        k++;
+    if (p != NULL)
+        memcpy(li.request, p, k);
+    li.request[k] = '\0';
+    li.referer[0] = li.agent[0] = li.host[0] = '\0';
+    struct gh_req r;
+    memset(&r, 0, sizeof(r));
+    r.c = c;
+    r.wc = w->cur;
+    r.log = &li;
+    r.status = (uint16_t)status;
+    r.bytes_out = c->out != NULL ? gh_buf_len(c->out) : 0;
+    r.t_head = gh_loop_now(w->loop);
+    r.t_start = c->t_first ? c->t_first : r.t_head;
+    req_log(&r);
+}
+
 /* ------------------------------------------------------------------ */
 /* failing a request                                                   */
 
@@ -2052,20 +2083,21 @@ req_finish(struct gh_req *r)
 /* reading request heads                                              */
 
 static void
-head_error(struct gh_conn *c, const struct gh_h1_request *pr, const char *p)
+head_error(struct gh_conn *c, const struct gh_h1_request *pr, const char *p, size_t n)
 {
     char ip[64];
     if (conn_ip_str(c, ip, sizeof(ip)) == 0)
         strcpy(ip, "-");
-    gh_log_info("client %s: %d: %s (at byte %u)", ip, pr->err.status,
+    int status = pr->err.status ? pr->err.status : 400;
+    gh_log_info("client %s: %d: %s (at byte %u)", ip, status,
                 pr->err.reason ? pr->err.reason : "bad request", pr->err.offset);
-    (void)p;
     gh_buf_put(c->out);
     c->out = NULL;
-    if (conn_send_error(c, pr->err.status ? pr->err.status : 400, NULL, 0) != 0) {
+    if (conn_send_error(c, status, NULL, 0) != 0) {
         gh_http_conn_close(c);
         return;
     }
+    log_rejected(c, status, p, n);
     c->state = CS_REQ; /* without a request: flush, then close */
 }
 
@@ -2189,7 +2221,7 @@ conn_read_head(struct gh_conn *c)
                 pr.err.status = 431;
                 pr.err.reason = "request head larger than the buffer";
                 pr.err.offset = (uint32_t)gh_buf_len(c->in);
-                head_error(c, &pr, NULL);
+                head_error(c, &pr, gh_buf_head(c->in), gh_buf_len(c->in));
                 return 0;
             }
             c->scanned = (uint32_t)gh_buf_len(c->in);
@@ -2197,7 +2229,7 @@ conn_read_head(struct gh_conn *c)
         }
         c->scanned = 0;
         if (rc < 0) {
-            head_error(c, &pr, p);
+            head_error(c, &pr, p, n);
             return 0;
         }
         /* complete head of rc bytes at p */
@@ -2354,12 +2386,13 @@ on_client_timeout(struct gh_timer *t)
         if (conn_ip_str(c, ip, sizeof(ip)) == 0)
             strcpy(ip, "-");
         gh_log_info("client %s: 408: request head not received in time", ip);
-        gh_buf_put(c->in);
-        c->in = NULL;
         if (conn_send_error(c, 408, NULL, 0) != 0) {
             gh_http_conn_close(c);
             return;
         }
+        log_rejected(c, 408, c->in ? gh_buf_head(c->in) : NULL, c->in ? gh_buf_len(c->in) : 0);
+        gh_buf_put(c->in);
+        c->in = NULL;
         c->state = CS_REQ;
         conn_advance(c);
         arm_writes(c);

@@ -236,4 +236,17 @@ def t():
     check(b"Address already in use" in p.stderr, "says why: %r" % p.stderr[-300:])
     eq(http_get(gh.port, "/echo").status, 200, "the first one still serves")
 
+
+@test("rejected requests (400, 505) are in the access log too, with the raw request line")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o, top_extra="access_log stderr;\n"))
+    resp, _, _ = raw_exchange(gh.port, b"GET /bad?x=1 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    eq(resp.status, 400, "two Hosts")
+    gh.wait_stderr(r'"GET /bad\?x=1 HTTP/1\.1" 400 ', 5)
+    resp, _, _ = raw_exchange(gh.port, b"GET /v HTTP/2.0\r\nHost: a\r\n\r\n")
+    eq(resp.status, 505, "HTTP/2.0")
+    gh.wait_stderr(r'"GET /v HTTP/2\.0" 505 ', 5)
+    eq(o.requests, [], "the origin saw nothing")
+
 run()
