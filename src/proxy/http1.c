@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -567,13 +566,8 @@ req_log(struct gh_req *r)
     struct gh_log_info *li = r->log;
     uint64_t now = gh_loop_now(w->loop);
     if (cfg->access_log_format == GH_LOG_JSON) {
-        char ts[64];
-        time_t t = (time_t)gh_loop_wall(w->loop);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
         WR_LIT(&wr, "{\"time\":\"");
-        wr_str(&wr, ts);
+        wr_str(&wr, gh_worker_log_time(w, 1));
         WR_LIT(&wr, "\",\"remote_addr\":\"");
         wr_str(&wr, ip);
         WR_LIT(&wr, "\",\"request\":\"");
@@ -601,14 +595,9 @@ req_log(struct gh_req *r)
                          (unsigned long long)(now - r->t_start));
         wr_put(&wr, tb, (size_t)n);
     } else {
-        char ts[64];
-        time_t t = (time_t)gh_loop_wall(w->loop);
-        struct tm tm;
-        localtime_r(&t, &tm);
-        strftime(ts, sizeof(ts), "[%d/%b/%Y:%H:%M:%S %z]", &tm);
         wr_str(&wr, ip);
         WR_LIT(&wr, " - - ");
-        wr_str(&wr, ts);
+        wr_str(&wr, gh_worker_log_time(w, 0));
         WR_LIT(&wr, " \"");
         wr_escaped(&wr, li ? li->request : NULL, 0);
         WR_LIT(&wr, "\" ");

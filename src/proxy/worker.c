@@ -113,6 +113,22 @@ gh_worker_date(struct gh_worker *w)
     return w->date;
 }
 
+const char *
+gh_worker_log_time(struct gh_worker *w, int json)
+{
+    int64_t now = gh_loop_wall(w->loop);
+    if (now != w->log_time_sec) {
+        time_t t = (time_t)now;
+        struct tm tm;
+        localtime_r(&t, &tm);
+        strftime(w->log_time[0], sizeof(w->log_time[0]), "[%d/%b/%Y:%H:%M:%S %z]", &tm);
+        gmtime_r(&t, &tm);
+        strftime(w->log_time[1], sizeof(w->log_time[1]), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        w->log_time_sec = now;
+    }
+    return w->log_time[json ? 1 : 0];
+}
+
 static void
 alog_flush(struct gh_worker *w)
 {

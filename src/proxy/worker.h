@@ -171,6 +171,8 @@ struct gh_worker {
 
     char date[40]; /* "Thu, 26 Nov 2026 18:44:14 GMT" */
     int64_t date_sec;
+    char log_time[2][40]; /* access-log timestamps: combined, JSON */
+    int64_t log_time_sec;
 
     /* stats, read racily by the main thread */
     uint64_t st_accepted, st_requests;
@@ -180,6 +182,9 @@ struct gh_worker {
 void gh_worker_bury(struct gh_worker *w, void *obj, int kind);
 void gh_worker_conn_closed(struct gh_worker *w, struct gh_conn *c);
 const char *gh_worker_date(struct gh_worker *w);
+/* Access-log timestamp of the current second: "[26/Nov/2026:18:44:14 +0000]" (json=0) or
+ * "2026-11-26T18:44:14Z" (json=1). Formatted once a second: localtime_r takes a lock. */
+const char *gh_worker_log_time(struct gh_worker *w, int json);
 void gh_worker_alog(struct gh_worker *w, const char *line, size_t len);
 
 /* http1.c */
