@@ -2,12 +2,14 @@
 # `make bench`: Gatehouse vs nginx vs HAProxy vs a floor relay, side by side, in one run.
 # See bench/README.md for the method and how to read the table.
 #
-#   BENCH_ROUNDS=3     rounds; each round runs every row for every proxy in turn (A B C D)
+#   BENCH_ROUNDS=3     rounds; each runs every row for every proxy in turn, the order rotating
+#                      each round (A B C D, then B C D A, ...)
 #   BENCH_SECONDS=5    seconds per wrk run
 #   BENCH_IDLE=10000   idle keep-alive connections for the memory row (0 skips it)
 #   GATEHOUSE=path     gatehouse binary (default build/release/gatehouse)
 #   BENCH_NICE=-20     niceness for everything the bench runs, so builds or fuzzers running beside it
 #                      get ~1% of a CPU instead of half (needs root/CAP_SYS_NICE; ignored otherwise)
+#   BENCH_ROWS="..."  run only these rows (ids: ka1k50 ka1k1000 ka100k50 close1k50); default all
 #   BENCH_QUIET_WAIT=0 before each run, wait up to this many seconds for other processes on the
 #                      machine to go below 10% of a CPU; busy runs are flagged in any case
 set -uo pipefail
@@ -157,7 +159,7 @@ PROXIES=(gatehouse nginx haproxy floor)
 PORT_OF_gatehouse=$((BASE + 1)) PORT_OF_nginx=$((BASE + 2)) PORT_OF_haproxy=$((BASE + 3)) PORT_OF_floor=$((BASE + 4))
 MEMPORT_OF_gatehouse=$((BASE + 5)) MEMPORT_OF_nginx=$((BASE + 6)) MEMPORT_OF_haproxy=$((BASE + 7))
 # row id | label | connections | path | extra wrk args
-ROWS=(ka1k50 ka1k1000 ka100k50 close1k50)
+ROWS=(${BENCH_ROWS:-ka1k50 ka1k1000 ka100k50 close1k50})
 declare -A LABEL=([ka1k50]="ka 1KiB 50c" [ka1k1000]="ka 1KiB 1000c" [ka100k50]="ka 100KiB 50c" [close1k50]="close 1KiB 50c")
 declare -A CONNS=([ka1k50]=50 [ka1k1000]=1000 [ka100k50]=50 [close1k50]=50)
 declare -A URLPATH=([ka1k50]=/1k [ka1k1000]=/1k [ka100k50]=/100k [close1k50]=/1k)
@@ -252,6 +254,7 @@ run_wrk() { # proxy row round
     other=$(awk -v a=$((a1 - a0 - (c1 - c0) - (o1 - o0))) -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
         '{ printf "%.0f", (a / hz - $1 - $2) / (t1 - t0) * 100 }' "$log.time")
     R_OTHER[$key]=$other
+    echo "$key cpu_us_per_req=${R_CPU[$key]} rps=$rps p99_ms=${R_P99[$key]} cpu0_busy=${R_BUSY[$key]} other=$other" >>"$DIR/runs.txt"
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$log")
     errs=$(grep 'Socket errors' "$log")
     if [ "${CLOSE[$row]}" = 1 ] && [ -n "$errs" ]; then
@@ -306,8 +309,12 @@ for px in "${PROXIES[@]}"; do
     taskset -c 1 wrk -t1 -c50 -d1s "http://127.0.0.1:${!port_var}/1k" >/dev/null 2>&1
 done
 for rnd in $(seq "$ROUNDS"); do
+    # the order rotates every round (A B C D, B C D A, ...): whoever runs first in a row inherits
+    # the previous row's aftermath (e.g. ~100k TIME_WAIT sockets after the close row), so no
+    # proxy may always be the one that does
+    ORDER=("${PROXIES[@]:$(((rnd - 1) % ${#PROXIES[@]}))}" "${PROXIES[@]:0:$(((rnd - 1) % ${#PROXIES[@]}))}")
     for row in "${ROWS[@]}"; do
-        for px in "${PROXIES[@]}"; do
+        for px in "${ORDER[@]}"; do
             [ "${AVAIL[$px]}" = 1 ] || continue
             [ "$px" = floor ] && [ "${CLOSE[$row]}" = 1 ] && continue
             echo "bench: round $rnd/$ROUNDS  ${LABEL[$row]}  $px" >&2
@@ -393,6 +400,14 @@ gh_ver="unavailable"
     if [ "${AVAIL[gatehouse]}" = 1 ]; then
         g=$(med_of R_CPU ka1k50 gatehouse) f=$(med_of R_CPU ka1k50 floor)
         echo "gatehouse / floor CPU ratio (ka 1KiB 50c): $(ratio "$g" "$f" | sed 's/x$//')  (target <= 1.10)"
+        # the same, paired within each round (gatehouse and floor run minutes apart at most, so a
+        # machine that drifts between rounds moves both): one ratio per round and their median
+        pr=""
+        for r in $(seq "$ROUNDS"); do
+            g=${R_CPU[ka1k50|gatehouse|$r]:-} f=${R_CPU[ka1k50|floor|$r]:-}
+            [ -n "$g" ] && [ -n "$f" ] && pr+=" $(awk -v a="$g" -v b="$f" 'BEGIN { printf "%.2f", a / b }')"
+        done
+        [ -n "$pr" ] && echo "  per round:$pr; median $(median <<<"$pr")"
     else
         echo "gatehouse / floor CPU ratio (ka 1KiB 50c): - (gatehouse: unavailable: ${WHY[gatehouse]:-})"
     fi
