@@ -87,12 +87,37 @@ apply_error_log(const struct gh_config *cfg)
     if (cfg->error_log_path != NULL) {
         fd = open(cfg->error_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd == -1) {
-            gh_log_error("error_log %s: %s", cfg->error_log_path, strerror(errno));
+            gh_log_error("%s: cannot open error_log '%s': %s", cfg->error_log_at,
+                         cfg->error_log_path, strerror(errno));
             return -1;
         }
     }
     gh_log_set(fd, (int)cfg->error_log_level);
     return 0;
+}
+
+/* `-t` also checks that the log files can be opened for appending (creating
+ * them if need be, as starting would), as `nginx -t` does. Returns 0 or 1. */
+static int
+check_log_files(const struct gh_config *cfg)
+{
+    const char *paths[2] = {cfg->access_log_on ? cfg->access_log_path : NULL, cfg->error_log_path};
+    const char *what[2] = {"access_log", "error_log"};
+    const char *at[2] = {cfg->access_log_at, cfg->error_log_at};
+    int bad = 0;
+    for (int i = 0; i < 2; i++) {
+        if (paths[i] == NULL)
+            continue;
+        int fd = open(paths[i], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd == -1) {
+            fprintf(stderr, "%s: cannot open %s '%s': %s\n", at[i], what[i], paths[i],
+                    strerror(errno));
+            bad = 1;
+        } else {
+            close(fd);
+        }
+    }
+    return bad;
 }
 
 /* An address for --from/--to: what the config accepts, checked here so that a
@@ -247,6 +272,10 @@ main(int argc, char **argv)
         free(src.text);
         if (cfg == NULL)
             return 1;
+        if (check_log_files(cfg) != 0) {
+            gh_conf_unref(cfg);
+            return 1;
+        }
         printf("%s: configuration is valid\n", src.path ? src.path : src.name);
         gh_conf_unref(cfg);
         return 0;

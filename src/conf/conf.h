@@ -176,6 +176,9 @@ struct gh_config {
     /* `error_log stderr|FILE [error|warn|info|debug];` default stderr info */
     const char *error_log_path; /* NULL = stderr */
     enum gh_log_level error_log_level;
+    /* "FILE:LINE:COL" of the path argument of each, for messages when it cannot be opened */
+    const char *access_log_at;
+    const char *error_log_at;
 
     struct gh_listen_conf *listeners;
     uint32_t n_listeners;

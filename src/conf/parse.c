@@ -389,6 +389,7 @@ on_access_log(struct build *b, struct blk *k, const struct cnode *n)
         return;
     cfg->access_log_on = true;
     cfg->access_log_path = tok_is(t, "stderr") ? NULL : path_arg(b, n, t);
+    cfg->access_log_at = where(b, &t->pos, "");
     cfg->access_log_format = GH_LOG_COMBINED;
     if (n->n_args > 1) {
         const struct conf_tok *f = &n->args[1];
@@ -411,6 +412,7 @@ on_error_log(struct build *b, struct blk *k, const struct cnode *n)
     if (!check_path(b, n, t))
         return;
     cfg->error_log_path = tok_is(t, "stderr") ? NULL : path_arg(b, n, t);
+    cfg->error_log_at = where(b, &t->pos, "");
     if (n->n_args < 2)
         return;
     const struct conf_tok *l = &n->args[1];

@@ -597,7 +597,8 @@ gh_proxy_start(struct gh_config *cfg, unsigned nthreads)
         return rc;
     int fd = open_alog(cfg);
     if (fd < 0) {
-        gh_log_error("access_log %s: %s", cfg->access_log_path, strerror(-fd));
+        gh_log_error("%s: cannot open access_log '%s': %s", cfg->access_log_at,
+                     cfg->access_log_path, strerror(-fd));
         return fd;
     }
     alog_fd = fd;
@@ -626,7 +627,8 @@ gh_proxy_reload(struct gh_config *cfg)
         return rc;
     int fd = open_alog(cfg);
     if (fd < 0) {
-        gh_log_error("access_log %s: %s", cfg->access_log_path, strerror(-fd));
+        gh_log_error("%s: cannot open access_log '%s': %s", cfg->access_log_at,
+                     cfg->access_log_path, strerror(-fd));
         for (unsigned i = 0; i < nn; i++)
             if (!reused[i])
                 close_group(&ng[i]);

@@ -135,6 +135,34 @@ def t():
           "want errors for both line 3 and line 4")
 
 
+@test("-t -c checks that the log files can be opened, naming FILE:LINE:COL")
+def t():
+    d = tmpdir()
+    path = write(os.path.join(d, "logs.conf"), """access_log %s/no/such/dir/access.log;
+server {
+    listen 127.0.0.1:%d;
+    return 200 "ok";
+}
+""" % (d, free_port()))
+    r = run_gh(["-t", "-c", path])
+    diag("stderr:", r.stderr.strip())
+    eq(r.returncode, 1, "exit status")
+    check(re.search(r"logs\.conf:1:12: cannot open access_log '.*/no/such/dir/access\.log': No such file",
+                    r.stderr), "want 'logs.conf:1:12: cannot open access_log ...' on stderr")
+    # a writable path passes, and the file exists afterwards as it would after a start
+    path2 = write(os.path.join(d, "logs2.conf"), """access_log %s/access.log json;
+error_log %s/error.log warn;
+server {
+    listen 127.0.0.1:%d;
+    return 200 "ok";
+}
+""" % (d, d, free_port()))
+    r = run_gh(["-t", "-c", path2])
+    eq(r.returncode, 0, "exit status for writable log paths (stderr: %s)" % r.stderr.strip())
+    check(os.path.exists(os.path.join(d, "access.log")) and os.path.exists(os.path.join(d, "error.log")),
+          "both log files should exist after -t")
+
+
 @test("-c on a missing file exits non-zero with a message")
 def t():
     r = run_gh(["-t", "-c", "/nonexistent/gatehouse.conf"])
