@@ -77,7 +77,7 @@ struct gh_req {
     struct gh_buf *upout; /* request body bytes the origin has not taken yet */
     uint32_t uphead_len;
     uint32_t uphead_sent;
-    uint32_t uphead_cap; /* GH_SMALL_HEAD: from the worker's small-head freelist; else malloc */
+    uint32_t uphead_cap; /* GH_SMALL_HEAD / GH_BIG_HEAD: from the worker's freelists; else malloc */
     uint32_t flags;
     uint32_t attempts;
     uint8_t method;
@@ -239,6 +239,8 @@ uphead_free(struct gh_req *r)
         return;
     if (r->uphead_cap == GH_SMALL_HEAD)
         gh_freelist_put(&r->c->w->head_fl, r->uphead);
+    else if (r->uphead_cap == GH_BIG_HEAD)
+        gh_freelist_put(&r->c->w->big_head_fl, r->uphead);
     else
         free(r->uphead);
     r->uphead = NULL;
@@ -912,6 +914,9 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
     if (w.len <= GH_SMALL_HEAD) {
         r->uphead = gh_freelist_get(&c->w->head_fl);
         r->uphead_cap = GH_SMALL_HEAD;
+    } else if (w.len <= GH_BIG_HEAD) {
+        r->uphead = gh_freelist_get(&c->w->big_head_fl);
+        r->uphead_cap = GH_BIG_HEAD;
     } else {
         r->uphead = malloc(w.len);
         r->uphead_cap = (uint32_t)w.len;

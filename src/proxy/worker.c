@@ -410,6 +410,8 @@ worker_new(uint32_t id)
     w->up_fl.max_cached = 1024;
     w->head_fl.size = GH_SMALL_HEAD;
     w->head_fl.max_cached = 1024;
+    w->big_head_fl.size = GH_BIG_HEAD;
+    w->big_head_fl.max_cached = 128;
     w->log_fl.size = (uint32_t)gh_http_log_info_size;
     w->log_fl.max_cached = 1024;
     return w;
@@ -425,6 +427,7 @@ worker_free(struct gh_worker *w)
     gh_freelist_drain(&w->req_fl);
     gh_freelist_drain(&w->up_fl);
     gh_freelist_drain(&w->head_fl);
+    gh_freelist_drain(&w->big_head_fl);
     gh_freelist_drain(&w->log_fl);
     close(w->wake_io.fd);
     gh_loop_free(w->loop);

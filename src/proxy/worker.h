@@ -116,7 +116,11 @@ struct gh_grave {
     uint8_t kind; /* 0 conn, 1 upconn, 2 listener */
 };
 
+/* Request heads kept for a retry come from two freelists: most heads fit in
+ * 1 KiB, heads with large cookies or tokens in 8 KiB; only bigger ones (up to
+ * max_head_size) are malloc'd. */
 #define GH_SMALL_HEAD 1024
+#define GH_BIG_HEAD 8192
 
 /* A new config for one worker: its listening sockets to start watching (add)
  * and those that stay (keep), each with its index in the new config. */
@@ -150,9 +154,10 @@ struct gh_worker {
     uint32_t nupconns;
 
     struct gh_freelist conn_fl, req_fl, up_fl;
-    struct gh_freelist head_fl; /* GH_SMALL_HEAD bytes: request heads kept for a retry */
-    struct gh_freelist log_fl;  /* access-log fields of requests in flight */
-    struct gh_pool *pools;      /* [GH_CONF_MAX_POOL_SLOTS] */
+    struct gh_freelist head_fl;     /* GH_SMALL_HEAD bytes: request heads kept for a retry */
+    struct gh_freelist big_head_fl; /* GH_BIG_HEAD bytes: the same, for larger heads */
+    struct gh_freelist log_fl;      /* access-log fields of requests in flight */
+    struct gh_pool *pools;          /* [GH_CONF_MAX_POOL_SLOTS] */
 
     struct gh_grave *grave;
     uint32_t n_grave, cap_grave;

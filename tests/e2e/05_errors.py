@@ -130,6 +130,22 @@ def t():
     diag("origin saw /echo?after %d times on conns %r" % (len(gets), [q.conn for q in gets]))
 
 
+@test("keep-alive race retry keeps large request heads intact (1 KiB, 8 KiB and bigger)")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o, top_extra="threads 1;\n", server_extra="    max_header_line 32k;\n"))
+    # the head kept for the retry is stored in one of three ways by size: check each
+    for size in (300, 3000, 7000, 12000, 20000):
+        cookie = "c=" + "".join(chr(ord("a") + (i * 7 + size) % 26) for i in range(size))
+        with Conn(gh.port) as c:
+            eq(c.request("GET", "/keepalive-close?mode=next").status, 200, "status")
+            r = c.request("GET", "/echo?big=%d" % size, headers=[("Cookie", cookie)])
+            eq(r.status, 200, "retried GET with a %d-byte cookie" % size)
+        gets = [q for q in o.requests if q.target == "/echo?big=%d" % size]
+        check(len(gets) >= 1, "origin saw the request")
+        eq(gets[-1].header("cookie"), cookie, "cookie of %d bytes as received by the origin" % size)
+
+
 @test("POST whose body was sent is not retried (reused conn closed without answer)")
 def t():
     o = Origin()
