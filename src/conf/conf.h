@@ -90,6 +90,7 @@ struct gh_proxy_conf {
 
     enum gh_forwarded_mode forwarded; /* `forwarded xff|rfc7239|both|off;` */
     bool via;                         /* `via on|off;` default off */
+    bool splice;                      /* `splice on|off;` default on */
     const char *upstream_host;        /* `upstream_host NAME;` NULL: Host as received */
     uint32_t upstream_host_len;
 

@@ -876,6 +876,19 @@ on_via(struct build *b, struct blk *k, const struct cnode *n)
         conf_err(b->st, &t->pos, "invalid value '%s' for 'via' (expected on or off)", show(b, t));
 }
 
+static void
+on_splice(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    if (tok_is(t, "on"))
+        k->pc->splice = true;
+    else if (tok_is(t, "off"))
+        k->pc->splice = false;
+    else
+        conf_err(b->st, &t->pos, "invalid value '%s' for 'splice' (expected on or off)",
+                 show(b, t));
+}
+
 /* A Host value: reg-name, IPv4 or [IPv6], with an optional :port (RFC 9110 §7.2). */
 static bool
 valid_host(const char *s, size_t len)
@@ -1028,6 +1041,7 @@ static const struct dir dirs[] = {
      offsetof(struct gh_proxy_conf, client_max_body_size), 0, UINT64_MAX},
     FN("forwarded", CTX_PROXY, 1, 1, 0, on_forwarded),
     FN("via", CTX_PROXY, 1, 1, 0, on_via),
+    FN("splice", CTX_PROXY, 1, 1, 0, on_splice),
     FN("upstream_host", CTX_PROXY, 1, 1, 0, on_upstream_host),
     FN("request_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
     FN("response_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
@@ -1492,6 +1506,7 @@ set_defaults(struct gh_config *cfg, struct gh_proxy_conf *pc, struct gh_server_c
     pc->client_max_body_size = 0;
     pc->forwarded = GH_FWD_XFF;
     pc->via = false;
+    pc->splice = true;
 
     sc->client_header_timeout_ms = 10000;
     sc->keepalive_timeout_ms = 75000;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "net/pipe.h"
 #include "net/sock.h"
 #include "proxy/io.h"
 #include "proxy/worker.h"
@@ -36,6 +37,13 @@
 /* Input handed to the chunked encoder is cut this much short of the room, so
  * the chunk-size lines it adds always fit (at most MAX_IOV/3 spans of 9 bytes). */
 #define CHUNK_RESERVE 512
+/* splice(2) for the rest of a Content-Length response body of at least
+ * SPLICE_MIN bytes; the first read of a response takes at most
+ * SPLICE_HEAD_READ bytes so that most of such a body is left to splice;
+ * SPLICE_CHUNK is the most moved into the pipe at once (its size). */
+#define SPLICE_MIN (16 * 1024)
+#define SPLICE_HEAD_READ (16 * 1024)
+#define SPLICE_CHUNK GH_PIPE_SIZE
 
 enum body_kind { BODY_NONE = 0, BODY_CL, BODY_CHUNKED, BODY_CLOSE };
 
@@ -93,6 +101,7 @@ struct gh_req {
     uint64_t t_start, t_head, t_connect, t_first_byte;
     struct gh_log_info *log;
     const char *fail_reason;
+    struct gh_pipe *pipe; /* response body moving by splice(2), see resp_splice */
 };
 
 const size_t gh_http_req_size = sizeof(struct gh_req);
@@ -105,6 +114,7 @@ static void on_up_event(struct gh_io *io, uint32_t events);
 static void on_up_timeout(struct gh_timer *t);
 static int up_connect(struct gh_req *r, int fresh);
 static void req_finish(struct gh_req *r);
+static int resp_splice(struct gh_req *r);
 
 /* ------------------------------------------------------------------ */
 /* small writer for heads                                               */
@@ -252,6 +262,7 @@ req_free(struct gh_req *r)
     struct gh_worker *w = r->c->w;
     uphead_free(r);
     gh_buf_put(r->upout);
+    gh_pipe_put(r->pipe); /* closed rather than cached if bytes are left in it */
     if (r->log != NULL)
         gh_freelist_put(&w->log_fl, r->log);
     struct gh_wcfg *wc = r->wc;
@@ -1674,6 +1685,8 @@ resp_pump(struct gh_req *r)
     struct gh_conn *c = r->c;
     struct gh_worker *w = c->w;
 
+    if (r->pipe != NULL)
+        return resp_splice(r);
     const char *p;
     size_t n;
     int from_buf = u->in != NULL && gh_buf_len(u->in) > 0;
@@ -1697,6 +1710,9 @@ resp_pump(struct gh_req *r)
         } else {
             dst = w->scratch;
             room = GH_BUF_SIZE;
+            /* a large body should go by splice: read the head with only the start of it */
+            if (!(r->flags & R_HEAD_DONE) && r->pc->splice)
+                room = SPLICE_HEAD_READ;
         }
         ssize_t rd = gh_io_read(u->io.fd, dst, room, &u->flags, U_CAN_READ, U_EOF);
         if (rd == GH_AGAIN)
@@ -1884,6 +1900,89 @@ resp_pump(struct gh_req *r)
         r->flags |= R_RESP_DONE;
         if (u->in != NULL)
             r->flags &= ~(uint32_t)R_UP_REUSABLE; /* the origin sent more than it framed */
+    } else if (r->resp_body == BODY_CL && r->resp_remaining >= SPLICE_MIN && r->pc->splice &&
+               c->out == NULL && u->in == NULL && !eof) {
+        /* the rest of a large Content-Length body passes unchanged: move it
+         * socket -> pipe -> socket without copying it through user space (when
+         * no pipe can be had, the copy goes on as before) */
+        r->pipe = gh_pipe_get();
+    }
+    return 1;
+}
+
+/*
+ * Pump the rest of a Content-Length body with splice(2): origin socket ->
+ * pipe -> client socket. Nothing more is read from the origin while the pipe
+ * holds bytes the client has not taken (backpressure, as with c->out), and
+ * never more than the body still owed. Returns 1 progress, 0 blocked, -1 ended.
+ */
+static int
+resp_splice(struct gh_req *r)
+{
+    struct gh_upconn *u = r->u;
+    struct gh_conn *c = r->c;
+    struct gh_pipe *pp = r->pipe;
+    int progress = 0;
+    for (;;) {
+        if (pp->len > 0) {
+            if (!(c->flags & C_CAN_WRITE))
+                return progress;
+            ssize_t n = gh_splice(pp->rd, c->io.fd, pp->len);
+            if (n == GH_AGAIN) {
+                c->flags &= (uint16_t)~C_CAN_WRITE;
+                return progress;
+            }
+            if (n <= 0) {
+                gh_log_info("client closed the connection during the response: %s",
+                            n < 0 ? strerror((int)-n) : "no progress");
+                req_log(r);
+                gh_http_conn_close(c);
+                return -1;
+            }
+            pp->len -= (uint32_t)n;
+            r->bytes_out += (uint64_t)n;
+            progress = 1;
+            if (pp->len > 0) { /* the socket is full: wait for EPOLLOUT */
+                c->flags &= (uint16_t)~C_CAN_WRITE;
+                return progress;
+            }
+            continue;
+        }
+        if (r->resp_remaining == 0)
+            break;
+        if (!(u->flags & U_CAN_READ))
+            return progress;
+        size_t want = r->resp_remaining < SPLICE_CHUNK ? (size_t)r->resp_remaining : SPLICE_CHUNK;
+        ssize_t n = gh_splice(u->io.fd, pp->wr, want);
+        if (n == GH_AGAIN) {
+            /* unlike a short read, a short splice may only mean the pipe ran out
+             * of slots; EAGAIN is what says the socket is empty */
+            u->flags &= (uint16_t)~U_CAN_READ;
+            return progress;
+        }
+        if (n <= 0) {
+            if (n == 0)
+                u->flags |= U_EOF;
+            req_fail(r, 502, "upstream closed the connection in the middle of the response");
+            return -1;
+        }
+        pp->len += (uint32_t)n;
+        r->resp_remaining -= (uint64_t)n;
+        progress = 1;
+        gh_timer_after(c->w->loop, &u->timer, r->pc->read_timeout_ms);
+    }
+    gh_pipe_put(pp);
+    r->pipe = NULL;
+    r->flags |= R_RESP_DONE;
+    if (r->flags & R_UP_REUSABLE) {
+        /* splice took exactly the bytes owed: an origin that sent more than it
+         * framed must not go back to the pool with them still unread */
+        char b;
+        ssize_t k = recv(u->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (k == -1 && errno == EAGAIN)
+            u->flags &= (uint16_t)~U_CAN_READ;
+        else
+            r->flags &= ~(uint32_t)R_UP_REUSABLE;
     }
     return 1;
 }
@@ -1974,7 +2073,7 @@ req_arm_timers(struct gh_req *r)
 {
     struct gh_conn *c = r->c;
     struct gh_loop *l = c->w->loop;
-    if (c->out != NULL)
+    if (c->out != NULL || (r->pipe != NULL && r->pipe->len > 0))
         gh_timer_after(l, &c->timer, r->pc->send_timeout_ms);
     else if (!(r->flags & R_REQ_DONE) && !(r->flags & R_RESP_DONE) && r->upout == NULL &&
              (r->flags & R_HEAD_SENT))
@@ -2394,8 +2493,20 @@ on_client_timeout(struct gh_timer *t)
     }
     case CS_REQ: {
         struct gh_req *r = c->req;
-        if (r == NULL || c->out != NULL) {
-            gh_http_conn_close(c); /* send timeout */
+        if (r == NULL || c->out != NULL || (r->pipe != NULL && r->pipe->len > 0)) {
+            /* send timeout: the client stopped reading. Reset rather than close:
+             * a close would leave the kernel holding (and retrying) up to a
+             * socket buffer of response for a peer that does not read it, the
+             * slow-reader attack (nginx: reset_timedout_connection) */
+            char ip[64];
+            if (conn_ip_str(c, ip, sizeof(ip)) == 0)
+                strcpy(ip, "-");
+            gh_log_info("client %s: response not read within send_timeout: connection reset", ip);
+            if (r != NULL)
+                req_log(r);
+            struct linger lg = {1, 0};
+            setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            gh_http_conn_close(c);
             return;
         }
         if (!(r->flags & R_REQ_DONE) && !(r->flags & R_RESP_DONE) && r->upout == NULL &&

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "net/pipe.h"
 #include "net/sock.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
@@ -382,6 +383,7 @@ worker_main(void *arg)
     batch_end(w);
     grave_flush(w);
     gh_buf_cache_drain(); /* this thread's cached buffers */
+    gh_pipe_cache_drain();
     return NULL;
 }
 

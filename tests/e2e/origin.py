@@ -21,7 +21,9 @@ Endpoints (by path; anything unknown behaves like /echo):
   /stall                    never answers (until the peer closes or the origin stops)
   /drop                     reads the request and its body, then closes without answering
   /malformed/KIND           status-line | garbage | cl-te | two-cl | bad-chunk | chunk-overflow |
-                            bad-header | short-body
+                            bad-header | short-body | short-large-body (CL 1000000, 300000 sent)
+  /overlong/N               like /bytes/N, keep-alive, but 16 stray bytes follow the body on the
+                            connection (an origin sending more than it framed)
   /status/CODE              answers that status (no body for 1xx/204/304)
   /head                     Content-Length 1234 body on GET; the same head without body on HEAD
   /resp-headers?N=V&...     adds each query pair as a response header
@@ -509,6 +511,12 @@ class Origin:
         elif head == "malformed":
             self._malformed(s, arg)
             return False, False
+        elif head == "overlong":
+            body = det_bytes(int(arg))
+            s.sendall(("HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Origin-Name: %s\r\n"
+                       "X-Origin-Conn: %d\r\nX-Origin-Req: %d\r\n\r\n"
+                       % (len(body), self.name, cid, seq)).encode() + body + b"STRAY-BYTES-HERE")
+            return keep, False
         elif head == "status":
             code = int(arg)
             hs = [("Content-Type", "text/plain")]
@@ -548,6 +556,8 @@ class Origin:
                               b"ffffffffffffffffff\r\nhello\r\n0\r\n\r\n",
             "bad-header": b"HTTP/1.1 200 OK\r\nBad Header: x\r\nContent-Length: 2\r\n\r\nok",
             "short-body": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a bit",
+            "short-large-body": b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" +
+                                det_bytes(300000),
         }
         s.sendall(bodies[kind])
         time.sleep(0.05)

@@ -145,6 +145,7 @@ test_defaults(void **state)
     assert_int_equal(pc->client_max_body_size, 0);
     assert_int_equal(pc->forwarded, GH_FWD_XFF);
     assert_false(pc->via);
+    assert_true(pc->splice);
     assert_null(pc->upstream_host);
     assert_int_equal(pc->n_req_rules, 0);
     assert_int_equal(pc->n_resp_rules, 0);
@@ -424,7 +425,7 @@ test_inheritance(void **state)
                                "  read_timeout 3s;\n"
                                "  proxy app;\n"
                                "  route /a/ { send_timeout 4s; }\n"
-                               "  route /b/ { read_timeout 5s; via off; return 404; }\n"
+                               "  route /b/ { read_timeout 5s; via off; splice off; return 404; }\n"
                                "}\n");
     const struct gh_server_conf *s = srv(c, 0);
     assert_int_equal(s->pc.connect_timeout_ms, 1000);
@@ -439,6 +440,8 @@ test_inheritance(void **state)
     assert_true(a->pc.via);
     assert_int_equal(b->pc.read_timeout_ms, 5000);
     assert_false(b->pc.via);
+    assert_true(a->pc.splice);
+    assert_false(b->pc.splice);
     assert_null(b->pc.upstream); /* return replaces the inherited proxy */
     assert_int_equal(b->pc.return_status, 404);
     gh_conf_unref(c);
@@ -1130,6 +1133,8 @@ test_err_values(void **state)
         "or off) (did you mean 'xff'?)");
     expect_only_error("via yes;\n" SRV,
                       "t.conf:1:5: invalid value 'yes' for 'via' (expected on or off)");
+    expect_only_error("splice auto;\n" SRV,
+                      "t.conf:1:8: invalid value 'auto' for 'splice' (expected on or off)");
     expect_only_error("access_log stderr xml;\n" SRV,
                       "t.conf:1:19: invalid access_log format 'xml' (expected combined or json)");
     expect_only_error("access_log off json;\n" SRV,
