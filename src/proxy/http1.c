@@ -2579,6 +2579,12 @@ on_up_timeout(struct gh_timer *t)
             gh_upconn_mark_down(c->w, r->target->pool_slot);
             req_fail(r, 504, "upstream connect timed out");
         }
+    } else if (c->out != NULL || (r->pipe != NULL && r->pipe->len > 0)) {
+        /* Not the origin's fault: it is not being read because the client is
+         * slow to take what came before (send_timeout guards that side). The
+         * read timeout counts only while Gatehouse waits for the origin. */
+        gh_timer_after(c->w->loop, &u->timer, r->pc->read_timeout_ms);
+        return;
     } else if (!(r->flags & R_GOT_BYTE)) {
         req_fail(r, 504, "upstream did not answer in time");
     } else {

@@ -156,4 +156,45 @@ def t():
 
 
 
+
+def _pause_then_read(port, n, pause):
+    """GET /bytes/n, read 1 MB, stop reading for `pause` seconds, then read the rest."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: t\r\n\r\n" % n)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, body = buf.split(b"\r\n\r\n", 1)
+    chunks = [body]
+    got = len(body)
+    paused = False
+    while got < n:
+        if not paused and got >= 1000000:
+            time.sleep(pause)
+            paused = True
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        chunks.append(b)
+        got += len(b)
+    s.close()
+    return head, b"".join(chunks)
+
+
+for _mode in ("on", "off"):
+    @test("a client pausing longer than read_timeout is not blamed on the origin (splice %s)" % _mode)
+    def t(mode=_mode):
+        o = shared("origin", lambda: Origin(name="o"))
+        o.reset()
+        gh = Gatehouse(conf_proxy(o, server_extra="    read_timeout 1s;\n    send_timeout 20s;\n"
+                                  "    splice %s;\n" % mode))
+        n = 12 * 1000 * 1000
+        head, body = _pause_then_read(gh.port, n, 3)
+        check(head.startswith(b"HTTP/1.1 200"), "status line %r" % head[:40])
+        eq(len(body), n, "body length (a 504 mid-response would cut it)")
+        eq(sha256(body), sha256(det_bytes(n)), "sha256")
+        check(not re.search(r"stalled", gh.stderr()), "no 'upstream stalled' in the error log")
+
+
 run()
