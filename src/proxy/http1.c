@@ -101,7 +101,8 @@ struct gh_req {
     uint64_t t_start, t_head, t_connect, t_first_byte;
     struct gh_log_info *log;
     const char *fail_reason;
-    struct gh_pipe *pipe; /* response body moving by splice(2), see resp_splice */
+    struct gh_pipe *pipe;    /* response body moving by splice(2), see resp_splice */
+    struct gh_pipe *reqpipe; /* request body moving by splice(2), see req_splice */
 };
 
 const size_t gh_http_req_size = sizeof(struct gh_req);
@@ -115,6 +116,7 @@ static void on_up_timeout(struct gh_timer *t);
 static int up_connect(struct gh_req *r, int fresh);
 static void req_finish(struct gh_req *r);
 static int resp_splice(struct gh_req *r);
+static int req_splice(struct gh_req *r, int progress);
 
 /* ------------------------------------------------------------------ */
 /* small writer for heads                                               */
@@ -263,6 +265,7 @@ req_free(struct gh_req *r)
     uphead_free(r);
     gh_buf_put(r->upout);
     gh_pipe_put(r->pipe); /* closed rather than cached if bytes are left in it */
+    gh_pipe_put(r->reqpipe);
     if (r->log != NULL)
         gh_freelist_put(&w->log_fl, r->log);
     struct gh_wcfg *wc = r->wc;
@@ -1418,6 +1421,11 @@ req_send(struct gh_req *r)
     const char *p;
     size_t n;
     int from_buf = c->in != NULL && gh_buf_len(c->in) > 0;
+    if (r->reqpipe == NULL && !from_buf && r->req_body == BODY_CL &&
+        r->req_remaining >= SPLICE_MIN && r->pc->splice && r->upout == NULL)
+        r->reqpipe = gh_pipe_get(); /* none to be had: copy as below */
+    if (r->reqpipe != NULL)
+        return req_splice(r, progress);
     if (from_buf) {
         p = gh_buf_head(c->in);
         n = gh_buf_len(c->in);
@@ -1675,6 +1683,75 @@ resp_head(struct gh_req *r, const struct gh_h1_response *rs)
     if (r->c->flags & C_CLOSE_AFTER)
         r->flags &= ~(uint32_t)R_KEEPALIVE; /* draining (stop, or listener removed by reload) */
     return build_client_head(r, rs);
+}
+
+/*
+ * The rest of a large Content-Length request body with splice(2): client
+ * socket -> pipe -> origin socket, never more than the body (a pipelined
+ * request behind it stays in the socket). Nothing more is read from the client
+ * while the pipe holds bytes the origin has not taken. The request counts as
+ * sent (R_REQ_DONE) once the pipe is empty. Returns as req_send.
+ */
+static int
+req_splice(struct gh_req *r, int progress)
+{
+    struct gh_upconn *u = r->u;
+    struct gh_conn *c = r->c;
+    struct gh_pipe *pp = r->reqpipe;
+    for (;;) {
+        if (pp->len > 0) {
+            if (!(u->flags & U_CAN_WRITE))
+                return progress;
+            ssize_t n = gh_splice(pp->rd, u->io.fd, pp->len);
+            if (n == GH_AGAIN) {
+                u->flags &= (uint16_t)~U_CAN_WRITE;
+                return progress;
+            }
+            if (n <= 0) {
+                /* The origin stopped reading; it may have answered already (413,
+                 * 401...): stop sending, read what it said, close both sides after. */
+                r->flags |= R_REQ_DONE;
+                r->flags &= ~(uint32_t)R_UP_REUSABLE;
+                c->flags |= C_CLOSE_AFTER;
+                u->flags |= U_CAN_READ;
+                gh_pipe_put(pp); /* bytes left in it: closed */
+                r->reqpipe = NULL;
+                return 1;
+            }
+            pp->len -= (uint32_t)n;
+            progress = 1;
+            if (pp->len > 0) {
+                u->flags &= (uint16_t)~U_CAN_WRITE;
+                return progress;
+            }
+            continue;
+        }
+        if (r->req_remaining == 0) {
+            gh_pipe_put(pp);
+            r->reqpipe = NULL;
+            r->flags |= R_REQ_DONE;
+            return 1;
+        }
+        if (!(c->flags & C_CAN_READ))
+            return progress;
+        size_t want = r->req_remaining < SPLICE_CHUNK ? (size_t)r->req_remaining : SPLICE_CHUNK;
+        ssize_t n = gh_splice(c->io.fd, pp->wr, want);
+        if (n == GH_AGAIN) {
+            c->flags &= (uint16_t)~C_CAN_READ;
+            return progress;
+        }
+        if (n <= 0) {
+            if (n == 0)
+                c->flags |= C_EOF;
+            req_fail(r, 400, "client closed the connection in the middle of the request body");
+            return -1;
+        }
+        pp->len += (uint32_t)n;
+        r->req_remaining -= (uint64_t)n;
+        r->req_bytes += (uint64_t)n;
+        r->flags |= R_BODY_SENT; /* taken from the client: a retry could not resend it */
+        progress = 1;
+    }
 }
 
 /* Pump response bytes to the client. Returns 1 progress, 0 blocked, -1 ended. */
@@ -2076,7 +2153,7 @@ req_arm_timers(struct gh_req *r)
     if (c->out != NULL || (r->pipe != NULL && r->pipe->len > 0))
         gh_timer_after(l, &c->timer, r->pc->send_timeout_ms);
     else if (!(r->flags & R_REQ_DONE) && !(r->flags & R_RESP_DONE) && r->upout == NULL &&
-             (r->flags & R_HEAD_SENT))
+             (r->reqpipe == NULL || r->reqpipe->len == 0) && (r->flags & R_HEAD_SENT))
         gh_timer_after(l, &c->timer, r->pc->client_body_timeout_ms);
     /* otherwise the timer keeps its older deadline; on_client_timeout re-checks
      * what it guards, so no heap work is spent per request here */
@@ -2510,7 +2587,7 @@ on_client_timeout(struct gh_timer *t)
             return;
         }
         if (!(r->flags & R_REQ_DONE) && !(r->flags & R_RESP_DONE) && r->upout == NULL &&
-            (r->flags & R_HEAD_SENT)) {
+            (r->reqpipe == NULL || r->reqpipe->len == 0) && (r->flags & R_HEAD_SENT)) {
             req_fail(r, 408, "request body not received in time");
             conn_advance(c);
             arm_writes(c);

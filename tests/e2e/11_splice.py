@@ -197,4 +197,66 @@ for _mode in ("on", "off"):
         check(not re.search(r"stalled", gh.stderr()), "no 'upstream stalled' in the error log")
 
 
+# ---- request bodies --------------------------------------------------------------------------
+
+UP_SIZES = (1000, 16 * 1024 - 1, 16 * 1024 + 1, 70000, 300 * 1024, 2 * 1000 * 1000 + 5)
+
+
+for _mode in ("on", "off"):
+    @test("uploads of every size around the splice threshold reach the origin intact (splice %s)"
+          % _mode)
+    def t(mode=_mode):
+        o, gh = proxy("" if mode == "on" else "    splice off;\n")
+        with Conn(gh.port, timeout=30) as c:
+            for n in UP_SIZES:
+                body = det_bytes(n, seed=n)
+                r = c.request("POST", "/upload", body=body)
+                eq(r.status, 200, "status for %d bytes" % n)
+                d = r.json()
+                eq((d["length"], d["sha256"]), (n, sha256(body)), "body at the origin, %d bytes" % n)
+        eq(len({q.conn for q in o.requests}), 1, "one upstream connection for all uploads")
+
+
+@test("a request pipelined behind a large body is not swallowed by the splice")
+def t():
+    o, gh = proxy()
+    body = det_bytes(300000, seed=3)
+    with Conn(gh.port, timeout=30) as c:
+        c.send(build_request("POST", "/upload", body=body) + build_request("GET", "/echo?second"))
+        r1 = c.read_response()
+        eq(r1.status, 200, "first status")
+        eq(r1.json()["sha256"], sha256(body), "first body at the origin")
+        r2 = c.read_response()
+        eq(r2.status, 200, "second status")
+        eq(r2.json()["target"], "/echo?second", "second request as the origin saw it")
+
+
+@test("client gone in the middle of a large upload: 400 logged, origin never sees a complete body")
+def t():
+    o, gh = proxy()
+    before = pipe_fds(gh.proc.pid)
+    s = socket.create_connection(("127.0.0.1", gh.port), timeout=10)
+    s.sendall(b"POST /upload?cut HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
+    s.sendall(det_bytes(400000))
+    time.sleep(0.3)
+    s.close()
+    gh.wait_stderr(r"client closed the connection in the middle of the request body", 10)
+    wait_until(lambda: pipe_fds(gh.proc.pid) <= before, 5, "the pipe released")
+    check(not [q for q in o.requests if q.target == "/upload?cut" and q.body_complete],
+          "origin must not see a complete body")
+
+
+@test("client_body_timeout applies to a large upload that stalls (splice path)")
+def t():
+    o = shared("origin", lambda: Origin(name="o"))
+    o.reset()
+    gh = Gatehouse(conf_proxy(o, server_extra="    client_body_timeout 1s;\n"))
+    with Conn(gh.port, timeout=10) as c:
+        c.send(b"POST /upload?stall HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
+        c.send(det_bytes(300000))
+        gh.wait_stderr(r"request body not received in time", 10)
+    check(not [q for q in o.requests if q.target == "/upload?stall" and q.body_complete],
+          "origin must not see a complete body")
+
+
 run()
