@@ -14,8 +14,8 @@
 #define GH_PIPE_SIZE (256 * 1024)
 
 struct gh_pipe {
-    int rd, wr;          /* O_NONBLOCK | O_CLOEXEC */
-    uint32_t len;        /* bytes in the pipe (the user keeps this up to date) */
+    int rd, wr;           /* O_NONBLOCK | O_CLOEXEC */
+    uint32_t len;         /* bytes in the pipe (the user keeps this up to date) */
     struct gh_pipe *next; /* in the cache */
 };
 
