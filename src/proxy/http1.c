@@ -103,6 +103,7 @@ struct gh_req {
     const char *fail_reason;
     struct gh_pipe *pipe;    /* response body moving by splice(2), see resp_splice */
     struct gh_pipe *reqpipe; /* request body moving by splice(2), see req_splice */
+    uint64_t sent_mark;      /* bytes written to the client when send_timeout was last armed */
 };
 
 const size_t gh_http_req_size = sizeof(struct gh_req);
@@ -1041,6 +1042,7 @@ req_start(struct gh_conn *c, struct gh_h1_request *pr)
         return -ENOMEM;
     }
     memset(r, 0, sizeof(*r));
+    r->sent_mark = UINT64_MAX; /* the first wait on the client always arms send_timeout */
     r->c = c;
     r->wc = w->cur;
     r->wc->users++;
@@ -1377,6 +1379,18 @@ chunk_relay(struct gh_h1_chunked *ch, const char *p, size_t *used, size_t lim, i
 /* request direction: client -> upstream                              */
 
 /* Write the head (and whatever body bytes are waiting). Returns 1 progress, 0 blocked, -1 ended. */
+/*
+ * Request body bytes reached the origin: first_byte_timeout counts from the
+ * last of them, not from the head (an upload slower than the timeout is not
+ * the origin failing to answer). A lazy timer push, no heap work.
+ */
+static inline void
+body_moved(struct gh_req *r)
+{
+    if (!(r->flags & R_GOT_BYTE))
+        gh_timer_after(r->c->w->loop, &r->u->timer, r->pc->first_byte_timeout_ms);
+}
+
 static int
 req_send(struct gh_req *r)
 {
@@ -1401,14 +1415,19 @@ req_send(struct gh_req *r)
         gh_timer_after(c->w->loop, &u->timer, r->pc->first_byte_timeout_ms);
     }
     if (r->upout != NULL) {
+        size_t before = gh_buf_len(r->upout);
         int rc = gh_io_flush(u->io.fd, &r->upout, &u->flags, U_CAN_WRITE);
-        if (rc == GH_AGAIN)
+        if (rc == GH_AGAIN) {
+            if (gh_buf_len(r->upout) < before)
+                body_moved(r);
             return progress;
+        }
         if (rc < 0) {
             up_retry_or_fail(r, 502, "upstream connection broken while sending the body", 0);
             return -1;
         }
         progress = 1;
+        body_moved(r);
     }
     if (r->flags & R_REQ_DONE)
         return progress;
@@ -1422,7 +1441,8 @@ req_send(struct gh_req *r)
     size_t n;
     int from_buf = c->in != NULL && gh_buf_len(c->in) > 0;
     if (r->reqpipe == NULL && !from_buf && r->req_body == BODY_CL &&
-        r->req_remaining >= SPLICE_MIN && r->pc->splice && r->upout == NULL)
+        r->req_remaining >= SPLICE_MIN && r->pc->splice && r->upout == NULL &&
+        !(r->flags & R_UPGRADE))    /* after a 101 the tunnel forwards upout, not a pipe */
         r->reqpipe = gh_pipe_get(); /* none to be had: copy as below */
     if (r->reqpipe != NULL)
         return req_splice(r, progress);
@@ -1489,6 +1509,8 @@ req_send(struct gh_req *r)
             return 1;
         }
         r->flags |= R_BODY_SENT;
+        if (wn > 0)
+            body_moved(r);
         if ((size_t)wn < o.total && gh_io_stash(&r->upout, o.iov, o.cnt, (size_t)wn) != 0) {
             req_fail(r, 503, "out of memory");
             return -1;
@@ -1720,6 +1742,7 @@ req_splice(struct gh_req *r, int progress)
             }
             pp->len -= (uint32_t)n;
             progress = 1;
+            body_moved(r);
             if (pp->len > 0) {
                 u->flags &= (uint16_t)~U_CAN_WRITE;
                 return progress;
@@ -2050,17 +2073,7 @@ resp_splice(struct gh_req *r)
     }
     gh_pipe_put(pp);
     r->pipe = NULL;
-    r->flags |= R_RESP_DONE;
-    if (r->flags & R_UP_REUSABLE) {
-        /* splice took exactly the bytes owed: an origin that sent more than it
-         * framed must not go back to the pool with them still unread */
-        char b;
-        ssize_t k = recv(u->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (k == -1 && errno == EAGAIN)
-            u->flags &= (uint16_t)~U_CAN_READ;
-        else
-            r->flags &= ~(uint32_t)R_UP_REUSABLE;
-    }
+    r->flags |= R_RESP_DONE; /* req_finish checks the socket for bytes past the body */
     return 1;
 }
 
@@ -2150,10 +2163,16 @@ req_arm_timers(struct gh_req *r)
 {
     struct gh_conn *c = r->c;
     struct gh_loop *l = c->w->loop;
-    if (c->out != NULL || (r->pipe != NULL && r->pipe->len > 0))
-        gh_timer_after(l, &c->timer, r->pc->send_timeout_ms);
-    else if (!(r->flags & R_REQ_DONE) && !(r->flags & R_RESP_DONE) && r->upout == NULL &&
-             (r->reqpipe == NULL || r->reqpipe->len == 0) && (r->flags & R_HEAD_SENT))
+    if (c->out != NULL || (r->pipe != NULL && r->pipe->len > 0)) {
+        /* send_timeout runs from the last write that reached the client: other
+         * events (the client sending bytes while not reading) must not renew it */
+        uint64_t written = r->bytes_out - (c->out != NULL ? gh_buf_len(c->out) : 0);
+        if (written != r->sent_mark) {
+            r->sent_mark = written;
+            gh_timer_after(l, &c->timer, r->pc->send_timeout_ms);
+        }
+    } else if (!(r->flags & R_REQ_DONE) && !(r->flags & R_RESP_DONE) && r->upout == NULL &&
+               (r->reqpipe == NULL || r->reqpipe->len == 0) && (r->flags & R_HEAD_SENT))
         gh_timer_after(l, &c->timer, r->pc->client_body_timeout_ms);
     /* otherwise the timer keeps its older deadline; on_client_timeout re-checks
      * what it guards, so no heap work is spent per request here */
@@ -2211,6 +2230,28 @@ req_advance(struct gh_req *r)
     }
 }
 
+/*
+ * May a connection whose response ended go back to the pool? Bytes the origin
+ * sent past the framed end must not be taken for the next response. When the
+ * last read came back short the socket was empty (and bytes arriving later
+ * wake the pool, which closes it); but after a read that filled its buffer
+ * exactly, or a splice that took exactly the bytes owed, their edge may
+ * already be spent: look without taking (MSG_PEEK), a syscall only then.
+ */
+static int
+up_drained(struct gh_upconn *u)
+{
+    if (!(u->flags & U_CAN_READ))
+        return 1;
+    char b;
+    ssize_t k = recv(u->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (k == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        u->flags &= (uint16_t)~U_CAN_READ;
+        return 1;
+    }
+    return 0; /* stray bytes, end of stream, or an error */
+}
+
 /* The response is fully written: log, recycle the upstream connection, and
  * either wait for the next request or close. */
 static void
@@ -2226,7 +2267,7 @@ req_finish(struct gh_req *r)
         u->req = NULL;
         u->nreq++;
         if ((r->flags & R_UP_REUSABLE) && (r->flags & R_REQ_DONE) && r->upout == NULL &&
-            !(u->flags & U_EOF)) {
+            !(u->flags & U_EOF) && up_drained(u)) {
             gh_pool_put(w, u, r->pc->upstream->keepalive);
         } else {
             gh_upconn_close(u);
