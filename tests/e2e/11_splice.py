@@ -231,17 +231,23 @@ def t():
         eq(r2.json()["target"], "/echo?second", "second request as the origin saw it")
 
 
-@test("client gone in the middle of a large upload: 400 logged, origin never sees a complete body")
+@test("clients gone in the middle of large uploads: 400 logged, origin never sees a complete body, "
+      "no pipe leaked")
 def t():
     o, gh = proxy()
     before = pipe_fds(gh.proc.pid)
-    s = socket.create_connection(("127.0.0.1", gh.port), timeout=10)
-    s.sendall(b"POST /upload?cut HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
-    s.sendall(det_bytes(400000))
-    time.sleep(0.3)
-    s.close()
+    for i in range(10):
+        s = socket.create_connection(("127.0.0.1", gh.port), timeout=10)
+        s.sendall(b"POST /upload?cut HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
+        s.sendall(det_bytes(400000))
+        time.sleep(0.1)
+        if i % 2:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+        s.close()
     gh.wait_stderr(r"client closed the connection in the middle of the request body", 10)
-    wait_until(lambda: pipe_fds(gh.proc.pid) <= before, 5, "the pipe released")
+    # a pipe with bytes left in it is closed, an empty one is cached for the next body: at most
+    # one per worker thread is left over, however many uploads were cut
+    wait_until(lambda: pipe_fds(gh.proc.pid) <= before + 2 * 2, 5, "the pipes released")
     check(not [q for q in o.requests if q.target == "/upload?cut" and q.body_complete],
           "origin must not see a complete body")
 

@@ -186,14 +186,14 @@ for _mode in ("on", "off"):
           timeout=30)
     def t(mode=_mode):
         o = shared("origin", lambda: Origin(name="o"))
-        gh = Gatehouse(conf_proxy(o, server_extra="    first_byte_timeout 1s;\n    splice %s;\n" % mode))
+        gh = Gatehouse(conf_proxy(o, server_extra="    first_byte_timeout 2s;\n    splice %s;\n" % mode))
         n = 500000
         body = det_bytes(n, seed=3)
         with Conn(gh.port, timeout=15) as c:
             c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % n)
-            for k in range(0, n, 25000):  # about 2 s in all, twice the timeout
+            for k in range(0, n, 25000):  # about 4 s in all, twice the timeout
                 c.send(body[k:k + 25000])
-                time.sleep(0.1)
+                time.sleep(0.2)
             r = c.read_response()
         eq(r.status, 200, "status (a 504 would blame the origin for the client's slow upload)")
         eq(r.json()["sha256"], sha256(body), "body at the origin")
