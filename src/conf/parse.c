@@ -864,29 +864,30 @@ on_forwarded(struct build *b, struct blk *k, const struct cnode *n)
              show(b, t), suggest(b, t->text, t->len, modes, GH_ARRAY_LEN(modes)));
 }
 
+/* `NAME on|off;` into *dst. */
 static void
-on_via(struct build *b, struct blk *k, const struct cnode *n)
+on_off(struct build *b, const struct cnode *n, bool *dst)
 {
     const struct conf_tok *t = &n->args[0];
     if (tok_is(t, "on"))
-        k->pc->via = true;
+        *dst = true;
     else if (tok_is(t, "off"))
-        k->pc->via = false;
+        *dst = false;
     else
-        conf_err(b->st, &t->pos, "invalid value '%s' for 'via' (expected on or off)", show(b, t));
+        conf_err(b->st, &t->pos, "invalid value '%s' for '%s' (expected on or off)", show(b, t),
+                 n->name.text);
+}
+
+static void
+on_via(struct build *b, struct blk *k, const struct cnode *n)
+{
+    on_off(b, n, &k->pc->via);
 }
 
 static void
 on_splice(struct build *b, struct blk *k, const struct cnode *n)
 {
-    const struct conf_tok *t = &n->args[0];
-    if (tok_is(t, "on"))
-        k->pc->splice = true;
-    else if (tok_is(t, "off"))
-        k->pc->splice = false;
-    else
-        conf_err(b->st, &t->pos, "invalid value '%s' for 'splice' (expected on or off)",
-                 show(b, t));
+    on_off(b, n, &k->pc->splice);
 }
 
 /* A Host value: reg-name, IPv4 or [IPv6], with an optional :port (RFC 9110 §7.2). */

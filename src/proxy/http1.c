@@ -39,11 +39,9 @@
 #define CHUNK_RESERVE 512
 /* splice(2) for the rest of a Content-Length response body of at least
  * SPLICE_MIN bytes; the first read of a response takes at most
- * SPLICE_HEAD_READ bytes so that most of such a body is left to splice;
- * SPLICE_CHUNK is the most moved into the pipe at once (its size). */
+ * SPLICE_HEAD_READ bytes so that most of such a body is left to splice. */
 #define SPLICE_MIN (16 * 1024)
 #define SPLICE_HEAD_READ (16 * 1024)
-#define SPLICE_CHUNK GH_PIPE_SIZE
 
 enum body_kind { BODY_NONE = 0, BODY_CL, BODY_CHUNKED, BODY_CLOSE };
 
@@ -1719,61 +1717,38 @@ req_splice(struct gh_req *r, int progress)
 {
     struct gh_upconn *u = r->u;
     struct gh_conn *c = r->c;
-    struct gh_pipe *pp = r->reqpipe;
-    for (;;) {
-        if (pp->len > 0) {
-            if (!(u->flags & U_CAN_WRITE))
-                return progress;
-            ssize_t n = gh_splice(pp->rd, u->io.fd, pp->len);
-            if (n == GH_AGAIN) {
-                u->flags &= (uint16_t)~U_CAN_WRITE;
-                return progress;
-            }
-            if (n <= 0) {
-                /* The origin stopped reading; it may have answered already (413,
-                 * 401...): stop sending, read what it said, close both sides after. */
-                r->flags |= R_REQ_DONE;
-                r->flags &= ~(uint32_t)R_UP_REUSABLE;
-                c->flags |= C_CLOSE_AFTER;
-                u->flags |= U_CAN_READ;
-                gh_pipe_put(pp); /* bytes left in it: closed */
-                r->reqpipe = NULL;
-                return 1;
-            }
-            pp->len -= (uint32_t)n;
-            progress = 1;
-            body_moved(r);
-            if (pp->len > 0) {
-                u->flags &= (uint16_t)~U_CAN_WRITE;
-                return progress;
-            }
-            continue;
-        }
-        if (r->req_remaining == 0) {
-            gh_pipe_put(pp);
-            r->reqpipe = NULL;
-            r->flags |= R_REQ_DONE;
-            return 1;
-        }
-        if (!(c->flags & C_CAN_READ))
-            return progress;
-        size_t want = r->req_remaining < SPLICE_CHUNK ? (size_t)r->req_remaining : SPLICE_CHUNK;
-        ssize_t n = gh_splice(c->io.fd, pp->wr, want);
-        if (n == GH_AGAIN) {
-            c->flags &= (uint16_t)~C_CAN_READ;
-            return progress;
-        }
-        if (n <= 0) {
-            if (n == 0)
-                c->flags |= C_EOF;
-            req_fail(r, 400, "client closed the connection in the middle of the request body");
-            return -1;
-        }
-        pp->len += (uint32_t)n;
-        r->req_remaining -= (uint64_t)n;
-        r->req_bytes += (uint64_t)n;
+    uint64_t in = 0, out = 0;
+    int err = 0;
+    enum gh_pump st =
+        gh_io_splice_pump(r->reqpipe, &r->req_remaining, c->io.fd, &c->flags, C_CAN_READ, C_EOF,
+                          u->io.fd, &u->flags, U_CAN_WRITE, &in, &out, &err);
+    if (in > 0) {
+        r->req_bytes += in;
         r->flags |= R_BODY_SENT; /* taken from the client: a retry could not resend it */
-        progress = 1;
+    }
+    if (out > 0)
+        body_moved(r);
+    switch (st) {
+    case GH_PUMP_BLOCKED:
+        return progress || in > 0 || out > 0;
+    case GH_PUMP_DONE:
+        gh_pipe_put(r->reqpipe);
+        r->reqpipe = NULL;
+        r->flags |= R_REQ_DONE;
+        return 1;
+    case GH_PUMP_OUT_ERR:
+        /* The origin stopped reading; it may have answered already (413, 401...):
+         * stop sending, read what it said, close both sides afterwards. */
+        r->flags |= R_REQ_DONE;
+        r->flags &= ~(uint32_t)R_UP_REUSABLE;
+        c->flags |= C_CLOSE_AFTER;
+        u->flags |= U_CAN_READ;
+        gh_pipe_put(r->reqpipe); /* bytes left in it: closed */
+        r->reqpipe = NULL;
+        return 1;
+    default:
+        req_fail(r, 400, "client closed the connection in the middle of the request body");
+        return -1;
     }
 }
 
@@ -2021,60 +1996,31 @@ resp_splice(struct gh_req *r)
 {
     struct gh_upconn *u = r->u;
     struct gh_conn *c = r->c;
-    struct gh_pipe *pp = r->pipe;
-    int progress = 0;
-    for (;;) {
-        if (pp->len > 0) {
-            if (!(c->flags & C_CAN_WRITE))
-                return progress;
-            ssize_t n = gh_splice(pp->rd, c->io.fd, pp->len);
-            if (n == GH_AGAIN) {
-                c->flags &= (uint16_t)~C_CAN_WRITE;
-                return progress;
-            }
-            if (n <= 0) {
-                gh_log_info("client closed the connection during the response: %s",
-                            n < 0 ? strerror((int)-n) : "no progress");
-                req_log(r);
-                gh_http_conn_close(c);
-                return -1;
-            }
-            pp->len -= (uint32_t)n;
-            r->bytes_out += (uint64_t)n;
-            progress = 1;
-            if (pp->len > 0) { /* the socket is full: wait for EPOLLOUT */
-                c->flags &= (uint16_t)~C_CAN_WRITE;
-                return progress;
-            }
-            continue;
-        }
-        if (r->resp_remaining == 0)
-            break;
-        if (!(u->flags & U_CAN_READ))
-            return progress;
-        size_t want = r->resp_remaining < SPLICE_CHUNK ? (size_t)r->resp_remaining : SPLICE_CHUNK;
-        ssize_t n = gh_splice(u->io.fd, pp->wr, want);
-        if (n == GH_AGAIN) {
-            /* unlike a short read, a short splice may only mean the pipe ran out
-             * of slots; EAGAIN is what says the socket is empty */
-            u->flags &= (uint16_t)~U_CAN_READ;
-            return progress;
-        }
-        if (n <= 0) {
-            if (n == 0)
-                u->flags |= U_EOF;
-            req_fail(r, 502, "upstream closed the connection in the middle of the response");
-            return -1;
-        }
-        pp->len += (uint32_t)n;
-        r->resp_remaining -= (uint64_t)n;
-        progress = 1;
+    uint64_t in = 0, out = 0;
+    int err = 0;
+    enum gh_pump st =
+        gh_io_splice_pump(r->pipe, &r->resp_remaining, u->io.fd, &u->flags, U_CAN_READ, U_EOF,
+                          c->io.fd, &c->flags, C_CAN_WRITE, &in, &out, &err);
+    r->bytes_out += out;
+    if (in > 0)
         gh_timer_after(c->w->loop, &u->timer, r->pc->read_timeout_ms);
+    switch (st) {
+    case GH_PUMP_BLOCKED:
+        return in > 0 || out > 0;
+    case GH_PUMP_DONE:
+        gh_pipe_put(r->pipe);
+        r->pipe = NULL;
+        r->flags |= R_RESP_DONE; /* req_finish checks the socket for bytes past the body */
+        return 1;
+    case GH_PUMP_OUT_ERR:
+        gh_log_info("client closed the connection during the response: %s", strerror(err));
+        req_log(r);
+        gh_http_conn_close(c);
+        return -1;
+    default:
+        req_fail(r, 502, "upstream closed the connection in the middle of the response");
+        return -1;
     }
-    gh_pipe_put(pp);
-    r->pipe = NULL;
-    r->flags |= R_RESP_DONE; /* req_finish checks the socket for bytes past the body */
-    return 1;
 }
 
 /* ------------------------------------------------------------------ */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "net/pipe.h"
 
 /* Set in a side's flags when epoll reported EPOLLRDHUP: the peer's FIN is
  * queued behind whatever data is left, so a short read has not seen it yet. */
@@ -124,6 +125,76 @@ gh_io_flush(int fd, struct gh_buf **bufp, uint16_t *flags, uint16_t can_flag)
     gh_buf_put(b);
     *bufp = NULL;
     return 0;
+}
+
+/* What stopped gh_io_splice_pump. */
+enum gh_pump {
+    GH_PUMP_BLOCKED, /* a side would block (its can-flag is cleared) */
+    GH_PUMP_DONE,    /* *remaining reached 0 and the pipe is empty */
+    GH_PUMP_IN_EOF,  /* the sender closed first (eof flag set) */
+    GH_PUMP_IN_ERR,  /* reading the sender failed (*err) */
+    GH_PUMP_OUT_ERR, /* the receiver is gone (*err) */
+};
+
+/*
+ * Move the next *remaining bytes of a stream from `in` to `out` with splice(2)
+ * through pp, never more (whatever follows stays in `in`). The pipe is emptied
+ * before it is filled again, so nothing more is taken from the sender while
+ * the receiver has not taken what is in it: the same backpressure as a copy.
+ * Can-flags are cleared on EAGAIN as with gh_io_read / gh_io_writev. *moved_in
+ * and *moved_out get the bytes taken and delivered, for the caller's
+ * accounting and timers.
+ */
+static inline enum gh_pump
+gh_io_splice_pump(struct gh_pipe *pp, uint64_t *remaining, int in, uint16_t *in_flags,
+                  uint16_t in_can, uint16_t in_eof, int out, uint16_t *out_flags, uint16_t out_can,
+                  uint64_t *moved_in, uint64_t *moved_out, int *err)
+{
+    for (;;) {
+        if (pp->len > 0) {
+            if (!(*out_flags & out_can))
+                return GH_PUMP_BLOCKED;
+            ssize_t n = gh_splice(pp->rd, out, pp->len);
+            if (n == GH_AGAIN || n == 0) {
+                *out_flags &= (uint16_t)~out_can;
+                return GH_PUMP_BLOCKED;
+            }
+            if (n < 0) {
+                *err = (int)-n;
+                return GH_PUMP_OUT_ERR;
+            }
+            pp->len -= (uint32_t)n;
+            *moved_out += (uint64_t)n;
+            if (pp->len > 0) { /* the receiver's socket is full: wait for EPOLLOUT */
+                *out_flags &= (uint16_t)~out_can;
+                return GH_PUMP_BLOCKED;
+            }
+            continue;
+        }
+        if (*remaining == 0)
+            return GH_PUMP_DONE;
+        if (!(*in_flags & in_can))
+            return GH_PUMP_BLOCKED;
+        size_t want = *remaining < GH_PIPE_SIZE ? (size_t)*remaining : GH_PIPE_SIZE;
+        ssize_t n = gh_splice(in, pp->wr, want);
+        if (n == GH_AGAIN) {
+            /* unlike a short read, a short splice may only mean the pipe ran out
+             * of slots; EAGAIN is what says the socket is empty */
+            *in_flags &= (uint16_t)~in_can;
+            return GH_PUMP_BLOCKED;
+        }
+        if (n == 0) {
+            *in_flags |= in_eof;
+            return GH_PUMP_IN_EOF;
+        }
+        if (n < 0) {
+            *err = (int)-n;
+            return GH_PUMP_IN_ERR;
+        }
+        pp->len += (uint32_t)n;
+        *remaining -= (uint64_t)n;
+        *moved_in += (uint64_t)n;
+    }
 }
 
 #endif
