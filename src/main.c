@@ -11,7 +11,6 @@
  * kept), SIGTERM/SIGINT stop accepting, drain requests in flight and exit 0.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,10 +84,10 @@ apply_error_log(const struct gh_config *cfg)
 {
     int fd = 2;
     if (cfg->error_log_path != NULL) {
-        fd = open(cfg->error_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd == -1) {
+        fd = gh_log_open(cfg->error_log_path);
+        if (fd < 0) {
             gh_log_error("%s: cannot open error_log '%s': %s", cfg->error_log_at,
-                         cfg->error_log_path, strerror(errno));
+                         cfg->error_log_path, strerror(-fd));
             return -1;
         }
     }
@@ -108,10 +107,10 @@ check_log_files(const struct gh_config *cfg)
     for (int i = 0; i < 2; i++) {
         if (paths[i] == NULL)
             continue;
-        int fd = open(paths[i], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd == -1) {
+        int fd = gh_log_open(paths[i]);
+        if (fd < 0) {
             fprintf(stderr, "%s: cannot open %s '%s': %s\n", at[i], what[i], paths[i],
-                    strerror(errno));
+                    strerror(-fd));
             bad = 1;
         } else {
             close(fd);

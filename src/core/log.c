@@ -4,6 +4,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -29,6 +30,13 @@ int
 gh_log_level(void)
 {
     return __atomic_load_n(&log_level, __ATOMIC_ACQUIRE);
+}
+
+int
+gh_log_open(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    return fd == -1 ? -errno : fd;
 }
 
 int

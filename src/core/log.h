@@ -31,6 +31,9 @@ void gh_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
             gh_log(GH_LL_DEBUG, __VA_ARGS__);                                                      \
     } while (0)
 
+/* Open a log file for appending, creating it (0644) if need be. Returns the fd or -errno. */
+int gh_log_open(const char *path);
+
 /* Write a whole buffer to fd, retrying on EINTR/short writes (for log files). Returns 0 or -errno.
  */
 int gh_write_all(int fd, const char *p, size_t n);

@@ -7,7 +7,6 @@
  * its sockets once handed over, and everything it allocates.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -535,9 +534,10 @@ open_alog(const struct gh_config *cfg)
 {
     if (!cfg->access_log_on || cfg->access_log_path == NULL)
         return 2;
-    int fd = open(cfg->access_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd == -1)
-        return -errno;
+    int fd = gh_log_open(cfg->access_log_path);
+    if (fd < 0)
+        gh_log_error("%s: cannot open access_log '%s': %s", cfg->access_log_at,
+                     cfg->access_log_path, strerror(-fd));
     return fd;
 }
 
@@ -601,11 +601,8 @@ gh_proxy_start(struct gh_config *cfg, unsigned nthreads)
     if (rc != 0)
         return rc;
     int fd = open_alog(cfg);
-    if (fd < 0) {
-        gh_log_error("%s: cannot open access_log '%s': %s", cfg->access_log_at,
-                     cfg->access_log_path, strerror(-fd));
+    if (fd < 0)
         return fd;
-    }
     alog_fd = fd;
     groups = ng;
     n_groups = nn;
@@ -632,8 +629,6 @@ gh_proxy_reload(struct gh_config *cfg)
         return rc;
     int fd = open_alog(cfg);
     if (fd < 0) {
-        gh_log_error("%s: cannot open access_log '%s': %s", cfg->access_log_at,
-                     cfg->access_log_path, strerror(-fd));
         for (unsigned i = 0; i < nn; i++)
             if (!reused[i])
                 close_group(&ng[i]);
