@@ -418,6 +418,37 @@ struct gen {
 };
 
 /* A generated header that a response_header rule replaces or removes is left out. */
+/* "HTTP/1.1 NNN reason\r\n"; the standard reason when none is given. */
+static void
+wr_status_line(struct wr *w, int status, const char *reason, size_t reason_len)
+{
+    char st[5] = {' ', (char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                  (char)('0' + status % 10), ' '};
+    WR_LIT(w, "HTTP/1.1");
+    wr_put(w, st, 5);
+    if (reason_len > 0)
+        wr_put(w, reason, reason_len);
+    else
+        wr_str(w, status_text(status));
+    WR_LIT(w, "\r\n");
+}
+
+static inline void
+wr_date(struct wr *w, struct gh_worker *wk)
+{
+    WR_LIT(w, "Date: ");
+    wr_str(w, gh_worker_date(wk));
+    WR_LIT(w, "\r\n");
+}
+
+static inline void
+wr_content_length(struct wr *w, uint64_t n)
+{
+    WR_LIT(w, "Content-Length: ");
+    wr_u64(w, n);
+    WR_LIT(w, "\r\n");
+}
+
 static int
 gen_keeps(const struct gen *g, const char *name, size_t len)
 {
@@ -452,18 +483,11 @@ conn_send_generated(struct gh_conn *c, const struct gen *g)
         return -ENOMEM;
     size_t room = gh_buf_reserve(c->out, 2048 + body_len + g->location_len);
     struct wr wr = {gh_buf_tail(c->out), 0, room, 0};
-    WR_LIT(&wr, "HTTP/1.1 ");
-    wr_u64(&wr, (uint64_t)status);
-    WR_LIT(&wr, " ");
-    wr_str(&wr, status_text(status));
-    WR_LIT(&wr, "\r\n");
+    wr_status_line(&wr, status, NULL, 0);
     if (gen_keeps(g, "Server", 6))
         WR_LIT(&wr, "Server: gatehouse\r\n");
-    if (gen_keeps(g, "Date", 4)) {
-        WR_LIT(&wr, "Date: ");
-        wr_str(&wr, gh_worker_date(w));
-        WR_LIT(&wr, "\r\n");
-    }
+    if (gen_keeps(g, "Date", 4))
+        wr_date(&wr, w);
     if (g->location != NULL && gen_keeps(g, "Location", 8))
         wr_header(&wr, "Location", 8, g->location, g->location_len);
     int bodyless = status < 200 || status == 204 || status == 304;
@@ -473,9 +497,7 @@ conn_send_generated(struct gh_conn *c, const struct gen *g)
             wr_str(&wr, ctype);
             WR_LIT(&wr, "\r\n");
         }
-        WR_LIT(&wr, "Content-Length: ");
-        wr_u64(&wr, body_len);
-        WR_LIT(&wr, "\r\n");
+        wr_content_length(&wr, body_len);
     }
     if (g->pc != NULL)
         wr_rules(&wr, g->pc->resp_rules, g->pc->n_resp_rules);
@@ -756,6 +778,33 @@ wr_prior(struct wr *w, const char *name, size_t nlen, const struct prior *pl)
     }
 }
 
+/* `Via`: what came, then this hop (RFC 9110 §7.6.3), in the protocol version it was received in. */
+static inline void
+wr_via(struct wr *w, const struct prior *pl, int v10)
+{
+    wr_prior(w, "Via", 3, pl);
+    wr_str(w, v10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
+}
+
+/* Response fields never forwarded as received: hop-by-hop ones, and the
+ * framing, which Gatehouse writes itself (Upgrade is decided by the caller). */
+static inline int
+resp_field_dropped(uint32_t id)
+{
+    switch (id) {
+    case GH_HDR_CONNECTION:
+    case GH_HDR_KEEP_ALIVE:
+    case GH_HDR_PROXY_CONNECTION:
+    case GH_HDR_TE:
+    case GH_HDR_TRAILER:
+    case GH_HDR_TRANSFER_ENCODING:
+    case GH_HDR_CONTENT_LENGTH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* May header h be copied to the other side? (not named by Connection, not
  * replaced or removed by a header rule) */
 static int
@@ -908,15 +957,12 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
         WR_LIT(&w, "\r\n");
     }
     if (pc->via) {
-        wr_prior(&w, "Via", 3, &p_via);
-        wr_str(&w, r->flags & R_CLIENT_10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
+        wr_via(&w, &p_via, (r->flags & R_CLIENT_10) != 0);
     }
     wr_rules(&w, pc->req_rules, pc->n_req_rules);
-    if (r->req_body == BODY_CL) {
-        WR_LIT(&w, "Content-Length: ");
-        wr_u64(&w, r->req_remaining);
-        WR_LIT(&w, "\r\n");
-    } else if (r->req_body == BODY_CHUNKED) {
+    if (r->req_body == BODY_CL)
+        wr_content_length(&w, r->req_remaining);
+    else if (r->req_body == BODY_CHUNKED) {
         WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
     }
     if (upgrade)
@@ -1536,15 +1582,7 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
     const struct gh_proxy_conf *pc = r->pc;
     struct wr w = {c->w->hscratch, 0, GH_BUF_SIZE, 0};
     int upgrade = rs->status == 101;
-    char st[5] = {(char)('0' + rs->status / 100), (char)('0' + rs->status / 10 % 10),
-                  (char)('0' + rs->status % 10), ' ', 0};
-    WR_LIT(&w, "HTTP/1.1 ");
-    wr_put(&w, st, 4);
-    if (rs->reason_len > 0)
-        wr_put(&w, rs->reason, rs->reason_len);
-    else
-        wr_str(&w, status_text(rs->status));
-    WR_LIT(&w, "\r\n");
+    wr_status_line(&w, rs->status, rs->reason, rs->reason_len);
     const struct gh_h1_header *hs = rs->headers;
     uint32_t nh = rs->num_headers;
     int conn_other = (rs->flags & GH_H1_F_CONN_OTHER) != 0;
@@ -1553,15 +1591,9 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
     p_via.n = 0;
     for (uint32_t i = 0; i < nh; i++) {
         const struct gh_h1_header *h = &hs[i];
-        switch (h->id) {
-        case GH_HDR_CONNECTION:
-        case GH_HDR_KEEP_ALIVE:
-        case GH_HDR_PROXY_CONNECTION:
-        case GH_HDR_TE:
-        case GH_HDR_TRAILER:
-        case GH_HDR_TRANSFER_ENCODING:
-        case GH_HDR_CONTENT_LENGTH:
+        if (resp_field_dropped(h->id))
             continue;
+        switch (h->id) {
         case GH_HDR_UPGRADE:
             if (!upgrade)
                 continue;
@@ -1581,15 +1613,10 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
         if (hdr_passes(hs, nh, h, conn_other, pc->resp_rules, pc->n_resp_rules))
             wr_header(&w, h->name, h->name_len, h->value, h->value_len);
     }
-    if (!has_date) {
-        WR_LIT(&w, "Date: ");
-        wr_str(&w, gh_worker_date(c->w));
-        WR_LIT(&w, "\r\n");
-    }
-    if (pc->via) {
-        wr_prior(&w, "Via", 3, &p_via);
-        wr_str(&w, rs->version == 10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
-    }
+    if (!has_date)
+        wr_date(&w, c->w);
+    if (pc->via)
+        wr_via(&w, &p_via, rs->version == 10);
     wr_rules(&w, pc->resp_rules, pc->n_resp_rules);
     /* framing */
     int bodyless_status = rs->status == 204 || rs->status == 304 || rs->status < 200;
@@ -1597,13 +1624,11 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
         WR_LIT(&w, "Connection: upgrade\r\n");
     } else {
         if (!bodyless_status || rs->status == 304) {
-            if (rs->flags & GH_H1_F_HAS_CL) {
-                WR_LIT(&w, "Content-Length: ");
-                wr_u64(&w, (uint64_t)rs->content_length);
-                WR_LIT(&w, "\r\n");
-            } else if ((r->flags & R_CHUNK_OUT) ||
-                       ((r->flags & R_HEAD_METHOD) && (rs->flags & GH_H1_F_CHUNKED) &&
-                        !(r->flags & R_CLIENT_10))) {
+            if (rs->flags & GH_H1_F_HAS_CL)
+                wr_content_length(&w, (uint64_t)rs->content_length);
+            else if ((r->flags & R_CHUNK_OUT) ||
+                     ((r->flags & R_HEAD_METHOD) && (rs->flags & GH_H1_F_CHUNKED) &&
+                      !(r->flags & R_CLIENT_10))) {
                 WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
             }
         }
@@ -1627,31 +1652,12 @@ send_interim(struct gh_req *r, const struct gh_h1_response *rs)
 {
     struct gh_conn *c = r->c;
     struct wr w = {c->w->hscratch, 0, GH_BUF_SIZE, 0};
-    char st[5] = {(char)('0' + rs->status / 100), (char)('0' + rs->status / 10 % 10),
-                  (char)('0' + rs->status % 10), ' ', 0};
-    WR_LIT(&w, "HTTP/1.1 ");
-    wr_put(&w, st, 4);
-    if (rs->reason_len > 0)
-        wr_put(&w, rs->reason, rs->reason_len);
-    else
-        wr_str(&w, status_text(rs->status));
-    WR_LIT(&w, "\r\n");
+    wr_status_line(&w, rs->status, rs->reason, rs->reason_len);
     int conn_other = (rs->flags & GH_H1_F_CONN_OTHER) != 0;
     for (uint32_t i = 0; i < rs->num_headers; i++) {
         const struct gh_h1_header *h = &rs->headers[i];
-        switch (h->id) {
-        case GH_HDR_CONNECTION:
-        case GH_HDR_KEEP_ALIVE:
-        case GH_HDR_PROXY_CONNECTION:
-        case GH_HDR_TE:
-        case GH_HDR_TRAILER:
-        case GH_HDR_TRANSFER_ENCODING:
-        case GH_HDR_CONTENT_LENGTH:
-        case GH_HDR_UPGRADE:
+        if (resp_field_dropped(h->id) || h->id == GH_HDR_UPGRADE)
             continue;
-        default:
-            break;
-        }
         if (hdr_passes(rs->headers, rs->num_headers, h, conn_other, NULL, 0))
             wr_header(&w, h->name, h->name_len, h->value, h->value_len);
     }
