@@ -10,9 +10,11 @@
 #ifndef GH_CORE_BUF_H
 #define GH_CORE_BUF_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "core/common.h"
 
@@ -85,6 +87,33 @@ gh_buf_append(struct gh_buf *b, const void *p, size_t n)
     GH_ASSERT(GH_BUF_SIZE - b->end >= n);
     memcpy(b->data + b->end, p, n);
     b->end += (uint32_t)n;
+}
+
+/*
+ * Copy the bytes of iov after the first `skip` bytes into *bufp (taking a
+ * buffer if it is NULL): what a peer did not take, or input kept for later.
+ * The caller guarantees they fit. Returns 0 or -ENOMEM.
+ */
+static inline int
+gh_buf_stash(struct gh_buf **bufp, const struct iovec *iov, int cnt, size_t skip)
+{
+    if (*bufp == NULL) {
+        *bufp = gh_buf_get();
+        if (*bufp == NULL)
+            return -ENOMEM;
+    }
+    for (int i = 0; i < cnt; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        size_t n = len - skip;
+        GH_ASSERT(gh_buf_reserve(*bufp, n) >= n);
+        gh_buf_append(*bufp, (const char *)iov[i].iov_base + skip, n);
+        skip = 0;
+    }
+    return 0;
 }
 
 /*

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +17,12 @@ struct hook {
     void *arg;
 };
 
+struct grave {
+    void *obj;
+    gh_free_cb fn;
+    void *ctx;
+};
+
 struct gh_loop {
     int epfd;
     uint64_t now_ms;
@@ -25,6 +32,11 @@ struct gh_loop {
     uint32_t heap_cap;
     struct hook hooks[LOOP_MAX_HOOKS];
     uint32_t n_hooks;
+    struct grave *grave; /* objects freed after the batch */
+    uint32_t n_grave, cap_grave;
+    struct gh_io wake_io; /* eventfd of gh_loop_set_wakeup; fd -1 without one */
+    gh_defer_cb wake_cb;
+    void *wake_arg;
     struct epoll_event events[LOOP_MAX_EVENTS];
 };
 
@@ -59,17 +71,24 @@ gh_loop_new(void)
         errno = ENOMEM;
         return NULL;
     }
+    l->wake_io.fd = -1;
     gh_loop_update_time(l);
     return l;
 }
+
+static void grave_flush(struct gh_loop *l);
 
 void
 gh_loop_free(struct gh_loop *l)
 {
     if (l == NULL)
         return;
+    grave_flush(l);
+    if (l->wake_io.fd >= 0)
+        close(l->wake_io.fd);
     close(l->epfd);
     free(l->heap);
+    free(l->grave);
     free(l);
 }
 
@@ -238,7 +257,7 @@ run_timers(struct gh_loop *l)
 static int
 next_timeout(struct gh_loop *l, int max_wait_ms)
 {
-    if (l->n_hooks > 0)
+    if (l->n_hooks > 0 || l->n_grave > 0)
         return 0;
     if (l->heap_len == 0)
         return max_wait_ms;
@@ -271,6 +290,76 @@ run_hooks(struct gh_loop *l)
     }
 }
 
+void
+gh_loop_defer_free(struct gh_loop *l, void *obj, gh_free_cb fn, void *ctx)
+{
+    if (l->n_grave == l->cap_grave) {
+        uint32_t cap = l->cap_grave ? l->cap_grave * 2 : 64;
+        struct grave *g = realloc(l->grave, cap * sizeof(*g));
+        GH_ASSERT(g != NULL); /* bounded by the objects closed in one batch */
+        l->grave = g;
+        l->cap_grave = cap;
+    }
+    l->grave[l->n_grave++] = (struct grave){obj, fn, ctx};
+}
+
+static void
+grave_flush(struct gh_loop *l)
+{
+    /* a free callback may defer more frees: they are in the array by the time i reaches them */
+    for (uint32_t i = 0; i < l->n_grave; i++)
+        l->grave[i].fn(l->grave[i].ctx, l->grave[i].obj);
+    l->n_grave = 0;
+}
+
+static void run_hooks(struct gh_loop *l);
+
+void
+gh_loop_run_deferred(struct gh_loop *l)
+{
+    run_hooks(l);
+    grave_flush(l);
+}
+
+static void
+on_wake(struct gh_io *io, uint32_t events)
+{
+    struct gh_loop *l = gh_container_of(io, struct gh_loop, wake_io);
+    uint64_t v;
+    (void)events;
+    while (read(io->fd, &v, sizeof(v)) == sizeof(v))
+        ;
+    l->wake_cb(l->wake_arg);
+}
+
+int
+gh_loop_set_wakeup(struct gh_loop *l, gh_defer_cb cb, void *arg)
+{
+    GH_ASSERT(l->wake_io.fd == -1);
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd == -1)
+        return -errno;
+    l->wake_io.fd = fd;
+    l->wake_io.cb = on_wake;
+    l->wake_cb = cb;
+    l->wake_arg = arg;
+    int rc = gh_loop_add(l, &l->wake_io, EPOLLIN);
+    if (rc != 0) {
+        close(fd);
+        l->wake_io.fd = -1;
+    }
+    return rc;
+}
+
+void
+gh_loop_wake(struct gh_loop *l)
+{
+    uint64_t one = 1;
+    /* only fails when the counter would overflow, i.e. a wake is pending anyway */
+    ssize_t rc = write(l->wake_io.fd, &one, sizeof(one));
+    (void)rc;
+}
+
 int
 gh_loop_run_once(struct gh_loop *l, int max_wait_ms)
 {
@@ -284,5 +373,6 @@ gh_loop_run_once(struct gh_loop *l, int max_wait_ms)
     }
     run_timers(l);
     run_hooks(l);
+    grave_flush(l);
     return n < 0 ? 0 : n;
 }

@@ -25,9 +25,11 @@ struct gh_timer;
 typedef void (*gh_io_cb)(struct gh_io *io, uint32_t events);
 typedef void (*gh_timer_cb)(struct gh_timer *t);
 typedef void (*gh_defer_cb)(void *arg);
+typedef void (*gh_free_cb)(void *ctx, void *obj);
 
 struct gh_io {
     int fd;
+    uint32_t ready; /* the owner's readiness bits (net/xprt.h); the loop never touches them */
     gh_io_cb cb;
 };
 
@@ -76,9 +78,30 @@ gh_timer_active(const struct gh_timer *t)
 void gh_loop_at_batch_end(struct gh_loop *l, gh_defer_cb cb, void *arg);
 
 /*
+ * Free obj with fn(ctx, obj) after the current batch (HAProxy: "no reachable
+ * pointer to freed memory"): an object closed by one event may still be the
+ * target of a later event or timer of the same batch, which must find it
+ * intact (and marked closed by its owner). Never fails.
+ */
+void gh_loop_defer_free(struct gh_loop *l, void *obj, gh_free_cb fn, void *ctx);
+
+/* Run the pending batch-end hooks and deferred frees now (at shutdown, before the
+ * owners of the freelists they return objects to release them). */
+void gh_loop_run_deferred(struct gh_loop *l);
+
+/*
+ * Cross-thread wake-up: after gh_loop_set_wakeup(l, cb, arg), any thread may
+ * call gh_loop_wake(l), and the loop's thread runs cb(arg) once in one of its
+ * next batches (several wakes before it runs may give one call). Returns 0 or
+ * -errno. The loop owns the eventfd behind it.
+ */
+int gh_loop_set_wakeup(struct gh_loop *l, gh_defer_cb cb, void *arg);
+void gh_loop_wake(struct gh_loop *l);
+
+/*
  * Wait for events (at most max_wait_ms, or until the next timer) and dispatch
- * them, then expired timers, then the batch-end hooks. Returns the number of
- * events handled, or -errno.
+ * them, then expired timers, then the batch-end hooks, then the deferred
+ * frees. Returns the number of events handled, or -errno.
  */
 int gh_loop_run_once(struct gh_loop *l, int max_wait_ms);
 

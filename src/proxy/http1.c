@@ -29,7 +29,7 @@
 #include "core/log.h"
 #include "net/pipe.h"
 #include "net/sock.h"
-#include "proxy/io.h"
+#include "net/xprt.h"
 #include "proxy/worker.h"
 
 #define MAX_HEADERS 256
@@ -231,18 +231,6 @@ conn_ip_str(const struct gh_conn *c, char *out, size_t cap)
     return strlen(out);
 }
 
-void
-gh_http_free_conn(struct gh_worker *w, struct gh_conn *c)
-{
-    gh_freelist_put(&w->conn_fl, c);
-}
-
-void
-gh_http_free_upconn(struct gh_worker *w, struct gh_upconn *u)
-{
-    gh_freelist_put(&w->up_fl, u);
-}
-
 static void
 uphead_free(struct gh_req *r)
 {
@@ -290,14 +278,13 @@ gh_http_conn_close(struct gh_conn *c)
         req_free(r);
     }
     gh_timer_stop(w->loop, &c->timer);
-    close(c->io.fd);
-    c->io.fd = -1;
+    gh_xprt_close(&c->x);
     c->flags |= C_DEAD;
     gh_buf_put(c->in);
     gh_buf_put(c->out);
     c->in = c->out = NULL;
     gh_worker_conn_closed(w, c);
-    gh_worker_bury(w, c, 0);
+    gh_loop_defer_free(w->loop, c, gh_worker_free_obj, &w->conn_fl);
 }
 
 /* Close after the peer has read what we wrote: shut our side, discard what it
@@ -315,11 +302,11 @@ conn_linger(struct gh_conn *c)
         }
         req_free(r);
     }
-    if (c->flags & C_EOF) {
+    if (c->x.io.ready & GH_XPRT_EOF) {
         gh_http_conn_close(c);
         return;
     }
-    shutdown(c->io.fd, SHUT_WR);
+    gh_xprt_shutdown(&c->x);
     gh_buf_put(c->in);
     c->in = NULL;
     c->state = CS_LINGER;
@@ -349,12 +336,10 @@ gh_http_on_accept(struct gh_worker *w, struct gh_lsock *ls, int fd,
         return;
     }
     memset(c, 0, sizeof(*c));
-    c->io.fd = fd;
-    c->io.cb = on_client_event;
+    gh_xprt_init(&c->x, fd, on_client_event, GH_XPRT_CAN_WRITE);
     c->timer.cb = on_client_timeout;
     c->w = w;
     c->ls = ls;
-    c->flags = C_CAN_WRITE;
     c->state = CS_IDLE;
     c->family = (uint8_t)peer->ss_family;
     if (peer->ss_family == AF_INET) {
@@ -368,7 +353,7 @@ gh_http_on_accept(struct gh_worker *w, struct gh_lsock *ls, int fd,
     }
     /* EPOLLOUT is added only once a write falls short (arm_writes): a socket that
      * always takes what it is given then never wakes the loop for writability */
-    if (gh_loop_add(w->loop, &c->io, EPOLLIN | EPOLLRDHUP) != 0) {
+    if (gh_xprt_watch(w->loop, &c->x, EPOLLIN | EPOLLRDHUP) != 0) {
         close(fd);
         gh_freelist_put(&w->conn_fl, c);
         return;
@@ -1208,13 +1193,13 @@ req_start(struct gh_conn *c, struct gh_h1_request *pr)
     if (r->flags & R_EXPECT) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         struct iovec iov = {(void *)cont, sizeof(cont) - 1};
-        ssize_t n = gh_io_writev(c->io.fd, &iov, 1, iov.iov_len, &c->flags, C_CAN_WRITE);
+        ssize_t n = gh_xprt_sendv(&c->x, &iov, 1, iov.iov_len);
         if (n < 0) {
             gh_http_conn_close(c);
             return 0;
         }
         if ((size_t)n < iov.iov_len)
-            gh_io_stash(&c->out, &iov, 1, (size_t)n);
+            gh_buf_stash(&c->out, &iov, 1, (size_t)n);
     }
     up_connect(r, 0);
     return 0;
@@ -1229,7 +1214,7 @@ up_attach(struct gh_req *r, struct gh_upconn *u)
     r->u = u;
     u->req = r;
     u->server = r->target;
-    u->io.cb = on_up_event;
+    u->x.io.cb = on_up_event;
     u->timer.cb = on_up_timeout;
     u->keepalive_ms = r->pc->upstream->keepalive_timeout_ms;
 }
@@ -1265,11 +1250,12 @@ up_connect(struct gh_req *r, int fresh)
                 return -1;
             }
             memset(u, 0, sizeof(*u));
-            u->io.fd = fd;
+            gh_xprt_init(&u->x, fd, on_up_event, 0);
             u->w = w;
             u->slot = s->pool_slot;
-            u->flags = U_CONNECTING | U_OUT_ARMED; /* connect completion is EPOLLOUT */
-            if (gh_loop_add(w->loop, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+            u->flags = U_CONNECTING;
+            /* connect completion is EPOLLOUT */
+            if (gh_xprt_watch(w->loop, &u->x, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
                 close(fd);
                 gh_freelist_put(&w->up_fl, u);
                 req_fail(r, 503, "cannot register upstream socket");
@@ -1351,7 +1337,7 @@ keep_unused(struct gh_buf **in, int from_buf, const char *p, size_t n, size_t us
     if (used == n)
         return 0;
     struct iovec rest = {(void *)(p + used), n - used};
-    return gh_io_stash(in, &rest, 1, 0);
+    return gh_buf_stash(in, &rest, 1, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1443,10 +1429,10 @@ req_send(struct gh_req *r)
     int progress = 0;
 
     if (!(r->flags & R_HEAD_SENT)) {
-        if (!(u->flags & U_CAN_WRITE))
+        if (!(u->x.io.ready & GH_XPRT_CAN_WRITE))
             return 0;
         struct iovec iov = {r->uphead + r->uphead_sent, r->uphead_len - r->uphead_sent};
-        ssize_t n = gh_io_writev(u->io.fd, &iov, 1, iov.iov_len, &u->flags, U_CAN_WRITE);
+        ssize_t n = gh_xprt_sendv(&u->x, &iov, 1, iov.iov_len);
         if (n < 0) {
             up_retry_or_fail(r, 502, "upstream connection broken while sending the request", 0);
             return -1;
@@ -1460,7 +1446,7 @@ req_send(struct gh_req *r)
     }
     if (r->upout != NULL) {
         size_t before = gh_buf_len(r->upout);
-        int rc = gh_io_flush(u->io.fd, &r->upout, &u->flags, U_CAN_WRITE);
+        int rc = gh_xprt_flush(&u->x, &r->upout);
         if (rc == GH_AGAIN) {
             if (gh_buf_len(r->upout) < before)
                 body_moved(r);
@@ -1494,13 +1480,13 @@ req_send(struct gh_req *r)
         p = gh_buf_head(c->in);
         n = gh_buf_len(c->in);
     } else {
-        if (c->flags & C_EOF) {
+        if (c->x.io.ready & GH_XPRT_EOF) {
             req_fail(r, 400, "client closed the connection in the middle of the request body");
             return -1;
         }
-        if (!(c->flags & C_CAN_READ))
+        if (!(c->x.io.ready & GH_XPRT_CAN_READ))
             return progress;
-        ssize_t rd = gh_io_read(c->io.fd, c->w->scratch, GH_BUF_SIZE, &c->flags, C_CAN_READ, C_EOF);
+        ssize_t rd = gh_xprt_recv(&c->x, c->w->scratch, GH_BUF_SIZE);
         if (rd == GH_AGAIN)
             return progress;
         if (rd <= 0) {
@@ -1540,14 +1526,14 @@ req_send(struct gh_req *r)
     }
 
     if (o.total > 0) {
-        ssize_t wn = gh_io_writev(u->io.fd, o.iov, o.cnt, o.total, &u->flags, U_CAN_WRITE);
+        ssize_t wn = gh_xprt_sendv(&u->x, o.iov, o.cnt, o.total);
         if (wn < 0) {
             /* The origin stopped reading; it may have answered already (413, 401...).
              * Stop sending, read what it said, and close both sides afterwards. */
             r->flags |= R_REQ_DONE;
             r->flags &= ~(uint32_t)R_UP_REUSABLE;
             c->flags |= C_CLOSE_AFTER;
-            u->flags |= U_CAN_READ;
+            gh_xprt_set(&u->x, GH_XPRT_CAN_READ);
             gh_buf_put(r->upout);
             r->upout = NULL;
             return 1;
@@ -1555,7 +1541,7 @@ req_send(struct gh_req *r)
         r->flags |= R_BODY_SENT;
         if (wn > 0)
             body_moved(r);
-        if ((size_t)wn < o.total && gh_io_stash(&r->upout, o.iov, o.cnt, (size_t)wn) != 0) {
+        if ((size_t)wn < o.total && gh_buf_stash(&r->upout, o.iov, o.cnt, (size_t)wn) != 0) {
             req_fail(r, 503, "out of memory");
             return -1;
         }
@@ -1665,11 +1651,11 @@ send_interim(struct gh_req *r, const struct gh_h1_response *rs)
     if (w.overflow)
         return 0; /* an interim response is advisory: drop one that does not fit */
     struct iovec iov = {w.p, w.len};
-    ssize_t n = gh_io_writev(c->io.fd, &iov, 1, w.len, &c->flags, C_CAN_WRITE);
+    ssize_t n = gh_xprt_sendv(&c->x, &iov, 1, w.len);
     if (n < 0)
         return -1;
     r->flags |= R_RESP_STARTED;
-    if ((size_t)n < w.len && gh_io_stash(&c->out, &iov, 1, (size_t)n) != 0)
+    if ((size_t)n < w.len && gh_buf_stash(&c->out, &iov, 1, (size_t)n) != 0)
         return -1;
     return 0;
 }
@@ -1725,9 +1711,8 @@ req_splice(struct gh_req *r, int progress)
     struct gh_conn *c = r->c;
     uint64_t in = 0, out = 0;
     int err = 0;
-    enum gh_pump st =
-        gh_io_splice_pump(r->reqpipe, &r->req_remaining, c->io.fd, &c->flags, C_CAN_READ, C_EOF,
-                          u->io.fd, &u->flags, U_CAN_WRITE, &in, &out, &err);
+    enum gh_splice_rc st =
+        gh_xprt_splice_pump(r->reqpipe, &r->req_remaining, &c->x, &u->x, &in, &out, &err);
     if (in > 0) {
         r->req_bytes += in;
         r->flags |= R_BODY_SENT; /* taken from the client: a retry could not resend it */
@@ -1735,20 +1720,20 @@ req_splice(struct gh_req *r, int progress)
     if (out > 0)
         body_moved(r);
     switch (st) {
-    case GH_PUMP_BLOCKED:
+    case GH_SPLICE_BLOCKED:
         return progress || in > 0 || out > 0;
-    case GH_PUMP_DONE:
+    case GH_SPLICE_DONE:
         gh_pipe_put(r->reqpipe);
         r->reqpipe = NULL;
         r->flags |= R_REQ_DONE;
         return 1;
-    case GH_PUMP_OUT_ERR:
+    case GH_SPLICE_OUT_ERR:
         /* The origin stopped reading; it may have answered already (413, 401...):
          * stop sending, read what it said, close both sides afterwards. */
         r->flags |= R_REQ_DONE;
         r->flags &= ~(uint32_t)R_UP_REUSABLE;
         c->flags |= C_CLOSE_AFTER;
-        u->flags |= U_CAN_READ;
+        gh_xprt_set(&u->x, GH_XPRT_CAN_READ);
         gh_pipe_put(r->reqpipe); /* bytes left in it: closed */
         r->reqpipe = NULL;
         return 1;
@@ -1777,7 +1762,7 @@ resp_pump(struct gh_req *r)
         p = gh_buf_head(u->in);
         n = gh_buf_len(u->in);
     } else {
-        if (!(u->flags & U_CAN_READ))
+        if (!(u->x.io.ready & GH_XPRT_CAN_READ))
             return 0;
         char *dst;
         size_t room;
@@ -1795,7 +1780,7 @@ resp_pump(struct gh_req *r)
             if (!(r->flags & R_HEAD_DONE) && r->pc->splice)
                 room = SPLICE_HEAD_READ;
         }
-        ssize_t rd = gh_io_read(u->io.fd, dst, room, &u->flags, U_CAN_READ, U_EOF);
+        ssize_t rd = gh_xprt_recv(&u->x, dst, room);
         if (rd == GH_AGAIN)
             return 0;
         if (rd < 0 || (rd == 0 && !(r->flags & R_HEAD_DONE))) {
@@ -1958,7 +1943,7 @@ resp_pump(struct gh_req *r)
         o.cnt = 1;
     }
     if (o.total > 0) {
-        ssize_t wn = gh_io_writev(c->io.fd, o.iov, o.cnt, o.total, &c->flags, C_CAN_WRITE);
+        ssize_t wn = gh_xprt_sendv(&c->x, o.iov, o.cnt, o.total);
         if (wn < 0) {
             gh_log_info("client closed the connection during the response: %s", strerror((int)-wn));
             req_log(r);
@@ -1967,7 +1952,7 @@ resp_pump(struct gh_req *r)
         }
         r->flags |= R_RESP_STARTED;
         r->bytes_out += o.total;
-        if ((size_t)wn < o.total && gh_io_stash(&c->out, o.iov, o.cnt, (size_t)wn) != 0) {
+        if ((size_t)wn < o.total && gh_buf_stash(&c->out, o.iov, o.cnt, (size_t)wn) != 0) {
             gh_http_conn_close(c);
             return -1;
         }
@@ -2004,21 +1989,20 @@ resp_splice(struct gh_req *r)
     struct gh_conn *c = r->c;
     uint64_t in = 0, out = 0;
     int err = 0;
-    enum gh_pump st =
-        gh_io_splice_pump(r->pipe, &r->resp_remaining, u->io.fd, &u->flags, U_CAN_READ, U_EOF,
-                          c->io.fd, &c->flags, C_CAN_WRITE, &in, &out, &err);
+    enum gh_splice_rc st =
+        gh_xprt_splice_pump(r->pipe, &r->resp_remaining, &u->x, &c->x, &in, &out, &err);
     r->bytes_out += out;
     if (in > 0)
         gh_timer_after(c->w->loop, &u->timer, r->pc->read_timeout_ms);
     switch (st) {
-    case GH_PUMP_BLOCKED:
+    case GH_SPLICE_BLOCKED:
         return in > 0 || out > 0;
-    case GH_PUMP_DONE:
+    case GH_SPLICE_DONE:
         gh_pipe_put(r->pipe);
         r->pipe = NULL;
         r->flags |= R_RESP_DONE; /* req_finish checks the socket for bytes past the body */
         return 1;
-    case GH_PUMP_OUT_ERR:
+    case GH_SPLICE_OUT_ERR:
         gh_log_info("client closed the connection during the response: %s", strerror(err));
         req_log(r);
         gh_http_conn_close(c);
@@ -2035,11 +2019,10 @@ resp_splice(struct gh_req *r)
 /* Move bytes one way: src's pending input or a fresh read, into dst. Returns 1 progress, 0 blocked.
  */
 static int
-tunnel_pump(struct gh_worker *w, int sfd, uint16_t *sflags, uint16_t s_can, uint16_t s_eof,
-            struct gh_buf **sin, int dfd, uint16_t *dflags, uint16_t d_can, struct gh_buf **dout,
-            int *err)
+tunnel_pump(struct gh_worker *w, struct gh_xprt *src, struct gh_buf **sin, struct gh_xprt *dst,
+            struct gh_buf **dout, int *err)
 {
-    int rc = gh_io_flush(dfd, dout, dflags, d_can);
+    int rc = gh_xprt_flush(dst, dout);
     if (rc == GH_AGAIN)
         return 0;
     if (rc < 0) {
@@ -2052,9 +2035,9 @@ tunnel_pump(struct gh_worker *w, int sfd, uint16_t *sflags, uint16_t s_can, uint
         p = gh_buf_head(*sin);
         n = gh_buf_len(*sin);
     } else {
-        if (!(*sflags & s_can) || (*sflags & s_eof))
+        if (!gh_xprt_is(src, GH_XPRT_CAN_READ) || gh_xprt_is(src, GH_XPRT_EOF))
             return 0;
-        ssize_t rd = gh_io_read(sfd, w->scratch, GH_BUF_SIZE, sflags, s_can, s_eof);
+        ssize_t rd = gh_xprt_recv(src, w->scratch, GH_BUF_SIZE);
         if (rd == GH_AGAIN)
             return 0;
         if (rd < 0) {
@@ -2062,14 +2045,14 @@ tunnel_pump(struct gh_worker *w, int sfd, uint16_t *sflags, uint16_t s_can, uint
             return 0;
         }
         if (rd == 0) {
-            shutdown(dfd, SHUT_WR);
+            gh_xprt_shutdown(dst);
             return 1;
         }
         p = w->scratch;
         n = (size_t)rd;
     }
     struct iovec iov = {(void *)p, n};
-    ssize_t wn = gh_io_writev(dfd, &iov, 1, n, dflags, d_can);
+    ssize_t wn = gh_xprt_sendv(dst, &iov, 1, n);
     if (wn < 0) {
         *err = 1;
         return 0;
@@ -2077,7 +2060,7 @@ tunnel_pump(struct gh_worker *w, int sfd, uint16_t *sflags, uint16_t s_can, uint
     if (*sin != NULL && gh_buf_len(*sin) > 0) {
         gh_buf_consume(*sin, (size_t)wn);
     } else if ((size_t)wn < n) {
-        gh_io_stash(dout, &iov, 1, (size_t)wn);
+        gh_buf_stash(dout, &iov, 1, (size_t)wn);
     }
     if (*sin != NULL && gh_buf_len(*sin) == 0) {
         gh_buf_put(*sin);
@@ -2094,12 +2077,11 @@ tunnel_advance(struct gh_conn *c)
     struct gh_worker *w = c->w;
     int err = 0, progress;
     do {
-        progress = tunnel_pump(w, c->io.fd, &c->flags, C_CAN_READ, C_EOF, &c->in, u->io.fd,
-                               &u->flags, U_CAN_WRITE, &r->upout, &err);
-        progress |= tunnel_pump(w, u->io.fd, &u->flags, U_CAN_READ, U_EOF, &u->in, c->io.fd,
-                                &c->flags, C_CAN_WRITE, &c->out, &err);
+        progress = tunnel_pump(w, &c->x, &c->in, &u->x, &r->upout, &err);
+        progress |= tunnel_pump(w, &u->x, &u->in, &c->x, &c->out, &err);
     } while (progress && !err);
-    if (err || ((c->flags & C_EOF) && (u->flags & U_EOF) && c->out == NULL && r->upout == NULL)) {
+    if (err || ((c->x.io.ready & GH_XPRT_EOF) && (u->x.io.ready & GH_XPRT_EOF) && c->out == NULL &&
+                r->upout == NULL)) {
         req_log(r);
         gh_http_conn_close(c);
         return;
@@ -2150,7 +2132,7 @@ req_advance(struct gh_req *r)
         if (c->flags & C_DEAD)
             return 0;
         if (c->out != NULL) {
-            int rc = gh_io_flush(c->io.fd, &c->out, &c->flags, C_CAN_WRITE);
+            int rc = gh_xprt_flush(&c->x, &c->out);
             if (rc < 0 && rc != GH_AGAIN) {
                 req_log(r);
                 gh_http_conn_close(c);
@@ -2182,28 +2164,6 @@ req_advance(struct gh_req *r)
     }
 }
 
-/*
- * May a connection whose response ended go back to the pool? Bytes the origin
- * sent past the framed end must not be taken for the next response. When the
- * last read came back short the socket was empty (and bytes arriving later
- * wake the pool, which closes it); but after a read that filled its buffer
- * exactly, or a splice that took exactly the bytes owed, their edge may
- * already be spent: look without taking (MSG_PEEK), a syscall only then.
- */
-static int
-up_drained(struct gh_upconn *u)
-{
-    if (!(u->flags & U_CAN_READ))
-        return 1;
-    char b;
-    ssize_t k = recv(u->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (k == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        u->flags &= (uint16_t)~U_CAN_READ;
-        return 1;
-    }
-    return 0; /* stray bytes, end of stream, or an error */
-}
-
 /* The response is fully written: log, recycle the upstream connection, and
  * either wait for the next request or close. */
 static void
@@ -2219,7 +2179,7 @@ req_finish(struct gh_req *r)
         u->req = NULL;
         u->nreq++;
         if ((r->flags & R_UP_REUSABLE) && (r->flags & R_REQ_DONE) && r->upout == NULL &&
-            !(u->flags & U_EOF) && up_drained(u)) {
+            !(u->x.io.ready & GH_XPRT_EOF) && gh_xprt_drained(&u->x)) {
             gh_pool_put(w, u, r->pc->upstream->keepalive);
         } else {
             gh_upconn_close(u);
@@ -2289,7 +2249,7 @@ head_read_more(struct gh_conn *c)
     size_t room = gh_buf_reserve(c->in, GH_BUF_SIZE);
     if (room == 0)
         return 0;
-    ssize_t rd = gh_io_read(c->io.fd, gh_buf_tail(c->in), room, &c->flags, C_CAN_READ, C_EOF);
+    ssize_t rd = gh_xprt_recv(&c->x, gh_buf_tail(c->in), room);
     if (rd == GH_AGAIN)
         return GH_AGAIN;
     if (rd <= 0)
@@ -2323,11 +2283,11 @@ conn_read_head(struct gh_conn *c)
             if (c->scanned > 0 && c->scanned <= n && n <= lim.max_head_size &&
                 memchr(p + c->scanned, '\n', n - c->scanned) == NULL) {
                 /* nothing new that could complete a line */
-                if (c->flags & C_EOF) {
+                if (c->x.io.ready & GH_XPRT_EOF) {
                     gh_http_conn_close(c);
                     return 0;
                 }
-                if (!(c->flags & C_CAN_READ))
+                if (!(c->x.io.ready & GH_XPRT_CAN_READ))
                     return GH_AGAIN;
                 ssize_t rd = head_read_more(c);
                 if (rd == GH_AGAIN)
@@ -2341,15 +2301,14 @@ conn_read_head(struct gh_conn *c)
                 continue;
             }
         } else {
-            if (!(c->flags & C_CAN_READ)) {
-                if (c->flags & C_EOF) {
+            if (!(c->x.io.ready & GH_XPRT_CAN_READ)) {
+                if (c->x.io.ready & GH_XPRT_EOF) {
                     gh_http_conn_close(c);
                     return 0;
                 }
                 return GH_AGAIN;
             }
-            ssize_t rd =
-                gh_io_read(c->io.fd, w->scratch, GH_BUF_SIZE, &c->flags, C_CAN_READ, C_EOF);
+            ssize_t rd = gh_xprt_recv(&c->x, w->scratch, GH_BUF_SIZE);
             if (rd == GH_AGAIN)
                 return GH_AGAIN;
             if (rd <= 0) {
@@ -2375,7 +2334,7 @@ conn_read_head(struct gh_conn *c)
         if (rc == GH_INCOMPLETE) {
             if (!from_buf) {
                 struct iovec iov = {(void *)p, n};
-                if (gh_io_stash(&c->in, &iov, 1, 0) != 0) {
+                if (gh_buf_stash(&c->in, &iov, 1, 0) != 0) {
                     gh_http_conn_close(c);
                     return 0;
                 }
@@ -2400,7 +2359,7 @@ conn_read_head(struct gh_conn *c)
         if (!from_buf && hlen < n) {
             /* body bytes or pipelined requests behind the head: keep them */
             struct iovec iov = {(void *)(p + hlen), n - hlen};
-            if (gh_io_stash(&c->in, &iov, 1, 0) != 0) {
+            if (gh_buf_stash(&c->in, &iov, 1, 0) != 0) {
                 gh_http_conn_close(c);
                 return 0;
             }
@@ -2446,7 +2405,7 @@ conn_advance(struct gh_conn *c)
         case CS_REQ:
             if (c->req == NULL) {
                 /* a generated answer without a request object: flush it, then close */
-                int rc = gh_io_flush(c->io.fd, &c->out, &c->flags, C_CAN_WRITE);
+                int rc = gh_xprt_flush(&c->x, &c->out);
                 if (rc == GH_AGAIN) {
                     gh_timer_after(c->w->loop, &c->timer, 10000);
                     return;
@@ -2466,10 +2425,9 @@ conn_advance(struct gh_conn *c)
             return;
         case CS_LINGER: {
             for (int i = 0; i < 16; i++) {
-                if (!(c->flags & C_CAN_READ))
+                if (!(c->x.io.ready & GH_XPRT_CAN_READ))
                     return;
-                ssize_t rd =
-                    gh_io_read(c->io.fd, c->w->scratch, GH_BUF_SIZE, &c->flags, C_CAN_READ, C_EOF);
+                ssize_t rd = gh_xprt_recv(&c->x, c->w->scratch, GH_BUF_SIZE);
                 if (rd == GH_AGAIN)
                     return;
                 if (rd <= 0)
@@ -2493,30 +2451,19 @@ arm_writes(struct gh_conn *c)
     if (c->flags & C_DEAD)
         return;
     struct gh_loop *l = c->w->loop;
-    if (!(c->flags & (C_CAN_WRITE | C_OUT_ARMED))) {
-        /* epoll reports at once if the socket drained before this registration */
-        if (gh_loop_mod(l, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) == 0)
-            c->flags |= C_OUT_ARMED;
-    }
+    gh_xprt_watch_writes(l, &c->x);
     struct gh_upconn *u = c->req != NULL ? c->req->u : NULL;
-    if (u != NULL && !(u->flags & (U_CAN_WRITE | U_OUT_ARMED | U_DEAD))) {
-        if (gh_loop_mod(l, &u->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) == 0)
-            u->flags |= U_OUT_ARMED;
-    }
+    if (u != NULL && !(u->flags & U_DEAD))
+        gh_xprt_watch_writes(l, &u->x);
 }
 
 static void
 on_client_event(struct gh_io *io, uint32_t events)
 {
-    struct gh_conn *c = gh_container_of(io, struct gh_conn, io);
+    struct gh_conn *c = gh_container_of(io, struct gh_conn, x.io);
     if (c->flags & C_DEAD)
         return;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->flags |= C_CAN_READ;
-    if (events & (EPOLLRDHUP | EPOLLHUP))
-        c->flags |= GH_IO_RDHUP;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        c->flags |= C_CAN_WRITE;
+    gh_xprt_on_events(&c->x, events);
     if ((events & (EPOLLHUP | EPOLLERR)) && c->state == CS_REQ && c->req != NULL &&
         (c->req->flags & R_REQ_DONE) && !(c->req->flags & R_RESP_STARTED)) {
         /* The client reset (or fully closed) while its request waits on the origin:
@@ -2574,8 +2521,7 @@ on_client_timeout(struct gh_timer *t)
             gh_log_info("client %s: response not read within send_timeout: connection reset", ip);
             if (r != NULL)
                 req_log(r);
-            struct linger lg = {1, 0};
-            setsockopt(c->io.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            gh_xprt_reset(&c->x);
             gh_http_conn_close(c);
             return;
         }
@@ -2601,21 +2547,16 @@ on_client_timeout(struct gh_timer *t)
 static void
 on_up_event(struct gh_io *io, uint32_t events)
 {
-    struct gh_upconn *u = gh_container_of(io, struct gh_upconn, io);
+    struct gh_upconn *u = gh_container_of(io, struct gh_upconn, x.io);
     if (u->flags & U_DEAD || u->req == NULL)
         return;
     struct gh_req *r = u->req;
     struct gh_conn *c = r->c;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        u->flags |= U_CAN_READ;
-    if (events & (EPOLLRDHUP | EPOLLHUP))
-        u->flags |= GH_IO_RDHUP;
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        u->flags |= U_CAN_WRITE;
+    gh_xprt_on_events(&u->x, events);
     if (u->flags & U_CONNECTING) {
         if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
             return;
-        int err = gh_sock_error(u->io.fd);
+        int err = gh_xprt_connect_error(&u->x);
         if (err != 0) {
             gh_log_warn("upstream %s: connect: %s", r->target->addr.text, strerror(err));
             up_retry_or_fail(r, 502, "cannot connect to upstream", 1);
@@ -2624,7 +2565,7 @@ on_up_event(struct gh_io *io, uint32_t events)
             return;
         }
         u->flags &= ~(uint16_t)U_CONNECTING;
-        u->flags |= U_CAN_WRITE;
+        gh_xprt_set(&u->x, GH_XPRT_CAN_WRITE);
         r->t_connect = gh_loop_now(c->w->loop);
         gh_timer_after(c->w->loop, &u->timer, r->pc->first_byte_timeout_ms);
     }

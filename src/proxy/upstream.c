@@ -104,14 +104,13 @@ gh_upconn_close(struct gh_upconn *u)
     if (u->req == NULL && (u->pool_prev != NULL || w->pools[u->slot].head == u))
         pool_unlink(w, u);
     gh_timer_stop(w->loop, &u->timer);
-    close(u->io.fd);
-    u->io.fd = -1;
+    gh_xprt_close(&u->x);
     u->flags |= U_DEAD;
     gh_buf_put(u->in);
     u->in = NULL;
     u->req = NULL;
     w->nupconns--;
-    gh_worker_bury(w, u, 1);
+    gh_loop_defer_free(w->loop, u, gh_worker_free_obj, &w->up_fl);
 }
 
 /* An idle pooled connection became readable: the origin closed it, or sent
@@ -119,7 +118,7 @@ gh_upconn_close(struct gh_upconn *u)
 static void
 pool_on_event(struct gh_io *io, uint32_t events)
 {
-    struct gh_upconn *u = gh_container_of(io, struct gh_upconn, io);
+    struct gh_upconn *u = gh_container_of(io, struct gh_upconn, x.io);
     if (u->flags & U_DEAD)
         return;
     if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
@@ -142,7 +141,9 @@ gh_pool_take(struct gh_worker *w, uint32_t slot)
         return NULL;
     pool_unlink(w, u);
     /* the timer keeps its deadline: the request re-arms it (lazily, no heap work) */
-    u->flags = (u->flags & ~U_CAN_READ) | U_REUSED | U_CAN_WRITE;
+    u->flags |= U_REUSED;
+    gh_xprt_clear(&u->x, GH_XPRT_CAN_READ);
+    gh_xprt_set(&u->x, GH_XPRT_CAN_WRITE);
     return u;
 }
 
@@ -156,7 +157,7 @@ gh_pool_put(struct gh_worker *w, struct gh_upconn *u, uint32_t max_idle)
         gh_upconn_close(u);
         return;
     }
-    u->io.cb = pool_on_event;
+    u->x.io.cb = pool_on_event;
     u->timer.cb = pool_on_timeout;
     gh_timer_after(w->loop, &u->timer, u->keepalive_ms);
     u->pool_prev = NULL;

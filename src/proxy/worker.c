@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,30 +39,16 @@ static int alog_old_fd = -1; /* previous one, closed at the next reload */
 /* ---- worker side ---- */
 
 void
-gh_worker_bury(struct gh_worker *w, void *obj, int kind)
+gh_worker_free_obj(void *freelist, void *obj)
 {
-    if (w->n_grave == w->cap_grave) {
-        uint32_t cap = w->cap_grave ? w->cap_grave * 2 : 64;
-        struct gh_grave *g = realloc(w->grave, cap * sizeof(*g));
-        GH_ASSERT(g != NULL); /* bounded by connections closed in one batch */
-        w->grave = g;
-        w->cap_grave = cap;
-    }
-    w->grave[w->n_grave++] = (struct gh_grave){obj, (uint8_t)kind};
+    gh_freelist_put(freelist, obj);
 }
 
 static void
-grave_flush(struct gh_worker *w)
+free_lsock(void *ctx, void *obj)
 {
-    for (uint32_t i = 0; i < w->n_grave; i++) {
-        if (w->grave[i].kind == 0)
-            gh_http_free_conn(w, w->grave[i].obj);
-        else if (w->grave[i].kind == 1)
-            gh_http_free_upconn(w, w->grave[i].obj);
-        else
-            free(w->grave[i].obj);
-    }
-    w->n_grave = 0;
+    (void)ctx;
+    free(obj);
 }
 
 /* A closed listener is freed once its last connection is gone, after the
@@ -73,7 +58,7 @@ lsock_free_if_unused(struct gh_lsock *ls)
 {
     if (ls->lidx < 0 && ls->conns == 0 && ls->io.fd < 0 && !ls->buried) {
         ls->buried = true;
-        gh_worker_bury(ls->w, ls, 2);
+        gh_loop_defer_free(ls->w->loop, ls, free_lsock, NULL);
     }
 }
 
@@ -142,9 +127,7 @@ alog_flush(struct gh_worker *w)
 static void
 batch_end(void *arg)
 {
-    struct gh_worker *w = arg;
-    grave_flush(w);
-    alog_flush(w);
+    alog_flush(arg);
 }
 
 void
@@ -341,14 +324,9 @@ worker_apply(struct gh_worker *w)
 }
 
 static void
-on_wake(struct gh_io *io, uint32_t events)
+on_wake(void *arg)
 {
-    struct gh_worker *w = gh_container_of(io, struct gh_worker, wake_io);
-    uint64_t v;
-    (void)events;
-    while (read(io->fd, &v, sizeof(v)) == sizeof(v))
-        ;
-    worker_apply(w);
+    worker_apply(arg);
 }
 
 static void *
@@ -375,12 +353,12 @@ worker_main(void *arg)
             gh_log_error("worker %u: event loop: %s", w->id, strerror(-rc));
             break;
         }
-        /* graveyard and access log also flush on quiet turns */
+        /* the access log also flushes on quiet turns */
         batch_end(w);
     }
     gh_pool_close_all(w);
     batch_end(w);
-    grave_flush(w);
+    gh_loop_run_deferred(w->loop);
     gh_buf_cache_drain(); /* this thread's cached buffers */
     gh_pipe_cache_drain();
     return NULL;
@@ -397,10 +375,8 @@ worker_new(uint32_t id)
     w->pools = calloc(GH_CONF_MAX_POOL_SLOTS, sizeof(*w->pools));
     w->scratch = malloc(GH_BUF_SIZE);
     w->hscratch = malloc(GH_BUF_SIZE);
-    w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    w->wake_io.cb = on_wake;
     if (w->loop == NULL || w->pools == NULL || w->scratch == NULL || w->hscratch == NULL ||
-        w->wake_io.fd == -1 || gh_loop_add(w->loop, &w->wake_io, EPOLLIN) != 0)
+        gh_loop_set_wakeup(w->loop, on_wake, w) != 0)
         return NULL; /* start-up failure: the process exits */
     pthread_mutex_init(&w->msg_lock, NULL);
     w->conn_fl.size = sizeof(struct gh_conn);
@@ -423,20 +399,18 @@ worker_free(struct gh_worker *w)
 {
     if (w->cur != NULL && --w->cur->users == 0)
         gh_wcfg_free(w->cur);
-    grave_flush(w);
+    gh_loop_run_deferred(w->loop);
     gh_freelist_drain(&w->conn_fl);
     gh_freelist_drain(&w->req_fl);
     gh_freelist_drain(&w->up_fl);
     gh_freelist_drain(&w->head_fl);
     gh_freelist_drain(&w->big_head_fl);
     gh_freelist_drain(&w->log_fl);
-    close(w->wake_io.fd);
     gh_loop_free(w->loop);
     free(w->pools);
     free(w->scratch);
     free(w->hscratch);
     free(w->alog);
-    free(w->grave);
     pthread_mutex_destroy(&w->msg_lock);
     free(w);
 }
@@ -444,9 +418,7 @@ worker_free(struct gh_worker *w)
 static void
 wake(struct gh_worker *w)
 {
-    uint64_t one = 1;
-    ssize_t rc = write(w->wake_io.fd, &one, sizeof(one));
-    (void)rc;
+    gh_loop_wake(w->loop);
 }
 
 /* ---- main side ---- */

@@ -27,6 +27,7 @@
 #include "core/buf.h"
 #include "core/loop.h"
 #include "http/h1.h"
+#include "net/xprt.h"
 
 struct gh_worker;
 struct gh_req;
@@ -51,20 +52,15 @@ struct gh_lsock {
     struct gh_timer retry; /* accept retry after EMFILE */
 };
 
-#define C_CAN_READ 0x0001
-#define C_CAN_WRITE 0x0002
-#define C_EOF 0x0004         /* the client sent FIN */
 #define C_CLOSE_AFTER 0x0008 /* close once the current response is written */
 #define C_DEAD 0x0010        /* closed; waiting in the graveyard */
 #define C_LINGER 0x0020      /* write side shut, discarding input before close */
 #define C_IN_LIST 0x0040
-#define C_OUT_ARMED 0x0080 /* EPOLLOUT is registered (after the first short write) */
-/* 0x8000 is GH_IO_RDHUP (proxy/io.h) in both flag sets */
 
 enum conn_state { CS_IDLE = 0, CS_HEAD, CS_REQ, CS_TUNNEL, CS_LINGER };
 
 struct gh_conn {
-    struct gh_io io;
+    struct gh_xprt x;
     struct gh_timer timer;
     struct gh_worker *w;
     struct gh_lsock *ls;
@@ -82,16 +78,12 @@ struct gh_conn {
     uint8_t ip[16];
 };
 
-#define U_CAN_READ 0x0001
-#define U_CAN_WRITE 0x0002
 #define U_CONNECTING 0x0004
 #define U_REUSED 0x0008 /* came from the keep-alive pool */
 #define U_DEAD 0x0010
-#define U_EOF 0x0020
-#define U_OUT_ARMED 0x0040
 
 struct gh_upconn {
-    struct gh_io io;
+    struct gh_xprt x;
     struct gh_timer timer;
     struct gh_worker *w;
     struct gh_req *req; /* NULL while pooled */
@@ -109,11 +101,6 @@ struct gh_pool {
     struct gh_upconn *head;
     uint32_t count;
     uint64_t down_until; /* ms; skip this server until then (after a connect failure) */
-};
-
-struct gh_grave {
-    void *obj;
-    uint8_t kind; /* 0 conn, 1 upconn, 2 listener */
 };
 
 /* Request heads kept for a retry come from two freelists: most heads fit in
@@ -139,7 +126,6 @@ struct gh_worker {
     uint32_t id;
     pthread_t thread;
     struct gh_loop *loop;
-    struct gh_io wake_io; /* eventfd: messages from the main thread */
 
     struct gh_wcfg *cur; /* current generation */
     /* messages from main, queued under msg_lock and applied in order */
@@ -158,9 +144,6 @@ struct gh_worker {
     struct gh_freelist big_head_fl; /* GH_BIG_HEAD bytes: the same, for larger heads */
     struct gh_freelist log_fl;      /* access-log fields of requests in flight */
     struct gh_pool *pools;          /* [GH_CONF_MAX_POOL_SLOTS] */
-
-    struct gh_grave *grave;
-    uint32_t n_grave, cap_grave;
 
     char *scratch;  /* GH_BUF_SIZE: every read lands here unless a private buffer holds data */
     char *hscratch; /* GH_BUF_SIZE: response heads are built here */
@@ -184,7 +167,8 @@ struct gh_worker {
 };
 
 /* worker.c */
-void gh_worker_bury(struct gh_worker *w, void *obj, int kind);
+/* A gh_free_cb for gh_loop_defer_free: back to the freelist ctx. */
+void gh_worker_free_obj(void *freelist, void *obj);
 void gh_worker_conn_closed(struct gh_worker *w, struct gh_conn *c);
 const char *gh_worker_date(struct gh_worker *w);
 /* Access-log timestamp of the current second: "[26/Nov/2026:18:44:14 +0000]" (json=0) or
@@ -200,8 +184,6 @@ void gh_http_on_accept(struct gh_worker *w, struct gh_lsock *ls, int fd,
 void gh_http_conn_close(struct gh_conn *c);
 /* Stop keep-alive: close the connection now if idle, else after the current response. */
 void gh_http_conn_drain(struct gh_conn *c);
-void gh_http_free_conn(struct gh_worker *w, struct gh_conn *c);
-void gh_http_free_upconn(struct gh_worker *w, struct gh_upconn *u);
 
 /* upstream.c (pools and balancing, per thread) */
 struct gh_wcfg *gh_wcfg_new(struct gh_config *cfg);

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -203,7 +204,7 @@ test_io_dispatch_and_hooks(void **state)
     struct gh_loop *l = gh_loop_new();
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    struct gh_io io = {sv[0], on_io};
+    struct gh_io io = {.fd = sv[0], .cb = on_io};
     assert_int_equal(gh_loop_add(l, &io, EPOLLIN), 0);
     assert_int_equal(write(sv[1], "x", 1), 1);
     io_hits = 0;
@@ -221,6 +222,73 @@ test_io_dispatch_and_hooks(void **state)
     gh_loop_free(l);
 }
 
+/* Deferred frees run after the batch, in order, and may defer more. */
+static int freed[8];
+static int n_freed;
+static struct gh_loop *defer_loop;
+
+static void
+free_rec(void *ctx, void *obj)
+{
+    int id = (int)(intptr_t)obj;
+    freed[n_freed++] = id;
+    if (ctx != NULL) /* a free that frees another object, as a closing connection may */
+        gh_loop_defer_free(defer_loop, (void *)(intptr_t)(id + 10), free_rec, NULL);
+}
+
+static void
+test_defer_free_after_batch(void **state)
+{
+    (void)state;
+    struct gh_loop *l = gh_loop_new();
+    defer_loop = l;
+    n_freed = 0;
+    gh_loop_defer_free(l, (void *)(intptr_t)1, free_rec, NULL);
+    gh_loop_defer_free(l, (void *)(intptr_t)2, free_rec, (void *)1);
+    assert_int_equal(n_freed, 0); /* nothing before the batch ends */
+    /* pending frees make the loop not wait */
+    assert_int_equal(gh_loop_run_once(l, 5000), 0);
+    assert_int_equal(n_freed, 3);
+    assert_int_equal(freed[0], 1);
+    assert_int_equal(freed[1], 2);
+    assert_int_equal(freed[2], 12);
+    gh_loop_defer_free(l, (void *)(intptr_t)3, free_rec, NULL);
+    gh_loop_free(l); /* runs what is left */
+    assert_int_equal(n_freed, 4);
+}
+
+static int woken;
+static void
+on_wakeup(void *arg)
+{
+    woken += (int)(intptr_t)arg;
+}
+
+static void *
+waker(void *arg)
+{
+    gh_loop_wake(arg);
+    return NULL;
+}
+
+static void
+test_wakeup_from_another_thread(void **state)
+{
+    (void)state;
+    struct gh_loop *l = gh_loop_new();
+    woken = 0;
+    assert_int_equal(gh_loop_set_wakeup(l, on_wakeup, (void *)1), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, waker, l), 0);
+    pthread_join(t, NULL);
+    gh_loop_wake(l); /* two wakes before the loop runs: one call */
+    assert_int_equal(gh_loop_run_once(l, 5000), 1);
+    assert_int_equal(woken, 1);
+    assert_int_equal(gh_loop_run_once(l, 10), 0); /* consumed */
+    assert_int_equal(woken, 1);
+    gh_loop_free(l);
+}
+
 int
 main(void)
 {
@@ -231,6 +299,8 @@ main(void)
         cmocka_unit_test(test_timer_stop),
         cmocka_unit_test(test_heap_grows_and_stays_ordered),
         cmocka_unit_test(test_io_dispatch_and_hooks),
+        cmocka_unit_test(test_defer_free_after_batch),
+        cmocka_unit_test(test_wakeup_from_another_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
