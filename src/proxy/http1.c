@@ -27,6 +27,9 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "http/fields.h"
+#include "http/h1_write.h"
+#include "http/uri.h"
 #include "net/pipe.h"
 #include "net/sock.h"
 #include "net/xprt.h"
@@ -120,54 +123,6 @@ static int req_splice(struct gh_req *r, int progress);
 /* ------------------------------------------------------------------ */
 /* small writer for heads                                               */
 
-struct wr {
-    char *p;
-    size_t len;
-    size_t cap;
-    int overflow;
-};
-
-static inline void
-wr_put(struct wr *w, const void *s, size_t n)
-{
-    if (gh_unlikely(w->len + n > w->cap)) {
-        w->overflow = 1;
-        return;
-    }
-    memcpy(w->p + w->len, s, n);
-    w->len += n;
-}
-
-/* "" s "" only compiles for string literals, so sizeof is the literal's length */
-#define WR_LIT(w, s) wr_put((w), "" s "", sizeof(s) - 1)
-
-static inline void
-wr_str(struct wr *w, const char *s)
-{
-    wr_put(w, s, strlen(s));
-}
-
-static void
-wr_u64(struct wr *w, uint64_t v)
-{
-    char tmp[24];
-    int i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    wr_put(w, tmp + i, sizeof(tmp) - (size_t)i);
-}
-
-static inline void
-wr_header(struct wr *w, const char *name, size_t nlen, const char *val, size_t vlen)
-{
-    wr_put(w, name, nlen);
-    WR_LIT(w, ": ");
-    wr_put(w, val, vlen);
-    WR_LIT(w, "\r\n");
-}
-
 static int
 rule_names(const struct gh_hdr_rule *rules, uint32_t n, const char *name, size_t len)
 {
@@ -179,28 +134,11 @@ rule_names(const struct gh_hdr_rule *rules, uint32_t n, const char *name, size_t
 }
 
 static void
-wr_rules(struct wr *w, const struct gh_hdr_rule *rules, uint32_t n)
+wr_rules(struct gh_wr *w, const struct gh_hdr_rule *rules, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
         if (rules[i].op != GH_HDR_REMOVE)
-            wr_header(w, rules[i].name, rules[i].name_len, rules[i].value, rules[i].value_len);
-}
-
-static size_t
-hex_line(char *out, uint64_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    char tmp[20];
-    int i = sizeof(tmp);
-    do {
-        tmp[--i] = hex[n & 15];
-        n >>= 4;
-    } while (n != 0);
-    size_t len = sizeof(tmp) - (size_t)i;
-    memcpy(out, tmp + i, len);
-    out[len] = '\r';
-    out[len + 1] = '\n';
-    return len + 2;
+            gh_wr_field(w, rules[i].name, rules[i].name_len, rules[i].value, rules[i].value_len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -376,13 +314,6 @@ gh_http_on_accept(struct gh_worker *w, struct gh_lsock *ls, int fd,
 /* ------------------------------------------------------------------ */
 /* generated responses                                                */
 
-static const char *
-status_text(int status)
-{
-    const char *s = gh_h1_reason(status);
-    return s != NULL && *s != '\0' ? s : "Unknown";
-}
-
 /* What a generated response says about the connection. */
 enum gen_conn {
     GEN_KEEP = 0, /* HTTP/1.1 client, kept: nothing to say */
@@ -401,38 +332,6 @@ struct gen {
     enum gen_conn conn;
     int head_only; /* answer to HEAD: no body */
 };
-
-/* A generated header that a response_header rule replaces or removes is left out. */
-/* "HTTP/1.1 NNN reason\r\n"; the standard reason when none is given. */
-static void
-wr_status_line(struct wr *w, int status, const char *reason, size_t reason_len)
-{
-    char st[5] = {' ', (char)('0' + status / 100), (char)('0' + status / 10 % 10),
-                  (char)('0' + status % 10), ' '};
-    WR_LIT(w, "HTTP/1.1");
-    wr_put(w, st, 5);
-    if (reason_len > 0)
-        wr_put(w, reason, reason_len);
-    else
-        wr_str(w, status_text(status));
-    WR_LIT(w, "\r\n");
-}
-
-static inline void
-wr_date(struct wr *w, struct gh_worker *wk)
-{
-    WR_LIT(w, "Date: ");
-    wr_str(w, gh_worker_date(wk));
-    WR_LIT(w, "\r\n");
-}
-
-static inline void
-wr_content_length(struct wr *w, uint64_t n)
-{
-    WR_LIT(w, "Content-Length: ");
-    wr_u64(w, n);
-    WR_LIT(w, "\r\n");
-}
 
 static int
 gen_keeps(const struct gen *g, const char *name, size_t len)
@@ -459,7 +358,7 @@ conn_send_generated(struct gh_conn *c, const struct gen *g)
                          "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d "
                          "%s</h1></center>\r\n<hr><center>gatehouse</center>\r\n</body>\r\n"
                          "</html>\r\n",
-                         status, status_text(status), status, status_text(status));
+                         status, gh_h1w_status_text(status), status, gh_h1w_status_text(status));
         body = page;
         body_len = (size_t)n;
         ctype = "text/html";
@@ -467,32 +366,32 @@ conn_send_generated(struct gh_conn *c, const struct gen *g)
     if (c->out == NULL && (c->out = gh_buf_get()) == NULL)
         return -ENOMEM;
     size_t room = gh_buf_reserve(c->out, 2048 + body_len + g->location_len);
-    struct wr wr = {gh_buf_tail(c->out), 0, room, 0};
-    wr_status_line(&wr, status, NULL, 0);
+    struct gh_wr wr = {gh_buf_tail(c->out), 0, room, 0};
+    gh_h1w_status_line(&wr, status, NULL, 0);
     if (gen_keeps(g, "Server", 6))
-        WR_LIT(&wr, "Server: gatehouse\r\n");
+        GH_WR_LIT(&wr, "Server: gatehouse\r\n");
     if (gen_keeps(g, "Date", 4))
-        wr_date(&wr, w);
+        gh_h1w_date(&wr, gh_loop_wall(w->loop));
     if (g->location != NULL && gen_keeps(g, "Location", 8))
-        wr_header(&wr, "Location", 8, g->location, g->location_len);
+        gh_wr_field(&wr, "Location", 8, g->location, g->location_len);
     int bodyless = status < 200 || status == 204 || status == 304;
     if (!bodyless) {
         if (gen_keeps(g, "Content-Type", 12)) {
-            WR_LIT(&wr, "Content-Type: ");
-            wr_str(&wr, ctype);
-            WR_LIT(&wr, "\r\n");
+            GH_WR_LIT(&wr, "Content-Type: ");
+            gh_wr_str(&wr, ctype);
+            GH_WR_LIT(&wr, "\r\n");
         }
-        wr_content_length(&wr, body_len);
+        gh_h1w_content_length(&wr, body_len);
     }
     if (g->pc != NULL)
         wr_rules(&wr, g->pc->resp_rules, g->pc->n_resp_rules);
     if (close_after)
-        WR_LIT(&wr, "Connection: close\r\n");
+        GH_WR_LIT(&wr, "Connection: close\r\n");
     else if (g->conn == GEN_KEEP10)
-        WR_LIT(&wr, "Connection: keep-alive\r\n");
-    WR_LIT(&wr, "\r\n");
+        GH_WR_LIT(&wr, "Connection: keep-alive\r\n");
+    GH_WR_LIT(&wr, "\r\n");
     if (!bodyless && !g->head_only)
-        wr_put(&wr, body, body_len);
+        gh_wr_put(&wr, body, body_len);
     if (wr.overflow)
         return -ENOMEM;
     gh_buf_commit(c->out, wr.len);
@@ -528,13 +427,13 @@ log_capture(struct gh_req *r, const struct gh_h1_request *pr)
     struct gh_log_info *li = gh_freelist_get(&r->c->w->log_fl);
     if (li == NULL)
         return;
-    struct wr w = {li->request, 0, sizeof(li->request) - 1, 0};
+    struct gh_wr w = {li->request, 0, sizeof(li->request) - 1, 0};
     size_t mlen = GH_MIN(pr->method_len, 64);
-    wr_put(&w, pr->method, mlen);
-    WR_LIT(&w, " ");
+    gh_wr_put(&w, pr->method, mlen);
+    GH_WR_LIT(&w, " ");
     /* room left for the target once " HTTP/1.x" is reserved */
-    wr_put(&w, pr->target, GH_MIN(pr->target_len, sizeof(li->request) - 1 - 10 - mlen));
-    wr_str(&w, pr->version == 10 ? " HTTP/1.0" : " HTTP/1.1");
+    gh_wr_put(&w, pr->target, GH_MIN(pr->target_len, sizeof(li->request) - 1 - 10 - mlen));
+    gh_wr_str(&w, pr->version == 10 ? " HTTP/1.0" : " HTTP/1.1");
     li->request[w.len] = '\0';
     li->referer[0] = li->agent[0] = li->host[0] = '\0';
     for (uint32_t i = 0; i < pr->num_headers; i++) {
@@ -552,11 +451,11 @@ log_capture(struct gh_req *r, const struct gh_h1_request *pr)
 
 /* Escape for a quoted field of the combined format or a JSON string. */
 static void
-wr_escaped(struct wr *w, const char *s, int json)
+wr_escaped(struct gh_wr *w, const char *s, int json)
 {
     if (s == NULL || *s == '\0') {
         if (!json)
-            WR_LIT(w, "-");
+            GH_WR_LIT(w, "-");
         return;
     }
     for (; *s != '\0'; s++) {
@@ -565,9 +464,9 @@ wr_escaped(struct wr *w, const char *s, int json)
             char esc[8];
             int n = json ? snprintf(esc, sizeof(esc), "\\u%04x", ch)
                          : snprintf(esc, sizeof(esc), "\\x%02X", ch);
-            wr_put(w, esc, (size_t)n);
+            gh_wr_put(w, esc, (size_t)n);
         } else {
-            wr_put(w, s, 1);
+            gh_wr_put(w, s, 1);
         }
     }
 }
@@ -581,31 +480,31 @@ req_log(struct gh_req *r)
     if (!cfg->access_log_on)
         return;
     char line[4096];
-    struct wr wr = {line, 0, sizeof(line) - 1, 0};
+    struct gh_wr wr = {line, 0, sizeof(line) - 1, 0};
     char ip[64];
     if (conn_ip_str(c, ip, sizeof(ip)) == 0)
         strcpy(ip, "-");
     struct gh_log_info *li = r->log;
     uint64_t now = gh_loop_now(w->loop);
     if (cfg->access_log_format == GH_LOG_JSON) {
-        WR_LIT(&wr, "{\"time\":\"");
-        wr_str(&wr, gh_worker_log_time(w, 1));
-        WR_LIT(&wr, "\",\"remote_addr\":\"");
-        wr_str(&wr, ip);
-        WR_LIT(&wr, "\",\"request\":\"");
+        GH_WR_LIT(&wr, "{\"time\":\"");
+        gh_wr_str(&wr, gh_worker_log_time(w, 1));
+        GH_WR_LIT(&wr, "\",\"remote_addr\":\"");
+        gh_wr_str(&wr, ip);
+        GH_WR_LIT(&wr, "\",\"request\":\"");
         wr_escaped(&wr, li ? li->request : NULL, 1);
-        WR_LIT(&wr, "\",\"host\":\"");
+        GH_WR_LIT(&wr, "\",\"host\":\"");
         wr_escaped(&wr, li ? li->host : NULL, 1);
-        WR_LIT(&wr, "\",\"status\":");
-        wr_u64(&wr, r->status);
-        WR_LIT(&wr, ",\"bytes_sent\":");
-        wr_u64(&wr, r->bytes_out);
-        WR_LIT(&wr, ",\"upstream\":\"");
+        GH_WR_LIT(&wr, "\",\"status\":");
+        gh_wr_u64(&wr, r->status);
+        GH_WR_LIT(&wr, ",\"bytes_sent\":");
+        gh_wr_u64(&wr, r->bytes_out);
+        GH_WR_LIT(&wr, ",\"upstream\":\"");
         if (r->target != NULL)
-            wr_str(&wr, r->target->addr.text);
-        WR_LIT(&wr, "\",\"user_agent\":\"");
+            gh_wr_str(&wr, r->target->addr.text);
+        GH_WR_LIT(&wr, "\",\"user_agent\":\"");
         wr_escaped(&wr, li ? li->agent : NULL, 1);
-        WR_LIT(&wr, "\",\"referer\":\"");
+        GH_WR_LIT(&wr, "\",\"referer\":\"");
         wr_escaped(&wr, li ? li->referer : NULL, 1);
         char tb[160];
         int n = snprintf(tb, sizeof(tb),
@@ -615,22 +514,22 @@ req_log(struct gh_req *r)
                          r->t_connect ? (long long)(r->t_connect - r->t_start) : -1LL,
                          r->t_first_byte ? (long long)(r->t_first_byte - r->t_start) : -1LL,
                          (unsigned long long)(now - r->t_start));
-        wr_put(&wr, tb, (size_t)n);
+        gh_wr_put(&wr, tb, (size_t)n);
     } else {
-        wr_str(&wr, ip);
-        WR_LIT(&wr, " - - ");
-        wr_str(&wr, gh_worker_log_time(w, 0));
-        WR_LIT(&wr, " \"");
+        gh_wr_str(&wr, ip);
+        GH_WR_LIT(&wr, " - - ");
+        gh_wr_str(&wr, gh_worker_log_time(w, 0));
+        GH_WR_LIT(&wr, " \"");
         wr_escaped(&wr, li ? li->request : NULL, 0);
-        WR_LIT(&wr, "\" ");
-        wr_u64(&wr, r->status);
-        WR_LIT(&wr, " ");
-        wr_u64(&wr, r->bytes_out);
-        WR_LIT(&wr, " \"");
+        GH_WR_LIT(&wr, "\" ");
+        gh_wr_u64(&wr, r->status);
+        GH_WR_LIT(&wr, " ");
+        gh_wr_u64(&wr, r->bytes_out);
+        GH_WR_LIT(&wr, " \"");
         wr_escaped(&wr, li ? li->referer : NULL, 0);
-        WR_LIT(&wr, "\" \"");
+        GH_WR_LIT(&wr, "\" \"");
         wr_escaped(&wr, li ? li->agent : NULL, 0);
-        WR_LIT(&wr, "\"\n");
+        GH_WR_LIT(&wr, "\"\n");
     }
     if (wr.overflow) {
         wr.len = wr.cap;
@@ -726,17 +625,6 @@ req_fail(struct gh_req *r, int status, const char *reason)
 /* ------------------------------------------------------------------ */
 /* building the request head for the origin                           */
 
-/* Is header h named by a Connection header of the message (hop-by-hop by declaration)? */
-static int
-named_by_connection(const struct gh_h1_header *hs, uint32_t n, const struct gh_h1_header *h)
-{
-    for (uint32_t i = 0; i < n; i++)
-        if (hs[i].id == GH_HDR_CONNECTION &&
-            gh_h1_list_has_token(hs[i].value, hs[i].value_len, h->name, h->name_len))
-            return 1;
-    return 0;
-}
-
 /* Values of a list header (X-Forwarded-For, Forwarded, Via) that the proxy
  * appends to: collected while copying headers, written back as one field. */
 struct prior {
@@ -753,41 +641,22 @@ prior_add(struct prior *pl, const struct gh_h1_header *h)
 
 /* "Name: prior1, prior2, " - the caller writes its own member and the CRLF. */
 static void
-wr_prior(struct wr *w, const char *name, size_t nlen, const struct prior *pl)
+wr_prior(struct gh_wr *w, const char *name, size_t nlen, const struct prior *pl)
 {
-    wr_put(w, name, nlen);
-    WR_LIT(w, ": ");
+    gh_wr_put(w, name, nlen);
+    GH_WR_LIT(w, ": ");
     for (uint32_t i = 0; i < pl->n; i++) {
-        wr_put(w, pl->h[i]->value, pl->h[i]->value_len);
-        WR_LIT(w, ", ");
+        gh_wr_put(w, pl->h[i]->value, pl->h[i]->value_len);
+        GH_WR_LIT(w, ", ");
     }
 }
 
 /* `Via`: what came, then this hop (RFC 9110 §7.6.3), in the protocol version it was received in. */
 static inline void
-wr_via(struct wr *w, const struct prior *pl, int v10)
+wr_via(struct gh_wr *w, const struct prior *pl, int v10)
 {
     wr_prior(w, "Via", 3, pl);
-    wr_str(w, v10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
-}
-
-/* Response fields never forwarded as received: hop-by-hop ones, and the
- * framing, which Gatehouse writes itself (Upgrade is decided by the caller). */
-static inline int
-resp_field_dropped(uint32_t id)
-{
-    switch (id) {
-    case GH_HDR_CONNECTION:
-    case GH_HDR_KEEP_ALIVE:
-    case GH_HDR_PROXY_CONNECTION:
-    case GH_HDR_TE:
-    case GH_HDR_TRAILER:
-    case GH_HDR_TRANSFER_ENCODING:
-    case GH_HDR_CONTENT_LENGTH:
-        return 1;
-    default:
-        return 0;
-    }
+    gh_wr_str(w, v10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
 }
 
 /* May header h be copied to the other side? (not named by Connection, not
@@ -796,36 +665,9 @@ static int
 hdr_passes(const struct gh_h1_header *hs, uint32_t nh, const struct gh_h1_header *h, int conn_other,
            const struct gh_hdr_rule *rules, uint32_t n_rules)
 {
-    if (conn_other && named_by_connection(hs, nh, h))
+    if (conn_other && gh_field_named_by_connection(hs, nh, h))
         return 0;
     return n_rules == 0 || !rule_names(rules, n_rules, h->name, h->name_len);
-}
-
-/* Split an absolute-form target into authority and origin-form path. */
-static void
-split_absolute(const char *t, size_t n, const char **auth, size_t *auth_len, const char **path,
-               size_t *path_len)
-{
-    const char *p = memchr(t, ':', n);
-    size_t off = p ? (size_t)(p - t) + 3 : 0; /* past "://" */
-    if (off > n)
-        off = n;
-    size_t a = off;
-    while (a < n && t[a] != '/' && t[a] != '?')
-        a++;
-    *auth = t + off;
-    *auth_len = a - off;
-    if (a == n) {
-        *path = "/";
-        *path_len = 1;
-    } else if (t[a] == '?') {
-        /* "http://h?q" -> "/?q" is not expressible as a slice; keep "?q" after "/" below */
-        *path = t + a;
-        *path_len = n - a;
-    } else {
-        *path = t + a;
-        *path_len = n - a;
-    }
 }
 
 static int
@@ -836,20 +678,20 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
     const struct gh_proxy_conf *pc = r->pc;
     /* built in the worker's head scratch, then copied into an object of the right
      * size: a request in flight holds a few hundred bytes, not a 64 KiB buffer */
-    struct wr w = {c->w->hscratch, 0, GH_BUF_SIZE, 0};
-    wr_put(&w, pr->method, pr->method_len);
-    WR_LIT(&w, " ");
+    struct gh_wr w = {c->w->hscratch, 0, GH_BUF_SIZE, 0};
+    gh_wr_put(&w, pr->method, pr->method_len);
+    GH_WR_LIT(&w, " ");
     if (path_len > 0 && path[0] == '?')
-        WR_LIT(&w, "/");
-    wr_put(&w, path, path_len);
-    WR_LIT(&w, " HTTP/1.1\r\nHost: ");
+        GH_WR_LIT(&w, "/");
+    gh_wr_put(&w, path, path_len);
+    GH_WR_LIT(&w, " HTTP/1.1\r\nHost: ");
     if (pc->upstream_host != NULL)
-        wr_put(&w, pc->upstream_host, pc->upstream_host_len);
+        gh_wr_put(&w, pc->upstream_host, pc->upstream_host_len);
     else if (host != NULL)
-        wr_put(&w, host, host_len);
+        gh_wr_put(&w, host, host_len);
     else
-        wr_str(&w, r->target->addr.text);
-    WR_LIT(&w, "\r\n");
+        gh_wr_str(&w, r->target->addr.text);
+    GH_WR_LIT(&w, "\r\n");
 
     const struct gh_h1_header *hs = pr->headers;
     uint32_t nh = pr->num_headers;
@@ -905,7 +747,7 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
             break;
         }
         if (hdr_passes(hs, nh, h, conn_other, pc->req_rules, pc->n_req_rules))
-            wr_header(&w, h->name, h->name_len, h->value, h->value_len);
+            gh_wr_field(&w, h->name, h->name_len, h->value, h->value_len);
     }
 
     char ip[64];
@@ -918,41 +760,41 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
     }
     if (xff) {
         wr_prior(&w, "X-Forwarded-For", 15, &p_xff);
-        wr_put(&w, ip, iplen);
-        WR_LIT(&w, "\r\nX-Forwarded-Proto: http\r\n");
+        gh_wr_put(&w, ip, iplen);
+        GH_WR_LIT(&w, "\r\nX-Forwarded-Proto: http\r\n");
         if (orig_host != NULL)
-            wr_header(&w, "X-Forwarded-Host", 16, orig_host, orig_host_len);
+            gh_wr_field(&w, "X-Forwarded-Host", 16, orig_host, orig_host_len);
     }
     if (fwd) {
         wr_prior(&w, "Forwarded", 9, &p_fwd);
-        WR_LIT(&w, "for=");
+        GH_WR_LIT(&w, "for=");
         if (c->family == AF_INET6) {
-            WR_LIT(&w, "\"[");
-            wr_put(&w, ip, iplen);
-            WR_LIT(&w, "]\"");
+            GH_WR_LIT(&w, "\"[");
+            gh_wr_put(&w, ip, iplen);
+            GH_WR_LIT(&w, "]\"");
         } else {
-            wr_put(&w, ip, iplen);
+            gh_wr_put(&w, ip, iplen);
         }
-        WR_LIT(&w, ";proto=http");
+        GH_WR_LIT(&w, ";proto=http");
         if (orig_host != NULL && orig_host_len > 0) {
-            WR_LIT(&w, ";host=\"");
-            wr_put(&w, orig_host, orig_host_len);
-            WR_LIT(&w, "\"");
+            GH_WR_LIT(&w, ";host=\"");
+            gh_wr_put(&w, orig_host, orig_host_len);
+            GH_WR_LIT(&w, "\"");
         }
-        WR_LIT(&w, "\r\n");
+        GH_WR_LIT(&w, "\r\n");
     }
     if (pc->via) {
         wr_via(&w, &p_via, (r->flags & R_CLIENT_10) != 0);
     }
     wr_rules(&w, pc->req_rules, pc->n_req_rules);
     if (r->req_body == BODY_CL)
-        wr_content_length(&w, r->req_remaining);
+        gh_h1w_content_length(&w, r->req_remaining);
     else if (r->req_body == BODY_CHUNKED) {
-        WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
+        GH_WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
     }
     if (upgrade)
-        WR_LIT(&w, "Connection: upgrade\r\n");
-    WR_LIT(&w, "\r\n");
+        GH_WR_LIT(&w, "Connection: upgrade\r\n");
+    GH_WR_LIT(&w, "\r\n");
     if (w.overflow)
         return -E2BIG;
     if (w.len <= GH_SMALL_HEAD) {
@@ -975,78 +817,6 @@ build_up_head(struct gh_req *r, const struct gh_h1_request *pr, const char *host
 
 /* ------------------------------------------------------------------ */
 /* request start                                                       */
-
-static int
-hexval(unsigned char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/*
- * The path routes are matched against, normalised as nginx does before it
- * matches locations: %XX decoded, "//" merged, "." and ".." segments
- * resolved. Otherwise `route /admin/ { return 403; }` would be walked around
- * by "/%61dmin/", "//admin/" or "/x/../admin/". What goes to the origin is
- * still the target exactly as received. Only paths that need it are
- * rewritten (into out, at least n bytes); *res points at the result.
- * Returns 0, or -1 for a path that cannot be normalised: a bad or NUL escape,
- * or ".." above the root (400, as in nginx).
- */
-static int
-route_path(const char *in, size_t n, char *out, const char **res, size_t *res_len)
-{
-    int simple = 1;
-    for (size_t i = 0; i < n && simple; i++)
-        if (in[i] == '%' || (in[i] == '/' && i + 1 < n && (in[i + 1] == '/' || in[i + 1] == '.')))
-            simple = 0;
-    if (simple) {
-        *res = in;
-        *res_len = n;
-        return 0;
-    }
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)in[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)in[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return -1;
-            c = (unsigned char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (c == '/' && o > 0 && out[o - 1] == '/')
-            continue; /* merge slashes */
-        out[o++] = (char)c;
-        /* a segment just ended ("/" now, or at the end): resolve "." and ".." */
-        int end = i + 1 == n;
-        if (c != '/' && !end)
-            continue;
-        size_t seg_end = c == '/' ? o - 1 : o; /* excludes the new '/' */
-        size_t seg = seg_end;
-        while (seg > 0 && out[seg - 1] != '/')
-            seg--;
-        size_t len = seg_end - seg;
-        if (len == 1 && out[seg] == '.') {
-            o = seg; /* drop "." (keep the '/' before it) */
-        } else if (len == 2 && out[seg] == '.' && out[seg + 1] == '.') {
-            if (seg <= 1)
-                return -1;         /* above the root */
-            size_t prev = seg - 1; /* the '/' before ".." */
-            while (prev > 0 && out[prev - 1] != '/')
-                prev--;
-            o = prev;
-        }
-    }
-    if (o == 0)
-        out[o++] = '/';
-    *res = out;
-    *res_len = o;
-    return 0;
-}
 
 static void
 conn_set_timer(struct gh_conn *c, uint32_t ms)
@@ -1102,14 +872,14 @@ req_start(struct gh_conn *c, struct gh_h1_request *pr)
     const char *path = pr->target;
     size_t path_len = pr->target_len;
     if (pr->target_form == GH_TARGET_ABSOLUTE)
-        split_absolute(pr->target, pr->target_len, &host, &host_len, &path, &path_len);
+        gh_uri_split_absolute(pr->target, pr->target_len, &host, &host_len, &path, &path_len);
     r->srv = gh_conf_find_server(lc, host, host_len);
     const char *q = memchr(path, '?', path_len);
     size_t route_len = q ? (size_t)(q - path) : path_len;
     const char *rpath = "/"; /* RFC 9110 §4.2.3: an empty path ("http://h?q") is "/" */
     size_t rlen = 1;
     if (route_len > 0 && path[0] == '/' &&
-        route_path(path, route_len, w->hscratch, &rpath, &rlen) != 0) {
+        gh_uri_normalize_path(path, route_len, w->hscratch, &rpath, &rlen) != 0) {
         r->pc = &r->srv->pc;
         req_fail(r, 400, "request path cannot be normalised (bad escape or '..' above the root)");
         return 0;
@@ -1366,7 +1136,7 @@ out_chunk(struct relay_out *o, const char *data, size_t n, int chunk_out)
         out_add(o, data, n);
         return;
     }
-    size_t hl = hex_line(o->hex[o->nhex], n);
+    size_t hl = gh_h1w_chunk_size(o->hex[o->nhex], n);
     out_add(o, o->hex[o->nhex++], hl);
     out_add(o, data, n);
     out_add(o, "\r\n", 2);
@@ -1566,9 +1336,9 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
 {
     struct gh_conn *c = r->c;
     const struct gh_proxy_conf *pc = r->pc;
-    struct wr w = {c->w->hscratch, 0, GH_BUF_SIZE, 0};
+    struct gh_wr w = {c->w->hscratch, 0, GH_BUF_SIZE, 0};
     int upgrade = rs->status == 101;
-    wr_status_line(&w, rs->status, rs->reason, rs->reason_len);
+    gh_h1w_status_line(&w, rs->status, rs->reason, rs->reason_len);
     const struct gh_h1_header *hs = rs->headers;
     uint32_t nh = rs->num_headers;
     int conn_other = (rs->flags & GH_H1_F_CONN_OTHER) != 0;
@@ -1577,7 +1347,7 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
     p_via.n = 0;
     for (uint32_t i = 0; i < nh; i++) {
         const struct gh_h1_header *h = &hs[i];
-        if (resp_field_dropped(h->id))
+        if (gh_field_resp_dropped(h->id))
             continue;
         switch (h->id) {
         case GH_HDR_UPGRADE:
@@ -1597,33 +1367,33 @@ build_client_head(struct gh_req *r, const struct gh_h1_response *rs)
             break;
         }
         if (hdr_passes(hs, nh, h, conn_other, pc->resp_rules, pc->n_resp_rules))
-            wr_header(&w, h->name, h->name_len, h->value, h->value_len);
+            gh_wr_field(&w, h->name, h->name_len, h->value, h->value_len);
     }
     if (!has_date)
-        wr_date(&w, c->w);
+        gh_h1w_date(&w, gh_loop_wall(c->w->loop));
     if (pc->via)
         wr_via(&w, &p_via, rs->version == 10);
     wr_rules(&w, pc->resp_rules, pc->n_resp_rules);
     /* framing */
     int bodyless_status = rs->status == 204 || rs->status == 304 || rs->status < 200;
     if (upgrade) {
-        WR_LIT(&w, "Connection: upgrade\r\n");
+        GH_WR_LIT(&w, "Connection: upgrade\r\n");
     } else {
         if (!bodyless_status || rs->status == 304) {
             if (rs->flags & GH_H1_F_HAS_CL)
-                wr_content_length(&w, (uint64_t)rs->content_length);
+                gh_h1w_content_length(&w, (uint64_t)rs->content_length);
             else if ((r->flags & R_CHUNK_OUT) ||
                      ((r->flags & R_HEAD_METHOD) && (rs->flags & GH_H1_F_CHUNKED) &&
                       !(r->flags & R_CLIENT_10))) {
-                WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
+                GH_WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
             }
         }
         if (!(r->flags & R_KEEPALIVE))
-            WR_LIT(&w, "Connection: close\r\n");
+            GH_WR_LIT(&w, "Connection: close\r\n");
         else if (r->flags & R_CLIENT_10)
-            WR_LIT(&w, "Connection: keep-alive\r\n");
+            GH_WR_LIT(&w, "Connection: keep-alive\r\n");
     }
-    WR_LIT(&w, "\r\n");
+    GH_WR_LIT(&w, "\r\n");
     return w.overflow ? 0 : w.len;
 }
 
@@ -1637,17 +1407,17 @@ static int
 send_interim(struct gh_req *r, const struct gh_h1_response *rs)
 {
     struct gh_conn *c = r->c;
-    struct wr w = {c->w->hscratch, 0, GH_BUF_SIZE, 0};
-    wr_status_line(&w, rs->status, rs->reason, rs->reason_len);
+    struct gh_wr w = {c->w->hscratch, 0, GH_BUF_SIZE, 0};
+    gh_h1w_status_line(&w, rs->status, rs->reason, rs->reason_len);
     int conn_other = (rs->flags & GH_H1_F_CONN_OTHER) != 0;
     for (uint32_t i = 0; i < rs->num_headers; i++) {
         const struct gh_h1_header *h = &rs->headers[i];
-        if (resp_field_dropped(h->id) || h->id == GH_HDR_UPGRADE)
+        if (gh_field_resp_dropped(h->id) || h->id == GH_HDR_UPGRADE)
             continue;
         if (hdr_passes(rs->headers, rs->num_headers, h, conn_other, NULL, 0))
-            wr_header(&w, h->name, h->name_len, h->value, h->value_len);
+            gh_wr_field(&w, h->name, h->name_len, h->value, h->value_len);
     }
-    WR_LIT(&w, "\r\n");
+    GH_WR_LIT(&w, "\r\n");
     if (w.overflow)
         return 0; /* an interim response is advisory: drop one that does not fit */
     struct iovec iov = {w.p, w.len};

@@ -85,20 +85,6 @@ gh_worker_conn_closed(struct gh_worker *w, struct gh_conn *c)
 }
 
 const char *
-gh_worker_date(struct gh_worker *w)
-{
-    int64_t now = gh_loop_wall(w->loop);
-    if (now != w->date_sec) {
-        time_t t = (time_t)now;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(w->date, sizeof(w->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        w->date_sec = now;
-    }
-    return w->date;
-}
-
-const char *
 gh_worker_log_time(struct gh_worker *w, int json)
 {
     int64_t now = gh_loop_wall(w->loop);

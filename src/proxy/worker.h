@@ -157,8 +157,6 @@ struct gh_worker {
     uint64_t drain_deadline;
     struct gh_timer drain_timer;
 
-    char date[40]; /* "Thu, 26 Nov 2026 18:44:14 GMT" */
-    int64_t date_sec;
     char log_time[2][40]; /* access-log timestamps: combined, JSON */
     int64_t log_time_sec;
 
@@ -170,7 +168,6 @@ struct gh_worker {
 /* A gh_free_cb for gh_loop_defer_free: back to the freelist ctx. */
 void gh_worker_free_obj(void *freelist, void *obj);
 void gh_worker_conn_closed(struct gh_worker *w, struct gh_conn *c);
-const char *gh_worker_date(struct gh_worker *w);
 /* Access-log timestamp of the current second: "[26/Nov/2026:18:44:14 +0000]" (json=0) or
  * "2026-11-26T18:44:14Z" (json=1). Formatted once a second: localtime_r takes a lock. */
 const char *gh_worker_log_time(struct gh_worker *w, int json);

@@ -1,0 +1,87 @@
+/*
+ * h1_write.h - HTTP/1.1 serialisation: a bounded writer for message heads,
+ * the status line, Date, Content-Length and chunk framing (RFC 9112).
+ *
+ * A head is written into a caller-owned buffer (a per-thread scratch) with
+ * struct gh_wr; a write that does not fit sets `overflow` and writes nothing
+ * more, so callers check once at the end instead of after every piece.
+ */
+#ifndef GH_HTTP_H1_WRITE_H
+#define GH_HTTP_H1_WRITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/common.h"
+
+struct gh_wr {
+    char *p;
+    size_t len;
+    size_t cap;
+    int overflow;
+};
+
+static inline void
+gh_wr_put(struct gh_wr *w, const void *s, size_t n)
+{
+    if (gh_unlikely(w->len + n > w->cap)) {
+        w->overflow = 1;
+        return;
+    }
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+}
+
+/* "" s "" only compiles for string literals, so sizeof is the literal's length */
+#define GH_WR_LIT(w, s) gh_wr_put((w), "" s "", sizeof(s) - 1)
+
+static inline void
+gh_wr_str(struct gh_wr *w, const char *s)
+{
+    gh_wr_put(w, s, strlen(s));
+}
+
+/* Decimal digits of v. */
+void gh_wr_u64(struct gh_wr *w, uint64_t v);
+
+/* "Name: value\r\n" */
+static inline void
+gh_wr_field(struct gh_wr *w, const char *name, size_t nlen, const char *val, size_t vlen)
+{
+    gh_wr_put(w, name, nlen);
+    GH_WR_LIT(w, ": ");
+    gh_wr_put(w, val, vlen);
+    GH_WR_LIT(w, "\r\n");
+}
+
+/* "HTTP/1.1 NNN reason\r\n"; the standard reason phrase when reason_len is 0. */
+void gh_h1w_status_line(struct gh_wr *w, int status, const char *reason, size_t reason_len);
+
+/* "Date: <IMF-fixdate of wall_sec>\r\n" (RFC 9110 §5.6.7). */
+void gh_h1w_date(struct gh_wr *w, int64_t wall_sec);
+
+/* "Content-Length: n\r\n" */
+void gh_h1w_content_length(struct gh_wr *w, uint64_t n);
+
+/* The reason phrase of status, "Unknown" for one without a standard phrase. */
+const char *gh_h1w_status_text(int status);
+
+/*
+ * The IMF-fixdate of wall_sec ("Thu, 26 Nov 2026 18:44:14 GMT"), formatted
+ * once per second per thread (gmtime_r and strftime cost more than a whole
+ * request's parsing). The string stays valid until the next call with another
+ * second on the same thread.
+ */
+const char *gh_http_date(int64_t wall_sec);
+
+/* Longest chunk-size line gh_h1w_chunk_size writes: 16 hex digits and CRLF. */
+#define GH_H1W_CHUNK_LINE_MAX 18
+
+/* Write the chunk-size line of an n-byte chunk ("1a2f\r\n") to out; returns its length. */
+size_t gh_h1w_chunk_size(char *out, uint64_t n);
+
+/* The last chunk with no trailer fields, which ends a chunked body. */
+#define GH_H1W_LAST_CHUNK "0\r\n\r\n"
+
+#endif
