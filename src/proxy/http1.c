@@ -296,7 +296,7 @@ gh_http_on_accept(struct gh_worker *w, struct gh_lsock *ls, int fd,
         gh_freelist_put(&w->conn_fl, c);
         return;
     }
-    ls->conns++;
+    gh_lsock_conn_opened(ls);
     c->next = w->conns;
     if (w->conns != NULL)
         w->conns->prev = c;
@@ -306,8 +306,8 @@ gh_http_on_accept(struct gh_worker *w, struct gh_lsock *ls, int fd,
     /* The first request's head must arrive within client_header_timeout. */
     const struct gh_config *cfg = w->cur->cfg;
     uint32_t ms = 10000;
-    if (ls->lidx >= 0 && (uint32_t)ls->lidx < cfg->n_listeners)
-        ms = cfg->listeners[ls->lidx].default_server->client_header_timeout_ms;
+    if (ls->idx >= 0 && (uint32_t)ls->idx < cfg->n_listeners)
+        ms = cfg->listeners[ls->idx].default_server->client_header_timeout_ms;
     gh_timer_after(w->loop, &c->timer, ms);
 }
 
@@ -860,12 +860,12 @@ req_start(struct gh_conn *c, struct gh_h1_request *pr)
     if (cfg->access_log_on)
         log_capture(r, pr);
 
-    if (c->ls->lidx < 0 || (uint32_t)c->ls->lidx >= cfg->n_listeners) {
+    if (c->ls->idx < 0 || (uint32_t)c->ls->idx >= cfg->n_listeners) {
         /* listener removed by a reload: finish politely */
         req_fail(r, 503, "listener removed by reload");
         return 0;
     }
-    const struct gh_listen_conf *lc = &cfg->listeners[c->ls->lidx];
+    const struct gh_listen_conf *lc = &cfg->listeners[c->ls->idx];
 
     const char *host = pr->host;
     size_t host_len = pr->host_len;
@@ -1999,8 +1999,8 @@ conn_limits(struct gh_conn *c)
 {
     const struct gh_config *cfg = c->w->cur->cfg;
     const struct gh_server_conf *s = NULL;
-    if (c->ls->lidx >= 0 && (uint32_t)c->ls->lidx < cfg->n_listeners)
-        s = cfg->listeners[c->ls->lidx].default_server;
+    if (c->ls->idx >= 0 && (uint32_t)c->ls->idx < cfg->n_listeners)
+        s = cfg->listeners[c->ls->idx].default_server;
     struct gh_h1_limits lim = {8192, 8192, 100, 32768};
     if (s != NULL) {
         lim.max_request_line = s->max_request_line;
@@ -2093,8 +2093,8 @@ conn_read_head(struct gh_conn *c)
             c->t_first = gh_loop_now(w->loop);
             const struct gh_config *cfg = w->cur->cfg;
             uint32_t ms = 10000;
-            if (c->ls->lidx >= 0 && (uint32_t)c->ls->lidx < cfg->n_listeners)
-                ms = cfg->listeners[c->ls->lidx].default_server->client_header_timeout_ms;
+            if (c->ls->idx >= 0 && (uint32_t)c->ls->idx < cfg->n_listeners)
+                ms = cfg->listeners[c->ls->idx].default_server->client_header_timeout_ms;
             conn_set_timer(c, ms);
         }
         struct gh_h1_request pr;

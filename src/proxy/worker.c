@@ -14,7 +14,7 @@
 
 #include "core/log.h"
 #include "net/pipe.h"
-#include "net/sock.h"
+#include "net/listener.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
 
@@ -22,17 +22,9 @@
 
 /* ---- process-wide state (main thread) ---- */
 
-struct lgroup {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int *fds; /* one per worker */
-    char text[80];
-};
-
 static struct gh_worker **workers;
 static unsigned n_workers;
-static struct lgroup *groups;
-static unsigned n_groups;
+static struct gh_listeners *listeners;
 static int alog_fd = -1;     /* current access log destination */
 static int alog_old_fd = -1; /* previous one, closed at the next reload */
 
@@ -42,24 +34,6 @@ void
 gh_worker_free_obj(void *freelist, void *obj)
 {
     gh_freelist_put(freelist, obj);
-}
-
-static void
-free_lsock(void *ctx, void *obj)
-{
-    (void)ctx;
-    free(obj);
-}
-
-/* A closed listener is freed once its last connection is gone, after the
- * current batch (an event for it may still be queued in this batch). */
-static void
-lsock_free_if_unused(struct gh_lsock *ls)
-{
-    if (ls->lidx < 0 && ls->conns == 0 && ls->io.fd < 0 && !ls->buried) {
-        ls->buried = true;
-        gh_loop_defer_free(ls->w->loop, ls, free_lsock, NULL);
-    }
 }
 
 void
@@ -78,10 +52,8 @@ gh_worker_conn_closed(struct gh_worker *w, struct gh_conn *c)
     }
     struct gh_lsock *ls = c->ls;
     c->ls = NULL;
-    if (ls != NULL) {
-        ls->conns--;
-        lsock_free_if_unused(ls);
-    }
+    if (ls != NULL)
+        gh_lsock_conn_closed(ls);
 }
 
 const char *
@@ -133,95 +105,35 @@ gh_worker_alog(struct gh_worker *w, const char *line, size_t len)
     gh_loop_at_batch_end(w->loop, batch_end, w);
 }
 
-static void on_accept(struct gh_io *io, uint32_t events);
-
 static void
-accept_retry(struct gh_timer *t)
+on_conn(struct gh_lsock *ls, int fd, const struct sockaddr_storage *peer)
 {
-    struct gh_lsock *ls = gh_container_of(t, struct gh_lsock, retry);
-    on_accept(&ls->io, EPOLLIN);
+    struct gh_worker *w = ls->data;
+    w->st_accepted++;
+    gh_http_on_accept(w, ls, fd, peer);
 }
 
 static void
-on_accept(struct gh_io *io, uint32_t events)
+lsock_add(struct gh_worker *w, int fd, int32_t idx)
 {
-    struct gh_lsock *ls = gh_container_of(io, struct gh_lsock, io);
-    struct gh_worker *w = ls->w;
-    (void)events;
-    if (ls->io.fd < 0 || w->stopping)
+    struct gh_lsock *ls = gh_lsock_open(w->loop, fd, idx, on_conn, w);
+    if (ls == NULL)
         return;
-    /* bounded batch so one busy listener cannot starve established connections;
-     * with edge triggering the rest is picked up on the next turn via the timer */
-    for (int i = 0; i < 256; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        int fd = accept4(ls->io.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd == -1) {
-            if (errno == EAGAIN || errno == EINTR)
-                return;
-            if (errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                static __thread int64_t last_warn;
-                if (gh_loop_wall(w->loop) != last_warn) {
-                    gh_log_error("accept: %s (raise the open-file limit?)", strerror(errno));
-                    last_warn = gh_loop_wall(w->loop);
-                }
-                gh_timer_after(w->loop, &ls->retry, 100);
-                return;
-            }
-            gh_log_error("accept: %s", strerror(errno));
-            return;
-        }
-        w->st_accepted++;
-        gh_http_on_accept(w, ls, fd, &ss);
-    }
-    gh_timer_after(w->loop, &ls->retry, 0);
-}
-
-static void
-lsock_add(struct gh_worker *w, int fd, int32_t lidx)
-{
-    struct gh_lsock *ls = calloc(1, sizeof(*ls));
-    if (ls == NULL) {
-        gh_log_error("out of memory adding a listener");
-        close(fd);
-        return;
-    }
-    ls->io.fd = fd;
-    ls->io.cb = on_accept;
-    ls->w = w;
-    ls->lidx = lidx;
-    ls->retry.cb = accept_retry;
-    if (gh_loop_add(w->loop, &ls->io, EPOLLIN) != 0) {
-        gh_log_error("cannot watch a listening socket: %s", strerror(errno));
-        close(fd);
-        free(ls);
-        return;
-    }
     ls->next = w->lsocks;
     w->lsocks = ls;
-    /* connections may already be waiting */
-    on_accept(&ls->io, EPOLLIN);
 }
 
 /* Close a listening socket of this worker; connections accepted on it finish. */
 static void
 lsock_close(struct gh_worker *w, struct gh_lsock *ls)
 {
-    gh_timer_stop(w->loop, &ls->retry);
-    if (ls->io.fd >= 0) {
-        close(ls->io.fd);
-        ls->io.fd = -1;
-    }
-    ls->lidx = -1;
     for (struct gh_conn *c = w->conns; c != NULL;) {
         struct gh_conn *next = c->next;
         if (c->ls == ls)
             gh_http_conn_drain(c);
         c = next;
     }
-    lsock_free_if_unused(ls);
+    gh_lsock_close(ls);
 }
 
 static void
@@ -260,7 +172,7 @@ apply_config(struct gh_worker *w, struct gh_wmsg *m)
             if (m->keep_fds[i] == ls->io.fd)
                 lidx = m->keep_lidx[i];
         if (lidx >= 0) {
-            ls->lidx = lidx;
+            ls->idx = lidx;
             pp = &ls->next;
         } else {
             *pp = ls->next;
@@ -409,82 +321,20 @@ wake(struct gh_worker *w)
 
 /* ---- main side ---- */
 
+/* Sockets for the listeners of cfg (opened, or the current ones for addresses that stay). */
 static int
-same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr_storage *b,
-          socklen_t blen)
+listen_plan(const struct gh_config *cfg, struct gh_listen_plan *plan)
 {
-    return alen == blen && memcmp(a, b, alen) == 0;
-}
-
-static void
-close_group(struct lgroup *g)
-{
-    for (unsigned i = 0; i < n_workers; i++)
-        if (g->fds[i] >= 0)
-            close(g->fds[i]);
-    free(g->fds);
-    g->fds = NULL;
-}
-
-/* Open (or find) the sockets of every listener of cfg. On failure closes what it
- * opened itself and returns -errno; existing groups are untouched. */
-static int
-plan_groups(const struct gh_config *cfg, struct lgroup **out, unsigned *n_out, bool **reused_out)
-{
-    struct lgroup *ng = calloc(cfg->n_listeners + 1, sizeof(*ng));
-    bool *reused = calloc(cfg->n_listeners + 1, sizeof(*reused));
-    if (ng == NULL || reused == NULL) {
-        free(ng);
-        free(reused);
+    struct gh_listen_spec *specs = calloc(cfg->n_listeners + 1, sizeof(*specs));
+    if (specs == NULL)
         return -ENOMEM;
-    }
     for (uint32_t i = 0; i < cfg->n_listeners; i++) {
         const struct gh_listen_conf *lc = &cfg->listeners[i];
-        struct lgroup *g = &ng[i];
-        g->ss = lc->addr.ss;
-        g->len = lc->addr.len;
-        snprintf(g->text, sizeof(g->text), "%s", lc->addr.text);
-        for (unsigned k = 0; k < n_groups; k++)
-            if (groups[k].fds != NULL && same_addr(&groups[k].ss, groups[k].len, &g->ss, g->len)) {
-                g->fds = groups[k].fds;
-                reused[i] = true;
-                break;
-            }
-        if (g->fds != NULL)
-            continue;
-        g->fds = malloc(n_workers * sizeof(int));
-        if (g->fds == NULL)
-            goto fail_nomem;
-        for (unsigned t = 0; t < n_workers; t++)
-            g->fds[t] = -1;
-        int probe = gh_sock_probe_free((const struct sockaddr *)&g->ss, g->len);
-        for (unsigned t = 0; t < n_workers; t++) {
-            int fd = probe;
-            if (probe == 0)
-                fd = gh_sock_listen((const struct sockaddr *)&g->ss, g->len, lc->backlog);
-            if (fd < 0) {
-                gh_log_error("listen %s: %s", lc->addr.text, strerror(-fd));
-                for (uint32_t j = 0; j <= i; j++)
-                    if (!reused[j] && ng[j].fds != NULL)
-                        close_group(&ng[j]);
-                free(ng);
-                free(reused);
-                return fd;
-            }
-            g->fds[t] = fd;
-        }
+        specs[i] = (struct gh_listen_spec){&lc->addr.ss, lc->addr.len, lc->backlog, lc->addr.text};
     }
-    *out = ng;
-    *n_out = cfg->n_listeners;
-    *reused_out = reused;
-    return 0;
-fail_nomem:
-    for (uint32_t j = 0; j < cfg->n_listeners; j++)
-        if (!reused[j] && ng[j].fds != NULL)
-            close_group(&ng[j]);
-    free(ng);
-    free(reused);
-    return -ENOMEM;
+    int rc = gh_listeners_plan(listeners, specs, cfg->n_listeners, plan);
+    free(specs);
+    return rc;
 }
 
 static int
@@ -501,8 +351,9 @@ open_alog(const struct gh_config *cfg)
 
 /* Post cfg with the new listener plan to every worker. */
 static void
-post(struct gh_config *cfg, struct lgroup *ng, unsigned nn, const bool *reused)
+post(struct gh_config *cfg, const struct gh_listen_plan *plan)
 {
+    unsigned nn = plan->n;
     for (unsigned t = 0; t < n_workers; t++) {
         struct gh_worker *w = workers[t];
         int *add = calloc(nn + 1, sizeof(int)), *keep = calloc(nn + 1, sizeof(int));
@@ -510,11 +361,11 @@ post(struct gh_config *cfg, struct lgroup *ng, unsigned nn, const bool *reused)
         GH_ASSERT(add && keep && add_l && keep_l);
         uint32_t na = 0, nk = 0;
         for (unsigned i = 0; i < nn; i++) {
-            if (reused[i]) {
-                keep[nk] = ng[i].fds[t];
+            if (plan->g[i].reused) {
+                keep[nk] = plan->g[i].fds[t];
                 keep_l[nk++] = (int32_t)i;
             } else {
-                add[na] = ng[i].fds[t];
+                add[na] = plan->g[i].fds[t];
                 add_l[na++] = (int32_t)i;
             }
         }
@@ -552,26 +403,26 @@ gh_proxy_start(struct gh_config *cfg, unsigned nthreads)
             return -ENOMEM;
         }
     }
-    struct lgroup *ng;
-    unsigned nn;
-    bool *reused;
-    int rc = plan_groups(cfg, &ng, &nn, &reused);
+    listeners = gh_listeners_new(nthreads);
+    struct gh_listen_plan plan;
+    int rc = listen_plan(cfg, &plan);
     if (rc != 0)
         return rc;
     int fd = open_alog(cfg);
-    if (fd < 0)
+    if (fd < 0) {
+        gh_listeners_drop(listeners, &plan);
         return fd;
+    }
     alog_fd = fd;
-    groups = ng;
-    n_groups = nn;
-    post(cfg, ng, nn, reused);
-    free(reused);
+    post(cfg, &plan);
+    gh_listeners_commit(listeners, &plan);
     for (unsigned t = 0; t < nthreads; t++) {
         int e = pthread_create(&workers[t]->thread, NULL, worker_main, workers[t]);
         if (e != 0) {
             gh_log_error("cannot start worker thread: %s", strerror(e));
             return -e;
         }
+        workers[t]->started = true;
     }
     return 0;
 }
@@ -579,40 +430,22 @@ gh_proxy_start(struct gh_config *cfg, unsigned nthreads)
 int
 gh_proxy_reload(struct gh_config *cfg)
 {
-    struct lgroup *ng;
-    unsigned nn;
-    bool *reused;
-    int rc = plan_groups(cfg, &ng, &nn, &reused);
+    struct gh_listen_plan plan;
+    int rc = listen_plan(cfg, &plan);
     if (rc != 0)
         return rc;
     int fd = open_alog(cfg);
     if (fd < 0) {
-        for (unsigned i = 0; i < nn; i++)
-            if (!reused[i])
-                close_group(&ng[i]);
-        free(ng);
-        free(reused);
+        gh_listeners_drop(listeners, &plan);
         return fd;
     }
-    /* groups that are not kept: their sockets are closed by the workers */
-    for (unsigned k = 0; k < n_groups; k++) {
-        bool kept = false;
-        for (unsigned i = 0; i < nn; i++)
-            if (ng[i].fds == groups[k].fds)
-                kept = true;
-        if (!kept)
-            free(groups[k].fds);
-    }
-    free(groups);
-    groups = ng;
-    n_groups = nn;
     if (alog_old_fd > 2)
         close(alog_old_fd);
     alog_old_fd = __atomic_exchange_n(&alog_fd, fd, __ATOMIC_ACQ_REL);
     if (alog_old_fd == fd)
         alog_old_fd = -1;
-    post(cfg, ng, nn, reused);
-    free(reused);
+    post(cfg, &plan);
+    gh_listeners_commit(listeners, &plan);
     return 0;
 }
 
@@ -643,8 +476,11 @@ gh_proxy_stop(unsigned drain_ms)
         wake(w);
     }
     for (unsigned t = 0; t < n_workers; t++) {
-        pthread_join(workers[t]->thread, NULL);
         struct gh_worker *w = workers[t];
+        if (w == NULL)
+            continue;
+        if (w->started)
+            pthread_join(w->thread, NULL);
         /* pending messages nobody applied */
         while (w->msg_head != NULL) {
             struct gh_wmsg *m = w->msg_head;
@@ -656,17 +492,12 @@ gh_proxy_stop(unsigned drain_ms)
         while (w->lsocks != NULL) {
             struct gh_lsock *ls = w->lsocks;
             w->lsocks = ls->next;
-            if (ls->io.fd >= 0)
-                close(ls->io.fd);
-            free(ls);
+            gh_lsock_destroy(ls);
         }
         worker_free(w);
     }
-    for (unsigned k = 0; k < n_groups; k++)
-        free(groups[k].fds);
-    free(groups);
-    groups = NULL;
-    n_groups = 0;
+    gh_listeners_free(listeners);
+    listeners = NULL;
     free(workers);
     workers = NULL;
     n_workers = 0;

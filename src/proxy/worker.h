@@ -27,6 +27,7 @@
 #include "core/buf.h"
 #include "core/loop.h"
 #include "http/h1.h"
+#include "net/listener.h"
 #include "net/xprt.h"
 
 struct gh_worker;
@@ -39,17 +40,6 @@ struct gh_wcfg {
     uint32_t *ups_off;     /* per upstream: offset of its servers in cw[] */
     int32_t *cw;           /* smooth weighted round robin current weights */
     uint32_t *rr;          /* per upstream: plain rotation counter (equal weights) */
-};
-
-/* A listening socket of this worker. */
-struct gh_lsock {
-    struct gh_io io;
-    struct gh_worker *w;
-    int32_t lidx;   /* index in the current config's listeners; -1 once removed */
-    uint32_t conns; /* connections accepted here and still open */
-    bool buried;    /* closed and queued for freeing */
-    struct gh_lsock *next;
-    struct gh_timer retry; /* accept retry after EMFILE */
 };
 
 #define C_CLOSE_AFTER 0x0008 /* close once the current response is written */
@@ -125,6 +115,7 @@ struct gh_wmsg {
 struct gh_worker {
     uint32_t id;
     pthread_t thread;
+    bool started; /* the thread runs (or ran): join it */
     struct gh_loop *loop;
 
     struct gh_wcfg *cur; /* current generation */
