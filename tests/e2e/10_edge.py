@@ -985,6 +985,7 @@ def t():
         t0 = time.monotonic()
         check(c.wait_closed(4), "idle connection closed by keepalive_timeout")
         dt = time.monotonic() - t0
+        eq(c.buf, b"", "bytes the proxy sent on the idle connection before closing it")
         check(0.7 <= dt <= 3, "closed after %.2fs (keepalive_timeout 1s)" % dt)
 
 

@@ -261,6 +261,10 @@ def t():
         c.send(b"POST /upload?stall HTTP/1.1\r\nHost: t\r\nContent-Length: 1000000\r\n\r\n")
         c.send(det_bytes(300000))
         gh.wait_stderr(r"request body not received in time", 10)
+        r = c.read_response()
+        eq(r.status, 408, "status of the answer to the stalled upload")
+        eq((r.header("connection") or "").lower(), "close", "Connection")
+        check(c.wait_closed(5), "the connection is closed after the 408")
     check(not [q for q in o.requests if q.target == "/upload?stall" and q.body_complete],
           "origin must not see a complete body")
 

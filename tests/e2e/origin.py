@@ -205,11 +205,13 @@ def _conn_tokens(req):
 
 
 class Origin:
-    """A threaded origin on 127.0.0.1 (port 0 = ephemeral)."""
+    """A threaded origin on 127.0.0.1, or on `host` (an IPv6 address such as "::1" too);
+    port 0 = ephemeral."""
 
     def __init__(self, port=0, name="origin", host="127.0.0.1"):
         self.name = name
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.lsock = socket.socket(family, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind((host, port))
         self.lsock.listen(512)
