@@ -3,10 +3,12 @@
 
 CC      ?= cc
 PKGS    := libpcre2-8
-CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror -Wshadow \
-                 -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes -g \
-                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# pkg-config runs when a recipe uses these (recursively expanded `=`), not when this file is
+# read: on a fresh machine `make run` reads it before scripts/deps.sh installs libpcre2-dev.
+CFLAGS_COMMON = -std=gnu11 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror -Wshadow \
+                -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes -g \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 SRCS    := $(sort $(wildcard src/*/*.c))
 MAIN    := src/main.c
@@ -14,9 +16,9 @@ MAIN    := src/main.c
 # Variants: release (-O2) and asan (ASan+UBSan, used by make check).
 REL_DIR  := build/release
 ASAN_DIR := build/asan
-REL_CFLAGS  := $(CFLAGS_COMMON) -O2
-ASAN_CFLAGS := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
-               -fno-sanitize-recover=undefined -DGH_SANITIZE=1
+REL_CFLAGS  = $(CFLAGS_COMMON) -O2
+ASAN_CFLAGS = $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined -DGH_SANITIZE=1
 ASAN_LDFLAGS := -fsanitize=address,undefined
 
 REL_OBJS  := $(SRCS:%.c=$(REL_DIR)/%.o)
@@ -33,7 +35,11 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
 all: build
 
-build: $(REL_DIR)/gatehouse
+# The user-facing targets install what is missing first, then build in a sub-make, so that
+# nothing that make decides while reading this file can predate the install.
+build:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory $(REL_DIR)/gatehouse
 
 deps:
 	@scripts/deps.sh build
@@ -75,12 +81,14 @@ build/fuzz/%: tests/fuzz/%.c $(SRCS)
 	clang $(CFLAGS_COMMON) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< \
 	  $(filter-out $(MAIN),$(SRCS)) $(LIBS)
 
-run: deps build
+run:
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory $(REL_DIR)/gatehouse
 	$(REL_DIR)/gatehouse $(ARGS)
 
 check:
 	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory asan $(UNIT_BINS) $(FUZZ_REPLAY) build
+	@$(MAKE) --no-print-directory asan $(UNIT_BINS) $(FUZZ_REPLAY) $(REL_DIR)/gatehouse
 	@tests/run_all.sh
 
 unit: asan $(UNIT_BINS)
@@ -96,7 +104,7 @@ fuzz:
 
 bench:
 	@scripts/deps.sh bench
-	-@$(MAKE) --no-print-directory build
+	-@$(MAKE) --no-print-directory $(REL_DIR)/gatehouse
 	@bench/run.sh
 
 format:

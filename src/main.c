@@ -79,6 +79,9 @@ load(const struct source *src, int quiet_ok)
     return cfg;
 }
 
+/* Point the error log at cfg's error_log (start, reload, SIGUSR1). The file is opened anew
+ * each time (after rotation it is a new file); gh_log_set() moves it onto the one descriptor
+ * the log keeps, so no call adds a descriptor. Returns 0, or -1 (logged) with the log unchanged. */
 static int
 apply_error_log(const struct gh_config *cfg)
 {

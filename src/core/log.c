@@ -7,10 +7,17 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+/* Lines go to log_fd: 2 until the first log file is set, then own_fd for good. The number
+ * own_fd never changes afterwards: a later destination (another file, or stderr again) is moved
+ * onto it with dup3(), which swaps what the number refers to in one step. A thread writing at
+ * that instant writes to the old file or the new one, never to a closed or reused number, and
+ * the process holds one descriptor for the error log however often it is reopened. */
 static int log_fd = 2;
+static int own_fd = -1;
 static int log_level = GH_LL_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -18,12 +25,24 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 void
 gh_log_set(int fd, int level)
 {
-    int old = __atomic_exchange_n(&log_fd, fd, __ATOMIC_ACQ_REL);
     __atomic_store_n(&log_level, level, __ATOMIC_RELEASE);
-    /* A thread may still be writing to the old fd for an instant; a log line lost
-     * on reload is acceptable, a write to a reused fd number is not. So old files
-     * are never closed here: the caller keeps at most one stale fd per reload. */
-    (void)old;
+    if (own_fd == -1) {
+        if (fd != 2) {
+            own_fd = fd;
+            __atomic_store_n(&log_fd, fd, __ATOMIC_RELEASE);
+        }
+        return;
+    }
+    if (fd == own_fd)
+        return;
+    /* fd 2 is duplicated, never closed: stderr stays what it was for everyone else */
+    int rc = dup3(fd, own_fd, O_CLOEXEC);
+    int err = errno;
+    if (fd != 2)
+        close(fd);
+    if (rc == -1)
+        gh_log_error("cannot switch the error log: %s; still writing to the previous one",
+                     strerror(err));
 }
 
 int

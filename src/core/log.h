@@ -15,7 +15,10 @@
 #define GH_LL_INFO 2
 #define GH_LL_DEBUG 3
 
-/* Set where lines go (an fd this module then owns unless it is 2) and the max level shown. */
+/* Set where lines go and the max level shown. Takes ownership of fd unless it is 2 (stderr,
+ * which is never closed). Safe while other threads log: after the first file, lines always go
+ * to the same descriptor number and a new destination is dup3()'d onto it (fd is then closed),
+ * so reloads and reopens never add a descriptor. Call from one thread at a time. */
 void gh_log_set(int fd, int level);
 /* Current max level, to skip formatting work for lines that would be dropped. */
 int gh_log_level(void);

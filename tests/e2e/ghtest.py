@@ -12,10 +12,11 @@ A test file registers tests with the @test decorator and ends with `run()`:
 
     run()
 
-Each test prints exactly one TAP line, "ok N - name" or "not ok N - name", with diagnostics on
-lines starting with "# ". A test fails when it raises (assertion, timeout, socket error), or when
-a Gatehouse it started exits non-zero or prints a sanitizer report. Whatever a test started
-(gatehouse processes, origins) is stopped when the test ends, pass or fail.
+The plan line "1..N" comes first; then each test prints exactly one TAP line, "ok N - name" or
+"not ok N - name", with diagnostics on lines starting with "# ". A test fails when it raises
+(assertion, timeout, socket error), or when a Gatehouse it started exits non-zero, prints a
+sanitizer report or hangs at exit. Whatever a test started (gatehouse processes, origins) is
+stopped when the test ends, pass or fail.
 
 The binary under test is $GH_BIN (default build/asan/gatehouse relative to the repository root).
 """
@@ -45,6 +46,8 @@ os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_e
 os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+LSAN_EXIT_HANG = ("gatehouse finished its shutdown ('stopped' logged) but hung in the "
+                  "sanitizer's exit-time leak scan; killed, so its leak check never ran")
 
 # Generous because the binary runs under ASan on 2 shared cores.
 START_TIMEOUT = float(os.environ.get("GH_START_TIMEOUT", "15"))
@@ -98,8 +101,8 @@ _building_shared = []
 
 def shared(key, factory):
     """Return the resource factory() made for `key`, making it once per file. It is stopped
-    after the last test, in a test of its own ("cleanup: KEY") that fails if it ended badly;
-    while it runs, a failing test also prints its diagnostics."""
+    after the last test, in a test of its own ("cleanup: shared resources", one for all keys)
+    that fails if one ended badly; while it runs, a failing test also prints its diagnostics."""
     if key in _shared:
         res = _shared[key]
         if isinstance(res, Gatehouse) and not res.alive():
@@ -142,10 +145,32 @@ def _print(line):
     sys.stdout.flush()
 
 
+def _file_uses_shared():
+    """True if the test file calls shared(). Its shared resources are then stopped after the
+    last test in one more TAP line, "cleanup: shared resources", which the plan counts."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    try:
+        with open(path) as f:
+            return re.search(r"\bshared\(", f.read()) is not None
+    except (OSError, TypeError):
+        return False
+
+
+def _is_lsan_hang(problem):
+    return problem == LSAN_EXIT_HANG
+
+
 def run():
-    """Run every registered test in order (or only those whose name contains argv[1])."""
+    """Run every registered test in order (or only those whose name contains argv[1]).
+
+    The TAP plan ("1..N") comes first, so that tests/run_all.sh counts the tests that did not
+    run when a file stops early (crash, time limit). A test that failed only because a
+    Gatehouse hung in LeakSanitizer's exit-time scan is not ok, with a "# LSAN_EXIT_HANG" line
+    after it (tests/run_all.sh retries such a file once)."""
     sel = sys.argv[1] if len(sys.argv) > 1 else None
     tests = [t for t in _TESTS if sel is None or sel in t[0]]
+    with_cleanup = _file_uses_shared()
+    _print("1..%d" % (len(tests) + (1 if with_cleanup else 0)))
     signal.signal(signal.SIGALRM, _on_alarm)
     failed = 0
     for n, (name, fn, timeout) in enumerate(tests, 1):
@@ -153,6 +178,7 @@ def run():
         ok = True
         skip = None
         err = None
+        reasons = []  # one per failure cause: True if it is a LeakSanitizer exit hang
         t0 = time.monotonic()
         signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
@@ -167,6 +193,7 @@ def run():
                 raise
             ok = False
             err = e
+            reasons.append(isinstance(e, AssertionError) and _is_lsan_hang(str(e)))
             if isinstance(e, TestTimeout):
                 err_text = "timed out after %ss" % timeout
             else:
@@ -179,12 +206,15 @@ def run():
                     problem = res.cleanup()
                     if problem:
                         ok = False
+                        reasons.append(_is_lsan_hang(problem))
                         diag(problem)
                 except Exception as e:
                     ok = False
+                    reasons.append(False)
                     diag("cleanup failed: %r" % e)
         except TestTimeout:
             ok = False
+            reasons.append(False)
             diag("cleanup timed out")
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -196,6 +226,8 @@ def run():
         else:
             failed += 1
             _print("not ok %d - %s" % (n, name))
+            if reasons and all(reasons):
+                _print("# LSAN_EXIT_HANG: failed only because gatehouse hung at exit")
             if err is not None:
                 for line in err_text.rstrip().splitlines():
                     _print("# " + line)
@@ -209,9 +241,16 @@ def run():
             if hasattr(res, "remove_files"):
                 res.remove_files()
         del _resources[:]
-    n = len(tests)
+    if with_cleanup or _shared_order:
+        failed += _cleanup_shared(len(tests) + 1)
+    sys.exit(1 if failed else 0)
+
+
+def _cleanup_shared(n):
+    """Stop the shared resources; print TAP line n for all of them. Returns 1 if it failed."""
+    problems = []
+    lines = []
     for key in reversed(_shared_order):
-        n += 1
         res = _shared[key]
         signal.setitimer(signal.ITIMER_REAL, STOP_TIMEOUT + 10)
         try:
@@ -221,17 +260,21 @@ def run():
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         if problem:
-            failed += 1
-            _print("not ok %d - cleanup: %s" % (n, key))
-            _print("# " + problem)
-            for line in res.diagnostics():
-                _print("# " + line)
-        else:
-            _print("ok %d - cleanup: %s" % (n, key))
+            problems.append(problem)
+            lines.append("%s: %s" % (key, problem))
+            lines.extend(res.diagnostics())
         if hasattr(res, "remove_files"):
             res.remove_files()
-    _print("1..%d" % n)
-    sys.exit(1 if failed else 0)
+    names = ", ".join(reversed(_shared_order)) or "none started"
+    if not problems:
+        _print("ok %d - cleanup: shared resources (%s)" % (n, names))
+        return 0
+    _print("not ok %d - cleanup: shared resources (%s)" % (n, names))
+    if all(_is_lsan_hang(p) for p in problems):
+        _print("# LSAN_EXIT_HANG: failed only because gatehouse hung at exit")
+    for line in lines:
+        _print("# " + line)
+    return 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +535,8 @@ class Gatehouse:
                 # Gatehouse logs "stopped" as the last thing main() does. A process that
                 # said so and still did not exit is stuck in the sanitizer's exit-time
                 # leak scan (LeakSanitizer's ptrace-based stop-the-world has been seen to
-                # hang here, rarely, with nothing of ours left running): not our failure.
+                # hang here, rarely). Its leak check never ran, so it is a failure
+                # (LSAN_EXIT_HANG), which tests/run_all.sh retries once.
                 try:
                     with open(self.stderr_path, "rb") as f:
                         tail = f.read()[-4096:]
@@ -510,8 +554,7 @@ class Gatehouse:
         st = self.stop()
         msgs = []
         if st is None and getattr(self, "hung_after_stop", False):
-            diag("gatehouse finished its shutdown but hung in the sanitizer's exit-time leak "
-                 "scan; killed (known LeakSanitizer issue, not counted as a failure)")
+            msgs.append(LSAN_EXIT_HANG)
         elif st is None:
             msgs.append("gatehouse did not exit within %ss of SIGTERM (killed)" % STOP_TIMEOUT)
         elif st != 0:

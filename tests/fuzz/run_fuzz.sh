@@ -3,15 +3,20 @@
 #   tests/fuzz/run_fuzz.sh build/fuzz/fuzz_h1_request [build/fuzz/fuzz_... ...]
 # Each target starts from a copy of its committed corpus (tests/fuzz/corpus/<name>)
 # in build/fuzz/corpus-run/<name>; new inputs land there, never in the committed
-# corpus. Crash reproducers go to build/fuzz/artifacts/. Exits non-zero if any
-# target crashed or could not run.
+# corpus (unless FUZZ_MERGE=1). Crash reproducers go to build/fuzz/artifacts/. Exits non-zero
+# if any target crashed or could not run.
 #   FUZZ_SECONDS  seconds per target (default 30)
 #   FUZZ_JOBS     parallel fuzzing processes per target (default 1)
+#   FUZZ_MERGE=1  after a target's run without a crash, merge what it found into the committed
+#                 corpus with libFuzzer's -merge=1: only inputs that reach code the corpus does
+#                 not are copied (named by their SHA-1), so it grows by a few small files;
+#                 review and commit them (make check replays the committed corpus)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
 secs=${FUZZ_SECONDS:-30}
 jobs=${FUZZ_JOBS:-1}
+merge=${FUZZ_MERGE:-0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 if [ $# -eq 0 ]; then
@@ -90,6 +95,23 @@ for bin in "$@"; do
         status=1
     else
         echo "ok - $name: no crash in ${secs}s"
+        if [ "$merge" = 1 ]; then
+            mkdir -p "$seed"
+            before=$(find "$seed" -type f | wc -l)
+            # -use_counters=0: an input is kept for reaching code the corpus does not, not for
+            # running a loop a different number of times (which would keep hundreds); the
+            # merge tries the smallest inputs first.
+            "$bin" -merge=1 -use_counters=0 -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+                "$seed" "$work" >"build/fuzz/$name.merge.log" 2>&1
+            mrc=$?
+            after=$(find "$seed" -type f | wc -l)
+            if [ "$mrc" -ne 0 ]; then
+                echo "not ok - $name: merge into $seed failed (exit $mrc); see build/fuzz/$name.merge.log"
+                status=1
+            else
+                echo "   merged into $seed: $((after - before)) new input(s) adding coverage, $after in all"
+            fi
+        fi
     fi
 done
 exit $status
