@@ -38,9 +38,6 @@ enum gh_balance { GH_BALANCE_ROUND_ROBIN = 0 };
 struct gh_upstream_server {
     struct gh_addr addr;
     uint32_t weight; /* 1..1000, default 1 */
-    /* Process-wide slot of this address for per-thread keep-alive pools: the
-     * same address gets the same slot in every config, so pools survive reload. */
-    uint32_t pool_slot;
 };
 
 struct gh_upstream_conf {
@@ -116,6 +113,13 @@ struct gh_route {
     uint32_t line;
 };
 
+/* Defaults of the server-level limits (docs/config.md); the hard caps are the parser's. */
+#define GH_CONF_DEFAULT_HEADER_TIMEOUT_MS 10000
+#define GH_CONF_DEFAULT_MAX_REQUEST_LINE 8192
+#define GH_CONF_DEFAULT_MAX_HEADER_LINE 8192
+#define GH_CONF_DEFAULT_MAX_HEADERS 100
+#define GH_CONF_DEFAULT_MAX_HEAD_SIZE 32768
+
 struct gh_server_conf {
     const char **names; /* server_name values, lower-cased: "a.test", "*.a.test" */
     uint32_t *name_lens;
@@ -181,6 +185,10 @@ struct gh_config {
     const char *access_log_at;
     const char *error_log_at;
 
+    /* top-level values: what a request that reaches no server gets (its listener went away in a
+     * reload) */
+    struct gh_proxy_conf pc;
+
     struct gh_listen_conf *listeners;
     uint32_t n_listeners;
     struct gh_server_conf *servers;
@@ -227,16 +235,6 @@ void gh_conf_diag_free(struct gh_conf_diag *diag);
 struct gh_config *gh_conf_ref(struct gh_config *cfg);
 /* Drop a reference; frees everything when it was the last (atomic). */
 void gh_conf_unref(struct gh_config *cfg);
-
-/*
- * Process-wide slot for an upstream address (see gh_upstream_server.pool_slot).
- * Thread-safe; slots are never reused. GH_CONF_MAX_POOL_SLOTS bounds them.
- * The key is the first len bytes of *ss (so padding must be zero, as
- * gh_conf_parse_addr leaves it). Returns UINT32_MAX when every slot is taken
- * (loading a config then fails with an error).
- */
-#define GH_CONF_MAX_POOL_SLOTS 4096
-uint32_t gh_conf_pool_slot(const struct sockaddr_storage *ss, socklen_t len);
 
 /*
  * Find the server for a request on listener lc with Host value host (may be NULL,

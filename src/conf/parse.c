@@ -1472,24 +1472,6 @@ assemble(struct build *b)
 }
 
 static void
-pool_slots(struct build *b)
-{
-    for (uint32_t i = 0; i < b->cfg->n_upstreams; i++) {
-        struct gh_upstream_conf *uc = &b->cfg->upstreams[i];
-        for (uint32_t j = 0; j < uc->n_servers; j++) {
-            struct gh_upstream_server *s = &uc->servers[j];
-            s->pool_slot = gh_conf_pool_slot(&s->addr.ss, s->addr.len);
-            if (s->pool_slot == UINT32_MAX) {
-                struct conf_pos pos = {uc->file, uc->line, 1};
-                conf_err(b->st, &pos, "too many distinct upstream addresses (limit %d)",
-                         GH_CONF_MAX_POOL_SLOTS);
-                return;
-            }
-        }
-    }
-}
-
-static void
 set_defaults(struct gh_config *cfg, struct gh_proxy_conf *pc, struct gh_server_conf *sc)
 {
     cfg->threads = 0;
@@ -1509,13 +1491,13 @@ set_defaults(struct gh_config *cfg, struct gh_proxy_conf *pc, struct gh_server_c
     pc->via = false;
     pc->splice = true;
 
-    sc->client_header_timeout_ms = 10000;
+    sc->client_header_timeout_ms = GH_CONF_DEFAULT_HEADER_TIMEOUT_MS;
     sc->keepalive_timeout_ms = 75000;
     sc->keepalive_requests = 10000;
-    sc->max_request_line = 8192;
-    sc->max_header_line = 8192;
-    sc->max_headers = 100;
-    sc->max_head_size = 32768;
+    sc->max_request_line = GH_CONF_DEFAULT_MAX_REQUEST_LINE;
+    sc->max_header_line = GH_CONF_DEFAULT_MAX_HEADER_LINE;
+    sc->max_headers = GH_CONF_DEFAULT_MAX_HEADERS;
+    sc->max_head_size = GH_CONF_DEFAULT_MAX_HEAD_SIZE;
 }
 
 struct gh_config *
@@ -1535,9 +1517,7 @@ conf_build(struct conf_state *st, const char *source, struct cnode *root)
     assemble(&b);
     if (st->n_errors > 0)
         return NULL;
-    pool_slots(&b);
-    if (st->n_errors > 0)
-        return NULL;
+    b.cfg->pc = main_pc;
     b.cfg->refcount = 1;
     return b.cfg;
 }

@@ -208,33 +208,6 @@ gh_conf_unref(struct gh_config *cfg)
         gh_arena_free(cfg->arena); /* the config itself lives in its arena */
 }
 
-/* ---- pool slots ---- */
-
-static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    socklen_t len;
-    struct sockaddr_storage ss;
-} slots[GH_CONF_MAX_POOL_SLOTS];
-static uint32_t n_slots;
-
-uint32_t
-gh_conf_pool_slot(const struct sockaddr_storage *ss, socklen_t len)
-{
-    GH_ASSERT(len <= sizeof(*ss));
-    uint32_t slot = UINT32_MAX;
-    pthread_mutex_lock(&slot_lock);
-    for (uint32_t i = 0; i < n_slots && slot == UINT32_MAX; i++)
-        if (slots[i].len == len && memcmp(&slots[i].ss, ss, len) == 0)
-            slot = i;
-    if (slot == UINT32_MAX && n_slots < GH_CONF_MAX_POOL_SLOTS) {
-        slot = n_slots++;
-        slots[slot].len = len;
-        memcpy(&slots[slot].ss, ss, len);
-    }
-    pthread_mutex_unlock(&slot_lock);
-    return slot;
-}
-
 /* ---- per-request lookups ---- */
 
 const struct gh_server_conf *

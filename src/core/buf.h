@@ -117,6 +117,29 @@ gh_buf_stash(struct gh_buf **bufp, const struct iovec *iov, int cnt, size_t skip
 }
 
 /*
+ * After consuming `used` of the n input bytes at p: when they came from the
+ * side's own buffer *in (from_buf), drop them from it and give it back once
+ * empty; when they came from a shared scratch buffer, keep what was not used
+ * in *in. Returns 0 or -ENOMEM.
+ */
+static inline int
+gh_buf_keep_unused(struct gh_buf **in, int from_buf, const char *p, size_t n, size_t used)
+{
+    if (from_buf) {
+        gh_buf_consume(*in, used);
+        if (gh_buf_len(*in) == 0) {
+            gh_buf_put(*in);
+            *in = NULL;
+        }
+        return 0;
+    }
+    if (used == n)
+        return 0;
+    struct iovec rest = {(void *)(p + used), n - used};
+    return gh_buf_stash(in, &rest, 1, 0);
+}
+
+/*
  * Typed freelist of fixed-size objects (HAProxy pools), one per thread per type.
  * Objects come back uninitialised; the cache keeps at most `max_cached`.
  */

@@ -23,6 +23,21 @@
 #define GH_INCOMPLETE (-10003)
 #define GH_BAD (-10004)
 
+/*
+ * Pump functions (those that move bytes from one side of a relay to the
+ * other) share one result convention:
+ *   GH_PUMP_MOVED    something moved: call again
+ *   GH_PUMP_BLOCKED  nothing moved: wait for readiness
+ *   GH_PUMP_ENDED    the exchange ended or changed course inside the call
+ *                    (completed, failed over to an error page, switched to a
+ *                    tunnel, or closed): the caller must not use what it
+ *                    knew about it and re-reads its own state
+ * and negative -errno values where a function's contract says so.
+ */
+#define GH_PUMP_BLOCKED 0
+#define GH_PUMP_MOVED 1
+#define GH_PUMP_ENDED (-10005)
+
 #define gh_likely(x) __builtin_expect(!!(x), 1)
 #define gh_unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -24,9 +24,8 @@ struct grave {
 };
 
 struct gh_loop {
+    struct gh_loop_clock clock; /* first: read inline through loop.h */
     int epfd;
-    uint64_t now_ms;
-    int64_t wall_s;
     struct gh_timer **heap; /* heap[0] is the earliest */
     uint32_t heap_len;
     uint32_t heap_cap;
@@ -45,9 +44,9 @@ gh_loop_update_time(struct gh_loop *l)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    l->now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    l->clock.now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    l->wall_s = ts.tv_sec;
+    l->clock.wall_s = ts.tv_sec;
 }
 
 struct gh_loop *
@@ -116,18 +115,6 @@ gh_loop_del(struct gh_loop *l, struct gh_io *io)
     if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL) == -1)
         return -errno;
     return 0;
-}
-
-uint64_t
-gh_loop_now(const struct gh_loop *l)
-{
-    return l->now_ms;
-}
-
-int64_t
-gh_loop_wall(const struct gh_loop *l)
-{
-    return l->wall_s;
 }
 
 /* ---- heap ---- */
@@ -222,12 +209,6 @@ gh_timer_set(struct gh_loop *l, struct gh_timer *t, uint64_t when)
 }
 
 void
-gh_timer_after(struct gh_loop *l, struct gh_timer *t, uint32_t ms)
-{
-    gh_timer_set(l, t, l->now_ms + ms);
-}
-
-void
 gh_timer_stop(struct gh_loop *l, struct gh_timer *t)
 {
     t->when = 0;
@@ -240,9 +221,9 @@ run_timers(struct gh_loop *l)
 {
     while (l->heap_len > 0) {
         struct gh_timer *t = l->heap[0];
-        if (t->heap_key > l->now_ms)
+        if (t->heap_key > l->clock.now_ms)
             break;
-        if (t->when > l->now_ms) {
+        if (t->when > l->clock.now_ms) {
             /* postponed since it was filed: re-file under the real deadline */
             t->heap_key = t->when;
             sift_down(l, 0);
@@ -262,9 +243,9 @@ next_timeout(struct gh_loop *l, int max_wait_ms)
     if (l->heap_len == 0)
         return max_wait_ms;
     uint64_t key = l->heap[0]->heap_key;
-    if (key <= l->now_ms)
+    if (key <= l->clock.now_ms)
         return 0;
-    uint64_t d = key - l->now_ms;
+    uint64_t d = key - l->clock.now_ms;
     if (max_wait_ms >= 0 && d > (uint64_t)max_wait_ms)
         return max_wait_ms;
     return (int)d;

@@ -51,17 +51,37 @@ int gh_loop_mod(struct gh_loop *l, struct gh_io *io, uint32_t events);
 /* Unregister (before closing an fd that may be shared/dup'ed; plain close also works). */
 int gh_loop_del(struct gh_loop *l, struct gh_io *io);
 
+/* The clock every loop starts with (the rest of struct gh_loop is private):
+ * read inline, as the hot path reads it several times per request. */
+struct gh_loop_clock {
+    uint64_t now_ms; /* monotonic ms, updated once per batch */
+    int64_t wall_s;  /* wall-clock seconds, updated with it */
+};
+
 /* Current loop time in ms (monotonic), updated once per batch. */
-uint64_t gh_loop_now(const struct gh_loop *l);
+static inline uint64_t
+gh_loop_now(const struct gh_loop *l)
+{
+    return ((const struct gh_loop_clock *)(const void *)l)->now_ms;
+}
+
 /* Wall-clock seconds, updated with the loop time. */
-int64_t gh_loop_wall(const struct gh_loop *l);
+static inline int64_t
+gh_loop_wall(const struct gh_loop *l)
+{
+    return ((const struct gh_loop_clock *)(const void *)l)->wall_s;
+}
 /* Refresh the cached clock now (after a long computation). */
 void gh_loop_update_time(struct gh_loop *l);
 
 /* Arm t to fire at absolute loop time `when` (ms). Re-arming is cheap. */
 void gh_timer_set(struct gh_loop *l, struct gh_timer *t, uint64_t when);
 /* Arm t to fire after `ms` from now. */
-void gh_timer_after(struct gh_loop *l, struct gh_timer *t, uint32_t ms);
+static inline void
+gh_timer_after(struct gh_loop *l, struct gh_timer *t, uint32_t ms)
+{
+    gh_timer_set(l, t, gh_loop_now(l) + ms);
+}
 /* Stop t; safe on a stopped timer. */
 void gh_timer_stop(struct gh_loop *l, struct gh_timer *t);
 static inline bool

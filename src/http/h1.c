@@ -43,6 +43,7 @@
 #include "http/h1.h"
 
 #include <string.h>
+#include <sys/uio.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -1480,6 +1481,36 @@ bad:
 }
 
 /* ---- small lookups ---- */
+
+int
+gh_h1_chunked_spans(struct gh_h1_chunked *c, const char *buf, size_t *used, size_t lim,
+                    struct iovec *spans, int max, int *nspans, uint64_t *data_bytes, int *done)
+{
+    int n = 0;
+    while (*used < lim && n < max) {
+        size_t consumed = 0;
+        const char *data;
+        size_t dlen;
+        int rc = gh_h1_chunked_decode(c, buf + *used, lim - *used, &consumed, &data, &dlen);
+        *used += consumed;
+        if (rc == GH_BAD) {
+            *nspans = n;
+            return GH_BAD;
+        }
+        if (rc == GH_INCOMPLETE)
+            break;
+        if (rc == 0) {
+            *done = 1;
+            break;
+        }
+        *data_bytes += dlen;
+        spans[n].iov_base = (void *)data;
+        spans[n].iov_len = dlen;
+        n++;
+    }
+    *nspans = n;
+    return 0;
+}
 
 int
 gh_h1_method_id(const char *m, size_t len)

@@ -90,6 +90,14 @@ enum gh_h1_target_form {
 #define GH_H1_F_CONN_OTHER 0x0040 /* Connection names other header(s): caller must strip them */
 #define GH_H1_F_UPGRADE 0x0080    /* an Upgrade header is present */
 
+/* How a message body is delimited (RFC 9112 §6.3). */
+enum gh_h1_body {
+    GH_H1_BODY_NONE = 0, /* no body (HEAD, 1xx, 204, 304, or none declared in a request) */
+    GH_H1_BODY_LENGTH,   /* Content-Length */
+    GH_H1_BODY_CHUNKED,  /* Transfer-Encoding: chunked */
+    GH_H1_BODY_CLOSE,    /* a response read until the connection closes */
+};
+
 /* Limits applied while parsing; exceeding one is an error with the given status. */
 struct gh_h1_limits {
     uint32_t max_request_line; /* request line incl. CRLF; over it: 414 (responses: 502) */
@@ -212,6 +220,17 @@ void gh_h1_chunked_init(struct gh_h1_chunked *c);
  */
 int gh_h1_chunked_decode(struct gh_h1_chunked *c, const char *buf, size_t len, size_t *consumed,
                          const char **data, size_t *data_len);
+
+/*
+ * Decode chunked input buf[*used..lim) into up to max data spans (pointing
+ * into buf): the loop of gh_h1_chunked_decode that a relay wants. Stops when
+ * the input runs out, when max spans are filled, or at the end of the body
+ * (*done = 1). *used advances past what was decoded, *nspans is set, and
+ * *data_bytes grows by the data seen. Returns 0, or GH_BAD with c->reason set.
+ */
+struct iovec;
+int gh_h1_chunked_spans(struct gh_h1_chunked *c, const char *buf, size_t *used, size_t lim,
+                        struct iovec *spans, int max, int *nspans, uint64_t *data_bytes, int *done);
 
 /* Map method text to enum gh_h1_method. */
 int gh_h1_method_id(const char *m, size_t len);

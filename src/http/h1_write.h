@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "core/common.h"
 
@@ -45,14 +46,25 @@ gh_wr_str(struct gh_wr *w, const char *s)
 /* Decimal digits of v. */
 void gh_wr_u64(struct gh_wr *w, uint64_t v);
 
-/* "Name: value\r\n" */
+/* "Name: value\r\n" (one bounds check: this runs for every field of every head) */
 static inline void
 gh_wr_field(struct gh_wr *w, const char *name, size_t nlen, const char *val, size_t vlen)
 {
-    gh_wr_put(w, name, nlen);
-    GH_WR_LIT(w, ": ");
-    gh_wr_put(w, val, vlen);
-    GH_WR_LIT(w, "\r\n");
+    size_t need = nlen + vlen + 4;
+    if (gh_unlikely(w->len + need > w->cap)) {
+        w->overflow = 1;
+        return;
+    }
+    char *p = w->p + w->len;
+    memcpy(p, name, nlen);
+    p += nlen;
+    p[0] = ':';
+    p[1] = ' ';
+    memcpy(p + 2, val, vlen);
+    p += 2 + vlen;
+    p[0] = '\r';
+    p[1] = '\n';
+    w->len += need;
 }
 
 /* "HTTP/1.1 NNN reason\r\n"; the standard reason phrase when reason_len is 0. */
@@ -66,6 +78,9 @@ void gh_h1w_content_length(struct gh_wr *w, uint64_t n);
 
 /* The reason phrase of status, "Unknown" for one without a standard phrase. */
 const char *gh_h1w_status_text(int status);
+
+/* Length of an IMF-fixdate ("Thu, 26 Nov 2026 18:44:14 GMT"). */
+#define GH_HTTP_DATE_LEN 29
 
 /*
  * The IMF-fixdate of wall_sec ("Thu, 26 Nov 2026 18:44:14 GMT"), formatted
@@ -83,5 +98,44 @@ size_t gh_h1w_chunk_size(char *out, uint64_t n);
 
 /* The last chunk with no trailer fields, which ends a chunked body. */
 #define GH_H1W_LAST_CHUNK "0\r\n\r\n"
+
+/*
+ * An output vector for one write: a head and body data, the data passed raw
+ * or framed as chunks. Sized so that a head, GH_H1_OUT_SPANS framed spans and
+ * the last chunk fit; the chunk-size lines live inside it.
+ */
+#define GH_H1_OUT_IOV 64
+#define GH_H1_OUT_SPANS 21 /* spans one output frames: 3 pieces each, besides a head */
+/* Input handed on from a chunked body is cut this much short of the room, so
+ * the chunk-size lines a re-framing adds (at most GH_H1_OUT_SPANS of
+ * GH_H1W_CHUNK_LINE_MAX + 2 bytes) always fit. */
+#define GH_H1_OUT_RESERVE 512
+
+struct gh_h1_out {
+    struct iovec iov[GH_H1_OUT_IOV];
+    char hex[GH_H1_OUT_SPANS][GH_H1W_CHUNK_LINE_MAX];
+    int cnt;
+    int nhex;
+    size_t total;
+};
+
+static inline void
+gh_h1_out_init(struct gh_h1_out *o)
+{
+    o->cnt = o->nhex = 0;
+    o->total = 0;
+}
+
+/* Append n bytes at p (borrowed until the write). */
+static inline void
+gh_h1_out_add(struct gh_h1_out *o, const void *p, size_t n)
+{
+    GH_ASSERT(o->cnt < GH_H1_OUT_IOV);
+    o->iov[o->cnt++] = (struct iovec){(void *)p, n};
+    o->total += n;
+}
+
+/* Append body data spans, each framed as a chunk when chunked (at most GH_H1_OUT_SPANS). */
+void gh_h1_out_data(struct gh_h1_out *o, const struct iovec *spans, int n, int chunked);
 
 #endif

@@ -1,32 +1,38 @@
 /*
- * worker.c - worker threads, the process-wide listener table, config swaps
- * and draining.
+ * worker.c - worker threads, config swaps and draining.
  *
- * The main thread owns the listener table (one SO_REUSEPORT socket per
- * address per worker) and posts messages; each worker owns its event loop,
- * its sockets once handed over, and everything it allocates.
+ * The main thread owns the listener table (net/listener.h) and posts
+ * messages; each worker owns its event loop, its sockets once handed over,
+ * and everything it allocates. Workers know their client connections only as
+ * sessions of a protocol (struct gh_proto).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
-#include "net/pipe.h"
 #include "net/listener.h"
+#include "net/pipe.h"
+#include "proxy/accesslog.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
 
-#define ALOG_CAP (64 * 1024)
+/* Idle protocol objects a thread keeps for reuse. */
+#define CACHED_CONNS 4096
+#define CACHED_REQUESTS 1024
+#define CACHED_HEADS 1024
+#define CACHED_BIG_HEADS 128
+#define CACHED_LOG_INFOS 1024
+/* How long one loop turn waits at most (the drain check runs this often while stopping). */
+#define TURN_MS 1000
+#define TURN_STOPPING_MS 100
 
 /* ---- process-wide state (main thread) ---- */
 
 static struct gh_worker **workers;
 static unsigned n_workers;
 static struct gh_listeners *listeners;
-static int alog_fd = -1;     /* current access log destination */
-static int alog_old_fd = -1; /* previous one, closed at the next reload */
 
 /* ---- worker side ---- */
 
@@ -37,72 +43,66 @@ gh_worker_free_obj(void *freelist, void *obj)
 }
 
 void
-gh_worker_conn_closed(struct gh_worker *w, struct gh_conn *c)
+gh_worker_session_add(struct gh_worker *w, struct gh_session *s, struct gh_lsock *ls,
+                      const struct gh_proto *proto)
 {
-    if (c->flags & C_IN_LIST) {
-        if (c->prev != NULL)
-            c->prev->next = c->next;
-        else
-            w->conns = c->next;
-        if (c->next != NULL)
-            c->next->prev = c->prev;
-        c->prev = c->next = NULL;
-        c->flags &= ~(uint16_t)C_IN_LIST;
-        w->nconns--;
-    }
-    struct gh_lsock *ls = c->ls;
-    c->ls = NULL;
-    if (ls != NULL)
-        gh_lsock_conn_closed(ls);
-}
-
-const char *
-gh_worker_log_time(struct gh_worker *w, int json)
-{
-    int64_t now = gh_loop_wall(w->loop);
-    if (now != w->log_time_sec) {
-        time_t t = (time_t)now;
-        struct tm tm;
-        localtime_r(&t, &tm);
-        strftime(w->log_time[0], sizeof(w->log_time[0]), "[%d/%b/%Y:%H:%M:%S %z]", &tm);
-        gmtime_r(&t, &tm);
-        strftime(w->log_time[1], sizeof(w->log_time[1]), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        w->log_time_sec = now;
-    }
-    return w->log_time[json ? 1 : 0];
-}
-
-static void
-alog_flush(struct gh_worker *w)
-{
-    if (w->alog_len == 0)
-        return;
-    int fd = __atomic_load_n(&alog_fd, __ATOMIC_ACQUIRE);
-    gh_write_all(fd >= 0 ? fd : 2, w->alog, w->alog_len);
-    w->alog_len = 0;
-}
-
-static void
-batch_end(void *arg)
-{
-    alog_flush(arg);
+    s->ls = ls;
+    s->proto = proto;
+    s->prev = NULL;
+    s->next = w->sessions;
+    if (w->sessions != NULL)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->n_sessions++;
+    gh_lsock_conn_opened(ls);
 }
 
 void
-gh_worker_alog(struct gh_worker *w, const char *line, size_t len)
+gh_worker_session_remove(struct gh_worker *w, struct gh_session *s)
 {
-    if (w->alog == NULL) {
-        w->alog = malloc(ALOG_CAP);
-        if (w->alog == NULL)
-            return;
+    if (s->ls == NULL)
+        return;
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    w->n_sessions--;
+    struct gh_lsock *ls = s->ls;
+    s->ls = NULL;
+    gh_lsock_conn_closed(ls);
+}
+
+static struct gh_wcfg *
+wcfg_new(struct gh_worker *w, struct gh_config *cfg)
+{
+    struct gh_wcfg *wc = calloc(1, sizeof(*wc));
+    if (wc == NULL)
+        return NULL;
+    wc->ups = gh_ups_gen_new(&w->ups, cfg);
+    if (wc->ups == NULL) {
+        free(wc);
+        return NULL;
     }
-    if (w->alog_len + len > ALOG_CAP)
-        alog_flush(w);
-    if (len > ALOG_CAP)
-        len = ALOG_CAP;
-    memcpy(w->alog + w->alog_len, line, len);
-    w->alog_len += (uint32_t)len;
-    gh_loop_at_batch_end(w->loop, batch_end, w);
+    wc->cfg = gh_conf_ref(cfg);
+    return wc;
+}
+
+static void
+wcfg_free(struct gh_wcfg *wc)
+{
+    gh_ups_gen_free(wc->ups);
+    gh_conf_unref(wc->cfg);
+    free(wc);
+}
+
+void
+gh_wcfg_drop(struct gh_worker *w, struct gh_wcfg *wc)
+{
+    if (--wc->users == 0 && wc != w->cur)
+        wcfg_free(wc);
 }
 
 static void
@@ -110,7 +110,8 @@ on_conn(struct gh_lsock *ls, int fd, const struct sockaddr_storage *peer)
 {
     struct gh_worker *w = ls->data;
     w->st_accepted++;
-    gh_http_on_accept(w, ls, fd, peer);
+    /* every listener speaks HTTP/1.1 today; TLS with ALPN will choose per connection */
+    gh_h1_proto.accept(w, ls, fd, peer);
 }
 
 static void
@@ -127,11 +128,11 @@ lsock_add(struct gh_worker *w, int fd, int32_t idx)
 static void
 lsock_close(struct gh_worker *w, struct gh_lsock *ls)
 {
-    for (struct gh_conn *c = w->conns; c != NULL;) {
-        struct gh_conn *next = c->next;
-        if (c->ls == ls)
-            gh_http_conn_drain(c);
-        c = next;
+    for (struct gh_session *s = w->sessions; s != NULL;) {
+        struct gh_session *next = s->next;
+        if (s->ls == ls)
+            s->proto->drain(s);
+        s = next;
     }
     gh_lsock_close(ls);
 }
@@ -148,22 +149,28 @@ wmsg_free(struct gh_wmsg *m)
     free(m);
 }
 
+static void
+close_fds(const int *fds, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
 /* Swap in one config and reconcile this worker's listening sockets. */
 static void
 apply_config(struct gh_worker *w, struct gh_wmsg *m)
 {
-    struct gh_wcfg *wc = gh_wcfg_new(m->cfg);
+    struct gh_wcfg *wc = wcfg_new(w, m->cfg);
     if (wc == NULL) {
         gh_log_error("worker %u: out of memory applying a new config; keeping the old one", w->id);
-        for (uint32_t i = 0; i < m->n_add; i++)
-            close(m->add_fds[i]);
+        close_fds(m->add_fds, m->n_add);
         return;
     }
     wc->users = 1;
     struct gh_wcfg *old = w->cur;
     w->cur = wc;
-    if (old != NULL && --old->users == 0)
-        gh_wcfg_free(old);
+    if (old != NULL)
+        gh_wcfg_drop(w, old);
     struct gh_lsock **pp = &w->lsocks;
     while (*pp != NULL) {
         struct gh_lsock *ls = *pp;
@@ -199,8 +206,7 @@ worker_apply(struct gh_worker *w)
         if (!w->stopping)
             apply_config(w, m);
         else
-            for (uint32_t i = 0; i < m->n_add; i++)
-                close(m->add_fds[i]);
+            close_fds(m->add_fds, m->n_add);
         wmsg_free(m);
     }
 
@@ -212,12 +218,12 @@ worker_apply(struct gh_worker *w)
             w->lsocks = ls->next;
             lsock_close(w, ls);
         }
-        for (struct gh_conn *c = w->conns; c != NULL;) {
-            struct gh_conn *next = c->next;
-            gh_http_conn_drain(c);
-            c = next;
+        for (struct gh_session *s = w->sessions; s != NULL;) {
+            struct gh_session *next = s->next;
+            s->proto->drain(s);
+            s = next;
         }
-        gh_pool_close_all(w);
+        gh_upstream_ctx_stop(&w->ups);
     }
 }
 
@@ -237,26 +243,36 @@ worker_main(void *arg)
     worker_apply(w);
     for (;;) {
         if (w->stopping) {
-            if (w->nconns == 0)
+            if (w->n_sessions == 0)
                 break;
             if (gh_loop_now(w->loop) >= w->drain_deadline) {
-                gh_log_warn("worker %u: drain timeout, closing %u connection(s)", w->id, w->nconns);
-                while (w->conns != NULL)
-                    gh_http_conn_close(w->conns);
+                gh_log_warn("worker %u: drain timeout, closing %u connection(s)", w->id,
+                            w->n_sessions);
+                while (w->sessions != NULL)
+                    w->sessions->proto->close(w->sessions);
                 break;
             }
         }
-        int rc = gh_loop_run_once(w->loop, w->stopping ? 100 : 1000);
+        int rc = gh_loop_run_once(w->loop, w->stopping ? TURN_STOPPING_MS : TURN_MS);
         if (rc < 0) {
             gh_log_error("worker %u: event loop: %s", w->id, strerror(-rc));
             break;
         }
         /* the access log also flushes on quiet turns */
-        batch_end(w);
+        gh_alog_flush(w);
     }
-    gh_pool_close_all(w);
-    batch_end(w);
+    while (w->sessions != NULL)
+        w->sessions->proto->close(w->sessions);
+    gh_upstream_ctx_stop(&w->ups);
+    gh_alog_flush(w);
     gh_loop_run_deferred(w->loop);
+    if (w->cur != NULL) {
+        struct gh_wcfg *cur = w->cur;
+        w->cur = NULL;
+        if (--cur->users == 0)
+            wcfg_free(cur);
+    }
+    gh_upstream_ctx_fini(&w->ups);
     gh_buf_cache_drain(); /* this thread's cached buffers */
     gh_pipe_cache_drain();
     return NULL;
@@ -270,53 +286,39 @@ worker_new(uint32_t id)
         return NULL;
     w->id = id;
     w->loop = gh_loop_new();
-    w->pools = calloc(GH_CONF_MAX_POOL_SLOTS, sizeof(*w->pools));
     w->scratch = malloc(GH_BUF_SIZE);
     w->hscratch = malloc(GH_BUF_SIZE);
-    if (w->loop == NULL || w->pools == NULL || w->scratch == NULL || w->hscratch == NULL ||
+    if (w->loop == NULL || w->scratch == NULL || w->hscratch == NULL ||
         gh_loop_set_wakeup(w->loop, on_wake, w) != 0)
         return NULL; /* start-up failure: the process exits */
     pthread_mutex_init(&w->msg_lock, NULL);
-    w->conn_fl.size = sizeof(struct gh_conn);
-    w->conn_fl.max_cached = 4096;
-    w->req_fl.size = (uint32_t)gh_http_req_size;
-    w->req_fl.max_cached = 1024;
-    w->up_fl.size = sizeof(struct gh_upconn);
-    w->up_fl.max_cached = 1024;
-    w->head_fl.size = GH_SMALL_HEAD;
-    w->head_fl.max_cached = 1024;
-    w->big_head_fl.size = GH_BIG_HEAD;
-    w->big_head_fl.max_cached = 128;
-    w->log_fl.size = (uint32_t)gh_http_log_info_size;
-    w->log_fl.max_cached = 1024;
+    gh_upstream_ctx_init(&w->ups, w->loop, w->scratch);
+    w->conn_fl =
+        (struct gh_freelist){.size = (uint32_t)gh_h1_proto.conn_size, .max_cached = CACHED_CONNS};
+    w->req_fl = (struct gh_freelist){.size = (uint32_t)gh_h1_proto.request_size,
+                                     .max_cached = CACHED_REQUESTS};
+    w->head_fl = (struct gh_freelist){.size = GH_SMALL_HEAD, .max_cached = CACHED_HEADS};
+    w->big_head_fl = (struct gh_freelist){.size = GH_BIG_HEAD, .max_cached = CACHED_BIG_HEADS};
+    w->log_fl =
+        (struct gh_freelist){.size = sizeof(struct gh_log_info), .max_cached = CACHED_LOG_INFOS};
     return w;
 }
 
 static void
 worker_free(struct gh_worker *w)
 {
-    if (w->cur != NULL && --w->cur->users == 0)
-        gh_wcfg_free(w->cur);
     gh_loop_run_deferred(w->loop);
     gh_freelist_drain(&w->conn_fl);
     gh_freelist_drain(&w->req_fl);
-    gh_freelist_drain(&w->up_fl);
     gh_freelist_drain(&w->head_fl);
     gh_freelist_drain(&w->big_head_fl);
     gh_freelist_drain(&w->log_fl);
     gh_loop_free(w->loop);
-    free(w->pools);
     free(w->scratch);
     free(w->hscratch);
     free(w->alog);
     pthread_mutex_destroy(&w->msg_lock);
     free(w);
-}
-
-static void
-wake(struct gh_worker *w)
-{
-    gh_loop_wake(w->loop);
 }
 
 /* ---- main side ---- */
@@ -337,18 +339,6 @@ listen_plan(const struct gh_config *cfg, struct gh_listen_plan *plan)
     return rc;
 }
 
-static int
-open_alog(const struct gh_config *cfg)
-{
-    if (!cfg->access_log_on || cfg->access_log_path == NULL)
-        return 2;
-    int fd = gh_log_open(cfg->access_log_path);
-    if (fd < 0)
-        gh_log_error("%s: cannot open access_log '%s': %s", cfg->access_log_at,
-                     cfg->access_log_path, strerror(-fd));
-    return fd;
-}
-
 /* Post cfg with the new listener plan to every worker. */
 static void
 post(struct gh_config *cfg, const struct gh_listen_plan *plan)
@@ -356,28 +346,21 @@ post(struct gh_config *cfg, const struct gh_listen_plan *plan)
     unsigned nn = plan->n;
     for (unsigned t = 0; t < n_workers; t++) {
         struct gh_worker *w = workers[t];
-        int *add = calloc(nn + 1, sizeof(int)), *keep = calloc(nn + 1, sizeof(int));
-        int32_t *add_l = calloc(nn + 1, sizeof(int32_t)), *keep_l = calloc(nn + 1, sizeof(int32_t));
-        GH_ASSERT(add && keep && add_l && keep_l);
-        uint32_t na = 0, nk = 0;
+        struct gh_wmsg *m = gh_xcalloc(1, sizeof(*m));
+        m->add_fds = gh_xcalloc(nn + 1, sizeof(int));
+        m->keep_fds = gh_xcalloc(nn + 1, sizeof(int));
+        m->add_lidx = gh_xcalloc(nn + 1, sizeof(int32_t));
+        m->keep_lidx = gh_xcalloc(nn + 1, sizeof(int32_t));
         for (unsigned i = 0; i < nn; i++) {
             if (plan->g[i].reused) {
-                keep[nk] = plan->g[i].fds[t];
-                keep_l[nk++] = (int32_t)i;
+                m->keep_fds[m->n_keep] = plan->g[i].fds[t];
+                m->keep_lidx[m->n_keep++] = (int32_t)i;
             } else {
-                add[na] = plan->g[i].fds[t];
-                add_l[na++] = (int32_t)i;
+                m->add_fds[m->n_add] = plan->g[i].fds[t];
+                m->add_lidx[m->n_add++] = (int32_t)i;
             }
         }
-        struct gh_wmsg *m = calloc(1, sizeof(*m));
-        GH_ASSERT(m != NULL);
         m->cfg = gh_conf_ref(cfg);
-        m->add_fds = add;
-        m->add_lidx = add_l;
-        m->n_add = na;
-        m->keep_fds = keep;
-        m->keep_lidx = keep_l;
-        m->n_keep = nk;
         pthread_mutex_lock(&w->msg_lock);
         if (w->msg_tail != NULL)
             w->msg_tail->next = m;
@@ -385,7 +368,7 @@ post(struct gh_config *cfg, const struct gh_listen_plan *plan)
             w->msg_head = m;
         w->msg_tail = m;
         pthread_mutex_unlock(&w->msg_lock);
-        wake(w);
+        gh_loop_wake(w->loop);
     }
 }
 
@@ -408,12 +391,11 @@ gh_proxy_start(struct gh_config *cfg, unsigned nthreads)
     int rc = listen_plan(cfg, &plan);
     if (rc != 0)
         return rc;
-    int fd = open_alog(cfg);
-    if (fd < 0) {
+    rc = gh_alog_open(cfg);
+    if (rc != 0) {
         gh_listeners_drop(listeners, &plan);
-        return fd;
+        return rc;
     }
-    alog_fd = fd;
     post(cfg, &plan);
     gh_listeners_commit(listeners, &plan);
     for (unsigned t = 0; t < nthreads; t++) {
@@ -434,16 +416,11 @@ gh_proxy_reload(struct gh_config *cfg)
     int rc = listen_plan(cfg, &plan);
     if (rc != 0)
         return rc;
-    int fd = open_alog(cfg);
-    if (fd < 0) {
+    rc = gh_alog_open(cfg);
+    if (rc != 0) {
         gh_listeners_drop(listeners, &plan);
-        return fd;
+        return rc;
     }
-    if (alog_old_fd > 2)
-        close(alog_old_fd);
-    alog_old_fd = __atomic_exchange_n(&alog_fd, fd, __ATOMIC_ACQ_REL);
-    if (alog_old_fd == fd)
-        alog_old_fd = -1;
     post(cfg, &plan);
     gh_listeners_commit(listeners, &plan);
     return 0;
@@ -452,16 +429,7 @@ gh_proxy_reload(struct gh_config *cfg)
 int
 gh_proxy_reopen_logs(const struct gh_config *cfg)
 {
-    int fd = open_alog(cfg);
-    if (fd < 0)
-        return fd;
-    /* workers may be writing to the current fd right now: it is closed at the next swap */
-    if (alog_old_fd > 2)
-        close(alog_old_fd);
-    alog_old_fd = __atomic_exchange_n(&alog_fd, fd, __ATOMIC_ACQ_REL);
-    if (alog_old_fd == fd)
-        alog_old_fd = -1;
-    return 0;
+    return gh_alog_open(cfg);
 }
 
 void
@@ -469,11 +437,13 @@ gh_proxy_stop(unsigned drain_ms)
 {
     for (unsigned t = 0; t < n_workers; t++) {
         struct gh_worker *w = workers[t];
+        if (w == NULL)
+            continue;
         pthread_mutex_lock(&w->msg_lock);
         w->msg_stop = true;
         w->msg_drain_ms = drain_ms;
         pthread_mutex_unlock(&w->msg_lock);
-        wake(w);
+        gh_loop_wake(w->loop);
     }
     for (unsigned t = 0; t < n_workers; t++) {
         struct gh_worker *w = workers[t];
@@ -485,8 +455,7 @@ gh_proxy_stop(unsigned drain_ms)
         while (w->msg_head != NULL) {
             struct gh_wmsg *m = w->msg_head;
             w->msg_head = m->next;
-            for (uint32_t i = 0; i < m->n_add; i++)
-                close(m->add_fds[i]);
+            close_fds(m->add_fds, m->n_add);
             wmsg_free(m);
         }
         while (w->lsocks != NULL) {
@@ -501,11 +470,7 @@ gh_proxy_stop(unsigned drain_ms)
     free(workers);
     workers = NULL;
     n_workers = 0;
-    if (alog_fd > 2)
-        close(alog_fd);
-    if (alog_old_fd > 2)
-        close(alog_old_fd);
-    alog_fd = alog_old_fd = -1;
+    gh_alog_close();
     gh_buf_cache_drain();
 }
 
@@ -516,6 +481,6 @@ gh_proxy_get_stats(struct gh_proxy_stats *st)
     for (unsigned t = 0; t < n_workers; t++) {
         st->accepted += __atomic_load_n(&workers[t]->st_accepted, __ATOMIC_RELAXED);
         st->requests += __atomic_load_n(&workers[t]->st_requests, __ATOMIC_RELAXED);
-        st->active_conns += __atomic_load_n(&workers[t]->nconns, __ATOMIC_RELAXED);
+        st->active_conns += __atomic_load_n(&workers[t]->n_sessions, __ATOMIC_RELAXED);
     }
 }

@@ -608,26 +608,6 @@ test_routes_sorted(void **state)
 }
 
 static void
-test_pool_slots(void **state)
-{
-    struct gh_config *c1 = load("upstream a { server 127.0.0.1:3100; server 127.0.0.1:3101; }\n"
-                                "server { listen 127.0.0.1:8080; proxy a; }\n");
-    struct gh_config *c2 = load("upstream b { server 127.0.0.1:3101; }\n"
-                                "server { listen 127.0.0.1:8080; proxy 127.0.0.1:3100; }\n");
-    uint32_t s0 = c1->upstreams[0].servers[0].pool_slot;
-    uint32_t s1 = c1->upstreams[0].servers[1].pool_slot;
-    assert_int_not_equal(s0, s1);
-    assert_true(s0 < GH_CONF_MAX_POOL_SLOTS && s1 < GH_CONF_MAX_POOL_SLOTS);
-    assert_int_equal(c2->upstreams[0].servers[0].pool_slot, s1);
-    assert_int_equal(c2->upstreams[1].servers[0].pool_slot, s0);
-    struct gh_addr a;
-    assert_int_equal(gh_conf_parse_addr("127.0.0.1:3100", 14, &a), 0);
-    assert_int_equal(gh_conf_pool_slot(&a.ss, a.len), s0);
-    gh_conf_unref(c1);
-    gh_conf_unref(c2);
-}
-
-static void
 test_refcount(void **state)
 {
     struct gh_config *c = load(SRV);
@@ -1460,7 +1440,6 @@ main(void)
         cmocka_unit_test(test_proxy_overrides_return),
         cmocka_unit_test(test_listeners_grouped),
         cmocka_unit_test(test_routes_sorted),
-        cmocka_unit_test(test_pool_slots),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_find_server),
         cmocka_unit_test(test_find_server_first_is_default),

@@ -54,7 +54,7 @@ test_timers_fire_in_order(void **state)
         t[i].t.cb = on_fire;
         gh_timer_set(l, &t[i].t, base + 1 + (uint64_t)order[i]);
     }
-    l->now_ms = base + 100;
+    l->clock.now_ms = base + 100;
     run_timers(l);
     assert_int_equal(n_fired, 10);
     for (int i = 0; i < 10; i++)
@@ -76,11 +76,11 @@ test_timer_postpone_is_lazy_and_correct(void **state)
     gh_timer_set(l, &a.t, base + 50); /* postponed: heap key stays, when moves */
     assert_int_equal(a.t.heap_key, base + 10);
     assert_int_equal(a.t.when, base + 50);
-    l->now_ms = base + 20;
+    l->clock.now_ms = base + 20;
     run_timers(l);
     assert_int_equal(fired[1], 0); /* re-filed, not fired */
     assert_int_equal(a.t.heap_key, base + 50);
-    l->now_ms = base + 50;
+    l->clock.now_ms = base + 50;
     run_timers(l);
     assert_int_equal(fired[1], 1);
     assert_false(gh_timer_active(&a.t));
@@ -99,7 +99,7 @@ test_timer_advance_earlier(void **state)
     gh_timer_set(l, &a.t, base + 100);
     gh_timer_set(l, &b.t, base + 50);
     gh_timer_set(l, &a.t, base + 10); /* earlier: must move up */
-    l->now_ms = base + 10;
+    l->clock.now_ms = base + 10;
     run_timers(l);
     assert_int_equal(fired[1], 1);
     assert_int_equal(fired[2], 0);
@@ -123,7 +123,7 @@ test_timer_stop(void **state)
     gh_timer_stop(l, &t[2].t);
     gh_timer_stop(l, &t[0].t);
     gh_timer_stop(l, &t[0].t); /* twice is fine */
-    l->now_ms = base + 100;
+    l->clock.now_ms = base + 100;
     run_timers(l);
     assert_int_equal(n_fired, 3);
     assert_int_equal(fired[0] + fired[2], 0);
@@ -157,7 +157,7 @@ test_heap_grows_and_stays_ordered(void **state)
     uint64_t last = 0;
     int count = 0;
     for (uint64_t now = base; now <= base + 2000; now += 7) {
-        l->now_ms = now;
+        l->clock.now_ms = now;
         while (l->heap_len > 0 && l->heap[0]->heap_key <= now) {
             struct gh_timer *t = l->heap[0];
             if (t->when > now) {

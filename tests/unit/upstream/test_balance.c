@@ -15,7 +15,7 @@ test_equal_weights_rotate(void **state)
 {
     (void)state;
     struct gh_upstream_server s[3] = {{.weight = 1}, {.weight = 1}, {.weight = 1}};
-    int32_t cw[3] = {0};
+    struct gh_balance_srv cw[3] = {{0}};
     int count[3] = {0};
     for (int i = 0; i < 300; i++)
         count[gh_balance_swrr(cw, s, 3, NULL, NULL)]++;
@@ -29,7 +29,7 @@ test_weights_are_smooth(void **state)
 {
     (void)state;
     struct gh_upstream_server s[3] = {{.weight = 5}, {.weight = 1}, {.weight = 1}};
-    int32_t cw[3] = {0};
+    struct gh_balance_srv cw[3] = {{0}};
     char seq[8] = {0};
     for (int i = 0; i < 7; i++)
         seq[i] = (char)('a' + gh_balance_swrr(cw, s, 3, NULL, NULL));
@@ -56,7 +56,7 @@ test_skips_down_servers(void **state)
 {
     (void)state;
     struct gh_upstream_server s[3] = {{.weight = 1}, {.weight = 1}, {.weight = 1}};
-    int32_t cw[3] = {0};
+    struct gh_balance_srv cw[3] = {{0}};
     for (int i = 0; i < 50; i++)
         assert_int_not_equal(gh_balance_swrr(cw, s, 3, not_one, NULL), 1);
     /* all down: everyone is eligible again rather than failing */

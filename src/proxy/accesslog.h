@@ -1,0 +1,57 @@
+/*
+ * accesslog.h - the access log: one line per exchange (combined or JSON),
+ * formatted into a per-thread buffer that is written once per event batch.
+ *
+ * The destination is one descriptor number for the life of the process: a new
+ * file (reload, SIGUSR1 reopen) is dup3()'d onto it, so a worker writing at
+ * that moment writes to the old file or the new one, never to a closed or
+ * reused number.
+ */
+#ifndef GH_PROXY_ACCESSLOG_H
+#define GH_PROXY_ACCESSLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+
+struct gh_worker;
+struct gh_exchange;
+struct gh_request;
+struct gh_client_addr;
+
+/* Access-log strings copied at head time (the head's bytes do not outlive it).
+ * One fixed-size object from a per-thread freelist, taken only when logging is
+ * on; over-long fields are cut (a log line is not a place for 8 KiB cookies). */
+struct gh_log_info {
+    char request[512]; /* "GET /x HTTP/1.1" */
+    char referer[224];
+    char agent[224];
+    char host[64];
+};
+
+/* Point the access log at cfg's destination (the first call creates the descriptor).
+ * Returns 0, or -errno after logging why (the old destination stays). */
+int gh_alog_open(const struct gh_config *cfg);
+
+/* Close the descriptor (at exit, after the workers stopped). */
+void gh_alog_close(void);
+
+/* Copy what the line needs from req into ex (when cfg logs at all). */
+void gh_alog_capture(struct gh_exchange *ex, const struct gh_request *req);
+
+/* Write ex's line (the done phase). */
+void gh_alog_exchange(struct gh_exchange *ex);
+
+/*
+ * The line of a request rejected before it became one (bad head, head
+ * timeout), as nginx logs them: the request field is the raw first line of
+ * p[0..n), cut at 500 bytes and escaped like any other.
+ */
+void gh_alog_rejected(struct gh_worker *w, const struct gh_client_addr *client, int status,
+                      const char *p, size_t n, uint64_t t_first, uint64_t bytes_out);
+
+/* Write this thread's buffered lines (at batch end). */
+void gh_alog_flush(struct gh_worker *w);
+
+#endif

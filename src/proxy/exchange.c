@@ -1,0 +1,239 @@
+/*
+ * exchange.c - an exchange's course: routing and phases at the start, the
+ * loop that moves the request toward its source and the response toward the
+ * client, failure, and the end.
+ */
+#include "proxy/exchange.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "http/uri.h"
+#include "proxy/accesslog.h"
+#include "proxy/phase.h"
+#include "proxy/worker.h"
+
+static const char *const state_names[] = {
+#define GH_EX_NAME(id, name) name,
+    GH_EX_STATES(GH_EX_NAME)
+#undef GH_EX_NAME
+};
+
+const char *
+gh_exchange_state_name(enum gh_ex_state s)
+{
+    return (unsigned)s < GH_ARRAY_LEN(state_names) ? state_names[s] : "?";
+}
+
+/* The decimal text of each byte value: IPv4 is formatted by table, as inet_ntop
+ * goes through sprintf (1,500 instructions per request on the hot path). */
+static const char dec3[256][4] = {
+#define D1(n)                                                                                      \
+    {                                                                                              \
+        '0' + (n), 0, 0, 1                                                                         \
+    }
+#define D2(n)                                                                                      \
+    {                                                                                              \
+        '0' + (n) / 10, '0' + (n) % 10, 0, 2                                                       \
+    }
+#define D3(n)                                                                                      \
+    {                                                                                              \
+        '0' + (n) / 100, '0' + (n) / 10 % 10, '0' + (n) % 10, 3                                    \
+    }
+#define R10(D, b)                                                                                  \
+    D(b), D(b + 1), D(b + 2), D(b + 3), D(b + 4), D(b + 5), D(b + 6), D(b + 7), D(b + 8), D(b + 9)
+    R10(D1, 0),   R10(D2, 10),  R10(D2, 20),  R10(D2, 30),  R10(D2, 40),  R10(D2, 50),
+    R10(D2, 60),  R10(D2, 70),  R10(D2, 80),  R10(D2, 90),  R10(D3, 100), R10(D3, 110),
+    R10(D3, 120), R10(D3, 130), R10(D3, 140), R10(D3, 150), R10(D3, 160), R10(D3, 170),
+    R10(D3, 180), R10(D3, 190), R10(D3, 200), R10(D3, 210), R10(D3, 220), R10(D3, 230),
+    R10(D3, 240), D3(250),      D3(251),      D3(252),      D3(253),      D3(254),
+    D3(255),
+#undef R10
+#undef D3
+#undef D2
+#undef D1
+};
+
+size_t
+gh_client_ip_str(const struct gh_client_addr *a, char *out, size_t cap)
+{
+    if (a->family == AF_INET && cap >= 16) {
+        char *p = out;
+        for (int i = 0; i < 4; i++) {
+            const char *d = dec3[a->ip[i]];
+            memcpy(p, d, 4); /* the 4th byte is overwritten next */
+            p += d[3];
+            *p++ = '.';
+        }
+        p[-1] = '\0';
+        return (size_t)(p - 1 - out);
+    }
+    if (inet_ntop(a->family, a->ip, out, (socklen_t)cap) == NULL)
+        return 0;
+    return strlen(out);
+}
+
+void
+gh_exchange_init(struct gh_exchange *ex, const struct gh_downstream_ops *down, struct gh_worker *w,
+                 const struct gh_client_addr *client, uint64_t t_start)
+{
+    memset(ex, 0, sizeof(*ex));
+    ex->down = down;
+    ex->w = w;
+    ex->wc = gh_wcfg_use(w->cur);
+    ex->client = client;
+    ex->t_start = t_start;
+    ex->t_head = gh_loop_now(w->loop);
+    ex->state = GH_EX_START;
+}
+
+/* Answer with status when a phase hook decided so; GH_DECLINED: it answered itself. */
+static void
+phase_answer(struct gh_exchange *ex, int rc)
+{
+    if (rc != GH_DECLINED)
+        gh_exchange_fail(ex, rc, ex->fail_reason != NULL ? ex->fail_reason : "refused");
+}
+
+void
+gh_exchange_start(struct gh_exchange *ex, const struct gh_request *req)
+{
+    ex->w->st_requests++;
+    ex->method = req->method_id;
+    ex->version = req->version;
+    if (req->method_id == GH_METHOD_HEAD)
+        ex->flags |= GH_EX_HEAD_METHOD;
+    ex->state = GH_EX_RUNNING;
+    gh_alog_capture(ex, req);
+    if (req->listener == NULL) {
+        ex->pc = &ex->wc->cfg->pc;
+        gh_exchange_fail(ex, 503, "listener removed by reload"); /* finish politely */
+        return;
+    }
+
+    /* the server by Host (or the absolute-form authority), the route by path */
+    const char *host = req->host;
+    size_t host_len = req->host_len;
+    const char *path = req->target;
+    size_t path_len = req->target_len;
+    if (req->target_form == GH_TARGET_ABSOLUTE)
+        gh_uri_split_absolute(req->target, req->target_len, &host, &host_len, &path, &path_len);
+    ex->srv = gh_conf_find_server(req->listener, host, host_len);
+    const char *q = memchr(path, '?', path_len);
+    size_t route_len = q ? (size_t)(q - path) : path_len;
+    const char *rpath = "/"; /* RFC 9110 §4.2.3: an empty path ("http://h?q") is "/" */
+    size_t rlen = 1;
+    if (route_len > 0 && path[0] == '/' &&
+        gh_uri_normalize_path(path, route_len, ex->w->hscratch, &rpath, &rlen) != 0) {
+        ex->pc = &ex->srv->pc;
+        gh_exchange_fail(ex, 400,
+                         "request path cannot be normalised (bad escape or '..' above the root)");
+        return;
+    }
+    ex->pc = gh_conf_find_route(ex->srv, rpath, rlen, NULL);
+
+    int rc = gh_phase_routed(ex, req);
+    if (rc == GH_OK)
+        rc = gh_phase_pre_origin(ex, req);
+    if (rc != GH_OK) {
+        phase_answer(ex, rc);
+        return;
+    }
+    struct gh_fwd_target t = {host, host_len, path, path_len};
+    gh_origin_start(ex, req, &t);
+}
+
+/* The response is produced and written: switch to a tunnel, or hand back to the downstream. */
+static int
+complete(struct gh_exchange *ex)
+{
+    if (ex->status == 101 && ex->src->tunnel_end != NULL) {
+        ex->state = GH_EX_TUNNEL;
+        ex->down->tunnel(ex);
+        return GH_PUMP_ENDED;
+    }
+    ex->down->finish(ex);
+    return GH_PUMP_ENDED;
+}
+
+int
+gh_exchange_advance(struct gh_exchange *ex)
+{
+    for (;;) {
+        int progress = GH_PUMP_BLOCKED, rc;
+        if (ex->src->send != NULL && !(ex->flags & GH_EX_RESP_DONE)) {
+            rc = ex->src->send(ex);
+            if (rc == GH_PUMP_ENDED)
+                return rc;
+            progress |= rc;
+        }
+        if (ex->flags & GH_EX_OUT_QUEUED) {
+            rc = ex->down->flush(ex);
+            if (rc == GH_PUMP_ENDED)
+                return rc;
+            progress |= rc;
+        }
+        if (!(ex->flags & (GH_EX_RESP_DONE | GH_EX_OUT_QUEUED))) {
+            rc = ex->src->recv(ex);
+            if (rc == GH_PUMP_ENDED)
+                return rc;
+            progress |= rc;
+        }
+        if ((ex->flags & (GH_EX_RESP_DONE | GH_EX_OUT_QUEUED)) == GH_EX_RESP_DONE)
+            return complete(ex);
+        if (progress == GH_PUMP_BLOCKED)
+            return GH_PUMP_BLOCKED;
+    }
+}
+
+int
+gh_exchange_fail(struct gh_exchange *ex, int status, const char *reason)
+{
+    char ip[64];
+    if (gh_client_ip_str(ex->client, ip, sizeof(ip)) == 0)
+        snprintf(ip, sizeof(ip), "-");
+    const char *up = ex->up.ups != NULL ? gh_ups_server(&ex->up)->addr.text : NULL;
+    if (status >= 500)
+        gh_log_error("client %s: %d: %s%s%s", ip, status, reason, up ? ", upstream " : "",
+                     up ? up : "");
+    else
+        gh_log_info("client %s: %d: %s", ip, status, reason);
+    ex->fail_reason = reason;
+    ex->flags |= GH_EX_FAILED;
+    if (ex->src != NULL && ex->src->release != NULL)
+        ex->src->release(ex);
+    if (ex->flags & GH_EX_RESP_STARTED) {
+        /* the client has seen part of the response: cut it (a short body or a
+         * missing last chunk is the truth) */
+        if (ex->status == 0)
+            ex->status = (uint16_t)status;
+        ex->down->abort(ex);
+        return GH_PUMP_ENDED;
+    }
+    /* An origin failure after the whole request was read leaves the client
+     * connection in a clean state: the downstream may keep it (as nginx does);
+     * anything else closes. */
+    struct gh_gen g = {.close = status < 500};
+    gh_respond(ex, status, &g);
+    return GH_PUMP_MOVED;
+}
+
+void
+gh_exchange_end(struct gh_exchange *ex)
+{
+    if (ex->state == GH_EX_ENDED)
+        return;
+    ex->state = GH_EX_ENDED;
+    gh_phase_done(ex);
+    if (ex->src != NULL && ex->src->release != NULL)
+        ex->src->release(ex);
+    if (ex->log != NULL) {
+        gh_freelist_put(&ex->w->log_fl, ex->log);
+        ex->log = NULL;
+    }
+    gh_wcfg_drop(ex->w, ex->wc);
+    ex->wc = NULL;
+}

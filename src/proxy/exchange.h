@@ -1,0 +1,291 @@
+/*
+ * exchange.h - one request and its response, whatever protocol the client
+ * speaks: the seam between the client side (a downstream), where the
+ * response comes from (a source), and the named phases where policies hook
+ * in.
+ *
+ *   downstream  the client side. It parses a request, fills a struct
+ *               gh_request, starts the exchange, and then writes what the
+ *               source produces through struct gh_downstream_ops: the head,
+ *               interim responses, body data with its end, or a cut. The
+ *               HTTP/1 connection (h1_server.c) implements it now, an HTTP/2
+ *               stream later. Keep-alive, pipelining, 100-continue and
+ *               HTTP/1.0 rules are the downstream's; the exchange knows none.
+ *   source      where the response comes from (struct gh_source_ops): the
+ *               origin over the upstream HTTP/1 client (src_origin.c), an
+ *               answer generated here (respond.c), a tunnel after 101
+ *               (tunnel.c); the cache and the admin API later.
+ *   phases      phase.h: accepted, routed, before the origin is chosen,
+ *               response head, done.
+ *
+ * The exchange lives in the downstream's per-request object (it embeds
+ * struct gh_exchange), from the first byte of a head to the end of its
+ * response. It holds the config generation it started on, so a reload never
+ * changes a request half-way.
+ */
+#ifndef GH_PROXY_EXCHANGE_H
+#define GH_PROXY_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "conf/conf.h"
+#include "http/h1.h"
+#include "net/pipe.h"
+#include "net/xprt.h"
+#include "upstream/upstream.h"
+
+struct gh_exchange;
+struct gh_worker;
+struct gh_wcfg;
+struct gh_upconn;
+struct gh_log_info;
+
+/* The client's address as the downstream accepted it. */
+struct gh_client_addr {
+    uint8_t family; /* AF_INET, AF_INET6 */
+    uint16_t port;
+    uint8_t ip[16];
+};
+
+/* The IP as text ("1.2.3.4", "::1"), NUL-terminated; its length, 0 on failure. */
+size_t gh_client_ip_str(const struct gh_client_addr *a, char *out, size_t cap);
+
+/*
+ * A parsed request as the exchange sees it. Slices point into the
+ * downstream's read buffer and are valid until gh_exchange_start returns:
+ * whatever must outlive that (the head for the origin, log fields) is copied
+ * during the start.
+ */
+struct gh_request {
+    const char *method;
+    uint32_t method_len;
+    uint8_t method_id;   /* enum gh_h1_method */
+    uint8_t target_form; /* enum gh_h1_target_form */
+    uint8_t version;     /* 10, 11 */
+    uint8_t body;        /* enum gh_h1_body: NONE, LENGTH or CHUNKED */
+    uint16_t h1flags;    /* GH_H1_F_* of the head (Connection tokens, Upgrade, ...) */
+    const char *target;  /* as received */
+    uint32_t target_len;
+    const char *host; /* the Host field; NULL when absent */
+    uint32_t host_len;
+    const struct gh_h1_header *fields;
+    uint32_t n_fields;
+    uint64_t content_length;               /* with body LENGTH */
+    const struct gh_listen_conf *listener; /* NULL: its listener went away in a reload */
+};
+
+#define GH_RESP_OWN_FIELDS 0x0001 /* fields written by Gatehouse: not filtered as received ones */
+#define GH_RESP_CLOSE 0x0002      /* the client connection ends after this response */
+
+/* A response head as a source hands it to the downstream (slices valid during the call). */
+struct gh_resp {
+    uint16_t status;
+    uint8_t version; /* of the message received (10, 11): for Via; 0 when generated here */
+    uint8_t body;    /* enum gh_h1_body: how the body that follows is delimited */
+    uint16_t h1flags;
+    uint16_t flags; /* GH_RESP_* */
+    const char *reason;
+    uint32_t reason_len; /* 0: the standard phrase */
+    const struct gh_h1_header *fields;
+    uint32_t n_fields;
+    int64_t content_length; /* the length to declare; -1: none */
+};
+
+/* One side of a tunnel: its transport and its pending buffers. */
+struct gh_tunnel_end {
+    struct gh_xprt *x;
+    struct gh_buf **in;  /* bytes received from this side and not yet relayed */
+    struct gh_buf **out; /* bytes for this side it has not taken yet */
+};
+
+/*
+ * The client side. Functions that may end the exchange say so: after they
+ * return -1 / GH_PUMP_ENDED the exchange is gone (the connection was closed).
+ */
+struct gh_downstream_ops {
+    /*
+     * The response head. It may be held back to go out with the first body
+     * bytes in one write. Returns the room (bytes) those may take, and sets
+     * *reframe when the body is re-framed as chunks; -1 when it ended.
+     */
+    ssize_t (*send_head)(struct gh_exchange *ex, const struct gh_resp *resp, bool *reframe);
+    /* An interim (1xx) response: 0 written or dropped, 1 queued (the client has not
+     * taken it all), -1 ended. */
+    int (*send_interim)(struct gh_exchange *ex, const struct gh_resp *resp);
+    /* Body data (with the held head, if any) in one write; done ends the body. Returns 0, or -1
+     * when it ended. */
+    int (*send_body)(struct gh_exchange *ex, const struct iovec *spans, int n, bool done);
+    /* Write what is queued (GH_EX_OUT_QUEUED is set): GH_PUMP_MOVED when it all went (the flag
+     * is cleared), GH_PUMP_BLOCKED, GH_PUMP_ENDED. */
+    int (*flush)(struct gh_exchange *ex);
+    /* The client's transport when the rest of a body may move to it by splice now, else NULL. */
+    struct gh_xprt *(*splice_to)(struct gh_exchange *ex);
+    /* Move request body from the client to the source (ex->src->take_body), as far as it goes:
+     * GH_PUMP_MOVED, GH_PUMP_BLOCKED or GH_PUMP_ENDED. */
+    int (*pump_body)(struct gh_exchange *ex);
+    /* The exchange completed: the downstream ends it and goes on (keep-alive) or closes. */
+    void (*finish)(struct gh_exchange *ex);
+    /* The response was switched to a tunnel (101): the downstream relays raw bytes. */
+    void (*tunnel)(struct gh_exchange *ex);
+    /* Cut the client connection now (the response cannot be completed). */
+    void (*abort)(struct gh_exchange *ex);
+    /* Something happened on the source's side outside the client's events: drive it. */
+    void (*resume)(struct gh_exchange *ex);
+};
+
+/* Where the response comes from. */
+struct gh_source_ops {
+    const char *name;
+    /* Push the request toward the source (head, body): GH_PUMP_* (NULL: takes nothing). */
+    int (*send)(struct gh_exchange *ex);
+    /* Produce response into the downstream: GH_PUMP_*. Called only when the downstream has
+     * drained its output. */
+    int (*recv)(struct gh_exchange *ex);
+    /* May it take request body now? (NULL: never) */
+    bool (*wants_body)(const struct gh_exchange *ex);
+    /* Take request body data spans; last ends the body: GH_PUMP_MOVED or GH_PUMP_ENDED. */
+    int (*take_body)(struct gh_exchange *ex, const struct iovec *spans, int n, bool last);
+    /* The transport request body may be spliced into now, or NULL. */
+    struct gh_xprt *(*body_splice_to)(struct gh_exchange *ex);
+    /* Request body bytes reached it by splice (in: taken from the client, out: delivered);
+     * end: 0 more to come, 1 the body ended, -1 the source stopped taking it. */
+    void (*body_spliced)(struct gh_exchange *ex, uint64_t in, uint64_t out, int end);
+    /* The exchange ends: let go of what it holds (connections back to their pool or closed).
+     * Called again after a failure or at the end: idempotent. */
+    void (*release)(struct gh_exchange *ex);
+    /* After a 101: the source's side of the tunnel (0), or -1 when it has none. */
+    int (*tunnel_end)(struct gh_exchange *ex, struct gh_tunnel_end *end);
+};
+
+#define GH_EX_HEAD_METHOD 0x0001  /* HEAD: the response has no body */
+#define GH_EX_UPGRADE 0x0002      /* the client asked for a protocol upgrade */
+#define GH_EX_REQ_DONE 0x0004     /* the client's request body ended (or there was none) */
+#define GH_EX_RESP_DONE 0x0008    /* the response is fully produced (maybe still queued) */
+#define GH_EX_RESP_STARTED 0x0010 /* some response byte went to the client */
+#define GH_EX_RETRIED 0x0020      /* retried once after a keep-alive race */
+#define GH_EX_CLOSE 0x0040        /* the client connection ends after this exchange */
+#define GH_EX_BODY_SENT 0x0080    /* request body bytes were taken from the client for the origin */
+#define GH_EX_FAILED 0x0100       /* answered by gh_exchange_fail */
+/* The downstream holds output the client has not taken yet: a source produces more only when
+ * this is clear (the backpressure). The downstream sets and clears it. */
+#define GH_EX_OUT_QUEUED 0x0200
+
+#define GH_EX_STATES(X)                                                                            \
+    X(START, "start")     /* the head is being routed */                                           \
+    X(RUNNING, "running") /* a source produces the response */                                     \
+    X(TUNNEL, "tunnel")   /* raw bytes both ways after 101 */                                      \
+    X(ENDED, "ended")     /* logged and released; the downstream frees it */
+
+enum gh_ex_state {
+#define GH_EX_ENUM(id, name) GH_EX_##id,
+    GH_EX_STATES(GH_EX_ENUM)
+#undef GH_EX_ENUM
+};
+
+/* A generated answer (respond.c). body and location must outlive the exchange (config text). */
+struct gh_gen {
+    const char *body; /* NULL: the standard page for the status */
+    uint32_t body_len;
+    uint32_t body_sent;   /* a long body goes out over several writes */
+    const char *location; /* redirects */
+    uint32_t location_len;
+    bool close; /* the connection ends after it */
+};
+
+struct gh_exchange {
+    const struct gh_downstream_ops *down;
+    const struct gh_source_ops *src;
+    struct gh_worker *w;
+    struct gh_wcfg *wc; /* the config generation it started on (counted as a user) */
+    const struct gh_client_addr *client;
+    const struct gh_server_conf *srv;
+    const struct gh_proxy_conf *pc;
+    /* the origin source */
+    struct gh_ups_try up;
+    struct gh_upconn *u;
+    uint8_t req_body; /* enum gh_h1_body of the request toward the origin */
+    char *fwd_head;   /* the request head for the origin, kept for a retry until a response byte */
+    uint32_t fwd_head_len;
+    uint32_t fwd_head_cap;
+    uint8_t up_outcome;        /* enum gh_balance_outcome of the current attempt */
+    struct gh_pipe *resp_pipe; /* response body moving by splice(2) */
+    struct gh_pipe *req_pipe;  /* request body moving by splice(2) */
+    /* a generated answer */
+    struct gh_gen gen;
+    /* for the log */
+    struct gh_log_info *log;
+    const char *fail_reason;
+    uint64_t bytes_out;
+    uint64_t t_start, t_head, t_connect, t_first_byte;
+    uint16_t status;
+    uint16_t flags; /* GH_EX_* */
+    uint8_t method; /* enum gh_h1_method */
+    uint8_t version;
+    uint8_t state; /* enum gh_ex_state */
+};
+
+/* The state's name, for logs. */
+const char *gh_exchange_state_name(enum gh_ex_state s);
+
+/*
+ * Set up ex for a new request from down on worker w (the current config
+ * generation becomes its). t_start is when the head's first byte came.
+ */
+void gh_exchange_init(struct gh_exchange *ex, const struct gh_downstream_ops *down,
+                      struct gh_worker *w, const struct gh_client_addr *client, uint64_t t_start);
+
+/*
+ * A complete request: route it (server by Host, route by normalised path),
+ * run the routed and pre-origin phases, and start a source. Whatever it needs
+ * from req's slices is copied before it returns. The exchange is then
+ * RUNNING (answered or on its way); drive it with gh_exchange_advance.
+ */
+void gh_exchange_start(struct gh_exchange *ex, const struct gh_request *req);
+
+/*
+ * Move the exchange as far as it goes. Returns GH_PUMP_BLOCKED when it waits
+ * for readiness, GH_PUMP_ENDED when it ended (completed, failed and closed,
+ * or switched to a tunnel) - then the caller re-reads its own state.
+ */
+int gh_exchange_advance(struct gh_exchange *ex);
+
+/*
+ * The exchange cannot be completed. If nothing of the response went out, the
+ * client gets a generated page with status (the connection closes after it,
+ * unless the request was whole and the failure the origin's) and
+ * GH_PUMP_MOVED is returned: drive on to send it. Otherwise the connection
+ * is cut and GH_PUMP_ENDED returned. reason goes to the error log.
+ */
+int gh_exchange_fail(struct gh_exchange *ex, int status, const char *reason);
+
+/*
+ * The downstream is done with ex (completed, or its connection closes): the
+ * done phase runs (access log), the source lets go, the config generation is
+ * released. Idempotent.
+ */
+void gh_exchange_end(struct gh_exchange *ex);
+
+/* Where the request goes, as the exchange worked it out. */
+struct gh_fwd_target {
+    const char *host; /* the Host field, or the absolute-form authority; NULL: none */
+    size_t host_len;
+    const char *path; /* origin-form path and query as received (absolute form: its path) */
+    size_t path_len;
+};
+
+/* The origin source (src_origin.c): build the head for the origin, choose a server and connect.
+ */
+void gh_origin_start(struct gh_exchange *ex, const struct gh_request *req,
+                     const struct gh_fwd_target *t);
+
+/* Answer ex from here (respond.c): status with g's body or location. */
+void gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g);
+
+/* Tunnel (tunnel.c): relay raw bytes between a and b until both have closed. Returns
+ * GH_PUMP_BLOCKED, or GH_PUMP_ENDED when the tunnel is over (both sides closed, or one failed). */
+int gh_tunnel_pump(struct gh_worker *w, struct gh_tunnel_end *a, struct gh_tunnel_end *b);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * fwd_head.c - request heads for the origin, response heads for the client.
+ */
+#include "proxy/fwd_head.h"
+
+#include <sys/socket.h>
+
+#include "http/fields.h"
+#include "http/h1_write.h"
+
+/* Does a rule of rules[0..n) replace or remove the field name[0..len)? */
+static int
+rule_names(const struct gh_hdr_rule *rules, uint32_t n, const char *name, size_t len)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (rules[i].op != GH_HDR_ADD && rules[i].name_len == len &&
+            gh_strncaseeq(rules[i].name, name, len))
+            return 1;
+    return 0;
+}
+
+static void
+wr_rules(struct gh_wr *w, const struct gh_hdr_rule *rules, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (rules[i].op != GH_HDR_REMOVE)
+            gh_wr_field(w, rules[i].name, rules[i].name_len, rules[i].value, rules[i].value_len);
+}
+
+/* May field h be copied to the other side? (not named by Connection, not replaced or
+ * removed by a header rule) */
+static int
+field_passes(const struct gh_h1_header *hs, uint32_t nh, const struct gh_h1_header *h,
+             int conn_other, const struct gh_hdr_rule *rules, uint32_t n_rules)
+{
+    if (conn_other && gh_field_named_by_connection(hs, nh, h))
+        return 0;
+    return n_rules == 0 || !rule_names(rules, n_rules, h->name, h->name_len);
+}
+
+/* Values of a list field (X-Forwarded-For, Forwarded, Via) that the proxy
+ * appends to: collected while copying fields, written back as one field. */
+struct prior {
+    const struct gh_h1_header *h[16];
+    uint32_t n;
+};
+
+static inline void
+prior_add(struct prior *pl, const struct gh_h1_header *h)
+{
+    if (pl->n < GH_ARRAY_LEN(pl->h))
+        pl->h[pl->n++] = h;
+}
+
+/* "Name: prior1, prior2, " - the caller writes its own member and the CRLF. */
+static void
+wr_prior(struct gh_wr *w, const char *name, size_t nlen, const struct prior *pl)
+{
+    gh_wr_put(w, name, nlen);
+    GH_WR_LIT(w, ": ");
+    for (uint32_t i = 0; i < pl->n; i++) {
+        gh_wr_put(w, pl->h[i]->value, pl->h[i]->value_len);
+        GH_WR_LIT(w, ", ");
+    }
+}
+
+/* `Via`: what came, then this hop (RFC 9110 §7.6.3), in the protocol version it was received in. */
+static inline void
+wr_via(struct gh_wr *w, const struct prior *pl, int v10)
+{
+    wr_prior(w, "Via", 3, pl);
+    gh_wr_str(w, v10 ? "1.0 gatehouse\r\n" : "1.1 gatehouse\r\n");
+}
+
+/* The forwarding fields: X-Forwarded-* and/or Forwarded (RFC 7239). */
+static void
+wr_forwarded(struct gh_wr *w, const struct gh_exchange *ex, const struct prior *p_xff,
+             const struct prior *p_fwd, const char *orig_host, size_t orig_host_len, int xff,
+             int fwd)
+{
+    char ip[64];
+    size_t iplen = gh_client_ip_str(ex->client, ip, sizeof(ip));
+    if (xff) {
+        wr_prior(w, "X-Forwarded-For", 15, p_xff);
+        gh_wr_put(w, ip, iplen);
+        GH_WR_LIT(w, "\r\nX-Forwarded-Proto: http\r\n");
+        if (orig_host != NULL)
+            gh_wr_field(w, "X-Forwarded-Host", 16, orig_host, orig_host_len);
+    }
+    if (fwd) {
+        wr_prior(w, "Forwarded", 9, p_fwd);
+        GH_WR_LIT(w, "for=");
+        if (ex->client->family == AF_INET6) {
+            GH_WR_LIT(w, "\"[");
+            gh_wr_put(w, ip, iplen);
+            GH_WR_LIT(w, "]\"");
+        } else {
+            gh_wr_put(w, ip, iplen);
+        }
+        GH_WR_LIT(w, ";proto=http");
+        if (orig_host != NULL && orig_host_len > 0) {
+            GH_WR_LIT(w, ";host=\"");
+            gh_wr_put(w, orig_host, orig_host_len);
+            GH_WR_LIT(w, "\"");
+        }
+        GH_WR_LIT(w, "\r\n");
+    }
+}
+
+size_t
+gh_fwd_req_head(char *out, size_t cap, const struct gh_exchange *ex, const struct gh_request *req,
+                const char *host, size_t host_len, const char *path, size_t path_len)
+{
+    const struct gh_proxy_conf *pc = ex->pc;
+    struct gh_wr w = {out, 0, cap, 0};
+    gh_wr_put(&w, req->method, req->method_len);
+    GH_WR_LIT(&w, " ");
+    if (path_len > 0 && path[0] == '?')
+        GH_WR_LIT(&w, "/");
+    gh_wr_put(&w, path, path_len);
+    GH_WR_LIT(&w, " HTTP/1.1\r\nHost: ");
+    if (pc->upstream_host != NULL)
+        gh_wr_put(&w, pc->upstream_host, pc->upstream_host_len);
+    else if (host != NULL)
+        gh_wr_put(&w, host, host_len);
+    else
+        gh_wr_str(&w, gh_ups_server(&ex->up)->addr.text);
+    GH_WR_LIT(&w, "\r\n");
+
+    const struct gh_h1_header *hs = req->fields;
+    uint32_t nh = req->n_fields;
+    int conn_other = (req->h1flags & GH_H1_F_CONN_OTHER) != 0;
+    int upgrade = (ex->flags & GH_EX_UPGRADE) != 0;
+    int xff = pc->forwarded == GH_FWD_XFF || pc->forwarded == GH_FWD_BOTH;
+    int fwd = pc->forwarded == GH_FWD_RFC7239 || pc->forwarded == GH_FWD_BOTH;
+    struct prior p_xff, p_fwd, p_via; /* only .n is read before being written */
+    p_xff.n = p_fwd.n = p_via.n = 0;
+
+    for (uint32_t i = 0; i < nh; i++) {
+        const struct gh_h1_header *h = &hs[i];
+        if (gh_field_req_dropped(h->id))
+            continue;
+        switch (h->id) {
+        case GH_HDR_UPGRADE:
+            if (!upgrade)
+                continue;
+            break;
+        case GH_HDR_X_FORWARDED_FOR:
+            if (xff) {
+                prior_add(&p_xff, h);
+                continue;
+            }
+            break;
+        case GH_HDR_X_FORWARDED_PROTO:
+        case GH_HDR_X_FORWARDED_HOST:
+            if (xff)
+                continue;
+            break;
+        case GH_HDR_FORWARDED:
+            if (fwd) {
+                prior_add(&p_fwd, h);
+                continue;
+            }
+            break;
+        case GH_HDR_VIA:
+            if (pc->via) {
+                prior_add(&p_via, h);
+                continue;
+            }
+            break;
+        default:
+            break;
+        }
+        if (field_passes(hs, nh, h, conn_other, pc->req_rules, pc->n_req_rules))
+            gh_wr_field(&w, h->name, h->name_len, h->value, h->value_len);
+    }
+
+    /* the host the client asked for: the Host field, or the absolute-form authority */
+    const char *orig_host = req->target_form == GH_TARGET_ABSOLUTE ? host : req->host;
+    size_t orig_host_len = req->target_form == GH_TARGET_ABSOLUTE ? host_len : req->host_len;
+    wr_forwarded(&w, ex, &p_xff, &p_fwd, orig_host, orig_host_len, xff, fwd);
+    if (pc->via)
+        wr_via(&w, &p_via, req->version == 10);
+    wr_rules(&w, pc->req_rules, pc->n_req_rules);
+    if (req->body == GH_H1_BODY_LENGTH)
+        gh_h1w_content_length(&w, req->content_length);
+    else if (req->body == GH_H1_BODY_CHUNKED)
+        GH_WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
+    if (upgrade)
+        GH_WR_LIT(&w, "Connection: upgrade\r\n");
+    GH_WR_LIT(&w, "\r\n");
+    return w.overflow ? 0 : w.len;
+}
+
+size_t
+gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct gh_proxy_conf *pc,
+                 int64_t wall, bool te_chunked, enum gh_fwd_conn conn)
+{
+    struct gh_wr w = {out, 0, cap, 0};
+    gh_h1w_status_line(&w, resp->status, resp->reason, resp->reason_len);
+    const struct gh_h1_header *hs = resp->fields;
+    uint32_t nh = resp->n_fields;
+    int own = (resp->flags & GH_RESP_OWN_FIELDS) != 0;
+    int conn_other = !own && (resp->h1flags & GH_H1_F_CONN_OTHER);
+    int via = pc != NULL && pc->via && resp->version != 0;
+    const struct gh_hdr_rule *rules = pc != NULL ? pc->resp_rules : NULL;
+    uint32_t n_rules = pc != NULL ? pc->n_resp_rules : 0;
+    int has_date = 0;
+    struct prior p_via;
+    p_via.n = 0;
+    for (uint32_t i = 0; i < nh; i++) {
+        const struct gh_h1_header *h = &hs[i];
+        if (!own) {
+            if (gh_field_resp_dropped(h->id))
+                continue;
+            if (h->id == GH_HDR_UPGRADE && conn != GH_FWD_CONN_UPGRADE)
+                continue;
+            if (h->id == GH_HDR_VIA && via) {
+                prior_add(&p_via, h);
+                continue;
+            }
+        }
+        if (h->id == GH_HDR_DATE)
+            has_date = 1;
+        if (field_passes(hs, nh, h, conn_other, rules, n_rules))
+            gh_wr_field(&w, h->name, h->name_len, h->value, h->value_len);
+    }
+    if (!has_date)
+        gh_h1w_date(&w, wall);
+    if (via)
+        wr_via(&w, &p_via, resp->version == 10);
+    wr_rules(&w, rules, n_rules);
+    if (conn == GH_FWD_CONN_UPGRADE) {
+        GH_WR_LIT(&w, "Connection: upgrade\r\n");
+    } else {
+        if (resp->content_length >= 0)
+            gh_h1w_content_length(&w, (uint64_t)resp->content_length);
+        else if (te_chunked)
+            GH_WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
+        if (conn == GH_FWD_CONN_CLOSE)
+            GH_WR_LIT(&w, "Connection: close\r\n");
+        else if (conn == GH_FWD_CONN_KEEPALIVE)
+            GH_WR_LIT(&w, "Connection: keep-alive\r\n");
+    }
+    GH_WR_LIT(&w, "\r\n");
+    return w.overflow ? 0 : w.len;
+}
+
+size_t
+gh_fwd_interim_head(char *out, size_t cap, const struct gh_resp *resp)
+{
+    struct gh_wr w = {out, 0, cap, 0};
+    gh_h1w_status_line(&w, resp->status, resp->reason, resp->reason_len);
+    int conn_other = (resp->h1flags & GH_H1_F_CONN_OTHER) != 0;
+    for (uint32_t i = 0; i < resp->n_fields; i++) {
+        const struct gh_h1_header *h = &resp->fields[i];
+        if (gh_field_resp_dropped(h->id) || h->id == GH_HDR_UPGRADE)
+            continue;
+        if (field_passes(resp->fields, resp->n_fields, h, conn_other, NULL, 0))
+            gh_wr_field(&w, h->name, h->name_len, h->value, h->value_len);
+    }
+    GH_WR_LIT(&w, "\r\n");
+    return w.overflow ? 0 : w.len;
+}

@@ -1,0 +1,1107 @@
+/*
+ * h1_server.c - the HTTP/1.1 server side: one client connection, its request
+ * heads read and parsed, its requests one at a time (pipelined ones wait in
+ * order), each run as an exchange whose downstream this file implements:
+ * response heads and bodies written (re-framed as chunks where the length is
+ * unknown), request bodies de-framed and handed to the source, keep-alive,
+ * pipelining, 100-continue, HTTP/1.0, lingering close, the client-side
+ * timers, and the tunnel after 101.
+ *
+ * Shape (h2o lib/http1.c, nginx): event callbacks (on_event, on_timeout)
+ * record readiness and hand over to conn_advance(), which holds the one
+ * switch over the connection's state (H1_STATES).
+ *
+ * Every read lands in the worker's shared scratch buffer; only bytes that
+ * cannot be handed on at once are copied into a private buffer (c->in for
+ * input kept for later, c->out for output the client has not taken). New
+ * output is produced only when the previous output has been written, which
+ * is the backpressure: a side that cannot write stops the other side's
+ * reads, so memory per connection stays bounded by a few buffers.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "http/h1_write.h"
+#include "net/xprt.h"
+#include "proxy/accesslog.h"
+#include "proxy/exchange.h"
+#include "proxy/fwd_head.h"
+#include "proxy/phase.h"
+#include "proxy/respond.h"
+#include "proxy/worker.h"
+
+#define H1_MAX_HEADERS 256   /* the parser's array on the stack; max_headers is capped to it */
+#define LINGER_MS 2000       /* a lingering close discards input this long at most */
+#define LINGER_READS 16      /* reads per wake-up while lingering */
+#define REJECT_SEND_MS 10000 /* a rejected head's answer must be taken within this */
+/* head and a small body in one piece: write(2) of a copy is cheaper in the
+ * kernel than a two-part writev(2) */
+#define COALESCE_MAX (16 * 1024)
+/* splice(2) for the rest of a Content-Length request body of at least this */
+#define SPLICE_MIN (16 * 1024)
+
+#define H1_STATES(X)                                                                               \
+    X(IDLE, "idle")       /* between requests */                                                   \
+    X(HEAD, "head")       /* reading a request head */                                             \
+    X(REQUEST, "request") /* an exchange runs (c->st) */                                           \
+    X(REJECT, "reject")   /* answering a head that never became a request, then closing */         \
+    X(TUNNEL, "tunnel")   /* raw bytes both ways after 101 */                                      \
+    X(LINGER, "linger")   /* our side shut, discarding input before the close */                   \
+    X(CLOSED, "closed")   /* waiting for the deferred free */
+
+enum h1_state {
+#define H1_ENUM(id, name) H1_##id,
+    H1_STATES(H1_ENUM)
+#undef H1_ENUM
+};
+
+#define C_CLOSE_AFTER 0x01 /* close once the current response is written */
+
+struct h1_stream;
+
+struct gh_conn {
+    struct gh_xprt x;
+    struct gh_session s;
+    struct gh_timer timer;
+    struct gh_worker *w;
+    struct gh_buf *in;  /* received bytes not yet processed */
+    struct gh_buf *out; /* bytes for the client not yet written */
+    struct h1_stream *st;
+    uint64_t t_first; /* loop time of the current head's first byte (or of accept) */
+    uint32_t nreq;
+    uint32_t scanned; /* bytes of c->in the parser already saw as an incomplete head */
+    uint8_t state;    /* enum h1_state */
+    uint8_t flags;    /* C_* */
+    struct gh_client_addr addr;
+};
+
+#define S_KEEPALIVE 0x01 /* the connection may be kept after this request */
+#define S_EXPECT 0x02    /* the client waits for 100 Continue */
+#define S_CHUNK_OUT 0x04 /* the response is re-framed as chunks */
+#define S_CLIENT_10 0x08 /* an HTTP/1.0 client */
+
+/* One request on the connection: the exchange and what HTTP/1 adds to it. */
+struct h1_stream {
+    struct gh_exchange ex;
+    struct gh_conn *c;
+    struct gh_h1_chunked req_chunk;
+    uint64_t req_remaining; /* Content-Length body bytes still to come */
+    uint64_t req_bytes;     /* body bytes received (de-framed) */
+    uint64_t sent_mark;     /* bytes written to the client when send_timeout was last armed */
+    uint32_t head_len;      /* a response head held in w->hscratch for the first body write */
+    uint8_t req_body;       /* enum gh_h1_body of the request */
+    uint8_t sflags;         /* S_* */
+};
+
+static const char *const state_names[] = {
+#define H1_NAME(id, name) name,
+    H1_STATES(H1_NAME)
+#undef H1_NAME
+};
+
+/* Every state change goes through here; sanitizer builds check the predecessor. */
+static void
+set_state(struct gh_conn *c, enum h1_state to)
+{
+#ifdef GH_SANITIZE
+#define B(s) (1u << H1_##s)
+    static const uint8_t from[] = {
+        [H1_IDLE] = B(REQUEST),
+        [H1_HEAD] = B(IDLE),
+        [H1_REQUEST] = B(IDLE) | B(HEAD),
+        [H1_REJECT] = B(IDLE) | B(HEAD) | B(REQUEST),
+        [H1_TUNNEL] = B(REQUEST),
+        [H1_LINGER] = B(REQUEST) | B(REJECT),
+        [H1_CLOSED] = 0x7f,
+    };
+#undef B
+    if (!(from[to] & (1u << c->state)))
+        gh_log_error("h1: state %s -> %s not allowed", state_names[c->state], state_names[to]);
+    GH_ASSERT(from[to] & (1u << c->state));
+#endif
+    (void)state_names;
+    c->state = (uint8_t)to;
+}
+
+static void conn_advance(struct gh_conn *c);
+static void on_event(struct gh_io *io, uint32_t events);
+static void on_timeout(struct gh_timer *t);
+static const struct gh_downstream_ops h1_down;
+
+static inline struct h1_stream *
+stream_of(struct gh_exchange *ex)
+{
+    return gh_container_of(ex, struct h1_stream, ex);
+}
+
+static void
+client_ip(const struct gh_conn *c, char *ip, size_t cap)
+{
+    if (gh_client_ip_str(&c->addr, ip, cap) == 0)
+        snprintf(ip, cap, "-");
+}
+
+/* ------------------------------------------------------------------ */
+/* closing                                                            */
+
+static void
+stream_end(struct gh_conn *c)
+{
+    struct h1_stream *s = c->st;
+    if (s == NULL)
+        return;
+    gh_exchange_end(&s->ex);
+    c->st = NULL;
+    gh_freelist_put(&c->w->req_fl, s);
+}
+
+static void
+conn_close(struct gh_conn *c)
+{
+    if (c->state == H1_CLOSED)
+        return;
+    struct gh_worker *w = c->w;
+    stream_end(c);
+    set_state(c, H1_CLOSED);
+    gh_timer_stop(w->loop, &c->timer);
+    gh_xprt_close(&c->x);
+    gh_buf_put(c->in);
+    gh_buf_put(c->out);
+    c->in = c->out = NULL;
+    gh_worker_session_remove(w, &c->s);
+    gh_loop_defer_free(w->loop, c, gh_worker_free_obj, &w->conn_fl);
+}
+
+/* Close after the peer has read what we wrote: shut our side, discard what it
+ * still sends for a short while (nginx lingering close), so a response to a
+ * rejected request is not destroyed by a TCP reset. */
+static void
+conn_linger(struct gh_conn *c)
+{
+    stream_end(c);
+    if (gh_xprt_is(&c->x, GH_XPRT_EOF)) {
+        conn_close(c);
+        return;
+    }
+    gh_xprt_shutdown(&c->x);
+    gh_buf_put(c->in);
+    c->in = NULL;
+    set_state(c, H1_LINGER);
+    gh_timer_after(c->w->loop, &c->timer, LINGER_MS);
+    conn_advance(c);
+}
+
+static void
+session_drain(struct gh_session *s)
+{
+    struct gh_conn *c = gh_container_of(s, struct gh_conn, s);
+    if (c->state == H1_CLOSED)
+        return;
+    if (c->state == H1_IDLE && (c->in == NULL || gh_buf_len(c->in) == 0) && c->out == NULL)
+        conn_close(c);
+    else
+        c->flags |= C_CLOSE_AFTER;
+}
+
+static void
+session_close(struct gh_session *s)
+{
+    conn_close(gh_container_of(s, struct gh_conn, s));
+}
+
+/* ------------------------------------------------------------------ */
+/* accepting                                                          */
+
+/* The listener's config (NULL once a reload removed it). */
+static const struct gh_listen_conf *
+listener_of(const struct gh_conn *c)
+{
+    const struct gh_config *cfg = c->w->cur->cfg;
+    const struct gh_lsock *ls = c->s.ls;
+    if (ls == NULL || ls->idx < 0 || (uint32_t)ls->idx >= cfg->n_listeners)
+        return NULL;
+    return &cfg->listeners[ls->idx];
+}
+
+static uint32_t
+header_timeout(const struct gh_conn *c)
+{
+    const struct gh_listen_conf *lc = listener_of(c);
+    return lc != NULL ? lc->default_server->client_header_timeout_ms
+                      : GH_CONF_DEFAULT_HEADER_TIMEOUT_MS;
+}
+
+static void
+h1_accept(struct gh_worker *w, struct gh_lsock *ls, int fd, const struct sockaddr_storage *peer)
+{
+    struct gh_conn *c = gh_freelist_get(&w->conn_fl);
+    if (c == NULL) {
+        struct gh_xprt x;
+        gh_xprt_init(&x, fd, NULL, 0);
+        gh_xprt_close(&x);
+        return;
+    }
+    memset(c, 0, sizeof(*c));
+    gh_xprt_init(&c->x, fd, on_event, GH_XPRT_CAN_WRITE);
+    c->timer.cb = on_timeout;
+    c->w = w;
+    c->state = H1_IDLE;
+    c->addr.family = (uint8_t)peer->ss_family;
+    if (peer->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)peer;
+        memcpy(c->addr.ip, &s->sin_addr, 4);
+        c->addr.port = ntohs(s->sin_port);
+    } else if (peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)peer;
+        memcpy(c->addr.ip, &s->sin6_addr, 16);
+        c->addr.port = ntohs(s->sin6_port);
+    }
+    c->s.ls = ls; /* for listener_of until the session is added */
+    if (gh_phase_accept(w, &c->addr, listener_of(c)) != GH_OK) {
+        gh_xprt_close(&c->x);
+        gh_freelist_put(&w->conn_fl, c);
+        return;
+    }
+    /* EPOLLOUT is added only once a write falls short (gh_xprt_watch_writes): a
+     * socket that always takes what it is given never wakes the loop for writability */
+    if (gh_xprt_watch(w->loop, &c->x, EPOLLIN | EPOLLRDHUP) != 0) {
+        gh_xprt_close(&c->x);
+        gh_freelist_put(&w->conn_fl, c);
+        return;
+    }
+    gh_worker_session_add(w, &c->s, ls, &gh_h1_proto);
+    /* The first request's head must arrive within client_header_timeout. */
+    gh_timer_after(w->loop, &c->timer, header_timeout(c));
+}
+
+const struct gh_proto gh_h1_proto = {"http/1.1", sizeof(struct gh_conn), sizeof(struct h1_stream),
+                                     h1_accept,  session_drain,          session_close};
+
+/* ------------------------------------------------------------------ */
+/* answers to heads that never became a request                        */
+
+/*
+ * Answer with status and close (the head was bad, or timed out, or no request
+ * object could be had). The answer is queued; conn_advance writes it.
+ */
+static void
+conn_reject(struct gh_conn *c, int status)
+{
+    struct gh_worker *w = c->w;
+    if (c->out == NULL && (c->out = gh_buf_get()) == NULL) {
+        conn_close(c);
+        return;
+    }
+    size_t room = gh_buf_reserve(c->out, GH_BUF_SIZE);
+    size_t n = gh_respond_reject(gh_buf_tail(c->out), room, status, gh_loop_wall(w->loop));
+    if (n == 0) {
+        conn_close(c);
+        return;
+    }
+    gh_buf_commit(c->out, n);
+    set_state(c, H1_REJECT);
+}
+
+static void
+head_error(struct gh_conn *c, const struct gh_h1_request *pr, const char *p, size_t n)
+{
+    char ip[64];
+    client_ip(c, ip, sizeof(ip));
+    int status = pr->err.status ? pr->err.status : 400;
+    gh_log_info("client %s: %d: %s (at byte %u)", ip, status,
+                pr->err.reason ? pr->err.reason : "bad request", pr->err.offset);
+    conn_reject(c, status);
+    if (c->state == H1_REJECT)
+        gh_alog_rejected(c->w, &c->addr, status, p, n, c->t_first, gh_buf_len(c->out));
+}
+
+/* ------------------------------------------------------------------ */
+/* the downstream: writing the response                               */
+
+/* Is the connection kept after a response with resp's framing? */
+static bool
+keeps(const struct h1_stream *s, const struct gh_resp *resp)
+{
+    const struct gh_exchange *ex = &s->ex;
+    if (!(s->sflags & S_KEEPALIVE))
+        return false;
+    /* answered before the request body ended: the rest of it would be read as a request */
+    if (!(ex->flags & GH_EX_REQ_DONE) && resp->status != 101)
+        return false;
+    if ((s->c->flags & C_CLOSE_AFTER) || (ex->flags & GH_EX_CLOSE) || (resp->flags & GH_RESP_CLOSE))
+        return false;
+    /* an HTTP/1.0 client learns where a body of unknown length ends from the close */
+    if ((resp->body == GH_H1_BODY_CHUNKED || resp->body == GH_H1_BODY_CLOSE) &&
+        (s->sflags & S_CLIENT_10))
+        return false;
+    return true;
+}
+
+static ssize_t
+h1_send_head(struct gh_exchange *ex, const struct gh_resp *resp, bool *reframe)
+{
+    struct h1_stream *s = stream_of(ex);
+    struct gh_conn *c = s->c;
+    int st = resp->status;
+    bool client10 = (s->sflags & S_CLIENT_10) != 0;
+    bool chunk_out =
+        (resp->body == GH_H1_BODY_CHUNKED || resp->body == GH_H1_BODY_CLOSE) && !client10;
+    if (!keeps(s, resp))
+        s->sflags &= (uint8_t)~S_KEEPALIVE;
+    bool bodyless = st < 200 || st == 204 || st == 304;
+    /* a HEAD answer says what a GET's would (Transfer-Encoding included) */
+    bool te_chunked =
+        (!bodyless || st == 304) && (chunk_out || ((ex->flags & GH_EX_HEAD_METHOD) &&
+                                                   (resp->h1flags & GH_H1_F_CHUNKED) && !client10));
+    enum gh_fwd_conn conn = st == 101                    ? GH_FWD_CONN_UPGRADE
+                            : !(s->sflags & S_KEEPALIVE) ? GH_FWD_CONN_CLOSE
+                            : client10                   ? GH_FWD_CONN_KEEPALIVE
+                                                         : GH_FWD_CONN_NONE;
+    size_t hlen = gh_fwd_resp_head(c->w->hscratch, GH_BUF_SIZE, resp, ex->pc,
+                                   gh_loop_wall(c->w->loop), te_chunked, conn);
+    if (hlen == 0) {
+        if (ex->flags & GH_EX_FAILED) /* not even the error page fits (rules too long) */
+            conn_close(c);
+        else
+            gh_exchange_fail(ex, 502, "upstream response head too large to forward");
+        return -1;
+    }
+    if (chunk_out)
+        s->sflags |= S_CHUNK_OUT;
+    s->head_len = (uint32_t)hlen;
+    *reframe = chunk_out;
+    return (ssize_t)(GH_BUF_SIZE - hlen);
+}
+
+/* Write o (and queue what the client does not take). Returns 0, or -1 when the connection is
+ * gone (closed here). */
+static int
+write_out(struct h1_stream *s, struct gh_h1_out *o)
+{
+    struct gh_conn *c = s->c;
+    ssize_t wn = gh_xprt_sendv(&c->x, o->iov, o->cnt, o->total);
+    if (wn < 0) {
+        gh_log_info("client closed the connection during the response: %s", strerror((int)-wn));
+        conn_close(c);
+        return -1;
+    }
+    s->ex.flags |= GH_EX_RESP_STARTED;
+    s->ex.bytes_out += o->total;
+    if ((size_t)wn < o->total) {
+        if (gh_buf_stash(&c->out, o->iov, o->cnt, (size_t)wn) != 0) {
+            conn_close(c);
+            return -1;
+        }
+        s->ex.flags |= GH_EX_OUT_QUEUED;
+    }
+    return 0;
+}
+
+static int
+h1_send_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool done)
+{
+    struct h1_stream *s = stream_of(ex);
+    char *hs = s->c->w->hscratch;
+    struct gh_h1_out o;
+    gh_h1_out_init(&o);
+    uint32_t hlen = s->head_len;
+    if (hlen > 0)
+        gh_h1_out_add(&o, hs, hlen);
+    s->head_len = 0;
+    int chunked = (s->sflags & S_CHUNK_OUT) != 0;
+    if (!(ex->flags & GH_EX_HEAD_METHOD)) { /* a HEAD answer has no body */
+        gh_h1_out_data(&o, spans, n, chunked);
+        if (done && chunked)
+            gh_h1_out_add(&o, GH_H1W_LAST_CHUNK, sizeof(GH_H1W_LAST_CHUNK) - 1);
+    }
+    if (hlen > 0 && o.cnt == 2 && o.iov[1].iov_len <= COALESCE_MAX) {
+        /* the source kept the body within the room send_head gave: it fits behind the head */
+        memcpy(hs + hlen, o.iov[1].iov_base, o.iov[1].iov_len);
+        o.iov[0].iov_len += o.iov[1].iov_len;
+        o.cnt = 1;
+    }
+    if (o.total == 0)
+        return 0;
+    return write_out(s, &o);
+}
+
+static int
+h1_send_interim(struct gh_exchange *ex, const struct gh_resp *resp)
+{
+    struct h1_stream *s = stream_of(ex);
+    if (s->sflags & S_CLIENT_10) /* RFC 9110 §15.2: never to an HTTP/1.0 client */
+        return 0;
+    struct gh_conn *c = s->c;
+    size_t hlen = gh_fwd_interim_head(c->w->hscratch, GH_BUF_SIZE, resp);
+    if (hlen == 0)
+        return 0; /* an interim response is advisory: drop one that does not fit */
+    struct gh_h1_out o;
+    gh_h1_out_init(&o);
+    gh_h1_out_add(&o, c->w->hscratch, hlen);
+    uint64_t before = ex->bytes_out;
+    if (write_out(s, &o) != 0)
+        return -1;
+    ex->bytes_out = before; /* the log counts the final response only */
+    return c->out != NULL ? 1 : 0;
+}
+
+static int
+h1_flush(struct gh_exchange *ex)
+{
+    struct gh_conn *c = stream_of(ex)->c;
+    int rc = gh_xprt_flush(&c->x, &c->out);
+    if (rc == 0) {
+        ex->flags &= (uint16_t)~GH_EX_OUT_QUEUED;
+        return GH_PUMP_MOVED;
+    }
+    if (rc == GH_AGAIN)
+        return GH_PUMP_BLOCKED;
+    conn_close(c);
+    return GH_PUMP_ENDED;
+}
+
+static struct gh_xprt *
+h1_splice_to(struct gh_exchange *ex)
+{
+    struct gh_conn *c = stream_of(ex)->c;
+    return c->out == NULL && gh_xprt_can_splice(&c->x) ? &c->x : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* the downstream: reading the request body                           */
+
+/* The rest of a large Content-Length body by splice(2): client socket -> pipe
+ * -> the source's transport, never more than the body (a pipelined request
+ * behind it stays in the socket). */
+static int
+splice_body(struct h1_stream *s, struct gh_xprt *to)
+{
+    struct gh_exchange *ex = &s->ex;
+    uint64_t in = 0, out = 0;
+    int err = 0;
+    enum gh_splice_rc st =
+        gh_xprt_splice_pump(ex->req_pipe, &s->req_remaining, &s->c->x, to, &in, &out, &err);
+    s->req_bytes += in;
+    switch (st) {
+    case GH_SPLICE_BLOCKED:
+        ex->src->body_spliced(ex, in, out, 0);
+        return in > 0 || out > 0 ? GH_PUMP_MOVED : GH_PUMP_BLOCKED;
+    case GH_SPLICE_DONE:
+        gh_pipe_put(ex->req_pipe);
+        ex->req_pipe = NULL;
+        ex->flags |= GH_EX_REQ_DONE;
+        ex->src->body_spliced(ex, in, out, 1);
+        return GH_PUMP_MOVED;
+    case GH_SPLICE_OUT_ERR:
+        gh_pipe_put(ex->req_pipe); /* bytes left in it: closed */
+        ex->req_pipe = NULL;
+        ex->src->body_spliced(ex, in, out, -1);
+        return GH_PUMP_MOVED;
+    default:
+        ex->src->body_spliced(ex, in, out, 0);
+        return gh_exchange_fail(ex, 400,
+                                "client closed the connection in the middle of the request body");
+    }
+}
+
+static int
+h1_pump_body(struct gh_exchange *ex)
+{
+    struct h1_stream *s = stream_of(ex);
+    struct gh_conn *c = s->c;
+    if (ex->flags & GH_EX_REQ_DONE)
+        return GH_PUMP_BLOCKED;
+    int from_buf = c->in != NULL && gh_buf_len(c->in) > 0;
+    if (ex->req_pipe == NULL && !from_buf && s->req_body == GH_H1_BODY_LENGTH &&
+        s->req_remaining >= SPLICE_MIN && ex->pc->splice && !(ex->flags & GH_EX_UPGRADE) &&
+        gh_xprt_can_splice(&c->x) && ex->src->body_splice_to(ex) != NULL)
+        ex->req_pipe = gh_pipe_get(); /* none to be had: copy as below */
+    if (ex->req_pipe != NULL) {
+        struct gh_xprt *to = ex->src->body_splice_to(ex);
+        return to != NULL ? splice_body(s, to) : GH_PUMP_BLOCKED;
+    }
+    const char *p;
+    size_t n;
+    if (from_buf) {
+        p = gh_buf_head(c->in);
+        n = gh_buf_len(c->in);
+    } else {
+        if (gh_xprt_is(&c->x, GH_XPRT_EOF))
+            return gh_exchange_fail(
+                ex, 400, "client closed the connection in the middle of the request body");
+        if (!gh_xprt_is(&c->x, GH_XPRT_CAN_READ))
+            return GH_PUMP_BLOCKED;
+        ssize_t rd = gh_xprt_recv(&c->x, c->w->scratch, GH_BUF_SIZE);
+        if (rd == GH_AGAIN)
+            return GH_PUMP_BLOCKED;
+        if (rd <= 0)
+            return gh_exchange_fail(
+                ex, 400, "client closed the connection in the middle of the request body");
+        p = c->w->scratch;
+        n = (size_t)rd;
+    }
+
+    struct iovec spans[GH_H1_OUT_SPANS];
+    int ns = 0, last = 0;
+    size_t used = 0;
+    if (s->req_body == GH_H1_BODY_LENGTH) {
+        size_t k = n < s->req_remaining ? n : (size_t)s->req_remaining;
+        spans[ns++] = (struct iovec){(void *)p, k};
+        used = k;
+        s->req_remaining -= k;
+        s->req_bytes += k;
+        last = s->req_remaining == 0;
+    } else {
+        /* the source re-frames what it is given as chunks: keep room for their size lines */
+        size_t lim = GH_MIN(n, (size_t)(GH_BUF_SIZE - GH_H1_OUT_RESERVE));
+        if (gh_h1_chunked_spans(&s->req_chunk, p, &used, lim, spans, GH_H1_OUT_SPANS, &ns,
+                                &s->req_bytes, &last) != 0)
+            return gh_exchange_fail(ex, 400,
+                                    s->req_chunk.reason ? s->req_chunk.reason : "bad chunked body");
+        uint64_t max = ex->pc->client_max_body_size;
+        if (max != 0 && s->req_bytes > max)
+            return gh_exchange_fail(ex, 413,
+                                    "chunked request body larger than client_max_body_size");
+    }
+    int rc = ex->src->take_body(ex, spans, ns, last);
+    if (rc == GH_PUMP_ENDED || (ex->flags & GH_EX_FAILED))
+        return rc;
+    if (last)
+        ex->flags |= GH_EX_REQ_DONE;
+    /* what was not used stays for later (pipelined requests, or bytes past the body) */
+    if (gh_buf_keep_unused(&c->in, from_buf, p, n, used) != 0)
+        return gh_exchange_fail(ex, 503, "out of memory");
+    return GH_PUMP_MOVED;
+}
+
+/* ------------------------------------------------------------------ */
+/* the downstream: the end of an exchange                             */
+
+static void
+h1_finish(struct gh_exchange *ex)
+{
+    struct h1_stream *s = stream_of(ex);
+    struct gh_conn *c = s->c;
+    bool req_done = (ex->flags & GH_EX_REQ_DONE) != 0;
+    bool keep = (s->sflags & S_KEEPALIVE) && !(c->flags & C_CLOSE_AFTER) && req_done;
+    uint32_t ka_ms = ex->srv != NULL ? ex->srv->keepalive_timeout_ms : 0;
+    stream_end(c); /* the log line; the origin connection back to its pool */
+    c->nreq++;
+    if (!keep) {
+        /* linger only when the client may still be sending: a plain close with
+         * unread input would reset the connection under the response */
+        if ((c->in != NULL && gh_buf_len(c->in) > 0) || !req_done)
+            conn_linger(c);
+        else
+            conn_close(c);
+        return;
+    }
+    set_state(c, H1_IDLE);
+    gh_timer_after(c->w->loop, &c->timer, ka_ms);
+}
+
+static void
+h1_tunnel(struct gh_exchange *ex)
+{
+    struct gh_conn *c = stream_of(ex)->c;
+    set_state(c, H1_TUNNEL);
+}
+
+static void
+h1_abort(struct gh_exchange *ex)
+{
+    conn_close(stream_of(ex)->c);
+}
+
+static void arm_writes(struct gh_conn *c);
+
+static void
+h1_resume(struct gh_exchange *ex)
+{
+    struct gh_conn *c = stream_of(ex)->c;
+    conn_advance(c);
+    arm_writes(c);
+}
+
+static const struct gh_downstream_ops h1_down = {
+    .send_head = h1_send_head,
+    .send_interim = h1_send_interim,
+    .send_body = h1_send_body,
+    .flush = h1_flush,
+    .splice_to = h1_splice_to,
+    .pump_body = h1_pump_body,
+    .finish = h1_finish,
+    .tunnel = h1_tunnel,
+    .abort = h1_abort,
+    .resume = h1_resume,
+};
+
+/* ------------------------------------------------------------------ */
+/* starting a request                                                 */
+
+static void
+send_continue(struct h1_stream *s)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct gh_conn *c = s->c;
+    struct iovec iov = {(void *)cont, sizeof(cont) - 1};
+    ssize_t n = gh_xprt_sendv(&c->x, &iov, 1, iov.iov_len);
+    if (n < 0 || ((size_t)n < iov.iov_len && gh_buf_stash(&c->out, &iov, 1, (size_t)n) != 0)) {
+        conn_close(c);
+        return;
+    }
+    if (c->out != NULL)
+        s->ex.flags |= GH_EX_OUT_QUEUED;
+}
+
+/*
+ * A complete request head is in pr (its slices may point into the shared
+ * scratch buffer: everything needed from them is copied before this returns).
+ * Start its exchange.
+ */
+static void
+request_start(struct gh_conn *c, const struct gh_h1_request *pr)
+{
+    struct gh_worker *w = c->w;
+    struct h1_stream *s = gh_freelist_get(&w->req_fl);
+    if (s == NULL) {
+        conn_reject(c, 503);
+        return;
+    }
+    /* the exchange part is cleared by gh_exchange_init, the rest here */
+    s->c = c;
+    s->req_remaining = s->req_bytes = 0;
+    s->sent_mark = UINT64_MAX; /* the first wait on the client always arms send_timeout */
+    s->head_len = 0;
+    s->req_body = GH_H1_BODY_NONE;
+    s->sflags = pr->version == 10 ? S_CLIENT_10 : 0;
+    c->st = s;
+    set_state(c, H1_REQUEST);
+    uint64_t now = gh_loop_now(w->loop);
+    struct gh_exchange *ex = &s->ex;
+    gh_exchange_init(ex, &h1_down, w, &c->addr, c->t_first ? c->t_first : now);
+
+    struct gh_request req = {.method = pr->method,
+                             .method_len = pr->method_len,
+                             .method_id = pr->method_id,
+                             .target_form = pr->target_form,
+                             .version = pr->version,
+                             .h1flags = pr->flags,
+                             .target = pr->target,
+                             .target_len = pr->target_len,
+                             .host = pr->host,
+                             .host_len = pr->host_len,
+                             .fields = pr->headers,
+                             .n_fields = pr->num_headers,
+                             .listener = listener_of(c)};
+    /* RFC 9112 §6.3: how the body is delimited */
+    if (pr->flags & GH_H1_F_CHUNKED) {
+        s->req_body = GH_H1_BODY_CHUNKED;
+        gh_h1_chunked_init(&s->req_chunk);
+    } else if (pr->content_length > 0) {
+        s->req_body = GH_H1_BODY_LENGTH;
+        s->req_remaining = (uint64_t)pr->content_length;
+    } else if (pr->flags & GH_H1_F_HAS_CL) {
+        s->req_body = GH_H1_BODY_LENGTH; /* Content-Length: 0 is forwarded as such */
+    }
+    req.body = s->req_body;
+    req.content_length = s->req_remaining;
+    if (s->req_body == GH_H1_BODY_NONE ||
+        (s->req_body == GH_H1_BODY_LENGTH && s->req_remaining == 0))
+        ex->flags |= GH_EX_REQ_DONE;
+    if ((pr->flags & GH_H1_F_EXPECT_CONTINUE) && pr->version == 11 && !(ex->flags & GH_EX_REQ_DONE))
+        s->sflags |= S_EXPECT;
+    if ((pr->flags & GH_H1_F_UPGRADE) && (pr->flags & GH_H1_F_CONN_UPGRADE) && pr->version == 11)
+        ex->flags |= GH_EX_UPGRADE;
+
+    gh_exchange_start(ex, &req);
+
+    /* keep-alive (RFC 9112 §9.3), within the server's limits */
+    const struct gh_server_conf *srv = ex->srv;
+    bool ka = pr->version == 11 ? !(pr->flags & GH_H1_F_CONN_CLOSE)
+                                : (pr->flags & GH_H1_F_CONN_KEEPALIVE) != 0;
+    if (srv == NULL || srv->keepalive_timeout_ms == 0 || c->nreq + 1 >= srv->keepalive_requests ||
+        w->stopping || (c->flags & C_CLOSE_AFTER))
+        ka = false;
+    if (ka)
+        s->sflags |= S_KEEPALIVE;
+    /* the origin will read the body: let the client send it */
+    if ((s->sflags & S_EXPECT) && ex->src->take_body != NULL &&
+        !(ex->flags & (GH_EX_FAILED | GH_EX_RESP_STARTED)))
+        send_continue(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* reading request heads                                              */
+
+static struct gh_h1_limits
+head_limits(const struct gh_conn *c)
+{
+    const struct gh_listen_conf *lc = listener_of(c);
+    struct gh_h1_limits lim = {GH_CONF_DEFAULT_MAX_REQUEST_LINE, GH_CONF_DEFAULT_MAX_HEADER_LINE,
+                               GH_CONF_DEFAULT_MAX_HEADERS, GH_CONF_DEFAULT_MAX_HEAD_SIZE};
+    if (lc != NULL) {
+        const struct gh_server_conf *s = lc->default_server;
+        lim.max_request_line = s->max_request_line;
+        lim.max_header_line = s->max_header_line;
+        lim.max_headers = GH_MIN(s->max_headers, (uint32_t)H1_MAX_HEADERS);
+        lim.max_head_size = GH_MIN(s->max_head_size, (uint32_t)GH_BUF_SIZE);
+    }
+    return lim;
+}
+
+/* Append what the socket has to c->in. Returns > 0 bytes read, GH_AGAIN, or 0
+ * when the connection was closed (EOF or error) or the head cannot fit. */
+static ssize_t
+head_read_more(struct gh_conn *c)
+{
+    size_t room = gh_buf_reserve(c->in, GH_BUF_SIZE);
+    if (room == 0)
+        return 0;
+    ssize_t rd = gh_xprt_recv(&c->x, gh_buf_tail(c->in), room);
+    if (rd == GH_AGAIN)
+        return GH_AGAIN;
+    if (rd <= 0)
+        return 0;
+    gh_buf_commit(c->in, (size_t)rd);
+    return rd;
+}
+
+/*
+ * The bytes to parse a head from: c->in when it holds some (reading more into
+ * it only when nothing new could complete a line), else a fresh read into the
+ * scratch. Returns 1 with *p, *n and *from_buf set, GH_AGAIN, or 0 when the
+ * connection was closed here.
+ */
+static int
+head_input(struct gh_conn *c, const struct gh_h1_limits *lim, const char **p, size_t *n,
+           int *from_buf)
+{
+    for (;;) {
+        *from_buf = c->in != NULL && gh_buf_len(c->in) > 0;
+        if (!*from_buf) {
+            if (!gh_xprt_is(&c->x, GH_XPRT_CAN_READ)) {
+                if (gh_xprt_is(&c->x, GH_XPRT_EOF)) {
+                    conn_close(c);
+                    return 0;
+                }
+                return GH_AGAIN;
+            }
+            ssize_t rd = gh_xprt_recv(&c->x, c->w->scratch, GH_BUF_SIZE);
+            if (rd == GH_AGAIN)
+                return GH_AGAIN;
+            if (rd <= 0) {
+                conn_close(c);
+                return 0;
+            }
+            *p = c->w->scratch;
+            *n = (size_t)rd;
+            return 1;
+        }
+        *p = gh_buf_head(c->in);
+        *n = gh_buf_len(c->in);
+        if (c->scanned == 0 || c->scanned > *n || *n > lim->max_head_size ||
+            memchr(*p + c->scanned, '\n', *n - c->scanned) != NULL)
+            return 1;
+        /* nothing new that could complete a line */
+        if (gh_xprt_is(&c->x, GH_XPRT_EOF)) {
+            conn_close(c);
+            return 0;
+        }
+        if (!gh_xprt_is(&c->x, GH_XPRT_CAN_READ))
+            return GH_AGAIN;
+        ssize_t rd = head_read_more(c);
+        if (rd == GH_AGAIN)
+            return GH_AGAIN;
+        if (rd == 0 && gh_buf_reserve(c->in, 1) > 0) {
+            conn_close(c);
+            return 0;
+        }
+        if (rd == 0)
+            c->scanned = 0; /* buffer full: let the parser give its verdict */
+    }
+}
+
+/*
+ * Read and parse a request head; start the request when it is complete.
+ * Returns GH_AGAIN when waiting for bytes, 0 when the state changed.
+ *
+ * The parser re-reads an incomplete head from its start, so a head is parsed
+ * again only when bytes that could end a line have arrived (c->scanned marks
+ * what the last parse saw): a client dripping a byte at a time costs one parse
+ * per line, not one per byte.
+ */
+static int
+conn_read_head(struct gh_conn *c)
+{
+    struct gh_h1_header hdrs[H1_MAX_HEADERS];
+    struct gh_h1_limits lim = head_limits(c);
+    for (;;) {
+        const char *p;
+        size_t n;
+        int from_buf;
+        int rc = head_input(c, &lim, &p, &n, &from_buf);
+        if (rc != 1)
+            return rc;
+        if (c->state == H1_IDLE) {
+            set_state(c, H1_HEAD);
+            c->t_first = gh_loop_now(c->w->loop);
+            gh_timer_after(c->w->loop, &c->timer, header_timeout(c));
+        }
+        struct gh_h1_request pr;
+        pr.headers = hdrs;
+        pr.max_headers = lim.max_headers;
+        rc = gh_h1_parse_request(p, n, &pr, &lim);
+        if (rc == GH_INCOMPLETE) {
+            if (!from_buf) {
+                struct iovec iov = {(void *)p, n};
+                if (gh_buf_stash(&c->in, &iov, 1, 0) != 0) {
+                    conn_close(c);
+                    return 0;
+                }
+            }
+            if (gh_buf_len(c->in) >= GH_BUF_SIZE) {
+                pr.err.status = 431;
+                pr.err.reason = "request head larger than the buffer";
+                pr.err.offset = (uint32_t)gh_buf_len(c->in);
+                head_error(c, &pr, gh_buf_head(c->in), gh_buf_len(c->in));
+                return 0;
+            }
+            c->scanned = (uint32_t)gh_buf_len(c->in);
+            continue;
+        }
+        c->scanned = 0;
+        if (rc < 0) {
+            head_error(c, &pr, p, n);
+            return 0;
+        }
+        /* a complete head of rc bytes at p */
+        size_t hlen = (size_t)rc;
+        if (!from_buf && hlen < n) {
+            /* body bytes or pipelined requests behind the head: keep them */
+            struct iovec iov = {(void *)(p + hlen), n - hlen};
+            if (gh_buf_stash(&c->in, &iov, 1, 0) != 0) {
+                conn_close(c);
+                return 0;
+            }
+            request_start(c, &pr);
+        } else {
+            request_start(c, &pr);
+            if (from_buf && c->in != NULL) {
+                /* the head's slices were used by request_start; now drop the head */
+                gh_buf_consume(c->in, hlen);
+                if (gh_buf_len(c->in) == 0) {
+                    gh_buf_put(c->in);
+                    c->in = NULL;
+                }
+            }
+        }
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* timers while a request runs                                        */
+
+static void
+request_arm_timers(struct h1_stream *s)
+{
+    struct gh_conn *c = s->c;
+    struct gh_exchange *ex = &s->ex;
+    struct gh_loop *l = c->w->loop;
+    if (c->out != NULL || (ex->resp_pipe != NULL && ex->resp_pipe->len > 0)) {
+        /* send_timeout runs from the last write that reached the client: other
+         * events (the client sending bytes while not reading) must not renew it */
+        uint64_t written = ex->bytes_out - (c->out != NULL ? gh_buf_len(c->out) : 0);
+        if (written != s->sent_mark) {
+            s->sent_mark = written;
+            gh_timer_after(l, &c->timer, ex->pc->send_timeout_ms);
+        }
+    } else if (!(ex->flags & (GH_EX_REQ_DONE | GH_EX_RESP_DONE)) && ex->src->wants_body != NULL &&
+               ex->src->wants_body(ex) && (ex->req_pipe == NULL || ex->req_pipe->len == 0)) {
+        gh_timer_after(l, &c->timer, ex->pc->client_body_timeout_ms);
+    }
+    /* otherwise the timer keeps its older deadline; on_timeout re-checks what it
+     * guards, so no heap work is spent per request here */
+}
+
+static void
+request_timeout(struct gh_conn *c)
+{
+    struct h1_stream *s = c->st;
+    struct gh_exchange *ex = &s->ex;
+    if (c->out != NULL || (ex->resp_pipe != NULL && ex->resp_pipe->len > 0)) {
+        /* send timeout: the client stopped reading. Reset rather than close:
+         * a close would leave the kernel holding (and retrying) up to a
+         * socket buffer of response for a peer that does not read it, the
+         * slow-reader attack (nginx: reset_timedout_connection) */
+        char ip[64];
+        client_ip(c, ip, sizeof(ip));
+        gh_log_info("client %s: response not read within send_timeout: connection reset", ip);
+        gh_xprt_reset(&c->x);
+        conn_close(c);
+        return;
+    }
+    if (!(ex->flags & (GH_EX_REQ_DONE | GH_EX_RESP_DONE)) && ex->src->wants_body != NULL &&
+        ex->src->wants_body(ex) && (ex->req_pipe == NULL || ex->req_pipe->len == 0)) {
+        if (gh_exchange_fail(ex, 408, "request body not received in time") != GH_PUMP_ENDED) {
+            conn_advance(c);
+            arm_writes(c);
+        }
+        return;
+    }
+    /* waiting for the origin, whose own timers guard this phase */
+    gh_timer_after(c->w->loop, &c->timer, ex->pc->client_body_timeout_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* the connection driver                                              */
+
+static void
+tunnel_advance(struct gh_conn *c)
+{
+    struct gh_exchange *ex = &c->st->ex;
+    struct gh_tunnel_end a = {&c->x, &c->in, &c->out}, b;
+    if (ex->src->tunnel_end == NULL || ex->src->tunnel_end(ex, &b) != 0 ||
+        gh_tunnel_pump(c->w, &a, &b) == GH_PUMP_ENDED) {
+        conn_close(c); /* the log line is written as the exchange ends */
+        return;
+    }
+    gh_timer_after(c->w->loop, &c->timer, ex->pc->tunnel_idle_timeout_ms);
+}
+
+static void
+conn_advance(struct gh_conn *c)
+{
+    /* Each turn either waits (returns) or moves a request forward; pipelined
+     * requests are bounded by what the client sends and by its reading of our
+     * answers (c->out stops us), so the loop needs no iteration cap. */
+    for (;;) {
+        switch ((enum h1_state)c->state) {
+        case H1_CLOSED:
+            return;
+        case H1_IDLE:
+        case H1_HEAD:
+            if ((c->flags & C_CLOSE_AFTER) && c->state == H1_IDLE &&
+                (c->in == NULL || gh_buf_len(c->in) == 0)) {
+                conn_close(c);
+                return;
+            }
+            if (conn_read_head(c) == GH_AGAIN)
+                return;
+            break;
+        case H1_REQUEST:
+            if (gh_exchange_advance(&c->st->ex) == GH_PUMP_BLOCKED) {
+                request_arm_timers(c->st);
+                return;
+            }
+            break;
+        case H1_REJECT: {
+            /* an answer without an exchange: write it, then close */
+            int rc = gh_xprt_flush(&c->x, &c->out);
+            if (rc == GH_AGAIN) {
+                gh_timer_after(c->w->loop, &c->timer, REJECT_SEND_MS);
+                return;
+            }
+            if (rc < 0)
+                conn_close(c);
+            else
+                conn_linger(c);
+            return;
+        }
+        case H1_TUNNEL:
+            tunnel_advance(c);
+            return;
+        case H1_LINGER:
+            for (int i = 0; i < LINGER_READS; i++) {
+                if (!gh_xprt_is(&c->x, GH_XPRT_CAN_READ))
+                    return;
+                ssize_t rd = gh_xprt_recv(&c->x, c->w->scratch, GH_BUF_SIZE);
+                if (rd == GH_AGAIN)
+                    return;
+                if (rd <= 0)
+                    break;
+            }
+            conn_close(c);
+            return;
+        }
+    }
+}
+
+/* After a turn of work: a side whose last write fell short needs EPOLLOUT to learn when to go on
+ * (the origin's side is armed by the origin source). */
+static void
+arm_writes(struct gh_conn *c)
+{
+    if (c->state != H1_CLOSED)
+        gh_xprt_watch_writes(c->w->loop, &c->x);
+}
+
+static void
+on_event(struct gh_io *io, uint32_t events)
+{
+    struct gh_conn *c = gh_container_of(io, struct gh_conn, x.io);
+    if (c->state == H1_CLOSED)
+        return;
+    gh_xprt_on_events(&c->x, events);
+    if ((events & (EPOLLHUP | EPOLLERR)) && c->state == H1_REQUEST &&
+        (c->st->ex.flags & GH_EX_REQ_DONE) && !(c->st->ex.flags & GH_EX_RESP_STARTED)) {
+        /* The client reset (or fully closed) while its request waits on the origin:
+         * nobody will read the answer, so free the origin connection now rather than
+         * after first_byte_timeout, as nginx does by default (a plain FIN is still
+         * served: that is EPOLLRDHUP alone). */
+        c->st->ex.status = 499;
+        conn_close(c);
+        return;
+    }
+    conn_advance(c);
+    arm_writes(c);
+}
+
+static void
+on_timeout(struct gh_timer *t)
+{
+    struct gh_conn *c = gh_container_of(t, struct gh_conn, timer);
+    switch ((enum h1_state)c->state) {
+    case H1_CLOSED:
+        return;
+    case H1_IDLE:
+    case H1_LINGER:
+        conn_close(c);
+        return;
+    case H1_HEAD: {
+        char ip[64];
+        client_ip(c, ip, sizeof(ip));
+        gh_log_info("client %s: 408: request head not received in time", ip);
+        const char *p = c->in != NULL ? gh_buf_head(c->in) : NULL;
+        size_t n = c->in != NULL ? gh_buf_len(c->in) : 0;
+        conn_reject(c, 408);
+        if (c->state != H1_REJECT)
+            return;
+        gh_alog_rejected(c->w, &c->addr, 408, p, n, c->t_first, gh_buf_len(c->out));
+        gh_buf_put(c->in);
+        c->in = NULL;
+        break;
+    }
+    case H1_REQUEST:
+        request_timeout(c);
+        return;
+    case H1_REJECT: {
+        char ip[64];
+        client_ip(c, ip, sizeof(ip));
+        gh_log_info("client %s: response not read within send_timeout: connection reset", ip);
+        gh_xprt_reset(&c->x);
+        conn_close(c);
+        return;
+    }
+    case H1_TUNNEL:
+        conn_close(c);
+        return;
+    }
+    conn_advance(c);
+    arm_writes(c);
+}

@@ -1,0 +1,123 @@
+/*
+ * phase.c - the phase tables and their hooks. A hook that belongs to a
+ * feature lives with it; the small ones that are the reverse proxy's own
+ * rules are here.
+ */
+#include "proxy/phase.h"
+
+#include "proxy/accesslog.h"
+
+typedef int (*accept_hook)(struct gh_worker *w, const struct gh_client_addr *client,
+                           const struct gh_listen_conf *lc);
+typedef int (*request_hook)(struct gh_exchange *ex, const struct gh_request *req);
+typedef int (*resp_hook)(struct gh_exchange *ex, const struct gh_resp *resp);
+typedef void (*done_hook)(struct gh_exchange *ex);
+
+/* ---- routed: what a reverse proxy refuses outright ---- */
+
+static int
+refuse_connect(struct gh_exchange *ex, const struct gh_request *req)
+{
+    if (req->target_form != GH_TARGET_AUTHORITY && req->method_id != GH_METHOD_CONNECT)
+        return GH_OK;
+    ex->fail_reason = "CONNECT is not served by a reverse proxy";
+    return 405;
+}
+
+static int
+body_limit(struct gh_exchange *ex, const struct gh_request *req)
+{
+    uint64_t max = ex->pc->client_max_body_size;
+    if (max == 0 || req->body != GH_H1_BODY_LENGTH || req->content_length <= max)
+        return GH_OK;
+    ex->fail_reason = "request body larger than client_max_body_size";
+    return 413;
+}
+
+/* ---- pre_origin: `return`, and routes that lead nowhere ---- */
+
+static int
+answer_here(struct gh_exchange *ex, const struct gh_request *req)
+{
+    const struct gh_proxy_conf *pc = ex->pc;
+    (void)req;
+    if (pc->return_status == 0 && pc->upstream != NULL)
+        return GH_OK;
+    int st = pc->return_status ? (int)pc->return_status : 404;
+    struct gh_gen g = {0};
+    if (pc->return_status != 0 && pc->return_body != NULL) {
+        g.body = pc->return_body;
+        g.body_len = pc->return_body_len;
+    } else if (st < 400) {
+        g.body = ""; /* `return 200;` answers with an empty body, not a page */
+    }
+    if (st == 301 || st == 302 || st == 303 || st == 307 || st == 308) {
+        /* as in nginx, `return 30x URL` redirects: the text is the Location */
+        g.location = g.body;
+        g.location_len = g.body_len;
+        g.body = NULL;
+        g.body_len = 0;
+    }
+    gh_respond(ex, st, &g);
+    return GH_DECLINED;
+}
+
+static const accept_hook accept_hooks[] = {NULL};
+static const request_hook routed_hooks[] = {refuse_connect, body_limit};
+static const request_hook pre_origin_hooks[] = {answer_here};
+static const resp_hook resp_head_hooks[] = {NULL};
+static const done_hook done_hooks[] = {gh_alog_exchange};
+
+int
+gh_phase_accept(struct gh_worker *w, const struct gh_client_addr *client,
+                const struct gh_listen_conf *lc)
+{
+    for (size_t i = 0; i < GH_ARRAY_LEN(accept_hooks) && accept_hooks[i] != NULL; i++) {
+        int rc = accept_hooks[i](w, client, lc);
+        if (rc != GH_OK)
+            return rc;
+    }
+    return GH_OK;
+}
+
+static int
+run_request(const request_hook *hooks, size_t n, struct gh_exchange *ex,
+            const struct gh_request *req)
+{
+    for (size_t i = 0; i < n && hooks[i] != NULL; i++) {
+        int rc = hooks[i](ex, req);
+        if (rc != GH_OK)
+            return rc;
+    }
+    return GH_OK;
+}
+
+int
+gh_phase_routed(struct gh_exchange *ex, const struct gh_request *req)
+{
+    return run_request(routed_hooks, GH_ARRAY_LEN(routed_hooks), ex, req);
+}
+
+int
+gh_phase_pre_origin(struct gh_exchange *ex, const struct gh_request *req)
+{
+    return run_request(pre_origin_hooks, GH_ARRAY_LEN(pre_origin_hooks), ex, req);
+}
+
+int
+gh_phase_resp_head(struct gh_exchange *ex, const struct gh_resp *resp)
+{
+    for (size_t i = 0; i < GH_ARRAY_LEN(resp_head_hooks) && resp_head_hooks[i] != NULL; i++) {
+        int rc = resp_head_hooks[i](ex, resp);
+        if (rc != GH_OK)
+            return rc;
+    }
+    return GH_OK;
+}
+
+void
+gh_phase_done(struct gh_exchange *ex)
+{
+    for (size_t i = 0; i < GH_ARRAY_LEN(done_hooks); i++)
+        done_hooks[i](ex);
+}

@@ -1,0 +1,149 @@
+/*
+ * respond.c - answers generated here, a source of their own: `return`
+ * (bodies and redirects) and the error pages of failures. The head carries
+ * Server, Date, Location, Content-Type and Content-Length (in that order, all
+ * subject to response_header rules but the length), then the rules.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "http/h1_write.h"
+#include "proxy/exchange.h"
+#include "proxy/fwd_head.h"
+#include "proxy/respond.h"
+#include "proxy/worker.h"
+
+static int gen_recv(struct gh_exchange *ex);
+
+static const struct gh_source_ops src_generated = {
+    .name = "generated",
+    .recv = gen_recv,
+};
+
+void
+gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g)
+{
+    ex->src = &src_generated;
+    ex->gen = *g;
+    ex->gen.body_sent = 0;
+    ex->status = (uint16_t)status;
+    ex->state = GH_EX_RUNNING;
+}
+
+#define FIELD(n, id_, v, vl) ((struct gh_h1_header){(n), (v), sizeof(n) - 1, (uint32_t)(vl), (id_)})
+
+/* Room for the fields of a generated head, and their values. */
+struct gen_head {
+    struct gh_h1_header f[5];
+    char clen[24];
+};
+
+/* The head of a generated answer (fields point into gh). */
+static void
+gen_resp(struct gh_resp *resp, struct gen_head *gh, int status, const char *location,
+         size_t location_len, const char *ctype, size_t body_len, int64_t wall)
+{
+    int bodyless = status < 200 || status == 204 || status == 304;
+    const char *date = gh_http_date(wall);
+    uint32_t n = 0;
+    gh->f[n++] = FIELD("Server", GH_HDR_SERVER, "gatehouse", 9);
+    gh->f[n++] = FIELD("Date", GH_HDR_DATE, date, strlen(date));
+    if (location != NULL)
+        gh->f[n++] = FIELD("Location", GH_HDR_OTHER, location, location_len);
+    if (!bodyless) {
+        int cl = snprintf(gh->clen, sizeof(gh->clen), "%zu", body_len);
+        gh->f[n++] = FIELD("Content-Type", GH_HDR_OTHER, ctype, strlen(ctype));
+        gh->f[n++] = FIELD("Content-Length", GH_HDR_CONTENT_LENGTH, gh->clen, (size_t)cl);
+    }
+    *resp = (struct gh_resp){.status = (uint16_t)status,
+                             .body = bodyless ? GH_H1_BODY_NONE : GH_H1_BODY_LENGTH,
+                             .flags = GH_RESP_OWN_FIELDS,
+                             .fields = gh->f,
+                             .n_fields = n,
+                             .content_length = -1};
+}
+
+/* The standard page for status into page[0..cap); returns its length. */
+static size_t
+std_page(char *page, size_t cap, int st)
+{
+    const char *text = gh_h1w_status_text(st);
+    int n = snprintf(page, cap,
+                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d "
+                     "%s</h1></center>\r\n<hr><center>gatehouse</center>\r\n</body>\r\n"
+                     "</html>\r\n",
+                     st, text, st, text);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+size_t
+gh_respond_reject(char *out, size_t cap, int status, int64_t wall)
+{
+    char page[512];
+    size_t plen = std_page(page, sizeof(page), status);
+    struct gh_resp resp;
+    struct gen_head gh;
+    gen_resp(&resp, &gh, status, NULL, 0, "text/html", plen, wall);
+    size_t hlen = gh_fwd_resp_head(out, cap, &resp, NULL, wall, false, GH_FWD_CONN_CLOSE);
+    if (hlen == 0 || cap - hlen < plen)
+        return 0;
+    memcpy(out + hlen, page, plen);
+    return hlen + plen;
+}
+
+/* The first write: the head and as much of the body as its room allows. */
+static int
+gen_head(struct gh_exchange *ex, const char *body, size_t body_len, const char *ctype)
+{
+    int status = ex->status;
+    int bodyless = status < 200 || status == 204 || status == 304;
+    struct gh_resp resp;
+    struct gen_head gh;
+    gen_resp(&resp, &gh, status, ex->gen.location, ex->gen.location_len, ctype, body_len,
+             gh_loop_wall(ex->w->loop));
+    if (ex->gen.close)
+        resp.flags |= GH_RESP_CLOSE;
+    bool reframe = false;
+    ssize_t room = ex->down->send_head(ex, &resp, &reframe);
+    if (room < 0)
+        return GH_PUMP_ENDED;
+    if (bodyless)
+        body_len = 0;
+    /* a HEAD answer declares the length and sends none of it */
+    size_t k = (ex->flags & GH_EX_HEAD_METHOD) ? body_len : GH_MIN(body_len, (size_t)room);
+    struct iovec span = {(void *)body, k};
+    ex->gen.body_sent = (uint32_t)k;
+    bool done = k == body_len;
+    if (ex->down->send_body(ex, &span, k > 0, done) != 0)
+        return GH_PUMP_ENDED;
+    if (done)
+        ex->flags |= GH_EX_RESP_DONE;
+    return GH_PUMP_MOVED;
+}
+
+static int
+gen_recv(struct gh_exchange *ex)
+{
+    const char *body = ex->gen.body;
+    size_t len = ex->gen.body_len;
+    const char *ctype = "text/plain";
+    char page[512];
+    if (body == NULL) { /* the standard page, made again for each write it takes */
+        len = std_page(page, sizeof(page), ex->status);
+        body = page;
+        ctype = "text/html";
+    }
+    if (!(ex->flags & GH_EX_RESP_STARTED))
+        return gen_head(ex, body, len, ctype);
+    /* the rest of a long body, a buffer at a time (the client took the previous one) */
+    size_t left = len - ex->gen.body_sent;
+    size_t k = GH_MIN(left, (size_t)GH_BUF_SIZE);
+    struct iovec span = {(void *)(body + ex->gen.body_sent), k};
+    ex->gen.body_sent += (uint32_t)k;
+    bool done = k == left;
+    if (ex->down->send_body(ex, &span, 1, done) != 0)
+        return GH_PUMP_ENDED;
+    if (done)
+        ex->flags |= GH_EX_RESP_DONE;
+    return GH_PUMP_MOVED;
+}

@@ -1,0 +1,81 @@
+/*
+ * tunnel.c - raw bytes both ways between two transports: after a 101
+ * Switching Protocols now, a CONNECT next. Each direction is read into the
+ * worker's scratch and written on at once; what the receiver does not take
+ * waits in its `out` buffer, and nothing more is read for it until that has
+ * gone (backpressure). A side's end of stream is passed on as a shutdown of
+ * the other side's writing; the tunnel is over when both have ended and
+ * nothing waits.
+ */
+#include "proxy/exchange.h"
+#include "proxy/worker.h"
+
+/* Move what src has (kept input first, else one read) into dst. Returns 1 progress, 0 blocked;
+ * *err set when a side broke. */
+static int
+pump_one(struct gh_worker *w, struct gh_tunnel_end *src, struct gh_tunnel_end *dst, int *err)
+{
+    int rc = gh_xprt_flush(dst->x, dst->out);
+    if (rc == GH_AGAIN)
+        return 0;
+    if (rc < 0) {
+        *err = 1;
+        return 0;
+    }
+    const char *p;
+    size_t n;
+    int from_buf = *src->in != NULL && gh_buf_len(*src->in) > 0;
+    if (from_buf) {
+        p = gh_buf_head(*src->in);
+        n = gh_buf_len(*src->in);
+    } else {
+        if (!gh_xprt_is(src->x, GH_XPRT_CAN_READ) || gh_xprt_is(src->x, GH_XPRT_EOF))
+            return 0;
+        ssize_t rd = gh_xprt_recv(src->x, w->scratch, GH_BUF_SIZE);
+        if (rd == GH_AGAIN)
+            return 0;
+        if (rd < 0) {
+            *err = 1;
+            return 0;
+        }
+        if (rd == 0) {
+            gh_xprt_shutdown(dst->x);
+            return 1;
+        }
+        p = w->scratch;
+        n = (size_t)rd;
+    }
+    struct iovec iov = {(void *)p, n};
+    ssize_t wn = gh_xprt_sendv(dst->x, &iov, 1, n);
+    if (wn < 0) {
+        *err = 1;
+        return 0;
+    }
+    if (from_buf) {
+        gh_buf_consume(*src->in, (size_t)wn);
+        if (gh_buf_len(*src->in) == 0) {
+            gh_buf_put(*src->in);
+            *src->in = NULL;
+        }
+    } else if ((size_t)wn < n && gh_buf_stash(dst->out, &iov, 1, (size_t)wn) != 0) {
+        *err = 1; /* the bytes could not be kept: the stream would have a hole */
+        return 0;
+    }
+    return 1;
+}
+
+int
+gh_tunnel_pump(struct gh_worker *w, struct gh_tunnel_end *a, struct gh_tunnel_end *b)
+{
+    int err = 0, progress;
+    do {
+        progress = pump_one(w, a, b, &err);
+        progress |= pump_one(w, b, a, &err);
+    } while (progress && !err);
+    if (err || (gh_xprt_is(a->x, GH_XPRT_EOF) && gh_xprt_is(b->x, GH_XPRT_EOF) && *a->out == NULL &&
+                *b->out == NULL))
+        return GH_PUMP_ENDED;
+    gh_xprt_watch_writes(w->loop, a->x);
+    gh_xprt_watch_writes(w->loop, b->x);
+    return GH_PUMP_BLOCKED;
+}

@@ -1,0 +1,152 @@
+/*
+ * upstream.h - the origin side of a worker thread: destinations ("peers")
+ * with their keep-alive pools and passive health, the balancing state of
+ * each config generation, and choosing and connecting to a server with
+ * fallback to the others.
+ *
+ * Nothing here includes src/proxy/: the reverse proxy drives it per request,
+ * and active health checks or the forward proxy can drive it directly.
+ *
+ * Peers are keyed at run time by address and transport settings (a TLS peer
+ * will add SNI and verification to the key), in a per-thread hash table, so
+ * destinations can appear while running (a forward proxy reaches arbitrary
+ * hosts) and pools survive reloads: a server that stays in the new config
+ * finds its peer, with its idle connections, again. A peer lives while a
+ * config generation or a connection refers to it.
+ *
+ * Lifetimes: the context lives as long as its thread; a generation as long as
+ * its config is used by this thread; a struct gh_ups_try as long as the
+ * request that makes it.
+ */
+#ifndef GH_UPSTREAM_UPSTREAM_H
+#define GH_UPSTREAM_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf/conf.h"
+#include "core/buf.h"
+#include "core/loop.h"
+#include "upstream/balance.h"
+
+struct gh_upconn;
+
+/* A server whose connect failed is skipped this long (passive health). */
+#define GH_UPSTREAM_DOWN_MS 10000
+
+/* One destination of this thread: address plus transport settings. */
+struct gh_peer {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    uint32_t xprt_id; /* 0: plain TCP (TLS settings get ids later) */
+    uint32_t hash;
+    struct gh_peer *hnext;  /* hash chain */
+    struct gh_upconn *idle; /* keep-alive pool, most recently used first */
+    uint32_t n_idle;
+    uint32_t refs;       /* generations and connections pointing here */
+    uint32_t inflight;   /* requests of this thread in flight to it */
+    uint64_t down_until; /* loop ms: skip it until then */
+};
+
+struct gh_upstream_ctx {
+    struct gh_loop *loop;
+    char *scratch; /* the thread's shared read buffer, GH_BUF_SIZE bytes */
+    struct gh_freelist conn_fl;
+    struct gh_peer **buckets;
+    uint32_t n_buckets;
+    uint32_t n_peers;
+    uint32_t n_conns; /* open origin connections */
+    bool stopping;    /* nothing goes back to a pool any more */
+};
+
+/* Set up ctx for a thread whose loop is loop and whose read buffer is scratch. */
+void gh_upstream_ctx_init(struct gh_upstream_ctx *ctx, struct gh_loop *loop, char *scratch);
+
+/* Stop pooling (draining): close every idle connection; busy ones close after their request. */
+void gh_upstream_ctx_stop(struct gh_upstream_ctx *ctx);
+
+/* Release what the context holds (after the loop stopped and every generation is freed). */
+void gh_upstream_ctx_fini(struct gh_upstream_ctx *ctx);
+
+/*
+ * The peer for address ss/len with transport settings xprt_id: found, or
+ * added. Takes a reference (drop it with gh_peer_put). NULL when out of memory.
+ */
+struct gh_peer *gh_peer_get(struct gh_upstream_ctx *ctx, const struct sockaddr_storage *ss,
+                            socklen_t len, uint32_t xprt_id);
+void gh_peer_put(struct gh_upstream_ctx *ctx, struct gh_peer *p);
+
+/* Is p marked down (a recent connect failure)? */
+static inline bool
+gh_peer_down(const struct gh_upstream_ctx *ctx, const struct gh_peer *p)
+{
+    return p->down_until > gh_loop_now(ctx->loop);
+}
+
+/* Per-thread state of one config generation's upstreams. */
+struct gh_ups_gen {
+    struct gh_upstream_ctx *ctx;
+    const struct gh_config *cfg; /* borrowed: the owner holds a reference */
+    uint32_t *off;               /* per upstream: index of its first server in the arrays below */
+    struct gh_balance_srv *bal;  /* per server: the balancer's state */
+    struct gh_peer **peer;       /* per server: its peer (a reference each) */
+};
+
+/* State for cfg's upstreams on this thread. NULL when out of memory. */
+struct gh_ups_gen *gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg);
+void gh_ups_gen_free(struct gh_ups_gen *g);
+
+/*
+ * One request's attempts at an upstream. Zero it, set ups, then pick; each
+ * attempt that got a connection ends with gh_ups_attempt_done (the balancer's
+ * completion feedback).
+ */
+struct gh_ups_try {
+    const struct gh_upstream_conf *ups;
+    uint32_t server;   /* index in ups->servers of the current attempt */
+    uint32_t attempts; /* servers tried so far */
+    uint64_t tried;    /* bit i: server i was tried (servers past 64 are not tracked) */
+    uint64_t t_start;  /* loop ms when the current attempt started */
+    bool in_flight;    /* the current attempt counts as in flight */
+    const void *key;   /* request key for hashing balancers (NULL: none) */
+    size_t key_len;
+};
+
+/* The server of the current attempt. */
+static inline const struct gh_upstream_server *
+gh_ups_server(const struct gh_ups_try *t)
+{
+    return &t->ups->servers[t->server];
+}
+
+/* Pick the server for the next attempt (skipping those down or already tried while others
+ * remain). */
+void gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t);
+
+/*
+ * Get a connection for the current attempt's server: a pooled one unless
+ * fresh is set, else a new connect; an immediate connect failure is logged,
+ * marks the server down and moves on to the next server while untried ones
+ * remain. On success the attempt counts as in flight and *out is attached to
+ * owner (maybe still connecting). Returns 0, or -errno when no server could
+ * be reached (nothing attached).
+ */
+struct gh_upconn_params;
+struct gh_upconn_ops;
+int gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
+                   const struct gh_upconn_params *params, const struct gh_upconn_ops *ops,
+                   void *owner, struct gh_upconn **out);
+
+/*
+ * The current attempt ended with outcome o: it no longer counts as in flight,
+ * the balancer hears the outcome and latency, and a connect failure marks the
+ * server down. Safe to call when no attempt is in flight (then only a connect
+ * failure is recorded).
+ */
+void gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_outcome o);
+
+/* Mark server i of ups down for GH_UPSTREAM_DOWN_MS. */
+void gh_ups_mark_down(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, uint32_t i);
+
+#endif
