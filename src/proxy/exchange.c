@@ -77,6 +77,26 @@ gh_client_ip_str(const struct gh_client_addr *a, char *out, size_t cap)
 }
 
 void
+gh_exchange_set_state(struct gh_exchange *ex, enum gh_ex_state to)
+{
+#ifdef GH_SANITIZE
+#define B(s) (1u << GH_EX_##s)
+    static const uint8_t from[] = {
+        [GH_EX_START] = B(START),
+        [GH_EX_RUNNING] = B(START) | B(RUNNING),
+        [GH_EX_TUNNEL] = B(RUNNING),
+        [GH_EX_ENDED] = B(START) | B(RUNNING) | B(TUNNEL),
+    };
+#undef B
+    if (!(from[to] & (1u << ex->state)))
+        gh_log_error("exchange: state %s -> %s not allowed", state_names[ex->state],
+                     state_names[to]);
+    GH_ASSERT(from[to] & (1u << ex->state));
+#endif
+    ex->state = (uint8_t)to;
+}
+
+void
 gh_exchange_init(struct gh_exchange *ex, const struct gh_downstream_ops *down, struct gh_worker *w,
                  const struct gh_client_addr *client, uint64_t t_start)
 {
@@ -106,7 +126,7 @@ gh_exchange_start(struct gh_exchange *ex, const struct gh_request *req)
     ex->version = req->version;
     if (req->method_id == GH_METHOD_HEAD)
         ex->flags |= GH_EX_HEAD_METHOD;
-    ex->state = GH_EX_RUNNING;
+    gh_exchange_set_state(ex, GH_EX_RUNNING);
     gh_alog_capture(ex, req);
     if (req->listener == NULL) {
         ex->pc = &ex->wc->cfg->pc;
@@ -151,7 +171,7 @@ static int
 complete(struct gh_exchange *ex)
 {
     if (ex->status == 101 && ex->src->tunnel_end != NULL) {
-        ex->state = GH_EX_TUNNEL;
+        gh_exchange_set_state(ex, GH_EX_TUNNEL);
         ex->down->tunnel(ex);
         return GH_PUMP_ENDED;
     }
@@ -226,7 +246,7 @@ gh_exchange_end(struct gh_exchange *ex)
 {
     if (ex->state == GH_EX_ENDED)
         return;
-    ex->state = GH_EX_ENDED;
+    gh_exchange_set_state(ex, GH_EX_ENDED);
     gh_phase_done(ex);
     if (ex->src != NULL && ex->src->release != NULL)
         ex->src->release(ex);

@@ -230,6 +230,9 @@ struct gh_exchange {
 /* The state's name, for logs. */
 const char *gh_exchange_state_name(enum gh_ex_state s);
 
+/* Every state change goes through here; sanitizer builds check the allowed predecessor. */
+void gh_exchange_set_state(struct gh_exchange *ex, enum gh_ex_state to);
+
 /*
  * Set up ex for a new request from down on worker w (the current config
  * generation becomes its). t_start is when the head's first byte came.

@@ -1,9 +1,7 @@
 /*
  * h1_server.c - the HTTP/1.1 server side: one client connection, its request
  * heads read and parsed, its requests one at a time (pipelined ones wait in
- * order), each run as an exchange whose downstream this file implements:
- * response heads and bodies written (re-framed as chunks where the length is
- * unknown), request bodies de-framed and handed to the source, keep-alive,
+ * order), each run as an exchange (its downstream is h1_down.c), keep-alive,
  * pipelining, 100-continue, HTTP/1.0, lingering close, the client-side
  * timers, and the tunnel after 101.
  *
@@ -25,77 +23,15 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
-#include "http/h1_write.h"
-#include "net/xprt.h"
 #include "proxy/accesslog.h"
-#include "proxy/exchange.h"
-#include "proxy/fwd_head.h"
+#include "proxy/h1_conn.h"
 #include "proxy/phase.h"
 #include "proxy/respond.h"
-#include "proxy/worker.h"
 
 #define H1_MAX_HEADERS 256   /* the parser's array on the stack; max_headers is capped to it */
 #define LINGER_MS 2000       /* a lingering close discards input this long at most */
 #define LINGER_READS 16      /* reads per wake-up while lingering */
 #define REJECT_SEND_MS 10000 /* a rejected head's answer must be taken within this */
-/* head and a small body in one piece: write(2) of a copy is cheaper in the
- * kernel than a two-part writev(2) */
-#define COALESCE_MAX (16 * 1024)
-/* splice(2) for the rest of a Content-Length request body of at least this */
-#define SPLICE_MIN (16 * 1024)
-
-#define H1_STATES(X)                                                                               \
-    X(IDLE, "idle")       /* between requests */                                                   \
-    X(HEAD, "head")       /* reading a request head */                                             \
-    X(REQUEST, "request") /* an exchange runs (c->st) */                                           \
-    X(REJECT, "reject")   /* answering a head that never became a request, then closing */         \
-    X(TUNNEL, "tunnel")   /* raw bytes both ways after 101 */                                      \
-    X(LINGER, "linger")   /* our side shut, discarding input before the close */                   \
-    X(CLOSED, "closed")   /* waiting for the deferred free */
-
-enum h1_state {
-#define H1_ENUM(id, name) H1_##id,
-    H1_STATES(H1_ENUM)
-#undef H1_ENUM
-};
-
-#define C_CLOSE_AFTER 0x01 /* close once the current response is written */
-
-struct h1_stream;
-
-struct gh_conn {
-    struct gh_xprt x;
-    struct gh_session s;
-    struct gh_timer timer;
-    struct gh_worker *w;
-    struct gh_buf *in;  /* received bytes not yet processed */
-    struct gh_buf *out; /* bytes for the client not yet written */
-    struct h1_stream *st;
-    uint64_t t_first; /* loop time of the current head's first byte (or of accept) */
-    uint32_t nreq;
-    uint32_t scanned; /* bytes of c->in the parser already saw as an incomplete head */
-    uint8_t state;    /* enum h1_state */
-    uint8_t flags;    /* C_* */
-    struct gh_client_addr addr;
-};
-
-#define S_KEEPALIVE 0x01 /* the connection may be kept after this request */
-#define S_EXPECT 0x02    /* the client waits for 100 Continue */
-#define S_CHUNK_OUT 0x04 /* the response is re-framed as chunks */
-#define S_CLIENT_10 0x08 /* an HTTP/1.0 client */
-
-/* One request on the connection: the exchange and what HTTP/1 adds to it. */
-struct h1_stream {
-    struct gh_exchange ex;
-    struct gh_conn *c;
-    struct gh_h1_chunked req_chunk;
-    uint64_t req_remaining; /* Content-Length body bytes still to come */
-    uint64_t req_bytes;     /* body bytes received (de-framed) */
-    uint64_t sent_mark;     /* bytes written to the client when send_timeout was last armed */
-    uint32_t head_len;      /* a response head held in w->hscratch for the first body write */
-    uint8_t req_body;       /* enum gh_h1_body of the request */
-    uint8_t sflags;         /* S_* */
-};
 
 static const char *const state_names[] = {
 #define H1_NAME(id, name) name,
@@ -104,8 +40,8 @@ static const char *const state_names[] = {
 };
 
 /* Every state change goes through here; sanitizer builds check the predecessor. */
-static void
-set_state(struct gh_conn *c, enum h1_state to)
+void
+gh_h1s_set_state(struct gh_conn *c, enum h1_state to)
 {
 #ifdef GH_SANITIZE
 #define B(s) (1u << H1_##s)
@@ -128,15 +64,9 @@ set_state(struct gh_conn *c, enum h1_state to)
 }
 
 static void conn_advance(struct gh_conn *c);
+static void arm_writes(struct gh_conn *c);
 static void on_event(struct gh_io *io, uint32_t events);
 static void on_timeout(struct gh_timer *t);
-static const struct gh_downstream_ops h1_down;
-
-static inline struct h1_stream *
-stream_of(struct gh_exchange *ex)
-{
-    return gh_container_of(ex, struct h1_stream, ex);
-}
 
 static void
 client_ip(const struct gh_conn *c, char *ip, size_t cap)
@@ -148,8 +78,8 @@ client_ip(const struct gh_conn *c, char *ip, size_t cap)
 /* ------------------------------------------------------------------ */
 /* closing                                                            */
 
-static void
-stream_end(struct gh_conn *c)
+void
+gh_h1s_stream_end(struct gh_conn *c)
 {
     struct h1_stream *s = c->st;
     if (s == NULL)
@@ -159,14 +89,14 @@ stream_end(struct gh_conn *c)
     gh_freelist_put(&c->w->req_fl, s);
 }
 
-static void
-conn_close(struct gh_conn *c)
+void
+gh_h1s_close(struct gh_conn *c)
 {
     if (c->state == H1_CLOSED)
         return;
     struct gh_worker *w = c->w;
-    stream_end(c);
-    set_state(c, H1_CLOSED);
+    gh_h1s_stream_end(c);
+    gh_h1s_set_state(c, H1_CLOSED);
     gh_timer_stop(w->loop, &c->timer);
     gh_xprt_close(&c->x);
     gh_buf_put(c->in);
@@ -179,18 +109,18 @@ conn_close(struct gh_conn *c)
 /* Close after the peer has read what we wrote: shut our side, discard what it
  * still sends for a short while (nginx lingering close), so a response to a
  * rejected request is not destroyed by a TCP reset. */
-static void
-conn_linger(struct gh_conn *c)
+void
+gh_h1s_linger(struct gh_conn *c)
 {
-    stream_end(c);
+    gh_h1s_stream_end(c);
     if (gh_xprt_is(&c->x, GH_XPRT_EOF)) {
-        conn_close(c);
+        gh_h1s_close(c);
         return;
     }
     gh_xprt_shutdown(&c->x);
     gh_buf_put(c->in);
     c->in = NULL;
-    set_state(c, H1_LINGER);
+    gh_h1s_set_state(c, H1_LINGER);
     gh_timer_after(c->w->loop, &c->timer, LINGER_MS);
     conn_advance(c);
 }
@@ -202,7 +132,7 @@ session_drain(struct gh_session *s)
     if (c->state == H1_CLOSED)
         return;
     if (c->state == H1_IDLE && (c->in == NULL || gh_buf_len(c->in) == 0) && c->out == NULL)
-        conn_close(c);
+        gh_h1s_close(c);
     else
         c->flags |= C_CLOSE_AFTER;
 }
@@ -210,7 +140,7 @@ session_drain(struct gh_session *s)
 static void
 session_close(struct gh_session *s)
 {
-    conn_close(gh_container_of(s, struct gh_conn, s));
+    gh_h1s_close(gh_container_of(s, struct gh_conn, s));
 }
 
 /* ------------------------------------------------------------------ */
@@ -293,17 +223,17 @@ conn_reject(struct gh_conn *c, int status)
 {
     struct gh_worker *w = c->w;
     if (c->out == NULL && (c->out = gh_buf_get()) == NULL) {
-        conn_close(c);
+        gh_h1s_close(c);
         return;
     }
     size_t room = gh_buf_reserve(c->out, GH_BUF_SIZE);
     size_t n = gh_respond_reject(gh_buf_tail(c->out), room, status, gh_loop_wall(w->loop));
     if (n == 0) {
-        conn_close(c);
+        gh_h1s_close(c);
         return;
     }
     gh_buf_commit(c->out, n);
-    set_state(c, H1_REJECT);
+    gh_h1s_set_state(c, H1_REJECT);
 }
 
 static void
@@ -320,327 +250,6 @@ head_error(struct gh_conn *c, const struct gh_h1_request *pr, const char *p, siz
 }
 
 /* ------------------------------------------------------------------ */
-/* the downstream: writing the response                               */
-
-/* Is the connection kept after a response with resp's framing? */
-static bool
-keeps(const struct h1_stream *s, const struct gh_resp *resp)
-{
-    const struct gh_exchange *ex = &s->ex;
-    if (!(s->sflags & S_KEEPALIVE))
-        return false;
-    /* answered before the request body ended: the rest of it would be read as a request */
-    if (!(ex->flags & GH_EX_REQ_DONE) && resp->status != 101)
-        return false;
-    if ((s->c->flags & C_CLOSE_AFTER) || (ex->flags & GH_EX_CLOSE) || (resp->flags & GH_RESP_CLOSE))
-        return false;
-    /* an HTTP/1.0 client learns where a body of unknown length ends from the close */
-    if ((resp->body == GH_H1_BODY_CHUNKED || resp->body == GH_H1_BODY_CLOSE) &&
-        (s->sflags & S_CLIENT_10))
-        return false;
-    return true;
-}
-
-static ssize_t
-h1_send_head(struct gh_exchange *ex, const struct gh_resp *resp, bool *reframe)
-{
-    struct h1_stream *s = stream_of(ex);
-    struct gh_conn *c = s->c;
-    int st = resp->status;
-    bool client10 = (s->sflags & S_CLIENT_10) != 0;
-    bool chunk_out =
-        (resp->body == GH_H1_BODY_CHUNKED || resp->body == GH_H1_BODY_CLOSE) && !client10;
-    if (!keeps(s, resp))
-        s->sflags &= (uint8_t)~S_KEEPALIVE;
-    bool bodyless = st < 200 || st == 204 || st == 304;
-    /* a HEAD answer says what a GET's would (Transfer-Encoding included) */
-    bool te_chunked =
-        (!bodyless || st == 304) && (chunk_out || ((ex->flags & GH_EX_HEAD_METHOD) &&
-                                                   (resp->h1flags & GH_H1_F_CHUNKED) && !client10));
-    enum gh_fwd_conn conn = st == 101                    ? GH_FWD_CONN_UPGRADE
-                            : !(s->sflags & S_KEEPALIVE) ? GH_FWD_CONN_CLOSE
-                            : client10                   ? GH_FWD_CONN_KEEPALIVE
-                                                         : GH_FWD_CONN_NONE;
-    size_t hlen = gh_fwd_resp_head(c->w->hscratch, GH_BUF_SIZE, resp, ex->pc,
-                                   gh_loop_wall(c->w->loop), te_chunked, conn);
-    if (hlen == 0) {
-        if (ex->flags & GH_EX_FAILED) /* not even the error page fits (rules too long) */
-            conn_close(c);
-        else
-            gh_exchange_fail(ex, 502, "upstream response head too large to forward");
-        return -1;
-    }
-    if (chunk_out)
-        s->sflags |= S_CHUNK_OUT;
-    s->head_len = (uint32_t)hlen;
-    *reframe = chunk_out;
-    return (ssize_t)(GH_BUF_SIZE - hlen);
-}
-
-/* Write o (and queue what the client does not take). Returns 0, or -1 when the connection is
- * gone (closed here). */
-static int
-write_out(struct h1_stream *s, struct gh_h1_out *o)
-{
-    struct gh_conn *c = s->c;
-    ssize_t wn = gh_xprt_sendv(&c->x, o->iov, o->cnt, o->total);
-    if (wn < 0) {
-        gh_log_info("client closed the connection during the response: %s", strerror((int)-wn));
-        conn_close(c);
-        return -1;
-    }
-    s->ex.flags |= GH_EX_RESP_STARTED;
-    s->ex.bytes_out += o->total;
-    if ((size_t)wn < o->total) {
-        if (gh_buf_stash(&c->out, o->iov, o->cnt, (size_t)wn) != 0) {
-            conn_close(c);
-            return -1;
-        }
-        s->ex.flags |= GH_EX_OUT_QUEUED;
-    }
-    return 0;
-}
-
-static int
-h1_send_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool done)
-{
-    struct h1_stream *s = stream_of(ex);
-    char *hs = s->c->w->hscratch;
-    struct gh_h1_out o;
-    gh_h1_out_init(&o);
-    uint32_t hlen = s->head_len;
-    if (hlen > 0)
-        gh_h1_out_add(&o, hs, hlen);
-    s->head_len = 0;
-    int chunked = (s->sflags & S_CHUNK_OUT) != 0;
-    if (!(ex->flags & GH_EX_HEAD_METHOD)) { /* a HEAD answer has no body */
-        gh_h1_out_data(&o, spans, n, chunked);
-        if (done && chunked)
-            gh_h1_out_add(&o, GH_H1W_LAST_CHUNK, sizeof(GH_H1W_LAST_CHUNK) - 1);
-    }
-    if (hlen > 0 && o.cnt == 2 && o.iov[1].iov_len <= COALESCE_MAX) {
-        /* the source kept the body within the room send_head gave: it fits behind the head */
-        memcpy(hs + hlen, o.iov[1].iov_base, o.iov[1].iov_len);
-        o.iov[0].iov_len += o.iov[1].iov_len;
-        o.cnt = 1;
-    }
-    if (o.total == 0)
-        return 0;
-    return write_out(s, &o);
-}
-
-static int
-h1_send_interim(struct gh_exchange *ex, const struct gh_resp *resp)
-{
-    struct h1_stream *s = stream_of(ex);
-    if (s->sflags & S_CLIENT_10) /* RFC 9110 §15.2: never to an HTTP/1.0 client */
-        return 0;
-    struct gh_conn *c = s->c;
-    size_t hlen = gh_fwd_interim_head(c->w->hscratch, GH_BUF_SIZE, resp);
-    if (hlen == 0)
-        return 0; /* an interim response is advisory: drop one that does not fit */
-    struct gh_h1_out o;
-    gh_h1_out_init(&o);
-    gh_h1_out_add(&o, c->w->hscratch, hlen);
-    uint64_t before = ex->bytes_out;
-    if (write_out(s, &o) != 0)
-        return -1;
-    ex->bytes_out = before; /* the log counts the final response only */
-    return c->out != NULL ? 1 : 0;
-}
-
-static int
-h1_flush(struct gh_exchange *ex)
-{
-    struct gh_conn *c = stream_of(ex)->c;
-    int rc = gh_xprt_flush(&c->x, &c->out);
-    if (rc == 0) {
-        ex->flags &= (uint16_t)~GH_EX_OUT_QUEUED;
-        return GH_PUMP_MOVED;
-    }
-    if (rc == GH_AGAIN)
-        return GH_PUMP_BLOCKED;
-    conn_close(c);
-    return GH_PUMP_ENDED;
-}
-
-static struct gh_xprt *
-h1_splice_to(struct gh_exchange *ex)
-{
-    struct gh_conn *c = stream_of(ex)->c;
-    return c->out == NULL && gh_xprt_can_splice(&c->x) ? &c->x : NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* the downstream: reading the request body                           */
-
-/* The rest of a large Content-Length body by splice(2): client socket -> pipe
- * -> the source's transport, never more than the body (a pipelined request
- * behind it stays in the socket). */
-static int
-splice_body(struct h1_stream *s, struct gh_xprt *to)
-{
-    struct gh_exchange *ex = &s->ex;
-    uint64_t in = 0, out = 0;
-    int err = 0;
-    enum gh_splice_rc st =
-        gh_xprt_splice_pump(ex->req_pipe, &s->req_remaining, &s->c->x, to, &in, &out, &err);
-    s->req_bytes += in;
-    switch (st) {
-    case GH_SPLICE_BLOCKED:
-        ex->src->body_spliced(ex, in, out, 0);
-        return in > 0 || out > 0 ? GH_PUMP_MOVED : GH_PUMP_BLOCKED;
-    case GH_SPLICE_DONE:
-        gh_pipe_put(ex->req_pipe);
-        ex->req_pipe = NULL;
-        ex->flags |= GH_EX_REQ_DONE;
-        ex->src->body_spliced(ex, in, out, 1);
-        return GH_PUMP_MOVED;
-    case GH_SPLICE_OUT_ERR:
-        gh_pipe_put(ex->req_pipe); /* bytes left in it: closed */
-        ex->req_pipe = NULL;
-        ex->src->body_spliced(ex, in, out, -1);
-        return GH_PUMP_MOVED;
-    default:
-        ex->src->body_spliced(ex, in, out, 0);
-        return gh_exchange_fail(ex, 400,
-                                "client closed the connection in the middle of the request body");
-    }
-}
-
-static int
-h1_pump_body(struct gh_exchange *ex)
-{
-    struct h1_stream *s = stream_of(ex);
-    struct gh_conn *c = s->c;
-    if (ex->flags & GH_EX_REQ_DONE)
-        return GH_PUMP_BLOCKED;
-    int from_buf = c->in != NULL && gh_buf_len(c->in) > 0;
-    if (ex->req_pipe == NULL && !from_buf && s->req_body == GH_H1_BODY_LENGTH &&
-        s->req_remaining >= SPLICE_MIN && ex->pc->splice && !(ex->flags & GH_EX_UPGRADE) &&
-        gh_xprt_can_splice(&c->x) && ex->src->body_splice_to(ex) != NULL)
-        ex->req_pipe = gh_pipe_get(); /* none to be had: copy as below */
-    if (ex->req_pipe != NULL) {
-        struct gh_xprt *to = ex->src->body_splice_to(ex);
-        return to != NULL ? splice_body(s, to) : GH_PUMP_BLOCKED;
-    }
-    const char *p;
-    size_t n;
-    if (from_buf) {
-        p = gh_buf_head(c->in);
-        n = gh_buf_len(c->in);
-    } else {
-        if (gh_xprt_is(&c->x, GH_XPRT_EOF))
-            return gh_exchange_fail(
-                ex, 400, "client closed the connection in the middle of the request body");
-        if (!gh_xprt_is(&c->x, GH_XPRT_CAN_READ))
-            return GH_PUMP_BLOCKED;
-        ssize_t rd = gh_xprt_recv(&c->x, c->w->scratch, GH_BUF_SIZE);
-        if (rd == GH_AGAIN)
-            return GH_PUMP_BLOCKED;
-        if (rd <= 0)
-            return gh_exchange_fail(
-                ex, 400, "client closed the connection in the middle of the request body");
-        p = c->w->scratch;
-        n = (size_t)rd;
-    }
-
-    struct iovec spans[GH_H1_OUT_SPANS];
-    int ns = 0, last = 0;
-    size_t used = 0;
-    if (s->req_body == GH_H1_BODY_LENGTH) {
-        size_t k = n < s->req_remaining ? n : (size_t)s->req_remaining;
-        spans[ns++] = (struct iovec){(void *)p, k};
-        used = k;
-        s->req_remaining -= k;
-        s->req_bytes += k;
-        last = s->req_remaining == 0;
-    } else {
-        /* the source re-frames what it is given as chunks: keep room for their size lines */
-        size_t lim = GH_MIN(n, (size_t)(GH_BUF_SIZE - GH_H1_OUT_RESERVE));
-        if (gh_h1_chunked_spans(&s->req_chunk, p, &used, lim, spans, GH_H1_OUT_SPANS, &ns,
-                                &s->req_bytes, &last) != 0)
-            return gh_exchange_fail(ex, 400,
-                                    s->req_chunk.reason ? s->req_chunk.reason : "bad chunked body");
-        uint64_t max = ex->pc->client_max_body_size;
-        if (max != 0 && s->req_bytes > max)
-            return gh_exchange_fail(ex, 413,
-                                    "chunked request body larger than client_max_body_size");
-    }
-    int rc = ex->src->take_body(ex, spans, ns, last);
-    if (rc == GH_PUMP_ENDED || (ex->flags & GH_EX_FAILED))
-        return rc;
-    if (last)
-        ex->flags |= GH_EX_REQ_DONE;
-    /* what was not used stays for later (pipelined requests, or bytes past the body) */
-    if (gh_buf_keep_unused(&c->in, from_buf, p, n, used) != 0)
-        return gh_exchange_fail(ex, 503, "out of memory");
-    return GH_PUMP_MOVED;
-}
-
-/* ------------------------------------------------------------------ */
-/* the downstream: the end of an exchange                             */
-
-static void
-h1_finish(struct gh_exchange *ex)
-{
-    struct h1_stream *s = stream_of(ex);
-    struct gh_conn *c = s->c;
-    bool req_done = (ex->flags & GH_EX_REQ_DONE) != 0;
-    bool keep = (s->sflags & S_KEEPALIVE) && !(c->flags & C_CLOSE_AFTER) && req_done;
-    uint32_t ka_ms = ex->srv != NULL ? ex->srv->keepalive_timeout_ms : 0;
-    stream_end(c); /* the log line; the origin connection back to its pool */
-    c->nreq++;
-    if (!keep) {
-        /* linger only when the client may still be sending: a plain close with
-         * unread input would reset the connection under the response */
-        if ((c->in != NULL && gh_buf_len(c->in) > 0) || !req_done)
-            conn_linger(c);
-        else
-            conn_close(c);
-        return;
-    }
-    set_state(c, H1_IDLE);
-    gh_timer_after(c->w->loop, &c->timer, ka_ms);
-}
-
-static void
-h1_tunnel(struct gh_exchange *ex)
-{
-    struct gh_conn *c = stream_of(ex)->c;
-    set_state(c, H1_TUNNEL);
-}
-
-static void
-h1_abort(struct gh_exchange *ex)
-{
-    conn_close(stream_of(ex)->c);
-}
-
-static void arm_writes(struct gh_conn *c);
-
-static void
-h1_resume(struct gh_exchange *ex)
-{
-    struct gh_conn *c = stream_of(ex)->c;
-    conn_advance(c);
-    arm_writes(c);
-}
-
-static const struct gh_downstream_ops h1_down = {
-    .send_head = h1_send_head,
-    .send_interim = h1_send_interim,
-    .send_body = h1_send_body,
-    .flush = h1_flush,
-    .splice_to = h1_splice_to,
-    .pump_body = h1_pump_body,
-    .finish = h1_finish,
-    .tunnel = h1_tunnel,
-    .abort = h1_abort,
-    .resume = h1_resume,
-};
-
-/* ------------------------------------------------------------------ */
 /* starting a request                                                 */
 
 static void
@@ -651,7 +260,7 @@ send_continue(struct h1_stream *s)
     struct iovec iov = {(void *)cont, sizeof(cont) - 1};
     ssize_t n = gh_xprt_sendv(&c->x, &iov, 1, iov.iov_len);
     if (n < 0 || ((size_t)n < iov.iov_len && gh_buf_stash(&c->out, &iov, 1, (size_t)n) != 0)) {
-        conn_close(c);
+        gh_h1s_close(c);
         return;
     }
     if (c->out != NULL)
@@ -680,10 +289,10 @@ request_start(struct gh_conn *c, const struct gh_h1_request *pr)
     s->req_body = GH_H1_BODY_NONE;
     s->sflags = pr->version == 10 ? S_CLIENT_10 : 0;
     c->st = s;
-    set_state(c, H1_REQUEST);
+    gh_h1s_set_state(c, H1_REQUEST);
     uint64_t now = gh_loop_now(w->loop);
     struct gh_exchange *ex = &s->ex;
-    gh_exchange_init(ex, &h1_down, w, &c->addr, c->t_first ? c->t_first : now);
+    gh_exchange_init(ex, &gh_h1_down, w, &c->addr, c->t_first ? c->t_first : now);
 
     struct gh_request req = {.method = pr->method,
                              .method_len = pr->method_len,
@@ -786,7 +395,7 @@ head_input(struct gh_conn *c, const struct gh_h1_limits *lim, const char **p, si
         if (!*from_buf) {
             if (!gh_xprt_is(&c->x, GH_XPRT_CAN_READ)) {
                 if (gh_xprt_is(&c->x, GH_XPRT_EOF)) {
-                    conn_close(c);
+                    gh_h1s_close(c);
                     return 0;
                 }
                 return GH_AGAIN;
@@ -795,7 +404,7 @@ head_input(struct gh_conn *c, const struct gh_h1_limits *lim, const char **p, si
             if (rd == GH_AGAIN)
                 return GH_AGAIN;
             if (rd <= 0) {
-                conn_close(c);
+                gh_h1s_close(c);
                 return 0;
             }
             *p = c->w->scratch;
@@ -809,7 +418,7 @@ head_input(struct gh_conn *c, const struct gh_h1_limits *lim, const char **p, si
             return 1;
         /* nothing new that could complete a line */
         if (gh_xprt_is(&c->x, GH_XPRT_EOF)) {
-            conn_close(c);
+            gh_h1s_close(c);
             return 0;
         }
         if (!gh_xprt_is(&c->x, GH_XPRT_CAN_READ))
@@ -818,7 +427,7 @@ head_input(struct gh_conn *c, const struct gh_h1_limits *lim, const char **p, si
         if (rd == GH_AGAIN)
             return GH_AGAIN;
         if (rd == 0 && gh_buf_reserve(c->in, 1) > 0) {
-            conn_close(c);
+            gh_h1s_close(c);
             return 0;
         }
         if (rd == 0)
@@ -848,7 +457,7 @@ conn_read_head(struct gh_conn *c)
         if (rc != 1)
             return rc;
         if (c->state == H1_IDLE) {
-            set_state(c, H1_HEAD);
+            gh_h1s_set_state(c, H1_HEAD);
             c->t_first = gh_loop_now(c->w->loop);
             gh_timer_after(c->w->loop, &c->timer, header_timeout(c));
         }
@@ -860,7 +469,7 @@ conn_read_head(struct gh_conn *c)
             if (!from_buf) {
                 struct iovec iov = {(void *)p, n};
                 if (gh_buf_stash(&c->in, &iov, 1, 0) != 0) {
-                    conn_close(c);
+                    gh_h1s_close(c);
                     return 0;
                 }
             }
@@ -885,7 +494,7 @@ conn_read_head(struct gh_conn *c)
             /* body bytes or pipelined requests behind the head: keep them */
             struct iovec iov = {(void *)(p + hlen), n - hlen};
             if (gh_buf_stash(&c->in, &iov, 1, 0) != 0) {
-                conn_close(c);
+                gh_h1s_close(c);
                 return 0;
             }
             request_start(c, &pr);
@@ -943,7 +552,7 @@ request_timeout(struct gh_conn *c)
         client_ip(c, ip, sizeof(ip));
         gh_log_info("client %s: response not read within send_timeout: connection reset", ip);
         gh_xprt_reset(&c->x);
-        conn_close(c);
+        gh_h1s_close(c);
         return;
     }
     if (!(ex->flags & (GH_EX_REQ_DONE | GH_EX_RESP_DONE)) && ex->src->wants_body != NULL &&
@@ -968,7 +577,7 @@ tunnel_advance(struct gh_conn *c)
     struct gh_tunnel_end a = {&c->x, &c->in, &c->out}, b;
     if (ex->src->tunnel_end == NULL || ex->src->tunnel_end(ex, &b) != 0 ||
         gh_tunnel_pump(c->w, &a, &b) == GH_PUMP_ENDED) {
-        conn_close(c); /* the log line is written as the exchange ends */
+        gh_h1s_close(c); /* the log line is written as the exchange ends */
         return;
     }
     gh_timer_after(c->w->loop, &c->timer, ex->pc->tunnel_idle_timeout_ms);
@@ -988,7 +597,7 @@ conn_advance(struct gh_conn *c)
         case H1_HEAD:
             if ((c->flags & C_CLOSE_AFTER) && c->state == H1_IDLE &&
                 (c->in == NULL || gh_buf_len(c->in) == 0)) {
-                conn_close(c);
+                gh_h1s_close(c);
                 return;
             }
             if (conn_read_head(c) == GH_AGAIN)
@@ -1008,9 +617,9 @@ conn_advance(struct gh_conn *c)
                 return;
             }
             if (rc < 0)
-                conn_close(c);
+                gh_h1s_close(c);
             else
-                conn_linger(c);
+                gh_h1s_linger(c);
             return;
         }
         case H1_TUNNEL:
@@ -1026,10 +635,17 @@ conn_advance(struct gh_conn *c)
                 if (rd <= 0)
                     break;
             }
-            conn_close(c);
+            gh_h1s_close(c);
             return;
         }
     }
+}
+
+void
+gh_h1s_resume(struct gh_conn *c)
+{
+    conn_advance(c);
+    arm_writes(c);
 }
 
 /* After a turn of work: a side whose last write fell short needs EPOLLOUT to learn when to go on
@@ -1055,7 +671,7 @@ on_event(struct gh_io *io, uint32_t events)
          * after first_byte_timeout, as nginx does by default (a plain FIN is still
          * served: that is EPOLLRDHUP alone). */
         c->st->ex.status = 499;
-        conn_close(c);
+        gh_h1s_close(c);
         return;
     }
     conn_advance(c);
@@ -1071,7 +687,7 @@ on_timeout(struct gh_timer *t)
         return;
     case H1_IDLE:
     case H1_LINGER:
-        conn_close(c);
+        gh_h1s_close(c);
         return;
     case H1_HEAD: {
         char ip[64];
@@ -1095,11 +711,11 @@ on_timeout(struct gh_timer *t)
         client_ip(c, ip, sizeof(ip));
         gh_log_info("client %s: response not read within send_timeout: connection reset", ip);
         gh_xprt_reset(&c->x);
-        conn_close(c);
+        gh_h1s_close(c);
         return;
     }
     case H1_TUNNEL:
-        conn_close(c);
+        gh_h1s_close(c);
         return;
     }
     conn_advance(c);

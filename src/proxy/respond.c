@@ -27,7 +27,7 @@ gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g)
     ex->gen = *g;
     ex->gen.body_sent = 0;
     ex->status = (uint16_t)status;
-    ex->state = GH_EX_RUNNING;
+    gh_exchange_set_state(ex, GH_EX_RUNNING);
 }
 
 #define FIELD(n, id_, v, vl) ((struct gh_h1_header){(n), (v), sizeof(n) - 1, (uint32_t)(vl), (id_)})
