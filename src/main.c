@@ -225,72 +225,104 @@ reverse_proxy_args(int argc, char **argv, struct source *src)
     return 0;
 }
 
-int
-main(int argc, char **argv)
+/* Read the command line into src. Returns -1 to go on, else the exit code. */
+static int
+parse_cli(int argc, char **argv, struct source *src, int *test_only)
 {
-    struct source src = {NULL, NULL, "<embedded>"};
-    int test_only = 0;
-
-    if (argc >= 2 && strcmp(argv[1], "reverse-proxy") == 0) {
-        if (reverse_proxy_args(argc - 2, argv + 2, &src) != 0)
-            return 2;
-    } else if (argc >= 2 && strcmp(argv[1], "forward-proxy") == 0) {
+    if (argc >= 2 && strcmp(argv[1], "reverse-proxy") == 0)
+        return reverse_proxy_args(argc - 2, argv + 2, src) != 0 ? 2 : -1;
+    if (argc >= 2 && strcmp(argv[1], "forward-proxy") == 0) {
         fprintf(stderr, "gatehouse: the forward proxy is not available in this version yet\n");
         return 2;
-    } else {
-        for (int i = 1; i < argc; i++) {
-            const char *a = argv[i];
-            if (strcmp(a, "-c") == 0) {
-                if (i + 1 >= argc) {
-                    fprintf(stderr, "gatehouse: -c needs a config file\n");
-                    return 2;
-                }
-                src.path = argv[++i];
-            } else if (strcmp(a, "-t") == 0) {
-                test_only = 1;
-            } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
-                printf("gatehouse %s\n", GH_VERSION);
-                return 0;
-            } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-                usage(stdout);
-                return 0;
-            } else {
-                fprintf(stderr, "gatehouse: unknown argument '%s'\n\n", a);
-                usage(stderr);
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "gatehouse: -c needs a config file\n");
                 return 2;
             }
+            src->path = argv[++i];
+        } else if (strcmp(a, "-t") == 0) {
+            *test_only = 1;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+            printf("gatehouse %s\n", GH_VERSION);
+            return 0;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "gatehouse: unknown argument '%s'\n\n", a);
+            usage(stderr);
+            return 2;
         }
-        if (src.path == NULL)
-            src.text = strdup(embedded_default);
     }
+    if (src->path == NULL)
+        src->text = strdup(embedded_default);
+    return -1;
+}
 
-    if (test_only) {
-        struct gh_conf_diag diag = {0};
-        struct gh_config *cfg =
-            src.path ? gh_conf_load_file(src.path, &diag)
-                     : gh_conf_load_string(src.name, src.text, strlen(src.text), &diag);
-        gh_conf_diag_print(&diag, stderr);
-        gh_conf_diag_free(&diag);
-        free(src.text);
-        if (cfg == NULL)
-            return 1;
-        if (check_log_files(cfg) != 0) {
-            gh_conf_unref(cfg);
-            return 1;
-        }
-        printf("%s: configuration is valid\n", src.path ? src.path : src.name);
-        gh_conf_unref(cfg);
-        return 0;
-    }
-
-    struct gh_config *cfg = load(&src, 0);
-    if (cfg == NULL) {
-        free(src.text);
+/* `-t`: check the config (and that its log files open) and say so. Returns the exit code. */
+static int
+check_only(const struct source *src)
+{
+    struct gh_conf_diag diag = {0};
+    struct gh_config *cfg =
+        src->path ? gh_conf_load_file(src->path, &diag)
+                  : gh_conf_load_string(src->name, src->text, strlen(src->text), &diag);
+    gh_conf_diag_print(&diag, stderr);
+    gh_conf_diag_free(&diag);
+    if (cfg == NULL)
         return 1;
+    int bad = check_log_files(cfg);
+    if (!bad)
+        printf("%s: configuration is valid\n", src->path ? src->path : src->name);
+    gh_conf_unref(cfg);
+    return bad ? 1 : 0;
+}
+
+static unsigned
+thread_count(const struct gh_config *cfg)
+{
+    if (cfg->threads != 0)
+        return cfg->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* SIGHUP: load src again and swap it in. Returns the config now running (cfg when that fails). */
+static struct gh_config *
+reload(const struct source *src, struct gh_config *cfg, unsigned nthreads)
+{
+    gh_log_info("reloading %s", src->path ? src->path : src->name);
+    struct gh_config *ncfg = load(src, 0);
+    if (ncfg == NULL) {
+        gh_log_error("reload failed; the previous configuration keeps running");
+        return cfg;
     }
+    unsigned nt = thread_count(ncfg);
+    if (nt != nthreads)
+        gh_log_warn("threads changed to %u: takes effect after a restart", nt);
+    if (gh_proxy_reload(ncfg) != 0) {
+        gh_log_error("reload failed; the previous configuration keeps running");
+        gh_conf_unref(ncfg);
+        return cfg;
+    }
+    apply_error_log(ncfg);
+    gh_conf_unref(cfg);
+    gh_log_info("reload complete");
+    return ncfg;
+}
+
+/* Run until SIGTERM/SIGINT: start the workers, then take signals. Returns the exit code. */
+static int
+serve(const struct source *src)
+{
+    struct gh_config *cfg = load(src, 0);
+    if (cfg == NULL)
+        return 1;
     if (apply_error_log(cfg) != 0) {
         gh_conf_unref(cfg);
-        free(src.text);
         return 1;
     }
 
@@ -306,22 +338,17 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    unsigned nthreads = cfg->threads;
-    if (nthreads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        nthreads = n > 0 ? (unsigned)n : 1;
-    }
+    unsigned nthreads = thread_count(cfg);
     if (gh_proxy_start(cfg, nthreads) != 0) {
         gh_log_error("start-up failed");
         gh_proxy_stop(0);
         gh_conf_unref(cfg);
-        free(src.text);
         return 1;
     }
     for (uint32_t i = 0; i < cfg->n_listeners; i++)
         gh_log_info("listening on %s", cfg->listeners[i].addr.text);
     gh_log_info("gatehouse %s started (pid %d): %u worker thread(s), config %s", GH_VERSION,
-                (int)getpid(), nthreads, src.path ? src.path : src.name);
+                (int)getpid(), nthreads, src->path ? src->path : src->name);
 
     int code = 0;
     for (;;) {
@@ -339,40 +366,30 @@ main(int argc, char **argv)
             apply_error_log(cfg);
             if (gh_proxy_reopen_logs(cfg) != 0)
                 gh_log_error("cannot reopen the access log; still writing to the old one");
-            continue;
-        }
-        if (sig == SIGUSR2) {
+        } else if (sig == SIGUSR2) {
             gh_log_warn("SIGUSR2 ignored (binary upgrade is not supported)");
-            continue;
+        } else if (sig == SIGHUP) {
+            cfg = reload(src, cfg, nthreads);
+        } else {
+            gh_log_info("received %s: draining (at most %u ms)",
+                        sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout_ms);
+            break;
         }
-        if (sig == SIGHUP) {
-            gh_log_info("reloading %s", src.path ? src.path : src.name);
-            struct gh_config *ncfg = load(&src, 0);
-            if (ncfg == NULL) {
-                gh_log_error("reload failed; the previous configuration keeps running");
-                continue;
-            }
-            unsigned nt = ncfg->threads ? ncfg->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-            if (nt != nthreads)
-                gh_log_warn("threads changed to %u: takes effect after a restart", nt);
-            if (gh_proxy_reload(ncfg) != 0) {
-                gh_log_error("reload failed; the previous configuration keeps running");
-                gh_conf_unref(ncfg);
-                continue;
-            }
-            apply_error_log(ncfg);
-            gh_conf_unref(cfg);
-            cfg = ncfg;
-            gh_log_info("reload complete");
-            continue;
-        }
-        gh_log_info("received %s: draining (at most %u ms)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-                    cfg->drain_timeout_ms);
-        break;
     }
     gh_proxy_stop(cfg->drain_timeout_ms);
     gh_log_info("stopped");
     gh_conf_unref(cfg);
+    return code;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct source src = {NULL, NULL, "<embedded>"};
+    int test_only = 0;
+    int code = parse_cli(argc, argv, &src, &test_only);
+    if (code < 0)
+        code = test_only ? check_only(&src) : serve(&src);
     free(src.text);
     return code;
 }

@@ -107,6 +107,57 @@ wr_forwarded(struct gh_wr *w, const struct gh_exchange *ex, const struct prior *
     }
 }
 
+/* The client's fields that pass to the origin; the list fields the proxy appends to are
+ * collected in the priors instead. */
+static void
+copy_req_fields(struct gh_wr *w, const struct gh_exchange *ex, const struct gh_request *req,
+                int xff, int fwd, struct prior *p_xff, struct prior *p_fwd, struct prior *p_via)
+{
+    const struct gh_proxy_conf *pc = ex->pc;
+    const struct gh_h1_header *hs = req->fields;
+    uint32_t nh = req->n_fields;
+    int conn_other = (req->h1flags & GH_H1_F_CONN_OTHER) != 0;
+    int upgrade = (ex->flags & GH_EX_UPGRADE) != 0;
+    for (uint32_t i = 0; i < nh; i++) {
+        const struct gh_h1_header *h = &hs[i];
+        if (gh_field_req_dropped(h->id))
+            continue;
+        switch (h->id) {
+        case GH_HDR_UPGRADE:
+            if (!upgrade)
+                continue;
+            break;
+        case GH_HDR_X_FORWARDED_FOR:
+            if (xff) {
+                prior_add(p_xff, h);
+                continue;
+            }
+            break;
+        case GH_HDR_X_FORWARDED_PROTO:
+        case GH_HDR_X_FORWARDED_HOST:
+            if (xff)
+                continue;
+            break;
+        case GH_HDR_FORWARDED:
+            if (fwd) {
+                prior_add(p_fwd, h);
+                continue;
+            }
+            break;
+        case GH_HDR_VIA:
+            if (pc->via) {
+                prior_add(p_via, h);
+                continue;
+            }
+            break;
+        default:
+            break;
+        }
+        if (field_passes(hs, nh, h, conn_other, pc->req_rules, pc->n_req_rules))
+            gh_wr_field(w, h->name, h->name_len, h->value, h->value_len);
+    }
+}
+
 size_t
 gh_fwd_req_head(char *out, size_t cap, const struct gh_exchange *ex, const struct gh_request *req,
                 const char *host, size_t host_len, const char *path, size_t path_len)
@@ -127,53 +178,11 @@ gh_fwd_req_head(char *out, size_t cap, const struct gh_exchange *ex, const struc
         gh_wr_str(&w, gh_ups_server(&ex->up)->addr.text);
     GH_WR_LIT(&w, "\r\n");
 
-    const struct gh_h1_header *hs = req->fields;
-    uint32_t nh = req->n_fields;
-    int conn_other = (req->h1flags & GH_H1_F_CONN_OTHER) != 0;
-    int upgrade = (ex->flags & GH_EX_UPGRADE) != 0;
     int xff = pc->forwarded == GH_FWD_XFF || pc->forwarded == GH_FWD_BOTH;
     int fwd = pc->forwarded == GH_FWD_RFC7239 || pc->forwarded == GH_FWD_BOTH;
     struct prior p_xff, p_fwd, p_via; /* only .n is read before being written */
     p_xff.n = p_fwd.n = p_via.n = 0;
-
-    for (uint32_t i = 0; i < nh; i++) {
-        const struct gh_h1_header *h = &hs[i];
-        if (gh_field_req_dropped(h->id))
-            continue;
-        switch (h->id) {
-        case GH_HDR_UPGRADE:
-            if (!upgrade)
-                continue;
-            break;
-        case GH_HDR_X_FORWARDED_FOR:
-            if (xff) {
-                prior_add(&p_xff, h);
-                continue;
-            }
-            break;
-        case GH_HDR_X_FORWARDED_PROTO:
-        case GH_HDR_X_FORWARDED_HOST:
-            if (xff)
-                continue;
-            break;
-        case GH_HDR_FORWARDED:
-            if (fwd) {
-                prior_add(&p_fwd, h);
-                continue;
-            }
-            break;
-        case GH_HDR_VIA:
-            if (pc->via) {
-                prior_add(&p_via, h);
-                continue;
-            }
-            break;
-        default:
-            break;
-        }
-        if (field_passes(hs, nh, h, conn_other, pc->req_rules, pc->n_req_rules))
-            gh_wr_field(&w, h->name, h->name_len, h->value, h->value_len);
-    }
+    copy_req_fields(&w, ex, req, xff, fwd, &p_xff, &p_fwd, &p_via);
 
     /* the host the client asked for: the Host field, or the absolute-form authority */
     const char *orig_host = req->target_form == GH_TARGET_ABSOLUTE ? host : req->host;
@@ -186,7 +195,7 @@ gh_fwd_req_head(char *out, size_t cap, const struct gh_exchange *ex, const struc
         gh_h1w_content_length(&w, req->content_length);
     else if (req->body == GH_H1_BODY_CHUNKED)
         GH_WR_LIT(&w, "Transfer-Encoding: chunked\r\n");
-    if (upgrade)
+    if (ex->flags & GH_EX_UPGRADE)
         GH_WR_LIT(&w, "Connection: upgrade\r\n");
     GH_WR_LIT(&w, "\r\n");
     return w.overflow ? 0 : w.len;
