@@ -31,7 +31,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(ASAN_DIR)/tests/fuzz/%_replay)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all build asan run check unit e2e fuzz bench deps format format-check clean
+.PHONY: all build asan run check unit e2e fuzz bench profile deps format format-check clean
 
 all: build
 
@@ -106,6 +106,13 @@ bench:
 	@scripts/deps.sh bench
 	-@$(MAKE) --no-print-directory $(REL_DIR)/gatehouse
 	@bench/run.sh
+	@[ "$${BENCH_PROFILE:-1}" = 0 ] || bench/profile.sh
+
+# Instructions (callgrind) and syscalls (strace) per keep-alive request: exact counts.
+profile:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory $(REL_DIR)/gatehouse
+	@bench/profile.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
