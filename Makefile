@@ -13,10 +13,14 @@ LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 SRCS    := $(sort $(wildcard src/*/*.c))
 MAIN    := src/main.c
 
-# Variants: release (-O2) and asan (ASan+UBSan, used by make check).
+# Variants: release (-O2 with link-time optimisation) and asan (ASan+UBSan, used by make check).
+# LTO lets the compiler inline across the modules' seams (transport, exchange, upstream) as it
+# did inside the single file they came from: bench/profile.sh counts ~9% fewer instructions per
+# request with it. `make LTO=` builds without; clang wants LTO=-flto.
 REL_DIR  := build/release
 ASAN_DIR := build/asan
-REL_CFLAGS  = $(CFLAGS_COMMON) -O2
+LTO     ?= -flto=auto
+REL_CFLAGS  = $(CFLAGS_COMMON) -O2 $(LTO)
 ASAN_CFLAGS = $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined -DGH_SANITIZE=1
 ASAN_LDFLAGS := -fsanitize=address,undefined
@@ -52,13 +56,10 @@ $(ASAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
 
-$(REL_DIR)/libgh.a: $(REL_OBJS)
-	@rm -f $@; ar rcs $@ $^
-
 $(ASAN_DIR)/libgh.a: $(ASAN_OBJS)
 	@rm -f $@; ar rcs $@ $^
 
-$(REL_DIR)/gatehouse: $(REL_DIR)/src/main.o $(REL_DIR)/libgh.a
+$(REL_DIR)/gatehouse: $(REL_DIR)/src/main.o $(REL_OBJS)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
 
 $(ASAN_DIR)/gatehouse: $(ASAN_DIR)/src/main.o $(ASAN_DIR)/libgh.a
