@@ -348,6 +348,15 @@ test_watch_writes_arms_epollout_once(void **state)
         assert_true(gh_loop_run_once(l, 1000) >= 0);
     assert_true(gh_xprt_is(&x, GH_XPRT_CAN_WRITE));
     assert_true(gh_xprt_is(&x, GH_XPRT_OUT_ARMED));
+    /* armed once: the next short send costs no epoll_ctl (here it would fail, on a socket the
+     * loop does not watch) */
+    int fd = x.io.fd;
+    x.io.fd = sv[1];
+    gh_xprt_clear(&x, GH_XPRT_CAN_WRITE);
+    assert_int_equal(gh_xprt_watch_writes(l, &x), 0);
+    gh_xprt_clear(&x, GH_XPRT_OUT_ARMED);
+    assert_int_equal(gh_xprt_watch_writes(l, &x), -ENOENT);
+    x.io.fd = fd;
     free(sink);
     free(big);
     gh_xprt_close(&x);
