@@ -106,13 +106,13 @@ gh_h1w_date(struct gh_wr *w, int64_t wall_sec)
 void
 gh_h1w_content_length(struct gh_wr *w, uint64_t n)
 {
-    if (gh_unlikely(w->cap - w->len < 16 + 20 + 2)) {
-        w->overflow = 1;
-        return;
-    }
     char tmp[20];
     size_t i = u64_digits(tmp, n);
     size_t nd = sizeof(tmp) - i;
+    if (gh_unlikely(w->cap - w->len < 18 + nd)) {
+        w->overflow = 1;
+        return;
+    }
     char *p = w->p + w->len;
     memcpy(p, "Content-Length: ", 16);
     memcpy(p + 16, tmp + i, nd);

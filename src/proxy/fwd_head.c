@@ -126,7 +126,10 @@ copy_req_fields(struct gh_wr *w, const struct gh_exchange *ex, const struct gh_r
         case GH_HDR_UPGRADE:
             if (!upgrade)
                 continue;
-            break;
+            /* Connection names it ("Upgrade, HTTP2-Settings"): hop-by-hop, but this hop
+             * forwards the upgrade, so it goes on with "Connection: upgrade" */
+            gh_wr_field(w, h->name, h->name_len, h->value, h->value_len);
+            continue;
         case GH_HDR_X_FORWARDED_FOR:
             if (xff) {
                 prior_add(p_xff, h);
@@ -222,8 +225,11 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
         if (!own) {
             if (gh_field_resp_dropped(h->id))
                 continue;
-            if (h->id == GH_HDR_UPGRADE && conn != GH_FWD_CONN_UPGRADE)
+            if (h->id == GH_HDR_UPGRADE) {
+                if (conn == GH_FWD_CONN_UPGRADE) /* passes though Connection names it */
+                    gh_wr_field(&w, h->name, h->name_len, h->value, h->value_len);
                 continue;
+            }
             if (h->id == GH_HDR_VIA && via) {
                 prior_add(&p_via, h);
                 continue;

@@ -10,11 +10,11 @@ ws_frame, ws_read_frame, ws_accept = (origin_mod.ws_frame, origin_mod.ws_read_fr
                                       origin_mod.ws_accept)
 
 
-def handshake(port, path="/websocket"):
+def handshake(port, path="/websocket", connection="Upgrade"):
     key = base64.b64encode(os.urandom(16)).decode()
     c = Conn(port, timeout=10)
     c.send(build_request("GET", path, headers=[
-        ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", key),
+        ("Upgrade", "websocket"), ("Connection", connection), ("Sec-WebSocket-Key", key),
         ("Sec-WebSocket-Version", "13")]))
     r = c.read_response()
     eq(r.status, 101, "handshake status")
@@ -36,6 +36,19 @@ def t():
     c.send(ws_frame(8, b"\x03\xe8"))
     op, payload, masked = ws_read_frame(c)
     eq(op, 8, "close frame")
+
+
+@test("WebSocket handshake whose Connection also names another field (Upgrade, X-Trace)")
+def t():
+    # regression: a Connection naming other fields made Upgrade count as one of them (dropped)
+    o = Origin()
+    gh = Gatehouse(conf_proxy(o))
+    c = handshake(gh.port, connection="keep-alive, Upgrade, X-Trace")
+    q = o.requests[0]
+    eq((q.header("upgrade") or "").lower(), "websocket", "Upgrade at origin")
+    check(not q.has("x-trace"), "X-Trace is hop-by-hop: not forwarded")
+    c.send(ws_frame(1, b"hi"))
+    eq(ws_read_frame(c)[1], b"hi", "echo through the tunnel")
 
 
 @test("WebSocket: masked messages echoed both ways, various sizes, then close")
