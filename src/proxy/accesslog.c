@@ -248,7 +248,7 @@ void
 gh_alog_exchange(struct gh_exchange *ex)
 {
     const struct gh_config *cfg = ex->wc->cfg;
-    if (!cfg->access_log_on)
+    if (!cfg->access_log_on || ((ex->flags & GH_EX_CUT) && ex->status == 0))
         return;
     struct rec r = {
         ex->client, ex->log,       ex->up.ups != NULL ? gh_ups_server(&ex->up)->addr.text : NULL,

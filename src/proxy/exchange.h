@@ -172,6 +172,8 @@ struct gh_source_ops {
 /* The downstream holds output the client has not taken yet: a source produces more only when
  * this is clear (the backpressure). The downstream sets and clears it. */
 #define GH_EX_OUT_QUEUED 0x0200
+/* cut by the drain deadline before any response: no access-log line (it has no status) */
+#define GH_EX_CUT 0x0400
 
 #define GH_EX_STATES(X)                                                                            \
     X(START, "start")     /* the head is being routed */                                           \

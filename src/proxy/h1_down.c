@@ -70,8 +70,9 @@ h1_send_head(struct gh_exchange *ex, const struct gh_resp *resp, bool *reframe)
             gh_exchange_fail(ex, 502, "upstream response head too large to forward");
         return -1;
     }
-    if (chunk_out)
-        s->sflags |= S_CHUNK_OUT;
+    /* a head held back and replaced (the body failed before it went out: an error page
+     * follows) takes its framing with it */
+    s->sflags = (uint8_t)((s->sflags & ~S_CHUNK_OUT) | (chunk_out ? S_CHUNK_OUT : 0));
     s->head_len = (uint32_t)hlen;
     *reframe = chunk_out;
     return (ssize_t)(GH_BUF_SIZE - hlen);

@@ -137,10 +137,14 @@ session_drain(struct gh_session *s)
         c->flags |= C_CLOSE_AFTER;
 }
 
+/* The worker closes every connection left at the drain deadline (or at its exit). */
 static void
 session_close(struct gh_session *s)
 {
-    gh_h1s_close(gh_container_of(s, struct gh_conn, s));
+    struct gh_conn *c = gh_container_of(s, struct gh_conn, s);
+    if (c->st != NULL)
+        c->st->ex.flags |= GH_EX_CUT;
+    gh_h1s_close(c);
 }
 
 /* ------------------------------------------------------------------ */

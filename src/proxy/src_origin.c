@@ -321,10 +321,20 @@ origin_body_spliced(struct gh_exchange *ex, uint64_t in, uint64_t out, int end)
 /* ------------------------------------------------------------------ */
 /* the response                                                        */
 
+/* The first response bytes came: the log's time of the first byte (a sink callback may end the
+ * exchange's course, so it is noted here rather than after the read). */
+static inline void
+note_first_byte(struct gh_exchange *ex)
+{
+    if (ex->t_first_byte == 0)
+        ex->t_first_byte = ex->u->t_first_byte;
+}
+
 static ssize_t
 sink_head(void *ctx, const struct gh_h1_response *rs, enum gh_h1_body body, bool *reframe)
 {
     struct gh_exchange *ex = ctx;
+    note_first_byte(ex);
     int st = rs->status;
     bool bodyless = st < 200 || st == 204 || st == 304;
     struct gh_resp resp = {
@@ -353,6 +363,7 @@ static int
 sink_interim(void *ctx, const struct gh_h1_response *rs)
 {
     struct gh_exchange *ex = ctx;
+    note_first_byte(ex);
     if (rs->status == 100)
         return 0; /* our own 100 Continue went out already (when the client asked) */
     struct gh_resp resp = {.status = rs->status,
