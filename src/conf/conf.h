@@ -185,8 +185,8 @@ struct gh_config {
     const char *access_log_at;
     const char *error_log_at;
 
-    /* top-level values: what a request that reaches no server gets (its listener went away in a
-     * reload) */
+    /* top-level values (upstream NULL): what a request that reaches no server is answered with
+     * (its listener went away in a reload) */
     struct gh_proxy_conf pc;
 
     struct gh_listen_conf *listeners;

@@ -1518,6 +1518,7 @@ conf_build(struct conf_state *st, const char *source, struct cnode *root)
     if (st->n_errors > 0)
         return NULL;
     b.cfg->pc = main_pc;
+    b.cfg->pc.upstream = NULL; /* only answers are made with it (it points into the builder) */
     b.cfg->refcount = 1;
     return b.cfg;
 }

@@ -5,6 +5,15 @@
 
 #include <stdlib.h>
 
+#ifdef GH_SANITIZE
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define BUF_CACHE_MAX 256
 
 static __thread struct gh_buf *buf_cache;
@@ -57,6 +66,7 @@ gh_freelist_get(struct gh_freelist *fl)
 {
     void *p = fl->head;
     if (p != NULL) {
+        UNPOISON(p, fl->size);
         fl->head = *(void **)p;
         fl->cached--;
     } else {
@@ -81,6 +91,8 @@ gh_freelist_put(struct gh_freelist *fl, void *p)
     *(void **)p = fl->head;
     fl->head = p;
     fl->cached++;
+    /* a pointer kept to an object given back is a use after free: ASan reports it */
+    POISON(p, fl->size);
 }
 
 void
@@ -88,6 +100,7 @@ gh_freelist_drain(struct gh_freelist *fl)
 {
     while (fl->head != NULL) {
         void *p = fl->head;
+        UNPOISON(p, fl->size);
         fl->head = *(void **)p;
         free(p);
     }

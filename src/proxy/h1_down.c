@@ -66,8 +66,10 @@ h1_send_head(struct gh_exchange *ex, const struct gh_resp *resp, bool *reframe)
     if (hlen == 0) {
         if (ex->flags & GH_EX_FAILED) /* not even the error page fits (rules too long) */
             gh_h1s_close(c);
-        else
+        else if (ex->u != NULL)
             gh_exchange_fail(ex, 502, "upstream response head too large to forward");
+        else /* a generated answer: its response_header rules do not fit a head */
+            gh_exchange_fail(ex, 500, "response head too large (response_header rules)");
         return -1;
     }
     /* a head held back and replaced (the body failed before it went out: an error page
