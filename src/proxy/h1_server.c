@@ -520,6 +520,14 @@ conn_read_head(struct gh_conn *c)
 /* ------------------------------------------------------------------ */
 /* timers while a request runs                                        */
 
+/* Is the exchange waiting for the client's request body (the source would take more)? */
+static bool
+waits_for_body(struct gh_exchange *ex)
+{
+    return !(ex->flags & (GH_EX_REQ_DONE | GH_EX_RESP_DONE)) && ex->src->wants_body != NULL &&
+           ex->src->wants_body(ex) && (ex->req_pipe == NULL || ex->req_pipe->len == 0);
+}
+
 static void
 request_arm_timers(struct h1_stream *s)
 {
@@ -534,12 +542,27 @@ request_arm_timers(struct h1_stream *s)
             s->sent_mark = written;
             gh_timer_after(l, &c->timer, ex->pc->send_timeout_ms);
         }
-    } else if (!(ex->flags & (GH_EX_REQ_DONE | GH_EX_RESP_DONE)) && ex->src->wants_body != NULL &&
-               ex->src->wants_body(ex) && (ex->req_pipe == NULL || ex->req_pipe->len == 0)) {
+    } else if (waits_for_body(ex)) {
         gh_timer_after(l, &c->timer, ex->pc->client_body_timeout_ms);
     }
     /* otherwise the timer keeps its older deadline; on_timeout re-checks what it
      * guards, so no heap work is spent per request here */
+}
+
+/*
+ * The client stopped reading what was sent. Reset rather than close: a close
+ * would leave the kernel holding (and retrying) up to a socket buffer of
+ * response for a peer that does not read it, the slow-reader attack (nginx:
+ * reset_timedout_connection).
+ */
+static void
+reset_slow_reader(struct gh_conn *c)
+{
+    char ip[64];
+    client_ip(c, ip, sizeof(ip));
+    gh_log_info("client %s: response not read within send_timeout: connection reset", ip);
+    gh_xprt_reset(&c->x);
+    gh_h1s_close(c);
 }
 
 static void
@@ -548,19 +571,10 @@ request_timeout(struct gh_conn *c)
     struct h1_stream *s = c->st;
     struct gh_exchange *ex = &s->ex;
     if (c->out != NULL || (ex->resp_pipe != NULL && ex->resp_pipe->len > 0)) {
-        /* send timeout: the client stopped reading. Reset rather than close:
-         * a close would leave the kernel holding (and retrying) up to a
-         * socket buffer of response for a peer that does not read it, the
-         * slow-reader attack (nginx: reset_timedout_connection) */
-        char ip[64];
-        client_ip(c, ip, sizeof(ip));
-        gh_log_info("client %s: response not read within send_timeout: connection reset", ip);
-        gh_xprt_reset(&c->x);
-        gh_h1s_close(c);
+        reset_slow_reader(c);
         return;
     }
-    if (!(ex->flags & (GH_EX_REQ_DONE | GH_EX_RESP_DONE)) && ex->src->wants_body != NULL &&
-        ex->src->wants_body(ex) && (ex->req_pipe == NULL || ex->req_pipe->len == 0)) {
+    if (waits_for_body(ex)) {
         if (gh_exchange_fail(ex, 408, "request body not received in time") != GH_PUMP_ENDED) {
             conn_advance(c);
             arm_writes(c);
@@ -710,14 +724,9 @@ on_timeout(struct gh_timer *t)
     case H1_REQUEST:
         request_timeout(c);
         return;
-    case H1_REJECT: {
-        char ip[64];
-        client_ip(c, ip, sizeof(ip));
-        gh_log_info("client %s: response not read within send_timeout: connection reset", ip);
-        gh_xprt_reset(&c->x);
-        gh_h1s_close(c);
+    case H1_REJECT:
+        reset_slow_reader(c);
         return;
-    }
     case H1_TUNNEL:
         gh_h1s_close(c);
         return;

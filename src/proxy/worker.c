@@ -387,17 +387,9 @@ gh_proxy_start(struct gh_config *cfg, unsigned nthreads)
         }
     }
     listeners = gh_listeners_new(nthreads);
-    struct gh_listen_plan plan;
-    int rc = listen_plan(cfg, &plan);
+    int rc = gh_proxy_reload(cfg); /* the first config is a reload from nothing */
     if (rc != 0)
         return rc;
-    rc = gh_alog_open(cfg);
-    if (rc != 0) {
-        gh_listeners_drop(listeners, &plan);
-        return rc;
-    }
-    post(cfg, &plan);
-    gh_listeners_commit(listeners, &plan);
     for (unsigned t = 0; t < nthreads; t++) {
         int e = pthread_create(&workers[t]->thread, NULL, worker_main, workers[t]);
         if (e != 0) {
