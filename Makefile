@@ -124,4 +124,4 @@ format-check:
 clean:
 	rm -rf build
 
--include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d)
+-include $(REL_OBJS:.o=.d) $(ASAN_OBJS:.o=.d) $(REL_DIR)/src/main.d $(ASAN_DIR)/src/main.d

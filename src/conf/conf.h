@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "conf/tmpl.h"
 #include "core/common.h"
 
 struct gh_config;
@@ -60,6 +61,23 @@ struct gh_hdr_rule {
     const char *value; /* validated field value; NULL for remove */
     uint32_t name_len;
     uint32_t value_len;
+    const struct gh_tmpl *tmpl; /* the value when it has variables (else NULL: value as is) */
+};
+
+/* `rewrite REGEX REPLACEMENT [break|redirect|permanent];` */
+enum gh_rewrite_flag {
+    GH_RW_NEXT = 0,  /* go on with the next rewrite, on the new path */
+    GH_RW_BREAK,     /* stop rewriting */
+    GH_RW_REDIRECT,  /* answer 302 with the result as Location */
+    GH_RW_PERMANENT, /* answer 301 */
+};
+
+struct gh_rewrite {
+    struct pcre2_real_code_8 *re; /* matched against the normalised path */
+    const struct gh_tmpl *repl;   /* with $1..$9 and variables */
+    uint8_t flag;                 /* enum gh_rewrite_flag */
+    bool sets_query;              /* the replacement has a '?': its query replaces the request's */
+    const char *at;               /* "FILE:LINE" for log lines */
 };
 
 enum gh_forwarded_mode {
@@ -76,6 +94,14 @@ struct gh_proxy_conf {
     uint32_t return_status;
     const char *return_body;
     uint32_t return_body_len;
+    const struct gh_tmpl *return_tmpl; /* the body (or URL) when it has variables */
+    /* `proxy NAME PATH;`: the prefix its block matched (proxy_strip bytes of the normalised
+     * path) is replaced with proxy_path. NULL: the target goes as received. */
+    const char *proxy_path;
+    uint32_t proxy_path_len;
+    uint32_t proxy_strip;
+    const struct gh_rewrite *rewrites; /* applied in order to the normalised path */
+    uint32_t n_rewrites;
 
     uint32_t client_body_timeout_ms; /* between two reads of a request body (default 60s) */
     uint32_t send_timeout_ms;        /* between two successful writes to the client (60s) */
@@ -163,7 +189,9 @@ struct gh_listen_conf {
     uint32_t n_names;
 };
 
-enum gh_log_format { GH_LOG_COMBINED = 0, GH_LOG_JSON };
+enum gh_log_format { GH_LOG_COMBINED = 0, GH_LOG_JSON, GH_LOG_CUSTOM };
+/* How a log_format writes variable values: escape=default (nginx's \xXX), json, none. */
+enum gh_log_escape { GH_LOG_ESC_DEFAULT = 0, GH_LOG_ESC_JSON, GH_LOG_ESC_NONE };
 enum gh_log_level { GH_LOG_ERROR = 0, GH_LOG_WARN, GH_LOG_INFO, GH_LOG_DEBUG };
 
 struct gh_config {
@@ -178,6 +206,12 @@ struct gh_config {
     bool access_log_on;
     const char *access_log_path; /* NULL = stderr */
     enum gh_log_format access_log_format;
+    const struct gh_tmpl *access_log_tmpl; /* GH_LOG_CUSTOM: the log_format's line */
+    enum gh_log_escape access_log_escape;
+    /* keep a copy of each request's head for templates used after it is gone
+     * (response_header values with request variables, the access log) */
+    bool keep_request;
+    const char *hostname; /* the machine's, for $hostname */
     /* `error_log stderr|FILE [error|warn|info|debug];` default stderr info */
     const char *error_log_path; /* NULL = stderr */
     enum gh_log_level error_log_level;
@@ -252,6 +286,15 @@ const struct gh_server_conf *gh_conf_find_server(const struct gh_listen_conf *lc
  */
 const struct gh_proxy_conf *gh_conf_find_route(const struct gh_server_conf *s, const char *path,
                                                size_t path_len, const struct gh_route **route);
+
+/*
+ * Match re against s[0..len) with this thread's bounded match data. Returns the
+ * number of pairs set in *ovector (start, end offsets; up to 10 pairs, valid
+ * until the next match on this thread), 0 for no match, -1 when the match
+ * hit its limits.
+ */
+int gh_conf_regex_match(const struct pcre2_real_code_8 *re, const char *s, size_t len,
+                        const size_t **ovector);
 
 /* Parse "1.2.3.4:80", "[::1]:80", "localhost:80" (numeric hosts and "localhost" only; named
  * origins come with DNS later), "*:80" or ":80" (all IPv4). Returns 0 or -EINVAL.

@@ -75,6 +75,15 @@ struct cnode *conf_read_file(struct conf_state *st, const char *path);
 struct cnode *conf_read_string(struct conf_state *st, const char *name, const char *text,
                                size_t len);
 
+/* tmpl.c: compile the text of t as a template for context ctx (GH_TC_*; what names the
+ * directive in messages). Returns it (arena), or NULL after reporting the problem. */
+const struct gh_tmpl *conf_tmpl(struct conf_state *st, const struct conf_tok *t, unsigned ctx,
+                                const char *what);
+
+/* rewrite.c: compile `rewrite REGEX REPLACEMENT [flag]` (the arguments of n). NULL after
+ * reporting. */
+const struct gh_rewrite *conf_rewrite(struct conf_state *st, const struct cnode *n);
+
 /* parse.c: true when name is a directive in any context (for the missing-';' check). */
 bool conf_is_directive(const char *name, size_t len);
 

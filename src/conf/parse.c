@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -74,12 +75,21 @@ struct psrv { /* a server being built */
     bool listen_seen; /* even an invalid one: no "has no 'listen'" on top of its error */
 };
 
+struct plogfmt { /* a log_format */
+    const char *name;
+    const struct gh_tmpl *tmpl;
+    enum gh_log_escape esc;
+    struct conf_pos pos;
+};
+
 struct build {
     struct conf_state *st;
     struct gh_arena *arena;
     struct gh_config *cfg;
-    struct vec upstreams; /* struct pups * */
-    struct vec servers;   /* struct psrv * */
+    struct vec upstreams;             /* struct pups * */
+    struct vec servers;               /* struct psrv * */
+    struct vec log_formats;           /* struct plogfmt * */
+    const struct conf_tok *log_named; /* access_log's format when it is not a built-in one */
 };
 
 struct dir;
@@ -87,12 +97,14 @@ struct dir;
 /* The state of one block being walked. */
 struct blk {
     unsigned ctx;
-    struct gh_proxy_conf *pc;  /* main, server, route */
-    struct gh_server_conf *sc; /* main (the template), server */
-    struct pups *ups;          /* upstream */
-    struct psrv *srv;          /* server */
-    struct vec req, resp;      /* struct gh_hdr_rule * */
-    const struct cnode **seen; /* per table entry: first occurrence in this block */
+    struct gh_proxy_conf *pc;     /* main, server, route */
+    struct gh_server_conf *sc;    /* main (the template), server */
+    struct pups *ups;             /* upstream */
+    struct psrv *srv;             /* server */
+    struct vec req, resp;         /* struct gh_hdr_rule * */
+    struct vec rw;                /* struct gh_rewrite * */
+    const struct gh_route *route; /* the route block being walked */
+    const struct cnode **seen;    /* per table entry: first occurrence in this block */
     const struct cnode *proxy_at, *return_at;
 };
 
@@ -398,9 +410,89 @@ on_access_log(struct build *b, struct blk *k, const struct cnode *n)
         else if (tok_is(f, "json"))
             cfg->access_log_format = GH_LOG_JSON;
         else
-            conf_err(b->st, &f->pos, "invalid access_log format '%s' (expected combined or json)",
-                     show(b, f));
+            b->log_named = f; /* a log_format, found once every one is known */
     }
+}
+
+/* `log_format NAME [escape=default|json|none] STRING...;` (the strings are joined) */
+static void
+on_log_format(struct build *b, struct blk *k, const struct cnode *n)
+{
+    (void)k;
+    const struct conf_tok *name = &n->args[0];
+    if (tok_is(name, "combined") || tok_is(name, "json")) {
+        conf_err(b->st, &name->pos, "'%s' is a built-in log format: choose another name",
+                 show(b, name));
+        return;
+    }
+    for (uint32_t i = 0; i < b->log_formats.n; i++) {
+        const struct plogfmt *o = b->log_formats.v[i];
+        if (strcmp(o->name, name->text) == 0) {
+            conf_err(b->st, &name->pos, "duplicate log_format '%s' (first at %s)", show(b, name),
+                     where(b, &o->pos, name->pos.file));
+            return;
+        }
+    }
+    struct plogfmt *f = gh_arena_alloc(b->arena, sizeof(*f));
+    f->name = name->text;
+    f->pos = name->pos;
+    uint32_t first = 1;
+    if (n->n_args > 2 && strncmp(n->args[1].text, "escape=", 7) == 0) {
+        const struct conf_tok *e = &n->args[1];
+        if (tok_is(e, "escape=default"))
+            f->esc = GH_LOG_ESC_DEFAULT;
+        else if (tok_is(e, "escape=json"))
+            f->esc = GH_LOG_ESC_JSON;
+        else if (tok_is(e, "escape=none"))
+            f->esc = GH_LOG_ESC_NONE;
+        else {
+            conf_err(b->st, &e->pos, "invalid '%s' (expected escape=default, json or none)",
+                     show(b, e));
+            return;
+        }
+        first = 2;
+    }
+    /* the strings as one token, positioned at the first */
+    struct conf_tok all = n->args[first];
+    size_t len = 0;
+    for (uint32_t i = first; i < n->n_args; i++)
+        len += n->args[i].len;
+    char *text = gh_arena_alloc(b->arena, len + 1);
+    len = 0;
+    for (uint32_t i = first; i < n->n_args; i++) {
+        memcpy(text + len, n->args[i].text, n->args[i].len);
+        len += n->args[i].len;
+    }
+    all.text = text;
+    all.len = (uint32_t)len;
+    f->tmpl = conf_tmpl(b->st, &all, GH_TC_LOG, "log_format");
+    if (f->tmpl != NULL)
+        vec_push(b, &b->log_formats, f);
+}
+
+/* access_log's named format, once every log_format is known. */
+static void
+resolve_log_format(struct build *b)
+{
+    const struct conf_tok *t = b->log_named;
+    if (t == NULL || !b->cfg->access_log_on)
+        return;
+    const char **names = gh_arena_alloc(b->arena, (b->log_formats.n + 2) * sizeof(*names));
+    uint32_t nn = 0;
+    names[nn++] = "combined";
+    names[nn++] = "json";
+    for (uint32_t i = 0; i < b->log_formats.n; i++) {
+        const struct plogfmt *f = b->log_formats.v[i];
+        if (strcmp(f->name, t->text) == 0) {
+            b->cfg->access_log_format = GH_LOG_CUSTOM;
+            b->cfg->access_log_tmpl = f->tmpl;
+            b->cfg->access_log_escape = f->esc;
+            return;
+        }
+        names[nn++] = f->name;
+    }
+    conf_err(b->st, &t->pos, "unknown access_log format '%s' (combined, json, or a log_format)%s",
+             show(b, t), suggest(b, t->text, t->len, names, nn));
 }
 
 static void
@@ -734,7 +826,7 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
         }
     }
     r->pc = *k->pc;
-    struct blk sub = {.ctx = CTX_ROUTE, .pc = &r->pc};
+    struct blk sub = {.ctx = CTX_ROUTE, .pc = &r->pc, .route = r};
     walk_block(b, &sub, n->children);
     vec_push(b, &k->srv->routes, r);
     struct conf_pos *pos = gh_arena_alloc(b->arena, sizeof(*pos));
@@ -757,6 +849,29 @@ on_server(struct build *b, struct blk *k, const struct cnode *n)
     walk_block(b, &sub, n->children);
     if (!s->listen_seen)
         conf_err(b->st, &n->name.pos, "server has no 'listen'");
+}
+
+/* `proxy NAME PATH;`: the prefix the block matched is replaced with PATH. */
+static void
+proxy_path(struct build *b, struct blk *k, const struct conf_tok *p)
+{
+    if (p->len == 0 || p->text[0] != '/' || !is_field_value(p->text, p->len) ||
+        memchr(p->text, ' ', p->len) != NULL || memchr(p->text, '?', p->len) != NULL) {
+        conf_err(b->st, &p->pos,
+                 "invalid path '%s' in 'proxy' (a path starting with '/', without spaces or "
+                 "query, that replaces the route's prefix)",
+                 show(b, p));
+        return;
+    }
+    if (k->route != NULL && k->route->kind == GH_ROUTE_REGEX) {
+        conf_err(b->st, &p->pos,
+                 "'proxy NAME PATH' replaces a prefix: a regex route has none (use 'rewrite')");
+        return;
+    }
+    k->pc->proxy_path = p->text;
+    k->pc->proxy_path_len = p->len;
+    /* a route's own prefix (an exact route: all of it); "/" at server or top level */
+    k->pc->proxy_strip = k->route != NULL ? k->route->path_len : 1;
 }
 
 static void
@@ -810,6 +925,12 @@ on_proxy(struct build *b, struct blk *k, const struct cnode *n)
     k->pc->return_status = 0;
     k->pc->return_body = NULL;
     k->pc->return_body_len = 0;
+    k->pc->return_tmpl = NULL;
+    k->pc->proxy_path = NULL;
+    k->pc->proxy_path_len = 0;
+    k->pc->proxy_strip = 0;
+    if (n->n_args == 2)
+        proxy_path(b, k, &n->args[1]);
 }
 
 static void
@@ -843,9 +964,24 @@ on_return(struct build *b, struct blk *k, const struct cnode *n)
     }
     k->return_at = n;
     k->pc->upstream = NULL;
+    k->pc->proxy_path = NULL;
     k->pc->return_status = (uint32_t)code;
     k->pc->return_body = n->n_args > 1 ? n->args[1].text : NULL;
     k->pc->return_body_len = n->n_args > 1 ? n->args[1].len : 0;
+    k->pc->return_tmpl = NULL;
+    if (n->n_args > 1) {
+        const struct gh_tmpl *tm = conf_tmpl(b->st, &n->args[1], GH_TC_REQUEST, "return");
+        if (tm != NULL && (tm->flags & GH_TMPL_VARS))
+            k->pc->return_tmpl = tm;
+    }
+}
+
+static void
+on_rewrite(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct gh_rewrite *rw = conf_rewrite(b->st, n);
+    if (rw != NULL)
+        vec_push(b, &k->rw, (void *)rw);
 }
 
 static void
@@ -980,6 +1116,15 @@ on_header(struct build *b, struct blk *k, const struct cnode *n)
         }
         r->value = v->text;
         r->value_len = v->len;
+        const struct gh_tmpl *t =
+            conf_tmpl(b->st, v, request ? GH_TC_REQUEST : GH_TC_RESPONSE, what);
+        if (t == NULL)
+            return;
+        if (t->flags & GH_TMPL_VARS)
+            r->tmpl = t;
+        /* the request's head is gone when a response head is written: keep a copy */
+        if (!request && (t->flags & GH_TMPL_REQ))
+            b->cfg->keep_request = true;
     }
     vec_push(b, request ? &k->req : &k->resp, r);
 }
@@ -1008,6 +1153,7 @@ static const struct dir dirs[] = {
     {"drain_timeout", CTX_MAIN, 1, 1, 0, NULL, V_DUR, TGT_CFG, 4,
      offsetof(struct gh_config, drain_timeout_ms), 0, UINT32_MAX},
     FN("access_log", CTX_MAIN, 1, 2, 0, on_access_log),
+    FN("log_format", CTX_MAIN, 2, NARGS_ANY, DF_MULTI, on_log_format),
     FN("error_log", CTX_MAIN, 1, 2, 0, on_error_log),
     FN("upstream", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_EARLY, on_upstream),
     FN("server", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_server),
@@ -1030,7 +1176,8 @@ static const struct dir dirs[] = {
     SC_VAL("max_headers", V_NUM, max_headers, 1, 256),
     SC_VAL("max_head_size", V_SIZE, max_head_size, 1024, 65536),
     /* proxy settings */
-    FN("proxy", CTX_PROXY, 1, 1, 0, on_proxy),
+    FN("proxy", CTX_PROXY, 1, 2, 0, on_proxy),
+    FN("rewrite", CTX_PROXY, 2, 3, DF_MULTI, on_rewrite),
     FN("return", CTX_PROXY, 1, 2, 0, on_return),
     PC_DUR("client_body_timeout", client_body_timeout_ms, 1),
     PC_DUR("send_timeout", send_timeout_ms, 1),
@@ -1289,6 +1436,14 @@ walk_block(struct build *b, struct blk *k, const struct cnode *list)
                 k->pc->resp_rules = rules_array(b, &k->resp);
                 k->pc->n_resp_rules = k->resp.n;
             }
+            /* so do rewrites */
+            if (k->rw.n > 0) {
+                struct gh_rewrite *a = gh_arena_alloc(b->arena, k->rw.n * sizeof(*a));
+                for (uint32_t i = 0; i < k->rw.n; i++)
+                    a[i] = *(const struct gh_rewrite *)k->rw.v[i];
+                k->pc->rewrites = a;
+                k->pc->n_rewrites = k->rw.n;
+            }
         }
     }
     k->seen = NULL;
@@ -1517,6 +1672,15 @@ conf_build(struct conf_state *st, const char *source, struct cnode *root)
     assemble(&b);
     if (st->n_errors > 0)
         return NULL;
+    resolve_log_format(&b);
+    if (st->n_errors > 0)
+        return NULL;
+    b.cfg->keep_request = b.cfg->keep_request || b.cfg->access_log_on;
+    char host[256];
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        strcpy(host, "localhost");
+    host[sizeof(host) - 1] = '\0';
+    b.cfg->hostname = gh_arena_strdup(b.arena, host);
     b.cfg->pc = main_pc;
     b.cfg->pc.upstream = NULL; /* only answers are made with it (it points into the builder) */
     b.cfg->refcount = 1;

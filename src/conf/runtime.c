@@ -273,7 +273,7 @@ re_tls_get(void)
     struct re_tls *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
-    t->md = pcre2_match_data_create(1, NULL);
+    t->md = pcre2_match_data_create(10, NULL); /* $0..$9 of a rewrite */
     t->mctx = pcre2_match_context_create(NULL);
     if (t->md == NULL || t->mctx == NULL) {
         re_tls_free(t);
@@ -296,6 +296,23 @@ re_match(const struct pcre2_real_code_8 *re, const char *s, size_t len)
     /* 0 means "matched, ovector too small" (we ask for none) */
     return pcre2_match((const pcre2_code *)re, (PCRE2_SPTR)(s != NULL ? s : ""), len, 0, 0, t->md,
                        t->mctx) >= 0;
+}
+
+int
+gh_conf_regex_match(const struct pcre2_real_code_8 *re, const char *s, size_t len,
+                    const size_t **ovector)
+{
+    struct re_tls *t = re_tls_get();
+    if (t == NULL || re == NULL)
+        return -1;
+    int rc = pcre2_match((const pcre2_code *)re, (PCRE2_SPTR)(s != NULL ? s : ""), len, 0, 0, t->md,
+                         t->mctx);
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    if (rc < 0)
+        return -1;
+    *ovector = pcre2_get_ovector_pointer(t->md);
+    return rc == 0 ? 10 : rc;
 }
 
 const struct gh_proxy_conf *

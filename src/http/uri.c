@@ -88,3 +88,33 @@ gh_uri_split_absolute(const char *t, size_t n, const char **auth, size_t *auth_l
         *path_len = n - a;
     }
 }
+
+static int
+path_char(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != '\0' && strchr("-._~!$&'()*+,;=:@/", c) != NULL;
+}
+
+size_t
+gh_uri_encode_path(const char *in, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (path_char(c)) {
+            if (o + 1 > cap)
+                return 0;
+            out[o++] = (char)c;
+        } else {
+            if (o + 3 > cap)
+                return 0;
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    return o;
+}

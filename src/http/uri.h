@@ -32,4 +32,12 @@ int gh_uri_normalize_path(const char *in, size_t n, char *out, const char **res,
 void gh_uri_split_absolute(const char *t, size_t n, const char **auth, size_t *auth_len,
                            const char **path, size_t *path_len);
 
+/*
+ * Percent-encode the decoded path in[0..n) for a request target (RFC 3986
+ * §3.3): every byte that is not unreserved, a sub-delim, ':', '@' or '/'
+ * becomes %XX (so '%', '?', '#', spaces, controls and non-ASCII bytes are
+ * escaped). Writes to out; returns the length, or 0 when cap is too small.
+ */
+size_t gh_uri_encode_path(const char *in, size_t n, char *out, size_t cap);
+
 #endif

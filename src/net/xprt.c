@@ -63,6 +63,13 @@ gh_xprt_connect_error(struct gh_xprt *x)
     return gh_sock_error(x->io.fd);
 }
 
+int
+gh_xprt_local_addr(struct gh_xprt *x, struct sockaddr_storage *ss)
+{
+    socklen_t len = sizeof(*ss);
+    return getsockname(x->io.fd, (struct sockaddr *)ss, &len) == -1 ? -errno : 0;
+}
+
 bool
 gh_xprt_drained(struct gh_xprt *x)
 {

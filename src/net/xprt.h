@@ -40,6 +40,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -243,6 +244,9 @@ void gh_xprt_reset(struct gh_xprt *x);
 
 /* Outcome of a non-blocking connect once the socket reports writable: 0 or an errno. */
 int gh_xprt_connect_error(struct gh_xprt *x);
+
+/* The local address of x's socket (getsockname). 0 or -errno. */
+int gh_xprt_local_addr(struct gh_xprt *x, struct sockaddr_storage *ss);
 
 /*
  * Is nothing waiting to be read right now? After a response ended exactly at

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "http/h1_write.h"
 #include "proxy/exchange.h"
+#include "proxy/vars.h"
 #include "proxy/worker.h"
 
 #define ALOG_CAP (64 * 1024) /* per-thread buffer, written at batch end or when full */
@@ -59,22 +60,19 @@ gh_alog_close(void)
     alog_fd = -1;
 }
 
-/* Access-log timestamp of the current second: "[26/Nov/2026:18:44:14 +0000]" (json=0) or
- * "2026-11-26T18:44:14Z" (json=1). Formatted once a second: localtime_r takes a lock. */
+/* "2026-11-26T18:44:14Z", formatted once a second. */
 static const char *
-log_time(struct gh_worker *w, int json)
+log_time_iso(struct gh_worker *w)
 {
     int64_t now = gh_loop_wall(w->loop);
     if (now != w->log_time_sec) {
         time_t t = (time_t)now;
         struct tm tm;
-        localtime_r(&t, &tm);
-        strftime(w->log_time[0], sizeof(w->log_time[0]), "[%d/%b/%Y:%H:%M:%S %z]", &tm);
         gmtime_r(&t, &tm);
-        strftime(w->log_time[1], sizeof(w->log_time[1]), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        strftime(w->log_time, sizeof(w->log_time), "%Y-%m-%dT%H:%M:%SZ", &tm);
         w->log_time_sec = now;
     }
-    return w->log_time[json ? 1 : 0];
+    return w->log_time;
 }
 
 void
@@ -110,170 +108,143 @@ alog_append(struct gh_worker *w, const char *line, size_t len)
     gh_loop_at_batch_end(w->loop, flush_hook, w);
 }
 
-/* Copy a slice into a fixed field, cut to fit, NUL-terminated. */
-static void
-copy_field(char *dst, size_t cap, const char *p, size_t n)
-{
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, p, n);
-    dst[n] = '\0';
-}
-
-void
-gh_alog_capture(struct gh_exchange *ex, const struct gh_request *req)
-{
-    if (!ex->wc->cfg->access_log_on)
-        return;
-    struct gh_log_info *li = gh_freelist_get(&ex->w->log_fl);
-    if (li == NULL)
-        return;
-    struct gh_wr w = {li->request, 0, sizeof(li->request) - 1, 0};
-    size_t mlen = GH_MIN(req->method_len, 64);
-    gh_wr_put(&w, req->method, mlen);
-    GH_WR_LIT(&w, " ");
-    /* room left for the target once " HTTP/1.x" is reserved */
-    gh_wr_put(&w, req->target, GH_MIN(req->target_len, sizeof(li->request) - 1 - 10 - mlen));
-    gh_wr_str(&w, req->version == 10 ? " HTTP/1.0" : " HTTP/1.1");
-    li->request[w.len] = '\0';
-    li->referer[0] = li->agent[0] = li->host[0] = '\0';
-    for (uint32_t i = 0; i < req->n_fields; i++) {
-        const struct gh_h1_header *h = &req->fields[i];
-        if (h->name_len == 7 && gh_strncaseeq(h->name, "referer", 7) && li->referer[0] == '\0')
-            copy_field(li->referer, sizeof(li->referer), h->value, h->value_len);
-        else if (h->name_len == 10 && gh_strncaseeq(h->name, "user-agent", 10) &&
-                 li->agent[0] == '\0')
-            copy_field(li->agent, sizeof(li->agent), h->value, h->value_len);
+/* combined: $remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer"
+ * "$http_user_agent", as nginx's */
+#define LIT(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof(s) - 1, GH_VAR_NONE                                                              \
     }
-    if (req->host != NULL)
-        copy_field(li->host, sizeof(li->host), req->host, req->host_len);
-    ex->log = li;
-}
-
-/* Escape for a quoted field of the combined format or a JSON string. */
-static void
-wr_escaped(struct gh_wr *w, const char *s, int json)
-{
-    if (s == NULL || *s == '\0') {
-        if (!json)
-            GH_WR_LIT(w, "-");
-        return;
+#define VAR(v)                                                                                     \
+    {                                                                                              \
+        NULL, 0, GH_VAR_##v                                                                        \
     }
-    for (; *s != '\0'; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\' || ch < 0x20 || ch >= 0x7f) {
-            char esc[8];
-            int n = json ? snprintf(esc, sizeof(esc), "\\u%04x", ch)
-                         : snprintf(esc, sizeof(esc), "\\x%02X", ch);
-            gh_wr_put(w, esc, (size_t)n);
-        } else {
-            gh_wr_put(w, s, 1);
-        }
-    }
-}
-
-/* What a line says. */
-struct rec {
-    const struct gh_client_addr *client;
-    const struct gh_log_info *li;
-    const char *upstream; /* NULL: none */
-    uint16_t status;
-    uint64_t bytes_out;
-    uint64_t t_start, t_head, t_connect, t_first_byte;
+static const struct gh_tmpl_part combined_parts[] = {
+    VAR(REMOTE_ADDR),
+    LIT(" - - ["),
+    VAR(TIME_LOCAL),
+    LIT("] \""),
+    VAR(REQUEST),
+    LIT("\" "),
+    VAR(STATUS),
+    LIT(" "),
+    VAR(BODY_BYTES_SENT),
+    LIT(" \""),
+    {"referer", 7, GH_VAR_HTTP_},
+    LIT("\" \""),
+    {"user-agent", 10, GH_VAR_HTTP_},
+    LIT("\"\n"),
 };
+#undef LIT
+#undef VAR
+static const struct gh_tmpl combined = {combined_parts, GH_ARRAY_LEN(combined_parts),
+                                        GH_TMPL_REQ | GH_TMPL_VARS};
+
+/* A time of the exchange in ms from its start, -1 when it did not happen. */
+static void
+wr_ms(struct gh_wr *w, const char *key, uint64_t at, uint64_t start)
+{
+    gh_wr_str(w, key);
+    if (at == 0) {
+        GH_WR_LIT(w, "-1");
+        return;
+    }
+    gh_wr_u64(w, at >= start ? at - start : 0);
+}
+
+/* The built-in JSON line (keys as in the docs; values escaped for JSON, UTF-8 kept). */
+static void
+json_line(struct gh_exchange *ex, struct gh_wr *w)
+{
+    const struct gh_request *r = ex->req;
+    GH_WR_LIT(w, "{\"time\":\"");
+    gh_wr_str(w, log_time_iso(ex->w));
+    GH_WR_LIT(w, "\",\"remote_addr\":\"");
+    gh_vars_put(ex, GH_VAR_REMOTE_ADDR, NULL, 0, w, GH_ESC_JSON);
+    GH_WR_LIT(w, "\",\"request\":\"");
+    gh_vars_put(ex, GH_VAR_REQUEST, NULL, 0, w, GH_ESC_JSON);
+    GH_WR_LIT(w, "\",\"host\":\"");
+    if (r != NULL && r->host != NULL)
+        gh_vars_escape(w, r->host, r->host_len, GH_ESC_JSON);
+    GH_WR_LIT(w, "\",\"status\":");
+    gh_wr_u64(w, ex->status);
+    GH_WR_LIT(w, ",\"bytes_sent\":");
+    gh_wr_u64(w, ex->bytes_out);
+    GH_WR_LIT(w, ",\"body_bytes_sent\":");
+    gh_vars_put(ex, GH_VAR_BODY_BYTES_SENT, NULL, 0, w, GH_ESC_JSON);
+    GH_WR_LIT(w, ",\"upstream\":\"");
+    if (ex->up.ups != NULL)
+        gh_wr_str(w, gh_ups_server(&ex->up)->addr.text);
+    GH_WR_LIT(w, "\",\"user_agent\":\"");
+    gh_vars_put(ex, GH_VAR_HTTP_, "user-agent", 10, w, GH_ESC_JSON);
+    GH_WR_LIT(w, "\",\"referer\":\"");
+    gh_vars_put(ex, GH_VAR_HTTP_, "referer", 7, w, GH_ESC_JSON);
+    GH_WR_LIT(w, "\",\"request_id\":\"");
+    gh_vars_put(ex, GH_VAR_REQUEST_ID, NULL, 0, w, GH_ESC_JSON);
+    GH_WR_LIT(w, "\"");
+    wr_ms(w, ",\"t_headers_ms\":", ex->t_head, ex->t_start);
+    wr_ms(w, ",\"t_connect_ms\":", ex->t_connect, ex->t_start);
+    wr_ms(w, ",\"t_first_byte_ms\":", ex->t_first_byte, ex->t_start);
+    wr_ms(w, ",\"t_total_ms\":", gh_loop_now(ex->w->loop), ex->t_start);
+    GH_WR_LIT(w, "}\n");
+}
 
 static void
-write_line(struct gh_worker *w, const struct gh_config *cfg, const struct rec *r)
+write_line(struct gh_exchange *ex)
 {
+    const struct gh_config *cfg = ex->wc->cfg;
     char line[ALOG_LINE];
-    struct gh_wr wr = {line, 0, sizeof(line) - 1, 0};
-    char ip[64];
-    if (gh_client_ip_str(r->client, ip, sizeof(ip)) == 0)
-        strcpy(ip, "-");
-    const struct gh_log_info *li = r->li;
-    uint64_t now = gh_loop_now(w->loop);
+    struct gh_wr w = {line, 0, sizeof(line) - 1, 0};
     if (cfg->access_log_format == GH_LOG_JSON) {
-        GH_WR_LIT(&wr, "{\"time\":\"");
-        gh_wr_str(&wr, log_time(w, 1));
-        GH_WR_LIT(&wr, "\",\"remote_addr\":\"");
-        gh_wr_str(&wr, ip);
-        GH_WR_LIT(&wr, "\",\"request\":\"");
-        wr_escaped(&wr, li ? li->request : NULL, 1);
-        GH_WR_LIT(&wr, "\",\"host\":\"");
-        wr_escaped(&wr, li ? li->host : NULL, 1);
-        GH_WR_LIT(&wr, "\",\"status\":");
-        gh_wr_u64(&wr, r->status);
-        GH_WR_LIT(&wr, ",\"bytes_sent\":");
-        gh_wr_u64(&wr, r->bytes_out);
-        GH_WR_LIT(&wr, ",\"upstream\":\"");
-        if (r->upstream != NULL)
-            gh_wr_str(&wr, r->upstream);
-        GH_WR_LIT(&wr, "\",\"user_agent\":\"");
-        wr_escaped(&wr, li ? li->agent : NULL, 1);
-        GH_WR_LIT(&wr, "\",\"referer\":\"");
-        wr_escaped(&wr, li ? li->referer : NULL, 1);
-        char tb[160];
-        int n = snprintf(tb, sizeof(tb),
-                         "\",\"t_headers_ms\":%lld,\"t_connect_ms\":%lld,\"t_first_byte_ms\":%lld,"
-                         "\"t_total_ms\":%llu}\n",
-                         (long long)(r->t_head - r->t_start),
-                         r->t_connect ? (long long)(r->t_connect - r->t_start) : -1LL,
-                         r->t_first_byte ? (long long)(r->t_first_byte - r->t_start) : -1LL,
-                         (unsigned long long)(now - r->t_start));
-        gh_wr_put(&wr, tb, (size_t)n);
+        json_line(ex, &w);
+    } else if (cfg->access_log_format == GH_LOG_CUSTOM) {
+        static const enum gh_vars_esc esc[] = {[GH_LOG_ESC_DEFAULT] = GH_ESC_LOG,
+                                               [GH_LOG_ESC_JSON] = GH_ESC_JSON,
+                                               [GH_LOG_ESC_NONE] = GH_ESC_NONE};
+        gh_vars_expand(cfg->access_log_tmpl, ex, &w, esc[cfg->access_log_escape], NULL);
+        GH_WR_LIT(&w, "\n");
     } else {
-        gh_wr_str(&wr, ip);
-        GH_WR_LIT(&wr, " - - ");
-        gh_wr_str(&wr, log_time(w, 0));
-        GH_WR_LIT(&wr, " \"");
-        wr_escaped(&wr, li ? li->request : NULL, 0);
-        GH_WR_LIT(&wr, "\" ");
-        gh_wr_u64(&wr, r->status);
-        GH_WR_LIT(&wr, " ");
-        gh_wr_u64(&wr, r->bytes_out);
-        GH_WR_LIT(&wr, " \"");
-        wr_escaped(&wr, li ? li->referer : NULL, 0);
-        GH_WR_LIT(&wr, "\" \"");
-        wr_escaped(&wr, li ? li->agent : NULL, 0);
-        GH_WR_LIT(&wr, "\"\n");
+        gh_vars_expand(&combined, ex, &w, GH_ESC_LOG, NULL);
     }
-    if (wr.overflow) {
-        wr.len = wr.cap;
-        line[wr.len++] = '\n';
+    if (w.overflow) { /* cut, and still one line */
+        w.len = w.cap;
+        line[w.len++] = '\n';
     }
-    alog_append(w, line, wr.len);
+    alog_append(ex->w, line, w.len);
 }
 
 void
 gh_alog_exchange(struct gh_exchange *ex)
 {
-    const struct gh_config *cfg = ex->wc->cfg;
-    if (!cfg->access_log_on || ((ex->flags & GH_EX_CUT) && ex->status == 0))
+    if (!ex->wc->cfg->access_log_on)
         return;
-    struct rec r = {
-        ex->client, ex->log,       ex->up.ups != NULL ? gh_ups_server(&ex->up)->addr.text : NULL,
-        ex->status, ex->bytes_out, ex->t_start,
-        ex->t_head, ex->t_connect, ex->t_first_byte};
-    write_line(ex->w, cfg, &r);
+    if ((ex->flags & GH_EX_CUT) && ex->status == 0)
+        ex->status = 444; /* cut at the drain deadline with nothing sent, as nginx's 444 */
+    write_line(ex);
 }
 
 void
-gh_alog_rejected(struct gh_worker *w, const struct gh_client_addr *client, int status,
-                 const char *p, size_t n, uint64_t t_first, uint64_t bytes_out)
+gh_alog_rejected(struct gh_worker *w, const struct gh_client_addr *client,
+                 const struct gh_listen_conf *lc, int status, const char *p, size_t n,
+                 uint64_t t_first, uint64_t bytes_out, uint32_t head_bytes)
 {
-    const struct gh_config *cfg = w->cur->cfg;
-    if (!cfg->access_log_on)
+    if (!w->cur->cfg->access_log_on)
         return;
-    struct gh_log_info li;
+    /* no request came of it: an exchange of its own for the line, with the raw first line */
+    struct gh_exchange ex;
+    memset(&ex, 0, sizeof(ex));
+    ex.w = w;
+    ex.wc = w->cur;
+    ex.client = client;
+    ex.listener = lc;
     size_t k = 0;
     while (p != NULL && k < n && k < 500 && p[k] != '\r' && p[k] != '\n')
         k++;
-    if (p != NULL)
-        memcpy(li.request, p, k);
-    li.request[k] = '\0';
-    li.referer[0] = li.agent[0] = li.host[0] = '\0';
-    uint64_t now = gh_loop_now(w->loop);
-    struct rec r = {client, &li, NULL, (uint16_t)status, bytes_out, t_first ? t_first : now,
-                    now,    0,   0};
-    write_line(w, cfg, &r);
+    ex.raw_line = p;
+    ex.raw_line_len = (uint32_t)k;
+    ex.status = (uint16_t)status;
+    ex.bytes_out = bytes_out;
+    ex.head_bytes = head_bytes;
+    ex.t_head = gh_loop_now(w->loop);
+    ex.t_start = t_first ? t_first : ex.t_head;
+    write_line(&ex);
 }

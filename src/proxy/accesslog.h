@@ -1,6 +1,7 @@
 /*
- * accesslog.h - the access log: one line per exchange (combined or JSON),
- * formatted into a per-thread buffer that is written once per event batch.
+ * accesslog.h - the access log: one line per exchange (combined, JSON, or a
+ * log_format of variables), formatted into a per-thread buffer that is
+ * written once per event batch.
  *
  * The destination is one descriptor number for the life of the process: a new
  * file (reload, SIGUSR1 reopen) is dup3()'d onto it, so a worker writing at
@@ -20,25 +21,12 @@ struct gh_exchange;
 struct gh_request;
 struct gh_client_addr;
 
-/* Access-log strings copied at head time (the head's bytes do not outlive it).
- * One fixed-size object from a per-thread freelist, taken only when logging is
- * on; over-long fields are cut (a log line is not a place for 8 KiB cookies). */
-struct gh_log_info {
-    char request[512]; /* "GET /x HTTP/1.1" */
-    char referer[224];
-    char agent[224];
-    char host[64];
-};
-
 /* Point the access log at cfg's destination (the first call creates the descriptor).
  * Returns 0, or -errno after logging why (the old destination stays). */
 int gh_alog_open(const struct gh_config *cfg);
 
 /* Close the descriptor (at exit, after the workers stopped). */
 void gh_alog_close(void);
-
-/* Copy what the line needs from req into ex (when cfg logs at all). */
-void gh_alog_capture(struct gh_exchange *ex, const struct gh_request *req);
 
 /* Write ex's line (the done phase). */
 void gh_alog_exchange(struct gh_exchange *ex);
@@ -48,8 +36,9 @@ void gh_alog_exchange(struct gh_exchange *ex);
  * timeout), as nginx logs them: the request field is the raw first line of
  * p[0..n), cut at 500 bytes and escaped like any other.
  */
-void gh_alog_rejected(struct gh_worker *w, const struct gh_client_addr *client, int status,
-                      const char *p, size_t n, uint64_t t_first, uint64_t bytes_out);
+void gh_alog_rejected(struct gh_worker *w, const struct gh_client_addr *client,
+                      const struct gh_listen_conf *lc, int status, const char *p, size_t n,
+                      uint64_t t_first, uint64_t bytes_out, uint32_t head_bytes);
 
 /* Write this thread's buffered lines (at batch end). */
 void gh_alog_flush(struct gh_worker *w);

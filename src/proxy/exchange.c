@@ -12,7 +12,6 @@
 
 #include "core/log.h"
 #include "http/uri.h"
-#include "proxy/accesslog.h"
 #include "proxy/phase.h"
 #include "proxy/worker.h"
 
@@ -118,52 +117,124 @@ phase_answer(struct gh_exchange *ex, int rc)
         gh_exchange_fail(ex, rc, ex->fail_reason != NULL ? ex->fail_reason : "refused");
 }
 
+/*
+ * Keep a copy of the request for templates used after its head is gone: one
+ * block with the request, its fields, the head's bytes and $uri, every slice
+ * moved into it. Without the copy (not wanted, or no memory) ex->req is NULL
+ * and those variables are empty.
+ */
+static void
+keep_request(struct gh_exchange *ex, const struct gh_request *r)
+{
+    ex->req = NULL;
+    if (!ex->wc->cfg->keep_request || r->raw == NULL)
+        return;
+    size_t fields = r->n_fields * sizeof(struct gh_h1_header);
+    const char *base = r->raw, *end = r->raw + r->raw_len;
+    /* a query a rewrite gave lives outside the head: it is copied too */
+    bool own_args = ex->args != NULL && !(ex->args >= base && ex->args < end);
+    size_t need = sizeof(struct gh_request) + fields + r->raw_len + ex->uri_len +
+                  (own_args ? ex->args_len : 0);
+    char *blk = gh_worker_head_get(ex->w, need, &ex->kept_cap);
+    if (blk == NULL)
+        return;
+    ex->kept = blk;
+    struct gh_request *k = (struct gh_request *)(void *)blk;
+    struct gh_h1_header *kf = (struct gh_h1_header *)(void *)(blk + sizeof(*k));
+    char *raw = blk + sizeof(*k) + fields;
+    char *uri = raw + r->raw_len;
+    char *args = uri + ex->uri_len;
+    memcpy(raw, r->raw, r->raw_len);
+    memcpy(uri, ex->uri, ex->uri_len);
+    if (own_args)
+        memcpy(args, ex->args, ex->args_len);
+#define MOVE(p) ((p) != NULL && (p) >= base && (p) < end ? raw + ((p)-base) : (p))
+    *k = *r;
+    k->method = MOVE(r->method);
+    k->target = MOVE(r->target);
+    k->host = MOVE(r->host);
+    k->path = MOVE(r->path);
+    k->raw = raw;
+    k->fields = kf;
+    for (uint32_t i = 0; i < r->n_fields; i++) {
+        kf[i] = r->fields[i];
+        kf[i].name = MOVE(r->fields[i].name);
+        kf[i].value = MOVE(r->fields[i].value);
+    }
+    ex->args = own_args ? args : MOVE(ex->args);
+#undef MOVE
+    ex->uri = uri;
+    ex->req = k;
+}
+
+/* Route r and start its source; returns with ex answered or on its way. */
+static void
+route(struct gh_exchange *ex, struct gh_request *r)
+{
+    if (r->listener == NULL) {
+        ex->pc = &ex->wc->cfg->pc;
+        gh_exchange_fail(ex, 503, "listener removed by reload"); /* finish politely */
+        return;
+    }
+    /* the server by Host (or the absolute-form authority), the route by normalised path */
+    ex->srv = gh_conf_find_server(r->listener, r->host, r->host_len);
+    const char *q = memchr(r->path, '?', r->path_len);
+    size_t route_len = q ? (size_t)(q - r->path) : r->path_len;
+    if (q != NULL) {
+        ex->args = q + 1;
+        ex->args_len = (uint32_t)(r->path_len - route_len - 1);
+    }
+    const char *rpath = "/"; /* RFC 9110 §4.2.3: an empty path ("http://h?q") is "/" */
+    size_t rlen = 1;
+    if (route_len > 0 && r->path[0] == '/' &&
+        gh_uri_normalize_path(r->path, route_len, ex->w->uscratch, &rpath, &rlen) != 0) {
+        ex->pc = &ex->srv->pc;
+        gh_exchange_fail(ex, 400,
+                         "request path cannot be normalised (bad escape or '..' above the root)");
+        return;
+    }
+    ex->uri = rpath;
+    ex->uri_len = (uint32_t)rlen;
+    ex->target = r->path;
+    ex->target_len = r->path_len;
+    ex->pc = gh_conf_find_route(ex->srv, rpath, rlen, NULL);
+
+    int rc = gh_rewrite_target(ex);
+    if (rc == GH_OK)
+        rc = gh_phase_routed(ex, r);
+    if (rc == GH_OK)
+        rc = gh_phase_pre_origin(ex, r);
+    if (rc != GH_OK) {
+        phase_answer(ex, rc);
+        return;
+    }
+    gh_origin_start(ex, r);
+}
+
 void
 gh_exchange_start(struct gh_exchange *ex, const struct gh_request *req)
 {
     ex->w->st_requests++;
     ex->method = req->method_id;
     ex->version = req->version;
+    ex->listener = req->listener;
     if (req->method_id == GH_METHOD_HEAD)
         ex->flags |= GH_EX_HEAD_METHOD;
     gh_exchange_set_state(ex, GH_EX_RUNNING);
-    gh_alog_capture(ex, req);
-    if (req->listener == NULL) {
-        ex->pc = &ex->wc->cfg->pc;
-        gh_exchange_fail(ex, 503, "listener removed by reload"); /* finish politely */
-        return;
+    struct gh_request r = *req;
+    r.path = r.target;
+    r.path_len = r.target_len;
+    if (r.target_form == GH_TARGET_ABSOLUTE) {
+        const char *path;
+        size_t host_len, path_len;
+        gh_uri_split_absolute(req->target, req->target_len, &r.host, &host_len, &path, &path_len);
+        r.host_len = (uint32_t)host_len;
+        r.path = path;
+        r.path_len = (uint32_t)path_len;
     }
-
-    /* the server by Host (or the absolute-form authority), the route by path */
-    const char *host = req->host;
-    size_t host_len = req->host_len;
-    const char *path = req->target;
-    size_t path_len = req->target_len;
-    if (req->target_form == GH_TARGET_ABSOLUTE)
-        gh_uri_split_absolute(req->target, req->target_len, &host, &host_len, &path, &path_len);
-    ex->srv = gh_conf_find_server(req->listener, host, host_len);
-    const char *q = memchr(path, '?', path_len);
-    size_t route_len = q ? (size_t)(q - path) : path_len;
-    const char *rpath = "/"; /* RFC 9110 §4.2.3: an empty path ("http://h?q") is "/" */
-    size_t rlen = 1;
-    if (route_len > 0 && path[0] == '/' &&
-        gh_uri_normalize_path(path, route_len, ex->w->hscratch, &rpath, &rlen) != 0) {
-        ex->pc = &ex->srv->pc;
-        gh_exchange_fail(ex, 400,
-                         "request path cannot be normalised (bad escape or '..' above the root)");
-        return;
-    }
-    ex->pc = gh_conf_find_route(ex->srv, rpath, rlen, NULL);
-
-    int rc = gh_phase_routed(ex, req);
-    if (rc == GH_OK)
-        rc = gh_phase_pre_origin(ex, req);
-    if (rc != GH_OK) {
-        phase_answer(ex, rc);
-        return;
-    }
-    struct gh_fwd_target t = {host, host_len, path, path_len};
-    gh_origin_start(ex, req, &t);
+    ex->req = &r; /* the request's slices are good until this returns */
+    route(ex, &r);
+    keep_request(ex, &r);
 }
 
 /* The response is produced and written: switch to a tunnel, or hand back to the downstream. */
@@ -250,10 +321,11 @@ gh_exchange_end(struct gh_exchange *ex)
     gh_phase_done(ex);
     if (ex->src != NULL && ex->src->release != NULL)
         ex->src->release(ex);
-    if (ex->log != NULL) {
-        gh_freelist_put(&ex->w->log_fl, ex->log);
-        ex->log = NULL;
-    }
+    gh_worker_head_put(ex->w, ex->kept, ex->kept_cap);
+    ex->kept = NULL;
+    ex->req = NULL;
+    gh_buf_put(ex->gen_buf);
+    ex->gen_buf = NULL;
     gh_wcfg_drop(ex->w, ex->wc);
     ex->wc = NULL;
 }

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -41,7 +42,6 @@ struct gh_exchange;
 struct gh_worker;
 struct gh_wcfg;
 struct gh_upconn;
-struct gh_log_info;
 
 /* The client's address as the downstream accepted it. */
 struct gh_client_addr {
@@ -75,6 +75,12 @@ struct gh_request {
     uint32_t n_fields;
     uint64_t content_length;               /* with body LENGTH */
     const struct gh_listen_conf *listener; /* NULL: its listener went away in a reload */
+    const char *raw; /* the head's bytes, which every slice above points into */
+    uint32_t raw_len;
+    /* set by gh_exchange_start: the origin-form path and query as received (absolute form:
+     * its path part), and host becomes the absolute form's authority */
+    const char *path;
+    uint32_t path_len;
 };
 
 #define GH_RESP_OWN_FIELDS 0x0001 /* fields written by Gatehouse: not filtered as received ones */
@@ -132,6 +138,8 @@ struct gh_downstream_ops {
     void (*tunnel)(struct gh_exchange *ex);
     /* Cut the client connection now (the response cannot be completed). */
     void (*abort)(struct gh_exchange *ex);
+    /* The local address of the client's connection (for $server_addr). 0 or -errno. */
+    int (*local_addr)(struct gh_exchange *ex, struct sockaddr_storage *ss);
     /* Something happened on the source's side outside the client's events: drive it. */
     void (*resume)(struct gh_exchange *ex);
 };
@@ -172,7 +180,7 @@ struct gh_source_ops {
 /* The downstream holds output the client has not taken yet: a source produces more only when
  * this is clear (the backpressure). The downstream sets and clears it. */
 #define GH_EX_OUT_QUEUED 0x0200
-/* cut by the drain deadline before any response: no access-log line (it has no status) */
+/* cut by the drain deadline: logged with 444 when no response had started */
 #define GH_EX_CUT 0x0400
 
 #define GH_EX_STATES(X)                                                                            \
@@ -203,8 +211,22 @@ struct gh_exchange {
     struct gh_worker *w;
     struct gh_wcfg *wc; /* the config generation it started on (counted as a user) */
     const struct gh_client_addr *client;
+    const struct gh_listen_conf *listener;
     const struct gh_server_conf *srv;
     const struct gh_proxy_conf *pc;
+    /* the request: the downstream's while the exchange starts, then the copy kept for
+     * templates used later (cfg->keep_request), or NULL */
+    const struct gh_request *req;
+    void *kept; /* the block the copy lives in */
+    uint32_t kept_cap;
+    const char *uri; /* $uri: the normalised path, or what rewriting made of it */
+    uint32_t uri_len;
+    const char *args; /* $args: the query (without '?') */
+    uint32_t args_len;
+    const char *target; /* what the origin gets: the path and query as received, or rewritten */
+    uint32_t target_len;
+    const char *raw_line; /* a head rejected before it became a request: its first line */
+    uint32_t raw_line_len;
     /* the origin source */
     struct gh_ups_try up;
     struct gh_upconn *u;
@@ -217,11 +239,15 @@ struct gh_exchange {
     struct gh_pipe *req_pipe;  /* request body moving by splice(2) */
     /* a generated answer */
     struct gh_gen gen;
+    struct gh_buf *gen_buf; /* its body and Location when they had variables */
     /* for the log */
-    struct gh_log_info *log;
     const char *fail_reason;
     uint64_t bytes_out;
-    uint64_t t_start, t_head, t_connect, t_first_byte;
+    uint32_t head_bytes; /* of bytes_out: the response head's */
+    uint64_t t_start, t_head, t_connect, t_first_byte, t_up_done;
+    uint16_t up_status; /* the origin's answer */
+    bool has_id;
+    uint8_t request_id[16];
     uint16_t status;
     uint16_t flags; /* GH_EX_* */
     uint8_t method; /* enum gh_h1_method */
@@ -273,21 +299,26 @@ int gh_exchange_fail(struct gh_exchange *ex, int status, const char *reason);
  */
 void gh_exchange_end(struct gh_exchange *ex);
 
-/* Where the request goes, as the exchange worked it out. */
-struct gh_fwd_target {
-    const char *host; /* the Host field, or the absolute-form authority; NULL: none */
-    size_t host_len;
-    const char *path; /* origin-form path and query as received (absolute form: its path) */
-    size_t path_len;
-};
-
-/* The origin source (src_origin.c): build the head for the origin, choose a server and connect.
- */
-void gh_origin_start(struct gh_exchange *ex, const struct gh_request *req,
-                     const struct gh_fwd_target *t);
+/* The origin source (src_origin.c): build the head for the origin (ex->target), choose a
+ * server and connect. */
+void gh_origin_start(struct gh_exchange *ex, const struct gh_request *req);
 
 /* Answer ex from here (respond.c): status with g's body or location. */
 void gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g);
+
+/* The same with the body (or, for a redirect, the Location) expanded from t now, while the
+ * request is there. Returns GH_OK, or 500 when the expansion does not fit a buffer. */
+int gh_respond_tmpl(struct gh_exchange *ex, int status, const struct gh_tmpl *t, bool location);
+
+/* The same with text[0..len) copied (it need not outlive the call). GH_OK, or 500 when it does
+ * not fit a buffer. */
+int gh_respond_copy(struct gh_exchange *ex, int status, const char *text, size_t len,
+                    bool location);
+
+/* Rewriting (rewrite.c): apply pc's rewrites, or its prefix replacement, to ex->uri; set
+ * ex->target for the origin. Returns GH_OK, GH_DECLINED (answered with a redirect), or 500
+ * (ex->fail_reason says why). */
+int gh_rewrite_target(struct gh_exchange *ex);
 
 /* Tunnel (tunnel.c): relay raw bytes between a and b until both have closed. Returns
  * GH_PUMP_BLOCKED, or GH_PUMP_ENDED when the tunnel is over (both sides closed, or one failed). */

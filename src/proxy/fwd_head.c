@@ -7,6 +7,7 @@
 
 #include "http/fields.h"
 #include "http/h1_write.h"
+#include "proxy/vars.h"
 
 /* Does a rule of rules[0..n) replace or remove the field name[0..len)? */
 static int
@@ -19,12 +20,23 @@ rule_names(const struct gh_hdr_rule *rules, uint32_t n, const char *name, size_t
     return 0;
 }
 
+/* The rules' fields, their variables expanded for ex. */
 static void
-wr_rules(struct gh_wr *w, const struct gh_hdr_rule *rules, uint32_t n)
+wr_rules(struct gh_wr *w, const struct gh_hdr_rule *rules, uint32_t n, struct gh_exchange *ex)
 {
-    for (uint32_t i = 0; i < n; i++)
-        if (rules[i].op != GH_HDR_REMOVE)
-            gh_wr_field(w, rules[i].name, rules[i].name_len, rules[i].value, rules[i].value_len);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gh_hdr_rule *r = &rules[i];
+        if (r->op == GH_HDR_REMOVE)
+            continue;
+        if (r->tmpl == NULL || ex == NULL) {
+            gh_wr_field(w, r->name, r->name_len, r->value, r->value_len);
+            continue;
+        }
+        gh_wr_put(w, r->name, r->name_len);
+        GH_WR_LIT(w, ": ");
+        gh_vars_expand(r->tmpl, ex, w, GH_ESC_NONE, NULL);
+        GH_WR_LIT(w, "\r\n");
+    }
 }
 
 /* May field h be copied to the other side? (not named by Connection, not replaced or
@@ -162,9 +174,10 @@ copy_req_fields(struct gh_wr *w, const struct gh_exchange *ex, const struct gh_r
 }
 
 size_t
-gh_fwd_req_head(char *out, size_t cap, const struct gh_exchange *ex, const struct gh_request *req,
-                const char *host, size_t host_len, const char *path, size_t path_len)
+gh_fwd_req_head(char *out, size_t cap, struct gh_exchange *ex, const struct gh_request *req)
 {
+    const char *host = req->host, *path = ex->target;
+    size_t host_len = req->host_len, path_len = ex->target_len;
     const struct gh_proxy_conf *pc = ex->pc;
     struct gh_wr w = {out, 0, cap, 0};
     gh_wr_put(&w, req->method, req->method_len);
@@ -188,12 +201,10 @@ gh_fwd_req_head(char *out, size_t cap, const struct gh_exchange *ex, const struc
     copy_req_fields(&w, ex, req, xff, fwd, &p_xff, &p_fwd, &p_via);
 
     /* the host the client asked for: the Host field, or the absolute-form authority */
-    const char *orig_host = req->target_form == GH_TARGET_ABSOLUTE ? host : req->host;
-    size_t orig_host_len = req->target_form == GH_TARGET_ABSOLUTE ? host_len : req->host_len;
-    wr_forwarded(&w, ex, &p_xff, &p_fwd, orig_host, orig_host_len, xff, fwd);
+    wr_forwarded(&w, ex, &p_xff, &p_fwd, host, host_len, xff, fwd);
     if (pc->via)
         wr_via(&w, &p_via, req->version == 10);
-    wr_rules(&w, pc->req_rules, pc->n_req_rules);
+    wr_rules(&w, pc->req_rules, pc->n_req_rules, ex);
     if (req->body == GH_H1_BODY_LENGTH)
         gh_h1w_content_length(&w, req->content_length);
     else if (req->body == GH_H1_BODY_CHUNKED)
@@ -206,7 +217,7 @@ gh_fwd_req_head(char *out, size_t cap, const struct gh_exchange *ex, const struc
 
 size_t
 gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct gh_proxy_conf *pc,
-                 int64_t wall, bool te_chunked, enum gh_fwd_conn conn)
+                 struct gh_exchange *ex, int64_t wall, bool te_chunked, enum gh_fwd_conn conn)
 {
     struct gh_wr w = {out, 0, cap, 0};
     gh_h1w_status_line(&w, resp->status, resp->reason, resp->reason_len);
@@ -244,7 +255,7 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
         gh_h1w_date(&w, wall);
     if (via)
         wr_via(&w, &p_via, resp->version == 10);
-    wr_rules(&w, rules, n_rules);
+    wr_rules(&w, rules, n_rules, ex);
     if (conn == GH_FWD_CONN_UPGRADE) {
         GH_WR_LIT(&w, "Connection: upgrade\r\n");
     } else {

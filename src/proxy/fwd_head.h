@@ -17,14 +17,13 @@
 #include "proxy/exchange.h"
 
 /*
- * The request head for the origin of ex: req's method, the origin-form path
- * (path, or "/" + path when it starts with '?'), Host (upstream_host, else
- * the client's host, else the server's address), the client's fields that
- * may pass, the forwarding fields, the rules, and the framing of the body.
+ * The request head for the origin of ex: req's method, ex->target (with a
+ * "/" in front when it starts with '?'), Host (upstream_host, else the
+ * client's host, else the server's address), the client's fields that may
+ * pass, the forwarding fields, the rules (their variables expanded), and the
+ * framing of the body.
  */
-size_t gh_fwd_req_head(char *out, size_t cap, const struct gh_exchange *ex,
-                       const struct gh_request *req, const char *host, size_t host_len,
-                       const char *path, size_t path_len);
+size_t gh_fwd_req_head(char *out, size_t cap, struct gh_exchange *ex, const struct gh_request *req);
 
 /* What a response head says about the connection. */
 enum gh_fwd_conn {
@@ -38,13 +37,13 @@ enum gh_fwd_conn {
  * The response head for the client: the status line, resp's fields (received
  * ones without hop-by-hop and framing fields, and without those named by a
  * response_header rule of pc), Date when missing, Via when pc asks, pc's
- * rules, the framing (Content-Length when resp declares one, else
- * "Transfer-Encoding: chunked" when te_chunked), and conn. pc may be NULL (no
- * rules, no Via).
+ * rules (their variables expanded for ex), the framing (Content-Length when
+ * resp declares one, else "Transfer-Encoding: chunked" when te_chunked), and
+ * conn. pc may be NULL (no rules, no Via; then ex may be NULL too).
  */
 size_t gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp,
-                        const struct gh_proxy_conf *pc, int64_t wall, bool te_chunked,
-                        enum gh_fwd_conn conn);
+                        const struct gh_proxy_conf *pc, struct gh_exchange *ex, int64_t wall,
+                        bool te_chunked, enum gh_fwd_conn conn);
 
 /* An interim (1xx) head: the status line and the fields that may pass; nothing added. */
 size_t gh_fwd_interim_head(char *out, size_t cap, const struct gh_resp *resp);

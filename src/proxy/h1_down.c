@@ -61,7 +61,7 @@ h1_send_head(struct gh_exchange *ex, const struct gh_resp *resp, bool *reframe)
                             : !(s->sflags & S_KEEPALIVE) ? GH_FWD_CONN_CLOSE
                             : client10                   ? GH_FWD_CONN_KEEPALIVE
                                                          : GH_FWD_CONN_NONE;
-    size_t hlen = gh_fwd_resp_head(c->w->hscratch, GH_BUF_SIZE, resp, ex->pc,
+    size_t hlen = gh_fwd_resp_head(c->w->hscratch, GH_BUF_SIZE, resp, ex->pc, ex,
                                    gh_loop_wall(c->w->loop), te_chunked, conn);
     if (hlen == 0) {
         if (ex->flags & GH_EX_FAILED) /* not even the error page fits (rules too long) */
@@ -112,8 +112,10 @@ h1_send_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool done
     struct gh_h1_out o;
     gh_h1_out_init(&o);
     uint32_t hlen = s->head_len;
-    if (hlen > 0)
+    if (hlen > 0) {
         gh_h1_out_add(&o, hs, hlen);
+        ex->head_bytes += hlen;
+    }
     s->head_len = 0;
     int chunked = (s->sflags & S_CHUNK_OUT) != 0;
     if (!(ex->flags & GH_EX_HEAD_METHOD)) { /* a HEAD answer has no body */
@@ -326,6 +328,12 @@ h1_resume(struct gh_exchange *ex)
     gh_h1s_resume(gh_h1s_stream(ex)->c);
 }
 
+static int
+h1_local_addr(struct gh_exchange *ex, struct sockaddr_storage *ss)
+{
+    return gh_xprt_local_addr(&gh_h1s_stream(ex)->c->x, ss);
+}
+
 const struct gh_downstream_ops gh_h1_down = {
     .send_head = h1_send_head,
     .send_interim = h1_send_interim,
@@ -336,5 +344,6 @@ const struct gh_downstream_ops gh_h1_down = {
     .finish = h1_finish,
     .tunnel = h1_tunnel,
     .abort = h1_abort,
+    .local_addr = h1_local_addr,
     .resume = h1_resume,
 };

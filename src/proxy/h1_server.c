@@ -223,7 +223,7 @@ const struct gh_proto gh_h1_proto = {"http/1.1", sizeof(struct gh_conn), sizeof(
  * object could be had). The answer is queued; conn_advance writes it.
  */
 static void
-conn_reject(struct gh_conn *c, int status)
+conn_reject(struct gh_conn *c, int status, const char *p, size_t n)
 {
     struct gh_worker *w = c->w;
     if (c->out == NULL && (c->out = gh_buf_get()) == NULL) {
@@ -231,13 +231,16 @@ conn_reject(struct gh_conn *c, int status)
         return;
     }
     size_t room = gh_buf_reserve(c->out, GH_BUF_SIZE);
-    size_t n = gh_respond_reject(gh_buf_tail(c->out), room, status, gh_loop_wall(w->loop));
-    if (n == 0) {
+    size_t hlen = 0;
+    size_t len = gh_respond_reject(gh_buf_tail(c->out), room, status, gh_loop_wall(w->loop), &hlen);
+    if (len == 0) {
         gh_h1s_close(c);
         return;
     }
-    gh_buf_commit(c->out, n);
+    gh_buf_commit(c->out, len);
     gh_h1s_set_state(c, H1_REJECT);
+    /* the access log has a line for it, with the head's first line as the request */
+    gh_alog_rejected(w, &c->addr, listener_of(c), status, p, n, c->t_first, len, (uint32_t)hlen);
 }
 
 static void
@@ -248,9 +251,7 @@ head_error(struct gh_conn *c, const struct gh_h1_request *pr, const char *p, siz
     int status = pr->err.status ? pr->err.status : 400;
     gh_log_info("client %s: %d: %s (at byte %u)", ip, status,
                 pr->err.reason ? pr->err.reason : "bad request", pr->err.offset);
-    conn_reject(c, status);
-    if (c->state == H1_REJECT)
-        gh_alog_rejected(c->w, &c->addr, status, p, n, c->t_first, gh_buf_len(c->out));
+    conn_reject(c, status, p, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -277,12 +278,12 @@ send_continue(struct h1_stream *s)
  * Start its exchange.
  */
 static void
-request_start(struct gh_conn *c, const struct gh_h1_request *pr)
+request_start(struct gh_conn *c, const struct gh_h1_request *pr, const char *raw, size_t raw_len)
 {
     struct gh_worker *w = c->w;
     struct h1_stream *s = gh_freelist_get(&w->req_fl);
     if (s == NULL) {
-        conn_reject(c, 503);
+        conn_reject(c, 503, NULL, 0);
         return;
     }
     /* the exchange part is cleared by gh_exchange_init, the rest here */
@@ -310,7 +311,9 @@ request_start(struct gh_conn *c, const struct gh_h1_request *pr)
                              .host_len = pr->host_len,
                              .fields = pr->headers,
                              .n_fields = pr->num_headers,
-                             .listener = listener_of(c)};
+                             .listener = listener_of(c),
+                             .raw = raw,
+                             .raw_len = (uint32_t)raw_len};
     /* RFC 9112 §6.3: how the body is delimited */
     if (pr->flags & GH_H1_F_CHUNKED) {
         s->req_body = GH_H1_BODY_CHUNKED;
@@ -501,9 +504,9 @@ conn_read_head(struct gh_conn *c)
                 gh_h1s_close(c);
                 return 0;
             }
-            request_start(c, &pr);
+            request_start(c, &pr, p, hlen);
         } else {
-            request_start(c, &pr);
+            request_start(c, &pr, p, hlen);
             if (from_buf && c->in != NULL) {
                 /* the head's slices were used by request_start; now drop the head */
                 gh_buf_consume(c->in, hlen);
@@ -713,10 +716,9 @@ on_timeout(struct gh_timer *t)
         gh_log_info("client %s: 408: request head not received in time", ip);
         const char *p = c->in != NULL ? gh_buf_head(c->in) : NULL;
         size_t n = c->in != NULL ? gh_buf_len(c->in) : 0;
-        conn_reject(c, 408);
+        conn_reject(c, 408, p, n);
         if (c->state != H1_REJECT)
             return;
-        gh_alog_rejected(c->w, &c->addr, 408, p, n, c->t_first, gh_buf_len(c->out));
         gh_buf_put(c->in);
         c->in = NULL;
         break;

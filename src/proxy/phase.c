@@ -44,6 +44,11 @@ answer_here(struct gh_exchange *ex, const struct gh_request *req)
     if (pc->return_status == 0 && pc->upstream != NULL)
         return GH_OK;
     int st = pc->return_status ? (int)pc->return_status : 404;
+    bool redirect = st == 301 || st == 302 || st == 303 || st == 307 || st == 308;
+    if (pc->return_tmpl != NULL) { /* variables: expanded now, while the request is here */
+        int rc = gh_respond_tmpl(ex, st, pc->return_tmpl, redirect);
+        return rc == GH_OK ? GH_DECLINED : rc;
+    }
     struct gh_gen g = {0};
     if (pc->return_status != 0 && pc->return_body != NULL) {
         g.body = pc->return_body;
@@ -51,7 +56,7 @@ answer_here(struct gh_exchange *ex, const struct gh_request *req)
     } else if (st < 400) {
         g.body = ""; /* `return 200;` answers with an empty body, not a page */
     }
-    if (st == 301 || st == 302 || st == 303 || st == 307 || st == 308) {
+    if (redirect) {
         /* as in nginx, `return 30x URL` redirects: the text is the Location */
         g.location = g.body;
         g.location_len = g.body_len;

@@ -11,6 +11,7 @@
 #include "proxy/exchange.h"
 #include "proxy/fwd_head.h"
 #include "proxy/respond.h"
+#include "proxy/vars.h"
 #include "proxy/worker.h"
 
 static int gen_recv(struct gh_exchange *ex);
@@ -19,6 +20,67 @@ static const struct gh_source_ops src_generated = {
     .name = "generated",
     .recv = gen_recv,
 };
+
+/* The generated answer's own buffer, emptied. NULL when out of memory. */
+static struct gh_buf *
+gen_buf(struct gh_exchange *ex)
+{
+    if (ex->gen_buf == NULL && (ex->gen_buf = gh_buf_get()) == NULL)
+        return NULL;
+    ex->gen_buf->start = ex->gen_buf->end = 0;
+    return ex->gen_buf;
+}
+
+static void
+respond_buf(struct gh_exchange *ex, int status, size_t len, bool location)
+{
+    struct gh_buf *b = ex->gen_buf;
+    gh_buf_commit(b, len);
+    struct gh_gen g = {0};
+    if (location) {
+        g.location = gh_buf_head(b);
+        g.location_len = (uint32_t)len;
+    } else {
+        g.body = gh_buf_head(b);
+        g.body_len = (uint32_t)len;
+    }
+    gh_respond(ex, status, &g);
+}
+
+int
+gh_respond_tmpl(struct gh_exchange *ex, int status, const struct gh_tmpl *t, bool location)
+{
+    struct gh_buf *b = gen_buf(ex);
+    if (b == NULL) {
+        ex->fail_reason = "out of memory";
+        return 503;
+    }
+    struct gh_wr w = {gh_buf_tail(b), 0, GH_BUF_SIZE, 0};
+    gh_vars_expand(t, ex, &w, GH_ESC_NONE, NULL);
+    if (w.overflow) {
+        ex->fail_reason = "the 'return' text is longer than a buffer once its variables are in";
+        return 500;
+    }
+    respond_buf(ex, status, w.len, location);
+    return GH_OK;
+}
+
+int
+gh_respond_copy(struct gh_exchange *ex, int status, const char *text, size_t len, bool location)
+{
+    struct gh_buf *b = gen_buf(ex);
+    if (b == NULL) {
+        ex->fail_reason = "out of memory";
+        return 503;
+    }
+    if (len > GH_BUF_SIZE) {
+        ex->fail_reason = "a redirect's Location is longer than a buffer";
+        return 500;
+    }
+    memcpy(gh_buf_tail(b), text, len);
+    respond_buf(ex, status, len, location);
+    return GH_OK;
+}
 
 void
 gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g)
@@ -77,17 +139,18 @@ std_page(char *page, size_t cap, int st)
 }
 
 size_t
-gh_respond_reject(char *out, size_t cap, int status, int64_t wall)
+gh_respond_reject(char *out, size_t cap, int status, int64_t wall, size_t *head_len)
 {
     char page[512];
     size_t plen = std_page(page, sizeof(page), status);
     struct gh_resp resp;
     struct gen_head gh;
     gen_resp(&resp, &gh, status, NULL, 0, "text/html", plen, wall);
-    size_t hlen = gh_fwd_resp_head(out, cap, &resp, NULL, wall, false, GH_FWD_CONN_CLOSE);
+    size_t hlen = gh_fwd_resp_head(out, cap, &resp, NULL, NULL, wall, false, GH_FWD_CONN_CLOSE);
     if (hlen == 0 || cap - hlen < plen)
         return 0;
     memcpy(out + hlen, page, plen);
+    *head_len = hlen;
     return hlen + plen;
 }
 

@@ -12,8 +12,8 @@
 /*
  * The complete answer for a request that never became an exchange: the
  * standard page for status, with "Connection: close". Written into out;
- * returns its length, or 0 when it does not fit in cap.
+ * returns its length (*head_len: the head's), or 0 when it does not fit in cap.
  */
-size_t gh_respond_reject(char *out, size_t cap, int status, int64_t wall);
+size_t gh_respond_reject(char *out, size_t cap, int status, int64_t wall, size_t *head_len);
 
 #endif

@@ -46,17 +46,7 @@ static const struct gh_upconn_ops upconn_ops = {on_upconn_event, on_upconn_timeo
 static int
 keep_head(struct gh_exchange *ex, const char *p, size_t len)
 {
-    struct gh_worker *w = ex->w;
-    if (len <= GH_SMALL_HEAD) {
-        ex->fwd_head = gh_freelist_get(&w->head_fl);
-        ex->fwd_head_cap = GH_SMALL_HEAD;
-    } else if (len <= GH_BIG_HEAD) {
-        ex->fwd_head = gh_freelist_get(&w->big_head_fl);
-        ex->fwd_head_cap = GH_BIG_HEAD;
-    } else {
-        ex->fwd_head = malloc(len);
-        ex->fwd_head_cap = (uint32_t)len;
-    }
+    ex->fwd_head = gh_worker_head_get(ex->w, len, &ex->fwd_head_cap);
     if (ex->fwd_head == NULL)
         return -ENOMEM;
     memcpy(ex->fwd_head, p, len);
@@ -67,14 +57,7 @@ keep_head(struct gh_exchange *ex, const char *p, size_t len)
 static void
 free_head(struct gh_exchange *ex)
 {
-    if (ex->fwd_head == NULL)
-        return;
-    if (ex->fwd_head_cap == GH_SMALL_HEAD)
-        gh_freelist_put(&ex->w->head_fl, ex->fwd_head);
-    else if (ex->fwd_head_cap == GH_BIG_HEAD)
-        gh_freelist_put(&ex->w->big_head_fl, ex->fwd_head);
-    else
-        free(ex->fwd_head);
+    gh_worker_head_put(ex->w, ex->fwd_head, ex->fwd_head_cap);
     ex->fwd_head = NULL;
 }
 
@@ -111,7 +94,7 @@ origin_connect(struct gh_exchange *ex, bool fresh)
 }
 
 void
-gh_origin_start(struct gh_exchange *ex, const struct gh_request *req, const struct gh_fwd_target *t)
+gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
 {
     ex->src = &src_origin;
     ex->req_body = req->body;
@@ -119,8 +102,7 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req, const stru
     /* pick the origin first: a request head built for one origin stays valid for a
      * retry on another (Host is the client's unless upstream_host is set) */
     gh_ups_pick(ex->wc->ups, &ex->up);
-    size_t len = gh_fwd_req_head(ex->w->hscratch, GH_BUF_SIZE, ex, req, t->host, t->host_len,
-                                 t->path, t->path_len);
+    size_t len = gh_fwd_req_head(ex->w->hscratch, GH_BUF_SIZE, ex, req);
     if (len == 0) {
         gh_exchange_fail(ex, 431, "request head too large to forward");
         return;
@@ -350,6 +332,7 @@ sink_head(void *ctx, const struct gh_h1_response *rs, enum gh_h1_body body, bool
             (rs->flags & GH_H1_F_HAS_CL) && (!bodyless || st == 304) ? rs->content_length : -1,
     };
     ex->status = rs->status;
+    ex->up_status = rs->status;
     ex->up_outcome = GH_BALANCE_OK;
     int rc = gh_phase_resp_head(ex, &resp);
     if (rc != GH_OK) {
@@ -404,6 +387,7 @@ origin_splice(struct gh_exchange *ex)
         gh_pipe_put(ex->resp_pipe);
         ex->resp_pipe = NULL;
         ex->flags |= GH_EX_RESP_DONE;
+        ex->t_up_done = gh_loop_now(ex->w->loop);
         return GH_PUMP_MOVED;
     case GH_SPLICE_OUT_ERR:
         gh_log_info("client closed the connection during the response: %s", strerror(err));
@@ -437,6 +421,7 @@ origin_recv(struct gh_exchange *ex)
     if (rc == GH_PUMP_MOVED) {
         if (u->flags & GH_UPCONN_RESP_DONE) {
             ex->flags |= GH_EX_RESP_DONE;
+            ex->t_up_done = gh_loop_now(ex->w->loop);
         } else if (gh_upconn_can_splice_body(u) && ex->down->splice_to(ex) != NULL) {
             /* the rest of a large Content-Length body passes unchanged: move it
              * socket -> pipe -> socket without copying it through user space (when

@@ -23,7 +23,6 @@
 #define CACHED_REQUESTS 1024
 #define CACHED_HEADS 1024
 #define CACHED_BIG_HEADS 128
-#define CACHED_LOG_INFOS 1024
 /* How long one loop turn waits at most (the drain check runs this often while stopping). */
 #define TURN_MS 1000
 #define TURN_STOPPING_MS 100
@@ -35,6 +34,34 @@ static unsigned n_workers;
 static struct gh_listeners *listeners;
 
 /* ---- worker side ---- */
+
+void *
+gh_worker_head_get(struct gh_worker *w, size_t n, uint32_t *cap)
+{
+    if (n <= GH_SMALL_HEAD) {
+        *cap = GH_SMALL_HEAD;
+        return gh_freelist_get(&w->head_fl);
+    }
+    if (n <= GH_BIG_HEAD) {
+        *cap = GH_BIG_HEAD;
+        return gh_freelist_get(&w->big_head_fl);
+    }
+    *cap = (uint32_t)n;
+    return malloc(n);
+}
+
+void
+gh_worker_head_put(struct gh_worker *w, void *p, uint32_t cap)
+{
+    if (p == NULL)
+        return;
+    if (cap == GH_SMALL_HEAD)
+        gh_freelist_put(&w->head_fl, p);
+    else if (cap == GH_BIG_HEAD)
+        gh_freelist_put(&w->big_head_fl, p);
+    else
+        free(p);
+}
 
 void
 gh_worker_free_obj(void *freelist, void *obj)
@@ -288,8 +315,10 @@ worker_new(uint32_t id)
     w->loop = gh_loop_new();
     w->scratch = malloc(GH_BUF_SIZE);
     w->hscratch = malloc(GH_BUF_SIZE);
-    if (w->loop == NULL || w->scratch == NULL || w->hscratch == NULL ||
-        gh_loop_set_wakeup(w->loop, on_wake, w) != 0)
+    w->uscratch = malloc(GH_BUF_SIZE);
+    w->rscratch = malloc(GH_REWRITE_SCRATCH);
+    if (w->loop == NULL || w->scratch == NULL || w->hscratch == NULL || w->uscratch == NULL ||
+        w->rscratch == NULL || gh_loop_set_wakeup(w->loop, on_wake, w) != 0)
         return NULL; /* start-up failure: the process exits */
     pthread_mutex_init(&w->msg_lock, NULL);
     gh_upstream_ctx_init(&w->ups, w->loop, w->scratch);
@@ -299,8 +328,6 @@ worker_new(uint32_t id)
                                      .max_cached = CACHED_REQUESTS};
     w->head_fl = (struct gh_freelist){.size = GH_SMALL_HEAD, .max_cached = CACHED_HEADS};
     w->big_head_fl = (struct gh_freelist){.size = GH_BIG_HEAD, .max_cached = CACHED_BIG_HEADS};
-    w->log_fl =
-        (struct gh_freelist){.size = sizeof(struct gh_log_info), .max_cached = CACHED_LOG_INFOS};
     return w;
 }
 
@@ -312,10 +339,11 @@ worker_free(struct gh_worker *w)
     gh_freelist_drain(&w->req_fl);
     gh_freelist_drain(&w->head_fl);
     gh_freelist_drain(&w->big_head_fl);
-    gh_freelist_drain(&w->log_fl);
     gh_loop_free(w->loop);
     free(w->scratch);
     free(w->hscratch);
+    free(w->uscratch);
+    free(w->rscratch);
     free(w->alog);
     pthread_mutex_destroy(&w->msg_lock);
     free(w);

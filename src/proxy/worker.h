@@ -114,15 +114,16 @@ struct gh_worker {
     struct gh_freelist req_fl;      /* the protocol's per-request objects */
     struct gh_freelist head_fl;     /* GH_SMALL_HEAD bytes: request heads kept for a retry */
     struct gh_freelist big_head_fl; /* GH_BIG_HEAD bytes: the same, for larger heads */
-    struct gh_freelist log_fl;      /* access-log fields of requests in flight */
 
     char *scratch;  /* GH_BUF_SIZE: every read lands here unless a private buffer holds data */
     char *hscratch; /* GH_BUF_SIZE: heads are built here */
+    char *uscratch; /* GH_BUF_SIZE: the normalised path while a request is routed */
+    char *rscratch; /* GH_REWRITE_SCRATCH: rewriting's work (rewrite.c) */
 
     /* access log: per-thread buffer flushed at batch end (accesslog.c) */
     char *alog;
     uint32_t alog_len;
-    char log_time[2][40]; /* access-log timestamps: combined, JSON */
+    char log_time[40]; /* the JSON access log's timestamp of the current second */
     int64_t log_time_sec;
 
     bool stopping;
@@ -131,6 +132,15 @@ struct gh_worker {
     /* stats, read racily by the main thread */
     uint64_t st_accepted, st_requests;
 };
+
+/* rewrite.c's per-thread work area: expansion, current path, query, encoded target */
+#define GH_REWRITE_SCRATCH (4 * GH_BUF_SIZE)
+
+/* A block of at least n bytes for a head-sized copy (a request kept, the head for the origin):
+ * from the 1 KiB or 8 KiB freelists, else malloc. *cap says which, for gh_worker_head_put.
+ * NULL when out of memory. */
+void *gh_worker_head_get(struct gh_worker *w, size_t n, uint32_t *cap);
+void gh_worker_head_put(struct gh_worker *w, void *p, uint32_t cap);
 
 /* A gh_free_cb for gh_loop_defer_free: back to the freelist ctx. */
 void gh_worker_free_obj(void *freelist, void *obj);

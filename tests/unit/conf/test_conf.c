@@ -1115,8 +1115,9 @@ test_err_values(void **state)
                       "t.conf:1:5: invalid value 'yes' for 'via' (expected on or off)");
     expect_only_error("splice auto;\n" SRV,
                       "t.conf:1:8: invalid value 'auto' for 'splice' (expected on or off)");
-    expect_only_error("access_log stderr xml;\n" SRV,
-                      "t.conf:1:19: invalid access_log format 'xml' (expected combined or json)");
+    expect_only_error(
+        "access_log stderr xml;\n" SRV,
+        "t.conf:1:19: unknown access_log format 'xml' (combined, json, or a log_format)");
     expect_only_error("access_log off json;\n" SRV,
                       "t.conf:1:16: 'access_log off' takes no format");
     expect_only_error(

@@ -140,7 +140,11 @@ fwd_req(char *out, size_t cap, const struct gh_proxy_conf *pc, const struct gh_c
     size_t host_len = q.r.host_len, path_len = q.r.target_len;
     if (q.r.target_form == GH_TARGET_ABSOLUTE)
         gh_uri_split_absolute(q.r.target, q.r.target_len, &host, &host_len, &path, &path_len);
-    return gh_fwd_req_head(out, cap, &ex, &q.r, host, host_len, path, path_len);
+    q.r.host = host; /* the exchange's start puts the authority there */
+    q.r.host_len = (uint32_t)host_len;
+    ex.target = path;
+    ex.target_len = (uint32_t)path_len;
+    return gh_fwd_req_head(out, cap, &ex, &q.r);
 }
 
 static char out[8192];
@@ -288,10 +292,10 @@ test_req_rules(void **state)
 {
     (void)state;
     static const struct gh_hdr_rule rules[] = {
-        {GH_HDR_SET, "x-a", "1 2", 3, 3},
-        {GH_HDR_ADD, "X-B", "b", 3, 1},
-        {GH_HDR_REMOVE, "X-C", NULL, 3, 0},
-        {GH_HDR_SET, "User-Agent", "gatehouse-test", 10, 14},
+        {GH_HDR_SET, "x-a", "1 2", 3, 3, NULL},
+        {GH_HDR_ADD, "X-B", "b", 3, 1, NULL},
+        {GH_HDR_REMOVE, "X-C", NULL, 3, 0, NULL},
+        {GH_HDR_SET, "User-Agent", "gatehouse-test", 10, 14, NULL},
     };
     struct gh_proxy_conf pc = {.req_rules = rules, .n_req_rules = 4};
     /* set replaces (whatever the case), add adds to what came, remove removes */
@@ -393,7 +397,7 @@ static void
 test_req_overflow(void **state)
 {
     (void)state;
-    static const struct gh_hdr_rule rules[] = {{GH_HDR_ADD, "X-R", "r", 3, 1}};
+    static const struct gh_hdr_rule rules[] = {{GH_HDR_ADD, "X-R", "r", 3, 1, NULL}};
     struct gh_proxy_conf pc = {
         .forwarded = GH_FWD_BOTH, .via = true, .req_rules = rules, .n_req_rules = 1};
     static const char head[] = "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
@@ -448,7 +452,7 @@ expect_resp(const char *head, const struct gh_proxy_conf *pc, bool te_chunked,
 {
     struct resp s;
     parse_resp(head, &s);
-    size_t n = gh_fwd_resp_head(out, sizeof(out), &s.r, pc, WALL, te_chunked, conn);
+    size_t n = gh_fwd_resp_head(out, sizeof(out), &s.r, pc, NULL, WALL, te_chunked, conn);
     assert_head(out, n, want);
 }
 
@@ -533,9 +537,9 @@ test_resp_rules_and_via(void **state)
 {
     (void)state;
     static const struct gh_hdr_rule rules[] = {
-        {GH_HDR_SET, "cache-control", "no-store", 13, 8},
-        {GH_HDR_REMOVE, "Server", NULL, 6, 0},
-        {GH_HDR_ADD, "X-Added", "1", 7, 1},
+        {GH_HDR_SET, "cache-control", "no-store", 13, 8, NULL},
+        {GH_HDR_REMOVE, "Server", NULL, 6, 0, NULL},
+        {GH_HDR_ADD, "X-Added", "1", 7, 1, NULL},
     };
     struct gh_proxy_conf pc = {.via = true, .resp_rules = rules, .n_resp_rules = 3};
     expect_resp("HTTP/1.1 200 OK\r\nServer: o\r\nCache-Control: max-age=60\r\nX-Added: 0\r\n"
@@ -575,7 +579,8 @@ test_resp_own_fields(void **state)
                         .n_fields = 4,
                         .content_length = -1};
     struct gh_proxy_conf via = {.via = true};
-    size_t n = gh_fwd_resp_head(out, sizeof(out), &r, &via, WALL + 3600, false, GH_FWD_CONN_NONE);
+    size_t n =
+        gh_fwd_resp_head(out, sizeof(out), &r, &via, NULL, WALL + 3600, false, GH_FWD_CONN_NONE);
     assert_head(out, n,
                 "HTTP/1.1 302 Found\r\nServer: gatehouse\r\nDate: " DATE
                 "\r\nContent-Length: 12\r\nConnection: x\r\n\r\n");
@@ -600,19 +605,22 @@ static void
 test_resp_overflow(void **state)
 {
     (void)state;
-    static const struct gh_hdr_rule rules[] = {{GH_HDR_ADD, "X-R", "r", 3, 1}};
+    static const struct gh_hdr_rule rules[] = {{GH_HDR_ADD, "X-R", "r", 3, 1, NULL}};
     struct gh_proxy_conf pc = {.via = true, .resp_rules = rules, .n_resp_rules = 1};
     struct resp s;
     parse_resp("HTTP/1.1 200 OK\r\nServer: o\r\nVia: 1.1 a\r\n\r\n", &s);
-    size_t full = gh_fwd_resp_head(out, sizeof(out), &s.r, &pc, WALL, true, GH_FWD_CONN_CLOSE);
+    size_t full =
+        gh_fwd_resp_head(out, sizeof(out), &s.r, &pc, NULL, WALL, true, GH_FWD_CONN_CLOSE);
     assert_true(full > 0);
     for (size_t cap = 0; cap < full; cap++) {
         char *buf = malloc(cap + 1);
-        assert_int_equal(gh_fwd_resp_head(buf, cap, &s.r, &pc, WALL, true, GH_FWD_CONN_CLOSE), 0);
+        assert_int_equal(gh_fwd_resp_head(buf, cap, &s.r, &pc, NULL, WALL, true, GH_FWD_CONN_CLOSE),
+                         0);
         free(buf);
     }
     char *buf = malloc(full);
-    assert_int_equal(gh_fwd_resp_head(buf, full, &s.r, &pc, WALL, true, GH_FWD_CONN_CLOSE), full);
+    assert_int_equal(gh_fwd_resp_head(buf, full, &s.r, &pc, NULL, WALL, true, GH_FWD_CONN_CLOSE),
+                     full);
     assert_memory_equal(buf, out, full);
     free(buf);
 }
@@ -631,10 +639,11 @@ test_head_with_length_fits_exactly(void **state)
     struct resp s;
     parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", &s);
     size_t resp_full =
-        gh_fwd_resp_head(out, sizeof(out), &s.r, NULL, WALL, false, GH_FWD_CONN_NONE);
+        gh_fwd_resp_head(out, sizeof(out), &s.r, NULL, NULL, WALL, false, GH_FWD_CONN_NONE);
     assert_true(resp_full > 0);
     char *buf = malloc(resp_full); /* exactly the head's length */
-    size_t resp_got = gh_fwd_resp_head(buf, resp_full, &s.r, NULL, WALL, false, GH_FWD_CONN_NONE);
+    size_t resp_got =
+        gh_fwd_resp_head(buf, resp_full, &s.r, NULL, NULL, WALL, false, GH_FWD_CONN_NONE);
     free(buf);
 
     struct gh_proxy_conf pc = {.forwarded = GH_FWD_OFF};

@@ -22,6 +22,8 @@
 #define WALL 1700000000
 #define DATE "Tue, 14 Nov 2023 22:13:20 GMT"
 
+static size_t head_len; /* gh_respond_reject's report of its head */
+
 static void
 print_escaped(const char *label, const char *p, size_t n)
 {
@@ -56,7 +58,7 @@ test_reject_400_exact_bytes(void **state)
 {
     (void)state;
     char out[1024];
-    size_t n = gh_respond_reject(out, sizeof(out), 400, WALL);
+    size_t n = gh_respond_reject(out, sizeof(out), 400, WALL, &head_len);
     assert_bytes(out, n,
                  "HTTP/1.1 400 Bad Request\r\n"
                  "Server: gatehouse\r\n"
@@ -74,7 +76,7 @@ test_reject_other_statuses(void **state)
 {
     (void)state;
     char out[1024];
-    size_t n = gh_respond_reject(out, sizeof(out), 431, WALL);
+    size_t n = gh_respond_reject(out, sizeof(out), 431, WALL, &head_len);
     assert_bytes(out, n,
                  "HTTP/1.1 431 Request Header Fields Too Large\r\n"
                  "Server: gatehouse\r\n"
@@ -86,12 +88,13 @@ test_reject_other_statuses(void **state)
     /* every answer a head can get parses back as one response whose body is exactly the page */
     static const int statuses[] = {400, 408, 413, 414, 431, 501, 505};
     for (size_t i = 0; i < GH_ARRAY_LEN(statuses); i++) {
-        n = gh_respond_reject(out, sizeof(out), statuses[i], WALL);
+        n = gh_respond_reject(out, sizeof(out), statuses[i], WALL, &head_len);
         assert_true(n > 0);
         struct gh_h1_header h[16];
         struct gh_h1_response rs = {.headers = h, .max_headers = 16};
         struct gh_h1_limits lim = {0, 8192, 16, 8192};
         int hl = gh_h1_parse_response(out, n, &rs, &lim);
+        assert_int_equal((size_t)hl, head_len); /* the head length it reports */
         assert_true(hl > 0);
         assert_int_equal(rs.status, statuses[i]);
         assert_true(rs.flags & GH_H1_F_CONN_CLOSE);
@@ -109,16 +112,16 @@ test_reject_does_not_fit(void **state)
 {
     (void)state;
     char full[1024];
-    size_t n = gh_respond_reject(full, sizeof(full), 400, WALL);
+    size_t n = gh_respond_reject(full, sizeof(full), 400, WALL, &head_len);
     assert_true(n > 0);
     for (size_t cap = 0; cap < n; cap++) {
         char *buf = malloc(cap + 1); /* exactly cap bytes: ASan sees a write past them */
-        size_t got = gh_respond_reject(buf, cap, 400, WALL);
+        size_t got = gh_respond_reject(buf, cap, 400, WALL, &head_len);
         free(buf);
         assert_int_equal(got, 0);
     }
     char *buf = malloc(n);
-    size_t got = gh_respond_reject(buf, n, 400, WALL);
+    size_t got = gh_respond_reject(buf, n, 400, WALL, &head_len);
     int same = got == n && memcmp(buf, full, n) == 0;
     free(buf);
     assert_true(same);

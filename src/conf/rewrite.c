@@ -1,0 +1,94 @@
+/*
+ * rewrite.c - `rewrite REGEX REPLACEMENT [break|redirect|permanent];`
+ * compiled: the regex (PCRE2, JIT when it can) and the replacement as a
+ * template with $1..$9 and variables.
+ */
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "conf/conf_int.h"
+
+static void
+regex_free(void *re)
+{
+    pcre2_code_free(re);
+}
+
+/* Highest $N a template uses. */
+static uint32_t
+max_capture(const struct gh_tmpl *t)
+{
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < t->n; i++)
+        if (t->parts[i].var == GH_VAR_CAPTURE && (uint32_t)(t->parts[i].text[0] - '0') > m)
+            m = (uint32_t)(t->parts[i].text[0] - '0');
+    return m;
+}
+
+const struct gh_rewrite *
+conf_rewrite(struct conf_state *st, const struct cnode *n)
+{
+    const struct conf_tok *rx = &n->args[0], *rp = &n->args[1];
+    struct gh_rewrite *rw = gh_arena_alloc(st->arena, sizeof(*rw));
+    if (n->n_args == 3) {
+        static const char *const flags[] = {"break", "redirect", "permanent"};
+        const struct conf_tok *f = &n->args[2];
+        for (uint32_t i = 0; i < GH_ARRAY_LEN(flags); i++)
+            if (f->len == strlen(flags[i]) && memcmp(f->text, flags[i], f->len) == 0)
+                rw->flag = (uint8_t)(GH_RW_BREAK + i);
+        if (rw->flag == GH_RW_NEXT) {
+            conf_err(st, &f->pos, "invalid rewrite flag '%s' (expected break, redirect or "
+                                  "permanent%s)",
+                     conf_show(st, f->text, f->len),
+                     f->len == 4 && memcmp(f->text, "last", 4) == 0
+                         ? "; routes are not searched again after a rewrite: use break"
+                         : "");
+            return NULL;
+        }
+    }
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)rx->text, rx->len, 0, &code, &off, NULL);
+    if (re == NULL) {
+        PCRE2_UCHAR msg[256];
+        if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+            strcpy((char *)msg, "unknown error");
+        conf_err(st, &rx->pos, "invalid regex '%s' in 'rewrite': %s at offset %zu",
+                 conf_show(st, rx->text, rx->len), (const char *)msg, (size_t)off);
+        return NULL;
+    }
+    gh_arena_add_cleanup(st->arena, regex_free, re);
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* else the interpreter runs */
+    rw->re = (struct pcre2_real_code_8 *)re;
+    rw->repl = conf_tmpl(st, rp, GH_TC_REWRITE, "rewrite");
+    if (rw->repl == NULL)
+        return NULL;
+    uint32_t groups = 0;
+    pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups);
+    uint32_t used = max_capture(rw->repl);
+    if (used > groups) {
+        conf_err(st, &rp->pos, "'$%u' in 'rewrite' but the regex has %u capture group%s", used,
+                 groups, groups == 1 ? "" : "s");
+        return NULL;
+    }
+    /* what a redirect may start with; a path otherwise (a variable may make either) */
+    bool redirect = rw->flag == GH_RW_REDIRECT || rw->flag == GH_RW_PERMANENT;
+    const struct gh_tmpl_part *first = rw->repl->n > 0 ? &rw->repl->parts[0] : NULL;
+    bool lit_first = first != NULL && first->var == GH_VAR_NONE;
+    bool absolute = lit_first && ((first->len >= 7 && memcmp(first->text, "http://", 7) == 0) ||
+                                  (first->len >= 8 && memcmp(first->text, "https://", 8) == 0));
+    if (first == NULL || (lit_first && first->text[0] != '/' && !(redirect && absolute))) {
+        conf_err(st, &rp->pos,
+                 "rewrite replacement '%s' must start with '/'%s", conf_show(st, rp->text, rp->len),
+                 redirect ? " or http:// / https://" : "");
+        return NULL;
+    }
+    for (uint32_t i = 0; i < rw->repl->n; i++)
+        if (rw->repl->parts[i].var == GH_VAR_NONE &&
+            memchr(rw->repl->parts[i].text, '?', rw->repl->parts[i].len) != NULL)
+            rw->sets_query = true;
+    rw->at = gh_arena_sprintf(st->arena, "%s:%u", n->name.pos.file, n->name.pos.line);
+    return rw;
+}

@@ -1,0 +1,232 @@
+/*
+ * tmpl.c - the template compiler: "$name", "${name}" and "$$" into pieces.
+ */
+#include "conf/tmpl.h"
+
+#include <string.h>
+
+#include "conf/conf_int.h"
+
+struct var_def {
+    const char *name;
+    uint32_t where;
+    uint8_t req;
+};
+
+static const struct var_def vars[GH_VAR__COUNT] = {
+    [GH_VAR_NONE] = {"", 0, 0},
+#define GH_VAR_DEF(id, nm, wh, rq) [GH_VAR_##id] = {nm, wh, rq},
+    GH_VAR_TABLE(GH_VAR_DEF)
+#undef GH_VAR_DEF
+        [GH_VAR_CAPTURE] = {"1..9", GH_TC_REWRITE, 0},
+};
+
+const char *
+gh_var_name(enum gh_var v)
+{
+    return (unsigned)v < GH_VAR__COUNT ? vars[v].name : "?";
+}
+
+static int
+name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* "response_header and log_format": where the contexts of mask are. */
+static const char *
+contexts_text(struct conf_state *st, uint32_t mask)
+{
+    static const struct {
+        uint32_t bit;
+        const char *text;
+    } names[] = {{GH_TC_REQUEST, "request_header and return"},
+                 {GH_TC_REWRITE, "rewrite"},
+                 {GH_TC_RESPONSE, "response_header"},
+                 {GH_TC_LOG, "log_format"}};
+    const char *out = "";
+    for (size_t i = 0; i < GH_ARRAY_LEN(names); i++) {
+        if (!(mask & names[i].bit))
+            continue;
+        out = out[0] == '\0' ? names[i].text
+                             : gh_arena_sprintf(st->arena, "%s, %s", out, names[i].text);
+    }
+    return out;
+}
+
+/* The variable named name[0..len) (exact, or a prefix with its argument in *arg). */
+static enum gh_var
+lookup(const char *name, size_t len, const char **arg, size_t *arg_len)
+{
+    for (int v = GH_VAR_NONE + 1; v < GH_VAR_CAPTURE; v++) {
+        size_t nl = strlen(vars[v].name);
+        if (vars[v].name[nl - 1] == '_') {
+            if (len > nl && memcmp(name, vars[v].name, nl) == 0) {
+                *arg = name + nl;
+                *arg_len = len - nl;
+                return (enum gh_var)v;
+            }
+        } else if (nl == len && memcmp(name, vars[v].name, len) == 0) {
+            return (enum gh_var)v;
+        }
+    }
+    return GH_VAR_NONE;
+}
+
+/* " (did you mean '$x'?)" or "". */
+static const char *
+did_you_mean(struct conf_state *st, const char *name, size_t len)
+{
+    const char *best = NULL;
+    uint32_t best_d = UINT32_MAX;
+    for (int v = GH_VAR_NONE + 1; v < GH_VAR_CAPTURE; v++) {
+        const char *vn = vars[v].name;
+        size_t vl = strlen(vn);
+        /* compare a prefix variable against as much of the name */
+        size_t cl = vn[vl - 1] == '_' && len > vl ? vl : len;
+        uint32_t d = conf_distance(name, cl, vn, vl);
+        if (d < best_d) {
+            best_d = d;
+            best = vn;
+        }
+    }
+    if (best == NULL || best_d == 0 || best_d * 2 > GH_MAX(len, strlen(best)))
+        return "";
+    size_t bl = strlen(best);
+    return gh_arena_sprintf(st->arena, " (did you mean '$%s%s'?)", best,
+                            best[bl - 1] == '_' ? "NAME" : "");
+}
+
+struct parts {
+    struct gh_tmpl_part *v;
+    uint32_t n, cap;
+};
+
+static void
+push(struct conf_state *st, struct parts *p, const char *text, size_t len, enum gh_var var)
+{
+    if (var == GH_VAR_NONE && len == 0)
+        return;
+    if (var == GH_VAR_NONE && p->n > 0 && p->v[p->n - 1].var == GH_VAR_NONE &&
+        p->v[p->n - 1].text + p->v[p->n - 1].len == text) {
+        p->v[p->n - 1].len += (uint32_t)len; /* adjacent literal bytes: one piece */
+        return;
+    }
+    if (p->n == p->cap) {
+        uint32_t cap = p->cap ? p->cap * 2 : 8;
+        struct gh_tmpl_part *nv = gh_arena_alloc(st->arena, cap * sizeof(*nv));
+        if (p->n > 0)
+            memcpy(nv, p->v, p->n * sizeof(*nv));
+        p->v = nv;
+        p->cap = cap;
+    }
+    p->v[p->n++] = (struct gh_tmpl_part){text, (uint32_t)len, (uint16_t)var};
+}
+
+/* The argument of a prefixed variable as the expander wants it. */
+static const char *
+var_arg(struct conf_state *st, enum gh_var v, const char *arg, size_t len)
+{
+    char *a = gh_arena_strndup(st->arena, arg, len);
+    for (size_t i = 0; i < len; i++) {
+        a[i] = (char)gh_lower((unsigned char)a[i]);
+        if (v == GH_VAR_HTTP_ && a[i] == '_')
+            a[i] = '-';
+    }
+    return a;
+}
+
+static void
+err_at(struct conf_state *st, const struct conf_tok *t, size_t off, const char *msg)
+{
+    struct conf_pos pos = t->pos;
+    pos.col += (uint32_t)off + (t->type == TOK_STRING ? 1 : 0); /* past the opening quote */
+    conf_err(st, &pos, "%s", msg);
+}
+
+const struct gh_tmpl *
+conf_tmpl(struct conf_state *st, const struct conf_tok *t, unsigned ctx, const char *what)
+{
+    const char *s = t->text;
+    size_t n = t->len;
+    struct parts p = {0};
+    uint32_t flags = 0;
+    size_t lit = 0, i = 0;
+    while (i < n) {
+        if (s[i] != '$') {
+            i++;
+            continue;
+        }
+        push(st, &p, s + lit, i - lit, GH_VAR_NONE);
+        if (i + 1 < n && s[i + 1] == '$') { /* "$$": one dollar sign */
+            push(st, &p, s + i, 1, GH_VAR_NONE);
+            i += 2;
+            lit = i;
+            continue;
+        }
+        int braced = i + 1 < n && s[i + 1] == '{';
+        size_t start = i + 1 + (size_t)braced, j = start;
+        while (j < n && name_char((unsigned char)s[j]))
+            j++;
+        size_t len = j - start;
+        if (braced && (j >= n || s[j] != '}')) {
+            err_at(st, t, i, gh_arena_sprintf(st->arena, "unterminated '${' in '%s' (expected '}')",
+                                              what));
+            return NULL;
+        }
+        if (len == 0) {
+            err_at(st, t, i,
+                   gh_arena_sprintf(st->arena,
+                                    "'$' in '%s' must start a variable name (write $$ for a "
+                                    "dollar sign)",
+                                    what));
+            return NULL;
+        }
+        const char *name = s + start;
+        if (name[0] >= '0' && name[0] <= '9') {
+            if (!(ctx & GH_TC_REWRITE) || len != 1 || name[0] == '0') {
+                err_at(st, t, i,
+                       gh_arena_sprintf(st->arena,
+                                        "'$%.*s' in '%s': captures $1..$9 exist only in "
+                                        "'rewrite' replacements",
+                                        (int)len, name, what));
+                return NULL;
+            }
+            push(st, &p, name, 1, GH_VAR_CAPTURE);
+        } else {
+            const char *arg = NULL;
+            size_t arg_len = 0;
+            enum gh_var v = lookup(name, len, &arg, &arg_len);
+            if (v == GH_VAR_NONE) {
+                err_at(st, t, i,
+                       gh_arena_sprintf(st->arena, "unknown variable '$%s' in '%s'%s",
+                                        conf_show(st, name, len), what,
+                                        did_you_mean(st, name, len)));
+                return NULL;
+            }
+            if (!(vars[v].where & ctx)) {
+                err_at(st, t, i,
+                       gh_arena_sprintf(st->arena,
+                                        "variable '$%s' is not available in '%s' (it is in %s)",
+                                        conf_show(st, name, len), what,
+                                        contexts_text(st, vars[v].where)));
+                return NULL;
+            }
+            if (arg != NULL)
+                push(st, &p, var_arg(st, v, arg, arg_len), arg_len, v);
+            else
+                push(st, &p, NULL, 0, v);
+            if (vars[v].req)
+                flags |= GH_TMPL_REQ;
+        }
+        flags |= GH_TMPL_VARS;
+        i = j + (size_t)braced;
+        lit = i;
+    }
+    push(st, &p, s + lit, n - lit, GH_VAR_NONE);
+    struct gh_tmpl *tm = gh_arena_alloc(st->arena, sizeof(*tm));
+    tm->parts = p.v;
+    tm->n = p.n;
+    tm->flags = flags;
+    return tm;
+}
