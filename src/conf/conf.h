@@ -184,6 +184,10 @@ struct gh_config {
     /* "FILE:LINE:COL" of the path argument of each, for messages when it cannot be opened */
     const char *access_log_at;
     const char *error_log_at;
+    /* `pid FILE;` where the running instance writes its process id (relative to the config
+     * file's directory); NULL: no pid file. pid_at is "FILE:LINE:COL" of the path. */
+    const char *pid_path;
+    const char *pid_at;
 
     /* top-level values (upstream NULL): what a request that reaches no server is answered with
      * (its listener went away in a reload) */

@@ -426,6 +426,16 @@ on_error_log(struct build *b, struct blk *k, const struct cnode *n)
              show(b, l));
 }
 
+static void
+on_pid(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    if (!check_path(b, n, t))
+        return;
+    b->cfg->pid_path = path_arg(b, n, t);
+    b->cfg->pid_at = where(b, &t->pos, "");
+}
+
 /*
  * Parse an address the way nginx users write it: `listen 8080;` is every IPv4
  * interface on that port, and an origin without a port (`server 10.0.0.1;`,
@@ -1009,6 +1019,7 @@ static const struct dir dirs[] = {
      offsetof(struct gh_config, drain_timeout_ms), 0, UINT32_MAX},
     FN("access_log", CTX_MAIN, 1, 2, 0, on_access_log),
     FN("error_log", CTX_MAIN, 1, 2, 0, on_error_log),
+    FN("pid", CTX_MAIN, 1, 1, 0, on_pid),
     FN("upstream", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_EARLY, on_upstream),
     FN("server", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_server),
     /* upstream */

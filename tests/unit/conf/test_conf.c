@@ -1352,6 +1352,36 @@ test_relative_log_paths(void **state)
     gh_conf_diag_free(&d);
 }
 
+static void
+test_pid_path(void **state)
+{
+    /* relative to the directory of the file that names it, like the log paths */
+    write_file("pid.conf", "pid run/gatehouse.pid;\n" SRV);
+    char path[256], want[300];
+    snprintf(path, sizeof(path), "%s/pid.conf", tmpdir);
+    struct gh_conf_diag d;
+    struct gh_config *c = gh_conf_load_file(path, &d);
+    assert_non_null(c);
+    snprintf(want, sizeof(want), "%s/run/gatehouse.pid", tmpdir);
+    assert_string_equal(c->pid_path, want);
+    snprintf(want, sizeof(want), "%s:1:5", path);
+    assert_string_equal(c->pid_at, want);
+    gh_conf_unref(c);
+    gh_conf_diag_free(&d);
+
+    c = load("pid /run/gatehouse.pid;\n" SRV);
+    assert_string_equal(c->pid_path, "/run/gatehouse.pid");
+    gh_conf_unref(c);
+    c = load(SRV);
+    assert_null(c->pid_path); /* no pid file unless asked for */
+    gh_conf_unref(c);
+
+    expect_only_error("pid \"\";\n" SRV, "t.conf:1:5: invalid path '' for 'pid'");
+    expect_only_error("pid a.pid;\npid b.pid;\n" SRV, "t.conf:2:1: duplicate 'pid' (first at 1:1)");
+    expect_only_error("server { listen 127.0.0.1:8080; return 200; pid x.pid; }",
+                      "t.conf:1:45: directive 'pid' is not allowed in 'server' context");
+}
+
 /* ---- examples ---- */
 
 static void
@@ -1474,6 +1504,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_include_depth, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_relative_log_paths, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_pid_path, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_example_reverse_proxy),
         cmocka_unit_test(test_example_load_balancer),
         cmocka_unit_test(test_arena),
