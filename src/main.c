@@ -142,6 +142,12 @@ valid_cli_addr(const char *opt, const char *v)
         strcmp(opt, "--from") == 0 && v[0] != '\0' && strspn(v, "0123456789") == strlen(v);
     int n = snprintf(buf, sizeof(buf), bare_port ? "*:%s" : "%s", v);
     if (n <= 0 || (size_t)n >= sizeof(buf) || gh_conf_parse_addr(buf, (size_t)n, &a) != 0) {
+        char hint[256];
+        if (strcmp(opt, "--to") == 0 &&
+            gh_conf_addr_hint(v, strlen(v), opt, hint, sizeof(hint)) != NULL) {
+            fprintf(stderr, "gatehouse: invalid address for --to: '%s': %s\n", v, hint);
+            return 0;
+        }
         fprintf(stderr,
                 "gatehouse: invalid address for %s: '%s' (expected e.g. 127.0.0.1:8080 or "
                 "[::1]:8080%s)\n",

@@ -263,4 +263,13 @@ const struct gh_proxy_conf *gh_conf_find_route(const struct gh_server_conf *s, c
  * NUL-terminated only if text is). */
 int gh_conf_parse_addr(const char *text, size_t len, struct gh_addr *out);
 
+/*
+ * Why text[0..len) is not an address to connect to, when there is more to say than that it
+ * is invalid: a URL ("http://..." or "https://...") where an address or name belongs, or a
+ * host name (DNS is not there yet). what is the directive or option it was given to ("server",
+ * "proxy", "--to"). Returns the explanation, written to buf (size bytes), or NULL.
+ */
+const char *gh_conf_addr_hint(const char *text, size_t len, const char *what, char *buf,
+                              size_t size);
+
 #endif

@@ -466,8 +466,12 @@ static bool
 upstream_addr(struct build *b, const struct conf_tok *t, const char *what, struct gh_addr *a)
 {
     if (parse_addr_lenient(b, t, false, a) != 0) {
-        conf_err(b->st, &t->pos, "invalid address '%s' in '%s' (expected e.g. 127.0.0.1:3000)",
-                 show(b, t), what);
+        char hint[256];
+        if (gh_conf_addr_hint(t->text, t->len, what, hint, sizeof(hint)) != NULL)
+            conf_err(b->st, &t->pos, "invalid address '%s' in '%s': %s", show(b, t), what, hint);
+        else
+            conf_err(b->st, &t->pos, "invalid address '%s' in '%s' (expected e.g. 127.0.0.1:3000)",
+                     show(b, t), what);
         return false;
     }
     bool any = false;

@@ -521,3 +521,83 @@ gh_conf_parse_addr(const char *text, size_t len, struct gh_addr *out)
     out->text = text;
     return 0;
 }
+
+/* "http://" or "https://" at the start of text: its length, else 0. */
+static size_t
+scheme_len(const char *text, size_t len)
+{
+    if (len >= 7 && gh_strncaseeq(text, "http://", 7))
+        return 7;
+    if (len >= 8 && gh_strncaseeq(text, "https://", 8))
+        return 8;
+    return 0;
+}
+
+/* A DNS name as an origin is written: letters, digits, '-', '_', '.', at least one letter. */
+static bool
+looks_like_host_name(const char *s, size_t len)
+{
+    bool letter = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            letter = true;
+        else if (!((c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return letter;
+}
+
+const char *
+gh_conf_addr_hint(const char *text, size_t len, const char *what, char *buf, size_t size)
+{
+    bool proxy = strcmp(what, "proxy") == 0;
+    const char *takes = proxy                         ? "an upstream name or ADDR:PORT"
+                        : strcmp(what, "server") == 0 ? "ADDR[:PORT]"
+                                                      : "ADDR:PORT";
+    size_t sl = scheme_len(text, len);
+    if (sl == 8) {
+        snprintf(buf, size,
+                 "'%s' takes %s, without 'https://': TLS to origins is not available yet", what,
+                 takes);
+        return buf;
+    }
+    if (sl == 7) {
+        const char *rest = text + sl;
+        size_t rl = len - sl;
+        /* say what to write instead when the rest is a whole address (or, for proxy, a name);
+         * not when a path follows: nginx gives that a meaning of its own */
+        char tmp[72];
+        struct gh_addr a;
+        bool whole = rl > 0 && rl < 64 && memchr(rest, '/', rl) == NULL;
+        if (whole && gh_conf_parse_addr(rest, rl, &a) != 0) {
+            bool no_port = memchr(rest, ':', rl) == NULL && what[0] != '-'; /* port 80 */
+            int n = snprintf(tmp, sizeof(tmp), "%.*s:80", (int)rl, rest);
+            whole = no_port && ((proxy && looks_like_host_name(rest, rl)) ||
+                                gh_conf_parse_addr(tmp, (size_t)n, &a) == 0);
+        }
+        if (whole)
+            snprintf(buf, size, "'%s' takes %s, without 'http://' (write '%s %.*s%s')", what, takes,
+                     what, (int)rl, rest, what[0] == '-' ? "" : ";");
+        else
+            snprintf(buf, size, "'%s' takes %s, without 'http://'", what, takes);
+        return buf;
+    }
+    if (len == 0 || text[0] == '[')
+        return NULL;
+    /* HOST or HOST:PORT with a valid port, where HOST is a name: DNS is what is missing */
+    const char *colon = memchr(text, ':', len);
+    size_t hl = colon != NULL ? (size_t)(colon - text) : len;
+    uint16_t port = 80;
+    if (colon != NULL && parse_port(colon + 1, len - hl - 1, &port) != 0)
+        return NULL;
+    if (hl == 9 && gh_strncaseeq(text, "localhost", 9))
+        return NULL;
+    if (!looks_like_host_name(text, hl))
+        return NULL;
+    snprintf(buf, size,
+             "host names are not supported yet (DNS-named servers come later): use an IP address "
+             "such as 127.0.0.1:%u",
+             (unsigned)port);
+    return buf;
+}

@@ -1022,8 +1022,8 @@ test_err_address(void **state)
     expect_only_error("server { listen 127.0.0.1:70000; return 200; }",
                       "t.conf:1:17: invalid address '127.0.0.1:70000' in 'listen' (expected e.g. "
                       "127.0.0.1:8080, [::1]:8080, *:8080 or 8080)");
-    expect_only_error("upstream u { server example.com:80; }\n" SRV,
-                      "t.conf:1:21: invalid address 'example.com:80' in 'server' (expected e.g. "
+    expect_only_error("upstream u { server 10.0.0.300:80; }\n" SRV,
+                      "t.conf:1:21: invalid address '10.0.0.300:80' in 'server' (expected e.g. "
                       "127.0.0.1:3000)");
     expect_only_error(
         "server { listen 127.0.0.1:8080; proxy *:3000; }",
@@ -1034,6 +1034,68 @@ test_err_address(void **state)
     expect_only_error("server { listen 127.0.0.1:8080 defualt; return 200; }",
                       "t.conf:1:32: unknown parameter 'defualt' in 'listen' (expected default or "
                       "backlog=N)");
+}
+
+/* What exactly is wrong with an origin address that is not one: a host name, a URL. */
+static void
+test_err_address_explained(void **state)
+{
+    static const char dns[] = "host names are not supported yet (DNS-named servers come later): "
+                              "use an IP address such as 127.0.0.1:";
+    char want[512];
+    snprintf(want, sizeof(want), "t.conf:1:21: invalid address 'app.internal:80' in 'server': %s80",
+             dns);
+    expect_only_error("upstream u { server app.internal:80; }\n" SRV, want);
+    snprintf(want, sizeof(want),
+             "t.conf:1:21: invalid address 'example.com:3000' in 'server': %s3000", dns);
+    expect_only_error("upstream u { server example.com:3000 weight=2; }\n" SRV, want);
+    snprintf(want, sizeof(want), "t.conf:1:21: invalid address 'app' in 'server': %s80", dns);
+    expect_only_error("upstream u { server app; }\n" SRV, want);
+    snprintf(want, sizeof(want),
+             "t.conf:1:39: invalid address 'api.internal:8080' in 'proxy': %s8080", dns);
+    expect_only_error("server { listen 127.0.0.1:8080; proxy api.internal:8080; }", want);
+
+    expect_only_error("server { listen 127.0.0.1:8080; proxy http://api; }",
+                      "t.conf:1:39: invalid address 'http://api' in 'proxy': 'proxy' takes an "
+                      "upstream name or ADDR:PORT, without 'http://' (write 'proxy api;')");
+    expect_only_error("server { listen 127.0.0.1:8080; proxy http://127.0.0.1:3000; }",
+                      "t.conf:1:39: invalid address 'http://127.0.0.1:3000' in 'proxy': 'proxy' "
+                      "takes an upstream name or ADDR:PORT, without 'http://' (write 'proxy "
+                      "127.0.0.1:3000;')");
+    /* with a path: nginx's proxy_pass gives it a meaning, so no one-word suggestion */
+    expect_only_error("server { listen 127.0.0.1:8080; proxy http://api/v1/; }",
+                      "t.conf:1:39: invalid address 'http://api/v1/' in 'proxy': 'proxy' takes an "
+                      "upstream name or ADDR:PORT, without 'http://'");
+    expect_only_error("server { listen 127.0.0.1:8080; proxy https://api; }",
+                      "t.conf:1:39: invalid address 'https://api' in 'proxy': 'proxy' takes an "
+                      "upstream name or ADDR:PORT, without 'https://': TLS to origins is not "
+                      "available yet");
+    expect_only_error("upstream u { server http://10.0.0.1; }\n" SRV,
+                      "t.conf:1:21: invalid address 'http://10.0.0.1' in 'server': 'server' takes "
+                      "ADDR[:PORT], without 'http://' (write 'server 10.0.0.1;')");
+    expect_only_error("upstream u { server https://10.0.0.1:443; }\n" SRV,
+                      "t.conf:1:21: invalid address 'https://10.0.0.1:443' in 'server': 'server' "
+                      "takes ADDR[:PORT], without 'https://': TLS to origins is not available yet");
+    /* a bad port, a bad IP: nothing more specific to say */
+    expect_only_error("upstream u { server app:0; }\n" SRV,
+                      "t.conf:1:21: invalid address 'app:0' in 'server' (expected e.g. "
+                      "127.0.0.1:3000)");
+
+    /* the same words for `reverse-proxy --to` (src/main.c) */
+    char buf[256];
+    assert_string_equal(gh_conf_addr_hint("http://127.0.0.1:3000", 21, "--to", buf, sizeof(buf)),
+                        "'--to' takes ADDR:PORT, without 'http://' (write '--to 127.0.0.1:3000')");
+    assert_string_equal(gh_conf_addr_hint("https://10.0.0.1:443", 20, "--to", buf, sizeof(buf)),
+                        "'--to' takes ADDR:PORT, without 'https://': TLS to origins is not "
+                        "available yet");
+    snprintf(want, sizeof(want), "%s3000", dns);
+    assert_string_equal(gh_conf_addr_hint("backend.local:3000", 18, "--to", buf, sizeof(buf)),
+                        want);
+    assert_null(gh_conf_addr_hint("127.0.0.1", 9, "--to", buf, sizeof(buf)));
+    assert_null(gh_conf_addr_hint("[::1]", 5, "--to", buf, sizeof(buf)));
+    assert_null(gh_conf_addr_hint("1.2.3.4.5:80", 12, "--to", buf, sizeof(buf)));
+    assert_null(gh_conf_addr_hint("localhost:99999", 15, "--to", buf, sizeof(buf)));
+    assert_null(gh_conf_addr_hint("", 0, "--to", buf, sizeof(buf)));
 }
 
 static void
@@ -1625,6 +1687,7 @@ main(void)
         cmocka_unit_test(test_err_upstreams),
         cmocka_unit_test(test_err_server_without_listen),
         cmocka_unit_test(test_err_address),
+        cmocka_unit_test(test_err_address_explained),
         cmocka_unit_test(test_err_headers),
         cmocka_unit_test(test_err_return),
         cmocka_unit_test(test_err_route),
