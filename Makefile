@@ -35,7 +35,17 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRCS:tests/fuzz/%.c=$(ASAN_DIR)/tests/fuzz/%_replay)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all build asan run check unit e2e fuzz bench profile deps format format-check clean
+# `make install`: the release binary, the man page and an example config. PREFIX=/usr puts the
+# config in /etc/gatehouse (as a distribution package would), any other PREFIX in PREFIX/etc;
+# SYSCONFDIR=... overrides that. DESTDIR is prepended to every path (for staging and packages).
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+BINDIR     := $(PREFIX)/bin
+MAN8DIR    := $(PREFIX)/share/man/man8
+CONFDIR    := $(SYSCONFDIR)/gatehouse
+
+.PHONY: all build asan run check unit e2e fuzz bench profile deps format format-check clean \
+        install uninstall
 
 all: build
 
@@ -114,6 +124,30 @@ profile:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory $(REL_DIR)/gatehouse
 	@bench/profile.sh
+
+# Depends on the release binary only (not on `build`): after `make build`, `sudo make install`
+# copies what was built instead of building again as root. An existing config is never replaced.
+install: $(REL_DIR)/gatehouse
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MAN8DIR)" "$(DESTDIR)$(CONFDIR)"
+	install -m 755 $(REL_DIR)/gatehouse "$(DESTDIR)$(BINDIR)/gatehouse"
+	install -m 644 docs/gatehouse.8 "$(DESTDIR)$(MAN8DIR)/gatehouse.8"
+	@if [ -e "$(DESTDIR)$(CONFDIR)/gatehouse.conf" ]; then \
+	  echo "kept the existing $(DESTDIR)$(CONFDIR)/gatehouse.conf"; \
+	else \
+	  echo "install -m 644 examples/reverse-proxy.conf $(DESTDIR)$(CONFDIR)/gatehouse.conf"; \
+	  install -m 644 examples/reverse-proxy.conf "$(DESTDIR)$(CONFDIR)/gatehouse.conf"; \
+	fi
+
+# Removes the binary and the man page; the config only if it is still the example as shipped.
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/gatehouse" "$(DESTDIR)$(MAN8DIR)/gatehouse.8"
+	@if cmp -s examples/reverse-proxy.conf "$(DESTDIR)$(CONFDIR)/gatehouse.conf"; then \
+	  echo "rm -f $(DESTDIR)$(CONFDIR)/gatehouse.conf"; \
+	  rm -f "$(DESTDIR)$(CONFDIR)/gatehouse.conf"; \
+	  rmdir "$(DESTDIR)$(CONFDIR)" 2>/dev/null || true; \
+	elif [ -e "$(DESTDIR)$(CONFDIR)/gatehouse.conf" ]; then \
+	  echo "kept $(DESTDIR)$(CONFDIR)/gatehouse.conf (changed since it was installed)"; \
+	fi
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -4,11 +4,13 @@
  *   gatehouse                         run the embedded default config
  *   gatehouse -c FILE                 run FILE
  *   gatehouse -t -c FILE              check FILE and exit (0 ok, 1 with FILE:LINE:COL errors)
+ *   gatehouse -s SIGNAL [-c FILE]     signal the instance whose pid file FILE names
  *   gatehouse reverse-proxy --from ADDR:PORT --to ADDR:PORT [--to ...]
  *   gatehouse --version | --help
  *
  * Signals: SIGHUP reloads the config (a bad one is logged and the old one
- * kept), SIGTERM/SIGINT stop accepting, drain requests in flight and exit 0.
+ * kept), SIGUSR1 reopens the log files, SIGTERM/SIGINT/SIGQUIT stop accepting,
+ * drain requests in flight and exit 0.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,6 +20,7 @@
 
 #include "conf/conf.h"
 #include "core/log.h"
+#include "core/pidfile.h"
 #include "proxy/proxy.h"
 
 #define GH_VERSION "0.1.0"
@@ -44,12 +47,17 @@ usage(FILE *f)
             "127.0.0.1:9901)\n"
             "  gatehouse -c FILE              run with a config file\n"
             "  gatehouse -t -c FILE           check a config file and exit\n"
+            "  gatehouse -s SIGNAL [-c FILE]  signal the running instance, found by the 'pid'\n"
+            "                                 file of FILE: reload, reopen (the log files),\n"
+            "                                 stop or quit (both drain requests, then exit)\n"
             "  gatehouse reverse-proxy --from ADDR:PORT --to ADDR:PORT [--to ADDR:PORT ...]\n"
             "            [--threads N] [--access-log]\n"
-            "  gatehouse --version | --help\n"
+            "  gatehouse -v | --version | -h | --help\n"
             "\n"
-            "signals: HUP reloads the config, TERM/INT drain and exit.\n"
-            "docs: docs/config.md\n",
+            "signals: HUP reloads the config, USR1 reopens the log files,\n"
+            "         TERM/INT/QUIT drain and exit.\n"
+            "exit status: 0 ok, 1 failure (config, listener, signal), 2 command-line mistake.\n"
+            "docs: docs/config.md, docs/operations.md, man gatehouse\n",
             GH_VERSION);
 }
 
@@ -134,6 +142,12 @@ valid_cli_addr(const char *opt, const char *v)
         strcmp(opt, "--from") == 0 && v[0] != '\0' && strspn(v, "0123456789") == strlen(v);
     int n = snprintf(buf, sizeof(buf), bare_port ? "*:%s" : "%s", v);
     if (n <= 0 || (size_t)n >= sizeof(buf) || gh_conf_parse_addr(buf, (size_t)n, &a) != 0) {
+        char hint[256];
+        if (strcmp(opt, "--to") == 0 &&
+            gh_conf_addr_hint(v, strlen(v), opt, hint, sizeof(hint)) != NULL) {
+            fprintf(stderr, "gatehouse: invalid address for --to: '%s': %s\n", v, hint);
+            return 0;
+        }
         fprintf(stderr,
                 "gatehouse: invalid address for %s: '%s' (expected e.g. 127.0.0.1:8080 or "
                 "[::1]:8080%s)\n",
@@ -225,9 +239,22 @@ reverse_proxy_args(int argc, char **argv, struct source *src)
     return 0;
 }
 
-/* Read the command line into src. Returns -1 to go on, else the exit code. */
+/* What `-s NAME` sends, and what the running instance does with it (serve()). */
+static const struct {
+    const char *name;
+    int sig;
+    const char *sig_name;
+} cli_signals[] = {
+    {"reload", SIGHUP, "SIGHUP"},   /* load the config again */
+    {"reopen", SIGUSR1, "SIGUSR1"}, /* reopen the log files */
+    {"stop", SIGTERM, "SIGTERM"},   /* drain, exit 0 */
+    {"quit", SIGQUIT, "SIGQUIT"},   /* the same: there is no faster stop than a drain */
+};
+
+/* Read the command line into src. Returns -1 to go on, else the exit code. *signal_idx is
+ * set by `-s NAME` (an entry of cli_signals). */
 static int
-parse_cli(int argc, char **argv, struct source *src, int *test_only)
+parse_cli(int argc, char **argv, struct source *src, int *test_only, int *signal_idx)
 {
     if (argc >= 2 && strcmp(argv[1], "reverse-proxy") == 0)
         return reverse_proxy_args(argc - 2, argv + 2, src) != 0 ? 2 : -1;
@@ -245,6 +272,23 @@ parse_cli(int argc, char **argv, struct source *src, int *test_only)
             src->path = argv[++i];
         } else if (strcmp(a, "-t") == 0) {
             *test_only = 1;
+        } else if (strcmp(a, "-s") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "gatehouse: -s needs a signal: reload, reopen, stop or quit\n");
+                return 2;
+            }
+            const char *v = argv[++i];
+            *signal_idx = -1;
+            for (int k = 0; k < (int)GH_ARRAY_LEN(cli_signals); k++)
+                if (strcmp(v, cli_signals[k].name) == 0)
+                    *signal_idx = k;
+            if (*signal_idx < 0) {
+                fprintf(stderr,
+                        "gatehouse: unknown signal '%s' for -s (expected reload, reopen, stop or "
+                        "quit)\n",
+                        v);
+                return 2;
+            }
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
             printf("gatehouse %s\n", GH_VERSION);
             return 0;
@@ -257,9 +301,88 @@ parse_cli(int argc, char **argv, struct source *src, int *test_only)
             return 2;
         }
     }
+    if (*test_only && *signal_idx >= 0) {
+        fprintf(stderr, "gatehouse: -t and -s do not go together\n");
+        return 2;
+    }
     if (src->path == NULL)
         src->text = strdup(embedded_default);
     return -1;
+}
+
+/*
+ * `-s NAME`: send the signal to the instance whose process id is in the pid file that the
+ * config names (as `nginx -s` does). The config is loaded in full first, so `-s reload` of a
+ * file with errors reports them and signals nothing. Returns the exit code (0 sent, 1 not).
+ */
+static int
+signal_instance(const struct source *src, int idx)
+{
+    const char *name = cli_signals[idx].name;
+    if (src->path == NULL) {
+        fprintf(stderr,
+                "gatehouse: -s %s: no -c FILE, and the embedded default config has no 'pid' "
+                "directive, so there is no running instance to find; give the config it runs "
+                "with (-c FILE, with 'pid FILE;')\n",
+                name);
+        return 1;
+    }
+    struct gh_conf_diag diag = {0};
+    struct gh_config *cfg = gh_conf_load_file(src->path, &diag);
+    gh_conf_diag_print(&diag, stderr);
+    gh_conf_diag_free(&diag);
+    if (cfg == NULL) {
+        fprintf(stderr, "gatehouse: -s %s: %s has errors; nothing was signalled\n", name,
+                src->path);
+        return 1;
+    }
+    int code = 1;
+    pid_t pid = 0;
+    const char *pf = cfg->pid_path;
+    if (pf == NULL) {
+        fprintf(stderr,
+                "gatehouse: -s %s: %s has no 'pid' directive, so the running instance cannot be "
+                "found (add e.g. 'pid /run/gatehouse.pid;' and restart it, or use kill)\n",
+                name, src->path);
+        goto out;
+    }
+    int rc = gh_pidfile_read(pf, &pid);
+    if (rc == -ENOENT) {
+        fprintf(stderr,
+                "gatehouse: -s %s: pid file '%s' does not exist: gatehouse is not running with "
+                "this config (or was started before 'pid' was added)\n",
+                name, pf);
+        goto out;
+    }
+    if (rc == -EINVAL) {
+        fprintf(stderr, "gatehouse: -s %s: pid file '%s' does not hold a process id\n", name, pf);
+        goto out;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "gatehouse: -s %s: cannot read pid file '%s': %s\n", name, pf,
+                strerror(-rc));
+        goto out;
+    }
+    if (kill(pid, cli_signals[idx].sig) == -1) {
+        if (errno == ESRCH)
+            fprintf(stderr,
+                    "gatehouse: -s %s: no process %ld: the pid file '%s' is stale (gatehouse is "
+                    "not running)\n",
+                    name, (long)pid, pf);
+        else if (errno == EPERM)
+            fprintf(stderr,
+                    "gatehouse: -s %s: not permitted to signal process %ld (from '%s'): run as "
+                    "the user gatehouse runs as, or as root\n",
+                    name, (long)pid, pf);
+        else
+            fprintf(stderr, "gatehouse: -s %s: kill(%ld, %s): %s\n", name, (long)pid,
+                    cli_signals[idx].sig_name, strerror(errno));
+        goto out;
+    }
+    code = 0;
+out:
+    gh_conf_unref(cfg);
+    return code;
 }
 
 /* `-t`: check the config (and that its log files open) and say so. Returns the exit code. */
@@ -290,6 +413,46 @@ thread_count(const struct gh_config *cfg)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* Write our pid to cfg's pid file (if it names one). An existing file is replaced, as nginx
+ * does, with a warning when it named another process that still runs. Returns 0 or -1 (logged). */
+static int
+pidfile_create(const struct gh_config *cfg)
+{
+    if (cfg->pid_path == NULL)
+        return 0;
+    pid_t old;
+    if (gh_pidfile_read(cfg->pid_path, &old) == 0 && old != getpid() && gh_pid_alive(old))
+        gh_log_warn("pid file '%s' named process %ld, which is running; replacing it (that "
+                    "process can no longer be signalled through it)",
+                    cfg->pid_path, (long)old);
+    int rc = gh_pidfile_write(cfg->pid_path, getpid());
+    if (rc != 0) {
+        gh_log_error("%s: cannot write pid file '%s': %s", cfg->pid_at, cfg->pid_path,
+                     strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* Remove the pid file of cfg (if any) while it still holds our pid. */
+static void
+pidfile_delete(const struct gh_config *cfg)
+{
+    if (cfg == NULL || cfg->pid_path == NULL)
+        return;
+    int rc = gh_pidfile_remove(cfg->pid_path, getpid());
+    if (rc != 0)
+        gh_log_warn("cannot remove pid file '%s': %s", cfg->pid_path, strerror(-rc));
+}
+
+static bool
+same_pid_path(const struct gh_config *a, const struct gh_config *b)
+{
+    if (a->pid_path == NULL || b->pid_path == NULL)
+        return a->pid_path == b->pid_path;
+    return strcmp(a->pid_path, b->pid_path) == 0;
+}
+
 /* SIGHUP: load src again and swap it in. Returns the config now running (cfg when that fails). */
 static struct gh_config *
 reload(const struct source *src, struct gh_config *cfg, unsigned nthreads)
@@ -303,11 +466,23 @@ reload(const struct source *src, struct gh_config *cfg, unsigned nthreads)
     unsigned nt = thread_count(ncfg);
     if (nt != nthreads)
         gh_log_warn("threads changed to %u: takes effect after a restart", nt);
-    if (gh_proxy_reload(ncfg) != 0) {
+    /* A pid file that moved is written before the swap (a reload that cannot write it fails,
+     * as in nginx) and the old one removed after. */
+    bool pid_moved = !same_pid_path(cfg, ncfg);
+    if (pid_moved && pidfile_create(ncfg) != 0) {
         gh_log_error("reload failed; the previous configuration keeps running");
         gh_conf_unref(ncfg);
         return cfg;
     }
+    if (gh_proxy_reload(ncfg) != 0) {
+        gh_log_error("reload failed; the previous configuration keeps running");
+        if (pid_moved)
+            pidfile_delete(ncfg);
+        gh_conf_unref(ncfg);
+        return cfg;
+    }
+    if (pid_moved)
+        pidfile_delete(cfg);
     apply_error_log(ncfg);
     gh_conf_unref(cfg);
     gh_log_info("reload complete");
@@ -345,6 +520,13 @@ serve(const struct source *src)
         gh_conf_unref(cfg);
         return 1;
     }
+    /* after the listeners: an instance that cannot start leaves a running one's file alone */
+    if (pidfile_create(cfg) != 0) {
+        gh_log_error("start-up failed");
+        gh_proxy_stop(0);
+        gh_conf_unref(cfg);
+        return 1;
+    }
     for (uint32_t i = 0; i < cfg->n_listeners; i++)
         gh_log_info("listening on %s", cfg->listeners[i].addr.text);
     gh_log_info("gatehouse %s started (pid %d): %u worker thread(s), config %s", GH_VERSION,
@@ -372,11 +554,15 @@ serve(const struct source *src)
             cfg = reload(src, cfg, nthreads);
         } else {
             gh_log_info("received %s: draining (at most %u ms)",
-                        sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout_ms);
+                        sig == SIGINT    ? "SIGINT"
+                        : sig == SIGQUIT ? "SIGQUIT"
+                                         : "SIGTERM",
+                        cfg->drain_timeout_ms);
             break;
         }
     }
     gh_proxy_stop(cfg->drain_timeout_ms);
+    pidfile_delete(cfg);
     gh_log_info("stopped");
     gh_conf_unref(cfg);
     return code;
@@ -386,9 +572,11 @@ int
 main(int argc, char **argv)
 {
     struct source src = {NULL, NULL, "<embedded>"};
-    int test_only = 0;
-    int code = parse_cli(argc, argv, &src, &test_only);
-    if (code < 0)
+    int test_only = 0, signal_idx = -1;
+    int code = parse_cli(argc, argv, &src, &test_only, &signal_idx);
+    if (code < 0 && signal_idx >= 0)
+        code = signal_instance(&src, signal_idx);
+    else if (code < 0)
         code = test_only ? check_only(&src) : serve(&src);
     free(src.text);
     return code;

@@ -218,6 +218,10 @@ struct gh_config {
     /* "FILE:LINE:COL" of the path argument of each, for messages when it cannot be opened */
     const char *access_log_at;
     const char *error_log_at;
+    /* `pid FILE;` where the running instance writes its process id (relative to the config
+     * file's directory); NULL: no pid file. pid_at is "FILE:LINE:COL" of the path. */
+    const char *pid_path;
+    const char *pid_at;
 
     /* top-level values (upstream NULL): what a request that reaches no server is answered with
      * (its listener went away in a reload) */
@@ -301,5 +305,14 @@ int gh_conf_regex_match(const struct pcre2_real_code_8 *re, const char *s, size_
  * The port must be 1..65535. out->ss is zeroed first; out->text borrows text (it is
  * NUL-terminated only if text is). */
 int gh_conf_parse_addr(const char *text, size_t len, struct gh_addr *out);
+
+/*
+ * Why text[0..len) is not an address to connect to, when there is more to say than that it
+ * is invalid: a URL ("http://..." or "https://...") where an address or name belongs, or a
+ * host name (DNS is not there yet). what is the directive or option it was given to ("server",
+ * "proxy", "--to"). Returns the explanation, written to buf (size bytes), or NULL.
+ */
+const char *gh_conf_addr_hint(const char *text, size_t len, const char *what, char *buf,
+                              size_t size);
 
 #endif

@@ -34,6 +34,8 @@ struct conf_tok {
     uint32_t len;
     struct conf_pos pos; /* first byte */
     uint32_t end_col;    /* column just after the last byte (same line) */
+    bool unterminated;   /* a string without its closing quote (reported): it ran to the end
+                          * of the line, and so does its directive */
 };
 
 /* One directive: `name args... ;` or `name args... { children }`. */
@@ -52,6 +54,21 @@ struct conf_incl {
     ino_t ino;
 };
 
+/* One file read (the top one, or an include), in the order they were read. Diagnostics are
+ * sorted with it: an included file's problems stand where its `include` is. */
+struct conf_read {
+    const char *file;   /* the name the lexer gives this read's tokens (compared as a pointer) */
+    int32_t parent;     /* the read that included it, or -1 */
+    uint32_t line, col; /* where the parent names it */
+};
+
+/* Where one diagnostic belongs in file order (see conf_diag_sort in runtime.c). */
+struct conf_diag_key {
+    int32_t read; /* -1: a file not read (it could not be opened) */
+    uint32_t line, col;
+    bool last; /* "too many errors" closes the list */
+};
+
 struct conf_state {
     struct gh_arena *arena;
     struct gh_conf_diag *diag; /* may be NULL */
@@ -61,11 +78,23 @@ struct conf_state {
     /* files being read, outermost first (include cycle detection) */
     struct conf_incl incl[GH_CONF_MAX_INCLUDE_DEPTH + 2];
     uint32_t n_incl;
+    struct conf_read *reads; /* every file read, in order (arena) */
+    uint32_t n_reads, cap_reads;
+    struct conf_diag_key *keys; /* one per diagnostic (heap; only when diag is not NULL) */
+    uint32_t cap_keys;
 };
 
 /* Record "FILE:LINE:COL: message"; sets st->stop after GH_CONF_MAX_ERRORS. */
 void conf_err(struct conf_state *st, const struct conf_pos *pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Note that the lexer starts reading file (the pointer its tokens will carry); from is where
+ * an include names it (NULL for the top file). */
+void conf_note_read(struct conf_state *st, const char *file, const struct conf_pos *from);
+
+/* Put the diagnostics in file order (files as read, includes in place; then line, column),
+ * keeping the order in which they were found for equal positions. */
+void conf_diag_sort(struct conf_state *st);
 
 /* A token's text made safe to quote in a message: truncated, controls escaped (arena). */
 const char *conf_show(struct conf_state *st, const char *s, size_t len);

@@ -9,7 +9,8 @@
  *
  * The tree builder reports syntax errors and keeps going: a missing ';'
  * ends the directive where the ';' belonged, a stray '}' or ';' is skipped,
- * an unterminated block is reported at the end of its file.
+ * an unterminated string ends its directive at the end of its line, an
+ * unterminated block is reported at the end of its file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -115,6 +116,7 @@ lex_string(struct lexer *lx, struct conf_tok *t)
         lx->p = q + 1;
     } else {
         conf_err(lx->st, &t->pos, "unterminated string");
+        t->unterminated = true;
         lx->p = q;
     }
 }
@@ -321,6 +323,12 @@ parse_directive(struct lexer *lx, const struct conf_tok *name, struct cnode **ta
             }
             n->args[n->n_args++] = t;
             prev = &n->args[n->n_args - 1];
+            if (t.unterminated) {
+                /* the string took the rest of the line, and the directive ends with it: what
+                 * follows is the next one (no second error about a missing ';') */
+                ok = false;
+                break;
+            }
             continue;
         }
         if (t.type == TOK_SEMI)
@@ -382,6 +390,8 @@ parse_list(struct lexer *lx, const struct conf_tok *open, struct cnode **tail, u
             skip_block(lx);
             break;
         case TOK_STRING:
+            if (t.unterminated) /* reported; it took the rest of the line */
+                break;
             conf_err(st, &t.pos, "expected a directive name, got string \"%s\"",
                      conf_show(st, t.text, t.len));
             skip_statement(lx);
@@ -468,6 +478,7 @@ read_file(struct conf_state *st, const char *path, const struct conf_pos *from)
     st->incl[st->n_incl].dev = sb.st_dev;
     st->incl[st->n_incl].ino = sb.st_ino;
     st->n_incl++;
+    conf_note_read(st, path, from);
     root = read_buffer(st, path, dir_of(st, path), buf, len);
     st->n_incl--;
 out:
@@ -487,5 +498,7 @@ struct cnode *
 conf_read_string(struct conf_state *st, const char *name, const char *text, size_t len)
 {
     /* The name is for messages only: relative includes resolve against the cwd. */
-    return read_buffer(st, gh_arena_strdup(st->arena, name), "", text, len);
+    const char *file = gh_arena_strdup(st->arena, name);
+    conf_note_read(st, file, NULL);
+    return read_buffer(st, file, "", text, len);
 }

@@ -518,6 +518,16 @@ on_error_log(struct build *b, struct blk *k, const struct cnode *n)
              show(b, l));
 }
 
+static void
+on_pid(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    if (!check_path(b, n, t))
+        return;
+    b->cfg->pid_path = path_arg(b, n, t);
+    b->cfg->pid_at = where(b, &t->pos, "");
+}
+
 /*
  * Parse an address the way nginx users write it: `listen 8080;` is every IPv4
  * interface on that port, and an origin without a port (`server 10.0.0.1;`,
@@ -548,8 +558,12 @@ static bool
 upstream_addr(struct build *b, const struct conf_tok *t, const char *what, struct gh_addr *a)
 {
     if (parse_addr_lenient(b, t, false, a) != 0) {
-        conf_err(b->st, &t->pos, "invalid address '%s' in '%s' (expected e.g. 127.0.0.1:3000)",
-                 show(b, t), what);
+        char hint[256];
+        if (gh_conf_addr_hint(t->text, t->len, what, hint, sizeof(hint)) != NULL)
+            conf_err(b->st, &t->pos, "invalid address '%s' in '%s': %s", show(b, t), what, hint);
+        else
+            conf_err(b->st, &t->pos, "invalid address '%s' in '%s' (expected e.g. 127.0.0.1:3000)",
+                     show(b, t), what);
         return false;
     }
     bool any = false;
@@ -1155,6 +1169,7 @@ static const struct dir dirs[] = {
     FN("access_log", CTX_MAIN, 1, 2, 0, on_access_log),
     FN("log_format", CTX_MAIN, 2, NARGS_ANY, DF_MULTI, on_log_format),
     FN("error_log", CTX_MAIN, 1, 2, 0, on_error_log),
+    FN("pid", CTX_MAIN, 1, 1, 0, on_pid),
     FN("upstream", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_EARLY, on_upstream),
     FN("server", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_server),
     /* upstream */

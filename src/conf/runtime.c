@@ -55,6 +55,59 @@ vformat(const struct conf_pos *pos, const char *fmt, va_list ap)
     return msg;
 }
 
+/* The read that file belongs to: the latest with that pointer (else that name), or -1. */
+static int32_t
+find_read(const struct conf_state *st, const char *file)
+{
+    for (uint32_t i = st->n_reads; i-- > 0;)
+        if (st->reads[i].file == file)
+            return (int32_t)i;
+    for (uint32_t i = st->n_reads; i-- > 0;)
+        if (strcmp(st->reads[i].file, file) == 0)
+            return (int32_t)i;
+    return -1;
+}
+
+void
+conf_note_read(struct conf_state *st, const char *file, const struct conf_pos *from)
+{
+    if (st->n_reads == st->cap_reads) {
+        uint32_t cap = st->cap_reads ? st->cap_reads * 2 : 8;
+        struct conf_read *r = gh_arena_alloc(st->arena, cap * sizeof(*r));
+        if (st->n_reads > 0)
+            memcpy(r, st->reads, st->n_reads * sizeof(*r));
+        st->reads = r;
+        st->cap_reads = cap;
+    }
+    struct conf_read *r = &st->reads[st->n_reads++];
+    r->file = file;
+    r->parent = -1;
+    if (from != NULL) {
+        r->parent = (int32_t)find_read(st, from->file);
+        r->line = from->line;
+        r->col = from->col;
+    }
+}
+
+/* Remember where the diagnostic being added belongs (for conf_diag_sort). */
+static void
+add_key(struct conf_state *st, const struct conf_pos *pos, bool last)
+{
+    if (st->diag == NULL)
+        return;
+    uint32_t n = st->diag->n; /* keys[n] goes with the message about to be added */
+    if (n >= st->cap_keys) {
+        uint32_t cap = st->cap_keys ? st->cap_keys * 2 : 32;
+        struct conf_diag_key *k = gh_xmalloc(cap * sizeof(*k));
+        if (n > 0)
+            memcpy(k, st->keys, n * sizeof(*k));
+        free(st->keys);
+        st->keys = k;
+        st->cap_keys = cap;
+    }
+    st->keys[n] = (struct conf_diag_key){find_read(st, pos->file), pos->line, pos->col, last};
+}
+
 void
 conf_err(struct conf_state *st, const struct conf_pos *pos, const char *fmt, ...)
 {
@@ -67,13 +120,79 @@ conf_err(struct conf_state *st, const struct conf_pos *pos, const char *fmt, ...
         va_start(ap, fmt);
         char *msg = vformat(pos, "too many errors, giving up", ap);
         va_end(ap);
+        add_key(st, pos, true);
         diag_add(st->diag, msg);
         return;
     }
     va_start(ap, fmt);
     char *msg = vformat(pos, fmt, ap);
     va_end(ap);
+    add_key(st, pos, false);
     diag_add(st->diag, msg);
+}
+
+/* A position as a path from the top file down: at each level the (line, col) of the include
+ * that leads further down and the read it leads to, and last the position itself (read -1).
+ * Returns the number of levels written to out (at most max). */
+struct hop {
+    uint32_t line, col;
+    int32_t into; /* the read entered there, or -1 at the position itself */
+};
+
+static uint32_t
+path_of(const struct conf_state *st, const struct conf_diag_key *k, struct hop *out, uint32_t max)
+{
+    struct hop rev[GH_CONF_MAX_INCLUDE_DEPTH + 4];
+    uint32_t n = 0;
+    rev[n++] = (struct hop){k->line, k->col, -1};
+    for (int32_t r = k->read; r >= 0 && st->reads[r].parent >= 0 && n < GH_ARRAY_LEN(rev);
+         r = st->reads[r].parent)
+        rev[n++] = (struct hop){st->reads[r].line, st->reads[r].col, r};
+    n = GH_MIN(n, max);
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = rev[n - 1 - i];
+    return n;
+}
+
+static int
+key_cmp(const struct conf_state *st, const struct conf_diag_key *a, const struct conf_diag_key *b)
+{
+    if (a->last != b->last)
+        return a->last ? 1 : -1;
+    struct hop pa[GH_CONF_MAX_INCLUDE_DEPTH + 4], pb[GH_CONF_MAX_INCLUDE_DEPTH + 4];
+    uint32_t na = path_of(st, a, pa, GH_ARRAY_LEN(pa));
+    uint32_t nb = path_of(st, b, pb, GH_ARRAY_LEN(pb));
+    for (uint32_t i = 0; i < na && i < nb; i++) {
+        if (pa[i].line != pb[i].line)
+            return pa[i].line < pb[i].line ? -1 : 1;
+        if (pa[i].col != pb[i].col)
+            return pa[i].col < pb[i].col ? -1 : 1;
+        /* the same place: the include line's own problem first, then its files in read order */
+        if (pa[i].into != pb[i].into)
+            return pa[i].into < pb[i].into ? -1 : 1;
+    }
+    return 0;
+}
+
+void
+conf_diag_sort(struct conf_state *st)
+{
+    struct gh_conf_diag *d = st->diag;
+    if (d == NULL || st->keys == NULL)
+        return;
+    /* insertion sort: stable, and there are at most GH_CONF_MAX_ERRORS + 1 */
+    for (uint32_t i = 1; i < d->n; i++) {
+        struct conf_diag_key k = st->keys[i];
+        char *m = d->msgs[i];
+        uint32_t j = i;
+        while (j > 0 && key_cmp(st, &st->keys[j - 1], &k) > 0) {
+            st->keys[j] = st->keys[j - 1];
+            d->msgs[j] = d->msgs[j - 1];
+            j--;
+        }
+        st->keys[j] = k;
+        d->msgs[j] = m;
+    }
 }
 
 const char *
@@ -162,6 +281,8 @@ load(const char *name, const char *text, size_t len, bool is_file, unsigned flag
     struct gh_config *cfg = NULL;
     if (!st.stop) /* semantic checks too, even after syntax errors: report everything */
         cfg = conf_build(&st, name, root);
+    conf_diag_sort(&st); /* found phase by phase; shown in file order */
+    free(st.keys);
     if (cfg == NULL || st.n_errors > 0) {
         gh_arena_free(st.arena);
         return NULL;
@@ -416,4 +537,84 @@ gh_conf_parse_addr(const char *text, size_t len, struct gh_addr *out)
     }
     out->text = text;
     return 0;
+}
+
+/* "http://" or "https://" at the start of text: its length, else 0. */
+static size_t
+scheme_len(const char *text, size_t len)
+{
+    if (len >= 7 && gh_strncaseeq(text, "http://", 7))
+        return 7;
+    if (len >= 8 && gh_strncaseeq(text, "https://", 8))
+        return 8;
+    return 0;
+}
+
+/* A DNS name as an origin is written: letters, digits, '-', '_', '.', at least one letter. */
+static bool
+looks_like_host_name(const char *s, size_t len)
+{
+    bool letter = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            letter = true;
+        else if (!((c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+            return false;
+    }
+    return letter;
+}
+
+const char *
+gh_conf_addr_hint(const char *text, size_t len, const char *what, char *buf, size_t size)
+{
+    bool proxy = strcmp(what, "proxy") == 0;
+    const char *takes = proxy                         ? "an upstream name or ADDR:PORT"
+                        : strcmp(what, "server") == 0 ? "ADDR[:PORT]"
+                                                      : "ADDR:PORT";
+    size_t sl = scheme_len(text, len);
+    if (sl == 8) {
+        snprintf(buf, size,
+                 "'%s' takes %s, without 'https://': TLS to origins is not available yet", what,
+                 takes);
+        return buf;
+    }
+    if (sl == 7) {
+        const char *rest = text + sl;
+        size_t rl = len - sl;
+        /* say what to write instead when the rest is a whole address (or, for proxy, a name);
+         * not when a path follows: nginx gives that a meaning of its own */
+        char tmp[72];
+        struct gh_addr a;
+        bool whole = rl > 0 && rl < 64 && memchr(rest, '/', rl) == NULL;
+        if (whole && gh_conf_parse_addr(rest, rl, &a) != 0) {
+            bool no_port = memchr(rest, ':', rl) == NULL && what[0] != '-'; /* port 80 */
+            int n = snprintf(tmp, sizeof(tmp), "%.*s:80", (int)rl, rest);
+            whole = no_port && ((proxy && looks_like_host_name(rest, rl)) ||
+                                gh_conf_parse_addr(tmp, (size_t)n, &a) == 0);
+        }
+        if (whole)
+            snprintf(buf, size, "'%s' takes %s, without 'http://' (write '%s %.*s%s')", what, takes,
+                     what, (int)rl, rest, what[0] == '-' ? "" : ";");
+        else
+            snprintf(buf, size, "'%s' takes %s, without 'http://'", what, takes);
+        return buf;
+    }
+    if (len == 0 || text[0] == '[')
+        return NULL;
+    /* HOST or HOST:PORT with a valid port, where HOST is a name: DNS is what is missing */
+    const char *colon = memchr(text, ':', len);
+    size_t hl = colon != NULL ? (size_t)(colon - text) : len;
+    uint16_t port = 80;
+    if (colon != NULL && parse_port(colon + 1, len - hl - 1, &port) != 0)
+        return NULL;
+    if (hl == 9 && gh_strncaseeq(text, "localhost", 9))
+        return NULL;
+    if (!looks_like_host_name(text, hl))
+        return NULL;
+    snprintf(buf, size,
+             "host names are not supported yet (DNS-named servers come later): use an IP address "
+             "such as 127.0.0.1:%u",
+             (unsigned)port);
+    return buf;
 }

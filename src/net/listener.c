@@ -21,6 +21,7 @@
 struct gh_listeners {
     unsigned n_threads;
     struct gh_listen_plan cur;
+    bool committed; /* a plan was committed: the next commit is a reload */
 };
 
 struct gh_listeners *
@@ -88,6 +89,11 @@ gh_listeners_plan(struct gh_listeners *t, const struct gh_listen_spec *specs, un
         struct gh_listen_group *g = &plan->g[i];
         memcpy(&g->ss, specs[i].ss, specs[i].len);
         g->len = specs[i].len;
+        g->text = strdup(specs[i].text != NULL ? specs[i].text : "?");
+        if (g->text == NULL) {
+            gh_listeners_drop(t, plan); /* plan->n == i: g holds nothing yet */
+            return -ENOMEM;
+        }
         g->fds = find_fds(t, &specs[i]);
         g->reused = g->fds != NULL;
         if (g->reused) {
@@ -97,6 +103,8 @@ gh_listeners_plan(struct gh_listeners *t, const struct gh_listen_spec *specs, un
         int rc = open_fds(t, &specs[i], &g->fds);
         if (rc != 0) {
             gh_log_error("listen %s: %s", specs[i].text, strerror(-rc));
+            free(g->text);
+            g->text = NULL;
             gh_listeners_drop(t, plan);
             return rc;
         }
@@ -108,14 +116,23 @@ gh_listeners_plan(struct gh_listeners *t, const struct gh_listen_spec *specs, un
 void
 gh_listeners_commit(struct gh_listeners *t, struct gh_listen_plan *plan)
 {
+    if (t->committed)
+        for (unsigned i = 0; i < plan->n; i++)
+            gh_log_info("listener %s: %s", plan->g[i].reused ? "kept" : "opened", plan->g[i].text);
     /* groups that are not kept: their sockets are closed by the threads */
     for (unsigned k = 0; k < t->cur.n; k++) {
         bool kept = false;
         for (unsigned i = 0; i < plan->n && !kept; i++)
             kept = plan->g[i].fds == t->cur.g[k].fds;
-        if (!kept)
+        if (!kept) {
+            gh_log_info("listener closed: %s (connections accepted there finish their current "
+                        "request)",
+                        t->cur.g[k].text);
             free(t->cur.g[k].fds);
+        }
+        free(t->cur.g[k].text);
     }
+    t->committed = true;
     free(t->cur.g);
     t->cur = *plan;
     for (unsigned i = 0; i < t->cur.n; i++)
@@ -127,9 +144,11 @@ gh_listeners_commit(struct gh_listeners *t, struct gh_listen_plan *plan)
 void
 gh_listeners_drop(struct gh_listeners *t, struct gh_listen_plan *plan)
 {
-    for (unsigned i = 0; i < plan->n; i++)
+    for (unsigned i = 0; i < plan->n; i++) {
         if (plan->g[i].fds != NULL && !plan->g[i].reused)
             close_fds(plan->g[i].fds, t->n_threads);
+        free(plan->g[i].text);
+    }
     free(plan->g);
     plan->g = NULL;
     plan->n = 0;
@@ -140,8 +159,10 @@ gh_listeners_free(struct gh_listeners *t)
 {
     if (t == NULL)
         return;
-    for (unsigned k = 0; k < t->cur.n; k++)
+    for (unsigned k = 0; k < t->cur.n; k++) {
         free(t->cur.g[k].fds);
+        free(t->cur.g[k].text);
+    }
     free(t->cur.g);
     free(t);
 }

@@ -36,6 +36,7 @@ struct gh_listen_group {
     socklen_t len;
     int *fds;
     bool reused; /* the address was already open: these are the current table's sockets */
+    char *text;  /* the spec's text (own copy), for the log */
 };
 
 /* Sockets for a list of addresses, in the order given. */
@@ -58,7 +59,12 @@ struct gh_listeners *gh_listeners_new(unsigned n_threads);
 int gh_listeners_plan(struct gh_listeners *t, const struct gh_listen_spec *specs, unsigned n,
                       struct gh_listen_plan *plan);
 
-/* Make plan the table. Sockets of addresses not in it are left to their threads to close. */
+/*
+ * Make plan the table. Sockets of addresses not in it are left to their threads to close.
+ * From the second commit on (a reload; the first is the start, which main.c logs), one info
+ * line per address says what the reload did with it: "listener opened: ADDR",
+ * "listener kept: ADDR" or "listener closed: ADDR (...)".
+ */
 void gh_listeners_commit(struct gh_listeners *t, struct gh_listen_plan *plan);
 
 /* Forget plan, closing the sockets it opened. */

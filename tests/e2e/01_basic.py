@@ -178,6 +178,19 @@ def t():
     check(re.search(r"gatehouse", out, re.I), "output should name gatehouse: %r" % out)
 
 
+@test("reverse-proxy --to with a host name or a URL says what is wrong, exit 2")
+def t():
+    for to, want in (("app.internal:3000", "'app.internal:3000': host names are not supported "
+                      "yet (DNS-named servers come later): use an IP address such as 127.0.0.1:3000"),
+                     ("http://127.0.0.1:3000", "'--to' takes ADDR:PORT, without 'http://' (write "
+                      "'--to 127.0.0.1:3000')"),
+                     ("https://127.0.0.1:3000", "without 'https://': TLS to origins is not "
+                      "available yet")):
+        r = run_gh(["reverse-proxy", "--from", "127.0.0.1:%d" % free_port(), "--to", to])
+        eq(r.returncode, 2, "exit status for --to %s" % to)
+        check(want in r.stderr, "stderr for --to %s: %r" % (to, r.stderr))
+
+
 @test("--help exits 0 and documents -c and reverse-proxy")
 def t():
     r = run_gh(["--help"])

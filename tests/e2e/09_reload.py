@@ -162,4 +162,36 @@ def t():
     wait_until(lambda: version(p2) == "v3", 10, "still serving on the kept listener")
 
 
+@test("reload logs each listen address: opened, kept, closed")
+def t():
+    o = Origin()
+    gh = Gatehouse(conf(o.port, "v1", lambda g: [g.ports[0]]), nports=3,
+                   wait_ports=lambda g: [g.ports[0]])
+    p1, p2, p3 = gh.ports
+    gh.wait_stderr(r"\[info\] gatehouse .* started", 10)
+    check("listener " not in gh.stderr(), "the start logs 'listening on', not listener changes")
+    mark = len(gh.stderr())
+    gh.reload(conf(o.port, "v2", lambda g: [p1, p2]))
+    gh.wait_stderr(r"\[info\] reload complete", 10, start=mark)
+    log = gh.stderr()[mark:]
+    check("[info] listener kept: 127.0.0.1:%d\n" % p1 in log, "p1 kept in: %r" % log)
+    check("[info] listener opened: 127.0.0.1:%d\n" % p2 in log, "p2 opened in: %r" % log)
+    eq(log.count("listener "), 2, "listener lines after the first reload")
+    mark = len(gh.stderr())
+    gh.reload(conf(o.port, "v3", lambda g: [p3, p2]))
+    gh.wait_stderr(r"\[info\] reload complete", 10, start=mark)
+    log = gh.stderr()[mark:]
+    check("[info] listener opened: 127.0.0.1:%d\n" % p3 in log, "p3 opened in: %r" % log)
+    check("[info] listener kept: 127.0.0.1:%d\n" % p2 in log, "p2 kept in: %r" % log)
+    check("[info] listener closed: 127.0.0.1:%d (" % p1 in log, "p1 closed in: %r" % log)
+    eq(log.count("listener "), 3, "listener lines after the second reload")
+    wait_until(lambda: not port_accepts(p1), 10, "removed listener to stop accepting")
+    eq(version(p3), "v3", "served on the new listener")
+    # a reload that fails changes nothing and says nothing about listeners
+    mark = len(gh.stderr())
+    gh.reload(conf(o.port, "v4", lambda g: [p3], broken=True))
+    gh.wait_stderr(r"reload failed", 10, start=mark)
+    check("listener " not in gh.stderr()[mark:], "no listener lines for a failed reload")
+
+
 run()

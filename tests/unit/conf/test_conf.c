@@ -72,6 +72,27 @@ expect_only_error(const char *text, const char *msg)
     gh_conf_diag_free(&d);
 }
 
+/* The diagnostics of text must be exactly want[0..n), in that order. */
+static void
+expect_errors_in_order(const char *text, const char *const *want, uint32_t n)
+{
+    struct gh_conf_diag d;
+    assert_null(gh_conf_load_string("t.conf", text, strlen(text), &d));
+    bool same = d.n == n;
+    for (uint32_t i = 0; same && i < n; i++)
+        same = strcmp(d.msgs[i], want[i]) == 0;
+    if (!same) {
+        fprintf(stderr, "# expected, in this order:\n");
+        for (uint32_t i = 0; i < n; i++)
+            fprintf(stderr, "#   %s\n", want[i]);
+        fprintf(stderr, "# got:\n");
+        for (uint32_t i = 0; i < d.n; i++)
+            fprintf(stderr, "#   %s\n", d.msgs[i]);
+    }
+    gh_conf_diag_free(&d);
+    assert_true(same);
+}
+
 #define SRV "server { listen 127.0.0.1:8080; return 200; }\n"
 
 static const struct gh_server_conf *
@@ -1001,8 +1022,8 @@ test_err_address(void **state)
     expect_only_error("server { listen 127.0.0.1:70000; return 200; }",
                       "t.conf:1:17: invalid address '127.0.0.1:70000' in 'listen' (expected e.g. "
                       "127.0.0.1:8080, [::1]:8080, *:8080 or 8080)");
-    expect_only_error("upstream u { server example.com:80; }\n" SRV,
-                      "t.conf:1:21: invalid address 'example.com:80' in 'server' (expected e.g. "
+    expect_only_error("upstream u { server 10.0.0.300:80; }\n" SRV,
+                      "t.conf:1:21: invalid address '10.0.0.300:80' in 'server' (expected e.g. "
                       "127.0.0.1:3000)");
     expect_only_error(
         "server { listen 127.0.0.1:8080; proxy *:3000; }",
@@ -1013,6 +1034,68 @@ test_err_address(void **state)
     expect_only_error("server { listen 127.0.0.1:8080 defualt; return 200; }",
                       "t.conf:1:32: unknown parameter 'defualt' in 'listen' (expected default or "
                       "backlog=N)");
+}
+
+/* What exactly is wrong with an origin address that is not one: a host name, a URL. */
+static void
+test_err_address_explained(void **state)
+{
+    static const char dns[] = "host names are not supported yet (DNS-named servers come later): "
+                              "use an IP address such as 127.0.0.1:";
+    char want[512];
+    snprintf(want, sizeof(want), "t.conf:1:21: invalid address 'app.internal:80' in 'server': %s80",
+             dns);
+    expect_only_error("upstream u { server app.internal:80; }\n" SRV, want);
+    snprintf(want, sizeof(want),
+             "t.conf:1:21: invalid address 'example.com:3000' in 'server': %s3000", dns);
+    expect_only_error("upstream u { server example.com:3000 weight=2; }\n" SRV, want);
+    snprintf(want, sizeof(want), "t.conf:1:21: invalid address 'app' in 'server': %s80", dns);
+    expect_only_error("upstream u { server app; }\n" SRV, want);
+    snprintf(want, sizeof(want),
+             "t.conf:1:39: invalid address 'api.internal:8080' in 'proxy': %s8080", dns);
+    expect_only_error("server { listen 127.0.0.1:8080; proxy api.internal:8080; }", want);
+
+    expect_only_error("server { listen 127.0.0.1:8080; proxy http://api; }",
+                      "t.conf:1:39: invalid address 'http://api' in 'proxy': 'proxy' takes an "
+                      "upstream name or ADDR:PORT, without 'http://' (write 'proxy api;')");
+    expect_only_error("server { listen 127.0.0.1:8080; proxy http://127.0.0.1:3000; }",
+                      "t.conf:1:39: invalid address 'http://127.0.0.1:3000' in 'proxy': 'proxy' "
+                      "takes an upstream name or ADDR:PORT, without 'http://' (write 'proxy "
+                      "127.0.0.1:3000;')");
+    /* with a path: nginx's proxy_pass gives it a meaning, so no one-word suggestion */
+    expect_only_error("server { listen 127.0.0.1:8080; proxy http://api/v1/; }",
+                      "t.conf:1:39: invalid address 'http://api/v1/' in 'proxy': 'proxy' takes an "
+                      "upstream name or ADDR:PORT, without 'http://'");
+    expect_only_error("server { listen 127.0.0.1:8080; proxy https://api; }",
+                      "t.conf:1:39: invalid address 'https://api' in 'proxy': 'proxy' takes an "
+                      "upstream name or ADDR:PORT, without 'https://': TLS to origins is not "
+                      "available yet");
+    expect_only_error("upstream u { server http://10.0.0.1; }\n" SRV,
+                      "t.conf:1:21: invalid address 'http://10.0.0.1' in 'server': 'server' takes "
+                      "ADDR[:PORT], without 'http://' (write 'server 10.0.0.1;')");
+    expect_only_error("upstream u { server https://10.0.0.1:443; }\n" SRV,
+                      "t.conf:1:21: invalid address 'https://10.0.0.1:443' in 'server': 'server' "
+                      "takes ADDR[:PORT], without 'https://': TLS to origins is not available yet");
+    /* a bad port, a bad IP: nothing more specific to say */
+    expect_only_error("upstream u { server app:0; }\n" SRV,
+                      "t.conf:1:21: invalid address 'app:0' in 'server' (expected e.g. "
+                      "127.0.0.1:3000)");
+
+    /* the same words for `reverse-proxy --to` (src/main.c) */
+    char buf[256];
+    assert_string_equal(gh_conf_addr_hint("http://127.0.0.1:3000", 21, "--to", buf, sizeof(buf)),
+                        "'--to' takes ADDR:PORT, without 'http://' (write '--to 127.0.0.1:3000')");
+    assert_string_equal(gh_conf_addr_hint("https://10.0.0.1:443", 20, "--to", buf, sizeof(buf)),
+                        "'--to' takes ADDR:PORT, without 'https://': TLS to origins is not "
+                        "available yet");
+    snprintf(want, sizeof(want), "%s3000", dns);
+    assert_string_equal(gh_conf_addr_hint("backend.local:3000", 18, "--to", buf, sizeof(buf)),
+                        want);
+    assert_null(gh_conf_addr_hint("127.0.0.1", 9, "--to", buf, sizeof(buf)));
+    assert_null(gh_conf_addr_hint("[::1]", 5, "--to", buf, sizeof(buf)));
+    assert_null(gh_conf_addr_hint("1.2.3.4.5:80", 12, "--to", buf, sizeof(buf)));
+    assert_null(gh_conf_addr_hint("localhost:99999", 15, "--to", buf, sizeof(buf)));
+    assert_null(gh_conf_addr_hint("", 0, "--to", buf, sizeof(buf)));
 }
 
 static void
@@ -1130,7 +1213,20 @@ test_err_values(void **state)
 static void
 test_err_lexer(void **state)
 {
-    expect_error(SRV "return 200 \"abc;\n", "t.conf:2:12: unterminated string");
+    expect_only_error(SRV "return 200 \"abc;\n", "t.conf:2:12: unterminated string");
+    /* one error, not a second "missing ';'": the directive ends with the line */
+    expect_only_error("server {\n  listen 127.0.0.1:8080;\n  return 200 \"abc;\n}\n",
+                      "t.conf:3:14: unterminated string");
+    expect_only_error("server {\n  listen 127.0.0.1:8080;\n  return 200 \"abc;\n"
+                      "  response_header set X y;\n}\n",
+                      "t.conf:3:14: unterminated string");
+    expect_only_error(SRV "upstream_host \"abc", "t.conf:2:15: unterminated string");
+    expect_only_error(SRV "\"abc;\nthreads 2;\n", "t.conf:2:1: unterminated string");
+    expect_only_error(SRV "include \"x.conf;\n", "t.conf:2:9: unterminated string");
+    /* what follows on the next line is still checked */
+    static const char *const want[] = {"t.conf:2:22: unterminated string",
+                                       "t.conf:3:1: unknown directive 'bogus'"};
+    expect_errors_in_order(SRV "request_header set X \"abc;\nbogus;\n", want, 2);
     expect_only_error(SRV "\x01threads 2;\n", "t.conf:2:1: invalid character 0x01");
     const char nul[] = "threads 2;\0\n" SRV;
     struct gh_conf_diag d;
@@ -1153,6 +1249,107 @@ test_err_collects_all(void **state)
     assert_null(gh_conf_load_string("t.conf", text, strlen(text), &d));
     assert_int_equal(d.n, 4);
     gh_conf_diag_free(&d);
+}
+
+static void
+test_err_file_order(void **state)
+{
+    /* found phase by phase (upstream blocks, then settings, then server and route blocks, and
+     * the checks after them), printed by line and column */
+    const char *text = "threads 0;\n"                       /* 1 */
+                       "upstream u {\n"                     /* 2 */
+                       "    server 127.0.0.1:1 weight=0;\n" /* 3 */
+                       "}\n"                                /* 4 */
+                       "server {\n"                         /* 5 */
+                       "    listen 127.0.0.1:8080;\n"       /* 6 */
+                       "    proxy nowhere; read_timeout x;\n"
+                       "    route / { send_timeout y; }\n" /* 8 */
+                       "    bogus;\n"                      /* 9 */
+                       "}\n"                               /* 10 */
+                       "server { return 200; }\n"          /* 11 */
+                       "drain_timeout z;\n";               /* 12 */
+    static const char *const want[] = {
+        "t.conf:1:9: number '0' out of range for 'threads' (auto or 1..256)",
+        "t.conf:3:31: number '0' out of range for 'weight' (1..1000)",
+        "t.conf:7:11: unknown upstream 'nowhere' in 'proxy'",
+        "t.conf:7:33: invalid duration 'x' for 'read_timeout' (expected e.g. 10s, 500ms)",
+        "t.conf:8:28: invalid duration 'y' for 'send_timeout' (expected e.g. 10s, 500ms)",
+        "t.conf:9:5: unknown directive 'bogus'",
+        "t.conf:11:1: server has no 'listen'",
+        "t.conf:12:15: invalid duration 'z' for 'drain_timeout' (expected e.g. 10s, 500ms)",
+    };
+    expect_errors_in_order(text, want, GH_ARRAY_LEN(want));
+
+    /* syntax errors (found while reading) and the checks after it mix by position too */
+    const char *text2 = "server {\n"
+                        "    listen 127.0.0.1:8080;\n"
+                        "    return 200 \"a\";\n"
+                        "    connect_timeout 0\n"
+                        "    via on;\n"
+                        "}\n"
+                        "}\n";
+    static const char *const want2[] = {
+        "t.conf:4:21: duration '0' out of range for 'connect_timeout' (must be more than 0)",
+        "t.conf:4:22: missing ';' after 'connect_timeout'",
+        "t.conf:7:1: unexpected '}'",
+    };
+    expect_errors_in_order(text2, want2, GH_ARRAY_LEN(want2));
+}
+
+static void
+test_err_file_order_includes(void **state)
+{
+    /* an included file's problems stand where its include is; a glob's files in read order */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/conf.d", tmpdir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    write_file("main.conf", "threads 0;\n"
+                            "server {\n"
+                            "    listen 127.0.0.1:8080;\n"
+                            "    include conf.d/*.conf;\n"
+                            "    bogus;\n"
+                            "}\n"
+                            "include missing.conf;\n"
+                            "drain_timeout z;\n");
+    write_file("conf.d/a.conf", "read_timeout x;\nproxy nowhere;\n");
+    write_file("conf.d/b.conf", "include ../inner.conf;\nvia maybe;\n");
+    write_file("inner.conf", "splice sometimes;\n");
+    snprintf(path, sizeof(path), "%s/main.conf", tmpdir);
+    struct gh_conf_diag d;
+    assert_null(gh_conf_load_file(path, &d));
+    char want[9][512];
+    snprintf(want[0], 512,
+             "%s/main.conf:1:9: number '0' out of range for 'threads' (auto or "
+             "1..256)",
+             tmpdir);
+    snprintf(want[1], 512,
+             "%s/conf.d/a.conf:1:14: invalid duration 'x' for 'read_timeout' "
+             "(expected e.g. 10s, 500ms)",
+             tmpdir);
+    snprintf(want[2], 512, "%s/conf.d/a.conf:2:7: unknown upstream 'nowhere' in 'proxy'", tmpdir);
+    snprintf(want[3], 512,
+             "%s/conf.d/../inner.conf:1:8: invalid value 'sometimes' for 'splice' "
+             "(expected on or off)",
+             tmpdir);
+    snprintf(want[4], 512,
+             "%s/conf.d/b.conf:2:5: invalid value 'maybe' for 'via' (expected on or "
+             "off)",
+             tmpdir);
+    snprintf(want[5], 512, "%s/main.conf:5:5: unknown directive 'bogus'", tmpdir);
+    snprintf(want[6], 512, "%s/main.conf:7:9: include file '%s/missing.conf' not found", tmpdir,
+             tmpdir);
+    snprintf(want[7], 512,
+             "%s/main.conf:8:15: invalid duration 'z' for 'drain_timeout' "
+             "(expected e.g. 10s, 500ms)",
+             tmpdir);
+    bool same = d.n == 8;
+    for (uint32_t i = 0; same && i < 8; i++)
+        same = strcmp(d.msgs[i], want[i]) == 0;
+    if (!same)
+        for (uint32_t i = 0; i < d.n; i++)
+            fprintf(stderr, "# got %s\n", d.msgs[i]);
+    gh_conf_diag_free(&d);
+    assert_true(same);
 }
 
 static void
@@ -1353,6 +1550,36 @@ test_relative_log_paths(void **state)
     gh_conf_diag_free(&d);
 }
 
+static void
+test_pid_path(void **state)
+{
+    /* relative to the directory of the file that names it, like the log paths */
+    write_file("pid.conf", "pid run/gatehouse.pid;\n" SRV);
+    char path[256], want[300];
+    snprintf(path, sizeof(path), "%s/pid.conf", tmpdir);
+    struct gh_conf_diag d;
+    struct gh_config *c = gh_conf_load_file(path, &d);
+    assert_non_null(c);
+    snprintf(want, sizeof(want), "%s/run/gatehouse.pid", tmpdir);
+    assert_string_equal(c->pid_path, want);
+    snprintf(want, sizeof(want), "%s:1:5", path);
+    assert_string_equal(c->pid_at, want);
+    gh_conf_unref(c);
+    gh_conf_diag_free(&d);
+
+    c = load("pid /run/gatehouse.pid;\n" SRV);
+    assert_string_equal(c->pid_path, "/run/gatehouse.pid");
+    gh_conf_unref(c);
+    c = load(SRV);
+    assert_null(c->pid_path); /* no pid file unless asked for */
+    gh_conf_unref(c);
+
+    expect_only_error("pid \"\";\n" SRV, "t.conf:1:5: invalid path '' for 'pid'");
+    expect_only_error("pid a.pid;\npid b.pid;\n" SRV, "t.conf:2:1: duplicate 'pid' (first at 1:1)");
+    expect_only_error("server { listen 127.0.0.1:8080; return 200; pid x.pid; }",
+                      "t.conf:1:45: directive 'pid' is not allowed in 'server' context");
+}
+
 /* ---- examples ---- */
 
 static void
@@ -1461,6 +1688,7 @@ main(void)
         cmocka_unit_test(test_err_upstreams),
         cmocka_unit_test(test_err_server_without_listen),
         cmocka_unit_test(test_err_address),
+        cmocka_unit_test(test_err_address_explained),
         cmocka_unit_test(test_err_headers),
         cmocka_unit_test(test_err_return),
         cmocka_unit_test(test_err_route),
@@ -1468,6 +1696,8 @@ main(void)
         cmocka_unit_test(test_err_values),
         cmocka_unit_test(test_err_lexer),
         cmocka_unit_test(test_err_collects_all),
+        cmocka_unit_test(test_err_file_order),
+        cmocka_unit_test_setup_teardown(test_err_file_order_includes, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_err_too_many),
         cmocka_unit_test(test_err_nesting),
         cmocka_unit_test(test_lexer_details),
@@ -1475,6 +1705,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_include_errors, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_include_depth, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_relative_log_paths, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_pid_path, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_example_reverse_proxy),
         cmocka_unit_test(test_example_load_balancer),
         cmocka_unit_test(test_arena),

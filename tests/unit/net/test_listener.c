@@ -291,6 +291,72 @@ test_plan_fails_on_address_in_use(void **state)
     gh_listeners_free(t);
 }
 
+/* A reload (not the start) logs each address: opened, kept, closed. */
+static void
+test_commit_logs_what_changed(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/gh_listener_log.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    gh_log_set(fd, GH_LL_INFO); /* the log takes fd */
+
+    struct gh_listeners *t = gh_listeners_new(1);
+    struct sockaddr_storage a, b, c;
+    socklen_t alen, blen, clen;
+    free_addr(&a, &alen);
+    free_addr(&b, &blen);
+    free_addr(&c, &clen);
+    struct gh_listen_spec sa = {&a, alen, 64, "127.0.0.1:1001"};
+    struct gh_listen_spec sb = {&b, blen, 64, "127.0.0.1:1002"};
+    struct gh_listen_spec sc = {&c, clen, 64, "127.0.0.1:1003"};
+    struct gh_listen_plan p;
+    int fds[3];
+    struct gh_listen_spec ab[2] = {sa, sb};
+    assert_int_equal(gh_listeners_plan(t, ab, 2, &p), 0); /* the start: main.c logs it */
+    fds[0] = p.g[0].fds[0];
+    fds[1] = p.g[1].fds[0];
+    gh_listeners_commit(t, &p);
+    struct gh_listen_spec cb[2] = {sc, sb};
+    assert_int_equal(gh_listeners_plan(t, cb, 2, &p), 0);
+    fds[2] = p.g[0].fds[0];
+    /* a plan that is dropped logs nothing */
+    struct gh_listen_plan dropped;
+    assert_int_equal(gh_listeners_plan(t, &sa, 1, &dropped), 0);
+    gh_listeners_drop(t, &dropped);
+    gh_listeners_commit(t, &p);
+
+    char buf[2048] = "";
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    unlink(path);
+    gh_log_set(2, GH_LL_INFO); /* back to stderr */
+    const char *want[] = {
+        "[info] listener opened: 127.0.0.1:1003\n",
+        "[info] listener kept: 127.0.0.1:1002\n",
+        "[info] listener closed: 127.0.0.1:1001 (connections accepted there finish their "
+        "current request)\n",
+    };
+    const char *at = buf;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const char *hit = strstr(at, want[i]);
+        if (hit == NULL)
+            fprintf(stderr, "# want %s# in:\n%s", want[i], buf);
+        assert_non_null(hit);
+        at = hit + strlen(want[i]);
+    }
+    int lines = 0; /* nothing else: not the start, not the dropped plan */
+    for (const char *q = buf; *q != '\0'; q++)
+        lines += *q == '\n';
+    assert_int_equal(lines, 3);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    gh_listeners_free(t);
+}
+
 /* ---- the accepting side ---- */
 
 struct accepted {
@@ -585,6 +651,7 @@ main(void)
         cmocka_unit_test(test_lsock_callback_may_close_it),
         cmocka_unit_test(test_lsock_batch_then_rest),
         cmocka_unit_test(test_lsock_emfile_retries),
+        cmocka_unit_test(test_commit_logs_what_changed), /* last: it redirects the log */
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
