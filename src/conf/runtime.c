@@ -583,9 +583,15 @@ gh_conf_addr_hint(const char *text, size_t len, const char *what, char *buf, siz
         const char *rest = text + sl;
         size_t rl = len - sl;
         /* say what to write instead when the rest is a whole address (or, for proxy, a name);
-         * not when a path follows: nginx gives that a meaning of its own */
+         * for proxy a path after it is the prefix replacement nginx gives it: 'proxy ADDR PATH' */
         char tmp[72];
         struct gh_addr a;
+        const char *slash = memchr(rest, '/', rl);
+        size_t path_len = 0;
+        if (proxy && slash != NULL && slash > rest) {
+            path_len = rl - (size_t)(slash - rest);
+            rl -= path_len;
+        }
         bool whole = rl > 0 && rl < 64 && memchr(rest, '/', rl) == NULL;
         if (whole && gh_conf_parse_addr(rest, rl, &a) != 0) {
             bool no_port = memchr(rest, ':', rl) == NULL && what[0] != '-'; /* port 80 */
@@ -593,7 +599,12 @@ gh_conf_addr_hint(const char *text, size_t len, const char *what, char *buf, siz
             whole = no_port && ((proxy && looks_like_host_name(rest, rl)) ||
                                 gh_conf_parse_addr(tmp, (size_t)n, &a) == 0);
         }
-        if (whole)
+        if (whole && path_len > 0)
+            snprintf(buf, size,
+                     "'%s' takes %s, without 'http://' (write '%s %.*s %.*s;': the path "
+                     "replaces the route's prefix)",
+                     what, takes, what, (int)rl, rest, (int)path_len, rest + rl);
+        else if (whole)
             snprintf(buf, size, "'%s' takes %s, without 'http://' (write '%s %.*s%s')", what, takes,
                      what, (int)rl, rest, what[0] == '-' ? "" : ";");
         else

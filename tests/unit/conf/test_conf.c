@@ -1062,9 +1062,17 @@ test_err_address_explained(void **state)
                       "t.conf:1:39: invalid address 'http://127.0.0.1:3000' in 'proxy': 'proxy' "
                       "takes an upstream name or ADDR:PORT, without 'http://' (write 'proxy "
                       "127.0.0.1:3000;')");
-    /* with a path: nginx's proxy_pass gives it a meaning, so no one-word suggestion */
+    /* with a path: nginx's proxy_pass replaces the location's prefix with it, as PATH does */
     expect_only_error("server { listen 127.0.0.1:8080; proxy http://api/v1/; }",
                       "t.conf:1:39: invalid address 'http://api/v1/' in 'proxy': 'proxy' takes an "
+                      "upstream name or ADDR:PORT, without 'http://' (write 'proxy api /v1/;': "
+                      "the path replaces the route's prefix)");
+    expect_only_error("server { listen 127.0.0.1:8080; proxy http://127.0.0.1:3000/; }",
+                      "t.conf:1:39: invalid address 'http://127.0.0.1:3000/' in 'proxy': 'proxy' "
+                      "takes an upstream name or ADDR:PORT, without 'http://' (write 'proxy "
+                      "127.0.0.1:3000 /;': the path replaces the route's prefix)");
+    expect_only_error("server { listen 127.0.0.1:8080; proxy http:///v1/; }",
+                      "t.conf:1:39: invalid address 'http:///v1/' in 'proxy': 'proxy' takes an "
                       "upstream name or ADDR:PORT, without 'http://'");
     expect_only_error("server { listen 127.0.0.1:8080; proxy https://api; }",
                       "t.conf:1:39: invalid address 'https://api' in 'proxy': 'proxy' takes an "
