@@ -64,10 +64,11 @@ struct gh_hdr_rule {
     const struct gh_tmpl *tmpl; /* the value when it has variables (else NULL: value as is) */
 };
 
-/* `rewrite REGEX REPLACEMENT [break|redirect|permanent];` */
+/* `rewrite REGEX REPLACEMENT [last|break|redirect|permanent];` */
 enum gh_rewrite_flag {
     GH_RW_NEXT = 0,  /* go on with the next rewrite, on the new path */
-    GH_RW_BREAK,     /* stop rewriting */
+    GH_RW_LAST,      /* stop rewriting here; the routes are searched again with the new path */
+    GH_RW_BREAK,     /* stop rewriting; stay in the route */
     GH_RW_REDIRECT,  /* answer 302 with the result as Location */
     GH_RW_PERMANENT, /* answer 301 */
 };

@@ -840,6 +840,9 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
         }
     }
     r->pc = *k->pc;
+    /* the server's rewrites run before the route is found, not again in it */
+    r->pc.rewrites = NULL;
+    r->pc.n_rewrites = 0;
     struct blk sub = {.ctx = CTX_ROUTE, .pc = &r->pc, .route = r};
     walk_block(b, &sub, n->children);
     vec_push(b, &k->srv->routes, r);

@@ -1,5 +1,5 @@
 /*
- * rewrite.c - `rewrite REGEX REPLACEMENT [break|redirect|permanent];`
+ * rewrite.c - `rewrite REGEX REPLACEMENT [last|break|redirect|permanent];`
  * compiled: the regex (PCRE2, JIT when it can) and the replacement as a
  * template with $1..$9 and variables.
  */
@@ -33,18 +33,15 @@ conf_rewrite(struct conf_state *st, const struct cnode *n)
     const struct conf_tok *rx = &n->args[0], *rp = &n->args[1];
     struct gh_rewrite *rw = gh_arena_alloc(st->arena, sizeof(*rw));
     if (n->n_args == 3) {
-        static const char *const flags[] = {"break", "redirect", "permanent"};
+        static const char *const flags[] = {"last", "break", "redirect", "permanent"};
         const struct conf_tok *f = &n->args[2];
         for (uint32_t i = 0; i < GH_ARRAY_LEN(flags); i++)
             if (f->len == strlen(flags[i]) && memcmp(f->text, flags[i], f->len) == 0)
-                rw->flag = (uint8_t)(GH_RW_BREAK + i);
+                rw->flag = (uint8_t)(GH_RW_LAST + i);
         if (rw->flag == GH_RW_NEXT) {
-            conf_err(st, &f->pos, "invalid rewrite flag '%s' (expected break, redirect or "
-                                  "permanent%s)",
-                     conf_show(st, f->text, f->len),
-                     f->len == 4 && memcmp(f->text, "last", 4) == 0
-                         ? "; routes are not searched again after a rewrite: use break"
-                         : "");
+            conf_err(st, &f->pos,
+                     "invalid rewrite flag '%s' (expected last, break, redirect or permanent)",
+                     conf_show(st, f->text, f->len));
             return NULL;
         }
     }
@@ -79,12 +76,14 @@ conf_rewrite(struct conf_state *st, const struct cnode *n)
     bool lit_first = first != NULL && first->var == GH_VAR_NONE;
     bool absolute = lit_first && ((first->len >= 7 && memcmp(first->text, "http://", 7) == 0) ||
                                   (first->len >= 8 && memcmp(first->text, "https://", 8) == 0));
-    if (first == NULL || (lit_first && first->text[0] != '/' && !(redirect && absolute))) {
-        conf_err(st, &rp->pos,
-                 "rewrite replacement '%s' must start with '/'%s", conf_show(st, rp->text, rp->len),
-                 redirect ? " or http:// / https://" : "");
+    if (first == NULL || (lit_first && first->text[0] != '/' && !absolute)) {
+        conf_err(st, &rp->pos, "rewrite replacement '%s' must start with '/', http:// or https://",
+                 conf_show(st, rp->text, rp->len));
         return NULL;
     }
+    /* a URL is a redirect whatever the flag says (nginx does the same) */
+    if (absolute && !redirect)
+        rw->flag = GH_RW_REDIRECT;
     for (uint32_t i = 0; i < rw->repl->n; i++)
         if (rw->repl->parts[i].var == GH_VAR_NONE &&
             memchr(rw->repl->parts[i].text, '?', rw->repl->parts[i].len) != NULL)

@@ -170,8 +170,8 @@ conf_tmpl(struct conf_state *st, const struct conf_tok *t, unsigned ctx, const c
             j++;
         size_t len = j - start;
         if (braced && (j >= n || s[j] != '}')) {
-            err_at(st, t, i, gh_arena_sprintf(st->arena, "unterminated '${' in '%s' (expected '}')",
-                                              what));
+            err_at(st, t, i,
+                   gh_arena_sprintf(st->arena, "unterminated '${' in '%s' (expected '}')", what));
             return NULL;
         }
         if (len == 0) {
@@ -206,10 +206,9 @@ conf_tmpl(struct conf_state *st, const struct conf_tok *t, unsigned ctx, const c
             }
             if (!(vars[v].where & ctx)) {
                 err_at(st, t, i,
-                       gh_arena_sprintf(st->arena,
-                                        "variable '$%s' is not available in '%s' (it is in %s)",
-                                        conf_show(st, name, len), what,
-                                        contexts_text(st, vars[v].where)));
+                       gh_arena_sprintf(
+                           st->arena, "variable '$%s' is not available in '%s' (it is in %s)",
+                           conf_show(st, name, len), what, contexts_text(st, vars[v].where)));
                 return NULL;
             }
             if (arg != NULL)

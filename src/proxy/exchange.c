@@ -197,9 +197,7 @@ route(struct gh_exchange *ex, struct gh_request *r)
     ex->uri_len = (uint32_t)rlen;
     ex->target = r->path;
     ex->target_len = r->path_len;
-    ex->pc = gh_conf_find_route(ex->srv, rpath, rlen, NULL);
-
-    int rc = gh_rewrite_target(ex);
+    int rc = gh_rewrite_route(ex); /* sets ex->pc */
     if (rc == GH_OK)
         rc = gh_phase_routed(ex, r);
     if (rc == GH_OK)

@@ -315,10 +315,11 @@ int gh_respond_tmpl(struct gh_exchange *ex, int status, const struct gh_tmpl *t,
 int gh_respond_copy(struct gh_exchange *ex, int status, const char *text, size_t len,
                     bool location);
 
-/* Rewriting (rewrite.c): apply pc's rewrites, or its prefix replacement, to ex->uri; set
- * ex->target for the origin. Returns GH_OK, GH_DECLINED (answered with a redirect), or 500
- * (ex->fail_reason says why). */
-int gh_rewrite_target(struct gh_exchange *ex);
+/* Routing and rewriting (rewrite.c): the server's rewrites on ex->uri, the route for the result
+ * (ex->pc), the route's rewrites (searching the routes again as nginx does, up to 10 times), its
+ * prefix replacement; sets ex->target for the origin. Returns GH_OK, GH_DECLINED (answered with
+ * a redirect), or 500 (ex->fail_reason says why; ex->pc is set in every case). */
+int gh_rewrite_route(struct gh_exchange *ex);
 
 /* Tunnel (tunnel.c): relay raw bytes between a and b until both have closed. Returns
  * GH_PUMP_BLOCKED, or GH_PUMP_ENDED when the tunnel is over (both sides closed, or one failed). */

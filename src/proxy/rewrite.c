@@ -1,27 +1,35 @@
 /*
- * rewrite.c - what the origin is asked for: the route's rewrites (regex, $1..$9 and
- * variables), or the prefix replacement of `proxy NAME PATH`, applied to the
- * normalised path; the result is normalised again and percent-encoded, and
- * the query is kept unless a rewrite gives one. Without either, the origin
- * gets the target exactly as received.
+ * rewrite.c - which route serves a request and what the origin is asked
+ * for, nginx's way: the server's rewrites run on the normalised path before
+ * a route is searched; the route's own rewrites run in it, and when one
+ * changed the path without 'break' the routes are searched again (at most
+ * 10 times). A route's `proxy NAME PATH` then replaces the prefix it matched
+ * unless its own rewrite ended with 'break'. The result is normalised again
+ * and percent-encoded, the query kept unless a rewrite gives one; with no
+ * rewrite and no replacement the origin gets the target exactly as received.
  *
  * The work happens in the thread's rewrite scratch (four buffers: the
  * expansion, the current path, a query a rewrite gave, the encoded target),
  * during the exchange's start; what must outlive it is copied by the
  * exchange (the kept request).
  */
+#include <stdio.h>
 #include <string.h>
 
-#include "core/log.h"
 #include "http/uri.h"
 #include "proxy/exchange.h"
 #include "proxy/vars.h"
 #include "proxy/worker.h"
 
+/* A 500 whose log line (written by the caller, at once) names the rewrite. */
 static int
 fail(struct gh_exchange *ex, const struct gh_rewrite *rw, const char *why)
 {
-    gh_log_error("rewrite at %s: %s", rw != NULL ? rw->at : "proxy", why);
+    static __thread char reason[256];
+    if (rw != NULL) {
+        snprintf(reason, sizeof(reason), "rewrite at %s: %s", rw->at, why);
+        why = reason;
+    }
     ex->fail_reason = why;
     return 500;
 }
@@ -73,32 +81,76 @@ apply(struct gh_exchange *ex, const struct gh_rewrite *rw, const size_t *ov, int
     return GH_OK;
 }
 
-int
-gh_rewrite_target(struct gh_exchange *ex)
+/* nginx's bound on searching the routes again (its "rewrite or internal redirection cycle") */
+#define MAX_CYCLES 10
+
+struct run {
+    char *exp, *cur, *qry;
+    bool changed; /* a rewrite matched in this list */
+    uint8_t stop; /* the flag that stopped the list (GH_RW_NEXT: it ran to its end) */
+};
+
+/* Run one list of rewrites on ex->uri. GH_OK, GH_DECLINED (redirected) or 500. */
+static int
+run_list(struct gh_exchange *ex, const struct gh_rewrite *rws, uint32_t n, struct run *st)
 {
-    const struct gh_proxy_conf *pc = ex->pc;
-    if (pc->n_rewrites == 0 && pc->proxy_path == NULL)
-        return GH_OK;
-    char *exp = ex->w->rscratch, *cur = exp + GH_BUF_SIZE, *qry = cur + GH_BUF_SIZE,
-         *tgt = qry + GH_BUF_SIZE;
-    bool rewrote = false;
-    for (uint32_t i = 0; i < pc->n_rewrites; i++) {
-        const struct gh_rewrite *rw = &pc->rewrites[i];
+    st->changed = false;
+    st->stop = GH_RW_NEXT;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gh_rewrite *rw = &rws[i];
         const size_t *ov;
         int pairs = gh_conf_regex_match(rw->re, ex->uri, ex->uri_len, &ov);
         if (pairs < 0)
             return fail(ex, rw, "the regex hit its match limits");
         if (pairs == 0)
             continue;
-        int rc = apply(ex, rw, ov, pairs, exp, cur, qry);
+        int rc = apply(ex, rw, ov, pairs, st->exp, st->cur, st->qry);
         if (rc != GH_OK)
             return rc;
-        rewrote = true;
-        if (rw->flag == GH_RW_BREAK)
+        st->changed = true;
+        if (rw->flag == GH_RW_BREAK || rw->flag == GH_RW_LAST) {
+            st->stop = rw->flag;
             break;
+        }
     }
-    if (!rewrote && pc->proxy_path != NULL) {
-        /* the prefix the block matched gives way to PATH (nginx: proxy_pass http://app/;) */
+    return GH_OK;
+}
+
+int
+gh_rewrite_route(struct gh_exchange *ex)
+{
+    const struct gh_server_conf *srv = ex->srv;
+    ex->pc = &srv->pc;
+    char *exp = ex->w->rscratch, *cur = exp + GH_BUF_SIZE, *qry = cur + GH_BUF_SIZE,
+         *tgt = qry + GH_BUF_SIZE;
+    struct run st = {exp, cur, qry, false, GH_RW_NEXT};
+    bool rewrote = false;
+    /* the server's rewrites, once, before a route is found (a 'last' or 'break' ends them) */
+    int rc = run_list(ex, srv->pc.rewrites, srv->pc.n_rewrites, &st);
+    if (rc != GH_OK)
+        return rc;
+    rewrote = st.changed;
+    /* then the route's: one that changed the path without 'break' searches the routes again */
+    for (int cycles = 0;; cycles++) {
+        ex->pc = gh_conf_find_route(srv, ex->uri, ex->uri_len, NULL);
+        if (ex->pc == &srv->pc)
+            break; /* no route: the server's rewrites have run */
+        rc = run_list(ex, ex->pc->rewrites, ex->pc->n_rewrites, &st);
+        if (rc != GH_OK)
+            return rc;
+        rewrote |= st.changed;
+        if (!st.changed || st.stop == GH_RW_BREAK)
+            break;
+        if (cycles + 1 == MAX_CYCLES)
+            return fail(ex, &ex->pc->rewrites[0],
+                        "the routes were searched again 10 times (a rewrite cycle?)");
+    }
+    const struct gh_proxy_conf *pc = ex->pc;
+    if (!rewrote && pc->proxy_path == NULL)
+        return GH_OK; /* the target exactly as received */
+    if (!(st.changed && st.stop == GH_RW_BREAK) && pc->proxy_path != NULL) {
+        /* the prefix the route matched gives way to PATH (nginx: proxy_pass http://app/;),
+         * unless the route's own rewrite said where to go */
         size_t strip = GH_MIN(pc->proxy_strip, ex->uri_len);
         size_t rest = ex->uri_len - strip;
         if (pc->proxy_path_len + rest > GH_BUF_SIZE)

@@ -377,8 +377,8 @@ put_up_time(struct gh_exchange *ex, struct gh_wr *w, uint64_t at, enum gh_vars_e
 }
 
 void
-gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_len,
-            struct gh_wr *w, enum gh_vars_esc esc)
+gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_len, struct gh_wr *w,
+            enum gh_vars_esc esc)
 {
     const struct gh_request *r = ex->req;
     char b[64];
