@@ -13,6 +13,7 @@
  * drain requests in flight and exit 0.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -516,14 +517,14 @@ serve(const struct source *src)
     unsigned nthreads = thread_count(cfg);
     if (gh_proxy_start(cfg, nthreads) != 0) {
         gh_log_error("start-up failed");
-        gh_proxy_stop(0);
+        gh_proxy_stop(0, NULL);
         gh_conf_unref(cfg);
         return 1;
     }
     /* after the listeners: an instance that cannot start leaves a running one's file alone */
     if (pidfile_create(cfg) != 0) {
         gh_log_error("start-up failed");
-        gh_proxy_stop(0);
+        gh_proxy_stop(0, NULL);
         gh_conf_unref(cfg);
         return 1;
     }
@@ -561,9 +562,16 @@ serve(const struct source *src)
             break;
         }
     }
-    gh_proxy_stop(cfg->drain_timeout_ms);
+    struct gh_proxy_stats st;
+    gh_proxy_stop(cfg->drain_timeout_ms, &st);
     pidfile_delete(cfg);
-    gh_log_info("stopped");
+    if (st.cut > 0)
+        gh_log_warn("stopped: %" PRIu64 " connection(s), %" PRIu64 " request(s), %" PRIu64
+                    " cut off at the drain deadline",
+                    st.accepted, st.requests, st.cut);
+    else
+        gh_log_info("stopped: %" PRIu64 " connection(s), %" PRIu64 " request(s)", st.accepted,
+                    st.requests);
     gh_conf_unref(cfg);
     return code;
 }

@@ -142,8 +142,10 @@ static void
 session_close(struct gh_session *s)
 {
     struct gh_conn *c = gh_container_of(s, struct gh_conn, s);
-    if (c->st != NULL)
-        c->st->ex.flags |= GH_EX_CUT;
+    if (c->st != NULL) {
+        c->st->ex.flags |= GH_EX_CUT; /* logged with 444 unless it has a status */
+        c->w->st_cut++;
+    }
     gh_h1s_close(c);
 }
 

@@ -34,18 +34,20 @@ int gh_proxy_reload(struct gh_config *cfg);
 /* Reopen the access log of cfg (after log rotation). Returns 0 or -errno (the old one stays). */
 int gh_proxy_reopen_logs(const struct gh_config *cfg);
 
-/*
- * Stop accepting, let requests in flight finish for at most drain_ms, then close
- * what remains and join all workers. Releases every resource of the proxy.
- */
-void gh_proxy_stop(unsigned drain_ms);
-
 /* Counters summed over workers (approximate while running). */
 struct gh_proxy_stats {
     uint64_t accepted;
     uint64_t requests;
     uint64_t active_conns;
+    uint64_t cut; /* requests cut off at the drain deadline */
 };
 void gh_proxy_get_stats(struct gh_proxy_stats *st);
+
+/*
+ * Stop accepting, let requests in flight finish for at most drain_ms, then close
+ * what remains and join all workers. Releases every resource of the proxy.
+ * When st is not NULL it gets the final counters (active_conns: 0).
+ */
+void gh_proxy_stop(unsigned drain_ms, struct gh_proxy_stats *st);
 
 #endif

@@ -453,8 +453,10 @@ gh_proxy_reopen_logs(const struct gh_config *cfg)
 }
 
 void
-gh_proxy_stop(unsigned drain_ms)
+gh_proxy_stop(unsigned drain_ms, struct gh_proxy_stats *st)
 {
+    if (st != NULL)
+        memset(st, 0, sizeof(*st));
     for (unsigned t = 0; t < n_workers; t++) {
         struct gh_worker *w = workers[t];
         if (w == NULL)
@@ -471,6 +473,11 @@ gh_proxy_stop(unsigned drain_ms)
             continue;
         if (w->started)
             pthread_join(w->thread, NULL);
+        if (st != NULL) {
+            st->accepted += w->st_accepted;
+            st->requests += w->st_requests;
+            st->cut += w->st_cut;
+        }
         /* pending messages nobody applied */
         while (w->msg_head != NULL) {
             struct gh_wmsg *m = w->msg_head;
@@ -502,5 +509,6 @@ gh_proxy_get_stats(struct gh_proxy_stats *st)
         st->accepted += __atomic_load_n(&workers[t]->st_accepted, __ATOMIC_RELAXED);
         st->requests += __atomic_load_n(&workers[t]->st_requests, __ATOMIC_RELAXED);
         st->active_conns += __atomic_load_n(&workers[t]->n_sessions, __ATOMIC_RELAXED);
+        st->cut += __atomic_load_n(&workers[t]->st_cut, __ATOMIC_RELAXED);
     }
 }

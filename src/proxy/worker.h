@@ -131,6 +131,7 @@ struct gh_worker {
 
     /* stats, read racily by the main thread */
     uint64_t st_accepted, st_requests;
+    uint64_t st_cut; /* requests in flight when the drain deadline closed their connection */
 };
 
 /* rewrite.c's per-thread work area: expansion, current path, query, encoded target */

@@ -15,6 +15,7 @@ drain deadline.
    HTTP status; either no line or a real one (e.g. 499/503/504) is expected."""
 
 import json
+import re
 import os
 import socket
 import threading
@@ -141,7 +142,7 @@ def t():
        % [ln["t_first_byte_ms"] for ln in lines])
 
 
-@test("drain_timeout cuts a request that waits on its origin: no access-log line with status 0")
+@test("drain_timeout cuts a request that waits on its origin: logged as 444 and counted")
 def t():
     o = RawOrigin(None)  # reads the head, never answers
     gh = Gatehouse(conf(o.port, "drain_timeout 1s;\nfirst_byte_timeout 60s;"))
@@ -152,8 +153,14 @@ def t():
     eq(st, 0, "exit status")
     c.close()
     check("drain timeout, closing 1 connection" in gh.stderr(), "the drain timed out")
-    bad = [ln for ln in log_lines(gh) if not (100 <= ln["status"] <= 599)]
+    lines = log_lines(gh)
+    bad = [ln for ln in lines if not (100 <= ln["status"] <= 599)]
     eq(bad, [], "access-log lines without an HTTP status")
+    cut = [ln for ln in lines if ln["request"].startswith("GET /slow ")]
+    eq([ln["status"] for ln in cut], [444], "the cut request's status in the access log")
+    # (the harness's readiness probe is a connection too)
+    check(re.search(r"\] stopped: \d+ connection\(s\), 1 request\(s\), 1 cut off at the "
+                    r"drain deadline", gh.stderr()), "the final line counts the cut request")
 
 
 run()

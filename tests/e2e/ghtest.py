@@ -540,7 +540,7 @@ class Gatehouse:
                 try:
                     with open(self.stderr_path, "rb") as f:
                         tail = f.read()[-4096:]
-                    self.hung_after_stop = b"[info] stopped" in tail
+                    self.hung_after_stop = b"] stopped" in tail
                 except OSError:
                     pass
         else:

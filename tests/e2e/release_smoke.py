@@ -44,7 +44,7 @@ def t():
     eq(http_get(gh.port, "/echo").status, 200, "status")
     gh.signal(signal.SIGTERM)
     eq(gh.stop(), 0, "exit status after SIGTERM")
-    check("[info] stopped" in gh.stderr(), "'stopped' logged")
+    check("[info] stopped: " in gh.stderr(), "'stopped' logged")
 
 
 run()
