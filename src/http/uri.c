@@ -89,8 +89,8 @@ gh_uri_split_absolute(const char *t, size_t n, const char **auth, size_t *auth_l
     }
 }
 
-static int
-path_char(unsigned char c)
+int
+gh_uri_path_char(unsigned char c)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return 1;
@@ -104,7 +104,7 @@ gh_uri_encode_path(const char *in, size_t n, char *out, size_t cap)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];
-        if (path_char(c)) {
+        if (gh_uri_path_char(c)) {
             if (o + 1 > cap)
                 return 0;
             out[o++] = (char)c;

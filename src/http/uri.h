@@ -40,4 +40,7 @@ void gh_uri_split_absolute(const char *t, size_t n, const char **auth, size_t *a
  */
 size_t gh_uri_encode_path(const char *in, size_t n, char *out, size_t cap);
 
+/* Whether c stands for itself in an encoded path (the bytes gh_uri_encode_path keeps). */
+int gh_uri_path_char(unsigned char c);
+
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "http/uri.h"
 #include "net/sock.h"
 #include "proxy/worker.h"
 
@@ -63,6 +64,13 @@ esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
                 continue;
             e[0] = ' '; /* a header value never gets a control byte */
             el = 1;
+        } else if (esc == GH_ESC_URI) {
+            if (gh_uri_path_char(c))
+                continue;
+            e[0] = '%';
+            e[1] = "0123456789ABCDEF"[c >> 4];
+            e[2] = "0123456789ABCDEF"[c & 15];
+            el = 3;
         } else if (esc == GH_ESC_LOG) {
             if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
                 continue;
@@ -507,10 +515,14 @@ gh_vars_expand(const struct gh_tmpl *t, struct gh_exchange *ex, struct gh_wr *w,
         if (p->var == GH_VAR_NONE) {
             gh_wr_put(w, p->text, p->len);
         } else if (p->var == GH_VAR_CAPTURE) {
+            /* captures are of the decoded path: encoded again, as nginx does, so that the
+             * rewritten path decodes to their bytes ('%', '?' and '#' in them included) */
             uint32_t k = (uint32_t)(p->text[0] - '0');
             if (caps != NULL && k < caps->n && caps->ovector[2 * k] != (size_t)-1)
-                gh_vars_escape(w, caps->subject + caps->ovector[2 * k],
-                               caps->ovector[2 * k + 1] - caps->ovector[2 * k], esc);
+                esc_bytes(w, caps->subject + caps->ovector[2 * k],
+                          caps->ovector[2 * k + 1] - caps->ovector[2 * k], GH_ESC_URI);
+        } else if (caps != NULL && p->var == GH_VAR_URI) {
+            esc_bytes(w, ex->uri, ex->uri_len, GH_ESC_URI); /* likewise */
         } else {
             gh_vars_put(ex, (enum gh_var)p->var, p->text, p->len, w, esc);
         }

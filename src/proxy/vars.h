@@ -22,6 +22,8 @@ enum gh_vars_esc {
                         an empty value is "-" */
     GH_ESC_JSON,     /* a JSON string's contents: \" \\ \n..., controls and invalid UTF-8 as
                         \u00XX, valid UTF-8 as it is */
+    GH_ESC_URI,      /* percent-encoded as in a path (gh_uri_encode_path): a rewrite's captures and
+                        $uri, so that decoding the result gives back exactly their bytes */
 };
 
 /* The captures of a rewrite's regex match, for $1..$9. */
