@@ -53,15 +53,17 @@ utf8_len(const unsigned char *s, size_t n)
 static void
 esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
 {
+    if (n == 0) /* s may be NULL ($args without a query): no memcpy from it, even of 0 bytes */
+        return;
     size_t run = 0; /* bytes that pass as they are, written in one piece */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char e[8];
         size_t el = 0;
         if (esc == GH_ESC_NONE) {
-            if (c >= 0x20 || c == '\t')
+            if ((c >= 0x20 && c != 0x7f) || c == '\t')
                 continue;
-            e[0] = ' '; /* a header value never gets a control byte */
+            e[0] = ' '; /* a header value never gets a control byte (RFC 9110 §5.5), nor DEL */
             el = 1;
         } else if (esc == GH_ESC_LOG) {
             if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
