@@ -36,6 +36,13 @@ struct conf_tok {
     uint32_t end_col;    /* column just after the last byte (same line) */
     bool unterminated;   /* a string without its closing quote (reported): it ran to the end
                           * of the line, and so does its directive */
+    /* a string whose escapes made text shorter than what is written: the bytes between the
+     * quotes as written (arena), so a position inside text can be found on the line */
+    const char *raw;
+    uint32_t raw_len;
+    /* log_format's strings compiled as one: the tokens joined into text, in order */
+    const struct conf_tok *joined;
+    uint32_t n_joined;
 };
 
 /* One directive: `name args... ;` or `name args... { children }`. */
@@ -98,6 +105,10 @@ void conf_diag_sort(struct conf_state *st);
 
 /* A token's text made safe to quote in a message: truncated, controls escaped (arena). */
 const char *conf_show(struct conf_state *st, const char *s, size_t len);
+
+/* lex.c: where t->text[off] was written (past a string's quote, escapes counted as written,
+ * in the token it came from when t joins several). */
+struct conf_pos conf_tok_pos(const struct conf_tok *t, size_t off);
 
 /* lex.c: read a file or a string into a directive list. NULL when empty or on error. */
 struct cnode *conf_read_file(struct conf_state *st, const char *path);

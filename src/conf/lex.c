@@ -80,6 +80,13 @@ skip_blank(struct lexer *lx)
     }
 }
 
+/* A byte lex_string drops from a string's text (after reporting it). */
+static bool
+dropped_in_string(unsigned char c)
+{
+    return is_ctl(c) && c != '\t';
+}
+
 /* A quoted string; lx->p is at the opening quote. Stops at the end of the line. */
 static void
 lex_string(struct lexer *lx, struct conf_tok *t)
@@ -101,7 +108,7 @@ lex_string(struct lexer *lx, struct conf_tok *t)
             /* as in nginx: \n, \r, \t (header rules still reject CR and LF) */
             s++;
             out[n++] = *s == 'n' ? '\n' : *s == 'r' ? '\r' : '\t';
-        } else if (is_ctl(c) && c != '\t') {
+        } else if (dropped_in_string(c)) {
             struct conf_pos pos = {lx->file, lx->line, (uint32_t)(s - lx->line_start) + 1};
             conf_err(lx->st, &pos, "invalid character 0x%02x in string", c);
         } else {
@@ -112,6 +119,10 @@ lex_string(struct lexer *lx, struct conf_tok *t)
     t->type = TOK_STRING;
     t->text = out;
     t->len = (uint32_t)n;
+    if (n != (size_t)(q - lx->p - 1)) { /* escapes: keep what was written, for positions */
+        t->raw = gh_arena_strndup(lx->st->arena, lx->p + 1, (size_t)(q - lx->p - 1));
+        t->raw_len = (uint32_t)(q - lx->p - 1);
+    }
     if (q < lx->end && *q == '"') {
         lx->p = q + 1;
     } else {
@@ -119,6 +130,39 @@ lex_string(struct lexer *lx, struct conf_tok *t)
         t->unterminated = true;
         lx->p = q;
     }
+}
+
+struct conf_pos
+conf_tok_pos(const struct conf_tok *t, size_t off)
+{
+    if (t->n_joined > 0) { /* the joined token off is in */
+        uint32_t k = 0;
+        while (k + 1 < t->n_joined && off >= t->joined[k].len)
+            off -= t->joined[k++].len;
+        t = &t->joined[k];
+    }
+    struct conf_pos pos = t->pos;
+    if (t->type != TOK_STRING) {
+        pos.col += (uint32_t)off;
+        return pos;
+    }
+    size_t col = off;
+    if (t->raw != NULL) { /* as lex_string decodes: an escape is two bytes as written */
+        size_t i = 0;
+        for (size_t d = 0; i < t->raw_len && d <= off; i++) {
+            unsigned char c = (unsigned char)t->raw[i];
+            unsigned char e = i + 1 < t->raw_len ? (unsigned char)t->raw[i + 1] : 0;
+            if (dropped_in_string(c))
+                continue;
+            if (d++ == off)
+                break;
+            if (c == '\\' && (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't'))
+                i++;
+        }
+        col = i;
+    }
+    pos.col += 1 + (uint32_t)col; /* past the opening quote */
+    return pos;
 }
 
 static struct conf_tok

@@ -465,6 +465,8 @@ on_log_format(struct build *b, struct blk *k, const struct cnode *n)
     }
     all.text = text;
     all.len = (uint32_t)len;
+    all.joined = &n->args[first]; /* so a problem is shown where it was written */
+    all.n_joined = n->n_args - first;
     f->tmpl = conf_tmpl(b->st, &all, GH_TC_LOG, "log_format");
     if (f->tmpl != NULL)
         vec_push(b, &b->log_formats, f);

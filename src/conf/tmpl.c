@@ -73,12 +73,25 @@ lookup(const char *name, size_t len, const char **arg, size_t *arg_len)
     return GH_VAR_NONE;
 }
 
+/* Is name[0..len) exactly the prefix of a prefixed variable ("http_" of "$http_NAME")? */
+static bool
+bare_prefix(const char *name, size_t len)
+{
+    for (int v = GH_VAR_NONE + 1; v < GH_VAR_CAPTURE; v++) {
+        size_t nl = strlen(vars[v].name);
+        if (vars[v].name[nl - 1] == '_' && nl == len && memcmp(name, vars[v].name, len) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* " (did you mean '$x'?)" or "". */
 static const char *
 did_you_mean(struct conf_state *st, const char *name, size_t len)
 {
     const char *best = NULL;
     uint32_t best_d = UINT32_MAX;
+    size_t best_len = 0; /* the longer of the two compared */
     for (int v = GH_VAR_NONE + 1; v < GH_VAR_CAPTURE; v++) {
         const char *vn = vars[v].name;
         size_t vl = strlen(vn);
@@ -88,9 +101,10 @@ did_you_mean(struct conf_state *st, const char *name, size_t len)
         if (d < best_d) {
             best_d = d;
             best = vn;
+            best_len = GH_MAX(cl, vl);
         }
     }
-    if (best == NULL || best_d == 0 || best_d * 2 > GH_MAX(len, strlen(best)))
+    if (best == NULL || best_d == 0 || best_d * 2 > best_len)
         return "";
     size_t bl = strlen(best);
     return gh_arena_sprintf(st->arena, " (did you mean '$%s%s'?)", best,
@@ -139,8 +153,7 @@ var_arg(struct conf_state *st, enum gh_var v, const char *arg, size_t len)
 static void
 err_at(struct conf_state *st, const struct conf_tok *t, size_t off, const char *msg)
 {
-    struct conf_pos pos = t->pos;
-    pos.col += (uint32_t)off + (t->type == TOK_STRING ? 1 : 0); /* past the opening quote */
+    struct conf_pos pos = conf_tok_pos(t, off);
     conf_err(st, &pos, "%s", msg);
 }
 
@@ -160,15 +173,27 @@ conf_tmpl(struct conf_state *st, const struct conf_tok *t, unsigned ctx, const c
         push(st, &p, s + lit, i - lit, GH_VAR_NONE);
         if (i + 1 < n && s[i + 1] == '$') { /* "$$": one dollar sign */
             push(st, &p, s + i, 1, GH_VAR_NONE);
+            flags |= GH_TMPL_VARS; /* the text as written has two */
             i += 2;
             lit = i;
             continue;
         }
         int braced = i + 1 < n && s[i + 1] == '{';
         size_t start = i + 1 + (size_t)braced, j = start;
-        while (j < n && name_char((unsigned char)s[j]))
-            j++;
+        if (!braced && j < n && s[j] >= '0' && s[j] <= '9')
+            j++; /* as in nginx, a capture is one digit and what follows is text: "$1_$2" */
+        else
+            while (j < n && name_char((unsigned char)s[j]))
+                j++;
         size_t len = j - start;
+        if (braced && j < n && s[j] != '}' && memchr(s + j, '}', n - j) != NULL) {
+            err_at(st, t, j,
+                   gh_arena_sprintf(st->arena,
+                                    "invalid character '%s' in '${...}' in '%s' (a variable name "
+                                    "has letters, digits and '_')",
+                                    conf_show(st, s + j, 1), what));
+            return NULL;
+        }
         if (braced && (j >= n || s[j] != '}')) {
             err_at(st, t, i,
                    gh_arena_sprintf(st->arena, "unterminated '${' in '%s' (expected '}')", what));
@@ -184,7 +209,7 @@ conf_tmpl(struct conf_state *st, const struct conf_tok *t, unsigned ctx, const c
         }
         const char *name = s + start;
         if (name[0] >= '0' && name[0] <= '9') {
-            if (!(ctx & GH_TC_REWRITE) || len != 1 || name[0] == '0') {
+            if (!(ctx & GH_TC_REWRITE)) {
                 err_at(st, t, i,
                        gh_arena_sprintf(st->arena,
                                         "'$%.*s' in '%s': captures $1..$9 exist only in "
@@ -192,11 +217,24 @@ conf_tmpl(struct conf_state *st, const struct conf_tok *t, unsigned ctx, const c
                                         (int)len, name, what));
                 return NULL;
             }
+            if (len != 1 || name[0] == '0') { /* "$0", "${12}" */
+                err_at(st, t, i,
+                       gh_arena_sprintf(st->arena, "'$%.*s' in '%s': captures are $1..$9", (int)len,
+                                        name, what));
+                return NULL;
+            }
             push(st, &p, name, 1, GH_VAR_CAPTURE);
         } else {
             const char *arg = NULL;
             size_t arg_len = 0;
             enum gh_var v = lookup(name, len, &arg, &arg_len);
+            if (v == GH_VAR_NONE && bare_prefix(name, len)) {
+                err_at(st, t, i,
+                       gh_arena_sprintf(st->arena,
+                                        "'$%.*s' in '%s' needs a name after it (as in $%.*sNAME)",
+                                        (int)len, name, what, (int)len, name));
+                return NULL;
+            }
             if (v == GH_VAR_NONE) {
                 err_at(st, t, i,
                        gh_arena_sprintf(st->arena, "unknown variable '$%s' in '%s'%s",

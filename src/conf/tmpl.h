@@ -80,8 +80,10 @@ struct gh_tmpl_part {
     uint16_t var; /* enum gh_var; GH_VAR_NONE for a literal */
 };
 
-#define GH_TMPL_REQ 0x1u  /* uses the request's head */
-#define GH_TMPL_VARS 0x2u /* has any variable (else it is one literal) */
+#define GH_TMPL_REQ 0x1u /* uses the request's head */
+/* needs expanding: has a variable, or a "$$" to write as one dollar (else the text is used as it
+ * is written) */
+#define GH_TMPL_VARS 0x2u
 
 struct gh_tmpl {
     const struct gh_tmpl_part *parts;

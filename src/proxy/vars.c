@@ -54,9 +54,11 @@ utf8_len(const unsigned char *s, size_t n)
 static void
 esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
 {
+    if (n == 0) /* s may be NULL ($args without a query): no memcpy from it, even of 0 bytes */
+        return;
     if (esc == GH_ESC_NONE) { /* header values, the common case: one scan, one copy */
         size_t k = 0;
-        while (k < n && ((unsigned char)s[k] >= 0x20 || s[k] == '\t'))
+        while (k < n && (((unsigned char)s[k] >= 0x20 && s[k] != 0x7f) || s[k] == '\t'))
             k++;
         if (k == n) {
             gh_wr_put(w, s, n);
@@ -69,9 +71,9 @@ esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
         char e[8];
         size_t el = 0;
         if (esc == GH_ESC_NONE) {
-            if (c >= 0x20 || c == '\t')
+            if ((c >= 0x20 && c != 0x7f) || c == '\t')
                 continue;
-            e[0] = ' '; /* a header value never gets a control byte */
+            e[0] = ' '; /* a header value never gets a control byte (RFC 9110 §5.5), nor DEL */
             el = 1;
         } else if (esc == GH_ESC_URI) {
             if (gh_uri_path_char(c))

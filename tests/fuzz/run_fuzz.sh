@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run libFuzzer targets for a bounded time each.
 #   tests/fuzz/run_fuzz.sh build/fuzz/fuzz_h1_request [build/fuzz/fuzz_... ...]
+# A target uses tests/fuzz/<name>.dict when there is one, else a generated HTTP/1.1 dictionary.
 # Each target starts from a copy of its committed corpus (tests/fuzz/corpus/<name>)
 # in build/fuzz/corpus-run/<name>; new inputs land there, never in the committed
 # corpus (unless FUZZ_MERGE=1). Crash reproducers go to build/fuzz/artifacts/. Exits non-zero
@@ -77,6 +78,10 @@ for bin in "$@"; do
     if [ -d "$seed" ]; then
         cp -n "$seed"/* "$work"/ 2>/dev/null || true
     fi
+    tdict=$dict # a target's own dictionary, when it has one
+    if [ -f "tests/fuzz/$name.dict" ]; then
+        tdict=tests/fuzz/$name.dict
+    fi
     log=build/fuzz/$name.log
     echo "== $name: fuzzing for ${secs}s (corpus $work, log $log)"
     extra=()
@@ -84,7 +89,7 @@ for bin in "$@"; do
         extra=(-jobs="$jobs" -workers="$jobs")
     fi
     "$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-        -dict="$dict" -artifact_prefix="$art_root/$name-" -print_final_stats=1 \
+        -dict="$tdict" -artifact_prefix="$art_root/$name-" -print_final_stats=1 \
         "${extra[@]}" "$work" >"$log" 2>&1
     rc=$?
     grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added)' "$log" |
