@@ -126,10 +126,14 @@ esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
 void
 gh_vars_escape(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
 {
-    if (esc == GH_ESC_LOG && n == 0)
-        GH_WR_LIT(w, "-");
-    else
-        esc_bytes(w, s, n, esc);
+    /* an empty value may have no pointer ($args without a query, $request_uri of a rejected
+     * head): esc_bytes would pass that NULL to memcpy */
+    if (n == 0) {
+        if (esc == GH_ESC_LOG)
+            GH_WR_LIT(w, "-");
+        return;
+    }
+    esc_bytes(w, s, n, esc);
 }
 
 /* ---- values ---- */
