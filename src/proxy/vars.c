@@ -54,6 +54,10 @@ utf8_len(const unsigned char *s, size_t n)
 static void
 esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
 {
+    if (esc == GH_ESC_RAW) {
+        gh_wr_put(w, s, n);
+        return;
+    }
     size_t run = 0; /* bytes that pass as they are, written in one piece */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
