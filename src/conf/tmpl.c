@@ -184,11 +184,19 @@ conf_tmpl(struct conf_state *st, const struct conf_tok *t, unsigned ctx, const c
         }
         const char *name = s + start;
         if (name[0] >= '0' && name[0] <= '9') {
-            if (!(ctx & GH_TC_REWRITE) || len != 1 || name[0] == '0') {
+            if (!(ctx & GH_TC_REWRITE)) {
                 err_at(st, t, i,
                        gh_arena_sprintf(st->arena,
                                         "'$%.*s' in '%s': captures $1..$9 exist only in "
                                         "'rewrite' replacements",
+                                        (int)len, name, what));
+                return NULL;
+            }
+            if (len != 1 || name[0] == '0') {
+                err_at(st, t, i,
+                       gh_arena_sprintf(st->arena,
+                                        "'$%.*s' in '%s': captures are $1..$9 (write ${1}0 "
+                                        "for $1 followed by a 0)",
                                         (int)len, name, what));
                 return NULL;
             }
