@@ -300,7 +300,8 @@ local_addr(struct gh_exchange *ex, struct sockaddr_storage *ss)
             return 0;
         }
     }
-    return ex->down->local_addr != NULL ? ex->down->local_addr(ex, ss) : -1;
+    /* a head rejected before it became a request is logged without a downstream */
+    return ex->down != NULL && ex->down->local_addr != NULL ? ex->down->local_addr(ex, ss) : -1;
 }
 
 static void
