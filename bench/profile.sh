@@ -8,6 +8,8 @@
 #   bench/profile.sh [GATEHOUSE_BINARY]      default build/release/gatehouse
 #   PROFILE_N=2000 PROFILE_PATH=/1k          requests measured (the difference of two runs,
 #                                            N and 2N, so start-up and shutdown cancel out)
+#   PROFILE_GH_EXTRA='request_header set X-Real-IP $remote_addr;'
+#                                            directives added to the server block
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 GH=${1:-$ROOT/build/release/gatehouse}
@@ -32,7 +34,7 @@ threads 1;
 access_log off;
 error_log $OUT/gh.error.log error;
 upstream origin { server 127.0.0.1:$OPORT; keepalive 64; }
-server { listen 127.0.0.1:$1; proxy origin; }
+server { listen 127.0.0.1:$1; proxy origin; ${PROFILE_GH_EXTRA:-} }
 CONF
 }
 

@@ -10,6 +10,8 @@
 #   BENCH_NICE=-20     niceness for everything the bench runs, so builds or fuzzers running beside it
 #                      get ~1% of a CPU instead of half (needs root/CAP_SYS_NICE; ignored otherwise)
 #   BENCH_ROWS="..."  run only these rows (ids: ka1k50 ka1k1000 ka100k50 close1k50); default all
+#   BENCH_GH_EXTRA="..." directives added to Gatehouse's server block (e.g.
+#                      'request_header set X-Real-IP $remote_addr;'), to measure what a feature costs
 #   BENCH_QUIET_WAIT=0 before each run, wait up to this many seconds for other processes on the
 #                      machine to go below 10% of a CPU; busy runs are flagged in any case
 set -uo pipefail
@@ -96,7 +98,9 @@ wait_http() { # port pid -> 0 once GET /1k answers 200 through it
 
 render() { # template port -> config file path
     local f=$DIR/$(basename "$1" .in).$2
-    sed -e "s|@DIR@|$DIR|g" -e "s|@PORT@|$2|g" -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" "$1" >"$f"
+    local extra=${BENCH_GH_EXTRA:-}
+    sed -e "s|@DIR@|$DIR|g" -e "s|@PORT@|$2|g" -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" \
+        -e "s|@GH_EXTRA@|${extra//|/\\|}|g" "$1" >"$f"
     echo "$f"
 }
 

@@ -9,6 +9,7 @@
 #include <pcre2.h>
 
 #include "conf/conf_int.h"
+#include "http/uri.h"
 
 static void
 regex_free(void *re)
@@ -25,6 +26,53 @@ max_capture(const struct gh_tmpl *t)
         if (t->parts[i].var == GH_VAR_CAPTURE && (uint32_t)(t->parts[i].text[0] - '0') > m)
             m = (uint32_t)(t->parts[i].text[0] - '0');
     return m;
+}
+
+static int
+is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* What can be known of the rewritten path before a request: its literal escapes are valid, and
+ * when it is all literal, it normalises (no '..' above the root). */
+static bool
+check_path(struct conf_state *st, const struct conf_tok *rp, const struct gh_tmpl *t)
+{
+    for (uint32_t i = 0; i < t->n; i++) {
+        const struct gh_tmpl_part *p = &t->parts[i];
+        if (p->var != GH_VAR_NONE)
+            continue;
+        const char *q = memchr(p->text, '?', p->len);
+        size_t n = q != NULL ? (size_t)(q - p->text) : p->len;
+        for (size_t k = 0; k < n; k++) {
+            if (p->text[k] != '%')
+                continue;
+            if (k + 2 >= n || !is_hex(p->text[k + 1]) || !is_hex(p->text[k + 2]) ||
+                (p->text[k + 1] == '0' && p->text[k + 2] == '0')) {
+                conf_err(st, &rp->pos,
+                         "rewrite replacement '%s' has a bad escape (write %%25 for a '%%')",
+                         conf_show(st, rp->text, rp->len));
+                return false;
+            }
+        }
+        if (q != NULL)
+            return true; /* the query is the origin's business */
+    }
+    if (t->n == 1 && t->parts[0].var == GH_VAR_NONE) {
+        const struct gh_tmpl_part *p = &t->parts[0];
+        const char *q = memchr(p->text, '?', p->len);
+        size_t n = q != NULL ? (size_t)(q - p->text) : p->len;
+        char *out = gh_arena_alloc(st->arena, n + 1);
+        const char *res;
+        size_t rl;
+        if (gh_uri_normalize_path(p->text, n, out, &res, &rl) != 0) {
+            conf_err(st, &rp->pos, "rewrite replacement '%s' goes above the root with '..'",
+                     conf_show(st, rp->text, rp->len));
+            return false;
+        }
+    }
+    return true;
 }
 
 const struct gh_rewrite *
@@ -88,6 +136,8 @@ conf_rewrite(struct conf_state *st, const struct cnode *n)
         if (rw->repl->parts[i].var == GH_VAR_NONE &&
             memchr(rw->repl->parts[i].text, '?', rw->repl->parts[i].len) != NULL)
             rw->sets_query = true;
+    if (rw->flag != GH_RW_REDIRECT && rw->flag != GH_RW_PERMANENT && !check_path(st, rp, rw->repl))
+        return NULL;
     rw->at = gh_arena_sprintf(st->arena, "%s:%u", n->name.pos.file, n->name.pos.line);
     return rw;
 }

@@ -211,7 +211,7 @@ route(struct gh_exchange *ex, struct gh_request *r)
 }
 
 void
-gh_exchange_start(struct gh_exchange *ex, const struct gh_request *req)
+gh_exchange_start(struct gh_exchange *ex, struct gh_request *req)
 {
     ex->w->st_requests++;
     ex->method = req->method_id;
@@ -220,20 +220,20 @@ gh_exchange_start(struct gh_exchange *ex, const struct gh_request *req)
     if (req->method_id == GH_METHOD_HEAD)
         ex->flags |= GH_EX_HEAD_METHOD;
     gh_exchange_set_state(ex, GH_EX_RUNNING);
-    struct gh_request r = *req;
-    r.path = r.target;
-    r.path_len = r.target_len;
-    if (r.target_form == GH_TARGET_ABSOLUTE) {
+    req->path = req->target;
+    req->path_len = req->target_len;
+    if (req->target_form == GH_TARGET_ABSOLUTE) {
         const char *path;
         size_t host_len, path_len;
-        gh_uri_split_absolute(req->target, req->target_len, &r.host, &host_len, &path, &path_len);
-        r.host_len = (uint32_t)host_len;
-        r.path = path;
-        r.path_len = (uint32_t)path_len;
+        gh_uri_split_absolute(req->target, req->target_len, &req->host, &host_len, &path,
+                              &path_len);
+        req->host_len = (uint32_t)host_len;
+        req->path = path;
+        req->path_len = (uint32_t)path_len;
     }
-    ex->req = &r; /* the request's slices are good until this returns */
-    route(ex, &r);
-    keep_request(ex, &r);
+    ex->req = req; /* the request's slices are good until this returns */
+    route(ex, req);
+    keep_request(ex, req);
 }
 
 /* The response is produced and written: switch to a tunnel, or hand back to the downstream. */

@@ -271,10 +271,12 @@ void gh_exchange_init(struct gh_exchange *ex, const struct gh_downstream_ops *do
 /*
  * A complete request: route it (server by Host, route by normalised path),
  * run the routed and pre-origin phases, and start a source. Whatever it needs
- * from req's slices is copied before it returns. The exchange is then
- * RUNNING (answered or on its way); drive it with gh_exchange_advance.
+ * from req's slices is copied before it returns. req is the downstream's,
+ * used up by the call: its path (and, for an absolute-form target, its host)
+ * are set here. The exchange is then RUNNING (answered or on its way); drive
+ * it with gh_exchange_advance.
  */
-void gh_exchange_start(struct gh_exchange *ex, const struct gh_request *req);
+void gh_exchange_start(struct gh_exchange *ex, struct gh_request *req);
 
 /*
  * Move the exchange as far as it goes. Returns GH_PUMP_BLOCKED when it waits

@@ -122,6 +122,11 @@ int
 gh_rewrite_route(struct gh_exchange *ex)
 {
     const struct gh_server_conf *srv = ex->srv;
+    if (srv->pc.n_rewrites == 0) { /* most requests: a route, and nothing to rewrite */
+        ex->pc = gh_conf_find_route(srv, ex->uri, ex->uri_len, NULL);
+        if (ex->pc->n_rewrites == 0 && ex->pc->proxy_path == NULL)
+            return GH_OK;
+    }
     ex->pc = &srv->pc;
     char *exp = ex->w->rscratch, *cur = exp + GH_BUF_SIZE, *qry = cur + GH_BUF_SIZE,
          *tgt = qry + GH_BUF_SIZE;

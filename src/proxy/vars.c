@@ -58,6 +58,15 @@ esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
         gh_wr_put(w, s, n);
         return;
     }
+    if (esc == GH_ESC_NONE) { /* header values, the common case: one scan, one copy */
+        size_t k = 0;
+        while (k < n && ((unsigned char)s[k] >= 0x20 || s[k] == '\t'))
+            k++;
+        if (k == n) {
+            gh_wr_put(w, s, n);
+            return;
+        }
+    }
     size_t run = 0; /* bytes that pass as they are, written in one piece */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -401,7 +410,6 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
     const struct gh_request *r = ex->req;
     char b[64];
     size_t n;
-    uint64_t now = gh_loop_now(ex->w->loop);
     switch (v) {
     case GH_VAR_HOST:
         put_host(ex, w, esc);
@@ -436,8 +444,16 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
         put_request_line(ex, w, esc);
         return;
     case GH_VAR_REMOTE_ADDR:
-        n = gh_client_ip_str(ex->client, b, sizeof(b));
-        gh_vars_escape(w, b, n, esc);
+        /* digits, '.', ':' and hex letters: nothing to escape in any mode */
+        if (w->cap - w->len >= 64 && !w->overflow) {
+            n = gh_client_ip_str(ex->client, w->p + w->len, 64);
+            w->len += n;
+        } else {
+            n = gh_client_ip_str(ex->client, b, sizeof(b));
+            gh_wr_put(w, b, n);
+        }
+        if (n == 0)
+            gh_vars_escape(w, "", 0, esc);
         return;
     case GH_VAR_REMOTE_PORT:
         put_u64(w, ex->client->port, esc);
@@ -488,9 +504,11 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
     case GH_VAR_BYTES_SENT:
         put_u64(w, ex->bytes_out, esc);
         return;
-    case GH_VAR_REQUEST_TIME:
+    case GH_VAR_REQUEST_TIME: {
+        uint64_t now = gh_loop_now(ex->w->loop);
         put_secs(w, now >= ex->t_start ? now - ex->t_start : 0);
         return;
+    }
     case GH_VAR_UPSTREAM_CONNECT_TIME:
         put_up_time(ex, w, ex->t_connect, esc);
         return;

@@ -1195,6 +1195,38 @@ test_err_server_names(void **state)
     gh_conf_unref(c);
 }
 
+/* A rewrite's path problems that can be known before a request are -t errors. */
+static void
+test_err_rewrite_paths(void **state)
+{
+    (void)state;
+    expect_only_error("rewrite ^/a /b%zz;\n" SRV,
+                      "t.conf:1:13: rewrite replacement '/b%zz' has a bad escape (write %25 for "
+                      "a '%')");
+    expect_only_error("rewrite ^/a /b%2;\n" SRV,
+                      "t.conf:1:13: rewrite replacement '/b%2' has a bad escape (write %25 for a "
+                      "'%')");
+    expect_only_error("rewrite ^/a /b%00;\n" SRV,
+                      "t.conf:1:13: rewrite replacement '/b%00' has a bad escape (write %25 for "
+                      "a '%')");
+    expect_only_error("rewrite ^/a /../x;\n" SRV,
+                      "t.conf:1:13: rewrite replacement '/../x' goes above the root with '..'");
+    expect_only_error("rewrite ^/a /x/%2e%2E/..;\n" SRV,
+                      "t.conf:1:13: rewrite replacement '/x/%2e%2E/..' goes above the root with "
+                      "'..'");
+    expect_only_error("rewrite ^/a /b stop;\n" SRV,
+                      "t.conf:1:16: invalid rewrite flag 'stop' (expected last, break, redirect "
+                      "or permanent)");
+    expect_only_error("rewrite ^/a b;\n" SRV,
+                      "t.conf:1:13: rewrite replacement 'b' must start with '/', http:// or "
+                      "https://");
+    /* a query is the origin's business; a path with a variable is checked per request */
+    gh_conf_unref(load("rewrite ^/a /b%41?x=%zz;\n" SRV));
+    gh_conf_unref(load("rewrite ^/(a) /$1/../..;\n" SRV));
+    gh_conf_unref(load("rewrite ^/a /a/../b/%20 last;\n" SRV));
+    gh_conf_unref(load("rewrite ^/a http://x/%zz;\n" SRV)); /* a redirect's URL is the client's */
+}
+
 static void
 test_err_values(void **state)
 {
@@ -1702,6 +1734,7 @@ main(void)
         cmocka_unit_test(test_err_route),
         cmocka_unit_test(test_err_server_names),
         cmocka_unit_test(test_err_values),
+        cmocka_unit_test(test_err_rewrite_paths),
         cmocka_unit_test(test_err_lexer),
         cmocka_unit_test(test_err_collects_all),
         cmocka_unit_test(test_err_file_order),
