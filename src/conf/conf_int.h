@@ -36,6 +36,7 @@ struct conf_tok {
     uint32_t end_col;    /* column just after the last byte (same line) */
     bool unterminated;   /* a string without its closing quote (reported): it ran to the end
                           * of the line, and so does its directive */
+    char quote;          /* a string's quote: '"' or '\'' */
     /* a string whose escapes made text shorter than what is written: the bytes between the
      * quotes as written (arena), so a position inside text can be found on the line */
     const char *raw;

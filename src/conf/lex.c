@@ -1,11 +1,12 @@
 /*
  * lex.c - config tokens and the directive tree, with `include` expanded.
  *
- * Tokens: bare words, double-quoted strings (escapes \" \\ \n \r \t;
- * any other backslash is kept as written, so regexes read naturally), and the
- * three punctuation marks ; { }. A '#' at the start of a token starts a
- * comment that runs to the end of the line. Positions are 1-based line and
- * byte column.
+ * Tokens: bare words ("${name}" inside one is part of it, as in nginx),
+ * double- or single-quoted strings (escapes \" or \' for the quote, \\ \n
+ * \r \t; any other backslash is kept as written, so regexes read
+ * naturally), and the three punctuation marks ; { }. A '#' at the start of a
+ * token starts a comment that runs to the end of the line. Positions are
+ * 1-based line and byte column.
  *
  * The tree builder reports syntax errors and keeps going: a missing ';'
  * ends the directive where the ';' belonged, a stray '}' or ';' is skipped,
@@ -87,13 +88,14 @@ dropped_in_string(unsigned char c)
     return is_ctl(c) && c != '\t';
 }
 
-/* A quoted string; lx->p is at the opening quote. Stops at the end of the line. */
+/* A quoted string; lx->p is at the opening quote (" or '). Stops at the end of the line. */
 static void
 lex_string(struct lexer *lx, struct conf_tok *t)
 {
+    const char quote = *lx->p;
     const char *q = lx->p + 1;
-    while (q < lx->end && *q != '"' && *q != '\n') {
-        if (*q == '\\' && q + 1 < lx->end && (q[1] == '"' || q[1] == '\\'))
+    while (q < lx->end && *q != quote && *q != '\n') {
+        if (*q == '\\' && q + 1 < lx->end && (q[1] == quote || q[1] == '\\'))
             q += 2;
         else
             q++;
@@ -102,7 +104,7 @@ lex_string(struct lexer *lx, struct conf_tok *t)
     size_t n = 0;
     for (const char *s = lx->p + 1; s < q; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '\\' && s + 1 < q && (s[1] == '"' || s[1] == '\\')) {
+        if (c == '\\' && s + 1 < q && (s[1] == quote || s[1] == '\\')) {
             out[n++] = *++s;
         } else if (c == '\\' && s + 1 < q && (s[1] == 'n' || s[1] == 'r' || s[1] == 't')) {
             /* as in nginx: \n, \r, \t (header rules still reject CR and LF) */
@@ -119,11 +121,12 @@ lex_string(struct lexer *lx, struct conf_tok *t)
     t->type = TOK_STRING;
     t->text = out;
     t->len = (uint32_t)n;
+    t->quote = quote;
     if (n != (size_t)(q - lx->p - 1)) { /* escapes: keep what was written, for positions */
         t->raw = gh_arena_strndup(lx->st->arena, lx->p + 1, (size_t)(q - lx->p - 1));
         t->raw_len = (uint32_t)(q - lx->p - 1);
     }
-    if (q < lx->end && *q == '"') {
+    if (q < lx->end && *q == quote) {
         lx->p = q + 1;
     } else {
         conf_err(lx->st, &t->pos, "unterminated string");
@@ -156,7 +159,7 @@ conf_tok_pos(const struct conf_tok *t, size_t off)
                 continue;
             if (d++ == off)
                 break;
-            if (c == '\\' && (e == '"' || e == '\\' || e == 'n' || e == 'r' || e == 't'))
+            if (c == '\\' && (e == t->quote || e == '\\' || e == 'n' || e == 'r' || e == 't'))
                 i++;
         }
         col = i;
@@ -201,12 +204,26 @@ lex_next(struct lexer *lx)
         lx->p++;
         break;
     case '"':
+    case '\'': /* only at the start of a token: "don't" is one word */
         lex_string(lx, &t);
         break;
     default: {
         const char *s = lx->p;
-        while (lx->p < lx->end && is_word_char((unsigned char)*lx->p))
-            lx->p++;
+        while (lx->p < lx->end) {
+            if (*lx->p == '{' && lx->p > s && lx->p[-1] == '$') {
+                /* "${name}" stays in the word, as in nginx: /x/${1}abc */
+                const char *e = lx->p + 1;
+                while (e < lx->end && is_word_char((unsigned char)*e))
+                    e++;
+                if (e == lx->end || *e != '}')
+                    break;
+                lx->p = e + 1;
+            } else if (is_word_char((unsigned char)*lx->p)) {
+                lx->p++;
+            } else {
+                break;
+            }
+        }
         t.type = TOK_WORD;
         t.text = gh_arena_strndup(lx->st->arena, s, (size_t)(lx->p - s));
         t.len = (uint32_t)(lx->p - s);

@@ -448,6 +448,7 @@ on_log_format(struct build *b, struct blk *k, const struct cnode *n)
         else {
             conf_err(b->st, &e->pos, "invalid '%s' (expected escape=default, json or none)",
                      show(b, e));
+            vec_push(b, &b->log_formats, f); /* known, for access_log */
             return;
         }
         first = 2;
@@ -467,9 +468,9 @@ on_log_format(struct build *b, struct blk *k, const struct cnode *n)
     all.len = (uint32_t)len;
     all.joined = &n->args[first]; /* so a problem is shown where it was written */
     all.n_joined = n->n_args - first;
+    /* kept with a bad template too, so that access_log naming it is not reported as well */
     f->tmpl = conf_tmpl(b->st, &all, GH_TC_LOG, "log_format");
-    if (f->tmpl != NULL)
-        vec_push(b, &b->log_formats, f);
+    vec_push(b, &b->log_formats, f);
 }
 
 /* access_log's named format, once every log_format is known. */
@@ -1687,12 +1688,10 @@ conf_build(struct conf_state *st, const char *source, struct cnode *root)
     set_defaults(b.cfg, &main_pc, &main_sc);
     struct blk k = {.ctx = CTX_MAIN, .pc = &main_pc, .sc = &main_sc};
     walk_block(&b, &k, root);
+    resolve_log_format(&b); /* with the walk's errors: all are reported at once */
     if (st->n_errors > 0)
         return NULL;
     assemble(&b);
-    if (st->n_errors > 0)
-        return NULL;
-    resolve_log_format(&b);
     if (st->n_errors > 0)
         return NULL;
     b.cfg->keep_request = b.cfg->keep_request || b.cfg->access_log_on;

@@ -3,8 +3,10 @@
  * the status line, Date, Content-Length and chunk framing (RFC 9112).
  *
  * A head is written into a caller-owned buffer (a per-thread scratch) with
- * struct gh_wr; a write that does not fit sets `overflow` and writes nothing
- * more, so callers check once at the end instead of after every piece.
+ * struct gh_wr; a write that does not fit writes what fits and fills the
+ * buffer (len == cap), sets `overflow` and writes nothing more, so callers
+ * check once at the end instead of after every piece, and p[0..len) only ever
+ * holds bytes that were written (an access-log line is cut there).
  */
 #ifndef GH_HTTP_H1_WRITE_H
 #define GH_HTTP_H1_WRITE_H
@@ -23,11 +25,22 @@ struct gh_wr {
     int overflow;
 };
 
+/* The slow path of a write of n bytes that do not fit: what fits, then the buffer is full. */
+static inline void
+gh_wr_fill(struct gh_wr *w, const void *s, size_t n)
+{
+    size_t room = w->cap - w->len;
+    if (room > 0)
+        memcpy(w->p + w->len, s, room < n ? room : n);
+    w->len = w->cap;
+    w->overflow = 1;
+}
+
 static inline void
 gh_wr_put(struct gh_wr *w, const void *s, size_t n)
 {
     if (gh_unlikely(w->len + n > w->cap)) {
-        w->overflow = 1;
+        gh_wr_fill(w, s, n);
         return;
     }
     memcpy(w->p + w->len, s, n);
@@ -52,7 +65,10 @@ gh_wr_field(struct gh_wr *w, const char *name, size_t nlen, const char *val, siz
 {
     size_t need = nlen + vlen + 4;
     if (gh_unlikely(w->len + need > w->cap)) {
-        w->overflow = 1;
+        gh_wr_put(w, name, nlen); /* as much as fits */
+        gh_wr_put(w, ": ", 2);
+        gh_wr_put(w, val, vlen);
+        gh_wr_put(w, "\r\n", 2);
         return;
     }
     char *p = w->p + w->len;

@@ -145,7 +145,8 @@ keep_request(struct gh_exchange *ex, const struct gh_request *r)
     char *uri = raw + r->raw_len;
     char *args = uri + ex->uri_len;
     memcpy(raw, r->raw, r->raw_len);
-    memcpy(uri, ex->uri, ex->uri_len);
+    if (ex->uri != NULL) /* NULL: the path could not be normalised (a 400) */
+        memcpy(uri, ex->uri, ex->uri_len);
     if (own_args)
         memcpy(args, ex->args, ex->args_len);
 #define MOVE(p) ((p) != NULL && (p) >= base && (p) < end ? raw + ((p)-base) : (p))

@@ -56,10 +56,19 @@ gh_respond_tmpl(struct gh_exchange *ex, int status, const struct gh_tmpl *t, boo
         return 503;
     }
     struct gh_wr w = {gh_buf_tail(b), 0, GH_BUF_SIZE, 0};
-    gh_vars_expand(t, ex, &w, GH_ESC_NONE, NULL);
+    /* a URL is taken as it comes and refused with a control byte ($uri decodes %0D%0A), which
+     * as a space would be a broken Location; a body's control bytes become spaces */
+    gh_vars_expand(t, ex, &w, location ? GH_ESC_RAW : GH_ESC_NONE, NULL);
     if (w.overflow) {
         ex->fail_reason = "the 'return' text is longer than a buffer once its variables are in";
         return 500;
+    }
+    for (size_t i = 0; location && i < w.len; i++) {
+        unsigned char c = (unsigned char)w.p[i];
+        if (c < 0x20 || c == 0x7f) {
+            ex->fail_reason = "the 'return' URL has a control byte once its variables are in";
+            return 500;
+        }
     }
     respond_buf(ex, status, w.len, location);
     return GH_OK;

@@ -88,6 +88,7 @@ struct run {
     char *exp, *cur, *qry;
     bool changed; /* a rewrite matched in this list */
     uint8_t stop; /* the flag that stopped the list (GH_RW_NEXT: it ran to its end) */
+    const struct gh_rewrite *last; /* the last one that matched */
 };
 
 /* Run one list of rewrites on ex->uri. GH_OK, GH_DECLINED (redirected) or 500. */
@@ -108,6 +109,7 @@ run_list(struct gh_exchange *ex, const struct gh_rewrite *rws, uint32_t n, struc
         if (rc != GH_OK)
             return rc;
         st->changed = true;
+        st->last = rw;
         if (rw->flag == GH_RW_BREAK || rw->flag == GH_RW_LAST) {
             st->stop = rw->flag;
             break;
@@ -128,7 +130,7 @@ gh_rewrite_route(struct gh_exchange *ex)
     ex->pc = &srv->pc;
     char *exp = ex->w->rscratch, *cur = exp + GH_BUF_SIZE, *qry = cur + GH_BUF_SIZE,
          *tgt = qry + GH_BUF_SIZE;
-    struct run st = {exp, cur, qry, false, GH_RW_NEXT};
+    struct run st = {exp, cur, qry, false, GH_RW_NEXT, NULL};
     bool rewrote = false;
     /* the server's rewrites, once, before a route is found (a 'last' or 'break' ends them) */
     int rc = run_list(ex, srv->pc.rewrites, srv->pc.n_rewrites, &st);
@@ -146,27 +148,31 @@ gh_rewrite_route(struct gh_exchange *ex)
         rewrote |= st.changed;
         if (!st.changed || st.stop == GH_RW_BREAK)
             break;
-        if (cycles + 1 == MAX_CYCLES)
-            return fail(ex, &ex->pc->rewrites[0],
-                        "the routes were searched again 10 times (a rewrite cycle?)");
+        /* nginx allows 10 searches again and fails the 11th */
+        if (cycles == MAX_CYCLES)
+            return fail(ex, st.last, "the routes were searched again 10 times (a rewrite cycle?)");
     }
     const struct gh_proxy_conf *pc = ex->pc;
     if (!rewrote && pc->proxy_path == NULL)
         return GH_OK; /* the target exactly as received */
+    const char *path = ex->uri;
+    size_t path_len = ex->uri_len;
     if (!(st.changed && st.stop == GH_RW_BREAK) && pc->proxy_path != NULL) {
         /* the prefix the route matched gives way to PATH (nginx: proxy_pass http://app/;),
-         * unless the route's own rewrite said where to go */
+         * unless the route's own rewrite said where to go. Only the origin's target changes:
+         * $uri stays the path the route matched, as in nginx (exp is free now: ex->uri is
+         * in cur or the request) */
         size_t strip = GH_MIN(pc->proxy_strip, ex->uri_len);
         size_t rest = ex->uri_len - strip;
         if (pc->proxy_path_len + rest > GH_BUF_SIZE)
             return fail(ex, NULL, "the path with its prefix replaced is longer than a buffer");
-        memmove(cur + pc->proxy_path_len, ex->uri + strip, rest);
-        memcpy(cur, pc->proxy_path, pc->proxy_path_len);
-        ex->uri = cur;
-        ex->uri_len = (uint32_t)(pc->proxy_path_len + rest);
+        memcpy(exp, pc->proxy_path, pc->proxy_path_len);
+        memcpy(exp + pc->proxy_path_len, ex->uri + strip, rest);
+        path = exp;
+        path_len = pc->proxy_path_len + rest;
     }
     size_t room = GH_BUF_SIZE - (ex->args != NULL ? ex->args_len + 1 : 0);
-    size_t n = gh_uri_encode_path(ex->uri, ex->uri_len, tgt, room);
+    size_t n = gh_uri_encode_path(path, path_len, tgt, room);
     if (n == 0)
         return fail(ex, NULL, "the rewritten target is longer than a buffer");
     if (ex->args != NULL && ex->args_len > 0) {

@@ -56,6 +56,10 @@ esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
 {
     if (n == 0) /* s may be NULL ($args without a query): no memcpy from it, even of 0 bytes */
         return;
+    if (esc == GH_ESC_RAW) {
+        gh_wr_put(w, s, n);
+        return;
+    }
     if (esc == GH_ESC_NONE) { /* header values, the common case: one scan, one copy */
         size_t k = 0;
         while (k < n && (((unsigned char)s[k] >= 0x20 && s[k] != 0x7f) || s[k] == '\t'))
@@ -75,8 +79,9 @@ esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
                 continue;
             e[0] = ' '; /* a header value never gets a control byte (RFC 9110 §5.5), nor DEL */
             el = 1;
-        } else if (esc == GH_ESC_URI) {
-            if (gh_uri_path_char(c))
+        } else if (esc == GH_ESC_URI || esc == GH_ESC_URI_ARG) {
+            if (gh_uri_path_char(c) &&
+                !(esc == GH_ESC_URI_ARG && (c == '&' || c == '+' || c == ';')))
                 continue;
             e[0] = '%';
             e[1] = "0123456789ABCDEF"[c >> 4];
@@ -137,10 +142,14 @@ esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
 void
 gh_vars_escape(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
 {
-    if (esc == GH_ESC_LOG && n == 0)
-        GH_WR_LIT(w, "-");
-    else
-        esc_bytes(w, s, n, esc);
+    /* an empty value may have no pointer ($args without a query, $request_uri of a rejected
+     * head): esc_bytes would pass that NULL to memcpy */
+    if (n == 0) {
+        if (esc == GH_ESC_LOG)
+            GH_WR_LIT(w, "-");
+        return;
+    }
+    esc_bytes(w, s, n, esc);
 }
 
 /* ---- values ---- */
@@ -302,7 +311,8 @@ local_addr(struct gh_exchange *ex, struct sockaddr_storage *ss)
             return 0;
         }
     }
-    return ex->down->local_addr != NULL ? ex->down->local_addr(ex, ss) : -1;
+    /* a head rejected before it became a request is logged without a downstream */
+    return ex->down != NULL && ex->down->local_addr != NULL ? ex->down->local_addr(ex, ss) : -1;
 }
 
 static void
@@ -530,19 +540,23 @@ void
 gh_vars_expand(const struct gh_tmpl *t, struct gh_exchange *ex, struct gh_wr *w,
                enum gh_vars_esc esc, const struct gh_vars_caps *caps)
 {
+    /* in a rewrite, what follows a '?' of the replacement's text is the new query */
+    enum gh_vars_esc uesc = GH_ESC_URI;
     for (uint32_t i = 0; i < t->n; i++) {
         const struct gh_tmpl_part *p = &t->parts[i];
         if (p->var == GH_VAR_NONE) {
             gh_wr_put(w, p->text, p->len);
+            if (caps != NULL && memchr(p->text, '?', p->len) != NULL)
+                uesc = GH_ESC_URI_ARG;
         } else if (p->var == GH_VAR_CAPTURE) {
             /* captures are of the decoded path: encoded again, as nginx does, so that the
              * rewritten path decodes to their bytes ('%', '?' and '#' in them included) */
             uint32_t k = (uint32_t)(p->text[0] - '0');
             if (caps != NULL && k < caps->n && caps->ovector[2 * k] != (size_t)-1)
                 esc_bytes(w, caps->subject + caps->ovector[2 * k],
-                          caps->ovector[2 * k + 1] - caps->ovector[2 * k], GH_ESC_URI);
+                          caps->ovector[2 * k + 1] - caps->ovector[2 * k], uesc);
         } else if (caps != NULL && p->var == GH_VAR_URI) {
-            esc_bytes(w, ex->uri, ex->uri_len, GH_ESC_URI); /* likewise */
+            esc_bytes(w, ex->uri, ex->uri_len, uesc); /* likewise */
         } else {
             gh_vars_put(ex, (enum gh_var)p->var, p->text, p->len, w, esc);
         }

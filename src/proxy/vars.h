@@ -24,6 +24,10 @@ enum gh_vars_esc {
                         \u00XX, valid UTF-8 as it is */
     GH_ESC_URI,      /* percent-encoded as in a path (gh_uri_encode_path): a rewrite's captures and
                         $uri, so that decoding the result gives back exactly their bytes */
+    GH_ESC_URI_ARG,  /* the same in a query: '&', '+' and ';' escaped too, as nginx's
+                        NGX_ESCAPE_ARGS, so a capture is one value, not more parameters */
+    GH_ESC_RAW,      /* as they are, control bytes included: for a caller that checks the result
+                        (a redirect's URL) */
 };
 
 /* The captures of a rewrite's regex match, for $1..$9. */

@@ -62,11 +62,36 @@ test_overflow_is_sticky(void **state)
     char b[8];
     struct gh_wr w = WR(b);
     GH_WR_LIT(&w, "12345");
-    GH_WR_LIT(&w, "6789"); /* does not fit: nothing of it is written */
+    GH_WR_LIT(&w, "6789"); /* does not fit: what fits is written, then the buffer is full */
     assert_true(w.overflow);
-    assert_int_equal(w.len, 5);
-    GH_WR_LIT(&w, "6"); /* would fit, but the head is already lost */
+    assert_int_equal(w.len, 8);
+    assert_memory_equal(b, "12345678", 8);
+    GH_WR_LIT(&w, "6"); /* nothing more is written */
     assert_true(w.overflow);
+    assert_int_equal(w.len, 8);
+    assert_memory_equal(b, "12345678", 8);
+}
+
+/* A cut line (the access log's) holds only written bytes, whichever writer overflowed: a
+ * piece that did not fit used to leave len short of cap with later small pieces still written,
+ * and the log took cap bytes, the unwritten ones included. */
+static void
+test_overflow_fills_with_written_bytes(void **state)
+{
+    (void)state;
+    char b[16];
+    struct gh_wr w = WR(b);
+    gh_wr_field(&w, "X-A", 3, "0123456789", 10); /* 17 bytes: 16 fit */
+    assert_true(w.overflow);
+    assert_int_equal(w.len, 16);
+    assert_memory_equal(b, "X-A: 0123456789\r", 16);
+    char c[12];
+    struct gh_wr v = WR(c);
+    gh_h1w_status_line(&v, 200, NULL, 0);
+    gh_h1w_content_length(&v, 5);
+    assert_true(v.overflow);
+    assert_int_equal(v.len, 12);
+    assert_memory_equal(c, "HTTP/1.1 200", 12);
 }
 
 static void
@@ -98,8 +123,11 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_line),        cmocka_unit_test(test_fields_and_numbers),
-        cmocka_unit_test(test_overflow_is_sticky), cmocka_unit_test(test_date),
+        cmocka_unit_test(test_status_line),
+        cmocka_unit_test(test_fields_and_numbers),
+        cmocka_unit_test(test_overflow_is_sticky),
+        cmocka_unit_test(test_overflow_fills_with_written_bytes),
+        cmocka_unit_test(test_date),
         cmocka_unit_test(test_chunk_size_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
