@@ -77,7 +77,9 @@ struct gh_rewrite {
     struct pcre2_real_code_8 *re; /* matched against the normalised path */
     const struct gh_tmpl *repl;   /* with $1..$9 and variables */
     uint8_t flag;                 /* enum gh_rewrite_flag */
-    bool sets_query;              /* the replacement has a '?': its query replaces the request's */
+    bool sets_query;              /* the replacement has a '?': it gives a query */
+    bool drops_args;              /* it ended with '?' (taken off): the request's query is not
+                                     added after it (nginx: else it is, after '&') */
     const char *at;               /* "FILE:LINE" for log lines */
 };
 

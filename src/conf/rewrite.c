@@ -132,6 +132,20 @@ conf_rewrite(struct conf_state *st, const struct cnode *n)
     /* a URL is a redirect whatever the flag says (nginx does the same) */
     if (absolute && !redirect)
         rw->flag = GH_RW_REDIRECT;
+    /* as in nginx, a last '?' only says "without the request's query": it is taken off */
+    const struct gh_tmpl_part *last = &rw->repl->parts[rw->repl->n - 1];
+    if (last->var == GH_VAR_NONE && last->len > 0 && last->text[last->len - 1] == '?') {
+        struct gh_tmpl *t = gh_arena_alloc(st->arena, sizeof(*t));
+        struct gh_tmpl_part *parts = gh_arena_alloc(st->arena, rw->repl->n * sizeof(*parts));
+        memcpy(parts, rw->repl->parts, rw->repl->n * sizeof(*parts));
+        *t = *rw->repl;
+        t->parts = parts;
+        if (--parts[t->n - 1].len == 0)
+            t->n--;
+        t->flags |= GH_TMPL_VARS; /* the text as written differs */
+        rw->repl = t;
+        rw->drops_args = true;
+    }
     for (uint32_t i = 0; i < rw->repl->n; i++)
         if (rw->repl->parts[i].var == GH_VAR_NONE &&
             memchr(rw->repl->parts[i].text, '?', rw->repl->parts[i].len) != NULL)

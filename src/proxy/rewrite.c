@@ -34,12 +34,16 @@ fail(struct gh_exchange *ex, const struct gh_rewrite *rw, const char *why)
     return 500;
 }
 
-/* A redirect rewrite: its result (with the request's query unless it gives one) as Location. */
+/* A redirect rewrite: its result as Location, with the request's query after the one it gives
+ * (after '&') or as the query, unless it ended with '?'. */
 static int
 redirect(struct gh_exchange *ex, const struct gh_rewrite *rw, struct gh_wr *w)
 {
-    if (!rw->sets_query && ex->args != NULL && ex->args_len > 0) {
-        GH_WR_LIT(w, "?");
+    if (!rw->drops_args && ex->args != NULL && ex->args_len > 0) {
+        if (rw->sets_query)
+            GH_WR_LIT(w, "&");
+        else
+            GH_WR_LIT(w, "?");
         gh_wr_put(w, ex->args, ex->args_len);
     }
     if (w->overflow)
@@ -63,10 +67,27 @@ apply(struct gh_exchange *ex, const struct gh_rewrite *rw, const size_t *ov, int
     const char *q = memchr(exp, '?', w.len);
     size_t plen = q != NULL ? (size_t)(q - exp) : w.len;
     if (rw->sets_query && q != NULL) {
+        /* its query, then the request's after '&' (nginx), unless it ended with '?' */
         size_t ql = w.len - plen - 1;
-        memcpy(qry, q + 1, ql);
+        size_t old = !rw->drops_args && ex->args != NULL ? ex->args_len : 0;
+        if (ql > 0 && old > 0) {
+            if (ql + 1 + old > GH_BUF_SIZE)
+                return fail(ex, rw, "the rewritten query is longer than a buffer");
+            memmove(qry + ql + 1, ex->args, old); /* it may be in qry already */
+            qry[ql] = '&';
+            memcpy(qry, q + 1, ql);
+            ql += 1 + old;
+        } else if (old > 0) {
+            memmove(qry, ex->args, old);
+            ql = old;
+        } else {
+            memcpy(qry, q + 1, ql);
+        }
         ex->args = ql > 0 ? qry : NULL;
         ex->args_len = (uint32_t)ql;
+    } else if (rw->drops_args) {
+        ex->args = NULL;
+        ex->args_len = 0;
     }
     if (plen == 0 || exp[0] != '/')
         return fail(ex, rw, "the rewritten path does not start with '/'");

@@ -142,20 +142,26 @@ def t():
 
 
 @test("server-level rewrite runs before the route is chosen; captures $1..$9; the route's PATH "
-      "then replaces its prefix; the query is kept unless the replacement has '?'")
+      "then replaces its prefix; a replacement's query comes before the request's (nginx), a "
+      "final '?' drops the request's")
 def t():
     o = Origin()
     gh = gh_with(o, """    rewrite ^/old/(.*)$ /api/$1;
     rewrite ^/blog/([0-9]+)/([0-9]+)/(.+)$ /posts/$3?y=$1&m=$2 last;
     rewrite ^/drop-query/(.*)$ /plain/$1?;
+    rewrite ^/only-new/(.*)$ /plain/$1?a=1?;
     rewrite ^/nine/(.)(.)(.)(.)(.)(.)(.)(.)(.)$ /n/$9$8$7$6$5$4$3$2$1;
     route /api/ { proxy app /v2/; }
     route /posts/ { proxy app; response_header set X-Route posts; }""")
     eq(target(http_get(gh.port, "/old/x/y?q=1")), "/v2/x/y?q=1", "server rewrite, then PATH")
     r = http_get(gh.port, "/blog/2024/05/hello-world?utm=x")
-    eq((target(r), r.header("x-route")), ("/posts/hello-world?y=2024&m=05", "posts"),
-       "captures into path and query; the new query replaces the old")
+    eq((target(r), r.header("x-route")), ("/posts/hello-world?y=2024&m=05&utm=x", "posts"),
+       "captures into path and query; the request's query after the new one")
+    r = http_get(gh.port, "/blog/2024/05/hello-world")
+    eq(target(r), "/posts/hello-world?y=2024&m=05", "no query of the request's: only the new one")
     eq(target(http_get(gh.port, "/drop-query/a?secret=1")), "/plain/a", "a final '?' drops the query")
+    eq(target(http_get(gh.port, "/only-new/a?secret=1")), "/plain/a?a=1",
+       "a final '?' after a new query: only the new one")
     eq(target(http_get(gh.port, "/nine/123456789")), "/n/987654321", "$1..$9")
     eq(target(http_get(gh.port, "/other?x")), "/other?x", "no match: as received")
 
@@ -175,7 +181,7 @@ def t():
         (b"/p/a%2500", "/x/a%2500"),
         (b"/p/%25zz", "/x/%25zz"),
         (b"/p/caf%C3%A9%20x", "/x/caf%C3%A9%20x"),
-        (b"/q/a%3Fb?z=1", "/y/a%3Fb?k=v"),
+        (b"/q/a%3Fb?z=1", "/y/a%3Fb?k=v&z=1"),
         (b"/u/a%2541", "/z/u/a%2541"),
     ]
     for sent, want in cases:
@@ -269,8 +275,8 @@ def t():
 
 
 @test("a replacement starting with http:// or https:// redirects (302; 301 with permanent), "
-      "'redirect' makes a relative one; captures are percent-encoded in Location; the query is "
-      "kept unless the replacement has '?'")
+      "'redirect' makes a relative one; captures are percent-encoded in Location; the request's "
+      "query follows (after the replacement's, with '&'), unless the replacement ends with '?'")
 def t():
     o = Origin()
     gh = gh_with(o, """    rewrite ^/go/(.*)$ https://new.test/n/$1 permanent;
@@ -279,6 +285,7 @@ def t():
     rewrite ^/rel/(.*)$ /elsewhere/$1 redirect;
     rewrite ^/perm/(.*)$ /moved/$1 permanent;
     rewrite ^/q/(.*)$ https://q.test/$1?from=gh;
+    rewrite ^/nq/(.*)$ https://q.test/$1? permanent;
     route /r/ { rewrite ^/r/(.*)$ https://route.test/$1; }""")
     cases = [
         ("/go/a/b?x=1&y=2", 301, "https://new.test/n/a/b?x=1&y=2"),
@@ -287,7 +294,9 @@ def t():
         ("/tmp/x", 302, "http://tmp.test/x"),
         ("/rel/x?y", 302, "/elsewhere/x?y"),
         ("/perm/x", 301, "/moved/x"),
-        ("/q/x?old=1", 302, "https://q.test/x?from=gh"),
+        ("/q/x?old=1", 302, "https://q.test/x?from=gh&old=1"),
+        ("/q/x", 302, "https://q.test/x?from=gh"),
+        ("/nq/x?old=1", 301, "https://q.test/x"),
         ("/r/x?y=1", 302, "https://route.test/x?y=1"),
     ]
     for sent, status, loc in cases:
@@ -308,9 +317,10 @@ def t():
 def t():
     o = Origin()
     gh = gh_with(o, """    rewrite ^/search$ /s/$arg_q last;
-    rewrite ^/m/(.*)$ /$request_method/$1?$args&seen=1;""")
+    rewrite ^/m/(.*)$ /$request_method/$1?$args&seen=1?;""")
     eq(target(http_get(gh.port, "/search?q=a%20b&x=1")), "/s/a%20b?q=a%20b&x=1", "$arg_q in the path")
-    eq(target(http_get(gh.port, "/m/x?a=1")), "/GET/x?a=1&seen=1", "$request_method and $args")
+    eq(target(http_get(gh.port, "/m/x?a=1")), "/GET/x?a=1&seen=1", "$request_method and $args "
+       "(the final '?': not the request's query again)")
 
 
 @test("results that do not fit are a 500 with one error-log line: a rewrite longer than a buffer, "
@@ -486,7 +496,8 @@ def t():
            "the client's X-Request-Id is replaced")
 
         r = c.request("GET", "/blog/2024/hello?ref=x", host="app.test")
-        eq(r.json()["target"], "/articles/hello?year=2024", "regex rewrite to a new path and query")
+        eq(r.json()["target"], "/articles/hello?year=2024&ref=x",
+           "regex rewrite to a new path and query (the request's follows, as in nginx)")
         r = c.request("GET", "/docs/guide/intro?v=2", host="app.test")
         eq((r.status, r.header("location")), (301, "https://docs.app.test/guide/intro?v=2"),
            "permanent redirect to another site")
