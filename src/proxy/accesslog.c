@@ -189,23 +189,39 @@ json_line(struct gh_exchange *ex, struct gh_wr *w)
 }
 
 static void
-write_line(struct gh_exchange *ex)
+render(struct gh_exchange *ex, struct gh_wr *w)
 {
     const struct gh_config *cfg = ex->wc->cfg;
-    char line[ALOG_LINE];
-    struct gh_wr w = {line, 0, sizeof(line) - 1, 0};
     if (cfg->access_log_format == GH_LOG_JSON) {
-        json_line(ex, &w);
+        json_line(ex, w);
     } else if (cfg->access_log_format == GH_LOG_CUSTOM) {
         static const enum gh_vars_esc esc[] = {[GH_LOG_ESC_DEFAULT] = GH_ESC_LOG,
                                                [GH_LOG_ESC_JSON] = GH_ESC_JSON,
                                                [GH_LOG_ESC_NONE] = GH_ESC_NONE};
-        gh_vars_expand(cfg->access_log_tmpl, ex, &w, esc[cfg->access_log_escape], NULL);
-        GH_WR_LIT(&w, "\n");
+        gh_vars_expand(cfg->access_log_tmpl, ex, w, esc[cfg->access_log_escape], NULL);
+        GH_WR_LIT(w, "\n");
     } else {
-        gh_vars_expand(&combined, ex, &w, GH_ESC_LOG, NULL);
+        gh_vars_expand(&combined, ex, w, GH_ESC_LOG, NULL);
     }
-    if (w.overflow) { /* cut, and still one line */
+}
+
+static void
+write_line(struct gh_exchange *ex)
+{
+    char line[ALOG_LINE];
+    struct gh_wr w = {line, 0, sizeof(line) - 1, 0};
+    render(ex, &w);
+    if (gh_unlikely(w.overflow)) {
+        /* again with shorter values, so the line keeps its shape (a JSON line stays JSON) */
+        static const size_t limits[] = {1024, 256, 64, 16};
+        for (size_t i = 0; i < GH_ARRAY_LEN(limits) && w.overflow; i++) {
+            gh_vars_limit_values(limits[i]);
+            w = (struct gh_wr){line, 0, sizeof(line) - 1, 0};
+            render(ex, &w);
+        }
+        gh_vars_limit_values(SIZE_MAX);
+    }
+    if (w.overflow) { /* a format with very many values: cut, and still one line */
         w.len = w.cap;
         line[w.len++] = '\n';
     }

@@ -51,9 +51,21 @@ utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* The most bytes of one value written (gh_vars_limit_values): a log line that did not fit is
+ * written again with shorter values, so that it keeps its shape (a JSON line stays JSON). */
+static __thread size_t value_max = SIZE_MAX;
+
+void
+gh_vars_limit_values(size_t n)
+{
+    value_max = n;
+}
+
 static void
 esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
 {
+    if (gh_unlikely(n > value_max))
+        n = value_max;
     if (n == 0) /* s may be NULL ($args without a query): no memcpy from it, even of 0 bytes */
         return;
     if (esc == GH_ESC_RAW) {

@@ -45,6 +45,11 @@ void gh_vars_expand(const struct gh_tmpl *t, struct gh_exchange *ex, struct gh_w
 void gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_len,
                  struct gh_wr *w, enum gh_vars_esc esc);
 
+/* From now on on this thread, write at most n bytes of each value (before escaping; SIZE_MAX:
+ * all). For a log line that did not fit: written again with shorter values it keeps its
+ * shape. */
+void gh_vars_limit_values(size_t n);
+
 /* Append s[0..n) to w escaped as esc says. */
 void gh_vars_escape(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc);
 
