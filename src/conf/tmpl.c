@@ -54,19 +54,20 @@ contexts_text(struct conf_state *st, uint32_t mask)
     return out;
 }
 
-/* The variable named name[0..len) (exact, or a prefix with its argument in *arg). */
+/* The variable named name[0..len) (exact, or a prefix with its argument in *arg); names compare
+ * case-insensitively, as in nginx. */
 static enum gh_var
 lookup(const char *name, size_t len, const char **arg, size_t *arg_len)
 {
     for (int v = GH_VAR_NONE + 1; v < GH_VAR_CAPTURE; v++) {
         size_t nl = strlen(vars[v].name);
         if (vars[v].name[nl - 1] == '_') {
-            if (len > nl && memcmp(name, vars[v].name, nl) == 0) {
+            if (len > nl && gh_strncaseeq(name, vars[v].name, nl)) {
                 *arg = name + nl;
                 *arg_len = len - nl;
                 return (enum gh_var)v;
             }
-        } else if (nl == len && memcmp(name, vars[v].name, len) == 0) {
+        } else if (nl == len && gh_strncaseeq(name, vars[v].name, len)) { /* nginx: $HOST too */
             return (enum gh_var)v;
         }
     }

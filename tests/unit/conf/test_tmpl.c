@@ -415,6 +415,18 @@ test_braced(void **state)
     gh_conf_unref(c);
 }
 
+/* Names compare case-insensitively, as in nginx; a prefixed variable's name is taken as its
+ * field (lower case, '-' for '_'), argument or cookie name. */
+static void
+test_case_insensitive_names(void **state)
+{
+    (void)state;
+    struct gh_config *c = load_at(P_LOG, "$HOST ${Remote_Addr} $HTTP_USER_AGENT $Arg_Q");
+    assert_string_equal(show(c->access_log_tmpl),
+                        "{host}[ ]{remote_addr}[ ]{http_:user-agent}[ ]{arg_:q}");
+    gh_conf_unref(c);
+}
+
 static void
 test_malformed(void **state)
 {
@@ -613,6 +625,7 @@ main(void)
         cmocka_unit_test(test_empty_prefixed_names),
         cmocka_unit_test(test_dollar_dollar),
         cmocka_unit_test(test_braced),
+        cmocka_unit_test(test_case_insensitive_names),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_error_positions),
         cmocka_unit_test(test_captures),
