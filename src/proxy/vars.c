@@ -509,6 +509,9 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
     case GH_VAR_UPSTREAM_STATUS:
         if (ex->up_status != 0)
             put_u64(w, ex->up_status, esc);
+        else if (ex->up.ups != NULL && ex->up.attempts > 0 &&
+                 (ex->status == 502 || ex->status == 504))
+            put_u64(w, ex->status, esc); /* tried and failed (nginx: 502 or 504, too) */
         else
             gh_vars_escape(w, "", 0, esc);
         return;
