@@ -57,12 +57,7 @@ gh_h1w_status_line(struct gh_wr *w, int status, const char *reason, size_t reaso
     }
     /* one bounds check and fixed-size copies: this runs for every response */
     if (gh_unlikely(w->cap - w->len < 15 + reason_len)) {
-        char code[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
-                        (char)('0' + status % 10), ' '};
-        GH_WR_LIT(w, "HTTP/1.1 "); /* as much as fits */
-        gh_wr_put(w, code, 4);
-        gh_wr_put(w, reason, reason_len);
-        GH_WR_LIT(w, "\r\n");
+        gh_wr_stop(w);
         return;
     }
     char *p = w->p + w->len;
@@ -98,9 +93,7 @@ gh_h1w_date(struct gh_wr *w, int64_t wall_sec)
 {
     const char *d = gh_http_date(wall_sec);
     if (gh_unlikely(w->cap - w->len < 8 + GH_HTTP_DATE_LEN)) {
-        GH_WR_LIT(w, "Date: "); /* as much as fits */
-        gh_wr_put(w, d, GH_HTTP_DATE_LEN);
-        GH_WR_LIT(w, "\r\n");
+        gh_wr_stop(w);
         return;
     }
     char *p = w->p + w->len;
@@ -117,9 +110,7 @@ gh_h1w_content_length(struct gh_wr *w, uint64_t n)
     size_t i = u64_digits(tmp, n);
     size_t nd = sizeof(tmp) - i;
     if (gh_unlikely(w->cap - w->len < 18 + nd)) {
-        GH_WR_LIT(w, "Content-Length: "); /* as much as fits */
-        gh_wr_put(w, tmp + i, nd);
-        GH_WR_LIT(w, "\r\n");
+        gh_wr_stop(w);
         return;
     }
     char *p = w->p + w->len;

@@ -3,10 +3,11 @@
  * the status line, Date, Content-Length and chunk framing (RFC 9112).
  *
  * A head is written into a caller-owned buffer (a per-thread scratch) with
- * struct gh_wr; a write that does not fit writes what fits and fills the
- * buffer (len == cap), sets `overflow` and writes nothing more, so callers
- * check once at the end instead of after every piece, and p[0..len) only ever
- * holds bytes that were written (an access-log line is cut there).
+ * struct gh_wr; a write that does not fit sets `overflow` and writes nothing
+ * more (the writer stops: cap drops to len, so no later piece fits either),
+ * so callers check once at the end instead of after every piece, and
+ * p[0..len) is always the bytes written before the first piece that did not
+ * fit (an access-log line is cut there).
  */
 #ifndef GH_HTTP_H1_WRITE_H
 #define GH_HTTP_H1_WRITE_H
@@ -25,14 +26,11 @@ struct gh_wr {
     int overflow;
 };
 
-/* The slow path of a write of n bytes that do not fit: what fits, then the buffer is full. */
+/* A piece did not fit: nothing more is written. */
 static inline void
-gh_wr_fill(struct gh_wr *w, const void *s, size_t n)
+gh_wr_stop(struct gh_wr *w)
 {
-    size_t room = w->cap - w->len;
-    if (room > 0)
-        memcpy(w->p + w->len, s, room < n ? room : n);
-    w->len = w->cap;
+    w->cap = w->len;
     w->overflow = 1;
 }
 
@@ -40,7 +38,7 @@ static inline void
 gh_wr_put(struct gh_wr *w, const void *s, size_t n)
 {
     if (gh_unlikely(w->len + n > w->cap)) {
-        gh_wr_fill(w, s, n);
+        gh_wr_stop(w);
         return;
     }
     memcpy(w->p + w->len, s, n);
@@ -65,10 +63,7 @@ gh_wr_field(struct gh_wr *w, const char *name, size_t nlen, const char *val, siz
 {
     size_t need = nlen + vlen + 4;
     if (gh_unlikely(w->len + need > w->cap)) {
-        gh_wr_put(w, name, nlen); /* as much as fits */
-        gh_wr_put(w, ": ", 2);
-        gh_wr_put(w, val, vlen);
-        gh_wr_put(w, "\r\n", 2);
+        gh_wr_stop(w);
         return;
     }
     char *p = w->p + w->len;

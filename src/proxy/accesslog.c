@@ -221,10 +221,8 @@ write_line(struct gh_exchange *ex)
         }
         gh_vars_limit_values(SIZE_MAX);
     }
-    if (w.overflow) { /* a format with very many values: cut, and still one line */
-        w.len = w.cap;
+    if (w.overflow) /* a format with very many values: cut where the writer stopped, still a line */
         line[w.len++] = '\n';
-    }
     alog_append(ex->w, line, w.len);
 }
 
