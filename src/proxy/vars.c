@@ -61,6 +61,68 @@ gh_vars_limit_values(size_t n)
     value_max = n;
 }
 
+/* JSON: the escape of byte c (e, its length), or 0 when it passes; a valid UTF-8 sequence at s
+ * passes whole (*len: its bytes). */
+static size_t
+esc_json(const unsigned char *s, size_t n, char *e, size_t *len)
+{
+    unsigned c = s[0];
+    if (c >= 0x80 && (*len = utf8_len(s, n)) > 0)
+        return 0;
+    *len = 1;
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+        return 0;
+    static const char named[] = {
+        ['"'] = '"', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+    e[0] = '\\';
+    if (c < sizeof(named) && named[c] != 0) {
+        e[1] = named[c];
+        return 2;
+    }
+    memcpy(e + 1, "u00", 3); /* a control byte, DEL, or a byte of invalid UTF-8 */
+    e[4] = hexd[c >> 4];
+    e[5] = hexd[c & 15];
+    return 6;
+}
+
+/* The escape of the byte (or UTF-8 sequence) at s in mode esc (e, its length), or 0 when it
+ * passes as it is; *len: the bytes it stands for. */
+static size_t
+esc_one(const unsigned char *s, size_t n, enum gh_vars_esc esc, char *e, size_t *len)
+{
+    static const char HEX[] = "0123456789ABCDEF";
+    unsigned c = s[0];
+    *len = 1;
+    switch (esc) {
+    case GH_ESC_NONE: /* a header value never gets a control byte (RFC 9110 §5.5), nor DEL */
+        if ((c >= 0x20 && c != 0x7f) || c == '\t')
+            return 0;
+        e[0] = ' ';
+        return 1;
+    case GH_ESC_URI:
+    case GH_ESC_URI_ARG:
+        if (gh_uri_path_char(c) && !(esc == GH_ESC_URI_ARG && (c == '&' || c == '+' || c == ';')))
+            return 0;
+        e[0] = '%';
+        e[1] = HEX[c >> 4];
+        e[2] = HEX[c & 15];
+        return 3;
+    case GH_ESC_LOG: /* \xHH in upper case, as nginx */
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            return 0;
+        e[0] = '\\';
+        e[1] = 'x';
+        e[2] = HEX[c >> 4];
+        e[3] = HEX[c & 15];
+        return 4;
+    case GH_ESC_JSON:
+        return esc_json(s, n, e, len);
+    case GH_ESC_RAW:
+        break;
+    }
+    return 0;
+}
+
 static void
 esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
 {
@@ -82,71 +144,14 @@ esc_bytes(struct gh_wr *w, const char *s, size_t n, enum gh_vars_esc esc)
         }
     }
     size_t run = 0; /* bytes that pass as they are, written in one piece */
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    for (size_t i = 0, len; i < n; i += len) {
         char e[8];
-        size_t el = 0;
-        if (esc == GH_ESC_NONE) {
-            if ((c >= 0x20 && c != 0x7f) || c == '\t')
-                continue;
-            e[0] = ' '; /* a header value never gets a control byte (RFC 9110 §5.5), nor DEL */
-            el = 1;
-        } else if (esc == GH_ESC_URI || esc == GH_ESC_URI_ARG) {
-            if (gh_uri_path_char(c) &&
-                !(esc == GH_ESC_URI_ARG && (c == '&' || c == '+' || c == ';')))
-                continue;
-            e[0] = '%';
-            e[1] = "0123456789ABCDEF"[c >> 4];
-            e[2] = "0123456789ABCDEF"[c & 15];
-            el = 3;
-        } else if (esc == GH_ESC_LOG) {
-            if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-                continue;
-            e[0] = '\\';
-            e[1] = 'x';
-            e[2] = hexd[c >> 4];
-            e[3] = hexd[c & 15];
-            el = 4;
-            e[2] = (char)(e[2] >= 'a' ? e[2] - 32 : e[2]); /* \xHH in upper case, as nginx */
-            e[3] = (char)(e[3] >= 'a' ? e[3] - 32 : e[3]);
-        } else {
-            if (c >= 0x80) {
-                size_t ul = utf8_len((const unsigned char *)s + i, n - i);
-                if (ul > 0) {
-                    i += ul - 1; /* passes whole */
-                    continue;
-                }
-            } else if (c >= 0x20 && c != 0x7f && c != '"' && c != '\\') {
-                continue;
-            }
-            e[0] = '\\';
-            el = 2;
-            switch (c) {
-            case '"':
-                e[1] = '"';
-                break;
-            case '\\':
-                e[1] = '\\';
-                break;
-            case '\n':
-                e[1] = 'n';
-                break;
-            case '\r':
-                e[1] = 'r';
-                break;
-            case '\t':
-                e[1] = 't';
-                break;
-            default: /* a control byte, DEL, or a byte of invalid UTF-8 */
-                memcpy(e + 1, "u00", 3);
-                e[4] = hexd[c >> 4];
-                e[5] = hexd[c & 15];
-                el = 6;
-            }
-        }
+        size_t el = esc_one((const unsigned char *)s + i, n - i, esc, e, &len);
+        if (el == 0)
+            continue;
         gh_wr_put(w, s + run, i - run);
         gh_wr_put(w, e, el);
-        run = i + 1;
+        run = i + len;
     }
     gh_wr_put(w, s + run, n - run);
 }
@@ -417,6 +422,69 @@ put_up_time(struct gh_exchange *ex, struct gh_wr *w, uint64_t at, enum gh_vars_e
     put_secs(w, at - ex->up.t_start);
 }
 
+/* The variables of the exchange rather than of its request: id, clocks, status, upstream. */
+static void
+put_exchange_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars_esc esc)
+{
+    switch (v) {
+    case GH_VAR_REQUEST_ID:
+        put_request_id(ex, w);
+        return;
+    case GH_VAR_TIME_LOCAL:
+    case GH_VAR_TIME_ISO8601:
+        put_time(ex, w, v == GH_VAR_TIME_ISO8601);
+        return;
+    case GH_VAR_MSEC: {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        put_secs(w, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+        return;
+    }
+    case GH_VAR_STATUS:
+        put_u64(w, ex->status, esc);
+        return;
+    case GH_VAR_UPSTREAM_ADDR:
+        if (ex->up.ups != NULL && ex->up.attempts > 0) {
+            const char *a = gh_ups_server(&ex->up)->addr.text;
+            gh_vars_escape(w, a, strlen(a), esc);
+        } else {
+            gh_vars_escape(w, "", 0, esc);
+        }
+        return;
+    case GH_VAR_UPSTREAM_STATUS:
+        if (ex->up_status != 0)
+            put_u64(w, ex->up_status, esc);
+        else if (ex->up.ups != NULL && ex->up.attempts > 0 &&
+                 (ex->status == 502 || ex->status == 504))
+            put_u64(w, ex->status, esc); /* tried and failed (nginx: 502 or 504, too) */
+        else
+            gh_vars_escape(w, "", 0, esc);
+        return;
+    case GH_VAR_BODY_BYTES_SENT:
+        put_u64(w, ex->bytes_out >= ex->head_bytes ? ex->bytes_out - ex->head_bytes : 0, esc);
+        return;
+    case GH_VAR_BYTES_SENT:
+        put_u64(w, ex->bytes_out, esc);
+        return;
+    case GH_VAR_REQUEST_TIME: {
+        uint64_t now = gh_loop_now(ex->w->loop);
+        put_secs(w, now >= ex->t_start ? now - ex->t_start : 0);
+        return;
+    }
+    case GH_VAR_UPSTREAM_CONNECT_TIME:
+        put_up_time(ex, w, ex->t_connect, esc);
+        return;
+    case GH_VAR_UPSTREAM_HEADER_TIME:
+        put_up_time(ex, w, ex->t_first_byte, esc);
+        return;
+    case GH_VAR_UPSTREAM_RESPONSE_TIME:
+        put_up_time(ex, w, ex->t_up_done, esc);
+        return;
+    default:
+        break;
+    }
+}
+
 void
 gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_len, struct gh_wr *w,
             enum gh_vars_esc esc)
@@ -482,59 +550,6 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
         else
             gh_vars_escape(w, "", 0, esc);
         return;
-    case GH_VAR_REQUEST_ID:
-        put_request_id(ex, w);
-        return;
-    case GH_VAR_TIME_LOCAL:
-    case GH_VAR_TIME_ISO8601:
-        put_time(ex, w, v == GH_VAR_TIME_ISO8601);
-        return;
-    case GH_VAR_MSEC: {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        put_secs(w, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-        return;
-    }
-    case GH_VAR_STATUS:
-        put_u64(w, ex->status, esc);
-        return;
-    case GH_VAR_UPSTREAM_ADDR:
-        if (ex->up.ups != NULL && ex->up.attempts > 0) {
-            const char *a = gh_ups_server(&ex->up)->addr.text;
-            gh_vars_escape(w, a, strlen(a), esc);
-        } else {
-            gh_vars_escape(w, "", 0, esc);
-        }
-        return;
-    case GH_VAR_UPSTREAM_STATUS:
-        if (ex->up_status != 0)
-            put_u64(w, ex->up_status, esc);
-        else if (ex->up.ups != NULL && ex->up.attempts > 0 &&
-                 (ex->status == 502 || ex->status == 504))
-            put_u64(w, ex->status, esc); /* tried and failed (nginx: 502 or 504, too) */
-        else
-            gh_vars_escape(w, "", 0, esc);
-        return;
-    case GH_VAR_BODY_BYTES_SENT:
-        put_u64(w, ex->bytes_out >= ex->head_bytes ? ex->bytes_out - ex->head_bytes : 0, esc);
-        return;
-    case GH_VAR_BYTES_SENT:
-        put_u64(w, ex->bytes_out, esc);
-        return;
-    case GH_VAR_REQUEST_TIME: {
-        uint64_t now = gh_loop_now(ex->w->loop);
-        put_secs(w, now >= ex->t_start ? now - ex->t_start : 0);
-        return;
-    }
-    case GH_VAR_UPSTREAM_CONNECT_TIME:
-        put_up_time(ex, w, ex->t_connect, esc);
-        return;
-    case GH_VAR_UPSTREAM_HEADER_TIME:
-        put_up_time(ex, w, ex->t_first_byte, esc);
-        return;
-    case GH_VAR_UPSTREAM_RESPONSE_TIME:
-        put_up_time(ex, w, ex->t_up_done, esc);
-        return;
     case GH_VAR_HTTP_:
         put_field(ex, arg, arg_len, w, esc);
         return;
@@ -544,9 +559,8 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
     case GH_VAR_COOKIE_:
         put_cookie(ex, arg, arg_len, w, esc);
         return;
-    case GH_VAR_NONE:
-    case GH_VAR_CAPTURE:
-    case GH_VAR__COUNT:
+    default: /* the exchange's own: its id, times, status, upstream */
+        put_exchange_var(ex, v, w, esc);
         break;
     }
 }
