@@ -490,6 +490,46 @@ reload(const struct source *src, struct gh_config *cfg, unsigned nthreads)
     return ncfg;
 }
 
+/* Take SIGHUP (reload), SIGUSR1 (reopen logs) and SIGUSR2 until SIGTERM, SIGINT or SIGQUIT;
+ * *cfgp follows reloads. Returns the exit code. */
+static int
+take_signals(const sigset_t *set, const struct source *src, struct gh_config **cfgp,
+             unsigned nthreads)
+{
+    int code = 0;
+    struct gh_config *cfg = *cfgp;
+    for (;;) {
+        int sig = sigwaitinfo(set, NULL);
+        if (sig == -1) {
+            if (errno == EINTR)
+                continue;
+            gh_log_error("sigwaitinfo: %s", strerror(errno));
+            code = 1;
+            break;
+        }
+        if (sig == SIGUSR1) {
+            /* as in nginx: reopen the log files (after rotation) */
+            gh_log_info("SIGUSR1: reopening log files");
+            apply_error_log(cfg);
+            if (gh_proxy_reopen_logs(cfg) != 0)
+                gh_log_error("cannot reopen the access log; still writing to the old one");
+        } else if (sig == SIGUSR2) {
+            gh_log_warn("SIGUSR2 ignored (binary upgrade is not supported)");
+        } else if (sig == SIGHUP) {
+            cfg = reload(src, cfg, nthreads);
+        } else {
+            gh_log_info("received %s: draining (at most %u ms)",
+                        sig == SIGINT    ? "SIGINT"
+                        : sig == SIGQUIT ? "SIGQUIT"
+                                         : "SIGTERM",
+                        cfg->drain_timeout_ms);
+            break;
+        }
+    }
+    *cfgp = cfg;
+    return code;
+}
+
 /* Run until SIGTERM/SIGINT: start the workers, then take signals. Returns the exit code. */
 static int
 serve(const struct source *src)
@@ -533,35 +573,7 @@ serve(const struct source *src)
     gh_log_info("gatehouse %s started (pid %d): %u worker thread(s), config %s", GH_VERSION,
                 (int)getpid(), nthreads, src->path ? src->path : src->name);
 
-    int code = 0;
-    for (;;) {
-        int sig = sigwaitinfo(&set, NULL);
-        if (sig == -1) {
-            if (errno == EINTR)
-                continue;
-            gh_log_error("sigwaitinfo: %s", strerror(errno));
-            code = 1;
-            break;
-        }
-        if (sig == SIGUSR1) {
-            /* as in nginx: reopen the log files (after rotation) */
-            gh_log_info("SIGUSR1: reopening log files");
-            apply_error_log(cfg);
-            if (gh_proxy_reopen_logs(cfg) != 0)
-                gh_log_error("cannot reopen the access log; still writing to the old one");
-        } else if (sig == SIGUSR2) {
-            gh_log_warn("SIGUSR2 ignored (binary upgrade is not supported)");
-        } else if (sig == SIGHUP) {
-            cfg = reload(src, cfg, nthreads);
-        } else {
-            gh_log_info("received %s: draining (at most %u ms)",
-                        sig == SIGINT    ? "SIGINT"
-                        : sig == SIGQUIT ? "SIGQUIT"
-                                         : "SIGTERM",
-                        cfg->drain_timeout_ms);
-            break;
-        }
-    }
+    int code = take_signals(&set, src, &cfg, nthreads);
     struct gh_proxy_stats st;
     gh_proxy_stop(cfg->drain_timeout_ms, &st);
     pidfile_delete(cfg);

@@ -158,113 +158,134 @@ err_at(struct conf_state *st, const struct conf_tok *t, size_t off, const char *
     conf_err(st, &pos, "%s", msg);
 }
 
+/* What is being compiled: the token, its context, the directive's name, the pieces so far. */
+struct comp {
+    struct conf_state *st;
+    const struct conf_tok *t;
+    unsigned ctx;
+    const char *what;
+    struct parts p;
+    uint32_t flags;
+};
+
+/* A capture reference name[0..len) (a digit first) written at offset at. */
+static bool
+capture_ref(struct comp *c, size_t at, const char *name, size_t len)
+{
+    if (!(c->ctx & GH_TC_REWRITE)) {
+        err_at(c->st, c->t, at,
+               gh_arena_sprintf(c->st->arena,
+                                "'$%.*s' in '%s': captures $1..$9 exist only in 'rewrite' "
+                                "replacements",
+                                (int)len, name, c->what));
+        return false;
+    }
+    if (len != 1 || name[0] == '0') { /* "$0", "${12}" */
+        err_at(c->st, c->t, at,
+               gh_arena_sprintf(c->st->arena, "'$%.*s' in '%s': captures are $1..$9", (int)len,
+                                name, c->what));
+        return false;
+    }
+    push(c->st, &c->p, name, 1, GH_VAR_CAPTURE);
+    return true;
+}
+
+/* A variable reference name[0..len) written at offset at. */
+static bool
+var_ref(struct comp *c, size_t at, const char *name, size_t len)
+{
+    struct conf_state *st = c->st;
+    const char *arg = NULL;
+    size_t arg_len = 0;
+    enum gh_var v = lookup(name, len, &arg, &arg_len);
+    const char *msg = NULL;
+    if (v == GH_VAR_NONE && bare_prefix(name, len))
+        msg = gh_arena_sprintf(st->arena, "'$%.*s' in '%s' needs a name after it (as in $%.*sNAME)",
+                               (int)len, name, c->what, (int)len, name);
+    else if (v == GH_VAR_NONE)
+        msg = gh_arena_sprintf(st->arena, "unknown variable '$%s' in '%s'%s",
+                               conf_show(st, name, len), c->what, did_you_mean(st, name, len));
+    else if (!(vars[v].where & c->ctx))
+        msg = gh_arena_sprintf(st->arena, "variable '$%s' is not available in '%s' (it is in %s)",
+                               conf_show(st, name, len), c->what, contexts_text(st, vars[v].where));
+    if (msg != NULL) {
+        err_at(st, c->t, at, msg);
+        return false;
+    }
+    if (arg != NULL)
+        push(st, &c->p, var_arg(st, v, arg, arg_len), arg_len, v);
+    else
+        push(st, &c->p, NULL, 0, v);
+    if (vars[v].req)
+        c->flags |= GH_TMPL_REQ;
+    return true;
+}
+
+/* The reference at s[i] == '$' (not "$$"); returns the offset after it, or 0 after reporting. */
+static size_t
+reference(struct comp *c, size_t i)
+{
+    const char *s = c->t->text;
+    size_t n = c->t->len;
+    int braced = i + 1 < n && s[i + 1] == '{';
+    size_t start = i + 1 + (size_t)braced, j = start;
+    if (!braced && j < n && s[j] >= '0' && s[j] <= '9')
+        j++; /* as in nginx, a capture is one digit and what follows is text: "$1_$2" */
+    else
+        while (j < n && name_char((unsigned char)s[j]))
+            j++;
+    size_t len = j - start;
+    const char *msg = NULL;
+    size_t at = i;
+    if (braced && j < n && s[j] != '}' && memchr(s + j, '}', n - j) != NULL) {
+        msg = gh_arena_sprintf(c->st->arena,
+                               "invalid character '%s' in '${...}' in '%s' (a variable name has "
+                               "letters, digits and '_')",
+                               conf_show(c->st, s + j, 1), c->what);
+        at = j;
+    } else if (braced && (j >= n || s[j] != '}')) {
+        msg = gh_arena_sprintf(c->st->arena, "unterminated '${' in '%s' (expected '}')", c->what);
+    } else if (len == 0) {
+        msg = gh_arena_sprintf(c->st->arena,
+                               "'$' in '%s' must start a variable name (write $$ for a dollar "
+                               "sign)",
+                               c->what);
+    }
+    if (msg != NULL) {
+        err_at(c->st, c->t, at, msg);
+        return 0;
+    }
+    const char *name = s + start;
+    bool ok =
+        name[0] >= '0' && name[0] <= '9' ? capture_ref(c, i, name, len) : var_ref(c, i, name, len);
+    return ok ? j + (size_t)braced : 0;
+}
+
 const struct gh_tmpl *
 conf_tmpl(struct conf_state *st, const struct conf_tok *t, unsigned ctx, const char *what)
 {
+    struct comp c = {st, t, ctx, what, {0}, 0};
     const char *s = t->text;
-    size_t n = t->len;
-    struct parts p = {0};
-    uint32_t flags = 0;
-    size_t lit = 0, i = 0;
+    size_t n = t->len, lit = 0, i = 0;
     while (i < n) {
         if (s[i] != '$') {
             i++;
             continue;
         }
-        push(st, &p, s + lit, i - lit, GH_VAR_NONE);
+        push(st, &c.p, s + lit, i - lit, GH_VAR_NONE);
         if (i + 1 < n && s[i + 1] == '$') { /* "$$": one dollar sign */
-            push(st, &p, s + i, 1, GH_VAR_NONE);
-            flags |= GH_TMPL_VARS; /* the text as written has two */
+            push(st, &c.p, s + i, 1, GH_VAR_NONE);
             i += 2;
-            lit = i;
-            continue;
-        }
-        int braced = i + 1 < n && s[i + 1] == '{';
-        size_t start = i + 1 + (size_t)braced, j = start;
-        if (!braced && j < n && s[j] >= '0' && s[j] <= '9')
-            j++; /* as in nginx, a capture is one digit and what follows is text: "$1_$2" */
-        else
-            while (j < n && name_char((unsigned char)s[j]))
-                j++;
-        size_t len = j - start;
-        if (braced && j < n && s[j] != '}' && memchr(s + j, '}', n - j) != NULL) {
-            err_at(st, t, j,
-                   gh_arena_sprintf(st->arena,
-                                    "invalid character '%s' in '${...}' in '%s' (a variable name "
-                                    "has letters, digits and '_')",
-                                    conf_show(st, s + j, 1), what));
+        } else if ((i = reference(&c, i)) == 0) {
             return NULL;
         }
-        if (braced && (j >= n || s[j] != '}')) {
-            err_at(st, t, i,
-                   gh_arena_sprintf(st->arena, "unterminated '${' in '%s' (expected '}')", what));
-            return NULL;
-        }
-        if (len == 0) {
-            err_at(st, t, i,
-                   gh_arena_sprintf(st->arena,
-                                    "'$' in '%s' must start a variable name (write $$ for a "
-                                    "dollar sign)",
-                                    what));
-            return NULL;
-        }
-        const char *name = s + start;
-        if (name[0] >= '0' && name[0] <= '9') {
-            if (!(ctx & GH_TC_REWRITE)) {
-                err_at(st, t, i,
-                       gh_arena_sprintf(st->arena,
-                                        "'$%.*s' in '%s': captures $1..$9 exist only in "
-                                        "'rewrite' replacements",
-                                        (int)len, name, what));
-                return NULL;
-            }
-            if (len != 1 || name[0] == '0') { /* "$0", "${12}" */
-                err_at(st, t, i,
-                       gh_arena_sprintf(st->arena, "'$%.*s' in '%s': captures are $1..$9", (int)len,
-                                        name, what));
-                return NULL;
-            }
-            push(st, &p, name, 1, GH_VAR_CAPTURE);
-        } else {
-            const char *arg = NULL;
-            size_t arg_len = 0;
-            enum gh_var v = lookup(name, len, &arg, &arg_len);
-            if (v == GH_VAR_NONE && bare_prefix(name, len)) {
-                err_at(st, t, i,
-                       gh_arena_sprintf(st->arena,
-                                        "'$%.*s' in '%s' needs a name after it (as in $%.*sNAME)",
-                                        (int)len, name, what, (int)len, name));
-                return NULL;
-            }
-            if (v == GH_VAR_NONE) {
-                err_at(st, t, i,
-                       gh_arena_sprintf(st->arena, "unknown variable '$%s' in '%s'%s",
-                                        conf_show(st, name, len), what,
-                                        did_you_mean(st, name, len)));
-                return NULL;
-            }
-            if (!(vars[v].where & ctx)) {
-                err_at(st, t, i,
-                       gh_arena_sprintf(
-                           st->arena, "variable '$%s' is not available in '%s' (it is in %s)",
-                           conf_show(st, name, len), what, contexts_text(st, vars[v].where)));
-                return NULL;
-            }
-            if (arg != NULL)
-                push(st, &p, var_arg(st, v, arg, arg_len), arg_len, v);
-            else
-                push(st, &p, NULL, 0, v);
-            if (vars[v].req)
-                flags |= GH_TMPL_REQ;
-        }
-        flags |= GH_TMPL_VARS;
-        i = j + (size_t)braced;
+        c.flags |= GH_TMPL_VARS; /* (for "$$": the text as written has two) */
         lit = i;
     }
-    push(st, &p, s + lit, n - lit, GH_VAR_NONE);
+    push(st, &c.p, s + lit, n - lit, GH_VAR_NONE);
     struct gh_tmpl *tm = gh_arena_alloc(st->arena, sizeof(*tm));
-    tm->parts = p.v;
-    tm->n = p.n;
-    tm->flags = flags;
+    tm->parts = c.p.v;
+    tm->n = c.p.n;
+    tm->flags = c.flags;
     return tm;
 }
