@@ -148,6 +148,10 @@ static ssize_t
 tls_recv(struct gh_xprt *x, char *p, size_t n)
 {
     struct tls_conn *t = (struct tls_conn *)x->layer;
+    if (t->rerr != 0) {
+        x->io.ready &= ~GH_XPRT_CAN_READ;
+        return t->rerr;
+    }
     int fr = pend_flush(t);
     if (fr < 0 && fr != GH_AGAIN)
         return fr;
@@ -156,6 +160,7 @@ tls_recv(struct gh_xprt *x, char *p, size_t n)
     while (got < n) {
         int want = n - got > INT32_MAX ? INT32_MAX : (int)(n - got);
         errno = 0;
+        ERR_clear_error(); /* the queue is the thread's: another connection's must not count */
         int r = SSL_read(t->ssl, p + got, want);
         if (r > 0) {
             got += (size_t)r;
@@ -180,8 +185,10 @@ tls_recv(struct gh_xprt *x, char *p, size_t n)
             rc = 0;
         } else {
             int e = errno;
-            rc = got > 0 ? 0 : failed(t, err, e);
-            if (got == 0)
+            rc = failed(t, err, e); /* also empties OpenSSL's queue */
+            if (got > 0)
+                t->rerr = (int)rc; /* the bytes now, the failure with the next receive */
+            else
                 x->io.ready &= ~GH_XPRT_CAN_READ;
         }
         break;
@@ -247,6 +254,7 @@ tls_sendv(struct gh_xprt *x, const struct iovec *iov, int cnt, size_t total)
             size_t len;
             const char *p = gather(iov, cnt, taken + t->pend_plain, total, &len);
             errno = 0;
+            ERR_clear_error();
             int r = SSL_write(t->ssl, p, (int)len);
             hs_check(t);
             if (r > 0) {
@@ -262,8 +270,10 @@ tls_sendv(struct gh_xprt *x, const struct iovec *iov, int cnt, size_t total)
             } else {
                 int e = errno;
                 int rc = failed(t, err, e);
-                if (taken == 0 && t->pend_plain == 0)
+                if (taken == 0 && t->pend_plain == 0) {
+                    (void)pend_flush(t); /* the alert OpenSSL made, if the socket takes it */
                     return rc;
+                }
             }
             stop = true;
             break;
@@ -392,6 +402,8 @@ bio_read(BIO *b, char *buf, int len)
     do
         r = read(t->x->io.fd, buf, (size_t)len);
     while (r == -1 && errno == EINTR);
+    if (r == 0)
+        t->flags |= TLS_F_SOCK_EOF;
     if (r > 0) {
         if (r < len)
             t->flags |= TLS_F_SOCK_EMPTY;
@@ -432,9 +444,12 @@ bio_write(BIO *b, const char *buf, int len)
 static long
 bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    (void)b;
     (void)num;
     (void)ptr;
+    if (cmd == BIO_CTRL_EOF) { /* so that an end of stream without close_notify is one */
+        const struct tls_conn *t = BIO_get_data(b);
+        return (t->flags & TLS_F_SOCK_EOF) != 0;
+    }
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 

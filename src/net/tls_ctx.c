@@ -265,39 +265,71 @@ ocsp_load(struct tls_ctxdata *d, const char *path, gh_tls_report_fn rep, void *a
     return true;
 }
 
-/* Switch to the context of the server named by SNI; the default one stays otherwise. */
-static int
-sni_cb(SSL *s, int *alert, void *arg)
+/* The SNI host name in a ClientHello's server_name extension (RFC 6066 3), or false. */
+static bool
+hello_sni(SSL *s, const char **name, size_t *len)
 {
-    struct tls_conn *t = SSL_get_ex_data(s, gh_tls_ex_conn);
-    const char *name = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
-    if (t == NULL || t->l == NULL || name == NULL)
-        return SSL_TLSEXT_ERR_OK;
-    size_t len = strlen(name);
+    const unsigned char *p;
+    size_t n;
+    if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &p, &n) != 1 || n < 5)
+        return false;
+    size_t list = (size_t)p[0] << 8 | p[1];
+    if (list + 2 != n || p[2] != TLSEXT_NAMETYPE_host_name)
+        return false;
+    size_t nl = (size_t)p[3] << 8 | p[4];
+    if (nl == 0 || nl + 5 > n)
+        return false;
+    *name = (const char *)p + 5;
+    *len = nl;
+    return true;
+}
+
+/* The context of the server that name selects on l: exact, then wildcards, else NULL. */
+static SSL_CTX *
+sni_find(const struct gh_tls_listen *l, const char *name, size_t len)
+{
     while (len > 0 && name[len - 1] == '.')
         len--;
-    const struct gh_tls_listen *l = t->l;
-    SSL_CTX *ctx = NULL;
-    for (uint32_t i = 0; i < l->n && ctx == NULL; i++) {
+    for (uint32_t i = 0; i < l->n; i++) {
         const struct gh_tls_sni *e = &l->names[i];
         if (!e->wildcard ? (e->len == len && strncasecmp(e->name, name, len) == 0)
                          : (len > e->len && strncasecmp(e->name, name + len - e->len, e->len) == 0))
-            ctx = (SSL_CTX *)e->ctx;
+            return (SSL_CTX *)e->ctx;
     }
+    return NULL;
+}
+
+/*
+ * Switch to the context of the server named by SNI, before OpenSSL looks at anything else in
+ * the ClientHello: so that server's protocols, ciphers, client-certificate rule, ticket keys and
+ * session id context decide (a session made for another server is not resumed here: it could
+ * skip a client certificate this server requires). The default server's stays otherwise.
+ */
+static int
+hello_cb(SSL *s, int *alert, void *arg)
+{
+    struct tls_conn *t = SSL_get_ex_data(s, gh_tls_ex_conn);
+    const char *name;
+    size_t len;
+    if (t == NULL || t->l == NULL || !hello_sni(s, &name, &len))
+        return SSL_CLIENT_HELLO_SUCCESS;
+    SSL_CTX *ctx = sni_find(t->l, name, len);
     if (ctx == NULL || ctx == SSL_get_SSL_CTX(s))
-        return SSL_TLSEXT_ERR_OK;
+        return SSL_CLIENT_HELLO_SUCCESS;
     SSL_set_SSL_CTX(s, ctx);
     /* what SSL_set_SSL_CTX leaves as the default context set it */
     SSL_set_verify(s, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
     SSL_set_verify_depth(s, SSL_CTX_get_verify_depth(ctx));
     SSL_clear_options(s, SSL_get_options(s) ^ SSL_CTX_get_options(ctx));
     SSL_set_options(s, SSL_CTX_get_options(ctx));
+    SSL_set_min_proto_version(s, SSL_CTX_get_min_proto_version(ctx));
+    SSL_set_max_proto_version(s, SSL_CTX_get_max_proto_version(ctx));
     struct tls_ctxdata *d = SSL_CTX_get_ex_data(ctx, gh_tls_ex_ctxdata);
     if (d != NULL && d->ciphers != NULL)
         SSL_set_cipher_list(s, d->ciphers);
     if (d != NULL && d->suites != NULL)
         SSL_set_ciphersuites(s, d->suites);
-    return SSL_TLSEXT_ERR_OK;
+    return SSL_CLIENT_HELLO_SUCCESS;
 }
 
 static const unsigned char alpn_ours[] = "\x08http/1.1";
@@ -436,11 +468,35 @@ ctx_base(bool client)
     return ctx;
 }
 
+/* A session id context per set of settings that decide who may resume (certificates, client
+ * CAs and their rule): a session is resumed only by a server of the same settings. */
+static void
+set_sid_ctx(SSL_CTX *ctx, const struct gh_tls_server_opts *o)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    bool ok = m != NULL && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1;
+    for (uint32_t i = 0; ok && i < o->n_certs; i++)
+        ok = EVP_DigestUpdate(m, o->certs[i], strlen(o->certs[i]) + 1) == 1;
+    char rule[64];
+    snprintf(rule, sizeof(rule), "|%d|%u|", (int)o->verify_client, o->verify_depth);
+    ok = ok && EVP_DigestUpdate(m, rule, strlen(rule)) == 1;
+    if (ok && o->client_ca != NULL)
+        ok = EVP_DigestUpdate(m, o->client_ca, strlen(o->client_ca)) == 1;
+    ok = ok && EVP_DigestFinal_ex(m, md, &mdlen) == 1;
+    EVP_MD_CTX_free(m);
+    if (ok && mdlen >= SSL_MAX_SID_CTX_LENGTH)
+        SSL_CTX_set_session_id_context(ctx, md, SSL_MAX_SID_CTX_LENGTH);
+    else
+        SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SID_CTX, sizeof(SID_CTX) - 1);
+}
+
 static void
 server_sessions(SSL_CTX *ctx, struct tls_ctxdata *d, const struct gh_tls_server_opts *o)
 {
     d->timeout_s = o->session_timeout_s;
-    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SID_CTX, sizeof(SID_CTX) - 1);
+    set_sid_ctx(ctx, o);
     SSL_CTX_set_timeout(ctx, (long)o->session_timeout_s);
     if (o->session_cache > 0) {
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
@@ -483,7 +539,7 @@ gh_tls_server_ctx_new(const struct gh_tls_server_opts *o, gh_tls_report_fn rep, 
         return NULL;
     }
     server_sessions(ctx, d, o);
-    SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
+    SSL_CTX_set_client_hello_cb(ctx, hello_cb, NULL);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
     return (struct gh_tls_ctx *)ctx;
 }
@@ -505,10 +561,18 @@ gh_tls_listen_new(struct gh_tls_ctx *dflt, const struct gh_tls_sni *names, uint3
     l->dflt = (SSL_CTX *)dflt;
     SSL_CTX_up_ref(l->dflt);
     for (uint32_t i = 0; i < n; i++) {
+        /* a copy: a connection holds the table until its handshake ends, which may be after
+         * a reload freed the config the names came from */
+        char *copy = strndup(names[i].name, names[i].len);
+        if (copy == NULL) {
+            gh_tls_listen_unref(l);
+            return NULL;
+        }
         l->names[i] = names[i];
+        l->names[i].name = copy;
         SSL_CTX_up_ref((SSL_CTX *)names[i].ctx);
+        l->n = i + 1;
     }
-    l->n = n;
     return l;
 }
 
@@ -518,8 +582,10 @@ gh_tls_listen_unref(void *p)
     struct gh_tls_listen *l = p;
     if (l == NULL || __atomic_sub_fetch(&l->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
-    for (uint32_t i = 0; i < l->n; i++)
+    for (uint32_t i = 0; i < l->n; i++) {
         SSL_CTX_free((SSL_CTX *)l->names[i].ctx);
+        free((char *)l->names[i].name);
+    }
     SSL_CTX_free(l->dflt);
     free(l->names);
     free(l);

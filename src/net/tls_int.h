@@ -52,6 +52,7 @@ struct gh_tls_listen {
 #define TLS_F_SHUT_PENDING 0x10
 #define TLS_F_FAILED 0x20
 #define TLS_F_CLIENT 0x40
+#define TLS_F_SOCK_EOF 0x80 /* a read of the socket returned 0 (BIO_eof) */
 
 struct tls_conn {
     struct gh_xprt_layer base;
@@ -61,6 +62,7 @@ struct tls_conn {
     uint32_t pend_plain;     /* the caller's bytes whose records are all in pend */
     uint32_t flags;          /* TLS_F_* */
     int werr;                /* a write to the socket failed (errno) */
+    int rerr;                /* a receive failed after returning bytes: the next one says so */
     struct gh_tls_listen *l; /* held until the handshake is over (server) */
     void **sess;             /* the peer's session slot (client) */
     char *client_dn;         /* made on first use */

@@ -12,7 +12,8 @@
  * subjectAltName DNS/IP, a second CA nobody trusts, a self-signed one, an
  * expired one) and written to a temporary directory removed at the end.
  *
- * Tests marked "KNOWN BUG" fail until the bug they describe is fixed in src/.
+ * Tests marked "REGRESSION" each caught a bug in src/net/tls*.c when they were written; the
+ * comment above each says what it was.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -913,10 +914,10 @@ test_data_then_close_notify(void **state)
 }
 
 /*
- * KNOWN BUG: the peer closes its TCP side without a close_notify (many servers and clients do).
- * The contexts set SSL_OP_IGNORE_UNEXPECTED_EOF so that this reads as the end of the stream, but
- * OpenSSL applies that option only when BIO_eof() says the BIO reached the end, and the
- * layer's BIO answers 0 to BIO_CTRL_EOF: the receive fails with -ECONNRESET instead.
+ * REGRESSION (fixed): the peer closes its TCP side without a close_notify (many servers and clients
+ * do). The contexts set SSL_OP_IGNORE_UNEXPECTED_EOF so that this reads as the end of the stream,
+ * but OpenSSL applies that option only when BIO_eof() says the BIO reached the end, and the layer's
+ * BIO answers 0 to BIO_CTRL_EOF: the receive fails with -ECONNRESET instead.
  */
 static void
 test_eof_without_close_notify(void **state)
@@ -933,7 +934,7 @@ test_eof_without_close_notify(void **state)
     snprintf(why, sizeof(why), "%s", gh_tls_error(&p->c.x) ? gh_tls_error(&p->c.x) : "-");
     fx_close(&f);
     if (err != 0)
-        fail_msg("KNOWN BUG (BIO_CTRL_EOF): a FIN without close_notify gave %d (%s), not 0/EOF",
+        fail_msg("REGRESSION (BIO_CTRL_EOF): a FIN without close_notify gave %d (%s), not 0/EOF",
                  err, why);
     assert_true(eof);
 }
@@ -1100,7 +1101,7 @@ test_verify_self_signed(void **state)
 }
 
 /*
- * KNOWN BUG: the same failure found by a send (the client's owner sends its request before
+ * REGRESSION (fixed): the same failure found by a send (the client's owner sends its request before
  * looking for a response, as upstream/h1client.c does) leaves OpenSSL's alert in the pending
  * buffer: tls_sendv returns the error without flushing it, so the origin never learns why and
  * sees the connection just close.
@@ -1116,7 +1117,7 @@ test_verify_failure_alert_from_send(void **state)
     assert_int_equal(err, -EPROTO);
     assert_true(strncmp(why, "certificate verify failed: ", 27) == 0);
     if (strcmp(swhy, "tlsv1 alert unknown ca") != 0)
-        fail_msg("KNOWN BUG (alert left in pend by tls_sendv): the server saw '%s'", swhy);
+        fail_msg("REGRESSION (alert left in pend by tls_sendv): the server saw '%s'", swhy);
 }
 
 static void
@@ -1252,8 +1253,8 @@ test_sni_picks_context(void **state)
 }
 
 /*
- * KNOWN BUG: gh_tls_listen_new copies the gh_tls_sni entries but not the names they point to
- * (in conf/tls.c, the config's arena). A connection holds the listener until its handshake is
+ * REGRESSION (fixed): gh_tls_listen_new copies the gh_tls_sni entries but not the names they point
+ * to (in conf/tls.c, the config's arena). A connection holds the listener until its handshake is
  * over, which may be after the config that made it is freed (a reload while a client has
  * connected but not sent its ClientHello yet): sni_cb then reads freed memory. Here the names'
  * memory is overwritten instead of freed (the test must not crash): the SNI no longer matches.
@@ -1284,7 +1285,7 @@ test_sni_names_outlive_config(void **state)
     free(arena);
     gh_tls_ctx_free(cctx);
     if (strcmp(cn, "c.test") != 0)
-        fail_msg("KNOWN BUG (listener borrows its names): SNI c.test got '%s'", cn);
+        fail_msg("REGRESSION (listener borrows its names): SNI c.test got '%s'", cn);
 }
 
 /* ---- sessions ---- */
@@ -1341,15 +1342,15 @@ resume(unsigned protocols, bool tickets, uint32_t cache, const char *proto)
     gh_tls_ctx_free(cctx);
     gh_tls_listen_unref(l);
     if (!renewed || !third)
-        fail_msg("KNOWN BUG (TLS 1.3 tickets not renewed on resumption): after a resumed "
+        fail_msg("REGRESSION (TLS 1.3 tickets not renewed on resumption): after a resumed "
                  "connection the slot holds %s session, the next connection %s resumed",
                  renewed ? "a resumable" : "a used-up", third ? "is" : "is not");
     assert_int_equal(st1.resumed, st0.resumed + 2);
 }
 
 /*
- * KNOWN BUG: ticket_cb (tls_ctx.c) returns 1 ("valid, do not renew") when a ticket was made
- * with the current key, and under TLS 1.3 OpenSSL then sends no new ticket after a resumed
+ * REGRESSION (fixed): ticket_cb (tls_ctx.c) returns 1 ("valid, do not renew") when a ticket was
+ * made with the current key, and under TLS 1.3 OpenSSL then sends no new ticket after a resumed
  * handshake. The client has used up its ticket (single use), so every other connection is a
  * full handshake. nginx's callback returns 2 (renew) under TLS 1.3 for this reason.
  */
@@ -1406,7 +1407,8 @@ test_resume_ticket_key_file(void **state)
 }
 
 /*
- * KNOWN BUG (security): every server context has the same session id context ("gatehouse") and
+ * REGRESSION (security, fixed: per-server session id context, SNI switched in the ClientHello
+ * callback): every server context has the same session id context ("gatehouse") and
  * the made ticket keys are process-wide, and the SNI switch happens after OpenSSL has picked
  * the session to resume. A session made at a server without client certificates resumes at a
  * server of the same listener that requires them (tls_verify_client on): the client gets in
@@ -1462,7 +1464,7 @@ test_resume_across_servers_skips_client_cert(void **state)
     gh_tls_ctx_free(cctx);
     gh_tls_listen_unref(l);
     if (got_in)
-        fail_msg("KNOWN BUG (session id context shared by all servers): a client without a "
+        fail_msg("REGRESSION (session id context shared by all servers): a client without a "
                  "certificate got into a server with tls_verify_client on (resumed %d)",
                  reused);
 }
@@ -1747,7 +1749,7 @@ test_drained_with_ticket_after_response(void **state)
 /* ---- one connection's failure and another's receive ---- */
 
 /*
- * KNOWN BUG: when SSL_read fails after a receive already got bytes (a record that does not
+ * REGRESSION (fixed): when SSL_read fails after a receive already got bytes (a record that does not
  * decrypt right behind good ones), tls_recv returns the bytes and leaves the failure in
  * OpenSSL's per-thread error queue. SSL_get_error looks at that queue first, so the next
  * receive of ANOTHER connection of the thread that finds nothing (SSL_ERROR_WANT_READ) is taken
@@ -1783,7 +1785,7 @@ test_failure_stays_with_its_connection(void **state)
     fx_close(&a);
     fx_close(&b);
     if (r != GH_AGAIN)
-        fail_msg("KNOWN BUG (error queue left behind by tls_recv): an idle connection's receive "
+        fail_msg("REGRESSION (error queue left behind by tls_recv): an idle connection's receive "
                  "gave %zd (%s) because another one failed",
                  r, why);
     assert_true(ra < 0 && ra != GH_AGAIN);
