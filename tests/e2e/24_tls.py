@@ -1,0 +1,1262 @@
+#!/usr/bin/env python3
+"""TLS end to end (issue 8): terminating TLS (certificates by SNI, RSA and ECDSA on one server,
+protocol versions, ciphers, ALPN, session resumption by cache, tickets and shared ticket keys,
+client certificates, HSTS, redirect_to_https, the $ssl_* variables, bodies, keep-alive,
+timeouts and garbage on a TLS port, -t checks, reload with a new certificate) and TLS to origins
+(verification, names, `proxy https://`, pooled and resumed connections, client certificates,
+bodies).
+
+Keys and certificates are made once per run with the openssl command (tlsutil.Pki, shared);
+clients are real ones: openssl s_client, curl and Python's ssl module. Every test starts its own
+Gatehouse (cheap, even under ASan) so that one missing directive fails only its own tests."""
+
+import json
+import shutil
+import ssl
+import subprocess
+
+from ghtest import *
+from origin import ws_frame, ws_read_frame
+from tlsutil import (EXPIRED_END, SClient, TLSConn, TLSOrigin, client_ctx, curl_tls, pki,
+                     s_client, tls_refused)
+
+TOP = "error_log stderr info;\ndrain_timeout 5s;\n"
+MB3 = 3 << 20
+
+VARS = ('"scheme=$scheme https=$https proto=$ssl_protocol cipher=$ssl_cipher '
+        'sni=$ssl_server_name alpn=$ssl_alpn_protocol reused=$ssl_session_reused '
+        'verify=$ssl_client_verify dn=$ssl_client_s_dn|\\n"')
+VARS_ROUTE = "    route = /vars { return 200 %s; }\n" % VARS
+
+
+def P():
+    return pki()
+
+
+def ca():
+    return P().cert("ca")
+
+
+def cert_lines(*names):
+    """tls_certificate / tls_key pairs for the named Pki certificates."""
+    return "".join("    tls_certificate %s;\n    tls_key %s;\n" % (P().cert(n), P().key(n))
+                   for n in names)
+
+
+def tls_server(port, names, certs, extra="", default=False, plain_port=None):
+    """One server block listening with TLS on port (and plain on plain_port)."""
+    text = "server {\n    listen 127.0.0.1:%d tls%s;\n" % (port, " default" if default else "")
+    if plain_port:
+        text += "    listen 127.0.0.1:%d;\n" % plain_port
+    if names:
+        text += "    server_name %s;\n" % names
+    return text + cert_lines(*certs) + extra + "}\n"
+
+
+def one_tls(o, certs=("a-ec",), extra="", top="", names="a.test", nplain=False, level="info"):
+    """A config function: one TLS server on gh.port (and plain on gh.ports[1] with nplain)
+    proxying to o (an Origin or a port), with the /vars route."""
+    oport = o if isinstance(o, int) else o.port
+
+    def build(g):
+        return TOP.replace("info", level) + top + tls_server(
+            g.port, names, certs, "    proxy 127.0.0.1:%d;\n" % oport + VARS_ROUTE + extra,
+            plain_port=g.ports[1] if nplain else None)
+
+    return build
+
+
+def ctx(**kw):
+    """A client context trusting the test CA."""
+    return client_ctx(ca(), **kw)
+
+
+def parse_vars(body):
+    """The /vars answer as a dict."""
+    text = body.decode() if isinstance(body, bytes) else body
+    text = text[:text.index("|")]
+    out = {}
+    for part in re.findall(r"(\w+)=(.*?)(?= \w+=|$)", text):
+        out[part[0]] = part[1]
+    return out
+
+
+def get_vars(port, c=None, **kw):
+    """GET /vars over a new TLS connection (or c); the values as a dict."""
+    if c is None:
+        with TLSConn(port, kw.pop("context", None) or ctx(), **kw) as conn:
+            r = conn.request("GET", "/vars", host=kw.get("sni") or "a.test")
+    else:
+        r = c.request("GET", "/vars", host="a.test")
+    eq(r.status, 200, "status of /vars (%r)" % r.body[:200])
+    return parse_vars(r.body)
+
+
+def origin_headers(r):
+    """{lower-case name: value} of what the origin received (its echo)."""
+    eq(r.status, 200, "status (body %r)" % r.body[:300])
+    return {n.lower(): v for n, v in r.json()["headers"]}
+
+
+def write(path, data):
+    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+    return path
+
+
+def check_t(text, want_ok, patterns=(), files=None):
+    """Run gatehouse -t on config text; check the exit status and that stderr matches each
+    regex in patterns. Returns stderr."""
+    d = tmpdir()
+    path = write(os.path.join(d, "t.conf"), text)
+    r = run_gh(["-t", "-c", path])
+    out = r.stderr + r.stdout
+    diag("-t exit %d: %s" % (r.returncode, out.strip()[-1500:]))
+    if want_ok:
+        eq(r.returncode, 0, "-t exit status")
+    else:
+        check(r.returncode != 0, "-t must fail")
+    for p in patterns:
+        check(re.search(p, out, re.M | re.I), "-t output must match %r" % p)
+    return out
+
+
+def log_lines(gh, n, name="access.log"):
+    """The access log's lines (str) once it has n; fails if it has more."""
+    path = os.path.join(gh.dir, name)
+
+    def get():
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        ls = data.decode("utf-8", "replace").split("\n")
+        if ls and ls[-1] == "":
+            ls.pop()
+        return ls if len(ls) >= n else None
+
+    ls = wait_until(get, 5, "%d lines in %s" % (n, name))
+    eq(len(ls), n, "access-log lines:\n%s" % "\n".join(ls)[:3000])
+    return ls
+
+
+def client_hello(sni="a.test"):
+    """The bytes of a real TLS ClientHello (from Python's ssl, with memory BIOs)."""
+    c = client_ctx(verify=False)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = c.wrap_bio(inc, out, server_hostname=sni)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def closed_within(c, timeout):
+    """Seconds until the peer closed c (EOF, reset or TLS alert then EOF); fails after
+    timeout."""
+    t0 = time.monotonic()
+    check(c.wait_closed(timeout), "connection still open after %ss" % timeout)
+    return time.monotonic() - t0
+
+
+# =============================================================================================
+# Certificates by SNI
+# =============================================================================================
+
+
+def sni_conf(o):
+    def build(g):
+        proxy = "    proxy 127.0.0.1:%d;\n" % o.port + VARS_ROUTE
+        return TOP + "".join([
+            tls_server(g.port, "default.test", ["dflt"], proxy),
+            tls_server(g.port, "a.test", ["a-rsa", "a-ec"], proxy),
+            tls_server(g.port, "*.b.test", ["b-rsa", "b-ec"], proxy),
+            tls_server(g.port, "c.test", ["c-chain"], proxy),
+        ])
+
+    return build
+
+
+def shared_sni():
+    """One Gatehouse with the SNI servers, shared by the tests that only read from it."""
+    o = shared("sni-origin", lambda: Origin(name="sni"))
+    return shared("sni-gatehouse", lambda: Gatehouse(sni_conf(o)))
+
+
+@test("SNI: an exact name, a wildcard (one and two labels deep) and the default server (unknown "
+      "name, no SNI) each get their own certificate")
+def t():
+    gh = shared_sni()
+    cases = [("a.test", "a.test", True), ("x.b.test", "*.b.test", True),
+             ("x.y.b.test", "*.b.test", False), ("b.test", "default.test", False),
+             ("unknown.test", "default.test", False), (None, "default.test", False)]
+    for sni, want_cn, verify_name in cases:
+        c_ctx = ctx(check_name=verify_name)
+        with TLSConn(gh.port, c_ctx, sni=sni) as c:
+            eq(c.peer_subject().get("CN"), want_cn, "certificate CN for SNI %r" % sni)
+            r = c.request("GET", "/echo", host=sni or "default.test")
+            eq(r.status, 200, "status for SNI %r" % sni)
+
+
+@test("SNI with curl: https://a.test and https://x.b.test verify against the CA")
+def t():
+    gh = shared_sni()
+    for name in ("a.test", "x.b.test"):
+        r = curl(curl_tls(gh.port, "/echo", name, ca()))
+        eq(r.returncode, 0, "curl https://%s exit (%s)" % (name, r.stderr))
+        eq(r.stdout and json.loads(r.stdout)["method"], "GET", "echo over TLS")
+
+
+@test("certificate chain: c.test's file holds leaf + intermediate; a client trusting only the "
+      "root verifies it")
+def t():
+    gh = shared_sni()
+    r = s_client(gh.port, "-verify_return_error", sni="c.test", ca=ca(), request="/echo",
+                 host="c.test")
+    check(r.handshake_ok, "handshake: %r" % r)
+    eq(r.verify_code, 0, "verify return code")
+    check(re.search(r"^ 1 s:.*Gatehouse Intermediate", r.out, re.M),
+          "the intermediate is sent as the second certificate: %r" % r)
+    check(r.http.startswith("HTTP/1.1 200"), "response: %r" % r.http[:200])
+
+
+@test("RSA + ECDSA on one server: a TLS 1.2 client with only ECDHE-ECDSA ciphers gets the "
+      "ECDSA certificate, one with only ECDHE-RSA the RSA one (exact and wildcard names)")
+def t():
+    gh = shared_sni()
+    for sni in ("a.test", "x.b.test"):
+        r = s_client(gh.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", sni=sni,
+                     ca=ca())
+        check(r.handshake_ok, "ECDSA handshake for %s: %r" % (sni, r))
+        eq(r.key_bits, 256, "server key bits for an ECDSA-only client (%s)" % sni)
+        eq(r.cipher, "ECDHE-ECDSA-AES128-GCM-SHA256", "cipher")
+        r = s_client(gh.port, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256", sni=sni,
+                     ca=ca())
+        check(r.handshake_ok, "RSA handshake for %s: %r" % (sni, r))
+        eq(r.key_bits, 2048, "server key bits for an RSA-only client (%s)" % sni)
+        eq(r.cipher, "ECDHE-RSA-AES128-GCM-SHA256", "cipher")
+
+
+@test("RSA + ECDSA on one server: TLS 1.3 clients get the certificate their signature "
+      "algorithms allow (-sigalgs)")
+def t():
+    gh = shared_sni()
+    r = s_client(gh.port, "-tls1_3", "-sigalgs", "ecdsa_secp256r1_sha256", ca=ca())
+    check(r.handshake_ok, "ECDSA-only handshake: %r" % r)
+    eq(r.key_bits, 256, "server key bits for an ECDSA-only client")
+    r = s_client(gh.port, "-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384",
+                 ca=ca())
+    check(r.handshake_ok, "RSA-only handshake: %r" % r)
+    eq(r.key_bits, 2048, "server key bits for an RSA-only client")
+
+
+@test("ALPN: http/1.1 is selected when offered (with h2 first); curl --http2 ends up on "
+      "HTTP/1.1")
+def t():
+    gh = shared_sni()
+    r = s_client(gh.port, "-alpn", "h2,http/1.1", ca=ca(), request="/vars")
+    eq(r.alpn, "http/1.1", "ALPN protocol (%r)" % r)
+    check(r.http.startswith("HTTP/1.1 200"), "response: %r" % r.http[:200])
+    eq(parse_vars(r.http.split("\r\n\r\n", 1)[1])["alpn"], "http/1.1", "$ssl_alpn_protocol")
+    with TLSConn(gh.port, ctx(alpn=["h2", "http/1.1"])) as c:
+        eq(c.sock.selected_alpn_protocol(), "http/1.1", "python ssl ALPN")
+    res = curl(["--http2", "-o", "/dev/null", "-w", "%{http_version}"] +
+               curl_tls(gh.port, "/echo", "a.test", ca()))
+    eq(res.returncode, 0, "curl exit (%s)" % res.stderr)
+    eq(res.stdout.decode(), "1.1", "HTTP version curl used")
+
+
+@test("ALPN: a client offering only h2 gets no ALPN, the handshake succeeds and HTTP/1.1 is "
+      "served; a client offering none gets none")
+def t():
+    gh = shared_sni()
+    r = s_client(gh.port, "-alpn", "h2", ca=ca(), request="/vars")
+    check(r.handshake_ok, "handshake: %r" % r)
+    eq(r.alpn, None, "ALPN protocol (%r)" % r)
+    check(r.http.startswith("HTTP/1.1 200"), "response: %r" % r.http[:300])
+    eq(parse_vars(r.http.split("\r\n\r\n", 1)[1])["alpn"], "", "$ssl_alpn_protocol")
+    r = s_client(gh.port, ca=ca(), request="/echo")
+    eq(r.alpn, None, "ALPN without an offer")
+    check(r.http.startswith("HTTP/1.1 200"), "response: %r" % r.http[:300])
+
+
+@test("protocols: a TLS 1.1 client is refused; TLS 1.2 and TLS 1.3 clients are served (the "
+      "defaults)")
+def t():
+    gh = shared_sni()
+    # SECLEVEL=0 so that the client itself is willing to speak TLS 1.1
+    r = s_client(gh.port, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0", ca=ca())
+    check(not r.handshake_ok, "TLS 1.1 must be refused: %r" % r)
+    check(re.search(r"alert protocol version|unsupported protocol|no protocols available|"
+                    r"wrong version", r.out, re.I), "why TLS 1.1 failed: %r" % r)
+    for flag, want in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+        r = s_client(gh.port, flag, ca=ca(), request="/vars")
+        eq(r.protocol, want, "protocol with %s (%r)" % (flag, r))
+        v = parse_vars(r.http.split("\r\n\r\n", 1)[1])
+        eq(v["proto"], want, "$ssl_protocol")
+    c11 = client_ctx(ca(), minv=ssl.TLSVersion.TLSv1_1, maxv=ssl.TLSVersion.TLSv1_1,
+                     ciphers="DEFAULT@SECLEVEL=0")
+    tls_refused(lambda: TLSConn(gh.port, c11).request("GET", "/echo"))
+    check(gh.alive(), "gatehouse still running")
+
+
+@test("the $ssl_* variables in return: $scheme https, $https on, $ssl_protocol, $ssl_cipher "
+      "(TLS 1.3 suite and TLS 1.2 OpenSSL name), $ssl_server_name, no client certificate")
+def t():
+    gh = shared_sni()
+    v = get_vars(gh.port, context=ctx(minv=ssl.TLSVersion.TLSv1_3), sni="a.test")
+    want = {"scheme": "https", "https": "on", "proto": "TLSv1.3", "sni": "a.test",
+            "reused": ".", "verify": "NONE", "dn": ""}
+    for k, w in want.items():
+        eq(v[k], w, "$%s over TLS 1.3 (%r)" % (k, v))
+    check(v["cipher"].startswith("TLS_AES_") or v["cipher"].startswith("TLS_CHACHA20"),
+          "TLS 1.3 $ssl_cipher %r" % v["cipher"])
+    v = get_vars(gh.port, context=ctx(maxv=ssl.TLSVersion.TLSv1_2,
+                                      ciphers="ECDHE-RSA-AES256-GCM-SHA384"), sni="x.b.test")
+    eq(v["proto"], "TLSv1.2", "$ssl_protocol over TLS 1.2")
+    eq(v["cipher"], "ECDHE-RSA-AES256-GCM-SHA384", "$ssl_cipher over TLS 1.2")
+    eq(v["sni"], "x.b.test", "$ssl_server_name")
+    c_ctx = ctx(check_name=False)
+    with TLSConn(gh.port, c_ctx, sni=None) as c:
+        r = c.request("GET", "/vars", host="default.test")
+    eq(parse_vars(r.body)["sni"], "", "$ssl_server_name without SNI")
+
+
+# =============================================================================================
+# Protocols and ciphers configured
+# =============================================================================================
+
+
+@test("tls_protocols TLSv1.3: a TLS 1.2-only client is refused; tls_protocols TLSv1.2: a "
+      "TLS 1.3-only client is refused")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, extra="    tls_protocols TLSv1.3;\n"))
+    r = s_client(gh.port, "-tls1_2", ca=ca())
+    check(not r.handshake_ok, "TLS 1.2 must be refused: %r" % r)
+    eq(s_client(gh.port, "-tls1_3", ca=ca()).protocol, "TLSv1.3", "TLS 1.3 accepted")
+    gh2 = Gatehouse(one_tls(o, extra="    tls_protocols TLSv1.2;\n"))
+    r = s_client(gh2.port, "-tls1_3", ca=ca())
+    check(not r.handshake_ok, "TLS 1.3 must be refused: %r" % r)
+    eq(s_client(gh2.port, "-tls1_2", ca=ca()).protocol, "TLSv1.2", "TLS 1.2 accepted")
+
+
+@test("-t: tls_protocols TLSv1.1 (or SSLv3, TLSv1) is an error")
+def t():
+    for bad in ("TLSv1.1", "TLSv1", "SSLv3"):
+        check_t(TOP + "server {\n    listen 127.0.0.1:%d tls;\n%s    tls_protocols TLSv1.2 %s;\n"
+                "    proxy 127.0.0.1:9;\n}\n" % (free_port(), cert_lines("a-ec"), bad),
+                False, [re.escape(bad)])
+
+
+@test("ciphers: the default TLS 1.2 list refuses a CBC-only client; tls_ciphers narrows it; "
+      "tls_ciphersuites picks the TLS 1.3 suite")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o))
+    r = s_client(gh.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA", ca=ca())
+    check(not r.handshake_ok, "a CBC-only client must be refused by the default list: %r" % r)
+    gh2 = Gatehouse(one_tls(o, extra='    tls_ciphers "ECDHE-ECDSA-CHACHA20-POLY1305";\n'
+                                     '    tls_ciphersuites "TLS_CHACHA20_POLY1305_SHA256";\n'))
+    r = s_client(gh2.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", ca=ca())
+    check(not r.handshake_ok, "a cipher outside tls_ciphers must be refused: %r" % r)
+    r = s_client(gh2.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256:"
+                 "ECDHE-ECDSA-CHACHA20-POLY1305", ca=ca())
+    eq(r.cipher, "ECDHE-ECDSA-CHACHA20-POLY1305", "TLS 1.2 cipher (%r)" % r)
+    v = get_vars(gh2.port, context=ctx(minv=ssl.TLSVersion.TLSv1_3))
+    eq(v["cipher"], "TLS_CHACHA20_POLY1305_SHA256", "TLS 1.3 suite")
+
+
+# =============================================================================================
+# Session resumption
+# =============================================================================================
+
+
+def resume(port, d, flags, n=3, sni="a.test"):
+    """One full handshake saving the session, then n resumptions from it: the list of
+    "New"/"Reused" and each resumption's $ssl_session_reused."""
+    sess = os.path.join(d, "sess-%d.pem" % port)
+    r = s_client(port, "-sess_out", sess, *flags, sni=sni, ca=ca(), request="/vars")
+    check(r.handshake_ok, "first handshake: %r" % r)
+    eq(r.reused, "New", "first handshake")
+    check(os.path.exists(sess), "session file written")
+    out = []
+    for i in range(n):
+        r = s_client(port, "-sess_in", sess, *flags, sni=sni, ca=ca(), request="/vars")
+        check(r.handshake_ok, "handshake %d: %r" % (i, r))
+        body = r.http.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in r.http else ""
+        out.append((r.reused, parse_vars(body).get("reused") if "|" in body else None))
+    return out
+
+
+@test("resumption TLS 1.2 by the session cache (tickets off): every resumption says Reused and "
+      "$ssl_session_reused is r (two worker threads)")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, top="threads 2;\n", extra="    tls_session_tickets off;\n"))
+    got = resume(gh.port, tmpdir(), ["-tls1_2", "-no_ticket"], n=4)
+    eq(got, [("Reused", "r")] * 4, "resumptions")
+
+
+@test("resumption TLS 1.2 by session tickets (cache off): Reused")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, top="threads 2;\n", extra="    tls_session_cache off;\n"))
+    got = resume(gh.port, tmpdir(), ["-tls1_2"], n=4)
+    eq(got, [("Reused", "r")] * 4, "resumptions")
+
+
+@test("resumption TLS 1.3 with the defaults: Reused")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, top="threads 2;\n"))
+    got = resume(gh.port, tmpdir(), ["-tls1_3"], n=4)
+    eq(got, [("Reused", "r")] * 4, "resumptions")
+
+
+@test("no resumption with tls_session_cache off and tls_session_tickets off (TLS 1.2 and 1.3): "
+      "New each time, $ssl_session_reused '.'")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, extra="    tls_session_cache off;\n"
+                                    "    tls_session_tickets off;\n"))
+    d = tmpdir()
+    for flag in ("-tls1_2", "-tls1_3"):
+        got = resume(gh.port, d, [flag], n=2)
+        eq(got, [("New", ".")] * 2, "resumptions with %s" % flag)
+
+
+def ticket_conf(o, keyfiles):
+    return one_tls(o, extra="    tls_session_cache off;\n" + "".join(
+        "    tls_session_ticket_key %s;\n" % k for k in keyfiles))
+
+
+@test("tls_session_ticket_key: two instances sharing the key file resume each other's tickets "
+      "(TLS 1.2 and 1.3); an instance with another key does not")
+def t():
+    o = Origin()
+    d = tmpdir()
+    k1 = write(os.path.join(d, "k1.key"), os.urandom(80))
+    k2 = write(os.path.join(d, "k2.key"), os.urandom(80))
+    a = Gatehouse(ticket_conf(o, [k1]))
+    b = Gatehouse(ticket_conf(o, [k1]))
+    c = Gatehouse(ticket_conf(o, [k2]))
+    for flag in ("-tls1_2", "-tls1_3"):
+        sess = os.path.join(d, "s%s.pem" % flag)
+        r = s_client(a.port, flag, "-sess_out", sess, ca=ca(), request="/echo")
+        eq(r.reused, "New", "first handshake on A (%s)" % flag)
+        r = s_client(b.port, flag, "-sess_in", sess, ca=ca(), request="/vars")
+        eq(r.reused, "Reused", "A's ticket on B (%s): %r" % (flag, r))
+        r = s_client(c.port, flag, "-sess_in", sess, ca=ca(), request="/echo")
+        check(r.handshake_ok, "handshake on C: %r" % r)
+        eq(r.reused, "New", "A's ticket on C with another key (%s)" % flag)
+
+
+@test("tls_session_ticket_key repeated: the first encrypts, a later one still decrypts")
+def t():
+    o = Origin()
+    d = tmpdir()
+    old = write(os.path.join(d, "old.key"), os.urandom(80))
+    new = write(os.path.join(d, "new.key"), os.urandom(80))
+    a = Gatehouse(ticket_conf(o, [old]))
+    b = Gatehouse(ticket_conf(o, [new, old]))
+    for flag in ("-tls1_2", "-tls1_3"):
+        sess = os.path.join(d, "s%s.pem" % flag)
+        eq(s_client(a.port, flag, "-sess_out", sess, ca=ca(), request="/echo").reused, "New",
+           "first handshake")
+        r = s_client(b.port, flag, "-sess_in", sess, ca=ca(), request="/echo")
+        eq(r.reused, "Reused", "a ticket of the old key on [new, old] (%s): %r" % (flag, r))
+
+
+@test("-t: a tls_session_ticket_key file that is not 80 bytes, or missing, is an error naming "
+      "the file")
+def t():
+    d = tmpdir()
+    short = write(os.path.join(d, "short.key"), os.urandom(10))
+    for path in (short, os.path.join(d, "missing.key")):
+        check_t(TOP + "server {\n    listen 127.0.0.1:%d tls;\n%s"
+                "    tls_session_ticket_key %s;\n    proxy 127.0.0.1:9;\n}\n"
+                % (free_port(), cert_lines("a-ec"), path), False, [re.escape(path)])
+
+
+# =============================================================================================
+# Client certificates
+# =============================================================================================
+
+
+def mtls_conf(o, mode):
+    rules = ("    request_header set X-Client-DN $ssl_client_s_dn;\n"
+             "    request_header set X-Client-Verify $ssl_client_verify;\n")
+    return one_tls(o, extra="    tls_client_ca %s;\n    tls_verify_client %s;\n%s"
+                   % (P().cert("client-ca"), mode, rules))
+
+
+def with_client(name=None, **kw):
+    if name is None:
+        return ctx(**kw)
+    return ctx(cert=P().cert(name), key=P().key(name), **kw)
+
+
+def echo_over(port, c_ctx):
+    with TLSConn(port, c_ctx) as c:
+        return c.request("GET", "/echo", host="a.test")
+
+
+@test("tls_verify_client on: no certificate and a certificate from another CA are refused "
+      "(TLS 1.2 and 1.3); alice's is accepted and $ssl_client_s_dn / $ssl_client_verify reach "
+      "the origin")
+def t():
+    o = Origin()
+    gh = Gatehouse(mtls_conf(o, "on"))
+    for v in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        why = tls_refused(lambda: echo_over(gh.port, with_client(None, maxv=v, minv=v)))
+        diag("%s without a certificate: %s" % (v.name, why))
+        why = tls_refused(lambda: echo_over(gh.port, with_client("mallory", maxv=v, minv=v)))
+        diag("%s with mallory's certificate: %s" % (v.name, why))
+        h = origin_headers(echo_over(gh.port, with_client("alice", maxv=v, minv=v)))
+        eq(h.get("x-client-dn"), "CN=alice,O=Test", "X-Client-DN")
+        eq(h.get("x-client-verify"), "SUCCESS", "X-Client-Verify")
+    eq(len(o.requests), 2, "requests the origin saw (alice's only)")
+    r = curl(["--cert", P().cert("alice"), "--key", P().key("alice")] +
+             curl_tls(gh.port, "/echo", "a.test", ca()))
+    eq(r.returncode, 0, "curl with alice's certificate (%s)" % r.stderr)
+    r = curl(curl_tls(gh.port, "/echo", "a.test", ca()))
+    check(r.returncode != 0, "curl without a certificate must fail")
+
+
+@test("tls_verify_client on: the server asks for certificates of the tls_client_ca (s_client "
+      "lists the acceptable CA names)")
+def t():
+    o = Origin()
+    gh = Gatehouse(mtls_conf(o, "on"))
+    r = s_client(gh.port, "-tls1_2", "-cert", P().cert("alice"), "-key", P().key("alice"),
+                 ca=ca(), request="/echo")
+    check(r.handshake_ok, "handshake: %r" % r)
+    check(re.search(r"Acceptable client certificate CA names\s*\n.*Gatehouse Client CA", r.out),
+          "CA names sent: %r" % r)
+    check(r.http.startswith("HTTP/1.1 200"), "response: %r" % r.http[:200])
+
+
+@test("tls_verify_client optional: no certificate gets through with $ssl_client_verify NONE "
+      "and an empty DN; alice's gets SUCCESS")
+def t():
+    o = Origin()
+    gh = Gatehouse(mtls_conf(o, "optional"))
+    h = origin_headers(echo_over(gh.port, with_client(None)))
+    eq(h.get("x-client-verify"), "NONE", "X-Client-Verify without a certificate")
+    eq(h.get("x-client-dn", ""), "", "X-Client-DN without a certificate")
+    h = origin_headers(echo_over(gh.port, with_client("alice")))
+    eq(h.get("x-client-verify"), "SUCCESS", "X-Client-Verify with alice")
+    eq(h.get("x-client-dn"), "CN=alice,O=Test", "X-Client-DN with alice")
+
+
+@test("tls_verify_client optional: a certificate from another CA never passes as SUCCESS "
+      "(refused, or FAILED:reason)")
+def t():
+    o = Origin()
+    gh = Gatehouse(mtls_conf(o, "optional"))
+    try:
+        r = echo_over(gh.port, with_client("mallory"))
+    except (ssl.SSLError, OSError) as e:
+        diag("refused: %r" % e)
+        eq(o.requests, [], "origin requests")
+        return
+    except Exception as e:  # noqa: B902 - Closed
+        diag("closed: %r" % e)
+        eq(o.requests, [], "origin requests")
+        return
+    diag("answered %d" % r.status)
+    if r.status == 200:
+        h = origin_headers(r)
+        check(h.get("x-client-verify", "").startswith("FAILED:"),
+              "X-Client-Verify %r" % h.get("x-client-verify"))
+        check(h.get("x-client-dn", "") == "", "no DN for an unverified certificate: %r"
+              % h.get("x-client-dn"))
+    else:
+        check(400 <= r.status < 500, "status %d" % r.status)
+
+
+@test("tls_verify_depth: a client certificate under an intermediate needs depth 2 (depth 1 "
+      "refuses it)")
+def t():
+    o = Origin()
+    d = tmpdir()
+    # client CA file = root only; the client sends leaf (c.test, serverAuth is irrelevant for
+    # depth) ... use alice-style chain: inter signed by ca; build a client leaf under inter
+    key = os.path.join(d, "deep.key")
+    csr = os.path.join(d, "deep.csr")
+    pem = os.path.join(d, "deep.pem")
+    ext = write(os.path.join(d, "ext"), "[x]\nbasicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
+    for cmd in (["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-out", key],
+                ["req", "-new", "-key", key, "-subj", "/O=Test/CN=deep", "-out", csr],
+                ["x509", "-req", "-in", csr, "-CA", P().cert("inter"), "-CAkey",
+                 P().key("inter"), "-set_serial", "77", "-days", "2", "-extfile", ext,
+                 "-extensions", "x", "-out", pem]):
+        subprocess.run(["openssl"] + cmd, check=True, capture_output=True, timeout=30)
+    chain = write(os.path.join(d, "deep-chain.pem"), open(pem).read() +
+                  open(P().cert("inter")).read())
+    rules = "    request_header set X-Client-DN $ssl_client_s_dn;\n"
+    for depth, ok in (("1", False), ("2", True)):
+        gh = Gatehouse(one_tls(o, extra="    tls_client_ca %s;\n    tls_verify_client on;\n"
+                                        "    tls_verify_depth %s;\n%s" % (ca(), depth, rules)))
+        c_ctx = ctx(cert=chain, key=key)
+        if ok:
+            eq(origin_headers(echo_over(gh.port, c_ctx)).get("x-client-dn"), "CN=deep,O=Test",
+               "DN with depth 2")
+        else:
+            tls_refused(lambda: echo_over(gh.port, c_ctx))
+        gh.stop()
+
+
+# =============================================================================================
+# HSTS, redirect_to_https, forwarded headers, access log
+# =============================================================================================
+
+
+@test("hsts: Strict-Transport-Security on responses over TLS (proxied and `return`), never on "
+      "the same server's plain listener")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, extra="    hsts max-age=31536000 includeSubDomains preload;\n",
+                           nplain=True), nports=2)
+    for path in ("/echo", "/vars"):
+        with TLSConn(gh.port, ctx()) as c:
+            r = c.request("GET", path, host="a.test")
+        eq(r.status, 200, "status over TLS")
+        v = r.header("strict-transport-security")
+        check(v is not None, "HSTS over TLS on %s: %r" % (path, r.headers))
+        for tok in ("max-age=31536000", "includeSubDomains", "preload"):
+            check(tok in v, "%r in %r" % (tok, v))
+        eq(len(r.header_all("strict-transport-security")), 1, "one HSTS field")
+        r = http_get(gh.ports[1], path, host="a.test")
+        eq(r.status, 200, "status over plain HTTP")
+        eq(r.header("strict-transport-security"), None, "HSTS over plain HTTP")
+
+
+def redirect_conf(o, arg=""):
+    def build(g):
+        return TOP + "server {\n    listen 127.0.0.1:%d;\n    server_name a.test;\n" \
+                     "    redirect_to_https%s;\n    proxy 127.0.0.1:%d;\n}\n" % (
+                         g.port, arg, o.port)
+
+    return build
+
+
+@test("redirect_to_https: 301 for GET and HEAD, 308 for POST and PUT, to https://HOST/path?query "
+      "(the plain port dropped); the origin sees nothing")
+def t():
+    o = Origin()
+    gh = Gatehouse(redirect_conf(o))
+    host = "a.test:%d" % gh.port
+    for method, code in (("GET", 301), ("HEAD", 301), ("POST", 308), ("PUT", 308)):
+        body = b"x=1" if method in ("POST", "PUT") else None
+        r = http_request(gh.port, method, "/p/a%20b?q=1&r=%2F", host=host, body=body)
+        eq(r.status, code, "%s status" % method)
+        eq(r.header("location"), "https://a.test/p/a%20b?q=1&r=%2F", "%s Location" % method)
+    r = http_get(gh.port, "/", host="a.test")
+    eq(r.header("location"), "https://a.test/", "Location for /")
+    res = curl(["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+                "http://127.0.0.1:%d/x?y=z" % gh.port, "-H", "Host: a.test"])
+    eq(res.stdout.decode(), "301 https://a.test/x?y=z", "curl's view")
+    eq(o.requests, [], "origin requests")
+
+
+@test("redirect_to_https 308 fixes the code; redirect_to_https port=8443 adds the port")
+def t():
+    o = Origin()
+    gh = Gatehouse(redirect_conf(o, " 308"))
+    r = http_get(gh.port, "/a?b=c", host="a.test")
+    eq(r.status, 308, "GET status with 308")
+    eq(r.header("location"), "https://a.test/a?b=c", "Location")
+    gh2 = Gatehouse(redirect_conf(o, " port=8443"))
+    r = http_get(gh2.port, "/a?b=c", host="a.test:%d" % gh2.port)
+    eq(r.status, 301, "GET status with port=")
+    eq(r.header("location"), "https://a.test:8443/a?b=c", "Location with port=8443")
+    r = http_request(gh2.port, "POST", "/a", host="a.test", body=b"z")
+    eq((r.status, r.header("location")), (308, "https://a.test:8443/a"), "POST with port=")
+    eq(o.requests, [], "origin requests")
+
+
+@test("X-Forwarded-Proto https (and Forwarded proto=https) reach the origin over TLS; http over "
+      "the plain listener")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, nplain=True, extra="    forwarded both;\n"), nports=2)
+    with TLSConn(gh.port, ctx()) as c:
+        h = origin_headers(c.request("GET", "/echo", host="a.test"))
+    eq(h.get("x-forwarded-proto"), "https", "X-Forwarded-Proto over TLS")
+    check("proto=https" in h.get("forwarded", ""), "Forwarded %r" % h.get("forwarded"))
+    h = origin_headers(http_get(gh.ports[1], "/echo", host="a.test"))
+    eq(h.get("x-forwarded-proto"), "http", "X-Forwarded-Proto over plain HTTP")
+    check("proto=http" in h.get("forwarded", "") and "https" not in h.get("forwarded", ""),
+          "Forwarded %r" % h.get("forwarded"))
+
+
+@test("log_format with $scheme $https $ssl_protocol $ssl_cipher $ssl_server_name "
+      "$ssl_alpn_protocol $ssl_session_reused: TLS 1.3, TLS 1.2 and plain requests")
+def t():
+    o = Origin()
+    fmt = ("log_format t '$scheme|$https|$ssl_protocol|$ssl_cipher|$ssl_server_name|"
+           "$ssl_alpn_protocol|$ssl_session_reused|$status';\n")
+
+    def build(g):
+        return fmt + "access_log %s/access.log t;\n" % g.dir + one_tls(o, nplain=True)(g)
+
+    gh = Gatehouse(build, nports=2)
+    with TLSConn(gh.port, ctx(minv=ssl.TLSVersion.TLSv1_3, alpn=["http/1.1"])) as c:
+        eq(c.request("GET", "/echo", host="a.test").status, 200, "TLS 1.3 status")
+    with TLSConn(gh.port, ctx(maxv=ssl.TLSVersion.TLSv1_2,
+                              ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")) as c:
+        eq(c.request("GET", "/echo", host="a.test").status, 200, "TLS 1.2 status")
+    eq(http_get(gh.ports[1], "/echo", host="a.test").status, 200, "plain status")
+    ls = log_lines(gh, 3)
+    f = [line.split("|") for line in ls]
+    eq(f[0][:3] + f[0][4:], ["https", "on", "TLSv1.3", "a.test", "http/1.1", ".", "200"],
+       "TLS 1.3 line %r" % ls[0])
+    check(f[0][3].startswith("TLS_"), "TLS 1.3 cipher %r" % f[0][3])
+    eq(f[1], ["https", "on", "TLSv1.2", "ECDHE-ECDSA-AES128-GCM-SHA256", "a.test", "-", ".",
+              "200"], "TLS 1.2 line")
+    eq(f[2], ["http", "-", "-", "-", "-", "-", "-", "200"], "plain line")
+
+
+# =============================================================================================
+# Bodies, keep-alive, WebSocket
+# =============================================================================================
+
+
+def big_file(d, n=MB3):
+    return write(os.path.join(d, "big.bin"), det_bytes(n))
+
+
+@test("3 MB over TLS with curl: upload with Content-Length and chunked, download Content-Length "
+      "and chunked, sha256 intact", timeout=60)
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o))
+    path = big_file(tmpdir())
+    want = sha256(det_bytes(MB3))
+    for extra in ([], ["-H", "Transfer-Encoding: chunked"]):
+        r = curl(["--data-binary", "@" + path] + extra +
+                 curl_tls(gh.port, "/upload", "a.test", ca()), timeout=40)
+        eq(r.returncode, 0, "curl upload %r (%s)" % (extra, r.stderr))
+        d = json.loads(r.stdout)
+        eq((d["length"], d["sha256"]), (MB3, want), "what the origin got %r" % extra)
+    for path_ in ("/bytes/%d" % MB3, "/chunked/%d" % MB3):
+        r = curl(curl_tls(gh.port, path_, "a.test", ca()), timeout=40)
+        eq(r.returncode, 0, "curl download %s (%s)" % (path_, r.stderr))
+        eq(sha256(r.stdout), want, "sha256 of %s" % path_)
+
+
+@test("keep-alive over TLS: upload 3 MB, download 3 MB and six small requests on one TLS "
+      "connection (one handshake)", timeout=60)
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o))
+    data = det_bytes(MB3)
+    with TLSConn(gh.port, ctx(), timeout=20) as c:
+        r = c.request("POST", "/upload", host="a.test", body=data)
+        eq((r.json()["length"], r.json()["sha256"]), (MB3, sha256(data)), "upload")
+        r = c.request("GET", "/bytes/%d" % MB3, host="a.test")
+        eq(sha256(r.body), sha256(data), "download")
+        for i in range(6):
+            r = c.request("GET", "/echo?i=%d" % i, host="a.test")
+            eq(r.json()["target"], "/echo?i=%d" % i, "request %d" % i)
+        eq(c.sock.session_reused, False, "one full handshake")
+    # pipelined: three requests in one write, three responses in order
+    with TLSConn(gh.port, ctx()) as c:
+        c.send(b"".join(build_request("GET", "/echo?p=%d" % i, host="a.test") for i in range(3)))
+        for i in range(3):
+            eq(c.read_response().json()["target"], "/echo?p=%d" % i, "pipelined %d" % i)
+
+
+@test("WebSocket over a TLS client connection: upgrade, echo 3 messages (one of 200 KB), close")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o))
+    with TLSConn(gh.port, ctx()) as c:
+        c.send(build_request("GET", "/websocket", host="a.test", headers=[
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]))
+        r = c.read_response()
+        eq(r.status, 101, "status")
+        for msg in (b"hello", det_bytes(200000), b"bye"):
+            c.send(ws_frame(2, msg))
+            op, payload, _ = ws_read_frame(c)
+            eq((op, sha256(payload)), (2, sha256(msg)), "echo of %d bytes" % len(msg))
+        c.send(ws_frame(8, b"\x03\xe8"))
+        eq(ws_read_frame(c)[0], 8, "close frame back")
+
+
+# =============================================================================================
+# Timeouts and garbage
+# =============================================================================================
+
+
+def timeout_conf(o):
+    return one_tls(o, extra="    client_header_timeout 1s;\n")
+
+
+@test("client_header_timeout 1s on a TLS listener: a client that connects and sends nothing is "
+      "closed (well within 8s)")
+def t():
+    o = Origin()
+    gh = Gatehouse(timeout_conf(o))
+    with Conn(gh.port) as c:
+        dt = closed_within(c, 8)
+    diag("closed after %.2fs" % dt)
+    check(gh.alive(), "gatehouse running")
+
+
+@test("client_header_timeout 1s: a client that stops mid-handshake (half a ClientHello, or a "
+      "whole one and nothing more) is closed")
+def t():
+    o = Origin()
+    gh = Gatehouse(timeout_conf(o))
+    hello = client_hello()
+    for part in (hello[:len(hello) // 2], hello):
+        with Conn(gh.port) as c:
+            c.send(part)
+            dt = closed_within(c, 8)
+        diag("%d of %d bytes: closed after %.2fs" % (len(part), len(hello), dt))
+    eq(o.requests, [], "origin requests")
+
+
+@test("client_header_timeout 1s: the handshake done and no request head (or half a head) is "
+      "closed")
+def t():
+    o = Origin()
+    gh = Gatehouse(timeout_conf(o))
+    for head in (b"", b"GET /echo HTTP/1.1\r\nHost: a.test\r\n"):
+        with TLSConn(gh.port, ctx()) as c:
+            if head:
+                c.send(head)
+            dt = closed_within(c, 8)
+            diag("after %r: closed after %.2fs" % (head[:20], dt))
+            check(b"200 OK" not in c.buf, "no answer to an incomplete head")
+    eq(o.requests, [], "origin requests")
+
+
+@test("garbage on a TLS port (a plain HTTP request, random bytes, a ClientHello with a bogus "
+      "length) closes the connection; nothing is proxied and TLS clients are still served")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, extra="    client_header_timeout 3s;\n"))
+    hello = bytearray(client_hello())
+    hello[3:5] = b"\xff\xff"  # record length past what follows
+    for data in (b"GET /echo HTTP/1.1\r\nHost: a.test\r\n\r\n", os.urandom(3000),
+                 b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00", bytes(hello)):
+        resp, allb, closed = raw_exchange(gh.port, data, timeout=8)
+        check(closed, "closed after %r" % data[:20])
+        check(b"HTTP/1.1 200" not in allb, "no 200 for garbage: %r" % allb[:200])
+        diag("%r -> %r" % (data[:12], allb[:60]))
+    eq(o.requests, [], "origin requests")
+    check(gh.alive(), "gatehouse running")
+    eq(echo_over(gh.port, ctx()).status, 200, "a TLS request afterwards")
+
+
+@test("handshake failures are logged at debug level with the client address and a reason")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, level="debug"))
+    mark = len(gh.stderr())
+    s_client(gh.port, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0", ca=ca())
+    gh.wait_stderr(r"(?i)(handshake|tls|ssl).*127\.0\.0\.1|127\.0\.0\.1.*(handshake|tls|ssl)",
+                   5, start=mark)
+    line = [ln for ln in gh.stderr()[mark:].splitlines() if "127.0.0.1" in ln]
+    diag("logged: %r" % line[:3])
+    check(gh.alive(), "gatehouse running")
+
+
+# =============================================================================================
+# Configuration checks (-t) and reload
+# =============================================================================================
+
+
+def t_conf(server_body, top="", port=None):
+    return TOP + top + "server {\n    listen 127.0.0.1:%d tls;\n%s    proxy 127.0.0.1:9;\n}\n" % (
+        port or free_port(), server_body)
+
+
+@test("-t: a server on a tls listener without a certificate is an error naming the listen")
+def t():
+    port = free_port()
+    check_t(t_conf("    server_name a.test;\n", port=port), False,
+            [r"127\.0\.0\.1:%d" % port, r"certificate"])
+
+
+@test("-t: a tls_certificate that is missing, or not PEM, is an error naming the file")
+def t():
+    d = tmpdir()
+    missing = os.path.join(d, "missing.pem")
+    junk = write(os.path.join(d, "junk.pem"), "this is not a certificate\n")
+    for path in (missing, junk):
+        check_t(t_conf("    tls_certificate %s;\n    tls_key %s;\n" % (path, P().key("a-ec"))),
+                False, [re.escape(path)])
+    check_t(t_conf("    tls_certificate %s;\n    tls_key %s;\n" % (
+        P().cert("a-ec"), os.path.join(d, "missing.key"))), False, [r"missing\.key"])
+
+
+@test("-t: a key that does not match its certificate is an error naming the file(s)")
+def t():
+    out = check_t(t_conf("    tls_certificate %s;\n    tls_key %s;\n" % (
+        P().cert("a-rsa"), P().key("b-rsa"))), False, [r"a-rsa\.pem|b-rsa\.key"])
+    check(re.search(r"(?i)match", out), "says the key does not match: %r" % out)
+    # the pairs go by position: RSA cert with the EC key at the other position
+    check_t(t_conf("    tls_certificate %s;\n    tls_key %s;\n    tls_certificate %s;\n"
+                   "    tls_key %s;\n" % (P().cert("a-rsa"), P().key("a-ec"), P().cert("a-ec"),
+                                          P().key("a-rsa"))), False, [r"a-rsa|a-ec"])
+
+
+@test("-t: an expired certificate is a warning naming its date; the config is valid and the "
+      "server serves it")
+def t():
+    out = check_t(t_conf("    tls_certificate %s;\n    tls_key %s;\n" % (
+        P().cert("expired"), P().key("expired"))), True, [r"expire"])
+    check(re.search(r"2020-02-01|Feb\s+1\b.*2020|1 Feb 2020", out),
+          "the date (%s) in %r" % (EXPIRED_END, out))
+    o = Origin()
+    gh = Gatehouse(one_tls(o, certs=("expired",), names="expired.test"))
+    r = s_client(gh.port, sni="expired.test", ca=ca(), request="/echo", host="expired.test")
+    check(r.handshake_ok, "handshake: %r" % r)
+    eq(r.verify_code, 10, "verify code (certificate has expired)")
+
+
+@test("-t: tls and plain servers on one address is an error")
+def t():
+    port = free_port()
+    check_t(TOP + "server {\n    listen 127.0.0.1:%d tls;\n%s    proxy 127.0.0.1:9;\n}\n"
+            "server {\n    listen 127.0.0.1:%d;\n    server_name b.test;\n"
+            "    proxy 127.0.0.1:9;\n}\n" % (port, cert_lines("a-ec"), port), False,
+            [r"127\.0\.0\.1:%d" % port])
+
+
+@test("top-level tls_certificate/tls_key/tls_protocols are defaults every tls server inherits")
+def t():
+    o = Origin()
+
+    def build(g):
+        return TOP + cert_lines("a-ec").replace("    ", "") + "tls_protocols TLSv1.3;\n" + \
+            "server {\n    listen 127.0.0.1:%d tls;\n    proxy 127.0.0.1:%d;\n}\n" % (
+                g.port, o.port)
+
+    gh = Gatehouse(build)
+    with TLSConn(gh.port, ctx()) as c:
+        eq(c.peer_subject()["CN"], "a.test", "certificate")
+        eq(c.sock.version(), "TLSv1.3", "version")
+        eq(c.request("GET", "/echo", host="a.test").status, 200, "status")
+    check(not s_client(gh.port, "-tls1_2", ca=ca()).handshake_ok, "TLS 1.2 refused")
+
+
+def reload_conf(o, d):
+    """One TLS server whose certificate is d/cur.pem (see install_cert)."""
+    return lambda g: TOP + "server {\n    listen 127.0.0.1:%d tls;\n    server_name a.test;\n" \
+                           "    tls_certificate %s/cur.pem;\n    tls_key %s/cur.key;\n" \
+                           "    proxy 127.0.0.1:%d;\n}\n" % (g.port, d, d, o.port)
+
+
+def install_cert(d, name):
+    for ext in (".pem", ".key"):
+        src = P().path(name + ext)
+        tmp = os.path.join(d, "cur%s.tmp" % ext)
+        shutil.copy(src, tmp)
+        os.replace(tmp, os.path.join(d, "cur" + ext))
+
+
+@test("reload (SIGHUP) with a new certificate: new connections get it, an open keep-alive "
+      "connection keeps working on the old one")
+def t():
+    o = Origin()
+    d = tmpdir()
+    install_cert(d, "a-ec")
+    gh = Gatehouse(reload_conf(o, d))
+    old = TLSConn(gh.port, ctx())
+    eq(old.peer_subject()["O"], "Gatehouse", "first certificate")
+    eq(old.request("GET", "/echo", host="a.test").status, 200, "first request")
+    install_cert(d, "a2-ec")
+    gh.reload()
+
+    def new_org():
+        with TLSConn(gh.port, ctx()) as c:
+            return c.peer_subject()["O"]
+
+    wait_until(lambda: new_org() == "v2", 10, "the new certificate on new connections")
+    r = old.request("GET", "/echo?again", host="a.test")
+    eq(r.status, 200, "old connection after the reload")
+    eq(old.peer_subject()["O"], "Gatehouse", "old connection's certificate")
+    old.close()
+
+
+@test("reload with a broken certificate file keeps the old config (logged, naming the file)")
+def t():
+    o = Origin()
+    d = tmpdir()
+    install_cert(d, "a-ec")
+    gh = Gatehouse(reload_conf(o, d))
+    mark = len(gh.stderr())
+    write(os.path.join(d, "cur.pem"), "garbage\n")
+    gh.reload()
+    gh.wait_stderr(r"cur\.pem", 10, start=mark)
+    check(gh.alive(), "still running")
+    with TLSConn(gh.port, ctx()) as c:
+        eq(c.peer_subject()["O"], "Gatehouse", "old certificate still served")
+        eq(c.request("GET", "/echo", host="a.test").status, 200, "status")
+
+
+@test("tls_ocsp_response: the DER response is stapled when the client asks (s_client -status)")
+def t():
+    o = Origin()
+    d = tmpdir()
+    # a response for a-ec.pem signed by the CA, made with openssl ocsp from an index file
+    serial = subprocess.run(["openssl", "x509", "-in", P().cert("a-ec"), "-noout", "-serial"],
+                            capture_output=True, text=True, check=True).stdout
+    serial = serial.strip().split("=")[1]
+    write(os.path.join(d, "index.txt"), "V\t301231000000Z\t\t%s\tunknown\t/CN=a.test\n" % serial)
+    req = os.path.join(d, "req.der")
+    der = os.path.join(d, "ocsp.der")
+    subprocess.run(["openssl", "ocsp", "-issuer", ca(), "-cert", P().cert("a-ec"), "-reqout",
+                    req, "-no_nonce"], check=True, capture_output=True, timeout=30)
+    subprocess.run(["openssl", "ocsp", "-index", os.path.join(d, "index.txt"), "-rsigner", ca(),
+                    "-rkey", P().key("ca"), "-CA", ca(), "-reqin", req, "-respout", der,
+                    "-ndays", "2"], check=True, capture_output=True, timeout=30)
+    gh = Gatehouse(one_tls(o, extra="    tls_ocsp_response %s;\n" % der))
+    r = s_client(gh.port, "-status", ca=ca(), request="/echo")
+    check(r.handshake_ok, "handshake: %r" % r)
+    check(re.search(r"OCSP Response Status: successful", r.out), "stapled: %r" % r)
+    check(re.search(r"Cert Status: good", r.out), "status good: %r" % r)
+    r = s_client(gh.port, ca=ca())
+    check("OCSP response: no response sent" in r.out or "OCSP Response Status" not in r.out,
+          "nothing stapled without -status")
+
+
+# =============================================================================================
+# TLS to origins
+# =============================================================================================
+
+
+def ups_conf(oport, ups_extra, server_extra="", top="", tls_client=False, threads=None):
+    """A config function: plain listener (gh.port) and, with tls_client, a TLS one
+    (gh.ports[1]), proxying to `upstream app { server 127.0.0.1:oport tls; ups_extra }`."""
+
+    def build(g):
+        text = TOP + top + ("threads %d;\n" % threads if threads else "")
+        text += "upstream app {\n    server 127.0.0.1:%d tls;\n%s}\n" % (oport, ups_extra)
+        text += "server {\n    listen 127.0.0.1:%d;\n    proxy app;\n%s}\n" % (g.port,
+                                                                                server_extra)
+        if tls_client:
+            text += tls_server(g.ports[1], "a.test", ["a-ec"], "    proxy app;\n" + server_extra)
+        return text
+
+    return build
+
+
+def trusted(name="origin.test"):
+    return "    tls_trusted_ca %s;\n" % ca() + ("    tls_name %s;\n" % name if name else "")
+
+
+def origin_tls(o_resp):
+    d = o_resp.json()
+    check(d.get("tls"), "the origin got the request over TLS: %r" % d)
+    return d["tls"]
+
+
+@test("upstream `server ADDR tls` with tls_trusted_ca and tls_name: requests go over TLS with "
+      "that SNI")
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"))
+    gh = Gatehouse(ups_conf(o.port, trusted()))
+    r = http_get(gh.port, "/echo?x=1")
+    eq(r.status, 200, "status (%r)" % r.body[:200])
+    info = origin_tls(r)
+    eq(info["sni"], "origin.test", "SNI the origin got")
+    eq(r.json()["target"], "/echo?x=1", "target")
+    check(info["version"] in ("TLSv1.2", "TLSv1.3"), "version %r" % info["version"])
+
+
+@test("origin with a self-signed certificate: 502 and an error-log line naming the "
+      "verification error; tls_verify off lets it through")
+def t():
+    o = TLSOrigin(P().cert("origin-self"), P().key("origin-self"))
+    gh = Gatehouse(ups_conf(o.port, trusted()))
+    r = http_get(gh.port, "/echo")
+    eq(r.status, 502, "status")
+    gh.wait_stderr(r"(?i)certificate verify failed|self.signed", 5)
+    line = [ln for ln in gh.stderr().splitlines() if re.search(r"(?i)self.signed|verify", ln)]
+    diag("error log: %r" % line[:2])
+    check(line and re.search(r"(?i)self.signed", line[0]), "names the reason: %r" % line)
+    eq(o.requests, [], "origin requests")
+    gh2 = Gatehouse(ups_conf(o.port, trusted() + "    tls_verify off;\n"))
+    r = http_get(gh2.port, "/echo")
+    eq(r.status, 200, "status with tls_verify off")
+    origin_tls(r)
+
+
+@test("origin whose certificate names another host: 502 and 'hostname mismatch' in the error "
+      "log; tls_verify off lets it through")
+def t():
+    o = TLSOrigin(P().cert("origin-wrongname"), P().key("origin-wrongname"))
+    gh = Gatehouse(ups_conf(o.port, trusted()))
+    eq(http_get(gh.port, "/echo").status, 502, "status")
+    gh.wait_stderr(r"(?i)hostname mismatch", 5)
+    eq(o.requests, [], "origin requests")
+    gh2 = Gatehouse(ups_conf(o.port, trusted() + "    tls_verify off;\n"))
+    eq(http_get(gh2.port, "/echo").status, 200, "status with tls_verify off")
+
+
+@test("origin trusted only by the test CA: the default store (no tls_trusted_ca) refuses it "
+      "with 502")
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"))
+    gh = Gatehouse(ups_conf(o.port, "    tls_name origin.test;\n"))
+    eq(http_get(gh.port, "/echo").status, 502, "status")
+    gh.wait_stderr(r"(?i)verify|certificate", 5)
+
+
+@test("proxy https://127.0.0.1:PORT with top-level tls_trusted_ca and tls_name; without "
+      "tls_name the IP is checked against the IP SANs")
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"))
+
+    def build(name):
+        return lambda g: TOP + "tls_trusted_ca %s;\n" % ca() + (
+            "tls_name %s;\n" % name if name else "") + \
+            "server {\n    listen 127.0.0.1:%d;\n    proxy https://127.0.0.1:%d;\n}\n" % (
+                g.port, o.port)
+
+    gh = Gatehouse(build("origin.test"))
+    r = http_get(gh.port, "/echo")
+    eq(origin_tls(r)["sni"], "origin.test", "SNI with tls_name")
+    gh2 = Gatehouse(build(None))
+    r = http_get(gh2.port, "/echo")
+    eq(r.status, 200, "status with the IP checked (%r)" % r.body[:200])
+    eq(origin_tls(r)["sni"], None, "no SNI for an IP literal")
+
+
+@test("proxy https:// to an origin whose certificate has no IP SAN and no tls_name: 502 "
+      "(IP address mismatch)")
+def t():
+    o = TLSOrigin(P().cert("origin-wrongname"), P().key("origin-wrongname"))
+    gh = Gatehouse(lambda g: TOP + "tls_trusted_ca %s;\n" % ca() +
+                   "server {\n    listen 127.0.0.1:%d;\n    proxy https://127.0.0.1:%d;\n}\n"
+                   % (g.port, o.port))
+    eq(http_get(gh.port, "/echo").status, 502, "status")
+    gh.wait_stderr(r"(?i)mismatch", 5)
+
+
+@test("TLS origin connections are pooled: six requests (two client connections, one after "
+      "the other) use one TLS connection")
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"))
+    gh = Gatehouse(ups_conf(o.port, trusted(), threads=1))
+    for _ in range(2):
+        with Conn(gh.port) as c:
+            for i in range(3):
+                eq(c.request("GET", "/echo?i=%d" % i).status, 200, "status")
+    eq(o.conn_count, 1, "TLS connections the origin accepted")
+    eq(len(o.requests), 6, "requests")
+
+
+@test("new TLS connections to the same origin resume the session (keepalive 0; TLS 1.2 and "
+      "1.3 origins)")
+def t():
+    for maxv in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        o = TLSOrigin(P().cert("origin"), P().key("origin"), name="o-%s" % maxv.name)
+        o.tls.maximum_version = maxv
+        gh = Gatehouse(ups_conf(o.port, trusted() + "    keepalive 0;\n", threads=1))
+        infos = [origin_tls(http_get(gh.port, "/echo?i=%d" % i)) for i in range(3)]
+        eq(o.conn_count, 3, "connections with keepalive 0")
+        eq([i["version"] for i in infos], [maxv.name.replace("_", ".")] * 3, "versions")
+        eq([i["session_reused"] for i in infos], [False, True, True],
+           "resumed sessions (%s)" % maxv.name)
+        gh.stop()
+
+
+@test("a pooled TLS connection the origin closed after its response: the next GET is retried "
+      "on a fresh one")
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"))
+    gh = Gatehouse(ups_conf(o.port, trusted(), threads=1))
+    with Conn(gh.port) as c:
+        eq(c.request("GET", "/keepalive-close").status, 200, "first")
+        wait_until(lambda: o.closed_by_origin >= 1, 5, "the origin closed")
+        time.sleep(0.2)
+        eq(c.request("GET", "/echo").status, 200, "second")
+    eq(o.conn_count, 2, "connections")
+
+
+@test("client certificate to an origin that requires one: tls_client_certificate/key sent "
+      "(origin sees CN=gatehouse); without it 502")
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"), client_ca=P().cert("client-ca"),
+                  require_client=True)
+    cc = "    tls_client_certificate %s;\n    tls_client_key %s;\n" % (
+        P().cert("gh-client"), P().key("gh-client"))
+    gh = Gatehouse(ups_conf(o.port, trusted() + cc))
+    r = http_get(gh.port, "/echo")
+    eq(r.status, 200, "status (%r)" % r.body[:200])
+    eq(origin_tls(r)["client_subject"], "CN=gatehouse,O=Test", "client certificate")
+    # the same from top level, with proxy https://
+    gh2 = Gatehouse(lambda g: TOP + trusted().replace("    ", "") + cc.replace("    ", "") +
+                    "server {\n    listen 127.0.0.1:%d;\n    proxy https://127.0.0.1:%d;\n}\n"
+                    % (g.port, o.port))
+    eq(origin_tls(http_get(gh2.port, "/echo"))["client_subject"], "CN=gatehouse,O=Test",
+       "client certificate from top level")
+    gh3 = Gatehouse(ups_conf(o.port, trusted()))
+    eq(http_get(gh3.port, "/echo").status, 502, "status without a client certificate")
+
+
+@test("an origin that speaks plain HTTP where TLS is configured: 502, quickly, and the error "
+      "log says why")
+def t():
+    o = Origin()
+    gh = Gatehouse(ups_conf(o.port, trusted() + "    keepalive 0;\n"))
+    t0 = time.monotonic()
+    eq(http_get(gh.port, "/echo", timeout=20).status, 502, "status")
+    diag("answered after %.2fs" % (time.monotonic() - t0))
+    check(gh.alive(), "running")
+
+
+@test("3 MB both ways through a TLS origin, from plain and TLS clients (CL and chunked upload, "
+      "CL and chunked download)", timeout=90)
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"))
+    gh = Gatehouse(ups_conf(o.port, trusted(), tls_client=True), nports=2)
+    path = big_file(tmpdir())
+    want = sha256(det_bytes(MB3))
+    for base in (["http://127.0.0.1:%d" % gh.port], None):
+        def args(p):
+            if base:
+                return [base[0] + p]
+            return curl_tls(gh.ports[1], p, "a.test", ca())
+
+        for extra in ([], ["-H", "Transfer-Encoding: chunked"]):
+            r = curl(["--data-binary", "@" + path] + extra + args("/upload"), timeout=40)
+            eq(r.returncode, 0, "upload (%s)" % r.stderr)
+            d = json.loads(r.stdout)
+            eq((d["length"], d["sha256"]), (MB3, want), "origin got %s %r" % (base, extra))
+            check(d.get("tls"), "over TLS")
+        for p in ("/bytes/%d" % MB3, "/chunked/%d" % MB3):
+            r = curl(args(p), timeout=40)
+            eq(r.returncode, 0, "download %s (%s)" % (p, r.stderr))
+            eq(sha256(r.stdout), want, "sha256 of %s via %s" % (p, base))
+
+
+@test("-t: a tls_trusted_ca or tls_client_certificate file that does not exist is an error "
+      "naming it; tls_client_certificate without tls_client_key is an error")
+def t():
+    d = tmpdir()
+    miss = os.path.join(d, "nope-ca.pem")
+    base = TOP + "upstream app {\n    server 127.0.0.1:9 tls;\n%s}\n" \
+                 "server {\n    listen 127.0.0.1:%d;\n    proxy app;\n}\n"
+    check_t(base % ("    tls_trusted_ca %s;\n" % miss, free_port()), False, [re.escape(miss)])
+    miss2 = os.path.join(d, "nope-client.pem")
+    check_t(base % ("    tls_client_certificate %s;\n    tls_client_key %s;\n" % (
+        miss2, P().key("gh-client")), free_port()), False, [re.escape(miss2)])
+    check_t(base % ("    tls_client_certificate %s;\n" % P().cert("gh-client"), free_port()),
+            False, [r"tls_client_key"])
+
+
+run()
