@@ -444,6 +444,35 @@ def t():
         eq(got, [("New", "HTTP/1.1 200 OK")] * 2, "resumptions with %s" % flag)
 
 
+@test("tls_session_timeout: the ticket lifetime hint is 1h by default and follows the setting "
+      "(TLS 1.2 and 1.3)")
+def t():
+    o = Origin()
+    for setting, want in (("", 3600), ("    tls_session_timeout 5m;\n", 300)):
+        gh = Gatehouse(one_tls(o, extra=setting))
+        for flag in ("-tls1_2", "-tls1_3"):
+            r = s_client(gh.port, flag, ca=ca(), request="/echo")
+            m = re.search(r"ticket lifetime hint: (\d+)", r.out)
+            check(m, "a ticket with %s: %r" % (flag, r))
+            eq(int(m.group(1)), want, "lifetime hint with %r (%s)" % (setting.strip(), flag))
+        gh.stop()
+
+
+@test("tls_prefer_server_ciphers: on (the default) picks the server's first cipher, off the "
+      "client's")
+def t():
+    o = Origin()
+    server_list = '    tls_ciphers "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256";\n'
+    client_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"
+    for setting, want in (("", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+                          ("    tls_prefer_server_ciphers on;\n", "ECDHE-ECDSA-CHACHA20-POLY1305"),
+                          ("    tls_prefer_server_ciphers off;\n", "ECDHE-ECDSA-AES128-GCM-SHA256")):
+        gh = Gatehouse(one_tls(o, extra=server_list + setting))
+        r = s_client(gh.port, "-tls1_2", "-cipher", client_list, ca=ca())
+        eq(r.cipher, want, "cipher with %r" % setting.strip())
+        gh.stop()
+
+
 def ticket_conf(o, keyfiles):
     return one_tls(o, extra="    tls_session_cache off;\n" + "".join(
         "    tls_session_ticket_key %s;\n" % k for k in keyfiles))
