@@ -21,6 +21,7 @@
 
 #include "conf/conf.h"
 #include "core/log.h"
+#include "net/tls.h"
 #include "core/pidfile.h"
 #include "proxy/proxy.h"
 
@@ -584,6 +585,11 @@ serve(const struct source *src)
     else
         gh_log_info("stopped: %" PRIu64 " connection(s), %" PRIu64 " request(s)", st.accepted,
                     st.requests);
+    struct gh_tls_stats ts;
+    gh_tls_get_stats(&ts);
+    if (ts.handshakes > 0 || ts.failed > 0)
+        gh_log_info("TLS: %" PRIu64 " handshake(s), %" PRIu64 " resumed, %" PRIu64 " failed",
+                    ts.handshakes, ts.resumed, ts.failed);
     gh_conf_unref(cfg);
     return code;
 }

@@ -25,6 +25,8 @@
 #include "core/common.h"
 
 struct gh_config;
+struct gh_tls_ctx;
+struct gh_tls_listen;
 struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
 
 /* One address with its text form as written (for logs; never shown to clients). */
@@ -36,9 +38,19 @@ struct gh_addr {
 
 enum gh_balance { GH_BALANCE_ROUND_ROBIN = 0 };
 
+/* TLS toward one origin server (`server ADDR tls;`, `proxy https://...`). */
+struct gh_tls_client {
+    struct gh_tls_ctx *ctx; /* net/tls.h */
+    const char *name;       /* SNI and the name its certificate must carry */
+    uint32_t xprt_id;       /* the settings' id: upstream peers are keyed by it */
+};
+
 struct gh_upstream_server {
     struct gh_addr addr;
-    uint32_t weight; /* 1..1000, default 1 */
+    uint32_t weight;                 /* 1..1000, default 1 */
+    bool tls_on;                     /* speaks TLS */
+    const struct gh_tls_client *tls; /* its TLS context (NULL: plain, or not built: -t of
+                                        untrusted text) */
 };
 
 struct gh_upstream_conf {
@@ -167,6 +179,14 @@ struct gh_server_conf {
     uint32_t max_header_line;          /* default 8192 */
     uint32_t max_headers;              /* default 100 (hard cap 256) */
     uint32_t max_head_size;            /* default 32768 (hard cap 65536) */
+    /* `hsts max-age=N [includeSubDomains] [preload];` the Strict-Transport-Security value sent
+     * on responses over TLS; NULL: none */
+    const char *hsts;
+    uint32_t hsts_len;
+    /* `redirect_to_https [CODE] [port=N];` 0: off, 1: 301 for GET/HEAD and 308 for the rest,
+     * else the code to use; port 0: none in the URL */
+    uint16_t redirect_https;
+    uint16_t redirect_https_port;
     const char *file;
     uint32_t line;
     uint32_t index; /* position in gh_config.servers */
@@ -183,6 +203,9 @@ struct gh_server_name {
 struct gh_listen_conf {
     struct gh_addr addr;
     int backlog;                     /* default 511 */
+    bool tls;                        /* `listen ADDR tls;` */
+    struct gh_tls_listen *tls_ctx;   /* its contexts by SNI (NULL: not built, -t of untrusted
+                                        text) */
     struct gh_server_conf **servers; /* servers listening here, in file order */
     uint32_t n_servers;
     struct gh_server_conf *default_server; /* explicit default, else the first */

@@ -96,6 +96,10 @@ struct conf_state {
 void conf_err(struct conf_state *st, const struct conf_pos *pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A warning: recorded like an error ("FILE:LINE:COL: warning: message") but the config loads. */
+void conf_warn(struct conf_state *st, const struct conf_pos *pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Note that the lexer starts reading file (the pointer its tokens will carry); from is where
  * an include names it (NULL for the top file). */
 void conf_note_read(struct conf_state *st, const char *file, const struct conf_pos *from);

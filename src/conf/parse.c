@@ -11,120 +11,22 @@
  * assembly (listeners, sorted routes, name tables) runs only without errors.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "conf/conf_int.h"
-
-enum { CTX_MAIN = 1, CTX_UPSTREAM = 2, CTX_SERVER = 4, CTX_ROUTE = 8 };
-#define CTX_ANY (CTX_MAIN | CTX_UPSTREAM | CTX_SERVER | CTX_ROUTE)
-#define CTX_PROXY (CTX_MAIN | CTX_SERVER | CTX_ROUTE)
-#define CTX_SRVLVL (CTX_MAIN | CTX_SERVER)
-
-#define DF_BLOCK 0x1u /* takes a { } block */
-#define DF_MULTI 0x2u /* may repeat in one block */
-#define DF_EARLY 0x4u /* phase 0 */
-#define DF_LATE 0x8u  /* phase 2 */
-#define NARGS_ANY 255
-
-enum vkind { V_NONE = 0, V_DUR, V_SIZE, V_NUM };
-enum vtarget { TGT_CFG = 0, TGT_PC, TGT_SC, TGT_UC };
-
-#define DEFAULT_KEEPALIVE 128
-#define DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT 60000
-#define DEFAULT_BACKLOG 511
-
-struct vec {
-    void **v;
-    uint32_t n, cap;
-};
-
-struct pups { /* an upstream being built */
-    struct gh_upstream_conf uc;
-    struct vec servers; /* struct gh_upstream_server * */
-    struct conf_pos pos;
-    bool anonymous;
-    bool server_seen; /* even an invalid one */
-};
-
-struct plisten {
-    struct gh_addr addr;
-    bool is_default;
-    int backlog; /* 0: not given */
-    struct conf_pos pos;
-};
-
-struct pname {
-    const char *name;
-    uint32_t len;
-    struct conf_pos pos;
-};
-
-struct psrv { /* a server being built */
-    struct gh_server_conf sc;
-    struct vec listens; /* struct plisten * */
-    struct vec names;   /* struct pname * */
-    struct vec routes;  /* struct gh_route * */
-    struct vec route_pos;
-    struct conf_pos pos;
-    bool listen_seen; /* even an invalid one: no "has no 'listen'" on top of its error */
-};
-
-struct plogfmt { /* a log_format */
-    const char *name;
-    const struct gh_tmpl *tmpl;
-    enum gh_log_escape esc;
-    struct conf_pos pos;
-};
-
-struct build {
-    struct conf_state *st;
-    struct gh_arena *arena;
-    struct gh_config *cfg;
-    struct vec upstreams;             /* struct pups * */
-    struct vec servers;               /* struct psrv * */
-    struct vec log_formats;           /* struct plogfmt * */
-    const struct conf_tok *log_named; /* access_log's format when it is not a built-in one */
-};
-
-struct dir;
-
-/* The state of one block being walked. */
-struct blk {
-    unsigned ctx;
-    struct gh_proxy_conf *pc;     /* main, server, route */
-    struct gh_server_conf *sc;    /* main (the template), server */
-    struct pups *ups;             /* upstream */
-    struct psrv *srv;             /* server */
-    struct vec req, resp;         /* struct gh_hdr_rule * */
-    struct vec rw;                /* struct gh_rewrite * */
-    const struct gh_route *route; /* the route block being walked */
-    const struct cnode **seen;    /* per table entry: first occurrence in this block */
-    const struct cnode *proxy_at, *return_at;
-};
-
-typedef void (*dir_fn)(struct build *b, struct blk *k, const struct cnode *n);
-
-struct dir {
-    const char *name;
-    unsigned ctx;
-    uint8_t min_args, max_args;
-    uint8_t flags;
-    dir_fn fn; /* NULL: a plain value stored at off in target */
-    uint8_t kind, target, width;
-    size_t off;
-    uint64_t vmin, vmax;
-};
+#include "conf/parse_int.h"
 
 /* ---- small helpers ---- */
 
-static void
-vec_push(struct build *b, struct vec *v, void *item)
+void
+conf_vec_push(struct build *b, struct vec *v, void *item)
 {
     if (v->n == v->cap) {
         uint32_t cap = v->cap ? v->cap * 2 : 8;
@@ -137,22 +39,22 @@ vec_push(struct build *b, struct vec *v, void *item)
     v->v[v->n++] = item;
 }
 
-static bool
-tok_is(const struct conf_tok *t, const char *s)
+bool
+conf_tok_is(const struct conf_tok *t, const char *s)
 {
     size_t n = strlen(s);
     return t->len == n && memcmp(t->text, s, n) == 0;
 }
 
-static const char *
-show(struct build *b, const struct conf_tok *t)
+const char *
+conf_show_tok(struct build *b, const struct conf_tok *t)
 {
     return conf_show(b->st, t->text, t->len);
 }
 
 /* "L:C" when pos is in file, else "FILE:L:C" (for "first at ..." notes). */
-static const char *
-where(struct build *b, const struct conf_pos *pos, const char *file)
+const char *
+conf_where(struct build *b, const struct conf_pos *pos, const char *file)
 {
     if (pos->file == file || strcmp(pos->file, file) == 0)
         return gh_arena_sprintf(b->arena, "%u:%u", pos->line, pos->col);
@@ -293,21 +195,34 @@ parse_num(const char *s, size_t len, uint64_t *out)
 }
 
 /* A number in [lo, hi] or an error naming what; true when *out is set. */
-static bool
-number_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo, uint64_t hi,
-           uint64_t *out)
+bool
+conf_number_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo,
+                uint64_t hi, uint64_t *out)
 {
     int rc = parse_num(t->text, t->len, out);
     if (rc == VAL_INVALID) {
-        conf_err(b->st, &t->pos, "invalid number '%s' for '%s'", show(b, t), what);
+        conf_err(b->st, &t->pos, "invalid number '%s' for '%s'", conf_show_tok(b, t), what);
         return false;
     }
     if (rc == VAL_RANGE || *out < lo || *out > hi) {
-        conf_err(b->st, &t->pos, "number '%s' out of range for '%s' (%llu..%llu)", show(b, t), what,
-                 (unsigned long long)lo, (unsigned long long)hi);
+        conf_err(b->st, &t->pos, "number '%s' out of range for '%s' (%llu..%llu)",
+                 conf_show_tok(b, t), what, (unsigned long long)lo, (unsigned long long)hi);
         return false;
     }
     return true;
+}
+
+bool
+conf_duration_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t *ms)
+{
+    int rc = parse_duration(t->text, t->len, ms);
+    if (rc == VAL_INVALID)
+        conf_err(b->st, &t->pos, "invalid duration '%s' for '%s' (expected e.g. 10s, 5m, 1h)",
+                 conf_show_tok(b, t), what);
+    else if (rc == VAL_RANGE)
+        conf_err(b->st, &t->pos, "duration '%s' out of range for '%s' (at most 49d)",
+                 conf_show_tok(b, t), what);
+    return rc == VAL_OK;
 }
 
 /* ---- HTTP token rules (RFC 9110) ---- */
@@ -351,7 +266,7 @@ static void
 on_threads(struct build *b, struct blk *k, const struct cnode *n)
 {
     const struct conf_tok *t = &n->args[0];
-    if (tok_is(t, "auto")) {
+    if (conf_tok_is(t, "auto")) {
         b->cfg->threads = 0;
         return;
     }
@@ -359,27 +274,27 @@ on_threads(struct build *b, struct blk *k, const struct cnode *n)
     int rc = parse_num(t->text, t->len, &v);
     if (rc == VAL_INVALID)
         conf_err(b->st, &t->pos, "invalid value '%s' for 'threads' (expected auto or 1..256)",
-                 show(b, t));
+                 conf_show_tok(b, t));
     else if (rc == VAL_RANGE || v < 1 || v > 256)
         conf_err(b->st, &t->pos, "number '%s' out of range for 'threads' (auto or 1..256)",
-                 show(b, t));
+                 conf_show_tok(b, t));
     else
         b->cfg->threads = (uint32_t)v;
 }
 
-static const char *
-path_arg(struct build *b, const struct cnode *n, const struct conf_tok *t)
+const char *
+conf_path_arg(struct build *b, const struct cnode *n, const struct conf_tok *t)
 {
     if (t->text[0] == '/' || n->dir[0] == '\0')
         return t->text;
     return gh_arena_sprintf(b->arena, "%s%s", n->dir, t->text); /* dir ends in '/' */
 }
 
-static bool
-check_path(struct build *b, const struct cnode *n, const struct conf_tok *t)
+bool
+conf_check_path(struct build *b, const struct cnode *n, const struct conf_tok *t)
 {
     if (t->len == 0 || memchr(t->text, '\0', t->len) != NULL) {
-        conf_err(b->st, &t->pos, "invalid path '%s' for '%s'", show(b, t), n->name.text);
+        conf_err(b->st, &t->pos, "invalid path '%s' for '%s'", conf_show_tok(b, t), n->name.text);
         return false;
     }
     return true;
@@ -390,24 +305,24 @@ on_access_log(struct build *b, struct blk *k, const struct cnode *n)
 {
     struct gh_config *cfg = b->cfg;
     const struct conf_tok *t = &n->args[0];
-    if (tok_is(t, "off")) {
+    if (conf_tok_is(t, "off")) {
         if (n->n_args > 1)
             conf_err(b->st, &n->args[1].pos, "'access_log off' takes no format");
         cfg->access_log_on = false;
         cfg->access_log_path = NULL;
         return;
     }
-    if (!check_path(b, n, t))
+    if (!conf_check_path(b, n, t))
         return;
     cfg->access_log_on = true;
-    cfg->access_log_path = tok_is(t, "stderr") ? NULL : path_arg(b, n, t);
-    cfg->access_log_at = where(b, &t->pos, "");
+    cfg->access_log_path = conf_tok_is(t, "stderr") ? NULL : conf_path_arg(b, n, t);
+    cfg->access_log_at = conf_where(b, &t->pos, "");
     cfg->access_log_format = GH_LOG_COMBINED;
     if (n->n_args > 1) {
         const struct conf_tok *f = &n->args[1];
-        if (tok_is(f, "combined"))
+        if (conf_tok_is(f, "combined"))
             cfg->access_log_format = GH_LOG_COMBINED;
-        else if (tok_is(f, "json"))
+        else if (conf_tok_is(f, "json"))
             cfg->access_log_format = GH_LOG_JSON;
         else
             b->log_named = f; /* a log_format, found once every one is known */
@@ -420,16 +335,16 @@ on_log_format(struct build *b, struct blk *k, const struct cnode *n)
 {
     (void)k;
     const struct conf_tok *name = &n->args[0];
-    if (tok_is(name, "combined") || tok_is(name, "json")) {
+    if (conf_tok_is(name, "combined") || conf_tok_is(name, "json")) {
         conf_err(b->st, &name->pos, "'%s' is a built-in log format: choose another name",
-                 show(b, name));
+                 conf_show_tok(b, name));
         return;
     }
     for (uint32_t i = 0; i < b->log_formats.n; i++) {
         const struct plogfmt *o = b->log_formats.v[i];
         if (strcmp(o->name, name->text) == 0) {
-            conf_err(b->st, &name->pos, "duplicate log_format '%s' (first at %s)", show(b, name),
-                     where(b, &o->pos, name->pos.file));
+            conf_err(b->st, &name->pos, "duplicate log_format '%s' (first at %s)",
+                     conf_show_tok(b, name), conf_where(b, &o->pos, name->pos.file));
             return;
         }
     }
@@ -439,16 +354,16 @@ on_log_format(struct build *b, struct blk *k, const struct cnode *n)
     uint32_t first = 1;
     if (n->n_args > 2 && strncmp(n->args[1].text, "escape=", 7) == 0) {
         const struct conf_tok *e = &n->args[1];
-        if (tok_is(e, "escape=default"))
+        if (conf_tok_is(e, "escape=default"))
             f->esc = GH_LOG_ESC_DEFAULT;
-        else if (tok_is(e, "escape=json"))
+        else if (conf_tok_is(e, "escape=json"))
             f->esc = GH_LOG_ESC_JSON;
-        else if (tok_is(e, "escape=none"))
+        else if (conf_tok_is(e, "escape=none"))
             f->esc = GH_LOG_ESC_NONE;
         else {
             conf_err(b->st, &e->pos, "invalid '%s' (expected escape=default, json or none)",
-                     show(b, e));
-            vec_push(b, &b->log_formats, f); /* known, for access_log */
+                     conf_show_tok(b, e));
+            conf_vec_push(b, &b->log_formats, f); /* known, for access_log */
             return;
         }
         first = 2;
@@ -470,7 +385,7 @@ on_log_format(struct build *b, struct blk *k, const struct cnode *n)
     all.n_joined = n->n_args - first;
     /* kept with a bad template too, so that access_log naming it is not reported as well */
     f->tmpl = conf_tmpl(b->st, &all, GH_TC_LOG, "log_format");
-    vec_push(b, &b->log_formats, f);
+    conf_vec_push(b, &b->log_formats, f);
 }
 
 /* access_log's named format, once every log_format is known. */
@@ -495,7 +410,7 @@ resolve_log_format(struct build *b)
         names[nn++] = f->name;
     }
     conf_err(b->st, &t->pos, "unknown access_log format '%s' (combined, json, or a log_format)%s",
-             show(b, t), suggest(b, t->text, t->len, names, nn));
+             conf_show_tok(b, t), suggest(b, t->text, t->len, names, nn));
 }
 
 static void
@@ -504,31 +419,31 @@ on_error_log(struct build *b, struct blk *k, const struct cnode *n)
     static const char *const levels[] = {"error", "warn", "info", "debug"};
     struct gh_config *cfg = b->cfg;
     const struct conf_tok *t = &n->args[0];
-    if (!check_path(b, n, t))
+    if (!conf_check_path(b, n, t))
         return;
-    cfg->error_log_path = tok_is(t, "stderr") ? NULL : path_arg(b, n, t);
-    cfg->error_log_at = where(b, &t->pos, "");
+    cfg->error_log_path = conf_tok_is(t, "stderr") ? NULL : conf_path_arg(b, n, t);
+    cfg->error_log_at = conf_where(b, &t->pos, "");
     if (n->n_args < 2)
         return;
     const struct conf_tok *l = &n->args[1];
     for (uint32_t i = 0; i < GH_ARRAY_LEN(levels); i++) {
-        if (tok_is(l, levels[i])) {
+        if (conf_tok_is(l, levels[i])) {
             cfg->error_log_level = (enum gh_log_level)i;
             return;
         }
     }
     conf_err(b->st, &l->pos, "invalid error_log level '%s' (expected error, warn, info or debug)",
-             show(b, l));
+             conf_show_tok(b, l));
 }
 
 static void
 on_pid(struct build *b, struct blk *k, const struct cnode *n)
 {
     const struct conf_tok *t = &n->args[0];
-    if (!check_path(b, n, t))
+    if (!conf_check_path(b, n, t))
         return;
-    b->cfg->pid_path = path_arg(b, n, t);
-    b->cfg->pid_at = where(b, &t->pos, "");
+    b->cfg->pid_path = conf_path_arg(b, n, t);
+    b->cfg->pid_at = conf_where(b, &t->pos, "");
 }
 
 /*
@@ -563,10 +478,11 @@ upstream_addr(struct build *b, const struct conf_tok *t, const char *what, struc
     if (parse_addr_lenient(b, t, false, a) != 0) {
         char hint[256];
         if (gh_conf_addr_hint(t->text, t->len, what, hint, sizeof(hint)) != NULL)
-            conf_err(b->st, &t->pos, "invalid address '%s' in '%s': %s", show(b, t), what, hint);
+            conf_err(b->st, &t->pos, "invalid address '%s' in '%s': %s", conf_show_tok(b, t), what,
+                     hint);
         else
             conf_err(b->st, &t->pos, "invalid address '%s' in '%s' (expected e.g. 127.0.0.1:3000)",
-                     show(b, t), what);
+                     conf_show_tok(b, t), what);
         return false;
     }
     bool any = false;
@@ -579,7 +495,7 @@ upstream_addr(struct build *b, const struct conf_tok *t, const char *what, struc
     }
     if (any) {
         conf_err(b->st, &t->pos, "address '%s' in '%s' is a wildcard; only 'listen' takes one",
-                 show(b, t), what);
+                 conf_show_tok(b, t), what);
         return false;
     }
     return true;
@@ -603,7 +519,8 @@ new_upstream(struct build *b, const char *name, const struct conf_pos *pos)
     u->uc.line = pos->line;
     u->uc.index = b->upstreams.n;
     u->pos = *pos;
-    vec_push(b, &b->upstreams, u);
+    u->tls.verify = -1;
+    conf_vec_push(b, &b->upstreams, u);
     return u;
 }
 
@@ -629,14 +546,15 @@ on_upstream(struct build *b, struct blk *k, const struct cnode *n)
     const struct conf_tok *t = &n->args[0];
     if (!valid_upstream_name(t->text, t->len)) {
         conf_err(b->st, &t->pos,
-                 "invalid upstream name '%s' (letters, digits, '_', '-' and '.' only)", show(b, t));
+                 "invalid upstream name '%s' (letters, digits, '_', '-' and '.' only)",
+                 conf_show_tok(b, t));
         return;
     }
     for (uint32_t i = 0; i < b->upstreams.n; i++) {
         const struct pups *u = b->upstreams.v[i];
         if (!u->anonymous && strcmp(u->uc.name, t->text) == 0) {
-            conf_err(b->st, &t->pos, "duplicate upstream '%s' (first defined at %s)", show(b, t),
-                     where(b, &u->pos, t->pos.file));
+            conf_err(b->st, &t->pos, "duplicate upstream '%s' (first defined at %s)",
+                     conf_show_tok(b, t), conf_where(b, &u->pos, t->pos.file));
             return;
         }
     }
@@ -644,7 +562,7 @@ on_upstream(struct build *b, struct blk *k, const struct cnode *n)
     struct blk sub = {.ctx = CTX_UPSTREAM, .ups = u};
     walk_block(b, &sub, n->children);
     if (!u->server_seen)
-        conf_err(b->st, &t->pos, "upstream '%s' has no server", show(b, t));
+        conf_err(b->st, &t->pos, "upstream '%s' has no server", conf_show_tok(b, t));
 }
 
 static void
@@ -655,6 +573,7 @@ on_upstream_server(struct build *b, struct blk *k, const struct cnode *n)
     if (!upstream_addr(b, &n->args[0], "server", &a))
         return;
     uint32_t weight = 1;
+    bool tls = false;
     for (uint32_t i = 1; i < n->n_args; i++) {
         const struct conf_tok *p = &n->args[i];
         if (p->len > 7 && memcmp(p->text, "weight=", 7) == 0) {
@@ -663,11 +582,14 @@ on_upstream_server(struct build *b, struct blk *k, const struct cnode *n)
             v.len -= 7;
             v.pos.col += 7;
             uint64_t w;
-            if (number_arg(b, &v, "weight", 1, 1000, &w))
+            if (conf_number_arg(b, &v, "weight", 1, 1000, &w))
                 weight = (uint32_t)w;
+        } else if (conf_tok_is(p, "tls")) {
+            tls = true;
         } else {
-            conf_err(b->st, &p->pos, "unknown parameter '%s' in 'server' (expected weight=N)",
-                     show(b, p));
+            conf_err(b->st, &p->pos,
+                     "unknown parameter '%s' in 'server' (expected weight=N or tls)",
+                     conf_show_tok(b, p));
         }
     }
     for (uint32_t i = 0; i < k->ups->servers.n; i++) {
@@ -675,24 +597,26 @@ on_upstream_server(struct build *b, struct blk *k, const struct cnode *n)
         if (same_addr(&o->addr, &a)) {
             conf_err(b->st, &n->args[0].pos,
                      "duplicate server '%s' in upstream '%s' (use weight= instead)",
-                     show(b, &n->args[0]), k->ups->uc.name);
+                     conf_show_tok(b, &n->args[0]), k->ups->uc.name);
             return;
         }
     }
     struct gh_upstream_server *s = gh_arena_alloc(b->arena, sizeof(*s));
     s->addr = a;
     s->weight = weight;
-    vec_push(b, &k->ups->servers, s);
+    s->tls_on = tls;
+    k->ups->has_tls = k->ups->has_tls || tls;
+    conf_vec_push(b, &k->ups->servers, s);
 }
 
 static void
 on_balance(struct build *b, struct blk *k, const struct cnode *n)
 {
-    if (tok_is(&n->args[0], "round_robin"))
+    if (conf_tok_is(&n->args[0], "round_robin"))
         k->ups->uc.balance = GH_BALANCE_ROUND_ROBIN;
     else
         conf_err(b->st, &n->args[0].pos, "unknown balance '%s' (expected round_robin)",
-                 show(b, &n->args[0]));
+                 conf_show_tok(b, &n->args[0]));
 }
 
 static void
@@ -705,39 +629,41 @@ on_listen(struct build *b, struct blk *k, const struct cnode *n)
         conf_err(b->st, &t->pos,
                  "invalid address '%s' in 'listen' (expected e.g. 127.0.0.1:8080, [::1]:8080, "
                  "*:8080 or 8080)",
-                 show(b, t));
+                 conf_show_tok(b, t));
         return;
     }
     l->pos = t->pos;
     for (uint32_t i = 1; i < n->n_args; i++) {
         const struct conf_tok *p = &n->args[i];
-        if (tok_is(p, "default")) {
+        if (conf_tok_is(p, "default")) {
             l->is_default = true;
+        } else if (conf_tok_is(p, "tls")) {
+            l->tls = true;
         } else if (p->len > 8 && memcmp(p->text, "backlog=", 8) == 0) {
             struct conf_tok v = *p;
             v.text += 8;
             v.len -= 8;
             v.pos.col += 8;
             uint64_t bl;
-            if (number_arg(b, &v, "backlog", 1, 65535, &bl))
+            if (conf_number_arg(b, &v, "backlog", 1, 65535, &bl))
                 l->backlog = (int)bl;
         } else {
             conf_err(b->st, &p->pos,
-                     "unknown parameter '%s' in 'listen' (expected default or backlog=N)",
-                     show(b, p));
+                     "unknown parameter '%s' in 'listen' (expected default, tls or backlog=N)",
+                     conf_show_tok(b, p));
         }
     }
     for (uint32_t i = 0; i < k->srv->listens.n; i++) {
         const struct plisten *o = k->srv->listens.v[i];
         if (same_addr(&o->addr, &l->addr)) {
             conf_err(b->st, &t->pos, "duplicate listen '%s' in this server (first at %s)",
-                     show(b, t), where(b, &o->pos, t->pos.file));
+                     conf_show_tok(b, t), conf_where(b, &o->pos, t->pos.file));
             return;
         }
     }
     if (l->is_default)
         k->sc->is_default = true;
-    vec_push(b, &k->srv->listens, l);
+    conf_vec_push(b, &k->srv->listens, l);
 }
 
 /* DNS name (letters, digits, '-', '_', '.'), optionally starting with "*.", or an IPv6
@@ -774,7 +700,7 @@ on_server_name(struct build *b, struct blk *k, const struct cnode *n)
         const struct conf_tok *t = &n->args[i];
         if (!valid_server_name(t->text, t->len)) {
             conf_err(b->st, &t->pos, "invalid server_name '%s' (expected a host name or *.suffix)",
-                     show(b, t));
+                     conf_show_tok(b, t));
             continue;
         }
         struct pname *pn = gh_arena_alloc(b->arena, sizeof(*pn));
@@ -786,7 +712,7 @@ on_server_name(struct build *b, struct blk *k, const struct cnode *n)
             lc[--pn->len] = '\0';
         pn->name = lc;
         pn->pos = t->pos;
-        vec_push(b, &k->srv->names, pn);
+        conf_vec_push(b, &k->srv->names, pn);
     }
 }
 
@@ -803,12 +729,13 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
     const struct conf_tok *p = &n->args[0];
     r->kind = GH_ROUTE_PREFIX;
     if (n->n_args == 2) {
-        if (tok_is(p, "="))
+        if (conf_tok_is(p, "="))
             r->kind = GH_ROUTE_EXACT;
-        else if (tok_is(p, "~"))
+        else if (conf_tok_is(p, "~"))
             r->kind = GH_ROUTE_REGEX;
         else
-            conf_err(b->st, &p->pos, "invalid route modifier '%s' (expected = or ~)", show(b, p));
+            conf_err(b->st, &p->pos, "invalid route modifier '%s' (expected = or ~)",
+                     conf_show_tok(b, p));
         p = &n->args[1];
     }
     r->path = p->text;
@@ -816,7 +743,7 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
     r->file = n->name.pos.file;
     r->line = n->name.pos.line;
     if (r->kind != GH_ROUTE_REGEX && (p->len == 0 || p->text[0] != '/')) {
-        conf_err(b->st, &p->pos, "route path must start with '/', got '%s'", show(b, p));
+        conf_err(b->st, &p->pos, "route path must start with '/', got '%s'", conf_show_tok(b, p));
     } else if (r->kind == GH_ROUTE_REGEX) {
         int code;
         PCRE2_SIZE off;
@@ -825,8 +752,8 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
             PCRE2_UCHAR msg[256];
             if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
                 strcpy((char *)msg, "unknown error");
-            conf_err(b->st, &p->pos, "invalid regex '%s' in 'route': %s at offset %zu", show(b, p),
-                     (const char *)msg, (size_t)off);
+            conf_err(b->st, &p->pos, "invalid regex '%s' in 'route': %s at offset %zu",
+                     conf_show_tok(b, p), (const char *)msg, (size_t)off);
         } else {
             gh_arena_add_cleanup(b->arena, regex_free, re);
             (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* else the interpreter runs */
@@ -837,8 +764,8 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
         const struct gh_route *o = k->srv->routes.v[i];
         if (o->kind == r->kind && o->path_len == r->path_len &&
             memcmp(o->path, r->path, r->path_len) == 0) {
-            conf_err(b->st, &p->pos, "duplicate route '%s' (first at %s)", show(b, p),
-                     where(b, k->srv->route_pos.v[i], p->pos.file));
+            conf_err(b->st, &p->pos, "duplicate route '%s' (first at %s)", conf_show_tok(b, p),
+                     conf_where(b, k->srv->route_pos.v[i], p->pos.file));
             return;
         }
     }
@@ -848,10 +775,10 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
     r->pc.n_rewrites = 0;
     struct blk sub = {.ctx = CTX_ROUTE, .pc = &r->pc, .route = r};
     walk_block(b, &sub, n->children);
-    vec_push(b, &k->srv->routes, r);
+    conf_vec_push(b, &k->srv->routes, r);
     struct conf_pos *pos = gh_arena_alloc(b->arena, sizeof(*pos));
     *pos = p->pos;
-    vec_push(b, &k->srv->route_pos, pos);
+    conf_vec_push(b, &k->srv->route_pos, pos);
 }
 
 static void
@@ -864,8 +791,10 @@ on_server(struct build *b, struct blk *k, const struct cnode *n)
     s->sc.line = n->name.pos.line;
     s->sc.index = b->servers.n;
     s->pos = n->name.pos;
-    vec_push(b, &b->servers, s);
-    struct blk sub = {.ctx = CTX_SERVER, .pc = &s->sc.pc, .sc = &s->sc, .srv = s};
+    s->tls = *k->tls;
+    s->tls.own_certs = s->tls.own_ticket_keys = false;
+    conf_vec_push(b, &b->servers, s);
+    struct blk sub = {.ctx = CTX_SERVER, .pc = &s->sc.pc, .sc = &s->sc, .srv = s, .tls = &s->tls};
     walk_block(b, &sub, n->children);
     if (!s->listen_seen)
         conf_err(b->st, &n->name.pos, "server has no 'listen'");
@@ -880,7 +809,7 @@ proxy_path(struct build *b, struct blk *k, const struct conf_tok *p)
         conf_err(b->st, &p->pos,
                  "invalid path '%s' in 'proxy' (a path starting with '/', without spaces or "
                  "query, that replaces the route's prefix)",
-                 show(b, p));
+                 conf_show_tok(b, p));
         return;
     }
     if (k->route != NULL && k->route->kind == GH_ROUTE_REGEX) {
@@ -894,6 +823,75 @@ proxy_path(struct build *b, struct blk *k, const struct conf_tok *p)
     k->pc->proxy_strip = k->route != NULL ? k->route->path_len : 1;
 }
 
+/* `proxy http://ADDR` / `proxy https://ADDR`: true when t is such a URL, with its address in
+ * *out (len 0 after reporting a problem) and *tls set for https (default port 443). */
+static bool
+proxy_url(struct build *b, const struct conf_tok *t, struct conf_tok *out, bool *tls)
+{
+    size_t skip = 0;
+    if (t->len > 8 && strncasecmp(t->text, "https://", 8) == 0)
+        skip = 8;
+    else if (t->len > 7 && strncasecmp(t->text, "http://", 7) == 0)
+        skip = 7;
+    if (skip == 0)
+        return false;
+    *tls = skip == 8;
+    *out = *t;
+    out->text += skip;
+    out->len -= (uint32_t)skip;
+    out->pos.col += (uint32_t)skip;
+    const char *slash = memchr(out->text, '/', out->len);
+    if (out->len == 0 || slash == out->text) {
+        conf_err(b->st, &out->pos, "no address in the URL '%s' for 'proxy'", conf_show_tok(b, t));
+        out->len = 0;
+        return true;
+    }
+    if (slash != NULL) {
+        size_t hl = (size_t)(slash - out->text);
+        conf_err(b->st, &out->pos,
+                 "a path in the URL of 'proxy': write 'proxy %.*s %.*s;' (the path replaces the "
+                 "route's prefix)",
+                 (int)(skip + hl), t->text, (int)(out->len - hl), slash);
+        out->len = 0;
+        return true;
+    }
+    bool has_port = out->text[0] == '['
+                        ? memchr(out->text, ']', out->len) != NULL && out->text[out->len - 1] != ']'
+                        : memchr(out->text, ':', out->len) != NULL;
+    if (has_port)
+        return true;
+    /* an IP literal or localhost without a port: the scheme's; anything else names an
+     * upstream (nginx's `proxy_pass http://backend;`) */
+    char host[64];
+    unsigned char bin[16];
+    size_t hl = out->len;
+    const char *h = out->text;
+    if (hl > 2 && h[0] == '[') {
+        h++;
+        hl -= 2;
+    }
+    if (hl < sizeof(host)) {
+        memcpy(host, h, hl);
+        host[hl] = '\0';
+        if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1 ||
+            strcmp(host, "localhost") == 0) {
+            out->text = gh_arena_sprintf(b->arena, "%.*s:%s", (int)out->len, out->text,
+                                         *tls ? "443" : "80");
+            out->len = (uint32_t)strlen(out->text);
+        }
+    }
+    return true;
+}
+
+static bool
+all_tls(const struct pups *u)
+{
+    for (uint32_t i = 0; i < u->servers.n; i++)
+        if (!((const struct gh_upstream_server *)u->servers.v[i])->tls_on)
+            return false;
+    return true;
+}
+
 static void
 on_proxy(struct build *b, struct blk *k, const struct cnode *n)
 {
@@ -901,28 +899,37 @@ on_proxy(struct build *b, struct blk *k, const struct cnode *n)
     if (k->return_at != NULL) {
         conf_err(b->st, &n->name.pos,
                  "both 'proxy' and 'return' in the same block ('return' at %s)",
-                 where(b, &k->return_at->name.pos, n->name.pos.file));
+                 conf_where(b, &k->return_at->name.pos, n->name.pos.file));
         return;
     }
     k->proxy_at = n;
     struct pups *found = NULL;
+    struct conf_tok url;
+    bool tls = false;
+    if (proxy_url(b, t, &url, &tls)) {
+        if (url.len == 0)
+            return; /* reported */
+        t = &url;
+    }
     if (memchr(t->text, ':', t->len) != NULL || t->text[0] == '[') {
         struct gh_addr a;
         if (!upstream_addr(b, t, "proxy", &a))
             return;
         for (uint32_t i = 0; i < b->upstreams.n && found == NULL; i++) {
             struct pups *u = b->upstreams.v[i];
-            if (u->anonymous &&
-                same_addr(&((struct gh_upstream_server *)u->servers.v[0])->addr, &a))
+            const struct gh_upstream_server *us = u->anonymous ? u->servers.v[0] : NULL;
+            if (us != NULL && us->tls_on == tls && same_addr(&us->addr, &a))
                 found = u;
         }
         if (found == NULL) {
             found = new_upstream(b, t->text, &t->pos);
             found->anonymous = true;
+            found->has_tls = tls;
             struct gh_upstream_server *s = gh_arena_alloc(b->arena, sizeof(*s));
             s->addr = a;
             s->weight = 1;
-            vec_push(b, &found->servers, s);
+            s->tls_on = tls;
+            conf_vec_push(b, &found->servers, s);
         }
     } else {
         const char **names = gh_arena_alloc(b->arena, (b->upstreams.n + 1) * sizeof(*names));
@@ -931,13 +938,20 @@ on_proxy(struct build *b, struct blk *k, const struct cnode *n)
             struct pups *u = b->upstreams.v[i];
             if (u->anonymous)
                 continue;
-            if (strcmp(u->uc.name, t->text) == 0)
+            if (strlen(u->uc.name) == t->len && memcmp(u->uc.name, t->text, t->len) == 0)
                 found = u;
             names[nn++] = u->uc.name;
         }
         if (found == NULL) {
-            conf_err(b->st, &t->pos, "unknown upstream '%s' in 'proxy'%s", show(b, t),
+            conf_err(b->st, &t->pos, "unknown upstream '%s' in 'proxy'%s", conf_show_tok(b, t),
                      suggest(b, t->text, t->len, names, nn));
+            return;
+        }
+        if (tls && !all_tls(found)) {
+            conf_err(b->st, &t->pos,
+                     "'proxy https://%s' but the servers of upstream '%s' are not all 'tls' (mark "
+                     "them: 'server ADDR tls;', and write 'proxy %s;')",
+                     found->uc.name, found->uc.name, found->uc.name);
             return;
         }
     }
@@ -960,7 +974,8 @@ on_return(struct build *b, struct blk *k, const struct cnode *n)
     uint64_t code;
     /* 1xx are interim answers a final one must follow: not something to return */
     if (parse_num(t->text, t->len, &code) != VAL_OK || code < 200 || code > 599) {
-        conf_err(b->st, &t->pos, "invalid return code '%s' (expected 200..599)", show(b, t));
+        conf_err(b->st, &t->pos, "invalid return code '%s' (expected 200..599)",
+                 conf_show_tok(b, t));
         return;
     }
     bool redirect = code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
@@ -973,13 +988,13 @@ on_return(struct build *b, struct blk *k, const struct cnode *n)
         for (uint32_t i = 0; i < u->len; i++)
             if ((unsigned char)u->text[i] < 0x21 || (unsigned char)u->text[i] == 0x7f) {
                 conf_err(b->st, &u->pos, "invalid redirect URL '%s' (no spaces or control bytes)",
-                         show(b, u));
+                         conf_show_tok(b, u));
                 return;
             }
     }
     if (k->proxy_at != NULL) {
         conf_err(b->st, &n->name.pos, "both 'proxy' and 'return' in the same block ('proxy' at %s)",
-                 where(b, &k->proxy_at->name.pos, n->name.pos.file));
+                 conf_where(b, &k->proxy_at->name.pos, n->name.pos.file));
         return;
     }
     k->return_at = n;
@@ -1001,7 +1016,7 @@ on_rewrite(struct build *b, struct blk *k, const struct cnode *n)
 {
     const struct gh_rewrite *rw = conf_rewrite(b->st, n);
     if (rw != NULL)
-        vec_push(b, &k->rw, (void *)rw);
+        conf_vec_push(b, &k->rw, (void *)rw);
 }
 
 static void
@@ -1010,40 +1025,40 @@ on_forwarded(struct build *b, struct blk *k, const struct cnode *n)
     static const char *const modes[] = {"xff", "rfc7239", "both", "off"};
     const struct conf_tok *t = &n->args[0];
     for (uint32_t i = 0; i < GH_ARRAY_LEN(modes); i++) {
-        if (tok_is(t, modes[i])) {
+        if (conf_tok_is(t, modes[i])) {
             k->pc->forwarded = (enum gh_forwarded_mode)i;
             return;
         }
     }
     conf_err(b->st, &t->pos,
              "invalid value '%s' for 'forwarded' (expected xff, rfc7239, both or off)%s",
-             show(b, t), suggest(b, t->text, t->len, modes, GH_ARRAY_LEN(modes)));
+             conf_show_tok(b, t), suggest(b, t->text, t->len, modes, GH_ARRAY_LEN(modes)));
 }
 
 /* `NAME on|off;` into *dst. */
-static void
-on_off(struct build *b, const struct cnode *n, bool *dst)
+void
+conf_on_off(struct build *b, const struct cnode *n, bool *dst)
 {
     const struct conf_tok *t = &n->args[0];
-    if (tok_is(t, "on"))
+    if (conf_tok_is(t, "on"))
         *dst = true;
-    else if (tok_is(t, "off"))
+    else if (conf_tok_is(t, "off"))
         *dst = false;
     else
-        conf_err(b->st, &t->pos, "invalid value '%s' for '%s' (expected on or off)", show(b, t),
-                 n->name.text);
+        conf_err(b->st, &t->pos, "invalid value '%s' for '%s' (expected on or off)",
+                 conf_show_tok(b, t), n->name.text);
 }
 
 static void
 on_via(struct build *b, struct blk *k, const struct cnode *n)
 {
-    on_off(b, n, &k->pc->via);
+    conf_on_off(b, n, &k->pc->via);
 }
 
 static void
 on_splice(struct build *b, struct blk *k, const struct cnode *n)
 {
-    on_off(b, n, &k->pc->splice);
+    conf_on_off(b, n, &k->pc->splice);
 }
 
 /* A Host value: reg-name, IPv4 or [IPv6], with an optional :port (RFC 9110 §7.2). */
@@ -1068,7 +1083,7 @@ on_upstream_host(struct build *b, struct blk *k, const struct cnode *n)
     const struct conf_tok *t = &n->args[0];
     if (!valid_host(t->text, t->len)) {
         conf_err(b->st, &t->pos, "invalid upstream_host '%s' (expected a host name[:port])",
-                 show(b, t));
+                 conf_show_tok(b, t));
         return;
     }
     k->pc->upstream_host = t->text;
@@ -1095,15 +1110,15 @@ on_header(struct build *b, struct blk *k, const struct cnode *n)
     const char *what = n->name.text;
     const struct conf_tok *op = &n->args[0];
     struct gh_hdr_rule *r = gh_arena_alloc(b->arena, sizeof(*r));
-    if (tok_is(op, "set")) {
+    if (conf_tok_is(op, "set")) {
         r->op = GH_HDR_SET;
-    } else if (tok_is(op, "add")) {
+    } else if (conf_tok_is(op, "add")) {
         r->op = GH_HDR_ADD;
-    } else if (tok_is(op, "remove")) {
+    } else if (conf_tok_is(op, "remove")) {
         r->op = GH_HDR_REMOVE;
     } else {
         conf_err(b->st, &op->pos, "invalid operation '%s' in '%s' (expected set, add or remove)",
-                 show(b, op), what);
+                 conf_show_tok(b, op), what);
         return;
     }
     uint32_t want = r->op == GH_HDR_REMOVE ? 2 : 3;
@@ -1115,12 +1130,13 @@ on_header(struct build *b, struct blk *k, const struct cnode *n)
     const struct conf_tok *name = &n->args[1];
     if (!is_token(name->text, name->len)) {
         conf_err(b->st, &name->pos, "invalid header name '%s' in '%s' (RFC 9110 token expected)",
-                 show(b, name), what);
+                 conf_show_tok(b, name), what);
         return;
     }
     if (reserved_header(name, request)) {
         conf_err(b->st, &name->pos, "'%s' cannot change '%s' (the proxy manages it)%s", what,
-                 show(b, name), request && name->len == 4 ? "; use 'upstream_host' for Host" : "");
+                 conf_show_tok(b, name),
+                 request && name->len == 4 ? "; use 'upstream_host' for Host" : "");
         return;
     }
     r->name = name->text;
@@ -1146,7 +1162,7 @@ on_header(struct build *b, struct blk *k, const struct cnode *n)
         if (!request && (t->flags & GH_TMPL_REQ))
             b->cfg->keep_request = true;
     }
-    vec_push(b, request ? &k->req : &k->resp, r);
+    conf_vec_push(b, request ? &k->req : &k->resp, r);
 }
 
 /* ---- the table ---- */
@@ -1179,14 +1195,14 @@ static const struct dir dirs[] = {
     FN("upstream", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_EARLY, on_upstream),
     FN("server", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_server),
     /* upstream */
-    FN("server", CTX_UPSTREAM, 1, 2, DF_MULTI, on_upstream_server),
+    FN("server", CTX_UPSTREAM, 1, 3, DF_MULTI, on_upstream_server),
     {"keepalive", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, keepalive), 0, 10000},
     {"keepalive_timeout", CTX_UPSTREAM, 1, 1, 0, NULL, V_DUR, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, keepalive_timeout_ms), 0, UINT32_MAX},
     FN("balance", CTX_UPSTREAM, 1, 1, 0, on_balance),
     /* server */
-    FN("listen", CTX_SERVER, 1, 3, DF_MULTI, on_listen),
+    FN("listen", CTX_SERVER, 1, 4, DF_MULTI, on_listen),
     FN("server_name", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, on_server_name),
     FN("route", CTX_SERVER, 1, 2, DF_BLOCK | DF_MULTI | DF_LATE, on_route),
     SC_VAL("client_header_timeout", V_DUR, client_header_timeout_ms, 1, UINT32_MAX),
@@ -1214,6 +1230,29 @@ static const struct dir dirs[] = {
     FN("upstream_host", CTX_PROXY, 1, 1, 0, on_upstream_host),
     FN("request_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
     FN("response_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
+    /* TLS from clients (conf/tls.c) */
+    FN("tls_certificate", CTX_SRVLVL, 1, 1, DF_MULTI, conf_on_tls_file),
+    FN("tls_key", CTX_SRVLVL, 1, 1, DF_MULTI, conf_on_tls_file),
+    FN("tls_protocols", CTX_SRVLVL, 1, 2, 0, conf_on_tls_protocols),
+    FN("tls_ciphers", CTX_SRVLVL, 1, 1, 0, conf_on_tls_ciphers),
+    FN("tls_ciphersuites", CTX_SRVLVL, 1, 1, 0, conf_on_tls_ciphers),
+    FN("tls_prefer_server_ciphers", CTX_SRVLVL, 1, 1, 0, conf_on_tls_flag),
+    FN("tls_session_tickets", CTX_SRVLVL, 1, 1, 0, conf_on_tls_flag),
+    FN("tls_session_cache", CTX_SRVLVL, 1, 1, 0, conf_on_tls_number),
+    FN("tls_session_timeout", CTX_SRVLVL, 1, 1, 0, conf_on_tls_number),
+    FN("tls_verify_depth", CTX_SRVLVL, 1, 1, 0, conf_on_tls_number),
+    FN("tls_session_ticket_key", CTX_SRVLVL, 1, 1, DF_MULTI, conf_on_tls_file),
+    FN("tls_ocsp_response", CTX_SRVLVL, 1, 1, 0, conf_on_tls_file),
+    FN("tls_client_ca", CTX_SRVLVL, 1, 1, 0, conf_on_tls_file),
+    FN("tls_verify_client", CTX_SRVLVL, 1, 1, 0, conf_on_tls_verify_client),
+    FN("hsts", CTX_SRVLVL, 1, 3, 0, conf_on_hsts),
+    FN("redirect_to_https", CTX_SRVLVL, 0, 2, 0, conf_on_redirect_to_https),
+    /* TLS to origins */
+    FN("tls_trusted_ca", CTX_MAIN | CTX_UPSTREAM, 1, 1, 0, conf_on_up_tls),
+    FN("tls_verify", CTX_MAIN | CTX_UPSTREAM, 1, 1, 0, conf_on_up_tls),
+    FN("tls_name", CTX_MAIN | CTX_UPSTREAM, 1, 1, 0, conf_on_up_tls),
+    FN("tls_client_certificate", CTX_MAIN | CTX_UPSTREAM, 1, 1, 0, conf_on_up_tls),
+    FN("tls_client_key", CTX_MAIN | CTX_UPSTREAM, 1, 1, 0, conf_on_up_tls),
 };
 
 #define N_DIRS GH_ARRAY_LEN(dirs)
@@ -1233,7 +1272,7 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
 {
     bool exists = false;
     for (uint32_t i = 0; i < N_DIRS; i++) {
-        if (!tok_is(&n->name, dirs[i].name))
+        if (!conf_tok_is(&n->name, dirs[i].name))
             continue;
         if (dirs[i].ctx & ctx)
             return (int)i;
@@ -1242,10 +1281,10 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
     if (exists) {
         if (ctx == CTX_MAIN)
             conf_err(b->st, &n->name.pos, "directive '%s' is not allowed at top level",
-                     show(b, &n->name));
+                     conf_show_tok(b, &n->name));
         else
             conf_err(b->st, &n->name.pos, "directive '%s' is not allowed in '%s' context",
-                     show(b, &n->name), ctx_name(ctx));
+                     conf_show_tok(b, &n->name), ctx_name(ctx));
         return -1;
     }
     /* What nginx and HAProxy users reach for first, and what it is called here. */
@@ -1269,12 +1308,27 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
         {"backend", "upstream NAME { server ...; }"},
         {"bind", "listen"},
         {"http-request", "request_header / route"},
+        {"ssl_certificate", "tls_certificate"},
+        {"ssl_certificate_key", "tls_key"},
+        {"ssl_protocols", "tls_protocols"},
+        {"ssl_ciphers", "tls_ciphers"},
+        {"ssl_client_certificate", "tls_client_ca"},
+        {"ssl_verify_client", "tls_verify_client"},
+        {"ssl_session_tickets", "tls_session_tickets"},
+        {"ssl_session_ticket_key", "tls_session_ticket_key"},
+        {"ssl_stapling_file", "tls_ocsp_response"},
+        {"proxy_ssl_trusted_certificate", "tls_trusted_ca"},
+        {"proxy_ssl_verify", "tls_verify"},
+        {"proxy_ssl_name", "tls_name"},
+        {"proxy_ssl_certificate", "tls_client_certificate"},
+        {"proxy_ssl_certificate_key", "tls_client_key"},
+        {"ssl", "listen ADDR tls"},
     };
     for (uint32_t i = 0; i < GH_ARRAY_LEN(aliases); i++)
         if (strlen(aliases[i].theirs) == n->name.len &&
             memcmp(aliases[i].theirs, n->name.text, n->name.len) == 0) {
             conf_err(b->st, &n->name.pos, "unknown directive '%s' (in Gatehouse: %s)",
-                     show(b, &n->name), aliases[i].ours);
+                     conf_show_tok(b, &n->name), aliases[i].ours);
             return -1;
         }
     const char *names[N_DIRS];
@@ -1282,7 +1336,7 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
     for (uint32_t i = 0; i < N_DIRS; i++)
         if (dirs[i].ctx & ctx)
             names[nn++] = dirs[i].name;
-    conf_err(b->st, &n->name.pos, "unknown directive '%s'%s", show(b, &n->name),
+    conf_err(b->st, &n->name.pos, "unknown directive '%s'%s", conf_show_tok(b, &n->name),
              suggest(b, n->name.text, n->name.len, names, nn));
     return -1;
 }
@@ -1346,17 +1400,17 @@ set_value(struct build *b, struct blk *k, const struct dir *d, const struct cnod
         rc = parse_duration(t->text, t->len, &v);
         if (rc == VAL_INVALID) {
             conf_err(b->st, &t->pos, "invalid duration '%s' for '%s' (expected e.g. 10s, 500ms)",
-                     show(b, t), d->name);
+                     conf_show_tok(b, t), d->name);
             return;
         }
         if (rc == VAL_RANGE) {
             conf_err(b->st, &t->pos, "duration '%s' out of range for '%s' (at most 49d)",
-                     show(b, t), d->name);
+                     conf_show_tok(b, t), d->name);
             return;
         }
         if (v < d->vmin) {
             conf_err(b->st, &t->pos, "duration '%s' out of range for '%s' (must be more than 0)",
-                     show(b, t), d->name);
+                     conf_show_tok(b, t), d->name);
             return;
         }
     } else {
@@ -1364,14 +1418,15 @@ set_value(struct build *b, struct blk *k, const struct dir *d, const struct cnod
         if (rc == VAL_INVALID) {
             if (d->kind == V_SIZE)
                 conf_err(b->st, &t->pos, "invalid size '%s' for '%s' (expected e.g. 512, 8k, 1m)",
-                         show(b, t), d->name);
+                         conf_show_tok(b, t), d->name);
             else
-                conf_err(b->st, &t->pos, "invalid number '%s' for '%s'", show(b, t), d->name);
+                conf_err(b->st, &t->pos, "invalid number '%s' for '%s'", conf_show_tok(b, t),
+                         d->name);
             return;
         }
         if (rc == VAL_RANGE || v < d->vmin || v > d->vmax) {
             conf_err(b->st, &t->pos, "%s '%s' out of range for '%s' (%llu..%llu)",
-                     d->kind == V_SIZE ? "size" : "number", show(b, t), d->name,
+                     d->kind == V_SIZE ? "size" : "number", conf_show_tok(b, t), d->name,
                      (unsigned long long)d->vmin, (unsigned long long)d->vmax);
             return;
         }
@@ -1408,7 +1463,7 @@ apply(struct build *b, struct blk *k, int idx, const struct cnode *n)
     if (!(d->flags & DF_MULTI)) {
         if (k->seen[idx] != NULL) {
             conf_err(b->st, &n->name.pos, "duplicate '%s' (first at %s)", d->name,
-                     where(b, &k->seen[idx]->name.pos, n->name.pos.file));
+                     conf_where(b, &k->seen[idx]->name.pos, n->name.pos.file));
             return;
         }
         k->seen[idx] = n;
@@ -1438,7 +1493,7 @@ walk_block(struct build *b, struct blk *k, const struct cnode *list)
         for (const struct cnode *n = list; n != NULL && !b->st->stop; n = n->next) {
             int idx = -1;
             for (uint32_t i = 0; i < N_DIRS && idx < 0; i++)
-                if (tok_is(&n->name, dirs[i].name) && (dirs[i].ctx & k->ctx))
+                if (conf_tok_is(&n->name, dirs[i].name) && (dirs[i].ctx & k->ctx))
                     idx = (int)i;
             if (phase_of(idx) != phase)
                 continue;
@@ -1515,6 +1570,7 @@ struct plst { /* a listener being assembled */
     struct vec names;   /* struct pname * with server */
     struct vec name_srv;
     struct conf_pos default_pos;
+    struct conf_pos first_pos; /* the first listen of this address */
     bool backlog_set;
 };
 
@@ -1529,13 +1585,13 @@ add_names(struct build *b, struct plst *l, const struct psrv *ps, struct gh_serv
             if (o->len == pn->len && memcmp(o->name, pn->name, pn->len) == 0) {
                 conf_err(b->st, &pn->pos, "duplicate server_name '%s' on %s (first at %s)",
                          conf_show(b->st, pn->name, pn->len), l->lc.addr.text,
-                         where(b, &o->pos, pn->pos.file));
+                         conf_where(b, &o->pos, pn->pos.file));
                 dup = true;
             }
         }
         if (!dup) {
-            vec_push(b, &l->names, (void *)pn);
-            vec_push(b, &l->name_srv, sc);
+            conf_vec_push(b, &l->names, (void *)pn);
+            conf_vec_push(b, &l->name_srv, sc);
         }
     }
 }
@@ -1614,7 +1670,16 @@ assemble(struct build *b)
                 l = gh_arena_alloc(b->arena, sizeof(*l));
                 l->lc.addr = pl->addr;
                 l->lc.backlog = DEFAULT_BACKLOG;
-                vec_push(b, &lsts, l);
+                l->lc.tls = pl->tls;
+                l->first_pos = pl->pos;
+                conf_vec_push(b, &lsts, l);
+            } else if (l->lc.tls != pl->tls) {
+                conf_err(b->st, &pl->pos,
+                         "'listen %s'%s here but%s at %s: the servers of one address all speak "
+                         "TLS or none does",
+                         l->lc.addr.text, pl->tls ? " with tls" : " without tls",
+                         l->lc.tls ? " with tls" : " without tls",
+                         conf_where(b, &l->first_pos, pl->pos.file));
             }
             if (pl->backlog > 0 && (!l->backlog_set || pl->backlog > l->lc.backlog)) {
                 l->lc.backlog = pl->backlog; /* the largest one given wins */
@@ -1622,12 +1687,12 @@ assemble(struct build *b)
             }
             if (pl->is_default && l->lc.default_server != NULL) {
                 conf_err(b->st, &pl->pos, "two default servers on %s (first at %s)",
-                         l->lc.addr.text, where(b, &l->default_pos, pl->pos.file));
+                         l->lc.addr.text, conf_where(b, &l->default_pos, pl->pos.file));
             } else if (pl->is_default) {
                 l->lc.default_server = sc;
                 l->default_pos = pl->pos;
             }
-            vec_push(b, &l->servers, sc);
+            conf_vec_push(b, &l->servers, sc);
             add_names(b, l, ps, sc);
         }
     }
@@ -1686,12 +1751,16 @@ conf_build(struct conf_state *st, const char *source, struct cnode *root)
     struct gh_proxy_conf main_pc = {0};
     struct gh_server_conf main_sc = {0};
     set_defaults(b.cfg, &main_pc, &main_sc);
-    struct blk k = {.ctx = CTX_MAIN, .pc = &main_pc, .sc = &main_sc};
+    conf_tls_defaults(&b.main_tls);
+    b.main_up_tls.verify = -1;
+    struct blk k = {.ctx = CTX_MAIN, .pc = &main_pc, .sc = &main_sc, .tls = &b.main_tls};
     walk_block(&b, &k, root);
     resolve_log_format(&b); /* with the walk's errors: all are reported at once */
     if (st->n_errors > 0)
         return NULL;
     assemble(&b);
+    if (st->n_errors == 0)
+        conf_tls_build(&b);
     if (st->n_errors > 0)
         return NULL;
     b.cfg->keep_request = b.cfg->keep_request || b.cfg->access_log_on;

@@ -89,6 +89,16 @@ conf_note_read(struct conf_state *st, const char *file, const struct conf_pos *f
     }
 }
 
+static char *
+vformat_one(const struct conf_pos *pos, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = vformat(pos, fmt, ap);
+    va_end(ap);
+    return msg;
+}
+
 /* Remember where the diagnostic being added belongs (for conf_diag_sort). */
 static void
 add_key(struct conf_state *st, const struct conf_pos *pos, bool last)
@@ -129,6 +139,20 @@ conf_err(struct conf_state *st, const struct conf_pos *pos, const char *fmt, ...
     va_end(ap);
     add_key(st, pos, false);
     diag_add(st->diag, msg);
+}
+
+void
+conf_warn(struct conf_state *st, const struct conf_pos *pos, const char *fmt, ...)
+{
+    if (st->stop)
+        return;
+    char body[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    add_key(st, pos, false);
+    diag_add(st->diag, vformat_one(pos, "warning: %s", body));
 }
 
 /* A position as a path from the top file down: at each level the (line, col) of the include
@@ -575,8 +599,9 @@ gh_conf_addr_hint(const char *text, size_t len, const char *what, char *buf, siz
     size_t sl = scheme_len(text, len);
     if (sl == 8) {
         snprintf(buf, size,
-                 "'%s' takes %s, without 'https://': TLS to origins is not available yet", what,
-                 takes);
+                 "'%s' takes %s, without 'https://' (TLS to an origin: 'server ADDR tls;' in an "
+                 "upstream, or 'proxy https://ADDR;')",
+                 what, takes);
         return buf;
     }
     if (sl == 7) {

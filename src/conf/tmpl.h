@@ -59,6 +59,14 @@
     X(UPSTREAM_CONNECT_TIME, "upstream_connect_time", GH_VA_LOG, 0)                                \
     X(UPSTREAM_HEADER_TIME, "upstream_header_time", GH_VA_LOG, 0)                                  \
     X(UPSTREAM_RESPONSE_TIME, "upstream_response_time", GH_VA_LOG, 0)                              \
+    X(HTTPS, "https", GH_VA_REQ, 0)                                                                \
+    X(SSL_PROTOCOL, "ssl_protocol", GH_VA_REQ, 0)                                                  \
+    X(SSL_CIPHER, "ssl_cipher", GH_VA_REQ, 0)                                                      \
+    X(SSL_SERVER_NAME, "ssl_server_name", GH_VA_REQ, 0)                                            \
+    X(SSL_ALPN_PROTOCOL, "ssl_alpn_protocol", GH_VA_REQ, 0)                                        \
+    X(SSL_SESSION_REUSED, "ssl_session_reused", GH_VA_REQ, 0)                                      \
+    X(SSL_CLIENT_S_DN, "ssl_client_s_dn", GH_VA_REQ, 0)                                            \
+    X(SSL_CLIENT_VERIFY, "ssl_client_verify", GH_VA_REQ, 0)                                        \
     X(HTTP_, "http_", GH_VA_REQ, 1)                                                                \
     X(ARG_, "arg_", GH_VA_REQ, 1)                                                                  \
     X(COOKIE_, "cookie_", GH_VA_REQ, 1)

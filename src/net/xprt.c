@@ -76,7 +76,7 @@ gh_xprt_drained(struct gh_xprt *x)
     if (!(x->io.ready & GH_XPRT_CAN_READ))
         return true;
     if (x->layer != NULL)
-        return false; /* a layer that still reports data has bytes, or a close alert */
+        return x->layer->ops->drained(x);
     char b;
     ssize_t k = recv(x->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (k == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

@@ -67,6 +67,8 @@ struct gh_xprt_layer_ops {
     /* socket events -> readiness of what the caller waits on */
     void (*on_events)(struct gh_xprt *x, uint32_t events);
     int (*shutdown)(struct gh_xprt *x);
+    /* gh_xprt_drained for the layer (called only while CAN_READ is set) */
+    bool (*drained)(struct gh_xprt *x);
     /* release the layer (the socket is closed by the caller of gh_xprt_close) */
     void (*free)(struct gh_xprt *x);
 };

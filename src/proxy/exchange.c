@@ -12,6 +12,7 @@
 
 #include "core/log.h"
 #include "http/uri.h"
+#include "net/tls.h"
 #include "proxy/phase.h"
 #include "proxy/worker.h"
 
@@ -97,13 +98,16 @@ gh_exchange_set_state(struct gh_exchange *ex, enum gh_ex_state to)
 
 void
 gh_exchange_init(struct gh_exchange *ex, const struct gh_downstream_ops *down, struct gh_worker *w,
-                 const struct gh_client_addr *client, uint64_t t_start)
+                 const struct gh_client_addr *client, const struct gh_xprt *cx, uint64_t t_start)
 {
     memset(ex, 0, sizeof(*ex));
     ex->down = down;
     ex->w = w;
     ex->wc = gh_wcfg_use(w->cur);
     ex->client = client;
+    ex->cx = cx;
+    if (gh_unlikely(cx->layer != NULL) && gh_tls_is(cx))
+        ex->flags |= GH_EX_TLS;
     ex->t_start = t_start;
     ex->t_head = gh_loop_now(w->loop);
     ex->state = GH_EX_START;

@@ -182,6 +182,7 @@ struct gh_source_ops {
 #define GH_EX_OUT_QUEUED 0x0200
 /* cut by the drain deadline: logged with 444 when no response had started */
 #define GH_EX_CUT 0x0400
+#define GH_EX_TLS 0x0800 /* the request came over TLS */
 
 #define GH_EX_STATES(X)                                                                            \
     X(START, "start")     /* the head is being routed */                                           \
@@ -211,6 +212,7 @@ struct gh_exchange {
     struct gh_worker *w;
     struct gh_wcfg *wc; /* the config generation it started on (counted as a user) */
     const struct gh_client_addr *client;
+    const struct gh_xprt *cx; /* the client's transport (for its TLS facts) */
     const struct gh_listen_conf *listener;
     const struct gh_server_conf *srv;
     const struct gh_proxy_conf *pc;
@@ -263,10 +265,12 @@ void gh_exchange_set_state(struct gh_exchange *ex, enum gh_ex_state to);
 
 /*
  * Set up ex for a new request from down on worker w (the current config
- * generation becomes its). t_start is when the head's first byte came.
+ * generation becomes its); cx is the client's transport. t_start is when the head's first byte
+ * came.
  */
 void gh_exchange_init(struct gh_exchange *ex, const struct gh_downstream_ops *down,
-                      struct gh_worker *w, const struct gh_client_addr *client, uint64_t t_start);
+                      struct gh_worker *w, const struct gh_client_addr *client,
+                      const struct gh_xprt *cx, uint64_t t_start);
 
 /*
  * A complete request: route it (server by Host, route by normalised path),

@@ -3,6 +3,7 @@
  */
 #include "proxy/fwd_head.h"
 
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "http/fields.h"
@@ -95,7 +96,8 @@ wr_forwarded(struct gh_wr *w, const struct gh_exchange *ex, const struct prior *
     if (xff) {
         wr_prior(w, "X-Forwarded-For", 15, p_xff);
         gh_wr_put(w, ip, iplen);
-        GH_WR_LIT(w, "\r\nX-Forwarded-Proto: http\r\n");
+        gh_wr_str(w, ex->flags & GH_EX_TLS ? "\r\nX-Forwarded-Proto: https\r\n"
+                                           : "\r\nX-Forwarded-Proto: http\r\n");
         if (orig_host != NULL)
             gh_wr_field(w, "X-Forwarded-Host", 16, orig_host, orig_host_len);
     }
@@ -109,7 +111,7 @@ wr_forwarded(struct gh_wr *w, const struct gh_exchange *ex, const struct prior *
         } else {
             gh_wr_put(w, ip, iplen);
         }
-        GH_WR_LIT(w, ";proto=http");
+        gh_wr_str(w, ex->flags & GH_EX_TLS ? ";proto=https" : ";proto=http");
         if (orig_host != NULL && orig_host_len > 0) {
             GH_WR_LIT(w, ";host=\"");
             gh_wr_put(w, orig_host, orig_host_len);
@@ -231,8 +233,13 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
     int has_date = 0;
     struct prior p_via;
     p_via.n = 0;
+    /* HSTS only over TLS (RFC 6797 7.2); ours replaces the origin's */
+    const char *hsts = ex != NULL && (ex->flags & GH_EX_TLS) && ex->srv ? ex->srv->hsts : NULL;
     for (uint32_t i = 0; i < nh; i++) {
         const struct gh_h1_header *h = &hs[i];
+        if (gh_unlikely(hsts != NULL) && h->name_len == 25 &&
+            strncasecmp(h->name, "Strict-Transport-Security", 25) == 0)
+            continue;
         if (!own) {
             if (gh_field_resp_dropped(h->id))
                 continue;
@@ -256,6 +263,8 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
     if (via)
         wr_via(&w, &p_via, resp->version == 10);
     wr_rules(&w, rules, n_rules, ex);
+    if (hsts != NULL)
+        gh_wr_field(&w, "Strict-Transport-Security", 25, hsts, ex->srv->hsts_len);
     if (conn == GH_FWD_CONN_UPGRADE) {
         GH_WR_LIT(&w, "Connection: upgrade\r\n");
     } else {

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
+#include "net/tls.h"
 #include "proxy/accesslog.h"
 #include "proxy/h1_conn.h"
 #include "proxy/phase.h"
@@ -197,7 +198,10 @@ h1_accept(struct gh_worker *w, struct gh_lsock *ls, int fd, const struct sockadd
         c->addr.port = ntohs(s->sin6_port);
     }
     c->s.ls = ls; /* for listener_of until the session is added */
-    if (gh_phase_accept(w, &c->addr, listener_of(c)) != GH_OK) {
+    const struct gh_listen_conf *lc = listener_of(c);
+    if (gh_phase_accept(w, &c->addr, lc) != GH_OK ||
+        (lc != NULL && lc->tls &&
+         (lc->tls_ctx == NULL || gh_tls_accept(&c->x, lc->tls_ctx) != 0))) {
         gh_xprt_close(&c->x);
         gh_freelist_put(&w->conn_fl, c);
         return;
@@ -299,7 +303,7 @@ request_start(struct gh_conn *c, const struct gh_h1_request *pr, const char *raw
     gh_h1s_set_state(c, H1_REQUEST);
     uint64_t now = gh_loop_now(w->loop);
     struct gh_exchange *ex = &s->ex;
-    gh_exchange_init(ex, &gh_h1_down, w, &c->addr, c->t_first ? c->t_first : now);
+    gh_exchange_init(ex, &gh_h1_down, w, &c->addr, &c->x, c->t_first ? c->t_first : now);
 
     struct gh_request req = {.method = pr->method,
                              .method_len = pr->method_len,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "net/tls.h"
 #include "proxy/exchange.h"
 #include "proxy/fwd_head.h"
 #include "proxy/phase.h"
@@ -148,6 +149,12 @@ retry_or_fail(struct gh_exchange *ex, int status, const char *why, enum gh_balan
     struct gh_upconn *u = ex->u;
     bool was_reused = u != NULL && (u->flags & GH_UPCONN_REUSED);
     bool got_byte = u != NULL && (u->flags & GH_UPCONN_GOT_BYTE);
+    const char *tls_err = u != NULL ? gh_tls_error(gh_upconn_xprt(u)) : NULL;
+    if (tls_err != NULL) { /* what OpenSSL said: the verification error, the alert */
+        gh_log_error("upstream %s: TLS: %s", gh_ups_server(&ex->up)->addr.text, tls_err);
+        if (!(u->flags & GH_UPCONN_HEAD_SENT))
+            why = "TLS handshake with upstream failed";
+    }
     ex->u = NULL;
     if (u != NULL)
         gh_upconn_close(u);

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "http/uri.h"
 #include "net/sock.h"
+#include "net/tls.h"
 #include "proxy/worker.h"
 
 /* ---- escaping ---- */
@@ -423,6 +424,45 @@ put_up_time(struct gh_exchange *ex, struct gh_wr *w, uint64_t at, enum gh_vars_e
 }
 
 /* The variables of the exchange rather than of its request: id, clocks, status, upstream. */
+/* The client connection's TLS facts (nginx's names); empty on a plain connection. */
+static void
+put_tls_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars_esc esc)
+{
+    const struct gh_xprt *x = ex->cx;
+    const char *s = NULL;
+    uint32_t n = 0;
+    switch (v) {
+    case GH_VAR_HTTPS:
+        s = ex->flags & GH_EX_TLS ? "on" : NULL;
+        break;
+    case GH_VAR_SSL_PROTOCOL:
+        s = gh_tls_protocol(x);
+        break;
+    case GH_VAR_SSL_CIPHER:
+        s = gh_tls_cipher(x);
+        break;
+    case GH_VAR_SSL_SERVER_NAME:
+        s = gh_tls_server_name(x);
+        break;
+    case GH_VAR_SSL_ALPN_PROTOCOL:
+        s = gh_tls_alpn(x, &n);
+        gh_vars_escape(w, s, s != NULL ? n : 0, esc);
+        return;
+    case GH_VAR_SSL_SESSION_REUSED:
+        s = !gh_tls_is(x) ? NULL : gh_tls_reused(x) ? "r" : ".";
+        break;
+    case GH_VAR_SSL_CLIENT_S_DN:
+        s = gh_tls_client_dn(x);
+        break;
+    case GH_VAR_SSL_CLIENT_VERIFY:
+        s = gh_tls_client_verify(x);
+        break;
+    default:
+        return;
+    }
+    gh_vars_escape(w, s, s != NULL ? strlen(s) : 0, esc);
+}
+
 static void
 put_exchange_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars_esc esc)
 {
@@ -481,6 +521,7 @@ put_exchange_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh
         put_up_time(ex, w, ex->t_up_done, esc);
         return;
     default:
+        put_tls_var(ex, v, w, esc);
         break;
     }
 }
@@ -514,7 +555,7 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
         gh_vars_escape(w, "?", ex->args_len > 0, esc);
         return;
     case GH_VAR_SCHEME:
-        GH_WR_LIT(w, "http");
+        gh_wr_str(w, ex->flags & GH_EX_TLS ? "https" : "http");
         return;
     case GH_VAR_REQUEST_METHOD:
         gh_vars_escape(w, r != NULL ? r->method : NULL, r != NULL ? r->method_len : 0, esc);

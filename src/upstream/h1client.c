@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "http/h1_write.h"
 #include "net/sock.h"
+#include "net/tls.h"
 
 /* Header lines a response may have (the parser's array on the stack). */
 #define RESP_MAX_HEADERS 256
@@ -127,8 +128,9 @@ pool_take(struct gh_upstream_ctx *ctx, struct gh_peer *peer)
 
 int
 gh_upconn_open(struct gh_upstream_ctx *ctx, struct gh_peer *peer, const struct sockaddr_storage *ss,
-               socklen_t len, bool fresh, const struct gh_upconn_params *p,
-               const struct gh_upconn_ops *ops, void *owner, struct gh_upconn **out)
+               socklen_t len, const struct gh_tls_client *tls, bool fresh,
+               const struct gh_upconn_params *p, const struct gh_upconn_ops *ops, void *owner,
+               struct gh_upconn **out)
 {
     struct gh_upconn *u = fresh ? NULL : pool_take(ctx, peer);
     if (u != NULL) {
@@ -146,6 +148,11 @@ gh_upconn_open(struct gh_upstream_ctx *ctx, struct gh_peer *peer, const struct s
     }
     memset(u, 0, sizeof(*u));
     gh_xprt_init(&u->x, fd, on_io, 0);
+    if (tls != NULL && gh_tls_connect(&u->x, tls->ctx, tls->name, &peer->tls_sess) != 0) {
+        gh_xprt_close(&u->x);
+        gh_freelist_put(&ctx->conn_fl, u);
+        return -ENOMEM;
+    }
     u->timer.cb = on_timer;
     u->ctx = ctx;
     u->state = GH_UPCONN_CONNECTING;

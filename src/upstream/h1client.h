@@ -149,13 +149,14 @@ const char *gh_upconn_state_name(enum gh_upconn_state s);
 /*
  * A connection to peer (address ss/len) for owner: a pooled one unless fresh
  * is set, else a new non-blocking connect (CONNECTING until on_event; its
- * timer runs connect_ms). Returns 0 with *out attached, or -errno when the
- * connect failed at once (nothing attached).
+ * timer runs connect_ms), with TLS on it when tls is not NULL (the handshake
+ * runs with the first send, resuming the peer's last session). Returns 0 with *out attached, or
+ * -errno when the connect failed at once (nothing attached).
  */
 int gh_upconn_open(struct gh_upstream_ctx *ctx, struct gh_peer *peer,
-                   const struct sockaddr_storage *ss, socklen_t len, bool fresh,
-                   const struct gh_upconn_params *p, const struct gh_upconn_ops *ops, void *owner,
-                   struct gh_upconn **out);
+                   const struct sockaddr_storage *ss, socklen_t len,
+                   const struct gh_tls_client *tls, bool fresh, const struct gh_upconn_params *p,
+                   const struct gh_upconn_ops *ops, void *owner, struct gh_upconn **out);
 
 /* After on_event while CONNECTING: 0 when connected (the state is ACTIVE then), else an errno. */
 int gh_upconn_connect_result(struct gh_upconn *u);

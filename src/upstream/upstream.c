@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "net/tls.h"
 #include "upstream/h1client.h"
 
 #define PEER_BUCKETS_MIN 64
@@ -128,6 +129,7 @@ gh_peer_put(struct gh_upstream_ctx *ctx, struct gh_peer *p)
         pp = &(*pp)->hnext;
     *pp = p->hnext;
     ctx->n_peers--;
+    gh_tls_session_free(p->tls_sess);
     free(p);
 }
 
@@ -156,7 +158,9 @@ gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg)
         const struct gh_upstream_conf *u = &cfg->upstreams[i];
         g->off[i] = k;
         for (uint32_t j = 0; j < u->n_servers; j++, k++) {
-            g->peer[k] = gh_peer_get(ctx, &u->servers[j].addr.ss, u->servers[j].addr.len, 0);
+            const struct gh_upstream_server *s = &u->servers[j];
+            g->peer[k] =
+                gh_peer_get(ctx, &s->addr.ss, s->addr.len, s->tls != NULL ? s->tls->xprt_id : 0);
             if (g->peer[k] == NULL) {
                 gh_ups_gen_free(g);
                 return NULL;
@@ -248,8 +252,8 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
         t->attempts++;
         if (t->server < 64)
             t->tried |= 1ull << t->server;
-        int rc = gh_upconn_open(g->ctx, g->peer[k], &s->addr.ss, s->addr.len, fresh, params, ops,
-                                owner, out);
+        int rc = gh_upconn_open(g->ctx, g->peer[k], &s->addr.ss, s->addr.len, s->tls, fresh, params,
+                                ops, owner, out);
         if (rc == 0) {
             t->in_flight = true;
             t->t_start = gh_loop_now(g->ctx->loop);

@@ -39,7 +39,7 @@ struct gh_upconn;
 struct gh_peer {
     struct sockaddr_storage ss;
     socklen_t len;
-    uint32_t xprt_id; /* 0: plain TCP (TLS settings get ids later) */
+    uint32_t xprt_id; /* 0: plain TCP; else the TLS settings' id (gh_tls_client_id) */
     uint32_t hash;
     struct gh_peer *hnext;  /* hash chain */
     struct gh_upconn *idle; /* keep-alive pool, most recently used first */
@@ -47,6 +47,7 @@ struct gh_peer {
     uint32_t refs;       /* generations and connections pointing here */
     uint32_t inflight;   /* requests of this thread in flight to it */
     uint64_t down_until; /* loop ms: skip it until then */
+    void *tls_sess;      /* TLS: the session the next connection resumes (net/tls.h) */
 };
 
 struct gh_upstream_ctx {

@@ -1000,8 +1000,9 @@ test_err_upstreams(void **state)
     expect_only_error(
         "upstream a { server 127.0.0.1:1; server 127.0.0.1:1; }\n" SRV,
         "t.conf:1:41: duplicate server '127.0.0.1:1' in upstream 'a' (use weight= instead)");
-    expect_only_error("upstream a { server 127.0.0.1:1 wieght=2; }\n" SRV,
-                      "t.conf:1:33: unknown parameter 'wieght=2' in 'server' (expected weight=N)");
+    expect_only_error(
+        "upstream a { server 127.0.0.1:1 wieght=2; }\n" SRV,
+        "t.conf:1:33: unknown parameter 'wieght=2' in 'server' (expected weight=N or tls)");
     expect_only_error("upstream a { server 127.0.0.1:1; balance random; }\n" SRV,
                       "t.conf:1:42: unknown balance 'random' (expected round_robin)");
 }
@@ -1055,35 +1056,29 @@ test_err_address_explained(void **state)
              "t.conf:1:39: invalid address 'api.internal:8080' in 'proxy': %s8080", dns);
     expect_only_error("server { listen 127.0.0.1:8080; proxy api.internal:8080; }", want);
 
+    /* URLs: http:// and https:// (TLS) before an address; a name is an upstream, as nginx's
+     * proxy_pass http://backend; a path after it is the prefix replacement 'proxy ADDR PATH' */
     expect_only_error("server { listen 127.0.0.1:8080; proxy http://api; }",
-                      "t.conf:1:39: invalid address 'http://api' in 'proxy': 'proxy' takes an "
-                      "upstream name or ADDR:PORT, without 'http://' (write 'proxy api;')");
-    expect_only_error("server { listen 127.0.0.1:8080; proxy http://127.0.0.1:3000; }",
-                      "t.conf:1:39: invalid address 'http://127.0.0.1:3000' in 'proxy': 'proxy' "
-                      "takes an upstream name or ADDR:PORT, without 'http://' (write 'proxy "
-                      "127.0.0.1:3000;')");
-    /* with a path: nginx's proxy_pass replaces the location's prefix with it, as PATH does */
+                      "t.conf:1:46: unknown upstream 'api' in 'proxy'");
+    gh_conf_unref(load("server { listen 127.0.0.1:8080; proxy http://127.0.0.1:3000; }"));
+    gh_conf_unref(load("upstream api { server 127.0.0.1:3000; }\n"
+                       "server { listen 127.0.0.1:8080; proxy http://api; }"));
     expect_only_error("server { listen 127.0.0.1:8080; proxy http://api/v1/; }",
-                      "t.conf:1:39: invalid address 'http://api/v1/' in 'proxy': 'proxy' takes an "
-                      "upstream name or ADDR:PORT, without 'http://' (write 'proxy api /v1/;': "
-                      "the path replaces the route's prefix)");
-    expect_only_error("server { listen 127.0.0.1:8080; proxy http://127.0.0.1:3000/; }",
-                      "t.conf:1:39: invalid address 'http://127.0.0.1:3000/' in 'proxy': 'proxy' "
-                      "takes an upstream name or ADDR:PORT, without 'http://' (write 'proxy "
-                      "127.0.0.1:3000 /;': the path replaces the route's prefix)");
+                      "t.conf:1:46: a path in the URL of 'proxy': write 'proxy http://api /v1/;' "
+                      "(the path replaces the route's prefix)");
     expect_only_error("server { listen 127.0.0.1:8080; proxy http:///v1/; }",
-                      "t.conf:1:39: invalid address 'http:///v1/' in 'proxy': 'proxy' takes an "
-                      "upstream name or ADDR:PORT, without 'http://'");
-    expect_only_error("server { listen 127.0.0.1:8080; proxy https://api; }",
-                      "t.conf:1:39: invalid address 'https://api' in 'proxy': 'proxy' takes an "
-                      "upstream name or ADDR:PORT, without 'https://': TLS to origins is not "
-                      "available yet");
+                      "t.conf:1:46: no address in the URL 'http:///v1/' for 'proxy'");
+    expect_only_error("upstream api { server 127.0.0.1:3000; }\n"
+                      "server { listen 127.0.0.1:8080; proxy https://api; }",
+                      "t.conf:2:47: 'proxy https://api' but the servers of upstream 'api' are not "
+                      "all 'tls' (mark them: 'server ADDR tls;', and write 'proxy api;')");
     expect_only_error("upstream u { server http://10.0.0.1; }\n" SRV,
                       "t.conf:1:21: invalid address 'http://10.0.0.1' in 'server': 'server' takes "
                       "ADDR[:PORT], without 'http://' (write 'server 10.0.0.1;')");
     expect_only_error("upstream u { server https://10.0.0.1:443; }\n" SRV,
                       "t.conf:1:21: invalid address 'https://10.0.0.1:443' in 'server': 'server' "
-                      "takes ADDR[:PORT], without 'https://': TLS to origins is not available yet");
+                      "takes ADDR[:PORT], without 'https://' (TLS to an origin: 'server ADDR tls;' "
+                      "in an upstream, or 'proxy https://ADDR;')");
     /* a bad port, a bad IP: nothing more specific to say */
     expect_only_error("upstream u { server app:0; }\n" SRV,
                       "t.conf:1:21: invalid address 'app:0' in 'server' (expected e.g. "

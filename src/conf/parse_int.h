@@ -1,0 +1,177 @@
+/*
+ * parse_int.h - private to parse.c and the directive modules beside it (tls.c): the state of
+ * a config being built, the directive table's shape, and the helpers handlers share.
+ */
+#ifndef GH_CONF_PARSE_INT_H
+#define GH_CONF_PARSE_INT_H
+
+#include "conf/conf_int.h"
+#include "net/tls.h"
+
+enum { CTX_MAIN = 1, CTX_UPSTREAM = 2, CTX_SERVER = 4, CTX_ROUTE = 8 };
+#define CTX_ANY (CTX_MAIN | CTX_UPSTREAM | CTX_SERVER | CTX_ROUTE)
+#define CTX_PROXY (CTX_MAIN | CTX_SERVER | CTX_ROUTE)
+#define CTX_SRVLVL (CTX_MAIN | CTX_SERVER)
+
+#define DF_BLOCK 0x1u /* takes a { } block */
+#define DF_MULTI 0x2u /* may repeat in one block */
+#define DF_EARLY 0x4u /* phase 0 */
+#define DF_LATE 0x8u  /* phase 2 */
+#define NARGS_ANY 255
+
+enum vkind { V_NONE = 0, V_DUR, V_SIZE, V_NUM };
+enum vtarget { TGT_CFG = 0, TGT_PC, TGT_SC, TGT_UC };
+
+#define DEFAULT_KEEPALIVE 128
+#define DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT 60000
+#define DEFAULT_BACKLOG 511
+
+struct vec {
+    void **v;
+    uint32_t n, cap;
+};
+
+/* A file named by a directive, resolved against its config file's directory. */
+struct pfile {
+    const char *path; /* NULL: not given */
+    struct conf_pos pos;
+};
+
+/* Server-side TLS settings of a block (top level: the defaults every server starts from). */
+struct ptls {
+    struct vec certs, keys; /* struct pfile * */
+    bool own_certs;         /* this block gave its own (the inherited ones are dropped) */
+    unsigned protocols;
+    const char *ciphers, *suites;
+    struct conf_pos ciphers_pos, suites_pos, protocols_pos;
+    bool prefer_server;
+    bool tickets;
+    uint32_t session_cache;
+    uint32_t session_timeout_s;
+    struct vec ticket_keys; /* struct pfile * */
+    bool own_ticket_keys;
+    struct pfile ocsp, client_ca;
+    uint8_t verify_client; /* enum gh_tls_verify */
+    struct conf_pos verify_pos;
+    uint32_t verify_depth;
+};
+
+/* TLS settings toward origins (an upstream's, or the top-level defaults). */
+struct pups_tls {
+    struct pfile ca, cert, key;
+    int8_t verify; /* -1: not given */
+    const char *name;
+    struct conf_pos name_pos;
+};
+
+struct pups { /* an upstream being built */
+    struct gh_upstream_conf uc;
+    struct vec servers; /* struct gh_upstream_server * */
+    struct conf_pos pos;
+    bool anonymous;
+    bool server_seen; /* even an invalid one */
+    struct pups_tls tls;
+    bool has_tls; /* a server speaks TLS */
+};
+
+struct plisten {
+    struct gh_addr addr;
+    bool is_default;
+    int backlog; /* 0: not given */
+    bool tls;
+    struct conf_pos pos;
+};
+
+struct pname {
+    const char *name;
+    uint32_t len;
+    struct conf_pos pos;
+};
+
+struct psrv { /* a server being built */
+    struct ptls tls;
+    struct gh_tls_ctx *tls_ctx; /* built when it is on a TLS listener */
+    struct gh_server_conf sc;
+    struct vec listens; /* struct plisten * */
+    struct vec names;   /* struct pname * */
+    struct vec routes;  /* struct gh_route * */
+    struct vec route_pos;
+    struct conf_pos pos;
+    bool listen_seen; /* even an invalid one: no "has no 'listen'" on top of its error */
+};
+
+struct plogfmt { /* a log_format */
+    const char *name;
+    const struct gh_tmpl *tmpl;
+    enum gh_log_escape esc;
+    struct conf_pos pos;
+};
+
+struct build {
+    struct conf_state *st;
+    struct gh_arena *arena;
+    struct gh_config *cfg;
+    struct vec upstreams;             /* struct pups * */
+    struct vec servers;               /* struct psrv * */
+    struct vec log_formats;           /* struct plogfmt * */
+    const struct conf_tok *log_named; /* access_log's format when it is not a built-in one */
+    struct ptls main_tls;             /* top-level TLS settings: every server starts from them */
+    struct pups_tls main_up_tls;      /* top-level settings toward origins */
+};
+
+/* The state of one block being walked. */
+struct blk {
+    unsigned ctx;
+    struct gh_proxy_conf *pc;     /* main, server, route */
+    struct gh_server_conf *sc;    /* main (the template), server */
+    struct pups *ups;             /* upstream */
+    struct psrv *srv;             /* server */
+    struct ptls *tls;             /* main, server */
+    struct vec req, resp;         /* struct gh_hdr_rule * */
+    struct vec rw;                /* struct gh_rewrite * */
+    const struct gh_route *route; /* the route block being walked */
+    const struct cnode **seen;    /* per table entry: first occurrence in this block */
+    const struct cnode *proxy_at, *return_at;
+};
+
+typedef void (*dir_fn)(struct build *b, struct blk *k, const struct cnode *n);
+
+struct dir {
+    const char *name;
+    unsigned ctx;
+    uint8_t min_args, max_args;
+    uint8_t flags;
+    dir_fn fn; /* NULL: a plain value stored at off in target */
+    uint8_t kind, target, width;
+    size_t off;
+    uint64_t vmin, vmax;
+};
+
+void conf_vec_push(struct build *b, struct vec *v, void *item);
+bool conf_tok_is(const struct conf_tok *t, const char *s);
+const char *conf_show_tok(struct build *b, const struct conf_tok *t);
+const char *conf_where(struct build *b, const struct conf_pos *pos, const char *file);
+bool conf_number_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo,
+                     uint64_t hi, uint64_t *out);
+const char *conf_path_arg(struct build *b, const struct cnode *n, const struct conf_tok *t);
+bool conf_check_path(struct build *b, const struct cnode *n, const struct conf_tok *t);
+void conf_on_off(struct build *b, const struct cnode *n, bool *dst);
+/* a duration argument in milliseconds; false after reporting */
+bool conf_duration_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t *ms);
+
+/* tls.c: the TLS directives (handlers for the table in parse.c) */
+void conf_on_tls_file(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_tls_protocols(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_tls_ciphers(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_tls_flag(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_tls_number(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_tls_verify_client(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_hsts(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_redirect_to_https(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_up_tls(struct build *b, struct blk *k, const struct cnode *n);
+/* tls.c: default server-side settings */
+void conf_tls_defaults(struct ptls *t);
+/* tls.c: after assembly, build the contexts of TLS listeners and TLS upstream servers */
+void conf_tls_build(struct build *b);
+
+#endif
