@@ -864,6 +864,167 @@ def t():
         eq(ws_read_frame(c)[0], 8, "close frame back")
 
 
+@test("a TLS client that reads slowly (small receive buffer, a pause) still gets 3 MB intact "
+      "(backpressure over TLS: writes retried as OpenSSL wants)", timeout=60)
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o))
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(20)
+    raw.connect(("127.0.0.1", gh.port))
+    s = ctx().wrap_socket(raw, server_hostname="a.test")
+    try:
+        s.sendall(build_request("GET", "/bytes/%d" % MB3, host="a.test",
+                                headers=[("Connection", "close")]))
+        time.sleep(1.0)  # let Gatehouse fill the socket and block on it
+        data = b""
+        while True:
+            b = s.recv(7000)
+            if not b:
+                break
+            data += b
+            if len(data) % 350000 < 7000:
+                time.sleep(0.05)
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    check(head.startswith(b"HTTP/1.1 200"), "status: %r" % head[:100])
+    eq(len(body), MB3, "body length")
+    eq(sha256(body), sha256(det_bytes(MB3)), "body sha256")
+
+
+@test("the end of a response that closes the connection is a TLS close_notify (a client that "
+      "refuses truncation reads to a clean end): HTTP/1.0 close-delimited and Connection: close")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o))
+    for req in (b"GET /close-delimited/100000 HTTP/1.0\r\nHost: a.test\r\n\r\n",
+                build_request("GET", "/bytes/100000", host="a.test",
+                              headers=[("Connection", "close")])):
+        raw = socket.create_connection(("127.0.0.1", gh.port), timeout=10)
+        s = ctx().wrap_socket(raw, server_hostname="a.test", suppress_ragged_eofs=False)
+        data = b""
+        try:
+            s.sendall(req)
+            while True:
+                b = s.recv(65536)  # raises SSLEOFError on a TCP close without close_notify
+                if not b:
+                    break
+                data += b
+        finally:
+            s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1."), "response: %r" % head[:100])
+        eq(sha256(body), sha256(det_bytes(100000)), "body for %r" % req[:30])
+
+
+@test("a request head of ~20 KB (split across TLS records) and a response with a 6 KB header "
+      "(the origin-side line limit is 8k) over TLS")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, extra="    max_header_line 32k;\n    max_head_size 64k;\n"
+                                    "    max_request_line 32k;\n"))
+    big = "x" * 20000
+    with TLSConn(gh.port, ctx()) as c:
+        r = c.request("GET", "/echo", host="a.test", headers=[("X-Big", big)])
+        eq(origin_headers(r).get("x-big"), big, "big request header at the origin")
+        r = c.request("GET", "/resp-headers?X-Resp=" + big[:6000], host="a.test")
+        eq(r.header("x-resp"), big[:6000], "big response header")
+
+
+@test("40 concurrent TLS clients (two worker threads), each with three requests over new and "
+      "resumed sessions: all answered", timeout=90)
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, top="threads 2;\n"))
+    errors = []
+    reused = []
+    lock = threading.Lock()
+
+    def client(i):
+        try:
+            c_ctx = ctx()
+            sess = None
+            for j in range(3):
+                with TLSConn(gh.port, c_ctx, session=sess, timeout=30) as c:
+                    r = c.request("GET", "/echo?c=%d&r=%d" % (i, j), host="a.test")
+                    if r.status != 200 or r.json()["target"] != "/echo?c=%d&r=%d" % (i, j):
+                        raise AssertionError("bad answer %r" % r)
+                    with lock:
+                        reused.append(c.sock.session_reused)
+                    sess = c.sock.session
+        except Exception as e:  # noqa: B902 - collected and reported below
+            with lock:
+                errors.append("client %d: %r" % (i, e))
+
+    ths = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(40)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(60)
+    eq(errors, [], "client errors")
+    eq(len(reused), 120, "answers")
+    diag("%d of 120 connections resumed" % sum(reused))
+    check(sum(reused) >= 60, "the second and third connections of each client resume")
+    check(gh.alive(), "running")
+
+
+@test("client certificate + resumption: a resumed session keeps $ssl_client_s_dn and "
+      "$ssl_client_verify (TLS 1.2 and 1.3)")
+def t():
+    o = Origin()
+    gh = Gatehouse(mtls_conf(o, "on"))
+    d = tmpdir()
+    for flag in ("-tls1_2", "-tls1_3"):
+        sess = os.path.join(d, "s%s.pem" % flag)
+        cert = ["-cert", P().cert("alice"), "-key", P().key("alice")]
+        r = s_client(gh.port, flag, "-sess_out", sess, *cert, ca=ca(), request="/echo")
+        check(r.http.startswith("HTTP/1.1 200"), "first: %r" % r)
+        r = s_client(gh.port, flag, "-sess_in", sess, *cert, ca=ca(), request="/echo")
+        eq(r.reused, "Reused", "resumed (%s)" % flag)
+        body = json.JSONDecoder().raw_decode(r.http.split("\r\n\r\n", 1)[1])[0]
+        h = {n.lower(): v for n, v in body["headers"]}
+        eq(h.get("x-client-dn"), "CN=alice,O=Test", "X-Client-DN on a resumed session")
+        eq(h.get("x-client-verify"), "SUCCESS", "X-Client-Verify on a resumed session")
+
+
+def vhost_mtls_conf(o):
+    """a.test without client certificates and *.b.test requiring them, on one listener."""
+    def build(g):
+        proxy = "    proxy 127.0.0.1:%d;\n" % o.port
+        rules = "    request_header set X-Client-Verify $ssl_client_verify;\n"
+        return TOP + tls_server(g.port, "a.test", ["a-ec"], proxy, default=True) + tls_server(
+            g.port, "*.b.test", ["b-ec"], proxy + rules +
+            "    tls_client_ca %s;\n    tls_verify_client on;\n" % P().cert("client-ca"))
+
+    return build
+
+
+@test("a session made on a server without client certificates is not resumed on a server of "
+      "the same listener that requires them (TLS 1.2 and 1.3; tickets and cache)")
+def t():
+    o = Origin()
+    gh = Gatehouse(vhost_mtls_conf(o))
+    d = tmpdir()
+    bad = []
+    for flags in (["-tls1_2"], ["-tls1_2", "-no_ticket"], ["-tls1_3"]):
+        sess = os.path.join(d, "s%s.pem" % "".join(flags))
+        r = s_client(gh.port, "-sess_out", sess, *flags, sni="a.test", ca=ca(), request="/echo")
+        check(r.http.startswith("HTTP/1.1 200"), "a.test: %r" % r)
+        n = len(o.requests)
+        r = s_client(gh.port, "-sess_in", sess, *flags, sni="x.b.test", ca=ca(),
+                     request="/echo", host="x.b.test")
+        diag("%s on x.b.test: %s, %r" % (flags, r.reused, r.http[:40]))
+        if r.http.startswith("HTTP/1.1 200"):
+            bad.append("%s: %s, %s, X-Client-Verify at the origin: %s" % (
+                " ".join(flags), r.reused, r.http.split("\r\n")[0],
+                o.requests[-1].header("x-client-verify")))
+        eq(len(o.requests), n + (1 if bad and bad[-1].startswith(" ".join(flags)) else 0),
+           "requests the origin got")
+    eq(bad, [], "x.b.test answered clients without a certificate")
+
+
 # =============================================================================================
 # Timeouts and garbage
 # =============================================================================================
@@ -1406,6 +1567,40 @@ def t():
             r = curl(args(p), timeout=40)
             eq(r.returncode, 0, "download %s (%s)" % (p, r.stderr))
             eq(sha256(r.stdout), want, "sha256 of %s via %s" % (p, base))
+
+
+@test("WebSocket through a TLS origin (plain client): upgrade and echo")
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"))
+    gh = Gatehouse(ups_conf(o.port, trusted()))
+    with Conn(gh.port) as c:
+        c.send(build_request("GET", "/websocket", host="a.test", headers=[
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]))
+        eq(c.read_response().status, 101, "status")
+        for msg in (b"hello", det_bytes(200000)):
+            c.send(ws_frame(2, msg))
+            op, payload, _ = ws_read_frame(c)
+            eq((op, sha256(payload)), (2, sha256(msg)), "echo of %d bytes" % len(msg))
+
+
+@test("reload that changes an upstream's tls_trusted_ca / tls_name: the next request is verified "
+      "and named by the new settings, not sent on a connection pooled under the old ones")
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"))
+    gh = Gatehouse(ups_conf(o.port, trusted(), threads=1))
+    with Conn(gh.port) as c:
+        eq(origin_tls(c.request("GET", "/echo"))["sni"], "origin.test", "SNI before")
+    mark = len(gh.stderr())
+    gh.reload(ups_conf(o.port, "    tls_trusted_ca %s;\n    tls_name origin.test;\n"
+                       % P().cert("client-ca"), threads=1))
+    gh.wait_stderr(r"reload complete", 10, start=mark)
+    wait_until(lambda: http_get(gh.port, "/echo").status == 502, 10,
+               "502 once the origin's certificate is no longer trusted")
+    eq(len(o.requests), 1, "requests the origin got after the reload")
+    gh.reload(ups_conf(o.port, trusted("127.0.0.1"), threads=1))
+    wait_until(lambda: http_get(gh.port, "/echo").status == 200, 10, "200 with tls_name 127.0.0.1")
+    eq(origin_tls(http_get(gh.port, "/echo"))["sni"], None, "no SNI for tls_name 127.0.0.1")
 
 
 @test("-t: a tls_trusted_ca or tls_client_certificate file that does not exist is an error "
