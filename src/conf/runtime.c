@@ -598,10 +598,11 @@ gh_conf_addr_hint(const char *text, size_t len, const char *what, char *buf, siz
                                                       : "ADDR:PORT";
     size_t sl = scheme_len(text, len);
     if (sl == 8) {
-        snprintf(buf, size,
-                 "'%s' takes %s, without 'https://' (TLS to an origin: 'server ADDR tls;' in an "
-                 "upstream, or 'proxy https://ADDR;')",
-                 what, takes);
+        snprintf(buf, size, "'%s' takes %s, without 'https://' (%s)", what, takes,
+                 what[0] == '-' ? "for TLS to the origin, use a config file with 'proxy "
+                                  "https://ADDR;'"
+                                : "TLS to an origin: 'server ADDR tls;' in an upstream, or "
+                                  "'proxy https://ADDR;'");
         return buf;
     }
     if (sl == 7) {

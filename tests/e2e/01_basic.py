@@ -184,7 +184,8 @@ def t():
                       "yet (DNS-named servers come later): use an IP address such as 127.0.0.1:3000"),
                      ("http://127.0.0.1:3000", "'--to' takes ADDR:PORT, without 'http://' (write "
                       "'--to 127.0.0.1:3000')"),
-                     ("https://127.0.0.1:3000", "without 'https://' (TLS to an origin: ")):
+                     ("https://127.0.0.1:3000", "without 'https://' (for TLS to the origin, use a config "
+                      "file")):
         r = run_gh(["reverse-proxy", "--from", "127.0.0.1:%d" % free_port(), "--to", to])
         eq(r.returncode, 2, "exit status for --to %s" % to)
         check(want in r.stderr, "stderr for --to %s: %r" % (to, r.stderr))

@@ -1033,8 +1033,8 @@ test_err_address(void **state)
         "server { listen 127.0.0.1:8080; listen 127.0.0.1:8080; return 200; }",
         "t.conf:1:40: duplicate listen '127.0.0.1:8080' in this server (first at 1:17)");
     expect_only_error("server { listen 127.0.0.1:8080 defualt; return 200; }",
-                      "t.conf:1:32: unknown parameter 'defualt' in 'listen' (expected default or "
-                      "backlog=N)");
+                      "t.conf:1:32: unknown parameter 'defualt' in 'listen' (expected default, tls "
+                      "or backlog=N)");
 }
 
 /* What exactly is wrong with an origin address that is not one: a host name, a URL. */
@@ -1089,8 +1089,8 @@ test_err_address_explained(void **state)
     assert_string_equal(gh_conf_addr_hint("http://127.0.0.1:3000", 21, "--to", buf, sizeof(buf)),
                         "'--to' takes ADDR:PORT, without 'http://' (write '--to 127.0.0.1:3000')");
     assert_string_equal(gh_conf_addr_hint("https://10.0.0.1:443", 20, "--to", buf, sizeof(buf)),
-                        "'--to' takes ADDR:PORT, without 'https://': TLS to origins is not "
-                        "available yet");
+                        "'--to' takes ADDR:PORT, without 'https://' (for TLS to the origin, use "
+                        "a config file with 'proxy https://ADDR;')");
     snprintf(want, sizeof(want), "%s3000", dns);
     assert_string_equal(gh_conf_addr_hint("backend.local:3000", 18, "--to", buf, sizeof(buf)),
                         want);
