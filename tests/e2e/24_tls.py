@@ -478,6 +478,64 @@ def t():
         gh.stop()
 
 
+@test("session tickets across key rotation (tls_session_timeout 2s, so keys rotate every 2s): "
+      "each ticket used ~0.7s after it was made resumes, over ~5s (TLS 1.2 tickets, TLS 1.3)",
+      timeout=60)
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, top="threads 2;\n", extra="    tls_session_cache off;\n"
+                                                       "    tls_session_timeout 2s;\n"))
+    d = tmpdir()
+    flags = ("-tls1_2", "-tls1_3")
+    got = {f: [] for f in flags}
+    names = {f: set() for f in flags}
+    prev = {}
+    t0 = time.monotonic()
+    step = 0
+    # each step resumes the ticket of the step before and saves a fresh one from a full
+    # handshake right after, so that the steps cover the whole time line and rotations fall
+    # between tickets and their use
+    while time.monotonic() - t0 < 5:
+        for f in flags:
+            if f in prev:
+                got[f].append(s_client(gh.port, f, "-sess_in", prev[f], ca=ca(),
+                                       request="/echo").reused)
+            prev[f] = os.path.join(d, "t%s-%d.pem" % (f, step))
+            r = s_client(gh.port, f, "-sess_out", prev[f], ca=ca(), request="/echo")
+            check(os.path.exists(prev[f]), "a ticket saved (%r)" % r)
+            # the ticket's first 16 bytes name the key that encrypted it
+            m = re.search(r"TLS session ticket:\s*\n\s*0000 - ([0-9a-f -]{47})", r.out)
+            check(m, "a ticket in s_client's output: %r" % r)
+            names[f].add(m.group(1))
+        step += 1
+        time.sleep(0.7)
+    for f in flags:
+        diag("%s: %s, %d ticket key names" % (f, got[f], len(names[f])))
+        eq(got[f], ["Reused"] * len(got[f]), "resumptions with %s" % f)
+        check(len(names[f]) >= 2, "the ticket key rotated within 5s (%s)" % f)
+
+
+@test("session tickets made before a reload resume after it (the keys survive reloads; TLS 1.2 "
+      "and 1.3)")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, extra="    tls_session_cache off;\n"))
+    d = tmpdir()
+    sessions = {}
+    for flag in ("-tls1_2", "-tls1_3"):
+        sessions[flag] = os.path.join(d, "s%s.pem" % flag)
+        s_client(gh.port, flag, "-sess_out", sessions[flag], ca=ca(), request="/echo")
+    mark = len(gh.stderr())
+    gh.reload(one_tls(o, extra="    tls_session_cache off;\n"
+                               "    response_header set X-Gen 2;\n"))
+    gh.wait_stderr(r"reload complete", 10, start=mark)
+    wait_until(lambda: echo_over(gh.port, ctx()).header("x-gen") == "2", 10, "reloaded")
+    for flag in ("-tls1_2", "-tls1_3"):
+        r = s_client(gh.port, flag, "-sess_in", sessions[flag], ca=ca(), request="/echo")
+        eq(r.reused, "Reused", "a ticket from before the reload (%s)" % flag)
+        check("X-Gen: 2" in r.http, "served by the new config")
+
+
 def ticket_conf(o, keyfiles):
     return one_tls(o, extra="    tls_session_cache off;\n" + "".join(
         "    tls_session_ticket_key %s;\n" % k for k in keyfiles))
@@ -1579,6 +1637,35 @@ def t():
             r = curl(args(p), timeout=40)
             eq(r.returncode, 0, "download %s (%s)" % (p, r.stderr))
             eq(sha256(r.stdout), want, "sha256 of %s via %s" % (p, base))
+
+
+@test("a TLS origin that closes in the middle of a 1 MB body: the client (plain or TLS) gets a "
+      "truncated response, never a complete one")
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"))
+    gh = Gatehouse(ups_conf(o.port, trusted(), tls_client=True), nports=2)
+    for c in (Conn(gh.port, timeout=20), TLSConn(gh.ports[1], ctx(), timeout=20)):
+        with c:
+            c.send(build_request("GET", "/malformed/short-large-body", host="a.test"))
+            head = parse_head(c.read_head())
+            eq(head.status, 200, "status (the head was already forwarded)")
+            eq(head.header("content-length"), "1000000", "Content-Length")
+            try:
+                body = c.read_all(timeout=10)
+            except (ssl.SSLError, OSError) as e:
+                diag("read ended with %r" % e)
+                body = c.buf
+            diag("%s: %d of 1000000 body bytes" % (type(c).__name__, len(body)))
+            check(len(body) < 1000000, "the body cannot be complete")
+            eq(body, det_bytes(300000)[:len(body)], "the bytes that came are the origin's")
+
+
+@test("a TLS origin that closes right after the handshake: 502")
+def t():
+    o = TLSOrigin(P().cert("origin"), P().key("origin"))
+    gh = Gatehouse(ups_conf(o.port, trusted() + "    keepalive 0;\n"))
+    eq(http_get(gh.port, "/drop").status, 502, "status")
+    check(gh.alive(), "running")
 
 
 @test("WebSocket through a TLS origin (plain client): upgrade and echo")
