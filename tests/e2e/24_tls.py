@@ -174,11 +174,12 @@ def closed_within(c, timeout):
 def sni_conf(o, vars=False):
     def build(g):
         proxy = "    proxy 127.0.0.1:%d;\n" % o.port + (VARS_ROUTE if vars else "")
+        tag = "    response_header set X-Server %s;\n"
         return TOP + "".join([
-            tls_server(g.port, "default.test", ["dflt"], proxy),
-            tls_server(g.port, "a.test", ["a-rsa", "a-ec"], proxy),
-            tls_server(g.port, "*.b.test", ["b-rsa", "b-ec"], proxy),
-            tls_server(g.port, "c.test", ["c-chain"], proxy),
+            tls_server(g.port, "default.test", ["dflt"], proxy + tag % "default"),
+            tls_server(g.port, "a.test", ["a-rsa", "a-ec"], proxy + tag % "a"),
+            tls_server(g.port, "*.b.test", ["b-rsa", "b-ec"], proxy + tag % "b"),
+            tls_server(g.port, "c.test", ["c-chain"], proxy + tag % "c"),
         ])
 
     return build
@@ -202,13 +203,23 @@ def t():
     gh = shared_sni()
     cases = [("a.test", "a.test", True), ("x.b.test", "*.b.test", True),
              ("x.y.b.test", "*.b.test", False), ("b.test", "default.test", False),
-             ("unknown.test", "default.test", False), (None, "default.test", False)]
+             ("unknown.test", "default.test", False), (None, "default.test", False),
+             ("A.Test", "a.test", False), ("a.test.", "a.test", False)]
     for sni, want_cn, verify_name in cases:
         c_ctx = ctx(check_name=verify_name)
         with TLSConn(gh.port, c_ctx, sni=sni) as c:
             eq(c.peer_subject().get("CN"), want_cn, "certificate CN for SNI %r" % sni)
             r = c.request("GET", "/echo", host=sni or "default.test")
             eq(r.status, 200, "status for SNI %r" % sni)
+
+
+@test("SNI picks the certificate, Host the server: SNI a.test with Host x.b.test is answered by "
+      "the *.b.test server (no client certificates anywhere)")
+def t():
+    gh = shared_sni()
+    with TLSConn(gh.port, ctx(), sni="a.test") as c:
+        eq(c.request("GET", "/echo", host="a.test").header("x-server"), "a", "Host a.test")
+        eq(c.request("GET", "/echo", host="x.b.test").header("x-server"), "b", "Host x.b.test")
 
 
 @test("SNI with curl: https://a.test and https://x.b.test verify against the CA")
@@ -1054,6 +1065,19 @@ def vhost_mtls_conf(o):
             "    tls_client_ca %s;\n    tls_verify_client on;\n" % P().cert("client-ca"))
 
     return build
+
+
+@test("SNI of a server without client certificates and Host of one that requires them: not "
+      "served by the latter without a verified certificate (nginx: 421 Misdirected Request)")
+def t():
+    o = Origin()
+    gh = Gatehouse(vhost_mtls_conf(o))
+    with TLSConn(gh.port, ctx(), sni="a.test") as c:
+        r = c.request("GET", "/echo", host="x.b.test")
+    diag("answered %d, origin saw %r" % (r.status, [q.header("x-client-verify")
+                                                     for q in o.requests]))
+    eq(o.requests, [], "requests the origin got for x.b.test")
+    check(r.status in (400, 403, 421), "status %d (want 421 or another refusal)" % r.status)
 
 
 @test("a session made on a server without client certificates is not resumed on a server of "
