@@ -3,14 +3,14 @@
 #   scripts/deps.sh build   compiler and libraries
 #   scripts/deps.sh test    + test clients and peers (curl, python3, cmocka)
 #   scripts/deps.sh fuzz    + clang and its libFuzzer runtime
-#   scripts/deps.sh bench   + nginx, haproxy, wrk, valgrind, strace
+#   scripts/deps.sh bench   + nginx, haproxy, wrk, httperf, valgrind, strace
 set -euo pipefail
 mode=${1:-build}
 
 build_pkgs=(gcc make pkg-config libc6-dev libpcre2-dev libssl-dev)
 test_pkgs=(libcmocka-dev curl python3 openssl procps strace python3-websockets)
 fuzz_pkgs=(clang libclang-rt-14-dev)
-bench_pkgs=(nginx-light haproxy wrk util-linux procps valgrind strace)
+bench_pkgs=(nginx-light haproxy wrk httperf util-linux procps valgrind strace)
 
 want=("${build_pkgs[@]}")
 case "$mode" in

@@ -90,30 +90,34 @@ peer_text(int fd, char *out, size_t cap)
     snprintf(out, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
 }
 
-/* Remember why OpenSSL failed (err: its SSL_get_error code). Returns -EPROTO or -errno. */
+/* Remember why OpenSSL failed (err: its SSL_get_error code): a protocol failure is kept for
+ * gh_tls_error; a broken or closed socket is not a TLS error. Returns -EPROTO or -errno. */
 static int
 failed(struct tls_conn *t, int err, int sys_errno)
 {
     unsigned long e = ERR_peek_last_error();
+    char why[sizeof(t->err)];
     int rc = -EPROTO;
     if (err == SSL_ERROR_SYSCALL && e == 0) {
         rc = sys_errno != 0 ? -sys_errno : -ECONNRESET;
-        snprintf(t->err, sizeof(t->err), "%s", strerror(-rc));
+        snprintf(why, sizeof(why), "%s", strerror(-rc));
     } else if (ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
         long v = SSL_get_verify_result(t->ssl);
-        snprintf(t->err, sizeof(t->err), "certificate verify failed: %s",
+        snprintf(why, sizeof(why), "certificate verify failed: %s",
                  X509_verify_cert_error_string(v));
     } else {
         const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
-        snprintf(t->err, sizeof(t->err), "%s", r != NULL ? r : "protocol error");
+        snprintf(why, sizeof(why), "%s", r != NULL ? r : "protocol error");
     }
     ERR_clear_error();
+    if (rc == -EPROTO)
+        memcpy(t->err, why, sizeof(why));
     if (!(t->flags & TLS_F_HS_DONE) && !(t->flags & TLS_F_FAILED) && !(t->flags & TLS_F_CLIENT)) {
         __atomic_add_fetch(&stats.failed, 1, __ATOMIC_RELAXED);
         if (gh_log_level() >= GH_LL_DEBUG) {
             char who[64];
             peer_text(t->x->io.fd, who, sizeof(who));
-            gh_log_debug("TLS handshake with %s failed: %s", who, t->err);
+            gh_log_debug("TLS handshake with %s failed: %s", who, why);
         }
     }
     t->flags |= TLS_F_FAILED;

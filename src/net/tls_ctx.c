@@ -160,7 +160,10 @@ ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *ect
             return 0; /* unknown key: a full handshake */
         }
         k = ks->k[i];
-        rc = i == 0 ? 1 : 2; /* an older key: decrypt, and issue a new ticket */
+        /* 2: decrypt and issue a new ticket: under an older key, and always in TLS 1.3,
+         * whose clients use a ticket once (without a new one every other connection would
+         * be a full handshake) */
+        rc = i == 0 && SSL_version(s) != TLS1_3_VERSION ? 1 : 2;
     }
     pthread_mutex_unlock(&ks->mu);
     const EVP_CIPHER *c = k.aes_bits == 128 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
