@@ -489,6 +489,53 @@ def t():
         gh.stop()
 
 
+@test("chained resumption: each resumed TLS 1.3 connection gets a new ticket and the next one "
+      "resumes with it (TLS 1.2: the ticket is used again, or the new one if sent)")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, extra="    tls_session_cache off;\n"))
+    d = tmpdir()
+    for flag in ("-tls1_2", "-tls1_3"):
+        prev = os.path.join(d, "c%s-0.pem" % flag)
+        s_client(gh.port, flag, "-sess_out", prev, ca=ca(), request="/echo")
+        got = []
+        for i in range(1, 5):
+            cur = os.path.join(d, "c%s-%d.pem" % (flag, i))
+            r = s_client(gh.port, flag, "-sess_in", prev, "-sess_out", cur, ca=ca(),
+                         request="/echo")
+            got.append(r.reused)
+            if flag == "-tls1_3":  # a TLS 1.2 ticket may be used again; 1.3 ones only once
+                check(os.path.exists(cur), "a new ticket after resumption %d" % i)
+            if os.path.exists(cur):
+                prev = cur
+        eq(got, ["Reused"] * 4, "chained resumptions (%s)" % flag)
+
+
+@test("a client-initiated renegotiation (TLS 1.2) is refused, as nginx does; Gatehouse goes on "
+      "serving")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o))
+    p = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % gh.port,
+                          "-servername", "a.test", "-tls1_2", "-CAfile", ca()],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    try:
+        p.stdin.write(b"R\n")
+        p.stdin.flush()
+        out, _ = p.communicate(timeout=10)  # s_client exits when the renegotiation fails
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+        raise AssertionError("s_client still connected 10s after asking to renegotiate: %r"
+                             % out[-800:])
+    out = out.decode("utf-8", "replace")
+    check("RENEGOTIATING" in out, "s_client asked: %r" % out[-800:])
+    check(re.search(r"no renegotiation|alert", out), "refused: %r" % out[-800:])
+    check(gh.alive(), "running")
+    eq(echo_over(gh.port, ctx()).status, 200, "a new connection is served")
+
+
 @test("session tickets across key rotation (tls_session_timeout 2s, so keys rotate every 2s): "
       "each ticket used ~0.7s after it was made resumes, over ~5s (TLS 1.2 tickets, TLS 1.3)",
       timeout=60)
@@ -1207,6 +1254,25 @@ def t():
             [re.escape(junk)])
     k48 = write(os.path.join(d, "k48.key"), det_bytes(48, seed=48))
     check_t(t_conf(cert_lines("a-ec") + "    tls_session_ticket_key %s;\n" % k48), True)
+
+
+@test("-t and start with relative certificate, key, CA and ticket key paths: relative to the "
+      "config file, not to the working directory")
+def t():
+    d = tmpdir()
+    os.makedirs(os.path.join(d, "conf", "tls"))
+    for n in ("a-ec.pem", "a-ec.key", "client-ca.pem"):
+        shutil.copy(P().path(n), os.path.join(d, "conf", "tls", n))
+    write(os.path.join(d, "conf", "tls", "ticket.key"), det_bytes(80, seed=80))
+    port = free_port()
+    path = write(os.path.join(d, "conf", "gh.conf"), TOP + (
+        "server {\n    listen 127.0.0.1:%d tls;\n    tls_certificate tls/a-ec.pem;\n"
+        "    tls_key tls/a-ec.key;\n    tls_client_ca tls/client-ca.pem;\n"
+        "    tls_verify_client optional;\n    tls_session_ticket_key tls/ticket.key;\n"
+        "    proxy 127.0.0.1:9;\n}\n" % port))
+    r = run_gh(["-t", "-c", path])
+    diag(r.stderr.strip()[-600:])
+    eq(r.returncode, 0, "-t exit status run from %s" % os.getcwd())
 
 
 @test("-t: a server on a tls listener without a certificate is an error naming the listen")
