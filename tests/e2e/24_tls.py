@@ -1427,30 +1427,48 @@ def t():
         eq(c.request("GET", "/echo", host="a.test").status, 200, "status")
 
 
-@test("tls_ocsp_response: the DER response is stapled when the client asks (s_client -status)")
-def t():
-    o = Origin()
-    d = tmpdir()
-    # a response for a-ec.pem signed by the CA, made with openssl ocsp from an index file
+def ocsp_response(d, out, revoked=False):
+    """A DER OCSP response for a-ec.pem signed by the CA (openssl ocsp from an index file):
+    good, or revoked."""
     serial = subprocess.run(["openssl", "x509", "-in", P().cert("a-ec"), "-noout", "-serial"],
                             capture_output=True, text=True, check=True).stdout
     serial = serial.strip().split("=")[1]
-    write(os.path.join(d, "index.txt"), "V\t301231000000Z\t\t%s\tunknown\t/CN=a.test\n" % serial)
+    index = os.path.join(d, "index.txt")
+    line = ("R\t301231000000Z\t200101000000Z\t" if revoked else "V\t301231000000Z\t\t")
+    write(index, line + "%s\tunknown\t/CN=a.test\n" % serial)
     req = os.path.join(d, "req.der")
-    der = os.path.join(d, "ocsp.der")
     subprocess.run(["openssl", "ocsp", "-issuer", ca(), "-cert", P().cert("a-ec"), "-reqout",
                     req, "-no_nonce"], check=True, capture_output=True, timeout=30)
-    subprocess.run(["openssl", "ocsp", "-index", os.path.join(d, "index.txt"), "-rsigner", ca(),
-                    "-rkey", P().key("ca"), "-CA", ca(), "-reqin", req, "-respout", der,
-                    "-ndays", "2"], check=True, capture_output=True, timeout=30)
-    gh = Gatehouse(one_tls(o, extra="    tls_ocsp_response %s;\n" % der))
-    r = s_client(gh.port, "-status", ca=ca(), request="/echo")
+    tmp = out + ".tmp"
+    subprocess.run(["openssl", "ocsp", "-index", index, "-rsigner", ca(), "-rkey", P().key("ca"),
+                    "-CA", ca(), "-reqin", req, "-respout", tmp, "-ndays", "2"],
+                   check=True, capture_output=True, timeout=30)
+    os.replace(tmp, out)
+    return out
+
+
+def stapled_status(port):
+    r = s_client(port, "-status", ca=ca(), request="/echo")
     check(r.handshake_ok, "handshake: %r" % r)
     check(re.search(r"OCSP Response Status: successful", r.out), "stapled: %r" % r)
-    check(re.search(r"Cert Status: good", r.out), "status good: %r" % r)
+    m = re.search(r"Cert Status: (\w+)", r.out)
+    return m and m.group(1)
+
+
+@test("tls_ocsp_response: the DER response is stapled when the client asks (s_client -status), "
+      "and read again on reload")
+def t():
+    o = Origin()
+    d = tmpdir()
+    der = ocsp_response(d, os.path.join(d, "ocsp.der"))
+    gh = Gatehouse(one_tls(o, extra="    tls_ocsp_response %s;\n" % der))
+    eq(stapled_status(gh.port), "good", "stapled status")
     r = s_client(gh.port, ca=ca())
     check("OCSP response: no response sent" in r.out or "OCSP Response Status" not in r.out,
           "nothing stapled without -status")
+    ocsp_response(d, der, revoked=True)
+    gh.reload()
+    wait_until(lambda: stapled_status(gh.port) == "revoked", 10, "the new response stapled")
 
 
 # =============================================================================================
