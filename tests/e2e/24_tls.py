@@ -511,6 +511,36 @@ def t():
         eq(got, ["Reused"] * 4, "chained resumptions (%s)" % flag)
 
 
+@test("TLS 1.3 early data (0-RTT) is never accepted (it could be replayed): a resumption that "
+      "tries to send a request as early data is not served from it")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o))
+    d = tmpdir()
+    sess = os.path.join(d, "s.pem")
+    early = write(os.path.join(d, "early.txt"), build_request("GET", "/echo?early", host="a.test"))
+    s_client(gh.port, "-tls1_3", "-sess_out", sess, ca=ca(), request="/echo")
+    r = s_client(gh.port, "-tls1_3", "-sess_in", sess, "-early_data", early, ca=ca())
+    m = re.search(r"^Early data was (\w+( \w+)?)", r.out, re.M)
+    diag("s_client: %s" % (m.group(0) if m else "no early data line"))
+    check(not re.search(r"Early data was accepted", r.out), "early data accepted: %r" % r)
+    eq([q.target for q in o.requests if "early" in q.target], [], "early requests at the origin")
+
+
+@test("odd SNI values (63-byte labels up to 250 bytes, bytes a host name may not hold) get the "
+      "default certificate or a refused handshake, never a crash")
+def t():
+    gh = shared_sni()
+    for sni in (".".join(["a" * 63] * 3) + "." + "b" * 58, "bad_name!#$", "x..b.test", "-.b.test"):
+        r = s_client(gh.port, sni=sni, ca=ca())
+        diag("%r: handshake %s, %s" % (sni[:20], r.handshake_ok, r.subject))
+        if r.handshake_ok:
+            check(r.subject and "default.test" in r.subject or "*.b.test" in (r.subject or ""),
+                  "certificate for %r: %s" % (sni, r.subject))
+    check(gh.alive(), "running")
+    eq(echo_over(gh.port, ctx()).status, 200, "still serving")
+
+
 @test("a client-initiated renegotiation (TLS 1.2) is refused, as nginx does; Gatehouse goes on "
       "serving")
 def t():
@@ -747,6 +777,25 @@ def issue(d, name, issuer_pem, issuer_key, subj, ca=False, serial=77):
                  "-out", pem]):
         subprocess.run(["openssl"] + cmd, check=True, capture_output=True, timeout=30)
     return pem, key
+
+
+@test("a client certificate whose subject holds CR LF, a comma and quotes: $ssl_client_s_dn is "
+      "RFC 2253-escaped, so no header is injected toward the origin")
+def t():
+    o = Origin()
+    d = tmpdir()
+    pem, key = issue(d, "evil", P().cert("client-ca"), P().key("client-ca"),
+                     '/O=Test/CN=evil\r\nX-Evil: 1, "q"', serial=99)
+    gh = Gatehouse(mtls_conf(o, "on"))
+    r = echo_over(gh.port, ctx(cert=pem, key=key))
+    eq(r.status, 200, "status")
+    eq(o.errors, [], "requests the origin could not parse")
+    h = origin_headers(r)
+    check("x-evil" not in h, "a header was injected: %r" % h)
+    dn = h.get("x-client-dn", "")
+    diag("X-Client-DN: %r" % dn)
+    check("\r" not in dn and "\n" not in dn, "control bytes in X-Client-DN %r" % dn)
+    check(dn.endswith(",O=Test") and dn.startswith("CN=evil"), "DN %r" % dn)
 
 
 def deep_clients(d):
@@ -1409,6 +1458,49 @@ def t():
     eq(early.request("GET", "/echo", host="a.test").status, 200, "request on it")
     early.close()
     check(gh.alive(), "gatehouse running")
+
+
+@test("TLS clients on four threads for ~4s through six reloads that switch the certificate: "
+      "every request answered", timeout=90)
+def t():
+    o = Origin()
+    d = tmpdir()
+    install_cert(d, "a-ec")
+    gh = Gatehouse(reload_conf(o, d))
+    stop = threading.Event()
+    stats = {"ok": 0, "fail": []}
+    lock = threading.Lock()
+
+    def client():
+        c_ctx = ctx()
+        while not stop.is_set():
+            try:
+                r = echo_over(gh.port, c_ctx)
+                with lock:
+                    if r.status == 200:
+                        stats["ok"] += 1
+                    else:
+                        stats["fail"].append(r.status)
+            except Exception as e:  # noqa: B902 - counted
+                with lock:
+                    stats["fail"].append(repr(e))
+
+    ths = [threading.Thread(target=client, daemon=True) for _ in range(4)]
+    for th in ths:
+        th.start()
+    try:
+        for i in range(6):
+            time.sleep(0.6)
+            install_cert(d, "a2-ec" if i % 2 == 0 else "a-ec")
+            gh.reload()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for th in ths:
+            th.join(20)
+    diag("%d answered, failures: %r" % (stats["ok"], stats["fail"][:5]))
+    eq(stats["fail"], [], "failed requests")
+    check(stats["ok"] > 20, "requests made")
 
 
 @test("reload with a broken certificate file keeps the old config (logged, naming the file)")
