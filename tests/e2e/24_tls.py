@@ -86,13 +86,10 @@ def parse_vars(body):
     return out
 
 
-def get_vars(port, c=None, **kw):
-    """GET /vars over a new TLS connection (or c); the values as a dict."""
-    if c is None:
-        with TLSConn(port, kw.pop("context", None) or ctx(), **kw) as conn:
-            r = conn.request("GET", "/vars", host=kw.get("sni") or "a.test")
-    else:
-        r = c.request("GET", "/vars", host="a.test")
+def get_vars(port, context=None, sni="a.test"):
+    """GET /vars over a new TLS connection; the values as a dict."""
+    with TLSConn(port, context or ctx(), sni=sni) as conn:
+        r = conn.request("GET", "/vars", host=sni or "a.test")
     eq(r.status, 200, "status of /vars (%r)" % r.body[:200])
     return parse_vars(r.body)
 
@@ -109,7 +106,7 @@ def write(path, data):
     return path
 
 
-def check_t(text, want_ok, patterns=(), files=None):
+def check_t(text, want_ok, patterns=()):
     """Run gatehouse -t on config text; check the exit status and that stderr matches each
     regex in patterns. Returns stderr."""
     d = tmpdir()
@@ -482,7 +479,8 @@ def t():
     client_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"
     for setting, want in (("", "ECDHE-ECDSA-CHACHA20-POLY1305"),
                           ("    tls_prefer_server_ciphers on;\n", "ECDHE-ECDSA-CHACHA20-POLY1305"),
-                          ("    tls_prefer_server_ciphers off;\n", "ECDHE-ECDSA-AES128-GCM-SHA256")):
+                          ("    tls_prefer_server_ciphers off;\n",
+                           "ECDHE-ECDSA-AES128-GCM-SHA256")):
         gh = Gatehouse(one_tls(o, extra=server_list + setting))
         r = s_client(gh.port, "-tls1_2", "-cipher", client_list, ca=ca())
         eq(r.cipher, want, "cipher with %r" % setting.strip())
@@ -860,7 +858,8 @@ def t():
         eq(r.header("strict-transport-security"), None, "HSTS over plain HTTP")
     with TLSConn(gh.port, ctx()) as c:
         r = c.request("GET", "/resp-headers?Strict-Transport-Security=max-age%3D5", host="a.test")
-    eq(len(r.header_all("strict-transport-security")), 1, "one HSTS field when the origin sends one")
+    eq(len(r.header_all("strict-transport-security")), 1,
+       "one HSTS field when the origin sends one")
     check("max-age=31536000" in r.header("strict-transport-security"), "the configured one wins")
 
 

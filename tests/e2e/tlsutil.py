@@ -251,9 +251,6 @@ class TLSConn(Conn):
         short = {"commonName": "CN", "organizationName": "O"}
         return {short.get(k, k): v for rdn in c.get("subject", ()) for k, v in rdn}
 
-    def peer_der(self):
-        return self.sock.getpeercert(binary_form=True)
-
 
 # ---------------------------------------------------------------------------------------------
 # openssl s_client
