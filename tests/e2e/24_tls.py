@@ -1279,6 +1279,23 @@ def t():
     check(gh.alive(), "gatehouse running")
 
 
+@test("the stop line counts handshakes: completed (with the resumed ones) and failed")
+def t():
+    o = Origin()
+    gh = Gatehouse(one_tls(o, level="debug"))
+    sess = os.path.join(tmpdir(), "s.pem")
+    eq(s_client(gh.port, "-sess_out", sess, ca=ca(), request="/echo").reused, "New", "first")
+    eq(s_client(gh.port, "-sess_in", sess, ca=ca(), request="/echo").reused, "Reused", "second")
+    check(not s_client(gh.port, "-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0", ca=ca()).handshake_ok,
+          "TLS 1.1 refused")
+    eq(gh.stop(), 0, "exit status")
+    m = re.search(r"TLS: (\d+) handshake\(s\), (\d+) resumed, (\d+) failed", gh.stderr())
+    check(m, "the stop line: %r" % gh.stderr()[-600:])
+    diag(m.group(0) + " (the start-up probe of the test framework connects and closes once)")
+    eq((int(m.group(1)), int(m.group(2))), (2, 1), "completed and resumed")
+    check(int(m.group(3)) >= 1, "failed")
+
+
 # =============================================================================================
 # Configuration checks (-t) and reload
 # =============================================================================================
@@ -1374,6 +1391,24 @@ def t():
             "server {\n    listen 127.0.0.1:%d;\n    server_name b.test;\n"
             "    proxy 127.0.0.1:9;\n}\n" % (port, cert_lines("a-ec"), port), False,
             [r"127\.0\.0\.1:%d" % port])
+
+
+@test("hsts at top level applies to every TLS server; `hsts off` in a server turns it off there")
+def t():
+    o = Origin()
+
+    def build(g):
+        proxy = "    proxy 127.0.0.1:%d;\n" % o.port
+        return TOP + "hsts max-age=600;\n" + tls_server(g.port, "a.test", ["a-ec"], proxy) + \
+            tls_server(g.port, "*.b.test", ["b-ec"], proxy + "    hsts off;\n")
+
+    gh = Gatehouse(build)
+    with TLSConn(gh.port, ctx(), sni="a.test") as c:
+        eq(c.request("GET", "/echo", host="a.test").header("strict-transport-security"),
+           "max-age=600", "HSTS inherited")
+    with TLSConn(gh.port, ctx(), sni="x.b.test") as c:
+        eq(c.request("GET", "/echo", host="x.b.test").header("strict-transport-security"),
+           None, "HSTS off")
 
 
 @test("top-level tls_certificate/tls_key/tls_protocols are defaults every tls server inherits")
