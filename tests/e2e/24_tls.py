@@ -1347,12 +1347,15 @@ def t():
             [r"127\.0\.0\.1:%d" % port, r"certificate"])
 
 
-@test("-t: a tls_certificate that is missing, or not PEM, is an error naming the file")
+@test("-t: a tls_certificate that is missing, unreadable (a directory) or not PEM, and a "
+      "missing tls_key, are errors naming the file")
 def t():
     d = tmpdir()
     missing = os.path.join(d, "missing.pem")
     junk = write(os.path.join(d, "junk.pem"), "this is not a certificate\n")
-    for path in (missing, junk):
+    adir = os.path.join(d, "a-directory.pem")
+    os.mkdir(adir)  # unreadable as a file (permissions would not stop the root user)
+    for path in (missing, junk, adir):
         check_t(t_conf("    tls_certificate %s;\n    tls_key %s;\n" % (path, P().key("a-ec"))),
                 False, [re.escape(path)])
     check_t(t_conf("    tls_certificate %s;\n    tls_key %s;\n" % (
@@ -1488,7 +1491,7 @@ def t():
     # a new connection with the new certificate: the worker has applied the new config
     wait_until(lambda: new_org() == "v2", 10, "the new certificate on new connections")
     early.sock = ctx().wrap_socket(early.sock, server_hostname="a.test")
-    diag("the early connection got O=%s" % early.sock.getpeercert()["subject"])
+    diag("the early connection got %r" % (early.sock.getpeercert()["subject"],))
     eq(early.request("GET", "/echo", host="a.test").status, 200, "request on it")
     early.close()
     check(gh.alive(), "gatehouse running")
