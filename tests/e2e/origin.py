@@ -33,6 +33,11 @@ Endpoints (by path; anything unknown behaves like /echo):
                             (head and body) and the connection closed without an answer
 Every response carries X-Origin-Name, X-Origin-Conn (connection number from 1) and
 X-Origin-Req (request number on that connection, from 1).
+
+TLS:          Origin(tls=ctx) with a server-side ssl.SSLContext speaks TLS on every connection.
+              Each connection's handshake is recorded in .tls_conns[conn id] (version, cipher,
+              sni, alpn, session_reused, client certificate subject) and JSON answers carry it
+              as "tls"; failed handshakes are recorded in .tls_errors.
 """
 
 import base64
@@ -43,6 +48,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -208,8 +214,13 @@ class Origin:
     """A threaded origin on 127.0.0.1, or on `host` (an IPv6 address such as "::1" too);
     port 0 = ephemeral."""
 
-    def __init__(self, port=0, name="origin", host="127.0.0.1"):
+    def __init__(self, port=0, name="origin", host="127.0.0.1", tls=None):
         self.name = name
+        self.tls = tls  # a server-side ssl.SSLContext, or None for plain TCP
+        self.tls_conns = {}  # conn id -> what its TLS handshake negotiated
+        self.tls_errors = []  # [(conn id, message)] handshakes that failed
+        if tls is not None:
+            tls.sni_callback = self._on_sni
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.lsock = socket.socket(family, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -275,6 +286,8 @@ class Origin:
             lines.append("  parse error on conn %d: %s" % e)
         for e in self.events[-10:]:
             lines.append("  " + e)
+        for e in self.tls_errors[-10:]:
+            lines.append("  TLS handshake failed on conn %d: %s" % e)
         return lines
 
     # -- inspection
@@ -317,8 +330,44 @@ class Origin:
             self.threads.append(t)
             t.start()
 
+    def _on_sni(self, sslsock, name, ctx):
+        sslsock._gh_sni = name
+        return None
+
+    def _tls_accept(self, s, cid):
+        """The TLS handshake on an accepted socket: the wrapped socket, or None if it failed."""
+        s.settimeout(15)
+        try:
+            t = self.tls.wrap_socket(s, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            with self.lock:
+                self.tls_errors.append((cid, str(e)))
+            try:
+                s.close()
+            except OSError:
+                pass
+            return None
+        peer = t.getpeercert() or {}
+        short = {"commonName": "CN", "organizationName": "O"}
+        subject = ",".join("%s=%s" % (short.get(k, k), v)
+                           for rdn in reversed(peer.get("subject", ())) for k, v in rdn)
+        with self.lock:
+            self.open_conns[cid] = t
+            self.tls_conns[cid] = {
+                "version": t.version(), "cipher": t.cipher()[0],
+                "sni": getattr(t, "_gh_sni", None), "alpn": t.selected_alpn_protocol(),
+                "session_reused": t.session_reused, "client_subject": subject,
+            }
+        return t
+
     def _serve_conn(self, s, cid):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            s = self._tls_accept(s, cid)
+            if s is None:
+                with self.lock:
+                    self.open_conns.pop(cid, None)
+                return
         s.settimeout(120)
         rd = _Reader(s)
         seq = 0
@@ -434,6 +483,8 @@ class Origin:
     def _json(self, req, extra=None):
         d = req.to_dict()
         d["origin"] = self.name
+        if self.tls is not None:
+            d["tls"] = self.tls_conns.get(req.conn)
         if extra:
             d.update(extra)
         return json.dumps(d).encode()
