@@ -187,6 +187,10 @@ struct gh_server_conf {
      * else the code to use; port 0: none in the URL */
     uint16_t redirect_https;
     uint16_t redirect_https_port;
+    /* on a TLS listener: its context (for the SNI check), and whether it asks for client
+     * certificates (`tls_verify_client on|optional`) */
+    struct gh_tls_ctx *tls_ctx;
+    bool tls_verify_client;
     const char *file;
     uint32_t line;
     uint32_t index; /* position in gh_config.servers */

@@ -515,6 +515,12 @@ conf_tls_build(struct build *b)
     }
     if (b->st->n_errors > 0)
         return;
+    for (uint32_t i = 0; i < b->servers.n; i++) {
+        const struct psrv *ps = b->servers.v[i];
+        b->cfg->servers[i].tls_ctx = ps->tls_ctx;
+        b->cfg->servers[i].tls_verify_client =
+            ps->tls_ctx != NULL && ps->tls.verify_client != GH_TLS_VERIFY_OFF;
+    }
     for (uint32_t i = 0; i < b->cfg->n_listeners; i++)
         if (b->cfg->listeners[i].tls)
             build_listener(b, &b->cfg->listeners[i]);

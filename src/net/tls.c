@@ -112,7 +112,10 @@ failed(struct tls_conn *t, int err, int sys_errno)
     ERR_clear_error();
     if (rc == -EPROTO)
         memcpy(t->err, why, sizeof(why));
-    if (!(t->flags & TLS_F_HS_DONE) && !(t->flags & TLS_F_FAILED) && !(t->flags & TLS_F_CLIENT)) {
+    /* a failed handshake, as server; a client that connected and closed without a byte (a TCP
+     * health check, a port probe) did not try one */
+    if ((t->flags & (TLS_F_HS_DONE | TLS_F_FAILED | TLS_F_CLIENT | TLS_F_GOT_BYTES)) ==
+        TLS_F_GOT_BYTES) {
         __atomic_add_fetch(&stats.failed, 1, __ATOMIC_RELAXED);
         if (gh_log_level() >= GH_LL_DEBUG) {
             char who[64];
@@ -405,6 +408,7 @@ bio_read(BIO *b, char *buf, int len)
     if (r == 0)
         t->flags |= TLS_F_SOCK_EOF;
     if (r > 0) {
+        t->flags |= TLS_F_GOT_BYTES;
         if (r < len)
             t->flags |= TLS_F_SOCK_EMPTY;
         else
@@ -632,6 +636,13 @@ gh_tls_client_verify(const struct gh_xprt *x)
         return "NONE";
     /* a certificate that fails verification fails the handshake: what is left is a success */
     return SSL_get_verify_result(t->ssl) == X509_V_OK ? "SUCCESS" : "FAILED";
+}
+
+struct gh_tls_ctx *
+gh_tls_ctx_of(const struct gh_xprt *x)
+{
+    struct tls_conn *t = conn_of(x);
+    return t != NULL ? (struct gh_tls_ctx *)SSL_get_SSL_CTX(t->ssl) : NULL;
 }
 
 const char *

@@ -132,6 +132,9 @@ const char *gh_tls_alpn(const struct gh_xprt *x, uint32_t *len);
 bool gh_tls_reused(const struct gh_xprt *x);
 const char *gh_tls_client_dn(const struct gh_xprt *x);
 const char *gh_tls_client_verify(const struct gh_xprt *x);
+/* The context of a TLS transport (after SNI chose it), or NULL. */
+struct gh_tls_ctx *gh_tls_ctx_of(const struct gh_xprt *x);
+
 /* Why the last operation failed ("certificate verify failed: hostname mismatch"), or NULL. */
 const char *gh_tls_error(const struct gh_xprt *x);
 

@@ -10,6 +10,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -84,15 +85,49 @@ ossl_reason(char *buf, size_t cap)
 static bool
 readable(const char *path, enum gh_tls_item item, uint32_t idx, gh_tls_report_fn rep, void *arg)
 {
+    char msg[512];
+    struct stat st;
     FILE *f = fopen(path, "r");
+    if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        snprintf(msg, sizeof(msg), "cannot read '%s': it is a directory", path);
+        rep(arg, item, idx, false, msg);
+        return false;
+    }
     if (f != NULL) {
         fclose(f);
         return true;
     }
-    char msg[512];
     snprintf(msg, sizeof(msg), "cannot read '%s': %s", path, strerror(errno));
-    rep(arg, item, idx, true == false, msg);
+    rep(arg, item, idx, false, msg);
     return false;
+}
+
+/* Why a PEM file did not load, in words for a config's author; NULL when the key is not the
+ * certificate's (the caller says that). OpenSSL's error queue is emptied. */
+static const char *
+pem_reason(char *buf, size_t cap)
+{
+    bool no_start = false, pem = false, mismatch = false;
+    const char *last = NULL;
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0) {
+        int r = ERR_GET_REASON(e);
+        no_start = no_start || (ERR_GET_LIB(e) == ERR_LIB_PEM && r == PEM_R_NO_START_LINE);
+        pem = pem || ERR_GET_LIB(e) == ERR_LIB_PEM;
+        mismatch = mismatch || r == X509_R_KEY_VALUES_MISMATCH;
+        if (last == NULL)
+            last = ERR_reason_error_string(e);
+    }
+    if (mismatch)
+        return NULL;
+    if (no_start)
+        snprintf(buf, cap, "not a PEM file of that kind (no BEGIN line for it)");
+    else if (pem)
+        snprintf(buf, cap, "bad PEM data (%s)", last != NULL ? last : "?");
+    else
+        snprintf(buf, cap, "%s", last != NULL ? last : "unknown error");
+    return buf;
 }
 
 /* ---- session tickets ---- */
@@ -357,14 +392,19 @@ load_pairs(SSL_CTX *ctx, const struct gh_tls_server_opts *o, gh_tls_report_fn re
             !readable(o->keys[i], GH_TLS_I_KEY, i, rep, arg))
             return false;
         if (SSL_CTX_use_certificate_chain_file(ctx, o->certs[i]) != 1) {
+            const char *r = pem_reason(why, sizeof(why));
             snprintf(msg, sizeof(msg), "cannot load certificate '%s': %s", o->certs[i],
-                     ossl_reason(why, sizeof(why)));
+                     r != NULL ? r : "unusable");
             rep(arg, GH_TLS_I_CERT, i, false, msg);
             return false;
         }
         if (SSL_CTX_use_PrivateKey_file(ctx, o->keys[i], SSL_FILETYPE_PEM) != 1) {
-            snprintf(msg, sizeof(msg), "cannot load key '%s': %s", o->keys[i],
-                     ossl_reason(why, sizeof(why)));
+            const char *r = pem_reason(why, sizeof(why));
+            if (r != NULL)
+                snprintf(msg, sizeof(msg), "cannot load key '%s': %s", o->keys[i], r);
+            else
+                snprintf(msg, sizeof(msg), "key '%s' does not match certificate '%s'", o->keys[i],
+                         o->certs[i]);
             rep(arg, GH_TLS_I_KEY, i, false, msg);
             return false;
         }

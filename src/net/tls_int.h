@@ -52,7 +52,8 @@ struct gh_tls_listen {
 #define TLS_F_SHUT_PENDING 0x10
 #define TLS_F_FAILED 0x20
 #define TLS_F_CLIENT 0x40
-#define TLS_F_SOCK_EOF 0x80 /* a read of the socket returned 0 (BIO_eof) */
+#define TLS_F_SOCK_EOF 0x80   /* a read of the socket returned 0 (BIO_eof) */
+#define TLS_F_GOT_BYTES 0x100 /* the peer sent something (a connect-and-close probe did not) */
 
 struct tls_conn {
     struct gh_xprt_layer base;

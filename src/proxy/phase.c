@@ -5,11 +5,8 @@
  */
 #include "proxy/phase.h"
 
-#include <stdio.h>
-#include <string.h>
-
 #include "proxy/accesslog.h"
-#include "proxy/respond.h"
+#include "proxy/https.h"
 
 typedef int (*accept_hook)(struct gh_worker *w, const struct gh_client_addr *client,
                            const struct gh_listen_conf *lc);
@@ -36,45 +33,6 @@ body_limit(struct gh_exchange *ex, const struct gh_request *req)
         return GH_OK;
     ex->fail_reason = "request body larger than client_max_body_size";
     return 413;
-}
-
-/* `redirect_to_https`: a request that came without TLS goes to the same URL with https (the
- * target as received, path and query). 301 keeps GET and HEAD; 308 keeps any method and body. */
-static int
-redirect_https(struct gh_exchange *ex, const struct gh_request *req)
-{
-    const struct gh_server_conf *s = ex->srv;
-    if (gh_likely(s == NULL || s->redirect_https == 0) || (ex->flags & GH_EX_TLS))
-        return GH_OK;
-    int st = s->redirect_https;
-    if (st == 1)
-        st = req->method_id == GH_METHOD_GET || req->method_id == GH_METHOD_HEAD ? 301 : 308;
-    const char *h = req->host;
-    size_t hl = req->host_len;
-    if (h == NULL || hl == 0) { /* HTTP/1.0 without Host: the server's first name */
-        h = s->n_names > 0 && s->names[0][0] != '*' ? s->names[0] : "localhost";
-        hl = strlen(h);
-    }
-    size_t end = 0; /* the host without its port */
-    if (h[0] == '[') {
-        while (end < hl && h[end] != ']')
-            end++;
-        end += end < hl;
-    } else {
-        while (end < hl && h[end] != ':')
-            end++;
-    }
-    char url[16384];
-    int n = snprintf(url, sizeof(url), "https://%.*s", (int)end, h);
-    if (s->redirect_https_port != 0)
-        n += snprintf(url + n, sizeof(url) - (size_t)n, ":%u", s->redirect_https_port);
-    if ((size_t)n + req->path_len > sizeof(url)) {
-        ex->fail_reason = "the URL to redirect to HTTPS is too long";
-        return 414;
-    }
-    memcpy(url + n, req->path, req->path_len);
-    int rc = gh_respond_copy(ex, st, url, (size_t)n + req->path_len, true);
-    return rc == GH_OK ? GH_DECLINED : rc;
 }
 
 /* ---- pre_origin: `return`, and routes that lead nowhere ---- */
@@ -111,7 +69,7 @@ answer_here(struct gh_exchange *ex, const struct gh_request *req)
 }
 
 static const accept_hook accept_hooks[] = {NULL};
-static const request_hook routed_hooks[] = {redirect_https, refuse_connect, body_limit};
+static const request_hook routed_hooks[] = {gh_https_routed, refuse_connect, body_limit};
 static const request_hook pre_origin_hooks[] = {answer_here};
 static const resp_hook resp_head_hooks[] = {NULL};
 static const done_hook done_hooks[] = {gh_alog_exchange};

@@ -211,7 +211,8 @@ on_upconn_timeout(struct gh_upconn *u, enum gh_upconn_timer which)
     struct gh_exchange *ex = u->owner;
     int rc;
     if (which == GH_UPCONN_T_CONNECT) {
-        gh_log_warn("upstream %s: connect timed out", gh_ups_server(&ex->up)->addr.text);
+        gh_log_warn("upstream %s: connect timed out%s", gh_ups_server(&ex->up)->addr.text,
+                    gh_tls_is(gh_upconn_xprt(u)) ? " (with the TLS handshake)" : "");
         rc = retry_or_fail(ex, 504, "upstream connect timed out", GH_BALANCE_CONNECT);
     } else if ((ex->flags & GH_EX_OUT_QUEUED) ||
                (ex->resp_pipe != NULL && ex->resp_pipe->len > 0)) {

@@ -203,7 +203,12 @@ on_io(struct gh_io *io, uint32_t events)
             set_state(u, GH_UPCONN_ACTIVE);
             gh_xprt_set(&u->x, GH_XPRT_CAN_WRITE);
             u->t_connected = gh_loop_now(u->ctx->loop);
-            gh_timer_after(u->ctx->loop, &u->timer, u->p.first_byte_ms);
+            if (u->x.layer != NULL) { /* the handshake is part of connecting, as in nginx */
+                u->flags |= GH_UPCONN_TLS_HS;
+                gh_timer_after(u->ctx->loop, &u->timer, u->p.connect_ms);
+            } else {
+                gh_timer_after(u->ctx->loop, &u->timer, u->p.first_byte_ms);
+            }
         }
         break;
     }
@@ -228,6 +233,10 @@ on_timer(struct gh_timer *t)
         u->ops->on_timeout(u, GH_UPCONN_T_CONNECT);
         return;
     case GH_UPCONN_ACTIVE:
+        if (u->flags & GH_UPCONN_TLS_HS) {
+            u->ops->on_timeout(u, GH_UPCONN_T_CONNECT);
+            return;
+        }
         u->ops->on_timeout(u, (u->flags & GH_UPCONN_GOT_BYTE) ? GH_UPCONN_T_READ
                                                               : GH_UPCONN_T_FIRST_BYTE);
         return;
@@ -280,7 +289,7 @@ gh_upconn_send(struct gh_upconn *u)
         u->head_sent += (uint32_t)n;
         if (u->head_sent < u->head_len)
             return n > 0 ? GH_PUMP_MOVED : GH_PUMP_BLOCKED;
-        u->flags |= GH_UPCONN_HEAD_SENT;
+        u->flags = (u->flags | GH_UPCONN_HEAD_SENT) & (uint16_t)~GH_UPCONN_TLS_HS;
         progress = GH_PUMP_MOVED;
         gh_timer_after(u->ctx->loop, &u->timer, u->p.first_byte_ms);
     }

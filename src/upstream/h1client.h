@@ -50,7 +50,7 @@ enum gh_upconn_state {
 
 /* Which timer fired. */
 enum gh_upconn_timer {
-    GH_UPCONN_T_CONNECT,    /* connect_ms passed while connecting */
+    GH_UPCONN_T_CONNECT,    /* connect_ms passed while connecting (TLS: and handshaking) */
     GH_UPCONN_T_FIRST_BYTE, /* first_byte_ms passed since the request (or its last body byte) */
     GH_UPCONN_T_READ,       /* read_ms passed since the last response bytes */
 };
@@ -116,6 +116,7 @@ struct gh_upconn_sink {
 #define GH_UPCONN_REUSABLE 0x0100  /* the origin keeps the connection open after it */
 #define GH_UPCONN_ABANDONED 0x0200 /* the origin stopped taking the request body */
 #define GH_UPCONN_REFRAME 0x0400   /* the receiver re-frames the body as chunks */
+#define GH_UPCONN_TLS_HS 0x0800    /* connected, the TLS handshake runs: connect_ms still counts */
 
 struct gh_upconn {
     struct gh_xprt x;
