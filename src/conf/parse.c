@@ -1627,6 +1627,44 @@ name_table(struct build *b, struct plst *l)
     l->lc.n_names = n;
 }
 
+/* The listener being assembled for pl's address (made on first use), with what pl adds to it:
+ * TLS agreement, backlog, default server sc. */
+static struct plst *
+listener_of(struct build *b, struct vec *lsts, const struct plisten *pl, struct gh_server_conf *sc)
+{
+    struct plst *l = NULL;
+    for (uint32_t m = 0; m < lsts->n && l == NULL; m++)
+        if (same_addr(&((struct plst *)lsts->v[m])->lc.addr, &pl->addr))
+            l = lsts->v[m];
+    if (l == NULL) {
+        l = gh_arena_alloc(b->arena, sizeof(*l));
+        l->lc.addr = pl->addr;
+        l->lc.backlog = DEFAULT_BACKLOG;
+        l->lc.tls = pl->tls;
+        l->first_pos = pl->pos;
+        conf_vec_push(b, lsts, l);
+    } else if (l->lc.tls != pl->tls) {
+        conf_err(b->st, &pl->pos,
+                 "'listen %s'%s here but%s at %s: the servers of one address all speak TLS or "
+                 "none does",
+                 l->lc.addr.text, pl->tls ? " with tls" : " without tls",
+                 l->lc.tls ? " with tls" : " without tls",
+                 conf_where(b, &l->first_pos, pl->pos.file));
+    }
+    if (pl->backlog > 0 && (!l->backlog_set || pl->backlog > l->lc.backlog)) {
+        l->lc.backlog = pl->backlog; /* the largest one given wins */
+        l->backlog_set = true;
+    }
+    if (pl->is_default && l->lc.default_server != NULL) {
+        conf_err(b->st, &pl->pos, "two default servers on %s (first at %s)", l->lc.addr.text,
+                 conf_where(b, &l->default_pos, pl->pos.file));
+    } else if (pl->is_default) {
+        l->lc.default_server = sc;
+        l->default_pos = pl->pos;
+    }
+    return l;
+}
+
 static void
 assemble(struct build *b)
 {
@@ -1661,37 +1699,7 @@ assemble(struct build *b)
             sc->name_lens[j] = pn->len;
         }
         for (uint32_t j = 0; j < ps->listens.n; j++) {
-            const struct plisten *pl = ps->listens.v[j];
-            struct plst *l = NULL;
-            for (uint32_t m = 0; m < lsts.n && l == NULL; m++)
-                if (same_addr(&((struct plst *)lsts.v[m])->lc.addr, &pl->addr))
-                    l = lsts.v[m];
-            if (l == NULL) {
-                l = gh_arena_alloc(b->arena, sizeof(*l));
-                l->lc.addr = pl->addr;
-                l->lc.backlog = DEFAULT_BACKLOG;
-                l->lc.tls = pl->tls;
-                l->first_pos = pl->pos;
-                conf_vec_push(b, &lsts, l);
-            } else if (l->lc.tls != pl->tls) {
-                conf_err(b->st, &pl->pos,
-                         "'listen %s'%s here but%s at %s: the servers of one address all speak "
-                         "TLS or none does",
-                         l->lc.addr.text, pl->tls ? " with tls" : " without tls",
-                         l->lc.tls ? " with tls" : " without tls",
-                         conf_where(b, &l->first_pos, pl->pos.file));
-            }
-            if (pl->backlog > 0 && (!l->backlog_set || pl->backlog > l->lc.backlog)) {
-                l->lc.backlog = pl->backlog; /* the largest one given wins */
-                l->backlog_set = true;
-            }
-            if (pl->is_default && l->lc.default_server != NULL) {
-                conf_err(b->st, &pl->pos, "two default servers on %s (first at %s)",
-                         l->lc.addr.text, conf_where(b, &l->default_pos, pl->pos.file));
-            } else if (pl->is_default) {
-                l->lc.default_server = sc;
-                l->default_pos = pl->pos;
-            }
+            struct plst *l = listener_of(b, &lsts, ps->listens.v[j], sc);
             conf_vec_push(b, &l->servers, sc);
             add_names(b, l, ps, sc);
         }
