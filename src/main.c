@@ -21,8 +21,8 @@
 
 #include "conf/conf.h"
 #include "core/log.h"
-#include "net/tls.h"
 #include "core/pidfile.h"
+#include "net/tls.h"
 #include "proxy/proxy.h"
 
 #define GH_VERSION "0.1.0"

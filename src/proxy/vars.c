@@ -423,7 +423,6 @@ put_up_time(struct gh_exchange *ex, struct gh_wr *w, uint64_t at, enum gh_vars_e
     put_secs(w, at - ex->up.t_start);
 }
 
-/* The variables of the exchange rather than of its request: id, clocks, status, upstream. */
 /* The client connection's TLS facts (nginx's names); empty on a plain connection. */
 static void
 put_tls_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars_esc esc)
@@ -463,6 +462,7 @@ put_tls_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars
     gh_vars_escape(w, s, s != NULL ? strlen(s) : 0, esc);
 }
 
+/* The variables of the exchange rather than of its request: id, clocks, status, upstream. */
 static void
 put_exchange_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars_esc esc)
 {
