@@ -96,8 +96,10 @@ wr_forwarded(struct gh_wr *w, const struct gh_exchange *ex, const struct prior *
     if (xff) {
         wr_prior(w, "X-Forwarded-For", 15, p_xff);
         gh_wr_put(w, ip, iplen);
-        gh_wr_str(w, ex->flags & GH_EX_TLS ? "\r\nX-Forwarded-Proto: https\r\n"
-                                           : "\r\nX-Forwarded-Proto: http\r\n");
+        if (ex->flags & GH_EX_TLS)
+            GH_WR_LIT(w, "\r\nX-Forwarded-Proto: https\r\n");
+        else
+            GH_WR_LIT(w, "\r\nX-Forwarded-Proto: http\r\n");
         if (orig_host != NULL)
             gh_wr_field(w, "X-Forwarded-Host", 16, orig_host, orig_host_len);
     }
@@ -111,7 +113,10 @@ wr_forwarded(struct gh_wr *w, const struct gh_exchange *ex, const struct prior *
         } else {
             gh_wr_put(w, ip, iplen);
         }
-        gh_wr_str(w, ex->flags & GH_EX_TLS ? ";proto=https" : ";proto=http");
+        if (ex->flags & GH_EX_TLS)
+            GH_WR_LIT(w, ";proto=https");
+        else
+            GH_WR_LIT(w, ";proto=http");
         if (orig_host != NULL && orig_host_len > 0) {
             GH_WR_LIT(w, ";host=\"");
             gh_wr_put(w, orig_host, orig_host_len);
