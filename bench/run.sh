@@ -10,7 +10,7 @@
 #   BENCH_NICE=-20     niceness for everything the bench runs, so builds or fuzzers running beside it
 #                      get ~1% of a CPU instead of half (needs root/CAP_SYS_NICE; ignored otherwise)
 #   BENCH_ROWS="..."  run only these rows; default all. ids: ka1k50 ka1k1000 ka100k50 close1k50
-#                      (plain HTTP) and tlska1k50 tlsresume50 tlsfullec tlsfullrsa (TLS); the words
+#                      (plain HTTP) and tlska1k50 tlska100k50 tlsresume50 tlsfullec tlsfullrsa (TLS); the words
 #                      `plain` and `tls` stand for each group
 #   BENCH_TLS_CLIENTS=2 httperf processes in parallel for the tls full rows (one connection each)
 #   BENCH_TLS_LOG=0    1: the TLS instances log $ssl_session_reused (or HAProxy's ssl_fc_is_resumed)
@@ -48,7 +48,7 @@ die() { echo "bench: $*" >&2; exit 1; }
 # CLOSE: 1 = `Connection: close` on every request; TLS: which certificate's listener of the proxy's
 # TLS instance (ec = ECDSA P-256, rsa = RSA 2048), empty = the plain instance; TOOL: wrk or httperf
 PLAIN_ROWS="ka1k50 ka1k1000 ka100k50 close1k50"
-TLS_ROWS="tlska1k50 tlsresume50 tlsfullec tlsfullrsa"
+TLS_ROWS="tlska1k50 tlska100k50 tlsresume50 tlsfullec tlsfullrsa"
 ROWS=()
 for r in ${BENCH_ROWS:-$PLAIN_ROWS $TLS_ROWS}; do
     case $r in
@@ -59,14 +59,14 @@ for r in ${BENCH_ROWS:-$PLAIN_ROWS $TLS_ROWS}; do
     esac
 done
 declare -A LABEL=([ka1k50]="ka 1KiB 50c" [ka1k1000]="ka 1KiB 1000c" [ka100k50]="ka 100KiB 50c" [close1k50]="close 1KiB 50c"
-    [tlska1k50]="tls ka 1KiB 50c" [tlsresume50]="tls resumed 50c" [tlsfullec]="tls full ECDSA" [tlsfullrsa]="tls full RSA")
+    [tlska1k50]="tls ka 1KiB 50c" [tlska100k50]="tls ka 100KiB 50c" [tlsresume50]="tls resumed 50c" [tlsfullec]="tls full ECDSA" [tlsfullrsa]="tls full RSA")
 declare -A CONNS=([ka1k50]=50 [ka1k1000]=1000 [ka100k50]=50 [close1k50]=50
-    [tlska1k50]=50 [tlsresume50]=50 [tlsfullec]=$TLS_CLIENTS [tlsfullrsa]=$TLS_CLIENTS)
+    [tlska1k50]=50 [tlska100k50]=50 [tlsresume50]=50 [tlsfullec]=$TLS_CLIENTS [tlsfullrsa]=$TLS_CLIENTS)
 declare -A URLPATH=([ka1k50]=/1k [ka1k1000]=/1k [ka100k50]=/100k [close1k50]=/1k
-    [tlska1k50]=/1k [tlsresume50]=/1k [tlsfullec]=/1k [tlsfullrsa]=/1k)
+    [tlska1k50]=/1k [tlska100k50]=/100k [tlsresume50]=/1k [tlsfullec]=/1k [tlsfullrsa]=/1k)
 declare -A CLOSE=([ka1k50]=0 [ka1k1000]=0 [ka100k50]=0 [close1k50]=1
-    [tlska1k50]=0 [tlsresume50]=1 [tlsfullec]=1 [tlsfullrsa]=1)
-declare -A TLS=([tlska1k50]=ec [tlsresume50]=ec [tlsfullec]=ec [tlsfullrsa]=rsa)
+    [tlska1k50]=0 [tlska100k50]=0 [tlsresume50]=1 [tlsfullec]=1 [tlsfullrsa]=1)
+declare -A TLS=([tlska1k50]=ec [tlska100k50]=ec [tlsresume50]=ec [tlsfullec]=ec [tlsfullrsa]=rsa)
 declare -A TOOL=([tlsfullec]=httperf [tlsfullrsa]=httperf)
 WANT_TLS=0 WANT_HTTPERF=0
 for r in "${ROWS[@]}"; do
