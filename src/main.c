@@ -42,7 +42,7 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-            "Gatehouse %s - reverse proxy\n"
+            "Gatehouse %s - reverse and forward proxy\n"
             "\n"
             "usage:\n"
             "  gatehouse                      run the embedded default (status on "
@@ -54,6 +54,8 @@ usage(FILE *f)
             "                                 stop or quit (both drain requests, then exit)\n"
             "  gatehouse reverse-proxy --from ADDR:PORT --to ADDR:PORT [--to ADDR:PORT ...]\n"
             "            [--threads N] [--access-log]\n"
+            "  gatehouse forward-proxy --listen ADDR:PORT [--resolver ADDR[:PORT] ...]\n"
+            "            [--connect-port N ...] [--allow-private] [--threads N] [--access-log]\n"
             "  gatehouse -v | --version | -h | --help\n"
             "\n"
             "signals: HUP reloads the config, USR1 reopens the log files,\n"
@@ -255,15 +257,90 @@ static const struct {
 
 /* Read the command line into src. Returns -1 to go on, else the exit code. *signal_idx is
  * set by `-s NAME` (an entry of cli_signals). */
+/* A word of config from a command-line value: nothing that could end or open a directive. */
+static bool
+cli_word(const char *opt, const char *v)
+{
+    if (v == NULL) {
+        fprintf(stderr, "gatehouse: %s needs a value\n", opt);
+        return false;
+    }
+    if (*v == '\0' || strpbrk(v, " \t\r\n;{}\"#\\$'") != NULL) {
+        fprintf(stderr, "gatehouse: invalid value for %s: '%s'\n", opt, v);
+        return false;
+    }
+    return true;
+}
+
+/* `gatehouse forward-proxy --listen ADDR [--resolver ADDR]... [--connect-port N]...
+ * [--allow-private] [--threads N] [--access-log]`: a config made from the command line. */
+static int
+forward_proxy_args(int argc, char **argv, struct source *src)
+{
+    char listen[160] = "", resolvers[512] = "", ports[256] = "";
+    const char *threads = "auto";
+    bool allow_private = false, access_log = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes = strcmp(a, "--listen") == 0 || strcmp(a, "--resolver") == 0 ||
+                     strcmp(a, "--connect-port") == 0 || strcmp(a, "--threads") == 0;
+        if (takes && !cli_word(a, v))
+            return 2;
+        if (takes && strlen(v) > 100) {
+            fprintf(stderr, "gatehouse: value for %s too long\n", a);
+            return 2;
+        }
+        if (strcmp(a, "--listen") == 0) {
+            if (!valid_cli_addr(a, v))
+                return 2;
+            snprintf(listen + strlen(listen), sizeof(listen) - strlen(listen), "    listen %s;\n",
+                     v);
+        } else if (strcmp(a, "--resolver") == 0 &&
+                   strlen(resolvers) + strlen(v) + 2 < sizeof(resolvers)) {
+            strcat(resolvers, " ");
+            strcat(resolvers, v);
+        } else if (strcmp(a, "--connect-port") == 0 &&
+                   strlen(ports) + strlen(v) + 2 < sizeof(ports)) {
+            strcat(ports, " ");
+            strcat(ports, v);
+        } else if (strcmp(a, "--threads") == 0) {
+            threads = v;
+        } else if (strcmp(a, "--allow-private") == 0) {
+            allow_private = true;
+        } else if (strcmp(a, "--access-log") == 0) {
+            access_log = true;
+        } else {
+            fprintf(stderr, "gatehouse: unknown option for forward-proxy: '%s'\n", a);
+            return 2;
+        }
+        i += takes;
+    }
+    if (listen[0] == '\0') {
+        fprintf(stderr, "gatehouse: forward-proxy needs --listen ADDR:PORT\n");
+        return 2;
+    }
+    size_t len = 1024 + strlen(listen) + strlen(resolvers) + strlen(ports);
+    src->text = malloc(len);
+    if (src->text == NULL)
+        return 2;
+    snprintf(src->text, len,
+             "threads %s;\naccess_log %s;\nforward_proxy {\n%s%s%s%s%s%s%s    "
+             "allow_private_destinations %s;\n}\n",
+             threads, access_log ? "stderr combined" : "off", listen,
+             resolvers[0] ? "    resolver" : "", resolvers, resolvers[0] ? ";\n" : "",
+             ports[0] ? "    connect_ports" : "", ports, ports[0] ? ";\n" : "",
+             allow_private ? "on" : "off");
+    src->name = "<command line>";
+    return 0;
+}
+
 static int
 parse_cli(int argc, char **argv, struct source *src, int *test_only, int *signal_idx)
 {
     if (argc >= 2 && strcmp(argv[1], "reverse-proxy") == 0)
         return reverse_proxy_args(argc - 2, argv + 2, src) != 0 ? 2 : -1;
-    if (argc >= 2 && strcmp(argv[1], "forward-proxy") == 0) {
-        fprintf(stderr, "gatehouse: the forward proxy is not available in this version yet\n");
-        return 2;
-    }
+    if (argc >= 2 && strcmp(argv[1], "forward-proxy") == 0)
+        return forward_proxy_args(argc - 2, argv + 2, src) != 0 ? 2 : -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-c") == 0) {

@@ -154,6 +154,15 @@ struct gh_route {
     uint32_t line;
 };
 
+/* `forward_proxy { }`: what a forward proxy's server block adds (docs/config.md). */
+struct gh_forward_conf {
+    const uint16_t *connect_ports; /* ports a CONNECT may reach (default 443) */
+    uint32_t n_connect_ports;
+    bool allow_private;           /* `allow_private_destinations on;` */
+    const char *resolver;         /* "ADDR:PORT,..." for c-ares; NULL: the system's */
+    uint32_t resolver_timeout_ms; /* one try of a lookup (default 5s over two tries) */
+};
+
 /* Defaults of the server-level limits (docs/config.md); the hard caps are the parser's. */
 #define GH_CONF_DEFAULT_HEADER_TIMEOUT_MS 10000
 #define GH_CONF_DEFAULT_MAX_REQUEST_LINE 8192
@@ -191,6 +200,8 @@ struct gh_server_conf {
      * certificates (`tls_verify_client on|optional`) */
     struct gh_tls_ctx *tls_ctx;
     bool tls_verify_client;
+    /* a `forward_proxy` block: the forward proxy's settings (NULL: a reverse proxy's server) */
+    const struct gh_forward_conf *forward;
     const char *file;
     uint32_t line;
     uint32_t index; /* position in gh_config.servers */

@@ -782,7 +782,7 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
 }
 
 static void
-on_server(struct build *b, struct blk *k, const struct cnode *n)
+new_server(struct build *b, struct blk *k, const struct cnode *n, bool forward)
 {
     struct psrv *s = gh_arena_alloc(b->arena, sizeof(*s));
     s->sc = *k->sc;
@@ -794,10 +794,33 @@ on_server(struct build *b, struct blk *k, const struct cnode *n)
     s->tls = *k->tls;
     s->tls.own_certs = s->tls.own_ticket_keys = false;
     conf_vec_push(b, &b->servers, s);
+    s->is_forward = forward;
+    if (forward) { /* what a reverse proxy's server takes from the top level has no use here */
+        s->sc.pc.upstream = NULL;
+        s->sc.pc.return_status = 0;
+        s->sc.pc.return_tmpl = NULL;
+        s->sc.pc.rewrites = NULL;
+        s->sc.pc.n_rewrites = 0;
+        s->sc.redirect_https = 0;
+    }
     struct blk sub = {.ctx = CTX_SERVER, .pc = &s->sc.pc, .sc = &s->sc, .srv = s, .tls = &s->tls};
     walk_block(b, &sub, n->children);
     if (!s->listen_seen)
-        conf_err(b->st, &n->name.pos, "server has no 'listen'");
+        conf_err(b->st, &n->name.pos, "%s has no 'listen'", forward ? "forward_proxy" : "server");
+    if (forward)
+        conf_forward_finish(b, s, &sub, n);
+}
+
+static void
+on_server(struct build *b, struct blk *k, const struct cnode *n)
+{
+    new_server(b, k, n, false);
+}
+
+static void
+on_forward_proxy(struct build *b, struct blk *k, const struct cnode *n)
+{
+    new_server(b, k, n, true);
 }
 
 /* `proxy NAME PATH;`: the prefix the block matched is replaced with PATH. */
@@ -1194,6 +1217,12 @@ static const struct dir dirs[] = {
     FN("pid", CTX_MAIN, 1, 1, 0, on_pid),
     FN("upstream", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_EARLY, on_upstream),
     FN("server", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_server),
+    FN("forward_proxy", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_forward_proxy),
+    /* forward_proxy (conf/forward.c): a server block with these */
+    FN("resolver", CTX_SERVER, 1, NARGS_ANY, 0, conf_on_forward_setting),
+    FN("resolver_timeout", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
+    FN("connect_ports", CTX_SERVER, 1, NARGS_ANY, 0, conf_on_forward_setting),
+    FN("allow_private_destinations", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
     /* upstream */
     FN("server", CTX_UPSTREAM, 1, 3, DF_MULTI, on_upstream_server),
     {"keepalive", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
@@ -1689,6 +1718,7 @@ assemble(struct build *b)
         struct gh_server_conf *sc = &cfg->servers[i];
         *sc = ps->sc;
         sc->pc.upstream = remap(cfg, sc->pc.upstream);
+        sc->forward = ps->is_forward ? &ps->fwd : NULL;
         sort_routes(b, ps, sc);
         sc->n_names = ps->names.n;
         sc->names = gh_arena_alloc(b->arena, sc->n_names * sizeof(*sc->names));

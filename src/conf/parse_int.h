@@ -90,6 +90,9 @@ struct pname {
 
 struct psrv { /* a server being built */
     struct ptls tls;
+    bool is_forward;            /* a forward_proxy block */
+    struct gh_forward_conf fwd; /* its settings */
+    struct vec ports;           /* connect_ports, as (uintptr_t) port numbers */
     struct gh_tls_ctx *tls_ctx; /* built when it is on a TLS listener */
     struct gh_server_conf sc;
     struct vec listens; /* struct plisten * */
@@ -158,6 +161,11 @@ bool conf_check_path(struct build *b, const struct cnode *n, const struct conf_t
 void conf_on_off(struct build *b, const struct cnode *n, bool *dst);
 /* a duration argument in milliseconds; false after reporting */
 bool conf_duration_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t *ms);
+
+/* forward.c: the forward proxy's directives, and its block's checks and defaults */
+void conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n);
+void conf_forward_finish(struct build *b, struct psrv *s, const struct blk *k,
+                         const struct cnode *n);
 
 /* tls.c: the TLS directives (handlers for the table in parse.c) */
 void conf_on_tls_file(struct build *b, struct blk *k, const struct cnode *n);

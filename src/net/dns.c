@@ -26,11 +26,11 @@ struct gh_dns_query { /* one waiter for a pending name */
 };
 
 struct dns_entry {
-    struct dns_entry *hnext;            /* hash chain */
-    struct dns_entry *older, *newer;    /* insertion order, for eviction */
+    struct dns_entry *hnext;         /* hash chain */
+    struct dns_entry *older, *newer; /* insertion order, for eviction */
     uint32_t hash;
-    uint64_t expires;                   /* loop ms; 0 while pending */
-    struct gh_dns_query *waiters;       /* while pending */
+    uint64_t expires;             /* loop ms; 0 while pending */
+    struct gh_dns_query *waiters; /* while pending */
     bool pending;
     struct gh_dns *d;
     struct gh_dns_answer a;
@@ -52,7 +52,7 @@ struct gh_dns {
     struct dns_entry *oldest, *newest;
     struct gh_dns_opts o;
     struct gh_dns_stats st;
-    struct gh_dns_answer now;  /* an answer made on the spot (literal, bad name, hosts file) */
+    struct gh_dns_answer now;   /* an answer made on the spot (literal, bad name, hosts file) */
     struct dns_entry *starting; /* the entry whose query is being started (it may answer at once) */
     bool destroying;
 };
@@ -86,8 +86,7 @@ on_sock(struct gh_io *io, uint32_t events)
     struct gh_dns *d = s->d;
     int fd = io->fd;
     bool rd = (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0;
-    ares_process_fd(d->ch, rd ? fd : ARES_SOCKET_BAD,
-                    (events & EPOLLOUT) ? fd : ARES_SOCKET_BAD);
+    ares_process_fd(d->ch, rd ? fd : ARES_SOCKET_BAD, (events & EPOLLOUT) ? fd : ARES_SOCKET_BAD);
     /* the loop is edge-triggered: a TCP answer read in pieces must not wait for a new edge */
     for (int i = 0; rd && i < 8 && s->io.fd == fd; i++) {
         int avail = 0;

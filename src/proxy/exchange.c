@@ -244,7 +244,7 @@ gh_exchange_start(struct gh_exchange *ex, struct gh_request *req)
 static int
 complete(struct gh_exchange *ex)
 {
-    if (ex->status == 101 && ex->src->tunnel_end != NULL) {
+    if ((ex->status == 101 || (ex->flags & GH_EX_CONNECT)) && ex->src->tunnel_end != NULL) {
         gh_exchange_set_state(ex, GH_EX_TUNNEL);
         ex->down->tunnel(ex);
         return GH_PUMP_ENDED;

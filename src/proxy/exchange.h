@@ -182,7 +182,8 @@ struct gh_source_ops {
 #define GH_EX_OUT_QUEUED 0x0200
 /* cut by the drain deadline: logged with 444 when no response had started */
 #define GH_EX_CUT 0x0400
-#define GH_EX_TLS 0x0800 /* the request came over TLS */
+#define GH_EX_TLS 0x0800     /* the request came over TLS */
+#define GH_EX_CONNECT 0x1000 /* a forward proxy's CONNECT: a tunnel after its 200 */
 
 #define GH_EX_STATES(X)                                                                            \
     X(START, "start")     /* the head is being routed */                                           \
@@ -239,6 +240,7 @@ struct gh_exchange {
     uint8_t up_outcome;        /* enum gh_balance_outcome of the current attempt */
     struct gh_pipe *resp_pipe; /* response body moving by splice(2) */
     struct gh_pipe *req_pipe;  /* request body moving by splice(2) */
+    void *fwd;                 /* the forward proxy's destination (forward.c) */
     /* a generated answer */
     struct gh_gen gen;
     struct gh_buf *gen_buf; /* its body and Location when they had variables */

@@ -6,6 +6,7 @@
 #include "proxy/phase.h"
 
 #include "proxy/accesslog.h"
+#include "proxy/forward.h"
 #include "proxy/https.h"
 
 typedef int (*accept_hook)(struct gh_worker *w, const struct gh_client_addr *client,
@@ -69,7 +70,8 @@ answer_here(struct gh_exchange *ex, const struct gh_request *req)
 }
 
 static const accept_hook accept_hooks[] = {NULL};
-static const request_hook routed_hooks[] = {gh_https_routed, refuse_connect, body_limit};
+static const request_hook routed_hooks[] = {gh_https_routed, gh_forward_routed, refuse_connect,
+                                            body_limit};
 static const request_hook pre_origin_hooks[] = {answer_here};
 static const resp_hook resp_head_hooks[] = {NULL};
 static const done_hook done_hooks[] = {gh_alog_exchange};

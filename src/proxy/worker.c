@@ -15,6 +15,7 @@
 #include "net/listener.h"
 #include "net/pipe.h"
 #include "proxy/accesslog.h"
+#include "proxy/forward.h"
 #include "proxy/proxy.h"
 #include "proxy/worker.h"
 
@@ -334,6 +335,7 @@ worker_new(uint32_t id)
 static void
 worker_free(struct gh_worker *w)
 {
+    gh_forward_worker_free(w);
     gh_loop_run_deferred(w->loop);
     gh_freelist_drain(&w->conn_fl);
     gh_freelist_drain(&w->req_fl);

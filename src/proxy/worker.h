@@ -91,6 +91,10 @@ struct gh_wmsg {
     uint32_t n_keep;
 };
 
+#define GH_WORKER_RESOLVERS 4
+
+struct gh_dns;
+
 struct gh_worker {
     uint32_t id;
     pthread_t thread;
@@ -132,6 +136,10 @@ struct gh_worker {
     /* stats, read racily by the main thread */
     uint64_t st_accepted, st_requests;
     uint64_t st_cut; /* requests in flight when the drain deadline closed their connection */
+
+    /* the forward proxy's resolvers, one per distinct `resolver` setting (forward.c) */
+    struct gh_dns *fwd_dns[GH_WORKER_RESOLVERS];
+    char *fwd_dns_key[GH_WORKER_RESOLVERS];
 };
 
 /* rewrite.c's per-thread work area: expansion, current path, query, encoded target */

@@ -32,8 +32,8 @@ static int srv_fd = -1;
 static uint16_t srv_port;
 static pthread_t srv_thread;
 static int q_count[8]; /* per name below */
-static const char *const names[] = {"a.test", "v4.test", "short.test", "nx.test",
-                                    "fail.test", "slow.test", "stop.test", "other.test"};
+static const char *const names[] = {"a.test",    "v4.test",   "short.test", "nx.test",
+                                    "fail.test", "slow.test", "stop.test",  "other.test"};
 
 static size_t
 put16(unsigned char *p, unsigned v)
@@ -147,9 +147,11 @@ teardown(void **state)
 {
     (void)state;
     /* a query for stop.test ends the responder */
-    unsigned char q[] = "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04stop\x04test\x00\x00\x01"
-                        "\x00\x01";
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(srv_port),
+    unsigned char q[] =
+        "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04stop\x04test\x00\x00\x01"
+        "\x00\x01";
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(srv_port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     sendto(fd, q, sizeof(q) - 1, 0, (struct sockaddr *)&a, sizeof(a));
@@ -179,7 +181,8 @@ resolver(struct gh_loop *l, uint32_t max_ttl)
 {
     char servers[64], err[128];
     snprintf(servers, sizeof(servers), "127.0.0.1:%u", srv_port);
-    struct gh_dns_opts o = {.servers = servers, .timeout_ms = 300, .tries = 1, .max_ttl_s = max_ttl};
+    struct gh_dns_opts o = {
+        .servers = servers, .timeout_ms = 300, .tries = 1, .max_ttl_s = max_ttl};
     struct gh_dns *d = gh_dns_new(l, &o, err, sizeof(err));
     if (d == NULL)
         fail_msg("gh_dns_new: %s", err);
@@ -204,8 +207,9 @@ run_until(struct gh_loop *l, struct got *const *gs, int n)
 static const char *
 addr_str(const struct sockaddr_storage *ss, char *buf, size_t cap)
 {
-    const void *p = ss->ss_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
-                                              : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+    const void *p = ss->ss_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
     return inet_ntop(ss->ss_family, p, buf, (socklen_t)cap);
 }
 

@@ -1,0 +1,377 @@
+/*
+ * forward.c - the forward proxy's requests (see forward.h): the CONNECT
+ * source. One per tunnel (allocated; a tunnel is long-lived): it resolves the
+ * destination, tries its addresses in order (IPv6 first) skipping the private
+ * ones unless allowed, connects under connect_timeout, answers 200 and hands
+ * its transport to the tunnel.
+ */
+#include "proxy/forward.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "net/dns.h"
+#include "net/sock.h"
+#include "proxy/worker.h"
+
+struct fwd_tun {
+    struct gh_exchange *ex;
+    struct gh_xprt x; /* to the destination */
+    struct gh_timer timer;
+    struct gh_buf *in, *out;
+    struct gh_dns_query *q;
+    struct gh_dns_answer a; /* the addresses, tried in order */
+    uint32_t next;          /* the next one to try */
+    uint32_t skipped;       /* private ones passed over */
+    int last_errno;
+    uint16_t port;
+    bool connected;
+    bool gone;     /* released: late events of this batch find it closed */
+    bool starting; /* in the routed hook: a failure is answered by whoever drives the exchange */
+    char host[GH_DNS_MAX_NAME + 1];
+};
+
+static int tun_recv(struct gh_exchange *ex);
+static void tun_release(struct gh_exchange *ex);
+static int tun_end(struct gh_exchange *ex, struct gh_tunnel_end *end);
+
+static const struct gh_source_ops src_connect = {
+    .name = "connect",
+    .recv = tun_recv,
+    .release = tun_release,
+    .tunnel_end = tun_end,
+};
+
+/* ---- the destination guard ---- */
+
+static bool
+private_v4(uint32_t a) /* host order */
+{
+    uint8_t b0 = (uint8_t)(a >> 24), b1 = (uint8_t)(a >> 16);
+    return b0 == 0 || b0 == 10 || b0 == 127 || b0 >= 224 || /* this, private, loopback, multicast */
+           (b0 == 100 && (b1 & 0xc0) == 64) ||              /* 100.64/10 CGNAT */
+           (b0 == 169 && b1 == 254) ||                      /* link-local, cloud metadata */
+           (b0 == 172 && (b1 & 0xf0) == 16) || (b0 == 192 && b1 == 168) ||
+           (b0 == 192 && b1 == 0 && (uint8_t)(a >> 8) == 0) || /* 192.0.0/24 */
+           (b0 == 198 && (b1 & 0xfe) == 18);                   /* 198.18/15 benchmarking */
+}
+
+/* Loopback, private, link-local, unique-local, CGNAT, multicast, metadata (RFC 6890 and kin). */
+static bool
+is_private(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return private_v4(ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr));
+    const uint8_t *b = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(b, mapped, 12) == 0)
+        return private_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                          b[15]);
+    static const uint8_t zero[15] = {0};
+    if (memcmp(b, zero, 15) == 0) /* :: and ::1 */
+        return true;
+    return (b[0] & 0xfe) == 0xfc ||                /* fc00::/7 unique-local (fd00:ec2::254) */
+           (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
+           b[0] == 0xff;                            /* multicast */
+}
+
+/* ---- resolvers ---- */
+
+static struct gh_dns *
+worker_dns(struct gh_worker *w, const struct gh_forward_conf *f)
+{
+    char key[512];
+    snprintf(key, sizeof(key), "%s|%u", f->resolver != NULL ? f->resolver : "",
+             f->resolver_timeout_ms);
+    for (int i = 0; i < GH_WORKER_RESOLVERS; i++)
+        if (w->fwd_dns[i] != NULL && strcmp(w->fwd_dns_key[i], key) == 0)
+            return w->fwd_dns[i];
+    int slot = 0;
+    while (slot < GH_WORKER_RESOLVERS && w->fwd_dns[slot] != NULL)
+        slot++;
+    if (slot == GH_WORKER_RESOLVERS) /* settings changed more often than kept: the first one */
+        return w->fwd_dns[0];
+    char err[256];
+    struct gh_dns_opts o = {.servers = f->resolver, .timeout_ms = f->resolver_timeout_ms / 2};
+    w->fwd_dns[slot] = gh_dns_new(w->loop, &o, err, sizeof(err));
+    if (w->fwd_dns[slot] == NULL) {
+        gh_log_error("resolver %s: %s", f->resolver != NULL ? f->resolver : "(system)", err);
+        return NULL;
+    }
+    w->fwd_dns_key[slot] = strdup(key);
+    return w->fwd_dns[slot];
+}
+
+void
+gh_forward_worker_free(struct gh_worker *w)
+{
+    for (int i = 0; i < GH_WORKER_RESOLVERS; i++) {
+        gh_dns_free(w->fwd_dns[i]);
+        free(w->fwd_dns_key[i]);
+        w->fwd_dns[i] = NULL;
+        w->fwd_dns_key[i] = NULL;
+    }
+}
+
+/* ---- connecting ---- */
+
+static void try_next(struct fwd_tun *t);
+
+static void
+fail(struct fwd_tun *t, int status, const char *why)
+{
+    struct gh_exchange *ex = t->ex;
+    bool async = !t->starting;
+    gh_log_info("CONNECT %s:%u: %s", t->host, t->port, why);
+    if (gh_exchange_fail(ex, status, why) != GH_PUMP_ENDED && async)
+        ex->down->resume(ex); /* from the loop (DNS, connect): the answer must be driven */
+}
+
+static void
+close_dest(struct fwd_tun *t)
+{
+    gh_timer_stop(t->ex->w->loop, &t->timer);
+    if (t->x.io.fd >= 0)
+        gh_xprt_close(&t->x);
+}
+
+static void
+on_dest(struct gh_io *io, uint32_t events)
+{
+    struct fwd_tun *t = gh_container_of(io, struct fwd_tun, x.io);
+    if (t->gone)
+        return;
+    gh_xprt_on_events(&t->x, events);
+    if (!t->connected) {
+        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
+            return;
+        int err = gh_xprt_connect_error(&t->x);
+        if (err != 0) {
+            t->last_errno = err;
+            close_dest(t);
+            try_next(t);
+            return;
+        }
+        t->connected = true;
+        gh_timer_stop(t->ex->w->loop, &t->timer);
+        gh_xprt_set(&t->x, GH_XPRT_CAN_WRITE);
+    }
+    t->ex->down->resume(t->ex);
+}
+
+static void
+on_timer(struct gh_timer *tm)
+{
+    struct fwd_tun *t = gh_container_of(tm, struct fwd_tun, timer);
+    if (t->gone || t->connected)
+        return;
+    t->last_errno = ETIMEDOUT;
+    close_dest(t);
+    try_next(t);
+}
+
+/* Connect to the next address that may be reached; fail when none is left. */
+static void
+try_next(struct fwd_tun *t)
+{
+    struct gh_exchange *ex = t->ex;
+    const struct gh_forward_conf *f = ex->srv->forward;
+    while (t->next < t->a.n) {
+        struct sockaddr_storage ss = t->a.addr[t->next++];
+        if (!f->allow_private && is_private(&ss)) {
+            t->skipped++;
+            continue;
+        }
+        socklen_t len;
+        if (ss.ss_family == AF_INET6) {
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons(t->port);
+            len = sizeof(struct sockaddr_in6);
+        } else {
+            ((struct sockaddr_in *)&ss)->sin_port = htons(t->port);
+            len = sizeof(struct sockaddr_in);
+        }
+        int fd = gh_sock_connect((const struct sockaddr *)&ss, len);
+        if (fd < 0) {
+            t->last_errno = -fd;
+            continue;
+        }
+        gh_xprt_init(&t->x, fd, on_dest, 0);
+        if (gh_xprt_watch(ex->w->loop, &t->x, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+            gh_xprt_close(&t->x);
+            continue;
+        }
+        gh_timer_after(ex->w->loop, &t->timer, ex->pc->connect_timeout_ms);
+        return;
+    }
+    if (t->skipped > 0 && t->skipped == t->a.n)
+        fail(t, 403, "the destination is a private address (allow_private_destinations is off)");
+    else if (t->last_errno == ETIMEDOUT)
+        fail(t, 504, "connecting to the destination timed out");
+    else
+        fail(t, 502, "cannot connect to the destination");
+}
+
+static void
+on_resolved(void *arg, const struct gh_dns_answer *a)
+{
+    struct fwd_tun *t = arg;
+    t->q = NULL;
+    if (a->status != GH_DNS_OK) {
+        char why[128];
+        snprintf(why, sizeof(why), "cannot resolve the destination: %s",
+                 gh_dns_status_str(a->status));
+        fail(t, a->status == GH_DNS_TIMEOUT ? 504 : 502, why);
+        return;
+    }
+    t->a = *a;
+    try_next(t);
+}
+
+/* ---- the source ---- */
+
+static int
+tun_recv(struct gh_exchange *ex)
+{
+    struct fwd_tun *t = ex->fwd;
+    if (t == NULL || !t->connected)
+        return GH_PUMP_BLOCKED;
+    struct gh_resp r = {.status = 200,
+                        .reason = "Connection established",
+                        .reason_len = 22,
+                        .body = GH_H1_BODY_NONE,
+                        .flags = GH_RESP_OWN_FIELDS,
+                        .content_length = -1};
+    bool reframe;
+    ex->status = 200;
+    if (ex->down->send_head(ex, &r, &reframe) < 0 || ex->down->send_body(ex, NULL, 0, true) != 0)
+        return GH_PUMP_ENDED;
+    ex->flags |= GH_EX_RESP_DONE;
+    return GH_PUMP_MOVED;
+}
+
+static int
+tun_end(struct gh_exchange *ex, struct gh_tunnel_end *end)
+{
+    struct fwd_tun *t = ex->fwd;
+    if (t == NULL || !t->connected)
+        return -1;
+    end->x = &t->x;
+    end->in = &t->in;
+    end->out = &t->out;
+    return 0;
+}
+
+static void
+tun_free(void *ctx, void *obj)
+{
+    (void)ctx;
+    free(obj);
+}
+
+static void
+tun_release(struct gh_exchange *ex)
+{
+    struct fwd_tun *t = ex->fwd;
+    if (t == NULL)
+        return;
+    ex->fwd = NULL;
+    gh_dns_cancel(t->q);
+    close_dest(t);
+    gh_buf_put(t->in);
+    gh_buf_put(t->out);
+    t->gone = true;
+    gh_loop_defer_free(ex->w->loop, t, tun_free, NULL);
+}
+
+/* "host:port" or "[v6]:port" of a CONNECT into t. */
+static bool
+parse_authority(const char *s, size_t n, struct fwd_tun *t)
+{
+    const char *colon = NULL;
+    for (size_t i = n; i > 0; i--)
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    if (colon == NULL || colon == s || (size_t)(s + n - colon - 1) == 0 ||
+        (size_t)(s + n - colon - 1) > 5)
+        return false;
+    unsigned port = 0;
+    for (const char *p = colon + 1; p < s + n; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (unsigned)(*p - '0');
+    }
+    size_t hl = (size_t)(colon - s);
+    if (port == 0 || port > 65535 || hl >= sizeof(t->host))
+        return false;
+    memcpy(t->host, s, hl);
+    t->host[hl] = '\0';
+    t->port = (uint16_t)port;
+    return true;
+}
+
+static int
+start_connect(struct gh_exchange *ex, const struct gh_request *req)
+{
+    const struct gh_forward_conf *f = ex->srv->forward;
+    struct fwd_tun *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return 503;
+    if (!parse_authority(req->target, req->target_len, t)) {
+        free(t);
+        ex->fail_reason = "CONNECT needs HOST:PORT";
+        return 400;
+    }
+    bool port_ok = false;
+    for (uint32_t i = 0; i < f->n_connect_ports; i++)
+        port_ok = port_ok || f->connect_ports[i] == t->port;
+    if (!port_ok) {
+        free(t);
+        ex->fail_reason = "CONNECT to a port that connect_ports does not allow";
+        return 403;
+    }
+    struct gh_dns *dns = worker_dns(ex->w, f);
+    if (dns == NULL) {
+        free(t);
+        ex->fail_reason = "no resolver";
+        return 502;
+    }
+    t->ex = ex;
+    t->x.io.fd = -1;
+    t->timer.cb = on_timer;
+    ex->fwd = t;
+    ex->src = &src_connect;
+    ex->flags |= GH_EX_CONNECT;
+    gh_exchange_set_state(ex, GH_EX_RUNNING);
+    const struct gh_dns_answer *hit;
+    t->starting = true;
+    int rc = gh_dns_resolve(dns, t->host, strlen(t->host), on_resolved, t, &t->q, &hit);
+    if (rc < 0)
+        gh_exchange_fail(ex, 503, "out of memory");
+    else if (rc == 0)
+        on_resolved(t, hit); /* may fail, and release t */
+    if (ex->fwd == t)
+        t->starting = false;
+    return GH_DECLINED;
+}
+
+int
+gh_forward_routed(struct gh_exchange *ex, const struct gh_request *req)
+{
+    if (gh_likely(ex->srv == NULL || ex->srv->forward == NULL))
+        return GH_OK;
+    if (req->method_id == GH_METHOD_CONNECT)
+        return start_connect(ex, req);
+    if (req->target_form == GH_TARGET_ABSOLUTE) {
+        ex->fail_reason = "HTTP relaying by the forward proxy is not built yet (CONNECT is)";
+        return 501;
+    }
+    ex->fail_reason = "a forward proxy takes absolute URLs (http://host/path) or CONNECT";
+    return 400;
+}

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""The forward proxy (issue 9, first part): `forward_proxy { }` blocks and CONNECT tunnels, with
+curl as the client, names resolved by a DNS responder of the test's own (dnsd.py) through
+`resolver`, and a TLS origin (origin.py) at the end of the tunnel."""
+
+import hashlib
+import json
+import os
+import socket
+
+from ghtest import *
+from tlsutil import Pki, TLSOrigin
+import dnsd
+
+
+def pki():
+    """The certificates (tlsutil.Pki), made once for the file."""
+    return shared("pki", Pki)
+
+
+def dns(names):
+    d = dnsd.DnsServer(names).start()
+    from ghtest import _register
+    _register(d)
+    return d
+
+
+def fwd_conf(d, extra="", top=""):
+    return lambda g: "threads 1;\nerror_log stderr info;\naccess_log stderr;\n" + top + """
+forward_proxy {
+    listen 127.0.0.1:%d;
+    resolver 127.0.0.1:%d;
+    %s
+}
+""" % (g.port, d.port, extra)
+
+
+def origin_tls():
+    p = pki()
+    return TLSOrigin(p.cert("origin"), p.key("origin"))
+
+
+def curl_via(gh, url, extra=()):
+    return ["-sS", "-x", "http://127.0.0.1:%d" % gh.port, "--cacert", pki().cert("ca")] + \
+        list(extra) + [url]
+
+
+@test("CONNECT by name through the forward proxy reaches a TLS origin (curl -x), and the access "
+      "log has the CONNECT with its status")
+def t():
+    o = origin_tls()
+    d = dns({"origin.test": ["127.0.0.1"]})
+    gh = Gatehouse(fwd_conf(d, "connect_ports %d; allow_private_destinations on;" % o.port))
+    r = curl(curl_via(gh, "https://origin.test:%d/echo?x=1" % o.port))
+    eq(r.returncode, 0, "curl exit (%s)" % r.stderr)
+    eq(json.loads(r.stdout)["target"], "/echo?x=1", "the origin saw the request")
+    check(d.queries.get("origin.test", 0) >= 1, "the name went to the resolver: %r" % d.queries)
+    r = curl(curl_via(gh, "https://origin.test:%d/echo" % o.port))
+    eq(r.returncode, 0, "again (%s)" % r.stderr)
+    wait_until(lambda: gh.stderr().count('"CONNECT origin.test:%d HTTP/1.1" 200' % o.port) == 2,
+               5, "two CONNECT lines with 200 in the access log")
+
+
+@test("an IPv6 address first that refuses: the next address (IPv4) is tried")
+def t():
+    o = origin_tls()
+    d = dns({"origin.test": ["::1", "127.0.0.1"]})
+    gh = Gatehouse(fwd_conf(d, "connect_ports %d; allow_private_destinations on;" % o.port))
+    r = curl(curl_via(gh, "https://origin.test:%d/echo" % o.port))
+    eq(r.returncode, 0, "curl exit (%s)" % r.stderr)
+
+
+@test("3 MB both ways through a CONNECT tunnel, intact")
+def t():
+    o = origin_tls()
+    d = dns({"origin.test": ["127.0.0.1"]})
+    gh = Gatehouse(fwd_conf(d, "connect_ports %d; allow_private_destinations on;" % o.port))
+    data = det_bytes(3 * 1024 * 1024, seed=9)
+    path = os.path.join(gh.dir, "up.bin")
+    with open(path, "wb") as f:
+        f.write(data)
+    r = curl(curl_via(gh, "https://origin.test:%d/upload" % o.port, ["--data-binary", "@" + path]))
+    eq(r.returncode, 0, "upload (%s)" % r.stderr)
+    eq(json.loads(r.stdout)["sha256"], hashlib.sha256(data).hexdigest(), "upload sha256")
+    r = curl(curl_via(gh, "https://origin.test:%d/bytes/%d" % (o.port, len(data)),
+                      ["-o", os.path.join(gh.dir, "down.bin")]))
+    eq(r.returncode, 0, "download (%s)" % r.stderr)
+    eq(sha256_file(os.path.join(gh.dir, "down.bin")), sha256(det_bytes(len(data))),
+       "download sha256")
+
+
+@test("a destination that resolves to a private address is refused (403) unless "
+      "allow_private_destinations is on; the check is on the address, not the name")
+def t():
+    o = origin_tls()
+    d = dns({"origin.test": ["127.0.0.1"], "rebind.test": ["10.0.0.1", "127.0.0.1"]})
+    gh = Gatehouse(fwd_conf(d, "connect_ports %d;" % o.port))
+    for host in ("origin.test", "127.0.0.1", "rebind.test", "[::1]", "localhost"):
+        r = curl(curl_via(gh, "https://%s:%d/echo" % (host, o.port), ["-w", "%{http_code}"]))
+        check(r.returncode != 0 and "403" in str(r.stdout) + str(r.stderr),
+              "%s: refused with 403: rc %d %r %r" % (host, r.returncode, r.stdout, r.stderr))
+    eq(o.requests, [], "the origin got nothing")
+
+
+@test("CONNECT to a port outside connect_ports: 403 (the default allows 443 only)")
+def t():
+    d = dns({"origin.test": ["127.0.0.1"]})
+    gh = Gatehouse(fwd_conf(d, "allow_private_destinations on;"))
+    _, r, _ = raw_exchange(gh.port, b"CONNECT origin.test:8443 HTTP/1.1\r\nHost: origin.test:8443\r\n"
+                            b"Connection: close\r\n\r\n")
+    check(r.startswith(b"HTTP/1.1 403"), "403: %r" % r[:200])
+    eq(d.queries, {}, "nothing resolved for a refused port")
+
+
+@test("a name that does not resolve: 502; a resolver that does not answer: 504")
+def t():
+    d = dns({})
+    gh = Gatehouse(fwd_conf(d, "allow_private_destinations on;"))
+    _, r, _ = raw_exchange(gh.port, b"CONNECT nowhere.test:443 HTTP/1.1\r\nHost: nowhere.test:443\r\n"
+                            b"Connection: close\r\n\r\n")
+    check(r.startswith(b"HTTP/1.1 502"), "502: %r" % r[:200])
+    check("cannot resolve the destination: not found" in gh.stderr(), "logged")
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    gh2 = Gatehouse(lambda g: """threads 1;
+forward_proxy { listen 127.0.0.1:%d; resolver 127.0.0.1:%d; resolver_timeout 400ms; }
+""" % (g.port, silent.getsockname()[1]))
+    _, r, _ = raw_exchange(gh2.port, b"CONNECT slow.test:443 HTTP/1.1\r\nHost: slow.test:443\r\n"
+                            b"Connection: close\r\n\r\n")
+    check(r.startswith(b"HTTP/1.1 504"), "504: %r" % r[:200])
+    silent.close()
+
+
+@test("a connection refused at the destination: 502; bytes the client sent with its CONNECT "
+      "reach the destination")
+def t():
+    d = dns({"origin.test": ["127.0.0.1"]})
+    port = free_port()
+    gh = Gatehouse(fwd_conf(d, "connect_ports %d; allow_private_destinations on;" % port))
+    _, r, _ = raw_exchange(gh.port, b"CONNECT origin.test:%d HTTP/1.1\r\nHost: x\r\n"
+                            b"Connection: close\r\n\r\n" % port)
+    check(r.startswith(b"HTTP/1.1 502"), "502: %r" % r[:200])
+    # a plain origin behind the tunnel: the request rides in the same packet as the CONNECT
+    o = Origin()
+    gh2 = Gatehouse(fwd_conf(d, "connect_ports %d; allow_private_destinations on;" % o.port))
+    _, r, _ = raw_exchange(gh2.port, b"CONNECT origin.test:%d HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /echo HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n" % o.port)
+    check(r.startswith(b"HTTP/1.1 200 Connection established\r\n"), "200 first: %r" % r[:200])
+    check(b"\r\n\r\nHTTP/1.1 200" in r and b'"target": "/echo"' in r.replace(b'":"', b'": "'),
+          "then the origin's answer: %r" % r[-400:])
+
+
+@test("what a forward proxy does not relay yet or at all: absolute-form HTTP gets 501 (not built "
+      "yet), an origin-form request 400")
+def t():
+    d = dns({})
+    gh = Gatehouse(fwd_conf(d))
+    _, r, _ = raw_exchange(gh.port, b"GET http://origin.test/ HTTP/1.1\r\nHost: origin.test\r\n"
+                            b"Connection: close\r\n\r\n")
+    check(r.startswith(b"HTTP/1.1 501"), "501: %r" % r[:200])
+    _, r, _ = raw_exchange(gh.port, b"GET / HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
+    check(r.startswith(b"HTTP/1.1 400"), "400: %r" % r[:200])
+
+
+@test("-t: forward proxy settings outside forward_proxy, reverse-proxy pieces inside it, a bad "
+      "resolver address, a bad port")
+def t():
+    d = tmpdir()
+    cases = [
+        ("server { listen 127.0.0.1:1; resolver 127.0.0.1; }",
+         "'resolver' belongs in a forward_proxy block"),
+        ("forward_proxy { listen 127.0.0.1:1; route /x/ { } }",
+         "a forward_proxy block has no routes"),
+        ("upstream u { server 127.0.0.1:2; }\nforward_proxy { listen 127.0.0.1:1; proxy u; }",
+         "'proxy' has no place in a forward_proxy block"),
+        ("forward_proxy { listen 127.0.0.1:1; resolver dns.test; }",
+         "invalid address 'dns.test' in 'resolver'"),
+        ("forward_proxy { listen 127.0.0.1:1; connect_ports 0; }",
+         "out of range for 'connect_ports'"),
+        ("forward_proxy { resolver 127.0.0.1; }", "forward_proxy has no 'listen'"),
+    ]
+    for text, want in cases:
+        path = os.path.join(d, "t.conf")
+        with open(path, "w") as f:
+            f.write(text + "\n")
+        r = run_gh(["-t", "-c", path])
+        eq(r.returncode, 1, "-t exit for %r" % text)
+        check(want in r.stderr, "%r: stderr %r" % (text, r.stderr))
+    path = os.path.join(d, "ok.conf")
+    with open(path, "w") as f:
+        f.write("forward_proxy { listen 127.0.0.1:1; resolver 127.0.0.1 [::1]:5353; "
+                "resolver_timeout 2s; connect_ports 443 8443; allow_private_destinations off; "
+                "tunnel_idle_timeout 1h; }\n")
+    r = run_gh(["-t", "-c", path])
+    eq(r.returncode, 0, "a valid forward_proxy: %s" % r.stderr)
+
+
+@test("gatehouse forward-proxy --listen ADDR in one line: CONNECT works (private destinations "
+      "allowed with --allow-private)")
+def t():
+    o = origin_tls()
+    d = dns({"origin.test": ["127.0.0.1"]})
+    port = free_port()
+    gh = Gatehouse(args=["forward-proxy", "--listen", "127.0.0.1:%d" % port,
+                         "--resolver", "127.0.0.1:%d" % d.port, "--allow-private",
+                         "--connect-port", str(o.port)], wait_ports=[port])
+    gh.port = port
+    r = curl(curl_via(gh, "https://origin.test:%d/echo" % o.port))
+    eq(r.returncode, 0, "curl exit (%s)" % r.stderr)
+    r = run_gh(["forward-proxy"])
+    eq(r.returncode, 2, "without --listen")
+    check("--listen" in r.stderr, "says what is missing: %r" % r.stderr)
+
+
+if __name__ == "__main__":
+    run()
