@@ -832,12 +832,20 @@ test_connect_outcome_marks_down(void **state)
     assert_int_equal(t.server, 0);
     for (int i = 0; i < 6; i++)
         assert_int_equal(pick(g, u, 0), 0);
-    /* other outcomes do not mark down */
+    /* a broken connection does not mark down (only connect failures and timeouts count) */
     struct gh_ups_try t2 = {.ups = u};
     gh_ups_pick(g, &t2);
     assert_int_equal(gh_ups_connect(g, &t2, false, &P, &ops, &r, &r.u), 0);
-    gh_ups_attempt_done(g, &t2, GH_BALANCE_TIMEOUT);
+    gh_ups_attempt_done(g, &t2, GH_BALANCE_BROKEN);
     assert_false(gh_peer_down(&CTX, peer_of(g, u, 0)));
+    assert_int_equal(peer_of(g, u, 0)->fails, 0);
+    gh_upconn_close(r.u);
+    /* a timeout does (max_fails 1, the default) */
+    struct gh_ups_try t3 = {.ups = u};
+    gh_ups_pick(g, &t3);
+    assert_int_equal(gh_ups_connect(g, &t3, false, &P, &ops, &r, &r.u), 0);
+    gh_ups_attempt_done(g, &t3, GH_BALANCE_TIMEOUT);
+    assert_true(gh_peer_down(&CTX, peer_of(g, u, 0)));
     gh_upconn_close(r.u);
     free(r.body);
     close(o.lfd);
@@ -879,14 +887,17 @@ test_connect_immediate_failure_moves_on(void **state)
     gh_upconn_close(r.u);
     r.u = NULL;
 
-    /* nothing reachable: the error, nothing attached, nothing in flight */
+    /* nothing reachable: the error, nothing attached, nothing in flight. 224.0.0.1 is down
+     * already (the same peer as u's first server): 224.0.0.2 is tried, and no retry goes to a
+     * server that is down */
     struct gh_ups_try td = {.ups = dead};
-    gh_ups_pick(g, &td);
+    assert_int_equal(gh_ups_pick(g, &td), 0);
+    assert_int_equal(td.server, 1);
     struct gh_upconn *out = NULL;
     assert_int_equal(gh_ups_connect(g, &td, false, &P, &ops, &r, &out), -ENETUNREACH);
     assert_null(out);
     assert_false(td.in_flight);
-    assert_int_equal(td.attempts, 2);
+    assert_int_equal(td.attempts, 1);
     assert_true(gh_peer_down(&CTX, peer_of(g, dead, 0)));
     assert_true(gh_peer_down(&CTX, peer_of(g, dead, 1)));
     assert_int_equal(peer_of(g, dead, 1)->inflight, 0);
