@@ -69,9 +69,12 @@ conf_on_retry_on(struct build *b, struct blk *k, const struct cnode *n)
     static const struct {
         const char *name;
         uint32_t bit;
-    } conds[] = {{"connect_failure", GH_RETRY_CONNECT}, {"timeout", GH_RETRY_TIMEOUT},
-                 {"error", GH_RETRY_ERROR},             {"500", GH_RETRY_500},
-                 {"502", GH_RETRY_502},                 {"503", GH_RETRY_503},
+    } conds[] = {{"connect_failure", GH_RETRY_CONNECT},
+                 {"timeout", GH_RETRY_TIMEOUT},
+                 {"error", GH_RETRY_ERROR},
+                 {"500", GH_RETRY_500},
+                 {"502", GH_RETRY_502},
+                 {"503", GH_RETRY_503},
                  {"504", GH_RETRY_504}};
     uint32_t mask = 0;
     for (uint32_t i = 0; i < n->n_args; i++) {

@@ -242,8 +242,9 @@ retry_or_fail(struct gh_exchange *ex, int status, const char *why, enum gh_balan
     }
     gh_ups_attempt_done(ex->wc->ups, &ex->up, o);
     if (may_retry(ex, retry_cond(o), got_byte)) {
-        gh_log_warn("upstream %s: %s; trying another server", gh_ups_server(&ex->up)->addr.text,
-                    why);
+        if (o != GH_BALANCE_CONNECT) /* (a connect failure is logged where it is seen) */
+            gh_log_warn("upstream %s: %s; trying another server", gh_ups_server(&ex->up)->addr.text,
+                        why);
         gh_ups_pick(ex->wc->ups, &ex->up);
         return origin_connect(ex, false);
     }
