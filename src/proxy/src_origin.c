@@ -232,7 +232,7 @@ retry_or_fail(struct gh_exchange *ex, int status, const char *why, enum gh_balan
     if (u != NULL)
         gh_upconn_close(u);
     bool nothing_sent = !(ex->flags & GH_EX_BODY_SENT) && !got_byte;
-    if (o != GH_BALANCE_CONNECT && was_reused && !(ex->flags & GH_EX_RETRIED) &&
+    if (o == GH_BALANCE_BROKEN && was_reused && !(ex->flags & GH_EX_RETRIED) &&
         idempotent(ex->method) && nothing_sent && ex->fwd_head != NULL) {
         /* the keep-alive race says nothing about the server: not an attempt of its own */
         gh_ups_attempt_done(ex->wc->ups, &ex->up, GH_BALANCE_CANCELLED);
