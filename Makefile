@@ -8,7 +8,7 @@ PKGS    := libpcre2-8 openssl libcares
 CFLAGS_COMMON = -std=gnu11 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror -Wshadow \
                 -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes -g \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 SRCS    := $(sort $(wildcard src/*/*.c))
 MAIN    := src/main.c

@@ -662,6 +662,9 @@ serve(const struct source *src)
     else
         gh_log_info("stopped: %" PRIu64 " connection(s), %" PRIu64 " request(s)", st.accepted,
                     st.requests);
+    if (st.no_server > 0)
+        gh_log_warn("%" PRIu64 " request(s) answered 503: no server of their upstream available",
+                    st.no_server);
     struct gh_tls_stats ts;
     gh_tls_get_stats(&ts);
     if (ts.handshakes > 0 || ts.failed > 0)

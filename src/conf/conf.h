@@ -36,7 +36,23 @@ struct gh_addr {
     const char *text; /* "127.0.0.1:3000", "[::1]:8080" */
 };
 
-enum gh_balance { GH_BALANCE_ROUND_ROBIN = 0 };
+/* `balance ...;` in an upstream (docs/config.md#balance). */
+enum gh_balance {
+    GH_BALANCE_ROUND_ROBIN = 0, /* smooth weighted round robin */
+    GH_BALANCE_LEAST_CONN,      /* fewest in flight per weight; ties by round robin */
+    GH_BALANCE_RANDOM,          /* power of two weighted random choices, fewer in flight */
+    GH_BALANCE_HASH,            /* a key's hash: modulo the weights, or a ring (consistent) */
+    GH_BALANCE_EWMA,            /* peak EWMA of response time x (in flight + 1), two choices */
+};
+
+/* `retry_on ...;` what an attempt may fail with and still go to another server. */
+#define GH_RETRY_CONNECT 0x01 /* connect_failure: refused, unreachable, connect timed out */
+#define GH_RETRY_TIMEOUT 0x02 /* timeout: no response head within first_byte_timeout */
+#define GH_RETRY_ERROR 0x04   /* error: connection broken or malformed response before its head */
+#define GH_RETRY_500 0x08     /* the origin answered 500 (likewise 502, 503, 504) */
+#define GH_RETRY_502 0x10
+#define GH_RETRY_503 0x20
+#define GH_RETRY_504 0x40
 
 /* TLS toward one origin server (`server ADDR tls;`, `proxy https://...`). */
 struct gh_tls_client {
@@ -48,6 +64,8 @@ struct gh_tls_client {
 struct gh_upstream_server {
     struct gh_addr addr;
     uint32_t weight;                 /* 1..1000, default 1 */
+    uint32_t max_conns;              /* requests in flight per worker thread; 0: no limit */
+    bool backup;                     /* used only when no other server can be */
     bool tls_on;                     /* speaks TLS */
     const struct gh_tls_client *tls; /* its TLS context (NULL: plain, or not built: -t of
                                         untrusted text) */
@@ -60,7 +78,13 @@ struct gh_upstream_conf {
     uint32_t keepalive;            /* max idle connections kept per thread per server; 0 = none */
     uint32_t keepalive_timeout_ms; /* idle time before a pooled connection is closed */
     enum gh_balance balance;
-    const char *file; /* where it was defined */
+    const struct gh_tmpl *hash_key; /* `balance hash KEY`: the key (GH_TC_KEY) */
+    bool hash_consistent;           /* `balance hash KEY consistent`: a ring */
+    uint32_t max_fails;             /* consecutive failures that eject a server; 0: never */
+    uint32_t fail_timeout_ms;       /* the first ejection's length (doubles, up to 5 min) */
+    uint32_t retries;               /* further servers a failed request may go to */
+    uint32_t retry_on;              /* GH_RETRY_* */
+    const char *file;               /* where it was defined */
     uint32_t line;
     uint32_t index; /* position in gh_config.upstreams (for per-thread state arrays) */
 };

@@ -515,6 +515,10 @@ new_upstream(struct build *b, const char *name, const struct conf_pos *pos)
     u->uc.keepalive = DEFAULT_KEEPALIVE;
     u->uc.keepalive_timeout_ms = DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT;
     u->uc.balance = GH_BALANCE_ROUND_ROBIN;
+    u->uc.max_fails = 1;
+    u->uc.fail_timeout_ms = 10000;
+    u->uc.retries = 1;
+    u->uc.retry_on = GH_RETRY_CONNECT;
     u->uc.file = pos->file;
     u->uc.line = pos->line;
     u->uc.index = b->upstreams.n;
@@ -563,6 +567,8 @@ on_upstream(struct build *b, struct blk *k, const struct cnode *n)
     walk_block(b, &sub, n->children);
     if (!u->server_seen)
         conf_err(b->st, &t->pos, "upstream '%s' has no server", conf_show_tok(b, t));
+    else
+        conf_check_upstream(b, u);
 }
 
 static void
@@ -572,26 +578,9 @@ on_upstream_server(struct build *b, struct blk *k, const struct cnode *n)
     k->ups->server_seen = true;
     if (!upstream_addr(b, &n->args[0], "server", &a))
         return;
-    uint32_t weight = 1;
-    bool tls = false;
-    for (uint32_t i = 1; i < n->n_args; i++) {
-        const struct conf_tok *p = &n->args[i];
-        if (p->len > 7 && memcmp(p->text, "weight=", 7) == 0) {
-            struct conf_tok v = *p;
-            v.text += 7;
-            v.len -= 7;
-            v.pos.col += 7;
-            uint64_t w;
-            if (conf_number_arg(b, &v, "weight", 1, 1000, &w))
-                weight = (uint32_t)w;
-        } else if (conf_tok_is(p, "tls")) {
-            tls = true;
-        } else {
-            conf_err(b->st, &p->pos,
-                     "unknown parameter '%s' in 'server' (expected weight=N or tls)",
-                     conf_show_tok(b, p));
-        }
-    }
+    struct gh_upstream_server prm = {.weight = 1};
+    for (uint32_t i = 1; i < n->n_args; i++)
+        conf_server_param(b, &n->args[i], &prm);
     for (uint32_t i = 0; i < k->ups->servers.n; i++) {
         const struct gh_upstream_server *o = k->ups->servers.v[i];
         if (same_addr(&o->addr, &a)) {
@@ -602,21 +591,10 @@ on_upstream_server(struct build *b, struct blk *k, const struct cnode *n)
         }
     }
     struct gh_upstream_server *s = gh_arena_alloc(b->arena, sizeof(*s));
+    *s = prm;
     s->addr = a;
-    s->weight = weight;
-    s->tls_on = tls;
-    k->ups->has_tls = k->ups->has_tls || tls;
+    k->ups->has_tls = k->ups->has_tls || s->tls_on;
     conf_vec_push(b, &k->ups->servers, s);
-}
-
-static void
-on_balance(struct build *b, struct blk *k, const struct cnode *n)
-{
-    if (conf_tok_is(&n->args[0], "round_robin"))
-        k->ups->uc.balance = GH_BALANCE_ROUND_ROBIN;
-    else
-        conf_err(b->st, &n->args[0].pos, "unknown balance '%s' (expected round_robin)",
-                 conf_show_tok(b, &n->args[0]));
 }
 
 static void
@@ -1224,12 +1202,20 @@ static const struct dir dirs[] = {
     FN("connect_ports", CTX_SERVER, 1, NARGS_ANY, 0, conf_on_forward_setting),
     FN("allow_private_destinations", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
     /* upstream */
-    FN("server", CTX_UPSTREAM, 1, 3, DF_MULTI, on_upstream_server),
+    FN("server", CTX_UPSTREAM, 1, 6, DF_MULTI, on_upstream_server),
     {"keepalive", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, keepalive), 0, 10000},
     {"keepalive_timeout", CTX_UPSTREAM, 1, 1, 0, NULL, V_DUR, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, keepalive_timeout_ms), 0, UINT32_MAX},
-    FN("balance", CTX_UPSTREAM, 1, 1, 0, on_balance),
+    /* balancing, passive health and retries (conf/balance.c) */
+    FN("balance", CTX_UPSTREAM, 1, 3, 0, conf_on_balance),
+    {"max_fails", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
+     offsetof(struct gh_upstream_conf, max_fails), 0, 1000},
+    {"fail_timeout", CTX_UPSTREAM, 1, 1, 0, NULL, V_DUR, TGT_UC, 4,
+     offsetof(struct gh_upstream_conf, fail_timeout_ms), 1, 300000},
+    {"retries", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
+     offsetof(struct gh_upstream_conf, retries), 0, 100},
+    FN("retry_on", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_retry_on),
     /* server */
     FN("listen", CTX_SERVER, 1, 4, DF_MULTI, on_listen),
     FN("server_name", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, on_server_name),

@@ -177,6 +177,12 @@ void conf_on_tls_verify_client(struct build *b, struct blk *k, const struct cnod
 void conf_on_hsts(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_redirect_to_https(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_up_tls(struct build *b, struct blk *k, const struct cnode *n);
+/* balance.c: `balance`, `retry_on`, the parameters of an upstream's `server`, and the checks
+ * of an upstream once its block is walked */
+void conf_on_balance(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_retry_on(struct build *b, struct blk *k, const struct cnode *n);
+void conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_server *s);
+void conf_check_upstream(struct build *b, struct pups *u);
 /* tls.c: default server-side settings */
 void conf_tls_defaults(struct ptls *t);
 /* tls.c: after assembly, build the contexts of TLS listeners and TLS upstream servers */

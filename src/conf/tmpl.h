@@ -19,9 +19,10 @@
 #define GH_TC_REWRITE 0x2u  /* rewrite replacements: the request's variables and $1..$9 */
 #define GH_TC_RESPONSE 0x4u /* response_header values */
 #define GH_TC_LOG 0x8u      /* log_format */
+#define GH_TC_KEY 0x10u     /* keys computed before the origin is chosen: `balance hash KEY` */
 
 /* Where a variable exists: a mask of contexts. */
-#define GH_VA_REQ (GH_TC_REQUEST | GH_TC_REWRITE | GH_TC_RESPONSE | GH_TC_LOG)
+#define GH_VA_REQ (GH_TC_REQUEST | GH_TC_REWRITE | GH_TC_RESPONSE | GH_TC_LOG | GH_TC_KEY)
 #define GH_VA_RESP (GH_TC_RESPONSE | GH_TC_LOG)
 #define GH_VA_LOG GH_TC_LOG
 

@@ -204,7 +204,8 @@ struct gh_gen {
     uint32_t body_sent;   /* a long body goes out over several writes */
     const char *location; /* redirects */
     uint32_t location_len;
-    bool close; /* the connection ends after it */
+    bool close;          /* the connection ends after it */
+    uint8_t retry_after; /* seconds for a Retry-After field (503: no server available); 0: none */
 };
 
 struct gh_exchange {

@@ -39,7 +39,8 @@ struct gh_proxy_stats {
     uint64_t accepted;
     uint64_t requests;
     uint64_t active_conns;
-    uint64_t cut; /* requests cut off at the drain deadline */
+    uint64_t cut;       /* requests cut off at the drain deadline */
+    uint64_t no_server; /* requests answered 503: no server of their upstream could be tried */
 };
 void gh_proxy_get_stats(struct gh_proxy_stats *st);
 

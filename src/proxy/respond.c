@@ -105,14 +105,16 @@ gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g)
 
 /* Room for the fields of a generated head, and their values. */
 struct gen_head {
-    struct gh_h1_header f[5];
+    struct gh_h1_header f[6];
     char clen[24];
+    char retry[4];
 };
 
 /* The head of a generated answer (fields point into gh). */
 static void
 gen_resp(struct gh_resp *resp, struct gen_head *gh, int status, const char *location,
-         size_t location_len, const char *ctype, size_t body_len, int64_t wall)
+         size_t location_len, const char *ctype, size_t body_len, int64_t wall,
+         unsigned retry_after)
 {
     int bodyless = status < 200 || status == 204 || status == 304;
     const char *date = gh_http_date(wall);
@@ -121,6 +123,10 @@ gen_resp(struct gh_resp *resp, struct gen_head *gh, int status, const char *loca
     gh->f[n++] = FIELD("Date", GH_HDR_DATE, date, strlen(date));
     if (location != NULL)
         gh->f[n++] = FIELD("Location", GH_HDR_OTHER, location, location_len);
+    if (retry_after > 0) { /* RFC 9110 §10.2.3: delay-seconds */
+        int rl = snprintf(gh->retry, sizeof(gh->retry), "%u", retry_after % 1000);
+        gh->f[n++] = FIELD("Retry-After", GH_HDR_OTHER, gh->retry, (size_t)rl);
+    }
     if (!bodyless) {
         int cl = snprintf(gh->clen, sizeof(gh->clen), "%zu", body_len);
         gh->f[n++] = FIELD("Content-Type", GH_HDR_OTHER, ctype, strlen(ctype));
@@ -154,7 +160,7 @@ gh_respond_reject(char *out, size_t cap, int status, int64_t wall, size_t *head_
     size_t plen = std_page(page, sizeof(page), status);
     struct gh_resp resp;
     struct gen_head gh;
-    gen_resp(&resp, &gh, status, NULL, 0, "text/html", plen, wall);
+    gen_resp(&resp, &gh, status, NULL, 0, "text/html", plen, wall, 0);
     size_t hlen = gh_fwd_resp_head(out, cap, &resp, NULL, NULL, wall, false, GH_FWD_CONN_CLOSE);
     if (hlen == 0 || cap - hlen < plen)
         return 0;
@@ -172,7 +178,7 @@ gen_head(struct gh_exchange *ex, const char *body, size_t body_len, const char *
     struct gh_resp resp;
     struct gen_head gh;
     gen_resp(&resp, &gh, status, ex->gen.location, ex->gen.location_len, ctype, body_len,
-             gh_loop_wall(ex->w->loop));
+             gh_loop_wall(ex->w->loop), ex->gen.retry_after);
     if (ex->gen.close)
         resp.flags |= GH_RESP_CLOSE;
     bool reframe = false;

@@ -13,6 +13,7 @@
 #include "proxy/exchange.h"
 #include "proxy/fwd_head.h"
 #include "proxy/phase.h"
+#include "proxy/vars.h"
 #include "proxy/worker.h"
 #include "upstream/h1client.h"
 
@@ -94,15 +95,50 @@ origin_connect(struct gh_exchange *ex, bool fresh)
     return GH_PUMP_MOVED;
 }
 
+/* No server of the upstream may be tried (why: -EBUSY, all at max_conns; else all down): 503
+ * with Retry-After, a line naming the upstream, and the worker's counter. */
+static void
+no_server(struct gh_exchange *ex, int why)
+{
+    const struct gh_upstream_conf *ups = ex->up.ups;
+    ex->w->st_no_server++;
+    gh_log_error("upstream %s: no server available (%s)", ups->name,
+                 why == -EBUSY ? "every one is down or at max_conns" : "every one is down");
+    ex->up.ups = NULL; /* none was tried: the answer names none */
+    gh_exchange_fail(ex, 503,
+                     why == -EBUSY ? "upstream servers at max_conns" : "no live upstream server");
+    if (!(ex->flags & GH_EX_RESP_STARTED))
+        ex->gen.retry_after = 1;
+}
+
+/* `balance hash KEY`: the key expanded into the thread's head scratch (the head for the origin
+ * is built there after the pick; the pick keeps only the key's hash). A key longer than the
+ * buffer is cut: its first GH_BUF_SIZE bytes are the key. */
+static void
+hash_key(struct gh_exchange *ex, const struct gh_upstream_conf *ups)
+{
+    struct gh_wr w = {ex->w->hscratch, 0, GH_BUF_SIZE, 0};
+    gh_vars_expand(ups->hash_key, ex, &w, GH_ESC_RAW, NULL);
+    ex->up.key = w.p;
+    ex->up.key_len = w.len;
+}
+
 void
 gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
 {
     ex->src = &src_origin;
     ex->req_body = req->body;
     ex->up.ups = ex->pc->upstream;
+    if (ex->up.ups->hash_key != NULL)
+        hash_key(ex, ex->up.ups);
     /* pick the origin first: a request head built for one origin stays valid for a
      * retry on another (Host is the client's unless upstream_host is set) */
-    gh_ups_pick(ex->wc->ups, &ex->up);
+    int prc = gh_ups_pick(ex->wc->ups, &ex->up);
+    ex->up.key = NULL; /* its hash is kept */
+    if (prc != 0) {
+        no_server(ex, prc);
+        return;
+    }
     size_t len = gh_fwd_req_head(ex->w->hscratch, GH_BUF_SIZE, ex, req);
     if (len == 0) {
         gh_exchange_fail(ex, 431, "request head too large to forward");
@@ -136,12 +172,49 @@ idempotent(uint8_t m)
            m == GH_METHOD_TRACE || m == GH_METHOD_PUT || m == GH_METHOD_DELETE;
 }
 
+/* The retry_on condition an outcome meets. */
+static uint32_t
+retry_cond(enum gh_balance_outcome o)
+{
+    switch (o) {
+    case GH_BALANCE_CONNECT:
+        return GH_RETRY_CONNECT;
+    case GH_BALANCE_TIMEOUT:
+        return GH_RETRY_TIMEOUT;
+    case GH_BALANCE_BROKEN:
+        return GH_RETRY_ERROR;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * May the request go to another server after its current attempt met cond (a
+ * GH_RETRY_* bit)? When `retry_on` names it, `retries` and the servers left
+ * allow it, and the request can be sent again as it was: nothing reached the
+ * origin (a connect failure), or an idempotent request none of whose body was
+ * taken from the client (bodies stream, so a sent body cannot be replayed) and
+ * of whose response nothing reached the client.
+ */
+static bool
+may_retry(struct gh_exchange *ex, uint32_t cond, bool got_byte)
+{
+    const struct gh_upstream_conf *ups = ex->up.ups;
+    if (!(ups->retry_on & cond) || ex->fwd_head == NULL || !gh_ups_can_retry(ex->wc->ups, &ex->up))
+        return false;
+    if (cond == GH_RETRY_CONNECT)
+        return true;
+    return idempotent(ex->method) && !(ex->flags & (GH_EX_BODY_SENT | GH_EX_RESP_STARTED)) &&
+           !got_byte;
+}
+
 /*
  * The current connection failed before anything of a response came: try again
- * where that is safe - another server after a connect failure, or once more on
- * a fresh connection when a pooled one was found closed (the keep-alive race:
- * the origin closed an idle connection as it was reused) - else fail with
- * status. Returns what origin_connect or gh_exchange_fail returned.
+ * where that is safe - another server when `retry_on` and `retries` allow it
+ * (may_retry), or once more on a fresh connection when a pooled one was found
+ * closed (the keep-alive race: the origin closed an idle connection as it was
+ * reused) - else fail with status. Returns what origin_connect or
+ * gh_exchange_fail returned.
  */
 static int
 retry_or_fail(struct gh_exchange *ex, int status, const char *why, enum gh_balance_outcome o)
@@ -158,19 +231,22 @@ retry_or_fail(struct gh_exchange *ex, int status, const char *why, enum gh_balan
     ex->u = NULL;
     if (u != NULL)
         gh_upconn_close(u);
-    gh_ups_attempt_done(ex->wc->ups, &ex->up, o);
     bool nothing_sent = !(ex->flags & GH_EX_BODY_SENT) && !got_byte;
-    if (o == GH_BALANCE_CONNECT) {
-        /* nothing reached the origin: any request may go to the next server */
-        if (ex->up.attempts < ex->up.ups->n_servers) {
-            gh_ups_pick(ex->wc->ups, &ex->up);
-            return origin_connect(ex, false);
-        }
-    } else if (was_reused && !(ex->flags & GH_EX_RETRIED) && idempotent(ex->method) &&
-               nothing_sent && ex->fwd_head != NULL) {
+    if (o == GH_BALANCE_BROKEN && was_reused && !(ex->flags & GH_EX_RETRIED) &&
+        idempotent(ex->method) && nothing_sent && ex->fwd_head != NULL) {
+        /* the keep-alive race says nothing about the server: not an attempt of its own */
+        gh_ups_attempt_done(ex->wc->ups, &ex->up, GH_BALANCE_CANCELLED);
         ex->flags |= GH_EX_RETRIED;
         ex->up.attempts--; /* not a new server */
         return origin_connect(ex, true);
+    }
+    gh_ups_attempt_done(ex->wc->ups, &ex->up, o);
+    if (may_retry(ex, retry_cond(o), got_byte)) {
+        if (o != GH_BALANCE_CONNECT) /* (a connect failure is logged where it is seen) */
+            gh_log_warn("upstream %s: %s; trying another server", gh_ups_server(&ex->up)->addr.text,
+                        why);
+        gh_ups_pick(ex->wc->ups, &ex->up);
+        return origin_connect(ex, false);
     }
     return gh_exchange_fail(ex, status, why);
 }
@@ -221,6 +297,9 @@ on_upconn_timeout(struct gh_upconn *u, enum gh_upconn_timer which)
          * read timeout counts only while Gatehouse waits for the origin. */
         gh_upconn_rearm(u, GH_UPCONN_T_READ);
         return;
+    } else if (which == GH_UPCONN_T_FIRST_BYTE && !(u->flags & GH_UPCONN_GOT_BYTE)) {
+        /* no response byte: another server may have it (retry_on timeout) */
+        rc = retry_or_fail(ex, 504, "upstream did not answer in time", GH_BALANCE_TIMEOUT);
     } else {
         ex->up_outcome = GH_BALANCE_TIMEOUT;
         rc = gh_exchange_fail(ex, 504,
@@ -320,10 +399,53 @@ note_first_byte(struct gh_exchange *ex)
         ex->t_first_byte = ex->u->t_first_byte;
 }
 
+/* The GH_RETRY_* bit of an origin's status (0: never retried). */
+static uint32_t
+status_cond(int status)
+{
+    switch (status) {
+    case 500:
+        return GH_RETRY_500;
+    case 502:
+        return GH_RETRY_502;
+    case 503:
+        return GH_RETRY_503;
+    case 504:
+        return GH_RETRY_504;
+    default:
+        return 0;
+    }
+}
+
+/* `retry_on 502 ...`: the origin answered a status to retry and another server may have the
+ * request. Its answer goes nowhere (the connection is closed); with no server left to try, the
+ * last answer is the client's. Returns true when the request went on to another server. */
+static bool
+retry_status(struct gh_exchange *ex, int status)
+{
+    uint32_t cond = status_cond(status);
+    if (cond == 0 || !may_retry(ex, cond, false))
+        return false;
+    gh_log_warn("upstream %s: answered %d; trying another server",
+                gh_ups_server(&ex->up)->addr.text, status);
+    struct gh_upconn *u = ex->u;
+    ex->u = NULL;
+    gh_upconn_close(u);
+    /* not a failure for passive health (only connect failures and timeouts are), but not a
+     * latency for ewma to learn from either */
+    gh_ups_attempt_done(ex->wc->ups, &ex->up, GH_BALANCE_BROKEN);
+    ex->t_first_byte = 0;
+    gh_ups_pick(ex->wc->ups, &ex->up);
+    origin_connect(ex, false);
+    return true;
+}
+
 static ssize_t
 sink_head(void *ctx, const struct gh_h1_response *rs, enum gh_h1_body body, bool *reframe)
 {
     struct gh_exchange *ex = ctx;
+    if (retry_status(ex, rs->status))
+        return -1; /* the exchange changed course: this connection is closed */
     note_first_byte(ex);
     int st = rs->status;
     bool bodyless = st < 200 || st == 204 || st == 304;

@@ -479,6 +479,7 @@ gh_proxy_stop(unsigned drain_ms, struct gh_proxy_stats *st)
             st->accepted += w->st_accepted;
             st->requests += w->st_requests;
             st->cut += w->st_cut;
+            st->no_server += w->st_no_server;
         }
         /* pending messages nobody applied */
         while (w->msg_head != NULL) {
@@ -512,5 +513,6 @@ gh_proxy_get_stats(struct gh_proxy_stats *st)
         st->requests += __atomic_load_n(&workers[t]->st_requests, __ATOMIC_RELAXED);
         st->active_conns += __atomic_load_n(&workers[t]->n_sessions, __ATOMIC_RELAXED);
         st->cut += __atomic_load_n(&workers[t]->st_cut, __ATOMIC_RELAXED);
+        st->no_server += __atomic_load_n(&workers[t]->st_no_server, __ATOMIC_RELAXED);
     }
 }

@@ -135,7 +135,8 @@ struct gh_worker {
 
     /* stats, read racily by the main thread */
     uint64_t st_accepted, st_requests;
-    uint64_t st_cut; /* requests in flight when the drain deadline closed their connection */
+    uint64_t st_cut;       /* requests in flight when the drain deadline closed their connection */
+    uint64_t st_no_server; /* requests answered 503: no server of their upstream could be tried */
 
     /* the forward proxy's resolvers, one per distinct `resolver` setting (forward.c) */
     struct gh_dns *fwd_dns[GH_WORKER_RESOLVERS];

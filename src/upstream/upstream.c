@@ -149,7 +149,8 @@ gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg)
     g->off = calloc(cfg->n_upstreams + 1, sizeof(*g->off));
     g->bal = calloc(total + 1, sizeof(*g->bal));
     g->peer = calloc(total + 1, sizeof(*g->peer));
-    if (g->off == NULL || g->bal == NULL || g->peer == NULL) {
+    g->ring = calloc(cfg->n_upstreams + 1, sizeof(*g->ring));
+    if (g->off == NULL || g->bal == NULL || g->peer == NULL || g->ring == NULL) {
         gh_ups_gen_free(g);
         return NULL;
     }
@@ -157,6 +158,11 @@ gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg)
     for (uint32_t i = 0; i < cfg->n_upstreams; i++) {
         const struct gh_upstream_conf *u = &cfg->upstreams[i];
         g->off[i] = k;
+        if (u->balance == GH_BALANCE_HASH && u->hash_consistent &&
+            gh_balance_ring_build(&g->ring[i], u->servers, u->n_servers) != 0) {
+            gh_ups_gen_free(g);
+            return NULL;
+        }
         for (uint32_t j = 0; j < u->n_servers; j++, k++) {
             const struct gh_upstream_server *s = &u->servers[j];
             g->peer[k] =
@@ -182,6 +188,10 @@ gh_ups_gen_free(struct gh_ups_gen *g)
         for (uint32_t k = 0; k < total; k++)
             gh_peer_put(g->ctx, g->peer[k]);
     }
+    if (g->ring != NULL)
+        for (uint32_t i = 0; i < g->cfg->n_upstreams; i++)
+            gh_balance_ring_free(&g->ring[i]);
+    free(g->ring);
     free(g->off);
     free(g->bal);
     free(g->peer);
@@ -198,36 +208,104 @@ gen_index(const struct gh_ups_gen *g, const struct gh_upstream_conf *ups, uint32
 void
 gh_ups_mark_down(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, uint32_t i)
 {
-    g->peer[gen_index(g, ups, i)]->down_until = gh_loop_now(g->ctx->loop) + GH_UPSTREAM_DOWN_MS;
+    uint32_t ms = ups->fail_timeout_ms > 0 ? ups->fail_timeout_ms : GH_UPSTREAM_DOWN_MS;
+    g->peer[gen_index(g, ups, i)]->down_until = gh_loop_now(g->ctx->loop) + ms;
+}
+
+/* One more consecutive failure of server i: max_fails of them eject it, for fail_timeout
+ * doubled for each ejection since its last success. */
+static void
+note_failure(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, uint32_t i)
+{
+    struct gh_peer *p = g->peer[gen_index(g, ups, i)];
+    p->fails++;
+    if (ups->max_fails == 0 || p->fails < ups->max_fails)
+        return;
+    uint64_t ms = ups->fail_timeout_ms > 0 ? ups->fail_timeout_ms : GH_UPSTREAM_DOWN_MS;
+    for (uint32_t k = 0; k < p->ejections && ms < GH_UPSTREAM_EJECT_MAX_MS; k++)
+        ms *= 2;
+    if (ms > GH_UPSTREAM_EJECT_MAX_MS)
+        ms = GH_UPSTREAM_EJECT_MAX_MS;
+    p->down_until = gh_loop_now(g->ctx->loop) + ms;
+    if (p->ejections < 32)
+        p->ejections++;
+    p->fails = 0;
+    if (ups->n_servers > 1)
+        gh_log_warn("upstream %s: server %s down for %llu ms after %u consecutive failure%s",
+                    ups->name, ups->servers[i].addr.text, (unsigned long long)ms, ups->max_fails,
+                    ups->max_fails == 1 ? "" : "s");
 }
 
 /* ---- choosing and connecting ---- */
 
 struct pick_ctx {
     struct gh_ups_gen *g;
-    struct gh_ups_try *t;
+    const struct gh_ups_try *t;
     uint32_t base;
+    bool backup; /* the tier being tried */
+    bool busy;   /* a server was left out only for being at max_conns */
 };
 
 static int
 usable(void *arg, uint32_t i)
 {
     struct pick_ctx *pc = arg;
+    const struct gh_upstream_conf *ups = pc->t->ups;
+    const struct gh_upstream_server *s = &ups->servers[i];
+    if (s->backup != pc->backup)
+        return 0;
     if (i < 64 && (pc->t->tried & (1ull << i)))
         return 0;
-    return !gh_peer_down(pc->g->ctx, pc->g->peer[pc->base + i]);
+    /* nginx: the only server of an upstream is never down (there is nothing else to try) */
+    if (ups->n_servers > 1 && gh_peer_down(pc->g->ctx, pc->g->peer[pc->base + i]))
+        return 0;
+    if (s->max_conns > 0 && pc->g->bal[pc->base + i].inflight >= s->max_conns) {
+        pc->busy = true;
+        return 0;
+    }
+    return 1;
 }
 
-void
+/* Is a server of the tier pc is set to eligible? */
+static bool
+any_usable(struct pick_ctx *pc)
+{
+    for (uint32_t i = 0; i < pc->t->ups->n_servers; i++)
+        if (usable(pc, i))
+            return true;
+    return false;
+}
+
+/* The tier to pick from (false: the non-backup servers), or -EBUSY / -EHOSTDOWN when no
+ * server of either may be chosen. */
+static int
+choose_tier(struct pick_ctx *pc)
+{
+    pc->backup = false;
+    if (any_usable(pc))
+        return 0;
+    pc->backup = true;
+    if (any_usable(pc))
+        return 0;
+    pc->backup = false;
+    return pc->busy ? -EBUSY : -EHOSTDOWN;
+}
+
+int
 gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t)
 {
     const struct gh_upstream_conf *ups = t->ups;
+    uint32_t base = gen_index(g, ups, 0);
+    struct pick_ctx pc = {.g = g, .t = t, .base = base};
+    int rc = choose_tier(&pc);
     if (ups->n_servers == 1) { /* nothing to choose */
         t->server = 0;
-        return;
+        return rc;
     }
-    uint32_t base = gen_index(g, ups, 0);
-    struct pick_ctx pc = {g, t, base};
+    if (!t->key_hashed && t->key != NULL) {
+        t->key_hash = gh_balance_hash(t->key, t->key_len);
+        t->key_hashed = true;
+    }
     struct gh_balance_in in = {.servers = ups->servers,
                                .st = g->bal + base,
                                .n = ups->n_servers,
@@ -235,9 +313,23 @@ gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t)
                                .ok_ctx = &pc,
                                .key = t->key,
                                .key_len = t->key_len,
-                               .attempt = t->attempts};
+                               .key_hash = t->key_hash,
+                               .ring = g->ring[ups->index].n > 0 ? &g->ring[ups->index] : NULL,
+                               .attempt = t->attempts,
+                               .now_ms = gh_loop_now(g->ctx->loop)};
     t->server = gh_balancer_for(ups->balance)->pick(&in);
     GH_ASSERT(t->server < ups->n_servers);
+    return rc;
+}
+
+bool
+gh_ups_can_retry(struct gh_ups_gen *g, const struct gh_ups_try *t)
+{
+    const struct gh_upstream_conf *ups = t->ups;
+    if (t->attempts > ups->retries || t->attempts >= ups->n_servers)
+        return false;
+    struct pick_ctx pc = {.g = g, .t = t, .base = gen_index(g, ups, 0)};
+    return choose_tier(&pc) == 0;
 }
 
 int
@@ -265,7 +357,7 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
             return rc;
         gh_log_warn("upstream %s: connect: %s", s->addr.text, strerror(-rc));
         gh_ups_attempt_done(g, t, GH_BALANCE_CONNECT);
-        if (t->attempts >= ups->n_servers)
+        if (!(ups->retry_on & GH_RETRY_CONNECT) || !gh_ups_can_retry(g, t))
             return rc;
         gh_ups_pick(g, t);
         fresh = false;
@@ -279,6 +371,7 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
     if (ups == NULL)
         return;
     uint32_t k = gen_index(g, ups, t->server);
+    bool was_in_flight = t->in_flight;
     if (t->in_flight) {
         t->in_flight = false;
         g->bal[k].inflight--;
@@ -287,9 +380,13 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
         if (b->done != NULL) {
             uint64_t now = gh_loop_now(g->ctx->loop);
             b->done(g->bal + g->off[ups->index], ups->n_servers, t->server, o,
-                    (uint32_t)(now - t->t_start));
+                    (uint32_t)(now - t->t_start), now);
         }
     }
-    if (o == GH_BALANCE_CONNECT)
-        gh_ups_mark_down(g, ups, t->server);
+    if (o == GH_BALANCE_CONNECT || (o == GH_BALANCE_TIMEOUT && was_in_flight)) {
+        note_failure(g, ups, t->server);
+    } else if (o == GH_BALANCE_OK && was_in_flight) {
+        g->peer[k]->fails = 0;
+        g->peer[k]->ejections = 0;
+    }
 }

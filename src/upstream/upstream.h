@@ -32,8 +32,10 @@
 
 struct gh_upconn;
 
-/* A server whose connect failed is skipped this long (passive health). */
+/* Passive health: a server ejected for fail_timeout (default 10 s) after max_fails consecutive
+ * failures, for twice as long each time it fails again before a success, at most this long. */
 #define GH_UPSTREAM_DOWN_MS 10000
+#define GH_UPSTREAM_EJECT_MAX_MS 300000
 
 /* One destination of this thread: address plus transport settings. */
 struct gh_peer {
@@ -47,6 +49,8 @@ struct gh_peer {
     uint32_t refs;       /* generations and connections pointing here */
     uint32_t inflight;   /* requests of this thread in flight to it */
     uint64_t down_until; /* loop ms: skip it until then */
+    uint32_t fails;      /* consecutive failures (connect failures, timeouts) since a success */
+    uint32_t ejections;  /* consecutive ejections since a success (the next one lasts 2^n x) */
     void *tls_sess;      /* TLS: the session the next connection resumes (net/tls.h) */
 };
 
@@ -88,10 +92,11 @@ gh_peer_down(const struct gh_upstream_ctx *ctx, const struct gh_peer *p)
 /* Per-thread state of one config generation's upstreams. */
 struct gh_ups_gen {
     struct gh_upstream_ctx *ctx;
-    const struct gh_config *cfg; /* borrowed: the owner holds a reference */
-    uint32_t *off;               /* per upstream: index of its first server in the arrays below */
-    struct gh_balance_srv *bal;  /* per server: the balancer's state */
-    struct gh_peer **peer;       /* per server: its peer (a reference each) */
+    const struct gh_config *cfg;  /* borrowed: the owner holds a reference */
+    uint32_t *off;                /* per upstream: index of its first server in the arrays below */
+    struct gh_balance_srv *bal;   /* per server: the balancer's state */
+    struct gh_peer **peer;        /* per server: its peer (a reference each) */
+    struct gh_balance_ring *ring; /* per upstream: `balance hash KEY consistent`'s ring */
 };
 
 /* State for cfg's upstreams on this thread. NULL when out of memory. */
@@ -110,8 +115,11 @@ struct gh_ups_try {
     uint64_t tried;    /* bit i: server i was tried (servers past 64 are not tracked) */
     uint64_t t_start;  /* loop ms when the current attempt started */
     bool in_flight;    /* the current attempt counts as in flight */
-    const void *key;   /* request key for hashing balancers (NULL: none) */
+    const void *key;   /* request key for hashing balancers (NULL: none); read by the first
+                          pick only, which keeps its hash for the retries' picks */
     size_t key_len;
+    uint64_t key_hash;
+    bool key_hashed;
 };
 
 /* The server of the current attempt. */
@@ -121,17 +129,27 @@ gh_ups_server(const struct gh_ups_try *t)
     return &t->ups->servers[t->server];
 }
 
-/* Pick the server for the next attempt (skipping those down or already tried while others
- * remain). */
-void gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t);
+/*
+ * Pick the server for the next attempt: among the servers not down (passive
+ * health; the only server of an upstream is never down), not already tried by
+ * this request and not at max_conns, the non-backup ones first, then the
+ * backup ones. Returns 0, or when no server is eligible -EBUSY (some are only
+ * at max_conns) or -EHOSTDOWN (all down or tried); t->server is then still
+ * set, by the balancer among all, for a caller that goes on regardless.
+ */
+int gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t);
+
+/* May the request go to another server after its current attempt failed? (attempts within
+ * 1 + ups->retries, and an eligible server it has not tried) */
+bool gh_ups_can_retry(struct gh_ups_gen *g, const struct gh_ups_try *t);
 
 /*
  * Get a connection for the current attempt's server: a pooled one unless
  * fresh is set, else a new connect; an immediate connect failure is logged,
- * marks the server down and moves on to the next server while untried ones
- * remain. On success the attempt counts as in flight and *out is attached to
- * owner (maybe still connecting). Returns 0, or -errno when no server could
- * be reached (nothing attached).
+ * counts as the server's failure and moves on to the next server while
+ * `retry_on connect_failure` and `retries` allow it. On success the attempt counts as in flight and
+ * *out is attached to owner (maybe still connecting). Returns 0, or -errno when no server could be
+ * reached (nothing attached).
  */
 struct gh_upconn_params;
 struct gh_upconn_ops;
@@ -141,13 +159,15 @@ int gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
 
 /*
  * The current attempt ended with outcome o: it no longer counts as in flight,
- * the balancer hears the outcome and latency, and a connect failure marks the
- * server down. Safe to call when no attempt is in flight (then only a connect
- * failure is recorded).
+ * the balancer hears the outcome and latency, and passive health hears of it:
+ * a connect failure or a timeout is one more consecutive failure (max_fails of
+ * them eject the server for fail_timeout, doubling while it keeps failing), a
+ * response resets the count. Safe to call when no attempt is in flight (then
+ * only a connect failure is recorded).
  */
 void gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_outcome o);
 
-/* Mark server i of ups down for GH_UPSTREAM_DOWN_MS. */
+/* Mark server i of ups down for its upstream's fail_timeout (GH_UPSTREAM_DOWN_MS if unset). */
 void gh_ups_mark_down(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, uint32_t i);
 
 #endif

@@ -1002,9 +1002,74 @@ test_err_upstreams(void **state)
         "t.conf:1:41: duplicate server '127.0.0.1:1' in upstream 'a' (use weight= instead)");
     expect_only_error(
         "upstream a { server 127.0.0.1:1 wieght=2; }\n" SRV,
-        "t.conf:1:33: unknown parameter 'wieght=2' in 'server' (expected weight=N or tls)");
-    expect_only_error("upstream a { server 127.0.0.1:1; balance random; }\n" SRV,
-                      "t.conf:1:42: unknown balance 'random' (expected round_robin)");
+        "t.conf:1:33: unknown parameter 'wieght=2' in 'server' (expected weight=N, max_conns=N, "
+        "backup or tls)");
+    expect_only_error("upstream a { server 127.0.0.1:1; balance rando; }\n" SRV,
+                      "t.conf:1:42: unknown balance 'rando' (expected round_robin, least_conn, "
+                      "random, hash KEY [consistent] or ewma)");
+    /* balancing, passive health and retries */
+    expect_only_error("upstream a { server 127.0.0.1:1; balance hash; }\n" SRV,
+                      "t.conf:1:42: 'balance hash' needs a key (as in: balance hash $remote_addr "
+                      "consistent;)");
+    expect_only_error("upstream a { server 127.0.0.1:1; balance hash $uri ring; }\n" SRV,
+                      "t.conf:1:52: unknown parameter 'ring' in 'balance hash' (expected "
+                      "consistent)");
+    expect_only_error("upstream a { server 127.0.0.1:1; balance hash $status; }\n" SRV,
+                      "t.conf:1:47: variable '$status' is not available in 'balance hash' (it is "
+                      "in response_header, log_format)");
+    expect_only_error("upstream a { server 127.0.0.1:1; balance hash $nope; }\n" SRV,
+                      "t.conf:1:47: unknown variable '$nope' in 'balance hash'");
+    expect_only_error("upstream a { server 127.0.0.1:1; balance least_conn 2; }\n" SRV,
+                      "t.conf:1:53: 'balance least_conn' takes no argument");
+    expect_only_error("upstream a { server 127.0.0.1:1 backup; }\n" SRV,
+                      "t.conf:1:10: every server of upstream 'a' is 'backup' (a backup is used "
+                      "when the others cannot be)");
+    expect_only_error("upstream a { server 127.0.0.1:1 max_conns=x; }\n" SRV,
+                      "t.conf:1:43: invalid number 'x' for 'max_conns'");
+    expect_only_error("upstream a { server 127.0.0.1:1; max_fails -1; }\n" SRV,
+                      "t.conf:1:44: invalid number '-1' for 'max_fails'");
+    expect_only_error("upstream a { server 127.0.0.1:1; fail_timeout 0s; }\n" SRV,
+                      "t.conf:1:47: duration '0s' out of range for 'fail_timeout' (must be more "
+                      "than 0)");
+    expect_only_error("upstream a { server 127.0.0.1:1; retries 101; }\n" SRV,
+                      "t.conf:1:42: number '101' out of range for 'retries' (0..100)");
+    expect_only_error("upstream a { server 127.0.0.1:1; retry_on timeout 404; }\n" SRV,
+                      "t.conf:1:51: unknown condition '404' in 'retry_on' (expected "
+                      "connect_failure, timeout, error, 500, 502, 503, 504, or off alone)");
+}
+
+/* The balancing directives as they load. */
+static void
+test_balance_directives(void **state)
+{
+    (void)state;
+    struct gh_config *c = load(
+        "upstream a { server 127.0.0.1:1 weight=3 max_conns=10; server 127.0.0.1:2 backup;"
+        " balance hash \"$remote_addr:$http_x_user\" consistent; max_fails 3; fail_timeout 30s;"
+        " retries 2; retry_on connect_failure timeout 502 503; }\n"
+        "upstream b { server 127.0.0.1:3; balance ewma; retry_on off; }\n" SRV);
+    const struct gh_upstream_conf *a = &c->upstreams[0], *b = &c->upstreams[1];
+    assert_int_equal(a->balance, GH_BALANCE_HASH);
+    assert_true(a->hash_consistent);
+    assert_non_null(a->hash_key);
+    assert_int_equal(a->hash_key->n, 3);
+    assert_int_equal(a->servers[0].weight, 3);
+    assert_int_equal(a->servers[0].max_conns, 10);
+    assert_false(a->servers[0].backup);
+    assert_true(a->servers[1].backup);
+    assert_int_equal(a->max_fails, 3);
+    assert_int_equal(a->fail_timeout_ms, 30000);
+    assert_int_equal(a->retries, 2);
+    assert_int_equal(a->retry_on,
+                     GH_RETRY_CONNECT | GH_RETRY_TIMEOUT | GH_RETRY_502 | GH_RETRY_503);
+    assert_int_equal(b->balance, GH_BALANCE_EWMA);
+    assert_int_equal(b->retry_on, 0);
+    /* defaults */
+    assert_int_equal(b->max_fails, 1);
+    assert_int_equal(b->fail_timeout_ms, 10000);
+    assert_int_equal(b->retries, 1);
+    assert_null(b->hash_key);
+    gh_conf_unref(c);
 }
 
 static void
@@ -1744,6 +1809,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pid_path, setup_tmp, teardown_tmp),
         cmocka_unit_test(test_example_reverse_proxy),
         cmocka_unit_test(test_example_load_balancer),
+        cmocka_unit_test(test_balance_directives),
         cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

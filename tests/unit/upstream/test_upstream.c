@@ -374,6 +374,182 @@ test_pick_round_robin_weights(void **state)
     gh_conf_unref(c);
 }
 
+/* backup servers are used only when no other may be: all down, tried or at max_conns */
+static void
+test_pick_backup_and_max_conns(void **state)
+{
+    (void)state;
+    struct gh_config *c =
+        load("upstream u { server 127.0.0.1:1001 max_conns=2;"
+             " server 127.0.0.1:1002 max_conns=1; server 127.0.0.1:1003 backup; }\n"
+             "upstream one { server 127.0.0.1:2001 max_conns=1; }\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *u = ups_named(c, "u"), *one = ups_named(c, "one");
+    struct gh_balance_srv *bal = g->bal + g->off[u->index];
+    int count[3] = {0};
+    for (int i = 0; i < 100; i++)
+        count[pick(g, u, 0)]++;
+    assert_int_equal(count[2], 0); /* the backup is not used while others may be */
+    assert_int_equal(count[0], 50);
+    /* server 0 at its max_conns: 1 only */
+    bal[0].inflight = 2;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(pick(g, u, 0), 1);
+    /* both at max_conns: the backup */
+    bal[1].inflight = 1;
+    struct gh_ups_try t = {.ups = u};
+    assert_int_equal(gh_ups_pick(g, &t), 0);
+    assert_int_equal(t.server, 2);
+    /* the backup down as well: nothing may be tried, and some are busy */
+    gh_ups_mark_down(g, u, 2);
+    struct gh_ups_try t2 = {.ups = u};
+    assert_int_equal(gh_ups_pick(g, &t2), -EBUSY);
+    /* one below its limit again: it */
+    bal[1].inflight = 0;
+    struct gh_ups_try t3 = {.ups = u};
+    assert_int_equal(gh_ups_pick(g, &t3), 0);
+    assert_int_equal(t3.server, 1);
+    /* all down: -EHOSTDOWN */
+    bal[0].inflight = 0;
+    gh_ups_mark_down(g, u, 0);
+    gh_ups_mark_down(g, u, 1);
+    struct gh_ups_try t4 = {.ups = u};
+    assert_int_equal(gh_ups_pick(g, &t4), -EHOSTDOWN);
+    /* the only server of an upstream is never down, but max_conns holds */
+    gh_ups_mark_down(g, one, 0);
+    struct gh_ups_try t5 = {.ups = one};
+    assert_int_equal(gh_ups_pick(g, &t5), 0);
+    g->bal[g->off[one->index]].inflight = 1;
+    struct gh_ups_try t6 = {.ups = one};
+    assert_int_equal(gh_ups_pick(g, &t6), -EBUSY);
+    g->bal[g->off[one->index]].inflight = 0;
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+}
+
+/* max_fails consecutive failures eject for fail_timeout, doubled per ejection while the
+ * server keeps failing, at most 5 minutes; a success resets both. */
+static void
+test_passive_health_ejection(void **state)
+{
+    (void)state;
+    struct gh_config *c = load("upstream u { server 127.0.0.1:1001; server 127.0.0.1:1002;"
+                               " max_fails 3; fail_timeout 2s; }\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *u = ups_named(c, "u");
+    struct gh_peer *p = peer_of(g, u, 0);
+    struct gh_ups_try t = {.ups = u, .server = 0};
+    uint64_t now = gh_loop_now(L);
+    gh_ups_attempt_done(g, &t, GH_BALANCE_CONNECT);
+    gh_ups_attempt_done(g, &t, GH_BALANCE_CONNECT);
+    assert_false(gh_peer_down(&CTX, p));
+    assert_int_equal(p->fails, 2);
+    /* a success in between: counting starts again */
+    t.in_flight = true;
+    g->bal[g->off[u->index]].inflight++;
+    p->inflight++;
+    gh_ups_attempt_done(g, &t, GH_BALANCE_OK);
+    assert_int_equal(p->fails, 0);
+    uint64_t want = 2000;
+    for (int round = 0; round < 10; round++) {
+        for (int i = 0; i < 3; i++)
+            gh_ups_attempt_done(g, &t, GH_BALANCE_CONNECT);
+        assert_true(gh_peer_down(&CTX, p));
+        assert_true(p->down_until >= now + want && p->down_until <= gh_loop_now(L) + want);
+        want = want * 2 > GH_UPSTREAM_EJECT_MAX_MS ? GH_UPSTREAM_EJECT_MAX_MS : want * 2;
+        p->down_until = 0; /* as if the time had passed */
+    }
+    assert_true(want == GH_UPSTREAM_EJECT_MAX_MS);
+    t.in_flight = true;
+    g->bal[g->off[u->index]].inflight++;
+    p->inflight++;
+    gh_ups_attempt_done(g, &t, GH_BALANCE_OK);
+    assert_int_equal(p->ejections, 0);
+    for (int i = 0; i < 3; i++)
+        gh_ups_attempt_done(g, &t, GH_BALANCE_CONNECT);
+    assert_true(p->down_until <= gh_loop_now(L) + 2000);
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+
+    /* max_fails 0: never ejected */
+    c = load("upstream u { server 127.0.0.1:1001; server 127.0.0.1:1002; max_fails 0; }\n" SRV);
+    g = gh_ups_gen_new(&CTX, c);
+    u = ups_named(c, "u");
+    struct gh_ups_try t2 = {.ups = u, .server = 1};
+    for (int i = 0; i < 5; i++)
+        gh_ups_attempt_done(g, &t2, GH_BALANCE_CONNECT);
+    assert_false(gh_peer_down(&CTX, peer_of(g, u, 1)));
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+}
+
+/* retries N: at most N servers after the first, only servers that may be chosen */
+static void
+test_can_retry(void **state)
+{
+    (void)state;
+    struct gh_config *c = load("upstream u { server 127.0.0.1:1001; server 127.0.0.1:1002;"
+                               " server 127.0.0.1:1003; retries 2; }\n"
+                               "upstream d { server 127.0.0.1:2001; server 127.0.0.1:2002; }\n"
+                               "upstream z { server 127.0.0.1:3001; server 127.0.0.1:3002;"
+                               " retries 0; }\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *u = ups_named(c, "u"), *d = ups_named(c, "d"),
+                                  *z = ups_named(c, "z");
+    struct gh_ups_try t = {.ups = u, .attempts = 1, .tried = 1};
+    assert_true(gh_ups_can_retry(g, &t));
+    t.attempts = 2;
+    t.tried = 3;
+    assert_true(gh_ups_can_retry(g, &t));
+    t.attempts = 3;
+    t.tried = 7;
+    assert_false(gh_ups_can_retry(g, &t));
+    /* default retries 1 */
+    struct gh_ups_try td = {.ups = d, .attempts = 1, .tried = 1};
+    assert_true(gh_ups_can_retry(g, &td));
+    gh_ups_mark_down(g, d, 1);
+    assert_false(gh_ups_can_retry(g, &td)); /* the other one is down */
+    struct gh_ups_try tz = {.ups = z, .attempts = 1, .tried = 1};
+    assert_false(gh_ups_can_retry(g, &tz));
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+}
+
+/* hash KEY consistent: a generation builds the ring; the key's hash is kept for retries */
+static void
+test_pick_hash_key(void **state)
+{
+    (void)state;
+    struct gh_config *c =
+        load("upstream h { server 127.0.0.1:1001; server 127.0.0.1:1002;"
+             " server 127.0.0.1:1003; balance hash $remote_addr consistent; }\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *h = ups_named(c, "h");
+    assert_int_equal(g->ring[h->index].n, 3 * GH_BALANCE_RING_POINTS);
+    int seen[3] = {0};
+    for (int k = 0; k < 300; k++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "10.1.%d.%d", k / 256, k % 256);
+        struct gh_ups_try t = {.ups = h, .key = key, .key_len = (size_t)len};
+        assert_int_equal(gh_ups_pick(g, &t), 0);
+        uint32_t first = t.server;
+        seen[first]++;
+        assert_true(t.key_hashed);
+        /* the same key again: the same server; a retry (first tried): another */
+        struct gh_ups_try t2 = {.ups = h, .key = key, .key_len = (size_t)len};
+        gh_ups_pick(g, &t2);
+        assert_int_equal(t2.server, first);
+        t.key = NULL;
+        t.tried = 1ull << first;
+        t.attempts = 1;
+        assert_int_equal(gh_ups_pick(g, &t), 0);
+        assert_int_not_equal(t.server, first);
+    }
+    assert_true(seen[0] > 50 && seen[1] > 50 && seen[2] > 50);
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+}
+
 /* ---- a tiny origin ---- */
 
 struct origin {
@@ -832,12 +1008,20 @@ test_connect_outcome_marks_down(void **state)
     assert_int_equal(t.server, 0);
     for (int i = 0; i < 6; i++)
         assert_int_equal(pick(g, u, 0), 0);
-    /* other outcomes do not mark down */
+    /* a broken connection does not mark down (only connect failures and timeouts count) */
     struct gh_ups_try t2 = {.ups = u};
     gh_ups_pick(g, &t2);
     assert_int_equal(gh_ups_connect(g, &t2, false, &P, &ops, &r, &r.u), 0);
-    gh_ups_attempt_done(g, &t2, GH_BALANCE_TIMEOUT);
+    gh_ups_attempt_done(g, &t2, GH_BALANCE_BROKEN);
     assert_false(gh_peer_down(&CTX, peer_of(g, u, 0)));
+    assert_int_equal(peer_of(g, u, 0)->fails, 0);
+    gh_upconn_close(r.u);
+    /* a timeout does (max_fails 1, the default) */
+    struct gh_ups_try t3 = {.ups = u};
+    gh_ups_pick(g, &t3);
+    assert_int_equal(gh_ups_connect(g, &t3, false, &P, &ops, &r, &r.u), 0);
+    gh_ups_attempt_done(g, &t3, GH_BALANCE_TIMEOUT);
+    assert_true(gh_peer_down(&CTX, peer_of(g, u, 0)));
     gh_upconn_close(r.u);
     free(r.body);
     close(o.lfd);
@@ -879,14 +1063,17 @@ test_connect_immediate_failure_moves_on(void **state)
     gh_upconn_close(r.u);
     r.u = NULL;
 
-    /* nothing reachable: the error, nothing attached, nothing in flight */
+    /* nothing reachable: the error, nothing attached, nothing in flight. 224.0.0.1 is down
+     * already (the same peer as u's first server): 224.0.0.2 is tried, and no retry goes to a
+     * server that is down */
     struct gh_ups_try td = {.ups = dead};
-    gh_ups_pick(g, &td);
+    assert_int_equal(gh_ups_pick(g, &td), 0);
+    assert_int_equal(td.server, 1);
     struct gh_upconn *out = NULL;
     assert_int_equal(gh_ups_connect(g, &td, false, &P, &ops, &r, &out), -ENETUNREACH);
     assert_null(out);
     assert_false(td.in_flight);
-    assert_int_equal(td.attempts, 2);
+    assert_int_equal(td.attempts, 1);
     assert_true(gh_peer_down(&CTX, peer_of(g, dead, 0)));
     assert_true(gh_peer_down(&CTX, peer_of(g, dead, 1)));
     assert_int_equal(peer_of(g, dead, 1)->inflight, 0);
@@ -1736,6 +1923,10 @@ main(void)
         TEST(test_pick_falls_back_to_all),
         TEST(test_pick_single_server),
         TEST(test_pick_round_robin_weights),
+        TEST(test_pick_backup_and_max_conns),
+        TEST(test_passive_health_ejection),
+        TEST(test_can_retry),
+        TEST(test_pick_hash_key),
         TEST(test_connect_counts_in_flight),
         TEST(test_connect_outcome_marks_down),
         TEST(test_connect_immediate_failure_moves_on),
