@@ -58,8 +58,8 @@ conf_on_access(struct build *b, struct blk *k, const struct cnode *n)
     }
     struct pacl *a = gh_arena_alloc(b->arena, sizeof(*a));
     a->rule.status = deny ? 403 : 0;
-    a->rule.at = gh_arena_sprintf(b->arena, "access denied by the rule at %s:%u",
-                                  n->name.pos.file, n->name.pos.line);
+    a->rule.at = gh_arena_sprintf(b->arena, "access denied by the rule at %s:%u", n->name.pos.file,
+                                  n->name.pos.line);
     if (conf_tok_is(t, "all")) {
         a->c[0].family = AF_INET;
         a->c[1].family = AF_INET6;
@@ -118,8 +118,9 @@ conf_on_real_ip_header(struct build *b, struct blk *k, const struct cnode *n)
         return;
     }
     if (conf_tok_is(t, "proxy_protocol")) {
-        conf_err(b->st, &t->pos, "'real_ip_header proxy_protocol': the PROXY protocol is not "
-                                 "supported yet");
+        conf_err(b->st, &t->pos,
+                 "'real_ip_header proxy_protocol': the PROXY protocol is not "
+                 "supported yet");
         return;
     }
     k->sc->real_ip_header = t->text;

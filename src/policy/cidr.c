@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-
 struct node {
     uint32_t child[2]; /* 0: none (the roots are nodes 0 and 1, never children) */
     uint32_t rule;     /* the first prefix ending here, or GH_CIDR_NONE */

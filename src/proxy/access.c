@@ -47,8 +47,7 @@ gh_access_real_ip(struct gh_exchange *ex, const struct gh_request *req)
             if (f->name_len != nlen || !gh_strncaseeq(f->name, name, nlen))
                 continue;
             found = true;
-            if (gh_realip_walk_list(s->real_ip_from, f->value, f->value_len, &a) ==
-                GH_REALIP_DONE)
+            if (gh_realip_walk_list(s->real_ip_from, f->value, f->value_len, &a) == GH_REALIP_DONE)
                 break;
         }
     } else {
