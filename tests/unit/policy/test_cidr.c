@@ -24,8 +24,7 @@
 #include "policy/realip.h"
 
 static struct gh_cidr
-P(const char *s)
-{
+P(const char *s) {
     struct gh_cidr c;
     bool hb;
     const char *why;
@@ -76,9 +75,9 @@ test_parse(void **state)
     assert_int_equal(c.family, AF_INET);
     assert_int_equal(c.bits, 8);
     assert_int_equal(c.ip[0], 10);
-    static const char *const bad[] = {"",        "1.2.3",      "1.2.3.4/",   "1.2.3.4/33",
-                                      "1.2.3.4/x", "::1/129",  "1.2.3.4/-1", "300.1.1.1",
-                                      "all",     "1.2.3.4/08x", "fe80::1%eth0", " 1.2.3.4"};
+    static const char *const bad[] = {"",          "1.2.3",       "1.2.3.4/",     "1.2.3.4/33",
+                                      "1.2.3.4/x", "::1/129",     "1.2.3.4/-1",   "300.1.1.1",
+                                      "all",       "1.2.3.4/08x", "fe80::1%eth0", " 1.2.3.4"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (gh_cidr_parse(bad[i], strlen(bad[i]), &c, &hb, &why) != -EINVAL) {
             fprintf(stderr, "# accepted %s\n", bad[i]);
@@ -92,9 +91,9 @@ test_order_and_overlap(void **state)
 {
     (void)state;
     struct gh_arena *a = gh_arena_new();
-    struct gh_cidr pre[] = {P("10.1.2.3"), P("10.1.0.0/16"), P("10.0.0.0/8"), P("10.1.0.0/16"),
-                            P("0.0.0.0/0"), P("2001:db8::/32"), P("2001:db8:1::/48"),
-                            P("::/0")};
+    struct gh_cidr pre[] = {P("10.1.2.3"),        P("10.1.0.0/16"), P("10.0.0.0/8"),
+                            P("10.1.0.0/16"),     P("0.0.0.0/0"),   P("2001:db8::/32"),
+                            P("2001:db8:1::/48"), P("::/0")};
     const struct gh_cidr_set *s = gh_cidr_set_build(a, pre, 8);
     assert_int_equal(find(s, "10.1.2.3"), 0);
     assert_int_equal(find(s, "10.1.2.4"), 1);
@@ -193,7 +192,7 @@ test_random_against_reference(void **state)
                 c->ip[k] = (uint8_t)(k < 2 ? rnd() % 4 : rnd());
             c->bits = (uint8_t)(rnd() % (max + 1));
             for (unsigned b = c->bits; b < max; b++)
-                c->ip[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+                c->ip[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
         }
         const struct gh_cidr_set *s = gh_cidr_set_build(a, pre, n);
         for (int k = 0; k < 10000; k++) {
@@ -203,8 +202,8 @@ test_random_against_reference(void **state)
             if (want != got) {
                 char t[64];
                 inet_ntop(fam, ip, t, sizeof(t));
-                fprintf(stderr, "# round %d, %u prefixes: %s: want %u, got %u\n", round, n, t,
-                        want, got);
+                fprintf(stderr, "# round %d, %u prefixes: %s: want %u, got %u\n", round, n, t, want,
+                        got);
                 fail();
             }
         }
@@ -242,8 +241,9 @@ test_speed_report(void **state)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / loops;
-    fprintf(stderr, "# %u prefixes, %u nodes: %.0f ns per lookup with address generation "
-                    "(ASan build), %u hits\n",
+    fprintf(stderr,
+            "# %u prefixes, %u nodes: %.0f ns per lookup with address generation "
+            "(ASan build), %u hits\n",
             n, gh_cidr_set_nodes(s), ns, hits);
     free(pre);
     gh_arena_free(a);
@@ -268,10 +268,9 @@ test_realip_parse_one(void **state)
     assert_int_equal(a.ip[15], 1);
     assert_int_equal(gh_realip_parse_one("[2001:db8::2]", 13, &a), 0);
     assert_int_equal(a.ip[15], 2);
-    static const char *const bad[] = {"",          "unknown",        "1.2.3.4:0",
-                                      "1.2.3.4:x", "1.2.3.4:65536",  "[1.2.3.4]",
-                                      "[::1",      "[::1]x",         "1.2.3.4 5.6.7.8",
-                                      "_hidden",   "1.2.3.4, 5.6.7.8", "::1:"};
+    static const char *const bad[] = {
+        "",     "unknown", "1.2.3.4:0",       "1.2.3.4:x", "1.2.3.4:65536",    "[1.2.3.4]",
+        "[::1", "[::1]x",  "1.2.3.4 5.6.7.8", "_hidden",   "1.2.3.4, 5.6.7.8", "::1:"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (gh_realip_parse_one(bad[i], strlen(bad[i]), &a) == 0) {
             fprintf(stderr, "# accepted '%s'\n", bad[i]);
@@ -319,8 +318,7 @@ test_realip_walk(void **state)
     assert_int_equal(walk("203.0.113.7, junk, 10.0.0.5", "10.0.0.1", got), GH_REALIP_DONE);
     assert_string_equal(got, "10.0.0.5");
     /* empty entries are skipped; IPv6 with brackets and ports */
-    assert_int_equal(walk(" , [2001:db9::5]:80 ,, 2001:db8::1 ,", "10.0.0.1", got),
-                     GH_REALIP_DONE);
+    assert_int_equal(walk(" , [2001:db9::5]:80 ,, 2001:db8::1 ,", "10.0.0.1", got), GH_REALIP_DONE);
     assert_string_equal(got, "2001:db9::5");
     assert_int_equal(walk("", "10.0.0.1", got), GH_REALIP_MORE);
     assert_string_equal(got, "10.0.0.1");
