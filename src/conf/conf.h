@@ -25,6 +25,7 @@
 #include "core/common.h"
 
 struct gh_config;
+struct gh_cidr_set; /* policy/cidr.h */
 struct gh_tls_ctx;
 struct gh_tls_listen;
 struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
@@ -126,6 +127,20 @@ enum gh_forwarded_mode {
     GH_FWD_OFF,
 };
 
+/* One `allow` or `deny` prefix (`all` is two: 0.0.0.0/0 and ::/0). */
+struct gh_access_rule {
+    uint16_t status; /* 0: allow; else the status a deny answers with (default 403) */
+    const char *at;  /* "access denied by the rule at FILE:LINE", for the log */
+};
+
+/* A block's `allow` / `deny` list, compiled: set's prefix i is rules[i]; the first prefix
+ * (in file order) that contains the client's address decides; none: allowed. */
+struct gh_access {
+    const struct gh_cidr_set *set;
+    const struct gh_access_rule *rules;
+    uint32_t n_rules;
+};
+
 /* Settings that inherit top level -> server -> route. */
 struct gh_proxy_conf {
     const struct gh_upstream_conf *upstream; /* `proxy NAME|ADDR;` NULL: no proxy here */
@@ -155,6 +170,11 @@ struct gh_proxy_conf {
     bool splice;                      /* `splice on|off;` default on */
     const char *upstream_host;        /* `upstream_host NAME;` NULL: Host as received */
     uint32_t upstream_host_len;
+
+    /* `allow` / `deny`: a block with its own list replaces the inherited one (nginx). NULL:
+     * every address is allowed. */
+    const struct gh_access *access;
+    uint32_t limit_conn; /* `limit_conn N;` requests in progress per client address; 0: none */
 
     const struct gh_hdr_rule *req_rules; /* `request_header set|add|remove NAME [VALUE];` */
     uint32_t n_req_rules;
@@ -226,6 +246,13 @@ struct gh_server_conf {
     bool tls_verify_client;
     /* a `forward_proxy` block: the forward proxy's settings (NULL: a reverse proxy's server) */
     const struct gh_forward_conf *forward;
+    /* `real_ip_from CIDR...;` the proxies trusted to say who the client is (NULL: none), and
+     * `real_ip_header NAME;` where they say it (default X-Real-IP, as nginx); real_ip_list:
+     * the header is X-Forwarded-For, read as a list from the right */
+    const struct gh_cidr_set *real_ip_from;
+    const char *real_ip_header;
+    uint32_t real_ip_header_len;
+    bool real_ip_list;
     const char *file;
     uint32_t line;
     uint32_t index; /* position in gh_config.servers */
@@ -266,6 +293,8 @@ struct gh_config {
 
     uint32_t threads;          /* `threads auto|N;` 0 = auto (one per CPU) */
     uint32_t drain_timeout_ms; /* `drain_timeout 10s;` on SIGTERM/SIGINT */
+    uint32_t max_connections;  /* `max_connections N;` client connections open at once across
+                                  every thread; 0: no limit */
 
     /* `access_log off|stderr|FILE [combined|json];` */
     bool access_log_on;

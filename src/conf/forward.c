@@ -33,8 +33,8 @@ on_resolver(struct build *b, struct psrv *s, const struct cnode *n)
     for (uint32_t i = 0; i < n->n_args; i++) {
         const struct conf_tok *t = &n->args[i];
         struct gh_addr a;
-        bool bare = t->text[0] == '[' ? t->text[t->len - 1] == ']'
-                                      : memchr(t->text, ':', t->len) == NULL;
+        bool bare =
+            t->text[0] == '[' ? t->text[t->len - 1] == ']' : memchr(t->text, ':', t->len) == NULL;
         const char *text = bare ? gh_arena_sprintf(b->arena, "%s:53", t->text) : t->text;
         if (gh_conf_parse_addr(text, strlen(text), &a) != 0) {
             conf_err(b->st, &t->pos,

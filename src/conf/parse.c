@@ -1244,6 +1244,14 @@ static const struct dir dirs[] = {
     FN("splice", CTX_PROXY, 1, 1, 0, on_splice),
     FN("upstream_host", CTX_PROXY, 1, 1, 0, on_upstream_host),
     FN("request_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
+    /* access (conf/access.c) */
+    FN("allow", CTX_PROXY, 1, 2, DF_MULTI, conf_on_access),
+    FN("deny", CTX_PROXY, 1, 2, DF_MULTI, conf_on_access),
+    FN("limit_conn", CTX_PROXY, 1, 2, 0, conf_on_limit_conn),
+    FN("real_ip_from", CTX_SRVLVL, 1, NARGS_ANY, DF_MULTI, conf_on_real_ip_from),
+    FN("real_ip_header", CTX_SRVLVL, 1, 1, 0, conf_on_real_ip_header),
+    {"max_connections", CTX_MAIN, 1, 1, 0, NULL, V_NUM, TGT_CFG, 4,
+     offsetof(struct gh_config, max_connections), 1, 10000000},
     FN("response_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
     /* TLS from clients (conf/tls.c) */
     FN("tls_certificate", CTX_SRVLVL, 1, 1, DF_MULTI, conf_on_tls_file),
@@ -1313,7 +1321,7 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
         {"more_set_headers", "response_header set NAME VALUE"},
         {"worker_processes", "threads"},
         {"nbthread", "threads"},
-        {"worker_connections", "no such limit; raise the open-file limit"},
+        {"worker_connections", "max_connections (for all threads together)"},
         {"proxy_connect_timeout", "connect_timeout"},
         {"proxy_read_timeout", "first_byte_timeout / read_timeout"},
         {"proxy_send_timeout", "read_timeout"},
@@ -1338,6 +1346,11 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
         {"proxy_ssl_certificate", "tls_client_certificate"},
         {"proxy_ssl_certificate_key", "tls_client_key"},
         {"ssl", "listen ADDR tls"},
+        {"set_real_ip_from", "real_ip_from"},
+        {"real_ip_recursive", "always on: real_ip_from skips every trusted address"},
+        {"limit_conn_zone", "none needed: limit_conn N counts per client address"},
+        {"worker_rlimit_nofile", "raise the open-file limit; max_connections caps connections"},
+        {"maxconn", "max_connections"},
     };
     for (uint32_t i = 0; i < GH_ARRAY_LEN(aliases); i++)
         if (strlen(aliases[i].theirs) == n->name.len &&
@@ -1527,6 +1540,8 @@ walk_block(struct build *b, struct blk *k, const struct cnode *list)
                 k->pc->resp_rules = rules_array(b, &k->resp);
                 k->pc->n_resp_rules = k->resp.n;
             }
+            /* so do access rules and trusted proxies (access.c) */
+            conf_access_finish(b, k);
             /* so do rewrites */
             if (k->rw.n > 0) {
                 struct gh_rewrite *a = gh_arena_alloc(b->arena, k->rw.n * sizeof(*a));
@@ -1763,6 +1778,8 @@ set_defaults(struct gh_config *cfg, struct gh_proxy_conf *pc, struct gh_server_c
     sc->max_header_line = GH_CONF_DEFAULT_MAX_HEADER_LINE;
     sc->max_headers = GH_CONF_DEFAULT_MAX_HEADERS;
     sc->max_head_size = GH_CONF_DEFAULT_MAX_HEAD_SIZE;
+    sc->real_ip_header = "X-Real-IP"; /* nginx's default */
+    sc->real_ip_header_len = 9;
 }
 
 struct gh_config *

@@ -132,6 +132,8 @@ struct blk {
     struct ptls *tls;             /* main, server */
     struct vec req, resp;         /* struct gh_hdr_rule * */
     struct vec rw;                /* struct gh_rewrite * */
+    struct vec acl;               /* struct pacl * (access.c) */
+    struct vec real_ip;           /* struct gh_cidr * (access.c) */
     const struct gh_route *route; /* the route block being walked */
     const struct cnode **seen;    /* per table entry: first occurrence in this block */
     const struct cnode *proxy_at, *return_at;
@@ -166,6 +168,14 @@ bool conf_duration_arg(struct build *b, const struct conf_tok *t, const char *wh
 void conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n);
 void conf_forward_finish(struct build *b, struct psrv *s, const struct blk *k,
                          const struct cnode *n);
+/* access.c: allow / deny, real_ip_from / real_ip_header, limit_conn */
+void conf_on_access(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_real_ip_from(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_real_ip_header(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_limit_conn(struct build *b, struct blk *k, const struct cnode *n);
+/* access.c: at the end of a block's settings, compile its own lists (they replace the
+ * inherited ones) */
+void conf_access_finish(struct build *b, struct blk *k);
 
 /* tls.c: the TLS directives (handlers for the table in parse.c) */
 void conf_on_tls_file(struct build *b, struct blk *k, const struct cnode *n);

@@ -249,6 +249,7 @@ gh_alog_rejected(struct gh_worker *w, const struct gh_client_addr *client,
     ex.w = w;
     ex.wc = w->cur;
     ex.client = client;
+    ex.peer = client;
     ex.listener = lc;
     size_t k = 0;
     while (p != NULL && k < n && k < 500 && p[k] != '\r' && p[k] != '\n')

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "http/uri.h"
 #include "net/tls.h"
+#include "proxy/access.h"
 #include "proxy/phase.h"
 #include "proxy/worker.h"
 
@@ -105,6 +106,7 @@ gh_exchange_init(struct gh_exchange *ex, const struct gh_downstream_ops *down, s
     ex->w = w;
     ex->wc = gh_wcfg_use(w->cur);
     ex->client = client;
+    ex->peer = client;
     ex->cx = cx;
     if (gh_unlikely(cx->layer != NULL) && gh_tls_is(cx))
         ex->flags |= GH_EX_TLS;
@@ -183,6 +185,7 @@ route(struct gh_exchange *ex, struct gh_request *r)
     }
     /* the server by Host (or the absolute-form authority), the route by normalised path */
     ex->srv = gh_conf_find_server(r->listener, r->host, r->host_len);
+    gh_access_real_ip(ex, r); /* before anything reads $remote_addr */
     const char *q = memchr(r->path, '?', r->path_len);
     size_t route_len = q ? (size_t)(q - r->path) : r->path_len;
     if (q != NULL) {

@@ -182,8 +182,9 @@ struct gh_source_ops {
 #define GH_EX_OUT_QUEUED 0x0200
 /* cut by the drain deadline: logged with 444 when no response had started */
 #define GH_EX_CUT 0x0400
-#define GH_EX_TLS 0x0800     /* the request came over TLS */
-#define GH_EX_CONNECT 0x1000 /* a forward proxy's CONNECT: a tunnel after its 200 */
+#define GH_EX_TLS 0x0800          /* the request came over TLS */
+#define GH_EX_CONNECT 0x1000      /* a forward proxy's CONNECT: a tunnel after its 200 */
+#define GH_EX_CONN_COUNTED 0x2000 /* counted for limit_conn (access.c gives it back at the end) */
 
 #define GH_EX_STATES(X)                                                                            \
     X(START, "start")     /* the head is being routed */                                           \
@@ -213,7 +214,12 @@ struct gh_exchange {
     const struct gh_source_ops *src;
     struct gh_worker *w;
     struct gh_wcfg *wc; /* the config generation it started on (counted as a user) */
+    /* the client's address: the connection's (peer), or the one trusted proxies gave
+     * (real_ip_from), kept in real_addr. $remote_addr, access rules, limits and logs use it;
+     * X-Forwarded-For and Forwarded append the peer. */
     const struct gh_client_addr *client;
+    const struct gh_client_addr *peer;
+    struct gh_client_addr real_addr;
     const struct gh_xprt *cx; /* the client's transport (for its TLS facts) */
     const struct gh_listen_conf *listener;
     const struct gh_server_conf *srv;

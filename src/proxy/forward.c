@@ -75,9 +75,9 @@ is_private(const struct sockaddr_storage *ss)
     static const uint8_t zero[15] = {0};
     if (memcmp(b, zero, 15) == 0) /* :: and ::1 */
         return true;
-    return (b[0] & 0xfe) == 0xfc ||                /* fc00::/7 unique-local (fd00:ec2::254) */
+    return (b[0] & 0xfe) == 0xfc ||                   /* fc00::/7 unique-local (fd00:ec2::254) */
            (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
-           b[0] == 0xff;                            /* multicast */
+           b[0] == 0xff;                              /* multicast */
 }
 
 /* ---- resolvers ---- */

@@ -92,7 +92,9 @@ wr_forwarded(struct gh_wr *w, const struct gh_exchange *ex, const struct prior *
              int fwd)
 {
     char ip[64];
-    size_t iplen = gh_client_ip_str(ex->client, ip, sizeof(ip));
+    /* the address this hop received the request from: the connection's, also when
+     * real_ip_from took the client's from the header (the chain stays true) */
+    size_t iplen = gh_client_ip_str(ex->peer, ip, sizeof(ip));
     if (xff) {
         wr_prior(w, "X-Forwarded-For", 15, p_xff);
         gh_wr_put(w, ip, iplen);
@@ -106,7 +108,7 @@ wr_forwarded(struct gh_wr *w, const struct gh_exchange *ex, const struct prior *
     if (fwd) {
         wr_prior(w, "Forwarded", 9, p_fwd);
         GH_WR_LIT(w, "for=");
-        if (ex->client->family == AF_INET6) {
+        if (ex->peer->family == AF_INET6) {
             GH_WR_LIT(w, "\"[");
             gh_wr_put(w, ip, iplen);
             GH_WR_LIT(w, "]\"");

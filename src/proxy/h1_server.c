@@ -103,6 +103,7 @@ gh_h1s_close(struct gh_conn *c)
     gh_buf_put(c->in);
     gh_buf_put(c->out);
     c->in = c->out = NULL;
+    gh_phase_conn_closed(w, &c->addr);
     gh_worker_session_remove(w, &c->s);
     gh_loop_defer_free(w->loop, c, gh_worker_free_obj, &w->conn_fl);
 }
@@ -199,16 +200,17 @@ h1_accept(struct gh_worker *w, struct gh_lsock *ls, int fd, const struct sockadd
     }
     c->s.ls = ls; /* for listener_of until the session is added */
     const struct gh_listen_conf *lc = listener_of(c);
-    if (gh_phase_accept(w, &c->addr, lc) != GH_OK ||
-        (lc != NULL && lc->tls &&
-         (lc->tls_ctx == NULL || gh_tls_accept(&c->x, lc->tls_ctx) != 0))) {
+    if (gh_phase_accept(w, &c->addr, lc) != GH_OK) { /* refused: closed unread */
         gh_xprt_close(&c->x);
         gh_freelist_put(&w->conn_fl, c);
         return;
     }
     /* EPOLLOUT is added only once a write falls short (gh_xprt_watch_writes): a
      * socket that always takes what it is given never wakes the loop for writability */
-    if (gh_xprt_watch(w->loop, &c->x, EPOLLIN | EPOLLRDHUP) != 0) {
+    if ((lc != NULL && lc->tls &&
+         (lc->tls_ctx == NULL || gh_tls_accept(&c->x, lc->tls_ctx) != 0)) ||
+        gh_xprt_watch(w->loop, &c->x, EPOLLIN | EPOLLRDHUP) != 0) {
+        gh_phase_conn_closed(w, &c->addr);
         gh_xprt_close(&c->x);
         gh_freelist_put(&w->conn_fl, c);
         return;

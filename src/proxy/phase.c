@@ -5,6 +5,7 @@
  */
 #include "proxy/phase.h"
 
+#include "proxy/access.h"
 #include "proxy/accesslog.h"
 #include "proxy/forward.h"
 #include "proxy/https.h"
@@ -14,6 +15,7 @@ typedef int (*accept_hook)(struct gh_worker *w, const struct gh_client_addr *cli
 typedef int (*request_hook)(struct gh_exchange *ex, const struct gh_request *req);
 typedef int (*resp_hook)(struct gh_exchange *ex, const struct gh_resp *resp);
 typedef void (*done_hook)(struct gh_exchange *ex);
+typedef void (*closed_hook)(struct gh_worker *w, const struct gh_client_addr *client);
 
 /* ---- routed: what a reverse proxy refuses outright ---- */
 
@@ -69,12 +71,15 @@ answer_here(struct gh_exchange *ex, const struct gh_request *req)
     return GH_DECLINED;
 }
 
-static const accept_hook accept_hooks[] = {NULL};
-static const request_hook routed_hooks[] = {gh_https_routed, gh_forward_routed, refuse_connect,
-                                            body_limit};
+/* A hook that counts must come last: when one after it refuses, the count is not given back. */
+static const accept_hook accept_hooks[] = {gh_access_accept};
+static const closed_hook closed_hooks[] = {gh_access_closed};
+/* access rules first: a denied client gets no redirect, no 405, no 413 */
+static const request_hook routed_hooks[] = {gh_access_routed, gh_https_routed, gh_forward_routed,
+                                            refuse_connect, body_limit};
 static const request_hook pre_origin_hooks[] = {answer_here};
 static const resp_hook resp_head_hooks[] = {NULL};
-static const done_hook done_hooks[] = {gh_alog_exchange};
+static const done_hook done_hooks[] = {gh_alog_exchange, gh_access_done};
 
 int
 gh_phase_accept(struct gh_worker *w, const struct gh_client_addr *client,
@@ -86,6 +91,13 @@ gh_phase_accept(struct gh_worker *w, const struct gh_client_addr *client,
             return rc;
     }
     return GH_OK;
+}
+
+void
+gh_phase_conn_closed(struct gh_worker *w, const struct gh_client_addr *client)
+{
+    for (size_t i = 0; i < GH_ARRAY_LEN(closed_hooks); i++)
+        closed_hooks[i](w, client);
 }
 
 static int

@@ -6,7 +6,8 @@
  *
  *   accept       a connection was accepted, before anything is read from it:
  *                address gates, connection limits. GH_OK lets it in, any
- *                other value closes it.
+ *                other value closes it. A connection let in runs the
+ *                conn_closed hooks when it closes (what they counted goes back).
  *   routed       the request has its server and route: access rules, rate
  *                limits, authentication, request limits.
  *   pre_origin   before the origin is chosen: answers that need no origin
@@ -27,6 +28,7 @@
 
 int gh_phase_accept(struct gh_worker *w, const struct gh_client_addr *client,
                     const struct gh_listen_conf *lc);
+void gh_phase_conn_closed(struct gh_worker *w, const struct gh_client_addr *client);
 int gh_phase_routed(struct gh_exchange *ex, const struct gh_request *req);
 int gh_phase_pre_origin(struct gh_exchange *ex, const struct gh_request *req);
 /* GH_OK, or a status to answer with instead (the response is not forwarded). */

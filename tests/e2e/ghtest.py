@@ -689,10 +689,13 @@ class Closed(Exception):
 
 
 class Conn:
-    """A raw TCP client connection with a read buffer (all reads bounded by `timeout`)."""
+    """A raw TCP client connection with a read buffer (all reads bounded by `timeout`).
+    `source` binds the client's end to that address first (e.g. "127.0.0.2": another client
+    address on loopback)."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=10, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
         self.buf = b""
@@ -880,14 +883,14 @@ def parse_head(raw):
 
 
 def http_request(port, method, target, headers=None, body=None, host="test.local",
-                 timeout=15):
-    """One request on a fresh connection, then close."""
-    with Conn(port, timeout=timeout) as c:
+                 timeout=15, source=None):
+    """One request on a fresh connection (from address `source`, if given), then close."""
+    with Conn(port, timeout=timeout, source=source) as c:
         return c.request(method, target, headers, body, host)
 
 
-def http_get(port, target, headers=None, host="test.local", timeout=15):
-    return http_request(port, "GET", target, headers, None, host, timeout)
+def http_get(port, target, headers=None, host="test.local", timeout=15, source=None):
+    return http_request(port, "GET", target, headers, None, host, timeout, source)
 
 
 def raw_exchange(port, data, timeout=10):

@@ -122,6 +122,7 @@ exchange(const struct gh_proxy_conf *pc, const struct gh_client_addr *client, co
     memset(&ex, 0, sizeof(ex));
     ex.pc = pc;
     ex.client = client;
+    ex.peer = client;
     ex.flags = q->ex_flags;
     ex.up.ups = &origin_ups;
     ex.up.server = 0;
@@ -231,6 +232,29 @@ test_req_x_forwarded(void **state)
                "X-Forwarded-Proto: https\r\nForwarded: for=1.1.1.1\r\n\r\n",
                "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\n"
                "X-Forwarded-Proto: https\r\nForwarded: for=1.1.1.1\r\n\r\n");
+}
+
+/* With real_ip_from the client's address is the one the proxy in front gave; what goes on is
+ * the chain as received plus the connection's address (the proxy in front), not the client
+ * again (nginx's $proxy_add_x_forwarded_for would repeat it). */
+static void
+test_req_x_forwarded_real_ip(void **state)
+{
+    (void)state;
+    struct gh_proxy_conf pc = {.forwarded = GH_FWD_BOTH};
+    struct req q;
+    parse_req("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n\r\n", &q);
+    struct gh_client_addr real = client4(203, 0, 113, 7), peer = client6("2001:db8::2");
+    struct gh_exchange ex = exchange(&pc, &real, &q);
+    ex.peer = &peer;
+    ex.target = q.r.target;
+    ex.target_len = q.r.target_len;
+    size_t n = gh_fwd_req_head(out, sizeof(out), &ex, &q.r);
+    assert_head(out, n,
+                "GET / HTTP/1.1\r\nHost: h\r\n"
+                "X-Forwarded-For: 6.6.6.6, 203.0.113.7, 2001:db8::2\r\n"
+                "X-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n"
+                "Forwarded: for=\"[2001:db8::2]\";proto=http;host=\"h\"\r\n\r\n");
 }
 
 static void
@@ -665,6 +689,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_req_hop_by_hop_dropped),
         cmocka_unit_test(test_req_x_forwarded),
+        cmocka_unit_test(test_req_x_forwarded_real_ip),
         cmocka_unit_test(test_req_forwarded_rfc7239),
         cmocka_unit_test(test_req_via),
         cmocka_unit_test(test_req_rules),
