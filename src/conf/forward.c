@@ -97,6 +97,19 @@ conf_forward_finish(struct build *b, struct psrv *s, const struct blk *k, const 
         conf_err(b->st, &n->name.pos, "'rewrite' has no place in a forward_proxy block");
     if (s->fwd.resolver_timeout_ms == 0)
         s->fwd.resolver_timeout_ms = DEFAULT_RESOLVER_TIMEOUT_MS;
+    /* HTTP goes through the origin source with an upstream of its own: one placeholder server
+     * (TEST-NET-1, never connected to) whose place each request's destination takes, found at
+     * run time (gh_ups_try.direct), with the pool and retry settings of an upstream */
+    struct pups *u = conf_new_upstream(b, "forward_proxy", &n->name.pos);
+    u->anonymous = true;
+    u->server_seen = true;
+    struct gh_upstream_server *ph = gh_arena_alloc(b->arena, sizeof(*ph));
+    const char *text = "192.0.2.1:9";
+    if (gh_conf_parse_addr(text, strlen(text), &ph->addr) == 0) {
+        ph->weight = 1;
+        conf_vec_push(b, &u->servers, ph);
+    }
+    s->sc.pc.upstream = &u->uc;
     uint16_t *ports;
     if (s->ports.n == 0) {
         ports = gh_arena_alloc(b->arena, sizeof(*ports));

@@ -507,8 +507,8 @@ same_addr(const struct gh_addr *a, const struct gh_addr *c)
     return a->len == c->len && memcmp(&a->ss, &c->ss, a->len) == 0;
 }
 
-static struct pups *
-new_upstream(struct build *b, const char *name, const struct conf_pos *pos)
+struct pups *
+conf_new_upstream(struct build *b, const char *name, const struct conf_pos *pos)
 {
     struct pups *u = gh_arena_alloc(b->arena, sizeof(*u));
     u->uc.name = name;
@@ -562,7 +562,7 @@ on_upstream(struct build *b, struct blk *k, const struct cnode *n)
             return;
         }
     }
-    struct pups *u = new_upstream(b, t->text, &t->pos);
+    struct pups *u = conf_new_upstream(b, t->text, &t->pos);
     struct blk sub = {.ctx = CTX_UPSTREAM, .ups = u};
     walk_block(b, &sub, n->children);
     if (!u->server_seen)
@@ -923,7 +923,7 @@ on_proxy(struct build *b, struct blk *k, const struct cnode *n)
                 found = u;
         }
         if (found == NULL) {
-            found = new_upstream(b, t->text, &t->pos);
+            found = conf_new_upstream(b, t->text, &t->pos);
             found->anonymous = true;
             found->has_tls = tls;
             struct gh_upstream_server *s = gh_arena_alloc(b->arena, sizeof(*s));

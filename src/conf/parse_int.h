@@ -153,6 +153,8 @@ struct dir {
 };
 
 void conf_vec_push(struct build *b, struct vec *v, void *item);
+/* An upstream being built, with the defaults (parse.c). */
+struct pups *conf_new_upstream(struct build *b, const char *name, const struct conf_pos *pos);
 bool conf_tok_is(const struct conf_tok *t, const char *s);
 const char *conf_show_tok(struct build *b, const struct conf_tok *t);
 const char *conf_where(struct build *b, const struct conf_pos *pos, const char *file);

@@ -14,6 +14,7 @@
 #include "http/uri.h"
 #include "net/tls.h"
 #include "proxy/access.h"
+#include "proxy/forward.h"
 #include "proxy/phase.h"
 #include "proxy/worker.h"
 
@@ -327,6 +328,7 @@ gh_exchange_end(struct gh_exchange *ex)
     gh_phase_done(ex);
     if (ex->src != NULL && ex->src->release != NULL)
         ex->src->release(ex);
+    gh_forward_release(ex); /* after the source: its attempt is done with the destination */
     gh_worker_head_put(ex->w, ex->kept, ex->kept_cap);
     ex->kept = NULL;
     ex->req = NULL;

@@ -318,6 +318,10 @@ void gh_exchange_end(struct gh_exchange *ex);
  * server and connect. */
 void gh_origin_start(struct gh_exchange *ex, const struct gh_request *req);
 
+/* The forward proxy's destination is known (ex->up.direct): connect to it (src_origin.c). A
+ * GH_PUMP_* code. */
+int gh_origin_go(struct gh_exchange *ex);
+
 /* Answer ex from here (respond.c): status with g's body or location. */
 void gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g);
 

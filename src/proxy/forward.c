@@ -13,13 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "net/dns.h"
 #include "net/sock.h"
 #include "proxy/worker.h"
 
+#define FWD_TUNNEL 1
+#define FWD_DEST 2
+
 struct fwd_tun {
+    uint8_t kind; /* FWD_TUNNEL */
     struct gh_exchange *ex;
     struct gh_xprt x; /* to the destination */
     struct gh_timer timer;
@@ -78,6 +83,18 @@ is_private(const struct sockaddr_storage *ss)
     return (b[0] & 0xfe) == 0xfc ||                   /* fc00::/7 unique-local (fd00:ec2::254) */
            (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
            b[0] == 0xff;                              /* multicast */
+}
+
+/* The address's port set to port; its length. */
+static socklen_t
+with_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+        return sizeof(struct sockaddr_in6);
+    }
+    ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    return sizeof(struct sockaddr_in);
 }
 
 /* ---- resolvers ---- */
@@ -187,14 +204,7 @@ try_next(struct fwd_tun *t)
             t->skipped++;
             continue;
         }
-        socklen_t len;
-        if (ss.ss_family == AF_INET6) {
-            ((struct sockaddr_in6 *)&ss)->sin6_port = htons(t->port);
-            len = sizeof(struct sockaddr_in6);
-        } else {
-            ((struct sockaddr_in *)&ss)->sin_port = htons(t->port);
-            len = sizeof(struct sockaddr_in);
-        }
+        socklen_t len = with_port(&ss, t->port);
         int fd = gh_sock_connect((const struct sockaddr *)&ss, len);
         if (fd < 0) {
             t->last_errno = -fd;
@@ -342,6 +352,7 @@ start_connect(struct gh_exchange *ex, const struct gh_request *req)
         ex->fail_reason = "no resolver";
         return 502;
     }
+    t->kind = FWD_TUNNEL;
     t->ex = ex;
     t->x.io.fd = -1;
     t->timer.cb = on_timer;
@@ -361,6 +372,151 @@ start_connect(struct gh_exchange *ex, const struct gh_request *req)
     return GH_DECLINED;
 }
 
+/* ---- HTTP in absolute form: the origin source, to a destination found here ---- */
+
+struct fwd_dest {
+    uint8_t kind; /* FWD_DEST */
+    bool starting;
+    struct gh_exchange *ex;
+    struct gh_dns_query *q;
+    struct gh_peer *peer;          /* a reference */
+    struct gh_upstream_server srv; /* what ex->up.direct_srv points at */
+    uint16_t port;
+    char host[GH_DNS_MAX_NAME + 1];
+    char text[GH_DNS_MAX_NAME + 64]; /* "host (address:port)" for logs */
+};
+
+/* An answer for an HTTP destination: its peer, or a status to fail with (why in *why). */
+static int
+dest_choose(struct fwd_dest *d, const struct gh_dns_answer *a, const char **why)
+{
+    const struct gh_forward_conf *f = d->ex->srv->forward;
+    if (a->status != GH_DNS_OK) {
+        *why = a->status == GH_DNS_TIMEOUT ? "cannot resolve the destination: timed out"
+                                           : "cannot resolve the destination: not found";
+        return a->status == GH_DNS_TIMEOUT ? 504 : 502;
+    }
+    for (uint32_t i = 0; i < a->n; i++) {
+        struct sockaddr_storage ss = a->addr[i];
+        if (!f->allow_private && is_private(&ss))
+            continue;
+        socklen_t len = with_port(&ss, d->port);
+        d->peer = gh_peer_get(&d->ex->w->ups, &ss, len, 0);
+        if (d->peer == NULL) {
+            *why = "out of memory";
+            return 503;
+        }
+        char ip[INET6_ADDRSTRLEN] = "?";
+        const void *p = ss.ss_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+        inet_ntop(ss.ss_family, p, ip, sizeof(ip));
+        snprintf(d->text, sizeof(d->text), ss.ss_family == AF_INET6 ? "%s ([%s]:%u)" : "%s (%s:%u)",
+                 d->host, ip, d->port);
+        d->srv.addr.ss = ss;
+        d->srv.addr.len = len;
+        d->srv.addr.text = d->text;
+        d->srv.weight = 1;
+        d->ex->up.direct = d->peer;
+        d->ex->up.direct_srv = &d->srv;
+        return GH_OK;
+    }
+    *why = "the destination is a private address (allow_private_destinations is off)";
+    return 403;
+}
+
+static void
+on_dest_resolved(void *arg, const struct gh_dns_answer *a)
+{
+    struct fwd_dest *d = arg;
+    struct gh_exchange *ex = d->ex;
+    const char *why = NULL;
+    d->q = NULL;
+    int st = dest_choose(d, a, &why);
+    if (st != GH_OK) {
+        gh_log_info("http://%s:%u: %s", d->host, d->port, why);
+        ex->up.ups = NULL; /* nothing was tried: the log names no upstream */
+        if (gh_exchange_fail(ex, st, why) != GH_PUMP_ENDED)
+            ex->down->resume(ex);
+        return;
+    }
+    if (gh_origin_go(ex) != GH_PUMP_ENDED)
+        ex->down->resume(ex);
+}
+
+/* "http://host[:port]/..." (the authority is in req->host): the destination, resolved before the
+ * origin source starts, or waited for. */
+static int
+start_http(struct gh_exchange *ex, const struct gh_request *req)
+{
+    if (req->target_len < 7 || strncasecmp(req->target, "http://", 7) != 0) {
+        ex->fail_reason = "a forward proxy relays http:// URLs; https goes through CONNECT";
+        return 400;
+    }
+    struct fwd_dest *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return 503;
+    d->kind = FWD_DEST;
+    d->ex = ex;
+    ex->fwd = d;
+    const char *h = req->host;
+    size_t hl = req->host_len, colon = hl;
+    if (hl > 0 && h[0] == '[') {
+        const char *rb = memchr(h, ']', hl);
+        colon = rb != NULL ? (size_t)(rb - h) + 1 : hl;
+    } else {
+        const char *c = memchr(h, ':', hl);
+        colon = c != NULL ? (size_t)(c - h) : hl;
+    }
+    unsigned port = colon == hl ? 80 : 0;
+    for (size_t i = colon + 1; i < hl; i++)
+        port =
+            h[i] >= '0' && h[i] <= '9' && port < 65536 ? port * 10 + (unsigned)(h[i] - '0') : 65536;
+    if (colon == 0 || colon >= sizeof(d->host) || port == 0 || port > 65535) {
+        ex->fail_reason = "the URL has no valid host and port";
+        return 400;
+    }
+    memcpy(d->host, h, colon);
+    d->host[colon] = '\0';
+    d->port = (uint16_t)port;
+    struct gh_dns *dns = worker_dns(ex->w, ex->srv->forward);
+    if (dns == NULL) {
+        ex->fail_reason = "no resolver";
+        return 502;
+    }
+    const struct gh_dns_answer *hit;
+    int rc = gh_dns_resolve(dns, d->host, strlen(d->host), on_dest_resolved, d, &d->q, &hit);
+    if (rc < 0)
+        return 503;
+    if (rc == 0) {
+        const char *why = NULL;
+        int st = dest_choose(d, hit, &why);
+        if (st != GH_OK) {
+            ex->fail_reason = why;
+            return st;
+        }
+    }
+    return GH_OK; /* the origin source builds the head, and connects now or after the answer */
+}
+
+void
+gh_forward_release(struct gh_exchange *ex)
+{
+    struct fwd_dest *d = ex->fwd;
+    if (d == NULL)
+        return;
+    if (d->kind == FWD_TUNNEL) {
+        tun_release(ex);
+        return;
+    }
+    ex->fwd = NULL;
+    gh_dns_cancel(d->q);
+    ex->up.direct = NULL;
+    ex->up.direct_srv = NULL;
+    gh_peer_put(&ex->w->ups, d->peer);
+    free(d);
+}
+
 int
 gh_forward_routed(struct gh_exchange *ex, const struct gh_request *req)
 {
@@ -368,10 +524,8 @@ gh_forward_routed(struct gh_exchange *ex, const struct gh_request *req)
         return GH_OK;
     if (req->method_id == GH_METHOD_CONNECT)
         return start_connect(ex, req);
-    if (req->target_form == GH_TARGET_ABSOLUTE) {
-        ex->fail_reason = "HTTP relaying by the forward proxy is not built yet (CONNECT is)";
-        return 501;
-    }
+    if (req->target_form == GH_TARGET_ABSOLUTE)
+        return start_http(ex, req);
     ex->fail_reason = "a forward proxy takes absolute URLs (http://host/path) or CONNECT";
     return 400;
 }

@@ -14,6 +14,9 @@
  * status. */
 int gh_forward_routed(struct gh_exchange *ex, const struct gh_request *req);
 
+/* The exchange ends: let go of its destination (the name lookup, the peer). */
+void gh_forward_release(struct gh_exchange *ex);
+
 /* Release a worker's resolvers (at its exit). */
 void gh_forward_worker_free(struct gh_worker *w);
 

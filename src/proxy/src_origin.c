@@ -148,7 +148,15 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
         gh_exchange_fail(ex, 503, "out of memory");
         return;
     }
+    if (ex->up.direct == NULL && ex->fwd != NULL)
+        return; /* a forward proxy's name still resolving: gh_origin_go follows the answer */
     origin_connect(ex, false);
+}
+
+int
+gh_origin_go(struct gh_exchange *ex)
+{
+    return origin_connect(ex, false);
 }
 
 /* Let go of the current connection: pooled when the exchange completed cleanly, else closed. */

@@ -344,13 +344,14 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
         t->attempts++;
         if (t->server < 64)
             t->tried |= 1ull << t->server;
-        int rc = gh_upconn_open(g->ctx, g->peer[k], &s->addr.ss, s->addr.len, s->tls, fresh, params,
-                                ops, owner, out);
+        struct gh_peer *peer = t->direct != NULL ? t->direct : g->peer[k];
+        int rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh, params, ops,
+                                owner, out);
         if (rc == 0) {
             t->in_flight = true;
             t->t_start = gh_loop_now(g->ctx->loop);
             g->bal[k].inflight++;
-            g->peer[k]->inflight++;
+            peer->inflight++;
             return 0;
         }
         if (rc == -ENOMEM)
@@ -372,10 +373,11 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
         return;
     uint32_t k = gen_index(g, ups, t->server);
     bool was_in_flight = t->in_flight;
+    struct gh_peer *peer = t->direct != NULL ? t->direct : g->peer[k];
     if (t->in_flight) {
         t->in_flight = false;
         g->bal[k].inflight--;
-        g->peer[k]->inflight--;
+        peer->inflight--;
         const struct gh_balancer *b = gh_balancer_for(ups->balance);
         if (b->done != NULL) {
             uint64_t now = gh_loop_now(g->ctx->loop);
@@ -383,6 +385,8 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
                     (uint32_t)(now - t->t_start), now);
         }
     }
+    if (t->direct != NULL) /* a destination of its own: no health of a configured server */
+        return;
     if (o == GH_BALANCE_CONNECT || (o == GH_BALANCE_TIMEOUT && was_in_flight)) {
         note_failure(g, ups, t->server);
     } else if (o == GH_BALANCE_OK && was_in_flight) {

@@ -120,13 +120,17 @@ struct gh_ups_try {
     size_t key_len;
     uint64_t key_hash;
     bool key_hashed;
+    /* a destination chosen at run time (the forward proxy): its peer (a reference the owner
+     * drops) and its server entry stand in for the upstream's only server, a placeholder */
+    struct gh_peer *direct;
+    const struct gh_upstream_server *direct_srv;
 };
 
 /* The server of the current attempt. */
 static inline const struct gh_upstream_server *
 gh_ups_server(const struct gh_ups_try *t)
 {
-    return &t->ups->servers[t->server];
+    return t->direct_srv != NULL ? t->direct_srv : &t->ups->servers[t->server];
 }
 
 /*

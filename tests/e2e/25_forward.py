@@ -150,16 +150,62 @@ def t():
           "then the origin's answer: %r" % r[-400:])
 
 
-@test("what a forward proxy does not relay yet or at all: absolute-form HTTP gets 501 (not built "
-      "yet), an origin-form request 400")
+@test("HTTP in absolute form is relayed to the destination by name (curl -x): the origin gets the "
+      "path as origin form and the Host of the URL; a second request reuses the connection")
 def t():
-    d = dns({})
+    o = Origin(name="plain")
+    d = dns({"site.test": ["127.0.0.1"]})
+    gh = Gatehouse(fwd_conf(d, "allow_private_destinations on;"))
+    url = "http://site.test:%d/echo?x=1" % o.port
+    r = curl(["-x", "http://127.0.0.1:%d" % gh.port, "-H", "Proxy-Connection: keep-alive", url, url])
+    eq(r.returncode, 0, "curl exit (%s)" % r.stderr)
+    eq(len(o.requests), 2, "two requests at the origin")
+    req = o.requests[0]
+    eq(req.target, "/echo?x=1", "origin-form target")
+    hs = {n.lower(): v for n, v in req.headers}
+    eq(hs.get("host"), "site.test:%d" % o.port, "Host")
+    check("proxy-connection" not in hs, "Proxy-Connection is not passed on: %r" % hs)
+    eq(len(set(x.conn for x in o.requests)), 1, "one origin connection for both (the pool)")
+
+
+@test("3 MB up and down through the HTTP forward proxy, intact")
+def t():
+    o = Origin(name="plain")
+    d = dns({"site.test": ["127.0.0.1"]})
+    gh = Gatehouse(fwd_conf(d, "allow_private_destinations on;"))
+    data = det_bytes(3 * 1024 * 1024, seed=4)
+    path = os.path.join(gh.dir, "up.bin")
+    with open(path, "wb") as f:
+        f.write(data)
+    base = "http://site.test:%d" % o.port
+    r = curl(["-x", "http://127.0.0.1:%d" % gh.port, "--data-binary", "@" + path, base + "/upload"])
+    eq(r.returncode, 0, "upload (%s)" % r.stderr)
+    eq(json.loads(r.stdout)["sha256"], hashlib.sha256(data).hexdigest(), "upload sha256")
+    r = curl(["-x", "http://127.0.0.1:%d" % gh.port, base + "/bytes/%d" % len(data)])
+    eq(r.returncode, 0, "download (%s)" % r.stderr)
+    eq(sha256(r.stdout), sha256(det_bytes(len(data))), "download sha256")
+
+
+@test("HTTP through the forward proxy: a private destination 403, a name that does not resolve "
+      "502 (no upstream named in the log), https:// in absolute form 400, an origin-form request "
+      "400")
+def t():
+    o = Origin(name="plain")
+    d = dns({"site.test": ["127.0.0.1"]})
     gh = Gatehouse(fwd_conf(d))
-    _, r, _ = raw_exchange(gh.port, b"GET http://origin.test/ HTTP/1.1\r\nHost: origin.test\r\n"
-                            b"Connection: close\r\n\r\n")
-    check(r.startswith(b"HTTP/1.1 501"), "501: %r" % r[:200])
+    r = curl(["-x", "http://127.0.0.1:%d" % gh.port, "-o", "/dev/null", "-w", "%{http_code}",
+              "http://site.test:%d/echo" % o.port])
+    eq(r.stdout, b"403", "private destination")
+    eq(o.requests, [], "the origin got nothing")
+    _, r, _ = raw_exchange(gh.port, b"GET http://nowhere.test/ HTTP/1.1\r\nHost: nowhere.test\r\n"
+                           b"Connection: close\r\n\r\n")
+    check(r.startswith(b"HTTP/1.1 502"), "502: %r" % r[:200])
+    check("192.0.2.1" not in gh.stderr(), "no placeholder address in the log")
+    _, r, _ = raw_exchange(gh.port, b"GET https://site.test/ HTTP/1.1\r\nHost: site.test\r\n"
+                           b"Connection: close\r\n\r\n")
+    check(r.startswith(b"HTTP/1.1 400"), "https in absolute form: %r" % r[:200])
     _, r, _ = raw_exchange(gh.port, b"GET / HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n")
-    check(r.startswith(b"HTTP/1.1 400"), "400: %r" % r[:200])
+    check(r.startswith(b"HTTP/1.1 400"), "origin form: %r" % r[:200])
 
 
 @test("-t: forward proxy settings outside forward_proxy, reverse-proxy pieces inside it, a bad "
