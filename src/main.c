@@ -28,14 +28,19 @@
 #define GH_VERSION "0.1.0"
 
 static const char embedded_default[] =
-    "# Gatehouse embedded default: a status answer on 127.0.0.1:9901.\n"
+    "# Gatehouse embedded default: a status answer on 127.0.0.1:9901, and a forward proxy on\n"
+    "# 127.0.0.1:3128 (public destinations only, CONNECT to port 443).\n"
     "threads auto;\n"
     "access_log stderr combined;\n"
     "server {\n"
     "    listen 127.0.0.1:9901;\n"
     "    route / { return 200 \"Gatehouse " GH_VERSION " is running.\\n"
-    "Try: gatehouse reverse-proxy --from 127.0.0.1:8080 --to 127.0.0.1:3000\\n"
-    "or:  gatehouse -c examples/reverse-proxy.conf\\n\"; }\n"
+    "Forward proxy: curl -x http://127.0.0.1:3128 https://example.org/\\n"
+    "Reverse proxy: gatehouse reverse-proxy --from 127.0.0.1:8080 --to 127.0.0.1:3000\\n"
+    "or:            gatehouse -c examples/reverse-proxy.conf\\n\"; }\n"
+    "}\n"
+    "forward_proxy {\n"
+    "    listen 127.0.0.1:3128;\n"
     "}\n";
 
 static void
@@ -46,7 +51,8 @@ usage(FILE *f)
             "\n"
             "usage:\n"
             "  gatehouse                      run the embedded default (status on "
-            "127.0.0.1:9901)\n"
+            "127.0.0.1:9901,\n"
+            "                                 forward proxy on 127.0.0.1:3128)\n"
             "  gatehouse -c FILE              run with a config file\n"
             "  gatehouse -t -c FILE           check a config file and exit\n"
             "  gatehouse -s SIGNAL [-c FILE]  signal the running instance, found by the 'pid'\n"

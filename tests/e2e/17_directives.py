@@ -254,11 +254,20 @@ def t():
         check(gh.problem() is None, "clean stop (%r)" % top.strip())
 
 
-@test("no arguments: the embedded default answers on 127.0.0.1:9901 with one worker per CPU")
+@test("no arguments: the embedded default answers on 127.0.0.1:9901 with one worker per CPU, "
+      "and is a forward proxy on 127.0.0.1:3128 that refuses private destinations")
 def t():
-    if port_accepts(9901):
-        raise Skip("127.0.0.1:9901 is taken by another process")
-    gh = Gatehouse(nports=0, args=[], wait_ports=[9901])
+    if port_accepts(9901) or port_accepts(3128):
+        raise Skip("127.0.0.1:9901 or 127.0.0.1:3128 is taken by another process")
+    gh = Gatehouse(nports=0, args=[], wait_ports=[9901, 3128])
+    o = Origin()
+    r = curl(["-x", "http://127.0.0.1:3128", "-o", "/dev/null", "-w", "%{http_code}",
+              "http://127.0.0.1:%d/echo" % o.port])
+    eq(r.stdout, b"403", "the forward proxy refuses a private destination")
+    _, raw, _ = raw_exchange(3128, b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: x\r\n"
+                             b"Connection: close\r\n\r\n")
+    check(raw.startswith(b"HTTP/1.1 403"), "CONNECT to port 22 refused: %r" % raw[:100])
+    eq(o.requests, [], "nothing reached the origin")
     r = http_get(9901, "/")
     eq(r.status, 200, "status")
     check(r.body.startswith(b"Gatehouse ") and b"is running" in r.body, "body %r" % r.body)
