@@ -28,6 +28,7 @@ struct gh_config;
 struct gh_cidr_set; /* policy/cidr.h */
 struct gh_tls_ctx;
 struct gh_tls_listen;
+struct gh_domains;
 struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
 
 /* One address with its text form as written (for logs; never shown to clients). */
@@ -205,6 +206,12 @@ struct gh_forward_conf {
     bool allow_private;           /* `allow_private_destinations on;` */
     const char *resolver;         /* "ADDR:PORT,..." for c-ares; NULL: the system's */
     uint32_t resolver_timeout_ms; /* one try of a lookup (default 5s over two tries) */
+    /* `block_domains` / `allow_domains`: policy/domains.h sets (NULL: none); a match's tag
+     * indexes domain_rule_at ("FILE:LINE" of the directive, for the log) */
+    const struct gh_domains *block_domains;
+    const struct gh_domains *allow_domains;
+    const char **domain_rule_at;
+    bool anonymous; /* `anonymous on;` */
 };
 
 /* Defaults of the server-level limits (docs/config.md); the hard caps are the parser's. */

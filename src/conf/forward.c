@@ -6,9 +6,11 @@
  * tls, timeouts, header rules) work in it as in a server; what only a reverse
  * proxy's server has (routes, proxy, return, rewrite) is an error.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "conf/parse_int.h"
+#include "policy/domains.h"
 
 #define DEFAULT_RESOLVER_TIMEOUT_MS 2500
 
@@ -61,6 +63,51 @@ on_connect_ports(struct build *b, struct psrv *s, const struct cnode *n)
     }
 }
 
+/* `block_domains` / `allow_domains NAME_OR_FILE ...;`: an argument with a '/' is a file of
+ * names (one per line), anything else a name. */
+static void
+on_domains(struct build *b, struct psrv *s, const struct cnode *n)
+{
+    bool block = conf_tok_is(&n->name, "block_domains");
+    struct gh_domains **setp =
+        (struct gh_domains **)(block ? &s->fwd.block_domains : &s->fwd.allow_domains);
+    if (*setp == NULL) {
+        *setp = gh_domains_new();
+        if (*setp == NULL) {
+            conf_err(b->st, &n->name.pos, "out of memory");
+            return;
+        }
+        gh_arena_add_cleanup(b->arena, gh_domains_free, *setp);
+    }
+    uint32_t tag = s->domain_rules.n;
+    conf_vec_push(b, &s->domain_rules,
+                  (void *)gh_arena_sprintf(b->arena, "%s:%u", n->name.pos.file, n->name.pos.line));
+    for (uint32_t i = 0; i < n->n_args; i++) {
+        const struct conf_tok *t = &n->args[i];
+        if (memchr(t->text, '/', t->len) == NULL) {
+            int rc = gh_domains_add(*setp, t->text, t->len, tag);
+            if (rc == -EINVAL)
+                conf_err(b->st, &t->pos, "invalid domain name '%s' in '%s'", conf_show_tok(b, t),
+                         n->name.text);
+            else if (rc != 0)
+                conf_err(b->st, &t->pos, "out of memory");
+            continue;
+        }
+        if (b->st->flags & GH_CONF_NO_INCLUDE) {
+            conf_err(b->st, &t->pos, "files are not read here");
+            continue;
+        }
+        uint32_t bad = 0;
+        const char *path = conf_path_arg(b, n, t);
+        long rc = gh_domains_add_file(*setp, path, tag, &bad);
+        if (rc < 0)
+            conf_err(b->st, &t->pos, "cannot read '%s': %s", path, strerror((int)-rc));
+        else if (bad != 0)
+            conf_warn(b->st, &t->pos, "%s:%u: not a domain name (lines like it are skipped)", path,
+                      bad);
+    }
+}
+
 void
 conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n)
 {
@@ -77,9 +124,72 @@ conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n)
             conf_err(b->st, &n->args[0].pos, "'resolver_timeout' must be more than 0");
     } else if (conf_tok_is(&n->name, "connect_ports")) {
         on_connect_ports(b, s, n);
+    } else if (conf_tok_is(&n->name, "block_domains") || conf_tok_is(&n->name, "allow_domains")) {
+        on_domains(b, s, n);
+    } else if (conf_tok_is(&n->name, "anonymous")) {
+        conf_on_off(b, n, &s->fwd.anonymous);
+    } else if (conf_tok_is(&n->name, "strip_headers")) {
+        for (uint32_t i = 0; i < n->n_args; i++)
+            conf_vec_push(b, &s->strip, (void *)&n->args[i]);
     } else {
         conf_on_off(b, n, &s->fwd.allow_private);
     }
+}
+
+/* Names the site must not see with `anonymous on` (RFC 7239 and the de facto fields that carry
+ * the client's address or identity). */
+static const char *const identifying[] = {
+    "Forwarded",
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Real-IP",
+    "Via",
+    "From",
+    "Client-IP",
+    "True-Client-IP",
+    "X-Client-IP",
+    "X-Originating-IP",
+    "Proxy-Authorization",
+    "Proxy-Connection",
+};
+
+/* `anonymous on` and `strip_headers`: request_header remove rules after the block's own, and
+ * no forwarding fields or Via of ours. */
+static void
+anonymity(struct build *b, struct psrv *s)
+{
+    struct gh_proxy_conf *pc = &s->sc.pc;
+    uint32_t extra = s->strip.n + (s->fwd.anonymous ? GH_ARRAY_LEN(identifying) : 0);
+    if (extra == 0)
+        return;
+    if (s->fwd.anonymous) {
+        pc->forwarded = GH_FWD_OFF;
+        pc->via = false;
+    }
+    struct gh_hdr_rule *r = gh_arena_alloc(b->arena, (pc->n_req_rules + extra) * sizeof(*r));
+    if (pc->n_req_rules > 0)
+        memcpy(r, pc->req_rules, pc->n_req_rules * sizeof(*r));
+    uint32_t n = pc->n_req_rules;
+    for (uint32_t i = 0; s->fwd.anonymous && i < GH_ARRAY_LEN(identifying); i++)
+        r[n++] = (struct gh_hdr_rule){.op = GH_HDR_REMOVE,
+                                      .name = identifying[i],
+                                      .name_len = (uint32_t)strlen(identifying[i])};
+    for (uint32_t i = 0; i < s->strip.n; i++) {
+        const struct conf_tok *t = s->strip.v[i];
+        bool ok = t->len > 0;
+        for (uint32_t j = 0; j < t->len && ok; j++)
+            ok = t->text[j] > ' ' && t->text[j] < 0x7f &&
+                 strchr("()<>@,;:\\\"/[]?={}", t->text[j]) == NULL;
+        if (!ok) {
+            conf_err(b->st, &t->pos, "invalid header name '%s' in 'strip_headers'",
+                     conf_show_tok(b, t));
+            continue;
+        }
+        r[n++] = (struct gh_hdr_rule){.op = GH_HDR_REMOVE, .name = t->text, .name_len = t->len};
+    }
+    pc->req_rules = r;
+    pc->n_req_rules = n;
 }
 
 void
@@ -110,6 +220,10 @@ conf_forward_finish(struct build *b, struct psrv *s, const struct blk *k, const 
         conf_vec_push(b, &u->servers, ph);
     }
     s->sc.pc.upstream = &u->uc;
+    s->fwd.domain_rule_at = gh_arena_alloc(b->arena, (s->domain_rules.n + 1) * sizeof(char *));
+    for (uint32_t i = 0; i < s->domain_rules.n; i++)
+        s->fwd.domain_rule_at[i] = s->domain_rules.v[i];
+    anonymity(b, s);
     uint16_t *ports;
     if (s->ports.n == 0) {
         ports = gh_arena_alloc(b->arena, sizeof(*ports));

@@ -1201,6 +1201,10 @@ static const struct dir dirs[] = {
     FN("resolver_timeout", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
     FN("connect_ports", CTX_SERVER, 1, NARGS_ANY, 0, conf_on_forward_setting),
     FN("allow_private_destinations", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
+    FN("block_domains", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, conf_on_forward_setting),
+    FN("allow_domains", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, conf_on_forward_setting),
+    FN("anonymous", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
+    FN("strip_headers", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, conf_on_forward_setting),
     /* upstream */
     FN("server", CTX_UPSTREAM, 1, 6, DF_MULTI, on_upstream_server),
     {"keepalive", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,

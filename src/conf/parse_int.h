@@ -93,6 +93,8 @@ struct psrv { /* a server being built */
     bool is_forward;            /* a forward_proxy block */
     struct gh_forward_conf fwd; /* its settings */
     struct vec ports;           /* connect_ports, as (uintptr_t) port numbers */
+    struct vec domain_rules;    /* "FILE:LINE" of each block_domains / allow_domains */
+    struct vec strip;           /* strip_headers names (const struct conf_tok *) */
     struct gh_tls_ctx *tls_ctx; /* built when it is on a TLS listener */
     struct gh_server_conf sc;
     struct vec listens; /* struct plisten * */

@@ -18,6 +18,8 @@
 #include "core/log.h"
 #include "net/dns.h"
 #include "net/sock.h"
+#include "policy/domains.h"
+#include "proxy/respond.h"
 #include "proxy/worker.h"
 
 #define FWD_TUNNEL 1
@@ -517,11 +519,61 @@ gh_forward_release(struct gh_exchange *ex)
     free(d);
 }
 
+/* `block_domains` / `allow_domains` for the destination host (host[0..len), no port): GH_OK, or
+ * GH_DECLINED after answering 403 with a page that says what blocked it. */
+static int
+domain_rules(struct gh_exchange *ex, const char *host, size_t len)
+{
+    const struct gh_forward_conf *f = ex->srv->forward;
+    uint32_t tag;
+    const char *matched;
+    if (f->block_domains == NULL)
+        return GH_OK;
+    if (f->allow_domains != NULL && gh_domains_match(f->allow_domains, host, len, &tag, &matched))
+        return GH_OK;
+    if (!gh_domains_match(f->block_domains, host, len, &tag, &matched))
+        return GH_OK;
+    char page[512];
+    int n = snprintf(page, sizeof(page),
+                     "Blocked: this proxy does not let requests reach %.*s (it is under %s, a "
+                     "blocked domain).\n",
+                     (int)(len > 253 ? 253 : len), host, matched);
+    gh_log_info("blocked %.*s: block_domains %s (at %s)", (int)(len > 253 ? 253 : len), host,
+                matched, f->domain_rule_at[tag]);
+    ex->fail_reason = "blocked domain";
+    int rc = gh_respond_copy(ex, 403, page, (size_t)n, false);
+    return rc == GH_OK ? GH_DECLINED : rc;
+}
+
+/* The host a request goes to, without the port: the CONNECT authority, or the URL's. */
+static size_t
+dest_host(const struct gh_request *req, const char **host)
+{
+    const char *h = req->method_id == GH_METHOD_CONNECT ? req->target : req->host;
+    size_t n = req->method_id == GH_METHOD_CONNECT ? req->target_len : req->host_len;
+    *host = h;
+    if (h == NULL)
+        return 0;
+    if (n > 0 && h[0] == '[') {
+        const char *rb = memchr(h, ']', n);
+        return rb != NULL ? (size_t)(rb - h) + 1 : n;
+    }
+    const char *c = memchr(h, ':', n);
+    return c != NULL ? (size_t)(c - h) : n;
+}
+
 int
 gh_forward_routed(struct gh_exchange *ex, const struct gh_request *req)
 {
     if (gh_likely(ex->srv == NULL || ex->srv->forward == NULL))
         return GH_OK;
+    const char *host;
+    size_t hl = dest_host(req, &host);
+    if (hl > 0 && (req->method_id == GH_METHOD_CONNECT || req->target_form == GH_TARGET_ABSOLUTE)) {
+        int rc = domain_rules(ex, host, hl);
+        if (rc != GH_OK)
+            return rc;
+    }
     if (req->method_id == GH_METHOD_CONNECT)
         return start_connect(ex, req);
     if (req->target_form == GH_TARGET_ABSOLUTE)

@@ -208,6 +208,66 @@ def t():
     check(r.startswith(b"HTTP/1.1 400"), "origin form: %r" % r[:200])
 
 
+@test("block_domains (names and a file, hosts-file lines too) blocks a domain and every name "
+      "under it, over HTTP and CONNECT, whatever the case or a trailing dot; allow_domains makes "
+      "exceptions; the 403 page names the blocked domain")
+def t():
+    o = Origin(name="plain")
+    tls = origin_tls()
+    d = dns({n: ["127.0.0.1"] for n in ("site.test", "social.test", "www.social.test",
+                                         "ok.social.test", "ads.test", "antisocial.test")})
+    dirn = tmpdir()
+    with open(os.path.join(dirn, "block.list"), "w") as f:
+        f.write("# blocked\nsocial.test\n0.0.0.0 ads.test   # as in a hosts file\n\n")
+    gh = Gatehouse(fwd_conf(d, "allow_private_destinations on; connect_ports %d;\n"
+                               "block_domains %s/block.list video.test;\n"
+                               "allow_domains ok.social.test;" % (tls.port, dirn)))
+
+    def http(host):
+        r = curl(["-x", "http://127.0.0.1:%d" % gh.port, "-w", "\n%{http_code}",
+                  "http://%s:%d/echo" % (host, o.port)])
+        body, _, code = r.stdout.rpartition(b"\n")
+        return code.decode(), body
+
+    for host in ("social.test", "www.social.test", "WWW.Social.Test", "www.social.test.",
+                 "ads.test", "video.test"):
+        code, body = http(host)
+        eq(code, "403", "%s blocked" % host)
+        check(b"blocked domain" in body, "the page says why: %r" % body)
+    for host in ("site.test", "antisocial.test", "ok.social.test"):
+        eq(http(host)[0], "200", "%s passes" % host)
+    eq(len(o.requests), 3, "only the three allowed reached the origin")
+    r = curl(curl_via(gh, "https://www.social.test:%d/echo" % tls.port))
+    check(r.returncode != 0 and "403" in r.stderr, "CONNECT blocked too: %r" % r.stderr)
+    check("blocked www.social.test: block_domains social.test" in gh.stderr(), "logged")
+
+
+@test("anonymous on: the site sees none of Forwarded, X-Forwarded-*, X-Real-IP, Via, From, "
+      "Client-IP, nor anything of ours; strip_headers removes what the admin names")
+def t():
+    o = Origin(name="plain")
+    d = dns({"site.test": ["127.0.0.1"]})
+    sent = [("X-Forwarded-For", "10.1.2.3"), ("Forwarded", "for=10.1.2.3"), ("X-Real-IP", "10.1.2.3"),
+            ("Via", "1.1 lan"), ("From", "me@example.test"), ("Client-IP", "10.1.2.3"),
+            ("Referer", "http://intranet.test/"), ("User-Agent", "curl-test"),
+            ("Cookie", "a=1")]
+    gh = Gatehouse(fwd_conf(d, "allow_private_destinations on; anonymous on; "
+                               "strip_headers Referer User-Agent;"))
+    r = http_request(gh.port, "GET", "http://site.test:%d/echo" % o.port, headers=sent,
+                     host="site.test:%d" % o.port)
+    eq(r.status, 200, "status")
+    hs = {n.lower(): v for n, v in o.requests[0].headers}
+    for name in ("x-forwarded-for", "forwarded", "x-real-ip", "via", "from", "client-ip",
+                 "referer", "user-agent", "x-forwarded-proto", "x-forwarded-host"):
+        check(name not in hs, "%s reached the site: %r" % (name, hs))
+    eq(hs.get("cookie"), "a=1", "other fields pass")
+    gh2 = Gatehouse(fwd_conf(d, "allow_private_destinations on;"))
+    r = http_request(gh2.port, "GET", "http://site.test:%d/echo" % o.port,
+                     host="site.test:%d" % o.port)
+    hs = {n.lower(): v for n, v in o.requests[1].headers}
+    eq(hs.get("x-forwarded-for"), "127.0.0.1", "without anonymous: X-Forwarded-For as Squid")
+
+
 @test("-t: forward proxy settings outside forward_proxy, reverse-proxy pieces inside it, a bad "
       "resolver address, a bad port")
 def t():
@@ -224,6 +284,12 @@ def t():
         ("forward_proxy { listen 127.0.0.1:1; connect_ports 0; }",
          "out of range for 'connect_ports'"),
         ("forward_proxy { resolver 127.0.0.1; }", "forward_proxy has no 'listen'"),
+        ("forward_proxy { listen 127.0.0.1:1; block_domains bad..name; }",
+         "invalid domain name 'bad..name' in 'block_domains'"),
+        ("forward_proxy { listen 127.0.0.1:1; block_domains ./missing.list; }",
+         "cannot read"),
+        ("server { listen 127.0.0.1:1; anonymous on; }",
+         "'anonymous' belongs in a forward_proxy block"),
     ]
     for text, want in cases:
         path = os.path.join(d, "t.conf")
