@@ -7,7 +7,7 @@
 set -euo pipefail
 mode=${1:-build}
 
-build_pkgs=(gcc make pkg-config libc6-dev libpcre2-dev libssl-dev libc-ares-dev)
+build_pkgs=(gcc make pkg-config libc6-dev libpcre2-dev libssl-dev libc-ares-dev libcrypt-dev)
 test_pkgs=(libcmocka-dev curl python3 openssl procps strace python3-websockets)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(nginx-light haproxy wrk httperf util-linux procps valgrind strace)

@@ -29,6 +29,7 @@ struct gh_cidr_set; /* policy/cidr.h */
 struct gh_tls_ctx;
 struct gh_tls_listen;
 struct gh_domains;
+struct gh_htpasswd;
 struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
 
 /* One address with its text form as written (for logs; never shown to clients). */
@@ -212,6 +213,11 @@ struct gh_forward_conf {
     const struct gh_domains *allow_domains;
     const char **domain_rule_at;
     bool anonymous; /* `anonymous on;` */
+    /* `auth basic FILE [realm=TEXT];` the logins (policy/htpasswd.h; NULL: none) and the
+     * challenge sent with 407 ("Basic realm=\"...\", charset=\"UTF-8\"") */
+    const struct gh_htpasswd *auth;
+    const char *auth_challenge;
+    uint32_t auth_challenge_len;
 };
 
 /* Defaults of the server-level limits (docs/config.md); the hard caps are the parser's. */

@@ -11,6 +11,7 @@
 
 #include "conf/parse_int.h"
 #include "policy/domains.h"
+#include "policy/htpasswd.h"
 
 #define DEFAULT_RESOLVER_TIMEOUT_MS 2500
 
@@ -108,6 +109,52 @@ on_domains(struct build *b, struct psrv *s, const struct cnode *n)
     }
 }
 
+/* `auth basic FILE [realm=TEXT];` */
+static void
+on_auth(struct build *b, struct psrv *s, const struct cnode *n)
+{
+    const struct conf_tok *kind = &n->args[0], *file = &n->args[1];
+    if (!conf_tok_is(kind, "basic")) {
+        conf_err(b->st, &kind->pos, "unknown auth scheme '%s' (expected basic)",
+                 conf_show_tok(b, kind));
+        return;
+    }
+    const char *realm = "Gatehouse proxy";
+    if (n->n_args == 3) {
+        const struct conf_tok *r = &n->args[2];
+        bool ok = r->len > 6 && memcmp(r->text, "realm=", 6) == 0;
+        for (uint32_t i = 6; ok && i < r->len; i++)
+            ok = r->text[i] >= ' ' && r->text[i] != '"' && r->text[i] != '\\' && r->text[i] != 0x7f;
+        if (!ok) {
+            conf_err(b->st, &r->pos, "expected realm=TEXT (no quotes or backslashes) in 'auth'");
+            return;
+        }
+        realm = r->text + 6;
+    }
+    if (!conf_check_path(b, n, file))
+        return;
+    s->fwd.auth_challenge =
+        gh_arena_sprintf(b->arena, "Basic realm=\"%s\", charset=\"UTF-8\"", realm);
+    s->fwd.auth_challenge_len = (uint32_t)strlen(s->fwd.auth_challenge);
+    if (b->st->flags & GH_CONF_NO_INCLUDE)
+        return; /* untrusted text reads no files */
+    char err[512];
+    uint32_t bad = 0;
+    const char *path = conf_path_arg(b, n, file);
+    struct gh_htpasswd *h = gh_htpasswd_load(path, err, sizeof(err), &bad);
+    if (h == NULL) {
+        if (bad != 0)
+            conf_err(b->st, &file->pos, "%s:%u: %s", path, bad, err);
+        else
+            conf_err(b->st, &file->pos, "%s", err);
+        return;
+    }
+    if (gh_htpasswd_count(h) == 0)
+        conf_warn(b->st, &file->pos, "'%s' has no users: nobody can log in", path);
+    gh_arena_add_cleanup(b->arena, gh_htpasswd_free, h);
+    s->fwd.auth = h;
+}
+
 void
 conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n)
 {
@@ -126,6 +173,8 @@ conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n)
         on_connect_ports(b, s, n);
     } else if (conf_tok_is(&n->name, "block_domains") || conf_tok_is(&n->name, "allow_domains")) {
         on_domains(b, s, n);
+    } else if (conf_tok_is(&n->name, "auth")) {
+        on_auth(b, s, n);
     } else if (conf_tok_is(&n->name, "anonymous")) {
         conf_on_off(b, n, &s->fwd.anonymous);
     } else if (conf_tok_is(&n->name, "strip_headers")) {

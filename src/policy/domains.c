@@ -206,10 +206,10 @@ gh_domains_add_file(struct gh_domains *s, const char *path, uint32_t tag, uint32
         if (nw == 0)
             continue;
         /* a name alone, or "0.0.0.0 ads.test" as in a hosts file */
-        const char *name = nw == 1                                                ? words[0]
-                           : nw == 2 && strspn(words[0], "0123456789abcdefABCDEF.:") ==
-                                            strlen(words[0])                      ? words[1]
-                                                                                  : NULL;
+        const char *name =
+            nw == 1                                                                       ? words[0]
+            : nw == 2 && strspn(words[0], "0123456789abcdefABCDEF.:") == strlen(words[0]) ? words[1]
+                                                                                          : NULL;
         int rc = name != NULL ? gh_domains_add(s, name, strlen(name), tag) : -EINVAL;
         if (rc == -ENOMEM) {
             fclose(f);

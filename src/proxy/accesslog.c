@@ -108,7 +108,8 @@ alog_append(struct gh_worker *w, const char *line, size_t len)
     gh_loop_at_batch_end(w->loop, flush_hook, w);
 }
 
-/* combined: $remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer"
+/* combined: $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
+ * "$http_referer"
  * "$http_user_agent", as nginx's */
 #define LIT(s)                                                                                     \
     {                                                                                              \
@@ -120,7 +121,9 @@ alog_append(struct gh_worker *w, const char *line, size_t len)
     }
 static const struct gh_tmpl_part combined_parts[] = {
     VAR(REMOTE_ADDR),
-    LIT(" - - ["),
+    LIT(" - "),
+    VAR(REMOTE_USER),
+    LIT(" ["),
     VAR(TIME_LOCAL),
     LIT("] \""),
     VAR(REQUEST),

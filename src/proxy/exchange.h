@@ -205,8 +205,10 @@ struct gh_gen {
     uint32_t body_sent;   /* a long body goes out over several writes */
     const char *location; /* redirects */
     uint32_t location_len;
-    bool close;          /* the connection ends after it */
-    uint8_t retry_after; /* seconds for a Retry-After field (503: no server available); 0: none */
+    bool close;            /* the connection ends after it */
+    uint8_t retry_after;   /* seconds for a Retry-After field (503: no server available); 0: none */
+    const char *challenge; /* a Proxy-Authenticate value (407), config text; NULL: none */
+    uint32_t challenge_len;
 };
 
 struct gh_exchange {
@@ -218,6 +220,8 @@ struct gh_exchange {
      * (real_ip_from), kept in real_addr. $remote_addr, access rules, limits and logs use it;
      * X-Forwarded-For and Forwarded append the peer. */
     const struct gh_client_addr *client;
+    const char *user; /* $remote_user: the login that passed `auth` (config text), or NULL */
+    uint32_t user_len;
     const struct gh_client_addr *peer;
     struct gh_client_addr real_addr;
     const struct gh_xprt *cx; /* the client's transport (for its TLS facts) */

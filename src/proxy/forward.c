@@ -8,6 +8,8 @@
 #include "proxy/forward.h"
 
 #include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "net/dns.h"
 #include "net/sock.h"
 #include "policy/domains.h"
+#include "policy/htpasswd.h"
 #include "proxy/respond.h"
 #include "proxy/worker.h"
 
@@ -519,6 +522,152 @@ gh_forward_release(struct gh_exchange *ex)
     free(d);
 }
 
+/* ---- auth basic ---- */
+
+#define AUTH_CACHE 256       /* logins a thread remembers (so the slow hash runs rarely) */
+#define AUTH_CACHE_MS 300000 /* for 5 minutes */
+#define FAIL_SLOTS 256       /* client addresses whose failed logins a thread counts */
+#define FAIL_MAX 10          /* failures in FAIL_WINDOW_MS before 429 */
+#define FAIL_WINDOW_MS 60000
+
+struct auth_hit {
+    uint8_t digest[32]; /* SHA-256 of the Proxy-Authorization value */
+    const void *file;   /* the htpasswd it passed */
+    uint64_t until;
+};
+
+struct fail_slot {
+    uint8_t family, ip[16];
+    uint16_t fails;
+    uint64_t since;
+};
+
+static __thread struct auth_hit auth_cache[AUTH_CACHE];
+static __thread struct fail_slot fail_tab[FAIL_SLOTS];
+
+static struct fail_slot *
+fail_slot(const struct gh_client_addr *a)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ a->ip[i]) * 16777619u;
+    return &fail_tab[h % FAIL_SLOTS];
+}
+
+static bool
+same_client(const struct fail_slot *f, const struct gh_client_addr *a)
+{
+    return f->family == a->family && memcmp(f->ip, a->ip, 16) == 0;
+}
+
+static void
+note_failure(struct gh_exchange *ex)
+{
+    struct fail_slot *f = fail_slot(ex->client);
+    uint64_t now = gh_loop_now(ex->w->loop);
+    if (!same_client(f, ex->client) || now - f->since > FAIL_WINDOW_MS) {
+        f->family = ex->client->family;
+        memcpy(f->ip, ex->client->ip, 16);
+        f->fails = 0;
+        f->since = now;
+    }
+    if (f->fails < UINT16_MAX)
+        f->fails++;
+}
+
+static bool
+failing_too_often(struct gh_exchange *ex)
+{
+    const struct fail_slot *f = fail_slot(ex->client);
+    return same_client(f, ex->client) && f->fails >= FAIL_MAX &&
+           gh_loop_now(ex->w->loop) - f->since <= FAIL_WINDOW_MS;
+}
+
+/* 407 with the challenge: the client is to (re)send its login. */
+static int
+challenge(struct gh_exchange *ex, const char *why)
+{
+    const struct gh_forward_conf *f = ex->srv->forward;
+    struct gh_gen g = {.challenge = f->auth_challenge, .challenge_len = f->auth_challenge_len};
+    char ip[64];
+    if (gh_client_ip_str(ex->client, ip, sizeof(ip)) == 0)
+        snprintf(ip, sizeof(ip), "-");
+    gh_log_info("client %s: 407: %s", ip, why);
+    ex->fail_reason = why;
+    gh_respond(ex, 407, &g);
+    return GH_DECLINED;
+}
+
+/* "Basic base64(user:password)" checked against the file; ex->user set on success. */
+static bool
+check_login(struct gh_exchange *ex, const char *v, size_t n)
+{
+    const struct gh_forward_conf *f = ex->srv->forward;
+    uint8_t digest[32];
+    SHA256((const unsigned char *)v, n, digest);
+    uint64_t now = gh_loop_now(ex->w->loop);
+    struct auth_hit *c = &auth_cache[(digest[0] << 8 | digest[1]) % AUTH_CACHE];
+    if (n < 7 || strncasecmp(v, "Basic ", 6) != 0)
+        return false;
+    size_t b64 = n - 6;
+    const char *p = v + 6;
+    while (b64 > 0 && p[0] == ' ')
+        p++, b64--;
+    if (b64 == 0 || b64 > 680 || b64 % 4 != 0)
+        return false;
+    unsigned char plain[512];
+    int len = EVP_DecodeBlock(plain, (const unsigned char *)p, (int)b64);
+    if (len < 0)
+        return false;
+    while (len > 0 && b64 >= 2 && p[b64 - 1] == '=' && plain[len - 1] == 0) /* padding */
+        len--, b64--;
+    const unsigned char *colon = memchr(plain, ':', (size_t)len);
+    if (colon == NULL)
+        return false;
+    size_t ul = (size_t)(colon - plain);
+    const char *canon = NULL;
+    if (c->until > now && c->file == f->auth && memcmp(c->digest, digest, 32) == 0)
+        canon = gh_htpasswd_user(f->auth, (const char *)plain, ul);
+    if (canon == NULL && gh_htpasswd_check(f->auth, (const char *)plain, ul,
+                                           (const char *)colon + 1, (size_t)len - ul - 1, &canon)) {
+        memcpy(c->digest, digest, 32);
+        c->file = f->auth;
+        c->until = now + AUTH_CACHE_MS;
+    }
+    OPENSSL_cleanse(plain, sizeof(plain));
+    if (canon == NULL)
+        return false;
+    ex->user = canon;
+    ex->user_len = (uint32_t)strlen(canon);
+    return true;
+}
+
+/* `auth basic`: GH_OK for a good login, else an answer (407, or 429 after many failures). */
+static int
+authenticate(struct gh_exchange *ex, const struct gh_request *req)
+{
+    const struct gh_forward_conf *f = ex->srv->forward;
+    if (f->auth == NULL)
+        return GH_OK;
+    if (failing_too_often(ex)) {
+        ex->fail_reason = "too many failed logins from this address";
+        struct gh_gen g = {.retry_after = 60};
+        gh_respond(ex, 429, &g);
+        return GH_DECLINED;
+    }
+    const struct gh_h1_header *pa = NULL;
+    for (uint32_t i = 0; i < req->n_fields && pa == NULL; i++)
+        if (req->fields[i].id == GH_HDR_PROXY_AUTHORIZATION)
+            pa = &req->fields[i];
+    if (pa == NULL)
+        return challenge(ex, "login needed (no Proxy-Authorization)");
+    if (!check_login(ex, pa->value, pa->value_len)) {
+        note_failure(ex);
+        return challenge(ex, "login refused");
+    }
+    return GH_OK;
+}
+
 /* `block_domains` / `allow_domains` for the destination host (host[0..len), no port): GH_OK, or
  * GH_DECLINED after answering 403 with a page that says what blocked it. */
 static int
@@ -567,6 +716,9 @@ gh_forward_routed(struct gh_exchange *ex, const struct gh_request *req)
 {
     if (gh_likely(ex->srv == NULL || ex->srv->forward == NULL))
         return GH_OK;
+    int arc = authenticate(ex, req);
+    if (arc != GH_OK)
+        return arc;
     const char *host;
     size_t hl = dest_host(req, &host);
     if (hl > 0 && (req->method_id == GH_METHOD_CONNECT || req->target_form == GH_TARGET_ABSOLUTE)) {

@@ -105,17 +105,19 @@ gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g)
 
 /* Room for the fields of a generated head, and their values. */
 struct gen_head {
-    struct gh_h1_header f[6];
+    struct gh_h1_header f[8];
     char clen[24];
     char retry[4];
 };
 
 /* The head of a generated answer (fields point into gh). */
 static void
-gen_resp(struct gh_resp *resp, struct gen_head *gh, int status, const char *location,
-         size_t location_len, const char *ctype, size_t body_len, int64_t wall,
-         unsigned retry_after)
+gen_resp(struct gh_resp *resp, struct gen_head *gh, int status, const struct gh_gen *g,
+         const char *ctype, size_t body_len, int64_t wall)
 {
+    const char *location = g != NULL ? g->location : NULL;
+    size_t location_len = g != NULL ? g->location_len : 0;
+    unsigned retry_after = g != NULL ? g->retry_after : 0;
     int bodyless = status < 200 || status == 204 || status == 304;
     const char *date = gh_http_date(wall);
     uint32_t n = 0;
@@ -127,6 +129,8 @@ gen_resp(struct gh_resp *resp, struct gen_head *gh, int status, const char *loca
         int rl = snprintf(gh->retry, sizeof(gh->retry), "%u", retry_after % 1000);
         gh->f[n++] = FIELD("Retry-After", GH_HDR_OTHER, gh->retry, (size_t)rl);
     }
+    if (g != NULL && g->challenge != NULL)
+        gh->f[n++] = FIELD("Proxy-Authenticate", GH_HDR_OTHER, g->challenge, g->challenge_len);
     if (!bodyless) {
         int cl = snprintf(gh->clen, sizeof(gh->clen), "%zu", body_len);
         gh->f[n++] = FIELD("Content-Type", GH_HDR_OTHER, ctype, strlen(ctype));
@@ -160,7 +164,7 @@ gh_respond_reject(char *out, size_t cap, int status, int64_t wall, size_t *head_
     size_t plen = std_page(page, sizeof(page), status);
     struct gh_resp resp;
     struct gen_head gh;
-    gen_resp(&resp, &gh, status, NULL, 0, "text/html", plen, wall, 0);
+    gen_resp(&resp, &gh, status, NULL, "text/html", plen, wall);
     size_t hlen = gh_fwd_resp_head(out, cap, &resp, NULL, NULL, wall, false, GH_FWD_CONN_CLOSE);
     if (hlen == 0 || cap - hlen < plen)
         return 0;
@@ -177,8 +181,7 @@ gen_head(struct gh_exchange *ex, const char *body, size_t body_len, const char *
     int bodyless = status < 200 || status == 204 || status == 304;
     struct gh_resp resp;
     struct gen_head gh;
-    gen_resp(&resp, &gh, status, ex->gen.location, ex->gen.location_len, ctype, body_len,
-             gh_loop_wall(ex->w->loop), ex->gen.retry_after);
+    gen_resp(&resp, &gh, status, &ex->gen, ctype, body_len, gh_loop_wall(ex->w->loop));
     if (ex->gen.close)
         resp.flags |= GH_RESP_CLOSE;
     bool reframe = false;

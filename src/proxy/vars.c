@@ -581,6 +581,9 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
     case GH_VAR_REMOTE_PORT:
         put_u64(w, ex->client->port, esc);
         return;
+    case GH_VAR_REMOTE_USER:
+        gh_vars_escape(w, ex->user, ex->user_len, esc);
+        return;
     case GH_VAR_SERVER_ADDR:
     case GH_VAR_SERVER_PORT:
         put_server_addr(ex, w, esc, v == GH_VAR_SERVER_PORT);

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
 
 from ghtest import *
 from tlsutil import Pki, TLSOrigin
@@ -266,6 +267,83 @@ def t():
                      host="site.test:%d" % o.port)
     hs = {n.lower(): v for n, v in o.requests[1].headers}
     eq(hs.get("x-forwarded-for"), "127.0.0.1", "without anonymous: X-Forwarded-For as Squid")
+
+
+def users_file(d):
+    """alice (bcrypt) and bob (sha-crypt) in an htpasswd file in d."""
+    import crypt
+    path = os.path.join(d, "users")
+    bob = subprocess.run(["openssl", "passwd", "-6", "-salt", "s4ltsalt", "builder"],
+                         capture_output=True, text=True).stdout.strip()
+    with open(path, "w") as f:
+        f.write("# logins\nalice:%s\nbob:%s\n"
+                % (crypt.crypt("wonder", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 5)), bob))
+    return path
+
+
+@test("auth basic: 407 with Proxy-Authenticate without a login or with a wrong one; bcrypt and "
+      "sha-crypt logins pass, over HTTP and CONNECT; the site never sees Proxy-Authorization; the "
+      "access log names the user")
+def t():
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)
+    o = Origin(name="plain")
+    tls = origin_tls()
+    d = dns({"site.test": ["127.0.0.1"], "origin.test": ["127.0.0.1"]})
+    dirn = tmpdir()
+    users = users_file(dirn)
+    gh = Gatehouse(fwd_conf(d, "allow_private_destinations on; connect_ports %d; "
+                               "auth basic %s realm=School;" % (tls.port, users)))
+    url = "http://site.test:%d/echo" % o.port
+    _, raw, _ = raw_exchange(gh.port, b"GET %s HTTP/1.1\r\nHost: site.test\r\n"
+                             b"Connection: close\r\n\r\n" % url.encode())
+    check(raw.startswith(b"HTTP/1.1 407"), "407: %r" % raw[:100])
+    check(b'Proxy-Authenticate: Basic realm="School", charset="UTF-8"\r\n' in raw,
+          "challenge: %r" % raw[:300])
+    for who in ("alice:wonder", "bob:builder"):
+        r = curl(["-x", "http://%s@127.0.0.1:%d" % (who, gh.port), url])
+        eq(r.returncode, 0, "%s (%s)" % (who, r.stderr))
+    r = curl(["-x", "http://alice:nope@127.0.0.1:%d" % gh.port, "-o", "/dev/null", "-w",
+              "%{http_code}", url])
+    eq(r.stdout, b"407", "a wrong password")
+    r = curl(curl_via(gh, "https://origin.test:%d/echo" % tls.port, ["--proxy-user", "bob:builder"]))
+    eq(r.returncode, 0, "CONNECT with a login (%s)" % r.stderr)
+    r = curl(curl_via(gh, "https://origin.test:%d/echo" % tls.port))
+    check(r.returncode != 0 and "407" in r.stderr, "CONNECT without: %r" % r.stderr)
+    for req in o.requests:
+        check(all(n.lower() != "proxy-authorization" for n, _ in req.headers), "no login at the site")
+    wait_until(lambda: "127.0.0.1 - alice [" in gh.stderr() and "127.0.0.1 - bob [" in gh.stderr(),
+               5, "users in the access log")
+
+
+@test("auth basic: ten failed logins from an address get 429 with Retry-After, even with the right "
+      "password then; a plaintext entry in the file is a -t error naming the line")
+def t():
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)
+    d = dns({"site.test": ["127.0.0.1"]})
+    dirn = tmpdir()
+    users = users_file(dirn)
+    gh = Gatehouse(fwd_conf(d, "allow_private_destinations on; auth basic %s;" % users))
+    o = Origin(name="plain")
+    url = "http://site.test:%d/echo" % o.port
+    codes = []
+    for _ in range(12):
+        r = curl(["-x", "http://alice:bad@127.0.0.1:%d" % gh.port, "-o", "/dev/null", "-w",
+                  "%{http_code}", url])
+        codes.append(r.stdout.decode())
+    check(codes[:10] == ["407"] * 10 and codes[10:] == ["429", "429"], "codes %r" % codes)
+    r = curl(["-x", "http://alice:wonder@127.0.0.1:%d" % gh.port, "-i", url])
+    check(b"429" in r.stdout.split(b"\r\n")[0] and b"Retry-After: 60" in r.stdout,
+          "locked out for a while: %r" % r.stdout[:200])
+    with open(os.path.join(dirn, "plain"), "w") as f:
+        f.write("carol:secret\n")
+    path = os.path.join(dirn, "t.conf")
+    with open(path, "w") as f:
+        f.write("forward_proxy { listen 127.0.0.1:1; auth basic plain; }\n")
+    r = run_gh(["-t", "-c", path])
+    eq(r.returncode, 1, "-t exit")
+    check("plain:1: user 'carol': a plaintext or weak password hash" in r.stderr, r.stderr)
 
 
 @test("-t: forward proxy settings outside forward_proxy, reverse-proxy pieces inside it, a bad "
