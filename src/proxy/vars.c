@@ -470,6 +470,9 @@ put_exchange_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh
     case GH_VAR_REQUEST_ID:
         put_request_id(ex, w);
         return;
+    case GH_VAR_REMOTE_USER:
+        gh_vars_escape(w, ex->user, ex->user_len, esc);
+        return;
     case GH_VAR_TIME_LOCAL:
     case GH_VAR_TIME_ISO8601:
         put_time(ex, w, v == GH_VAR_TIME_ISO8601);
@@ -580,9 +583,6 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
         return;
     case GH_VAR_REMOTE_PORT:
         put_u64(w, ex->client->port, esc);
-        return;
-    case GH_VAR_REMOTE_USER:
-        gh_vars_escape(w, ex->user, ex->user_len, esc);
         return;
     case GH_VAR_SERVER_ADDR:
     case GH_VAR_SERVER_PORT:
