@@ -29,6 +29,7 @@ struct gh_cidr_set; /* policy/cidr.h */
 struct gh_tls_ctx;
 struct gh_tls_listen;
 struct gh_domains;
+struct gh_cidr_set;
 struct gh_htpasswd;
 struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
 
@@ -200,6 +201,16 @@ struct gh_route {
     uint32_t line;
 };
 
+/* `group NAME { clients CIDR...; users NAME...; block_domains ...; allow_domains ...; }` in a
+ * forward_proxy: who belongs (by address or login) and their own domain rules. */
+struct gh_fwd_group {
+    const char *name;
+    const struct gh_cidr_set *clients; /* policy/cidr.h; NULL: none by address */
+    const char *const *users;          /* logins, sorted (strcmp) */
+    uint32_t n_users;
+    const struct gh_domains *block_domains, *allow_domains;
+};
+
 /* `forward_proxy { }`: what a forward proxy's server block adds (docs/config.md). */
 struct gh_forward_conf {
     const uint16_t *connect_ports; /* ports a CONNECT may reach (default 443) */
@@ -218,6 +229,8 @@ struct gh_forward_conf {
     const struct gh_htpasswd *auth;
     const char *auth_challenge;
     uint32_t auth_challenge_len;
+    const struct gh_fwd_group *groups; /* in file order: the first a client belongs to applies */
+    uint32_t n_groups;
 };
 
 /* Defaults of the server-level limits (docs/config.md); the hard caps are the parser's. */

@@ -7,9 +7,11 @@
  * proxy's server has (routes, proxy, return, rewrite) is an error.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf/parse_int.h"
+#include "policy/cidr.h"
 #include "policy/domains.h"
 #include "policy/htpasswd.h"
 
@@ -67,11 +69,8 @@ on_connect_ports(struct build *b, struct psrv *s, const struct cnode *n)
 /* `block_domains` / `allow_domains NAME_OR_FILE ...;`: an argument with a '/' is a file of
  * names (one per line), anything else a name. */
 static void
-on_domains(struct build *b, struct psrv *s, const struct cnode *n)
+on_domains(struct build *b, struct psrv *s, const struct cnode *n, struct gh_domains **setp)
 {
-    bool block = conf_tok_is(&n->name, "block_domains");
-    struct gh_domains **setp =
-        (struct gh_domains **)(block ? &s->fwd.block_domains : &s->fwd.allow_domains);
     if (*setp == NULL) {
         *setp = gh_domains_new();
         if (*setp == NULL) {
@@ -155,6 +154,77 @@ on_auth(struct build *b, struct psrv *s, const struct cnode *n)
     s->fwd.auth = h;
 }
 
+static int
+by_str(const void *a, const void *c)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)c);
+}
+
+/* `clients CIDR ...;` of a group into its prefix list. */
+static void
+group_clients(struct build *b, const struct cnode *c, struct vec *prefixes)
+{
+    for (uint32_t i = 0; i < c->n_args; i++) {
+        const struct conf_tok *t = &c->args[i];
+        struct gh_cidr *p = gh_arena_alloc(b->arena, sizeof(*p));
+        bool host_bits = false;
+        const char *why = NULL;
+        if (gh_cidr_parse(t->text, t->len, p, &host_bits, &why) != 0) {
+            conf_err(b->st, &t->pos, "invalid address '%s' in 'clients': %s", conf_show_tok(b, t),
+                     why != NULL ? why : "expected an address or CIDR");
+            continue;
+        }
+        conf_vec_push(b, prefixes, p);
+    }
+}
+
+/* `group NAME { clients ...; users ...; block_domains ...; allow_domains ...; }` */
+static void
+on_group(struct build *b, struct psrv *s, const struct cnode *n)
+{
+    struct gh_fwd_group *g = gh_arena_alloc(b->arena, sizeof(*g));
+    g->name = n->args[0].text;
+    struct vec prefixes = {0}, users = {0};
+    for (const struct cnode *c = n->children; c != NULL; c = c->next) {
+        if (c->has_block || (c->n_args == 0)) {
+            conf_err(b->st, &c->name.pos, "'%s' in a group takes arguments and no block",
+                     c->name.text);
+        } else if (conf_tok_is(&c->name, "clients")) {
+            group_clients(b, c, &prefixes);
+        } else if (conf_tok_is(&c->name, "users")) {
+            for (uint32_t i = 0; i < c->n_args; i++)
+                conf_vec_push(b, &users, (void *)c->args[i].text);
+        } else if (conf_tok_is(&c->name, "block_domains")) {
+            on_domains(b, s, c, (struct gh_domains **)&g->block_domains);
+        } else if (conf_tok_is(&c->name, "allow_domains")) {
+            on_domains(b, s, c, (struct gh_domains **)&g->allow_domains);
+        } else {
+            conf_err(b->st, &c->name.pos,
+                     "unknown directive '%s' in a group (expected clients, users, "
+                     "block_domains or allow_domains)",
+                     conf_show_tok(b, &c->name));
+        }
+    }
+    if (prefixes.n == 0 && users.n == 0)
+        conf_warn(b->st, &n->name.pos, "group '%s' has neither clients nor users: nobody is in it",
+                  g->name);
+    if (prefixes.n > 0) {
+        struct gh_cidr *p = gh_arena_alloc(b->arena, prefixes.n * sizeof(*p));
+        for (uint32_t i = 0; i < prefixes.n; i++)
+            p[i] = *(const struct gh_cidr *)prefixes.v[i];
+        g->clients = gh_cidr_set_build(b->arena, p, prefixes.n);
+    }
+    if (users.n > 0) {
+        const char **u = gh_arena_alloc(b->arena, users.n * sizeof(*u));
+        for (uint32_t i = 0; i < users.n; i++)
+            u[i] = users.v[i];
+        qsort(u, users.n, sizeof(*u), by_str);
+        g->users = u;
+        g->n_users = users.n;
+    }
+    conf_vec_push(b, &s->groups, g);
+}
+
 void
 conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n)
 {
@@ -171,8 +241,12 @@ conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n)
             conf_err(b->st, &n->args[0].pos, "'resolver_timeout' must be more than 0");
     } else if (conf_tok_is(&n->name, "connect_ports")) {
         on_connect_ports(b, s, n);
-    } else if (conf_tok_is(&n->name, "block_domains") || conf_tok_is(&n->name, "allow_domains")) {
-        on_domains(b, s, n);
+    } else if (conf_tok_is(&n->name, "block_domains")) {
+        on_domains(b, s, n, (struct gh_domains **)&s->fwd.block_domains);
+    } else if (conf_tok_is(&n->name, "allow_domains")) {
+        on_domains(b, s, n, (struct gh_domains **)&s->fwd.allow_domains);
+    } else if (conf_tok_is(&n->name, "group")) {
+        on_group(b, s, n);
     } else if (conf_tok_is(&n->name, "auth")) {
         on_auth(b, s, n);
     } else if (conf_tok_is(&n->name, "anonymous")) {
@@ -273,6 +347,11 @@ conf_forward_finish(struct build *b, struct psrv *s, const struct blk *k, const 
     for (uint32_t i = 0; i < s->domain_rules.n; i++)
         s->fwd.domain_rule_at[i] = s->domain_rules.v[i];
     anonymity(b, s);
+    struct gh_fwd_group *gs = gh_arena_alloc(b->arena, (s->groups.n + 1) * sizeof(*gs));
+    for (uint32_t i = 0; i < s->groups.n; i++)
+        gs[i] = *(const struct gh_fwd_group *)s->groups.v[i];
+    s->fwd.groups = gs;
+    s->fwd.n_groups = s->groups.n;
     uint16_t *ports;
     if (s->ports.n == 0) {
         ports = gh_arena_alloc(b->arena, sizeof(*ports));

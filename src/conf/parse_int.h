@@ -95,6 +95,7 @@ struct psrv { /* a server being built */
     struct vec ports;           /* connect_ports, as (uintptr_t) port numbers */
     struct vec domain_rules;    /* "FILE:LINE" of each block_domains / allow_domains */
     struct vec strip;           /* strip_headers names (const struct conf_tok *) */
+    struct vec groups;          /* struct gh_fwd_group * */
     struct gh_tls_ctx *tls_ctx; /* built when it is on a TLS listener */
     struct gh_server_conf sc;
     struct vec listens; /* struct plisten * */

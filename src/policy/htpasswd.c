@@ -131,8 +131,8 @@ gh_htpasswd_load(const char *path, char *err, size_t errlen, uint32_t *bad_line)
 }
 
 bool
-gh_htpasswd_check(const struct gh_htpasswd *h, const char *user, size_t ulen,
-                  const char *password, size_t plen, const char **canon)
+gh_htpasswd_check(const struct gh_htpasswd *h, const char *user, size_t ulen, const char *password,
+                  size_t plen, const char **canon)
 {
     static __thread struct crypt_data cd; /* crypt_r's work area (about 32 KiB) */
     char name[256], pw[256];

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "net/dns.h"
 #include "net/sock.h"
+#include "policy/cidr.h"
 #include "policy/domains.h"
 #include "policy/htpasswd.h"
 #include "proxy/respond.h"
@@ -668,27 +669,66 @@ authenticate(struct gh_exchange *ex, const struct gh_request *req)
     return GH_OK;
 }
 
-/* `block_domains` / `allow_domains` for the destination host (host[0..len), no port): GH_OK, or
- * GH_DECLINED after answering 403 with a page that says what blocked it. */
+static int
+by_str(const void *key, const void *elem)
+{
+    return strcmp(key, *(const char *const *)elem);
+}
+
+/* The first group the client belongs to (by address, or by its login), or NULL. */
+static const struct gh_fwd_group *
+client_group(const struct gh_exchange *ex, const struct gh_forward_conf *f)
+{
+    for (uint32_t i = 0; i < f->n_groups; i++) {
+        const struct gh_fwd_group *g = &f->groups[i];
+        if (g->clients != NULL &&
+            gh_cidr_set_find(g->clients, ex->client->family, ex->client->ip) != GH_CIDR_NONE)
+            return g;
+        if (ex->user != NULL && g->n_users > 0 &&
+            bsearch(ex->user, g->users, g->n_users, sizeof(*g->users), by_str) != NULL)
+            return g;
+    }
+    return NULL;
+}
+
+/* The verdict of one pair of lists: 1 allowed, -1 blocked (*matched, *tag set), 0 neither. */
+static int
+lists(const struct gh_domains *allow, const struct gh_domains *block, const char *host, size_t len,
+      uint32_t *tag, const char **matched)
+{
+    if (allow != NULL && gh_domains_match(allow, host, len, tag, matched))
+        return 1;
+    if (block != NULL && gh_domains_match(block, host, len, tag, matched))
+        return -1;
+    return 0;
+}
+
+/* The client's group's domain rules, then the block's own, for the destination host
+ * (host[0..len), no port): GH_OK, or GH_DECLINED after answering 403 with a page that says
+ * what blocked it. */
 static int
 domain_rules(struct gh_exchange *ex, const char *host, size_t len)
 {
     const struct gh_forward_conf *f = ex->srv->forward;
+    const struct gh_fwd_group *g = client_group(ex, f);
     uint32_t tag;
     const char *matched;
-    if (f->block_domains == NULL)
-        return GH_OK;
-    if (f->allow_domains != NULL && gh_domains_match(f->allow_domains, host, len, &tag, &matched))
-        return GH_OK;
-    if (!gh_domains_match(f->block_domains, host, len, &tag, &matched))
+    int v = g != NULL ? lists(g->allow_domains, g->block_domains, host, len, &tag, &matched) : 0;
+    if (v == 0)
+        v = lists(f->allow_domains, f->block_domains, host, len, &tag, &matched);
+    if (v >= 0)
         return GH_OK;
     char page[512];
-    int n = snprintf(page, sizeof(page),
-                     "Blocked: this proxy does not let requests reach %.*s (it is under %s, a "
-                     "blocked domain).\n",
-                     (int)(len > 253 ? 253 : len), host, matched);
-    gh_log_info("blocked %.*s: block_domains %s (at %s)", (int)(len > 253 ? 253 : len), host,
-                matched, f->domain_rule_at[tag]);
+    int hl = (int)(len > 253 ? 253 : len);
+    int n =
+        snprintf(page, sizeof(page),
+                 "Blocked: this proxy does not let requests reach %.*s (it is under %s, a "
+                 "blocked domain%s%s).\n",
+                 hl, host, matched, g != NULL ? " for the group " : "", g != NULL ? g->name : "");
+    gh_log_info("blocked %.*s%s%s%s%s: block_domains %s (at %s)", hl, host,
+                ex->user != NULL ? " for user " : "", ex->user != NULL ? ex->user : "",
+                g != NULL ? " in group " : "", g != NULL ? g->name : "", matched,
+                f->domain_rule_at[tag]);
     ex->fail_reason = "blocked domain";
     int rc = gh_respond_copy(ex, 403, page, (size_t)n, false);
     return rc == GH_OK ? GH_DECLINED : rc;

@@ -346,6 +346,80 @@ def t():
     check("plain:1: user 'carol': a plaintext or weak password hash" in r.stderr, r.stderr)
 
 
+@test("listen ... tls on a forward proxy: the client talks TLS to the proxy itself (curl "
+      "--proxy https://), login and destination inside it; HTTP and CONNECT")
+def t():
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)
+    p = pki()
+    o = Origin(name="plain")
+    tls = origin_tls()
+    d = dns({"site.test": ["127.0.0.1"], "origin.test": ["127.0.0.1"]})
+    users = users_file(tmpdir())
+    gh = Gatehouse(lambda g: """threads 1;
+forward_proxy {
+    listen 127.0.0.1:%d tls;
+    tls_certificate %s;
+    tls_key %s;
+    resolver 127.0.0.1:%d;
+    allow_private_destinations on;
+    connect_ports %d;
+    auth basic %s;
+}
+""" % (g.port, p.cert("a-ec"), p.key("a-ec"), d.port, tls.port, users))
+    proxy = ["--proxy", "https://a.test:%d" % gh.port, "--proxy-cacert", p.cert("ca"),
+             "--resolve", "a.test:%d:127.0.0.1" % gh.port, "--proxy-user", "bob:builder"]
+    r = curl(proxy + ["http://site.test:%d/echo?over=tls" % o.port])
+    eq(r.returncode, 0, "HTTP through an HTTPS proxy (%s)" % r.stderr)
+    eq(json.loads(r.stdout)["target"], "/echo?over=tls", "target")
+    r = curl(proxy + ["--cacert", p.cert("ca"), "https://origin.test:%d/echo" % tls.port])
+    eq(r.returncode, 0, "TLS inside TLS through CONNECT (%s)" % r.stderr)
+
+
+@test("groups: a client bound to 127.0.0.2 in group students gets 403 for social.test and its "
+      "subdomains (HTTP and CONNECT) while 127.0.0.1 passes; a logged-in user of a group gets "
+      "that group's rules; a group's allow_domains overrides the block's own block_domains")
+def t():
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)
+    o = Origin(name="plain")
+    tls = origin_tls()
+    names = ("social.test", "www.social.test", "video.test", "news.test", "origin.test")
+    d = dns({n: ["127.0.0.1"] for n in names})
+    users = users_file(tmpdir())
+    gh = Gatehouse(fwd_conf(d, """allow_private_destinations on;
+    connect_ports %d;
+    auth basic %s;
+    block_domains news.test;
+    group students {
+        clients 127.0.0.2 10.0.0.0/8;
+        block_domains social.test;
+    }
+    group staff {
+        users bob;
+        block_domains video.test;
+        allow_domains news.test;
+    }""" % (tls.port, users)))
+
+    def code(host, who, source="127.0.0.1"):
+        r = curl(["--interface", source, "-x", "http://%s@127.0.0.1:%d" % (who, gh.port),
+                  "-o", "/dev/null", "-w", "%{http_code}", "http://%s:%d/echo" % (host, o.port)])
+        return r.stdout.decode()
+
+    eq(code("social.test", "alice:wonder", "127.0.0.2"), "403", "students: social.test")
+    eq(code("www.social.test", "alice:wonder", "127.0.0.2"), "403", "students: subdomain")
+    eq(code("video.test", "alice:wonder", "127.0.0.2"), "200", "students: video.test")
+    eq(code("social.test", "alice:wonder"), "200", "127.0.0.1 is not a student")
+    eq(code("news.test", "alice:wonder"), "403", "everyone else: the block's own list")
+    eq(code("video.test", "bob:builder"), "403", "staff (by login): video.test")
+    eq(code("news.test", "bob:builder"), "200", "staff's allow_domains overrides the block's")
+    r = curl(["--interface", "127.0.0.2"] +
+             curl_via(gh, "https://www.social.test:%d/echo" % tls.port, ["--proxy-user", "alice:wonder"]))
+    check(r.returncode != 0 and "403" in r.stderr, "CONNECT blocked for students: %r" % r.stderr)
+    check("blocked www.social.test for user alice in group students: block_domains social.test"
+          in gh.stderr(), "logged with user and group")
+
+
 @test("-t: forward proxy settings outside forward_proxy, reverse-proxy pieces inside it, a bad "
       "resolver address, a bad port")
 def t():
@@ -368,6 +442,10 @@ def t():
          "cannot read"),
         ("server { listen 127.0.0.1:1; anonymous on; }",
          "'anonymous' belongs in a forward_proxy block"),
+        ("forward_proxy { listen 127.0.0.1:1; group g { clients 10.0.0.300; } }",
+         "invalid address '10.0.0.300' in 'clients'"),
+        ("forward_proxy { listen 127.0.0.1:1; group g { member x; } }",
+         "unknown directive 'member' in a group"),
     ]
     for text, want in cases:
         path = os.path.join(d, "t.conf")
