@@ -231,6 +231,8 @@ struct gh_forward_conf {
     uint32_t auth_challenge_len;
     const struct gh_fwd_group *groups; /* in file order: the first a client belongs to applies */
     uint32_t n_groups;
+    const char *block_page; /* `block_page FILE;` its HTML (NULL: the built-in text) */
+    uint32_t block_page_len;
 };
 
 /* Defaults of the server-level limits (docs/config.md); the hard caps are the parser's. */

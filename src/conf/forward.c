@@ -7,6 +7,7 @@
  * proxy's server has (routes, proxy, return, rewrite) is an error.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +155,30 @@ on_auth(struct build *b, struct psrv *s, const struct cnode *n)
     s->fwd.auth = h;
 }
 
+/* `block_page FILE;`: the page, read now (at most 64 KiB). */
+static void
+on_block_page(struct build *b, struct psrv *s, const struct cnode *n)
+{
+    const struct conf_tok *t = &n->args[0];
+    if (!conf_check_path(b, n, t) || (b->st->flags & GH_CONF_NO_INCLUDE))
+        return;
+    const char *path = conf_path_arg(b, n, t);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        conf_err(b->st, &t->pos, "cannot read '%s': %s", path, strerror(errno));
+        return;
+    }
+    char *page = gh_arena_alloc(b->arena, 65536 + 1);
+    size_t len = fread(page, 1, 65536 + 1, f);
+    fclose(f);
+    if (len > 65536) {
+        conf_err(b->st, &t->pos, "'%s' is larger than 64 KiB", path);
+        return;
+    }
+    s->fwd.block_page = page;
+    s->fwd.block_page_len = (uint32_t)len;
+}
+
 static int
 by_str(const void *a, const void *c)
 {
@@ -247,6 +272,8 @@ conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n)
         on_domains(b, s, n, (struct gh_domains **)&s->fwd.allow_domains);
     } else if (conf_tok_is(&n->name, "group")) {
         on_group(b, s, n);
+    } else if (conf_tok_is(&n->name, "block_page")) {
+        on_block_page(b, s, n);
     } else if (conf_tok_is(&n->name, "auth")) {
         on_auth(b, s, n);
     } else if (conf_tok_is(&n->name, "anonymous")) {

@@ -1206,6 +1206,7 @@ static const struct dir dirs[] = {
     FN("anonymous", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
     FN("auth", CTX_SERVER, 2, 3, 0, conf_on_forward_setting),
     FN("group", CTX_SERVER, 1, 1, DF_BLOCK | DF_MULTI, conf_on_forward_setting),
+    FN("block_page", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
     FN("strip_headers", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, conf_on_forward_setting),
     /* upstream */
     FN("server", CTX_UPSTREAM, 1, 6, DF_MULTI, on_upstream_server),

@@ -105,6 +105,7 @@ struct gh_tunnel_end {
     struct gh_xprt *x;
     struct gh_buf **in;  /* bytes received from this side and not yet relayed */
     struct gh_buf **out; /* bytes for this side it has not taken yet */
+    uint64_t *sent;      /* grows by the bytes this side took (NULL: not counted) */
 };
 
 /*
@@ -209,6 +210,7 @@ struct gh_gen {
     uint8_t retry_after;   /* seconds for a Retry-After field (503: no server available); 0: none */
     const char *challenge; /* a Proxy-Authenticate value (407), config text; NULL: none */
     uint32_t challenge_len;
+    bool html; /* body is HTML (a page from a file), not text */
 };
 
 struct gh_exchange {

@@ -730,6 +730,11 @@ domain_rules(struct gh_exchange *ex, const char *host, size_t len)
                 g != NULL ? " in group " : "", g != NULL ? g->name : "", matched,
                 f->domain_rule_at[tag]);
     ex->fail_reason = "blocked domain";
+    if (f->block_page != NULL) { /* the admin's page, as it is */
+        struct gh_gen gen = {.body = f->block_page, .body_len = f->block_page_len, .html = true};
+        gh_respond(ex, 403, &gen);
+        return GH_DECLINED;
+    }
     int rc = gh_respond_copy(ex, 403, page, (size_t)n, false);
     return rc == GH_OK ? GH_DECLINED : rc;
 }

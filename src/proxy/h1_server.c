@@ -603,7 +603,8 @@ static void
 tunnel_advance(struct gh_conn *c)
 {
     struct gh_exchange *ex = &c->st->ex;
-    struct gh_tunnel_end a = {&c->x, &c->in, &c->out}, b;
+    /* what the client takes counts as sent to it ($bytes_sent, $body_bytes_sent) */
+    struct gh_tunnel_end a = {&c->x, &c->in, &c->out, &ex->bytes_out}, b = {0};
     if (ex->src->tunnel_end == NULL || ex->src->tunnel_end(ex, &b) != 0 ||
         gh_tunnel_pump(c->w, &a, &b) == GH_PUMP_ENDED) {
         gh_h1s_close(c); /* the log line is written as the exchange ends */

@@ -207,7 +207,7 @@ gen_recv(struct gh_exchange *ex)
 {
     const char *body = ex->gen.body;
     size_t len = ex->gen.body_len;
-    const char *ctype = "text/plain";
+    const char *ctype = ex->gen.html ? "text/html" : "text/plain";
     char page[512];
     if (body == NULL) { /* the standard page, made again for each write it takes */
         len = std_page(page, sizeof(page), ex->status);

@@ -15,7 +15,10 @@
 static int
 pump_one(struct gh_worker *w, struct gh_tunnel_end *src, struct gh_tunnel_end *dst, int *err)
 {
+    size_t queued = *dst->out != NULL ? gh_buf_len(*dst->out) : 0;
     int rc = gh_xprt_flush(dst->x, dst->out);
+    if (dst->sent != NULL)
+        *dst->sent += queued - (*dst->out != NULL ? gh_buf_len(*dst->out) : 0);
     if (rc == GH_AGAIN)
         return 0;
     if (rc < 0) {
@@ -51,6 +54,8 @@ pump_one(struct gh_worker *w, struct gh_tunnel_end *src, struct gh_tunnel_end *d
         *err = 1;
         return 0;
     }
+    if (dst->sent != NULL)
+        *dst->sent += (uint64_t)wn;
     if (from_buf) {
         gh_buf_consume(*src->in, (size_t)wn);
         if (gh_buf_len(*src->in) == 0) {

@@ -6,6 +6,7 @@ curl as the client, names resolved by a DNS responder of the test's own (dnsd.py
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 
@@ -60,6 +61,10 @@ def t():
     eq(r.returncode, 0, "again (%s)" % r.stderr)
     wait_until(lambda: gh.stderr().count('"CONNECT origin.test:%d HTTP/1.1" 200' % o.port) == 2,
                5, "two CONNECT lines with 200 in the access log")
+    sizes = re.findall(r'"CONNECT origin.test:%d HTTP/1.1" 200 (\d+)' % o.port, gh.stderr())
+    check(all(int(x) > 1000 for x in sizes),
+          "the bytes the client got through the tunnel are logged (TLS handshake and answer): %r"
+          % sizes)
 
 
 @test("an IPv6 address first that refuses: the next address (IPv4) is tried")
@@ -420,6 +425,22 @@ def t():
           in gh.stderr(), "logged with user and group")
 
 
+@test("block_page FILE: the admin's HTML is the blocked answer (403, text/html)")
+def t():
+    o = Origin(name="plain")
+    d = dns({"social.test": ["127.0.0.1"]})
+    dirn = tmpdir()
+    page = b"<html><body><h1>Not here</h1><p>Ask the school office.</p></body></html>\n"
+    with open(os.path.join(dirn, "blocked.html"), "wb") as f:
+        f.write(page)
+    gh = Gatehouse(fwd_conf(d, "allow_private_destinations on; block_domains social.test; "
+                               "block_page %s/blocked.html;" % dirn))
+    r = http_request(gh.port, "GET", "http://social.test:%d/" % o.port, host="social.test")
+    eq(r.status, 403, "status")
+    eq(r.header("content-type"), "text/html", "content type")
+    eq(r.body, page, "the page")
+
+
 @test("-t: forward proxy settings outside forward_proxy, reverse-proxy pieces inside it, a bad "
       "resolver address, a bad port")
 def t():
@@ -446,6 +467,7 @@ def t():
          "invalid address '10.0.0.300' in 'clients'"),
         ("forward_proxy { listen 127.0.0.1:1; group g { member x; } }",
          "unknown directive 'member' in a group"),
+        ("forward_proxy { listen 127.0.0.1:1; block_page ./none.html; }", "cannot read"),
     ]
     for text, want in cases:
         path = os.path.join(d, "t.conf")
