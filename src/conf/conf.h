@@ -298,6 +298,7 @@ struct gh_listen_conf {
     struct gh_addr addr;
     int backlog;                     /* default 511 */
     bool tls;                        /* `listen ADDR tls;` */
+    bool socks5;                     /* `listen ADDR socks5;` (a forward proxy's) */
     struct gh_tls_listen *tls_ctx;   /* its contexts by SNI (NULL: not built, -t of untrusted
                                         text) */
     struct gh_server_conf **servers; /* servers listening here, in file order */

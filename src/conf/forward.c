@@ -345,6 +345,11 @@ anonymity(struct build *b, struct psrv *s)
 void
 conf_forward_finish(struct build *b, struct psrv *s, const struct blk *k, const struct cnode *n)
 {
+    for (uint32_t i = 0; i < s->listens.n; i++) {
+        const struct plisten *pl = s->listens.v[i];
+        if (pl->socks5 && pl->tls)
+            conf_err(b->st, &pl->pos, "'listen' takes socks5 or tls, not both");
+    }
     if (s->routes.n > 0)
         conf_err(b->st, s->route_pos.v[0],
                  "a forward_proxy block has no routes: requests go where they say");

@@ -617,6 +617,8 @@ on_listen(struct build *b, struct blk *k, const struct cnode *n)
             l->is_default = true;
         } else if (conf_tok_is(p, "tls")) {
             l->tls = true;
+        } else if (conf_tok_is(p, "socks5")) {
+            l->socks5 = true;
         } else if (p->len > 8 && memcmp(p->text, "backlog=", 8) == 0) {
             struct conf_tok v = *p;
             v.text += 8;
@@ -626,9 +628,10 @@ on_listen(struct build *b, struct blk *k, const struct cnode *n)
             if (conf_number_arg(b, &v, "backlog", 1, 65535, &bl))
                 l->backlog = (int)bl;
         } else {
-            conf_err(b->st, &p->pos,
-                     "unknown parameter '%s' in 'listen' (expected default, tls or backlog=N)",
-                     conf_show_tok(b, p));
+            conf_err(
+                b->st, &p->pos,
+                "unknown parameter '%s' in 'listen' (expected default, tls, socks5 or backlog=N)",
+                conf_show_tok(b, p));
         }
     }
     for (uint32_t i = 0; i < k->srv->listens.n; i++) {
@@ -785,8 +788,15 @@ new_server(struct build *b, struct blk *k, const struct cnode *n, bool forward)
     walk_block(b, &sub, n->children);
     if (!s->listen_seen)
         conf_err(b->st, &n->name.pos, "%s has no 'listen'", forward ? "forward_proxy" : "server");
-    if (forward)
+    if (forward) {
         conf_forward_finish(b, s, &sub, n);
+        return;
+    }
+    for (uint32_t i = 0; i < s->listens.n; i++) {
+        const struct plisten *pl = s->listens.v[i];
+        if (pl->socks5)
+            conf_err(b->st, &pl->pos, "'socks5' is for a forward_proxy's listen");
+    }
 }
 
 static void
@@ -1224,7 +1234,7 @@ static const struct dir dirs[] = {
      offsetof(struct gh_upstream_conf, retries), 0, 100},
     FN("retry_on", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_retry_on),
     /* server */
-    FN("listen", CTX_SERVER, 1, 4, DF_MULTI, on_listen),
+    FN("listen", CTX_SERVER, 1, 5, DF_MULTI, on_listen),
     FN("server_name", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, on_server_name),
     FN("route", CTX_SERVER, 1, 2, DF_BLOCK | DF_MULTI | DF_LATE, on_route),
     SC_VAL("client_header_timeout", V_DUR, client_header_timeout_ms, 1, UINT32_MAX),
@@ -1678,8 +1688,15 @@ listener_of(struct build *b, struct vec *lsts, const struct plisten *pl, struct 
         l->lc.addr = pl->addr;
         l->lc.backlog = DEFAULT_BACKLOG;
         l->lc.tls = pl->tls;
+        l->lc.socks5 = pl->socks5;
         l->first_pos = pl->pos;
         conf_vec_push(b, lsts, l);
+    } else if (l->lc.socks5 != pl->socks5) {
+        conf_err(b->st, &pl->pos,
+                 "'listen %s'%s here but%s at %s: one address speaks SOCKS5 or HTTP, not both",
+                 l->lc.addr.text, pl->socks5 ? " with socks5" : " without socks5",
+                 l->lc.socks5 ? " with socks5" : " without socks5",
+                 conf_where(b, &l->first_pos, pl->pos.file));
     } else if (l->lc.tls != pl->tls) {
         conf_err(b->st, &pl->pos,
                  "'listen %s'%s here but%s at %s: the servers of one address all speak TLS or "

@@ -79,6 +79,7 @@ struct plisten {
     bool is_default;
     int backlog; /* 0: not given */
     bool tls;
+    bool socks5;
     struct conf_pos pos;
 };
 

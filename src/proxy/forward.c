@@ -73,8 +73,8 @@ private_v4(uint32_t a) /* host order */
 }
 
 /* Loopback, private, link-local, unique-local, CGNAT, multicast, metadata (RFC 6890 and kin). */
-static bool
-is_private(const struct sockaddr_storage *ss)
+bool
+gh_forward_private(const struct sockaddr_storage *ss)
 {
     if (ss->ss_family == AF_INET)
         return private_v4(ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr));
@@ -105,8 +105,8 @@ with_port(struct sockaddr_storage *ss, uint16_t port)
 
 /* ---- resolvers ---- */
 
-static struct gh_dns *
-worker_dns(struct gh_worker *w, const struct gh_forward_conf *f)
+struct gh_dns *
+gh_forward_dns(struct gh_worker *w, const struct gh_forward_conf *f)
 {
     char key[512];
     snprintf(key, sizeof(key), "%s|%u", f->resolver != NULL ? f->resolver : "",
@@ -206,7 +206,7 @@ try_next(struct fwd_tun *t)
     const struct gh_forward_conf *f = ex->srv->forward;
     while (t->next < t->a.n) {
         struct sockaddr_storage ss = t->a.addr[t->next++];
-        if (!f->allow_private && is_private(&ss)) {
+        if (!f->allow_private && gh_forward_private(&ss)) {
             t->skipped++;
             continue;
         }
@@ -352,7 +352,7 @@ start_connect(struct gh_exchange *ex, const struct gh_request *req)
         ex->fail_reason = "CONNECT to a port that connect_ports does not allow";
         return 403;
     }
-    struct gh_dns *dns = worker_dns(ex->w, f);
+    struct gh_dns *dns = gh_forward_dns(ex->w, f);
     if (dns == NULL) {
         free(t);
         ex->fail_reason = "no resolver";
@@ -404,7 +404,7 @@ dest_choose(struct fwd_dest *d, const struct gh_dns_answer *a, const char **why)
     }
     for (uint32_t i = 0; i < a->n; i++) {
         struct sockaddr_storage ss = a->addr[i];
-        if (!f->allow_private && is_private(&ss))
+        if (!f->allow_private && gh_forward_private(&ss))
             continue;
         socklen_t len = with_port(&ss, d->port);
         d->peer = gh_peer_get(&d->ex->w->ups, &ss, len, 0);
@@ -485,7 +485,7 @@ start_http(struct gh_exchange *ex, const struct gh_request *req)
     memcpy(d->host, h, colon);
     d->host[colon] = '\0';
     d->port = (uint16_t)port;
-    struct gh_dns *dns = worker_dns(ex->w, ex->srv->forward);
+    struct gh_dns *dns = gh_forward_dns(ex->w, ex->srv->forward);
     if (dns == NULL) {
         ex->fail_reason = "no resolver";
         return 502;
@@ -677,15 +677,15 @@ by_str(const void *key, const void *elem)
 
 /* The first group the client belongs to (by address, or by its login), or NULL. */
 static const struct gh_fwd_group *
-client_group(const struct gh_exchange *ex, const struct gh_forward_conf *f)
+client_group(const struct gh_client_addr *client, const char *user, const struct gh_forward_conf *f)
 {
     for (uint32_t i = 0; i < f->n_groups; i++) {
         const struct gh_fwd_group *g = &f->groups[i];
         if (g->clients != NULL &&
-            gh_cidr_set_find(g->clients, ex->client->family, ex->client->ip) != GH_CIDR_NONE)
+            gh_cidr_set_find(g->clients, client->family, client->ip) != GH_CIDR_NONE)
             return g;
-        if (ex->user != NULL && g->n_users > 0 &&
-            bsearch(ex->user, g->users, g->n_users, sizeof(*g->users), by_str) != NULL)
+        if (user != NULL && g->n_users > 0 &&
+            bsearch(user, g->users, g->n_users, sizeof(*g->users), by_str) != NULL)
             return g;
     }
     return NULL;
@@ -706,17 +706,27 @@ lists(const struct gh_domains *allow, const struct gh_domains *block, const char
 /* The client's group's domain rules, then the block's own, for the destination host
  * (host[0..len), no port): GH_OK, or GH_DECLINED after answering 403 with a page that says
  * what blocked it. */
+bool
+gh_forward_blocked(const struct gh_forward_conf *f, const struct gh_client_addr *client,
+                   const char *user, const char *host, size_t len, const char **matched,
+                   const struct gh_fwd_group **group, uint32_t *tag)
+{
+    const struct gh_fwd_group *g = client_group(client, user, f);
+    int v = g != NULL ? lists(g->allow_domains, g->block_domains, host, len, tag, matched) : 0;
+    if (v == 0)
+        v = lists(f->allow_domains, f->block_domains, host, len, tag, matched);
+    *group = g;
+    return v < 0;
+}
+
 static int
 domain_rules(struct gh_exchange *ex, const char *host, size_t len)
 {
     const struct gh_forward_conf *f = ex->srv->forward;
-    const struct gh_fwd_group *g = client_group(ex, f);
+    const struct gh_fwd_group *g;
     uint32_t tag;
     const char *matched;
-    int v = g != NULL ? lists(g->allow_domains, g->block_domains, host, len, &tag, &matched) : 0;
-    if (v == 0)
-        v = lists(f->allow_domains, f->block_domains, host, len, &tag, &matched);
-    if (v >= 0)
+    if (!gh_forward_blocked(f, ex->client, ex->user, host, len, &matched, &g, &tag))
         return GH_OK;
     char page[512];
     int hl = (int)(len > 253 ? 253 : len);

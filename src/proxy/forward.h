@@ -17,6 +17,19 @@ int gh_forward_routed(struct gh_exchange *ex, const struct gh_request *req);
 /* The exchange ends: let go of its destination (the name lookup, the peer). */
 void gh_forward_release(struct gh_exchange *ex);
 
+/* What a SOCKS5 listener (socks5.c) shares with the HTTP side: */
+struct gh_dns;
+struct sockaddr_storage;
+/* the worker's resolver for f's settings (NULL after logging why) */
+struct gh_dns *gh_forward_dns(struct gh_worker *w, const struct gh_forward_conf *f);
+/* loopback, private, link-local, ... (allow_private_destinations) */
+bool gh_forward_private(const struct sockaddr_storage *ss);
+/* the group and domain rules: true when host is blocked for this client (what matched, in which
+ * group (NULL: the block's own lists), the rule's tag for f->domain_rule_at) */
+bool gh_forward_blocked(const struct gh_forward_conf *f, const struct gh_client_addr *client,
+                        const char *user, const char *host, size_t len, const char **matched,
+                        const struct gh_fwd_group **group, uint32_t *tag);
+
 /* Release a worker's resolvers (at its exit). */
 void gh_forward_worker_free(struct gh_worker *w);
 

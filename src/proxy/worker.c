@@ -17,6 +17,7 @@
 #include "proxy/accesslog.h"
 #include "proxy/forward.h"
 #include "proxy/proxy.h"
+#include "proxy/socks5.h"
 #include "proxy/worker.h"
 
 /* Idle protocol objects a thread keeps for reuse. */
@@ -138,8 +139,12 @@ on_conn(struct gh_lsock *ls, int fd, const struct sockaddr_storage *peer)
 {
     struct gh_worker *w = ls->data;
     w->st_accepted++;
-    /* every listener speaks HTTP/1.1 today; TLS with ALPN will choose per connection */
-    gh_h1_proto.accept(w, ls, fd, peer);
+    /* HTTP/1.1 (over TLS or not), or SOCKS5 on a forward proxy's socks5 address */
+    const struct gh_config *cfg = w->cur->cfg;
+    if (ls->idx >= 0 && (uint32_t)ls->idx < cfg->n_listeners && cfg->listeners[ls->idx].socks5)
+        gh_socks5_proto.accept(w, ls, fd, peer);
+    else
+        gh_h1_proto.accept(w, ls, fd, peer);
 }
 
 static void

@@ -441,6 +441,67 @@ def t():
     eq(r.body, page, "the page")
 
 
+@test("SOCKS5 (listen ... socks5): curl --socks5-hostname reaches a site by name and a TLS site "
+      "through it; with auth, RFC 1929 logins (a wrong one refused); the forward proxy's rules "
+      "apply: connect_ports, block_domains, private destinations")
+def t():
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)
+    o = Origin(name="plain")
+    tls = origin_tls()
+    d = dns({"site.test": ["127.0.0.1"], "origin.test": ["127.0.0.1"], "blocked.test": ["127.0.0.1"]})
+    users = users_file(tmpdir())
+    gh = Gatehouse(lambda g: """threads 1;
+error_log stderr info;
+forward_proxy {
+    listen 127.0.0.1:%d socks5;
+    resolver 127.0.0.1:%d;
+    allow_private_destinations on;
+    connect_ports %d %d;
+}
+forward_proxy {
+    listen 127.0.0.1:%d socks5;
+    resolver 127.0.0.1:%d;
+    allow_private_destinations on;
+    connect_ports %d;
+    auth basic %s;
+    block_domains blocked.test;
+}
+forward_proxy {
+    listen 127.0.0.1:%d socks5;
+    resolver 127.0.0.1:%d;
+    connect_ports %d;
+}
+""" % (g.ports[0], d.port, o.port, tls.port, g.ports[1], d.port, o.port, users, g.ports[2],
+       d.port, o.port), nports=3)
+    s1, s2, s3 = gh.ports
+    r = curl(["--socks5-hostname", "127.0.0.1:%d" % s1, "http://site.test:%d/echo?s=1" % o.port])
+    eq(r.returncode, 0, "by name (%s)" % r.stderr)
+    eq(json.loads(r.stdout)["target"], "/echo?s=1", "target")
+    r = curl(["--socks5", "127.0.0.1:%d" % s1, "http://127.0.0.1:%d/echo" % o.port])
+    eq(r.returncode, 0, "by address (%s)" % r.stderr)
+    r = curl(["--socks5-hostname", "127.0.0.1:%d" % s1, "--cacert", pki().cert("ca"),
+              "https://origin.test:%d/echo" % tls.port])
+    eq(r.returncode, 0, "TLS through SOCKS (%s)" % r.stderr)
+    r = curl(["--socks5-hostname", "bob:builder@127.0.0.1:%d" % s2, "http://site.test:%d/echo" % o.port])
+    eq(r.returncode, 0, "with a login (%s)" % r.stderr)
+    r = curl(["--socks5-hostname", "bob:wrong@127.0.0.1:%d" % s2, "http://site.test:%d/echo" % o.port])
+    check(r.returncode != 0, "a wrong login is refused")
+    r = curl(["--socks5-hostname", "127.0.0.1:%d" % s2, "http://site.test:%d/echo" % o.port])
+    check(r.returncode != 0, "no login offered: refused")
+    r = curl(["--socks5-hostname", "bob:builder@127.0.0.1:%d" % s2, "http://blocked.test:%d/" % o.port])
+    check(r.returncode != 0, "a blocked domain is refused")
+    r = curl(["--socks5-hostname", "127.0.0.1:%d" % s1, "http://site.test:%d/" % free_port()])
+    check(r.returncode != 0, "a port outside connect_ports is refused")
+    n = len(o.requests)
+    r = curl(["--socks5-hostname", "127.0.0.1:%d" % s3, "http://site.test:%d/echo" % o.port])
+    check(r.returncode != 0, "a private destination is refused")
+    eq(len(o.requests), n, "nothing reached the origin for the refusals")
+    for why in ("login refused", "a blocked domain", "connect_ports does not allow",
+                "a private destination"):
+        check(why in gh.stderr(), "logged: %s" % why)
+
+
 @test("-t: forward proxy settings outside forward_proxy, reverse-proxy pieces inside it, a bad "
       "resolver address, a bad port")
 def t():
@@ -468,6 +529,9 @@ def t():
         ("forward_proxy { listen 127.0.0.1:1; group g { member x; } }",
          "unknown directive 'member' in a group"),
         ("forward_proxy { listen 127.0.0.1:1; block_page ./none.html; }", "cannot read"),
+        ("server { listen 127.0.0.1:1 socks5; }", "'socks5' is for a forward_proxy's listen"),
+        ("forward_proxy { listen 127.0.0.1:1 socks5; }\nforward_proxy { listen 127.0.0.1:1; }",
+         "one address speaks SOCKS5 or HTTP, not both"),
     ]
     for text, want in cases:
         path = os.path.join(d, "t.conf")

@@ -1097,9 +1097,10 @@ test_err_address(void **state)
     expect_only_error(
         "server { listen 127.0.0.1:8080; listen 127.0.0.1:8080; return 200; }",
         "t.conf:1:40: duplicate listen '127.0.0.1:8080' in this server (first at 1:17)");
-    expect_only_error("server { listen 127.0.0.1:8080 defualt; return 200; }",
-                      "t.conf:1:32: unknown parameter 'defualt' in 'listen' (expected default, tls "
-                      "or backlog=N)");
+    expect_only_error(
+        "server { listen 127.0.0.1:8080 defualt; return 200; }",
+        "t.conf:1:32: unknown parameter 'defualt' in 'listen' (expected default, tls, "
+        "socks5 or backlog=N)");
 }
 
 /* What exactly is wrong with an origin address that is not one: a host name, a URL. */

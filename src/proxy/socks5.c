@@ -1,0 +1,494 @@
+/*
+ * socks5.c - SOCKS5 (RFC 1928) on a forward proxy's `listen ... socks5` address, with
+ * username/password logins (RFC 1929) when the block has `auth`. Only CONNECT is served (what
+ * browsers, curl and ssh -D use); the forward proxy's policies apply as to an HTTP CONNECT:
+ * connect_ports, group and domain rules (for a name), private destinations, the resolver. After
+ * the success reply the connection is a tunnel (tunnel.c).
+ *
+ * States: GREETING -> (AUTH) -> REQUEST -> RESOLVING -> CONNECTING -> TUNNEL. The handshake must
+ * be done within client_header_timeout; the tunnel ends after tunnel_idle_timeout without
+ * traffic. A refusal is the RFC's reply code, then the connection closes.
+ */
+#include "proxy/socks5.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "net/dns.h"
+#include "net/sock.h"
+#include "policy/htpasswd.h"
+#include "proxy/forward.h"
+#include "proxy/phase.h"
+#include "proxy/worker.h"
+
+enum { S_GREETING, S_AUTH, S_REQUEST, S_RESOLVING, S_CONNECTING, S_TUNNEL, S_CLOSED };
+
+/* RFC 1928 6: reply codes */
+#define REP_OK 0x00
+#define REP_FAIL 0x01
+#define REP_NOT_ALLOWED 0x02
+#define REP_HOST_UNREACHABLE 0x04
+#define REP_REFUSED 0x05
+#define REP_TTL 0x06
+#define REP_CMD 0x07
+#define REP_ATYP 0x08
+
+struct socks {
+    struct gh_session s;
+    struct gh_worker *w;
+    struct gh_wcfg *wc; /* the generation it started on */
+    const struct gh_server_conf *srv;
+    struct gh_xprt x, dx; /* the client, the destination */
+    struct gh_timer timer;
+    struct gh_buf *in, *out, *din, *dout;
+    struct gh_client_addr addr;
+    struct gh_dns_query *q;
+    struct gh_dns_answer a;
+    uint32_t next;
+    uint8_t state;
+    uint8_t hs[600]; /* the handshake's bytes so far */
+    uint32_t hs_len;
+    const char *user;
+    uint16_t port;
+    char host[GH_DNS_MAX_NAME + 1];
+};
+
+static void advance(struct socks *c);
+
+static const struct gh_forward_conf *
+fwd(const struct socks *c)
+{
+    return c->srv->forward;
+}
+
+static void
+sk_free(void *ctx, void *obj)
+{
+    (void)ctx;
+    free(obj);
+}
+
+static void
+sk_close(struct socks *c)
+{
+    if (c->state == S_CLOSED)
+        return;
+    c->state = S_CLOSED;
+    gh_dns_cancel(c->q);
+    c->q = NULL;
+    gh_timer_stop(c->w->loop, &c->timer);
+    if (c->x.io.fd >= 0)
+        gh_xprt_close(&c->x);
+    if (c->dx.io.fd >= 0)
+        gh_xprt_close(&c->dx);
+    gh_buf_put(c->in);
+    gh_buf_put(c->out);
+    gh_buf_put(c->din);
+    gh_buf_put(c->dout);
+    c->in = c->out = c->din = c->dout = NULL;
+    gh_phase_conn_closed(c->w, &c->addr);
+    gh_worker_session_remove(c->w, &c->s);
+    gh_wcfg_drop(c->w, c->wc);
+    gh_loop_defer_free(c->w->loop, c, sk_free, NULL);
+}
+
+/* Send bytes of the handshake (small: the socket takes them, or the client is gone). */
+static void
+reply_raw(struct socks *c, const uint8_t *p, size_t n)
+{
+    struct iovec iov = {(void *)p, n};
+    (void)gh_xprt_sendv(&c->x, &iov, 1, n);
+}
+
+/* The request's reply (RFC 1928 6), with BND.ADDR 0.0.0.0:0; a refusal closes. */
+static void
+reply(struct socks *c, uint8_t rep, const char *why)
+{
+    uint8_t r[10] = {5, rep, 0, 1, 0, 0, 0, 0, 0, 0};
+    reply_raw(c, r, sizeof(r));
+    if (rep == REP_OK)
+        return;
+    char ip[64];
+    gh_client_ip_str(&c->addr, ip, sizeof(ip));
+    gh_log_info("socks5 client %s: %s:%u: %s", ip, c->host[0] ? c->host : "-", c->port, why);
+    sk_close(c);
+}
+
+/* ---- the destination ---- */
+
+static void try_next(struct socks *c);
+
+static void
+on_dest(struct gh_io *io, uint32_t events)
+{
+    struct socks *c = gh_container_of(io, struct socks, dx.io);
+    if (c->state == S_CLOSED)
+        return;
+    gh_xprt_on_events(&c->dx, events);
+    if (c->state == S_CONNECTING) {
+        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
+            return;
+        if (gh_xprt_connect_error(&c->dx) != 0) {
+            gh_xprt_close(&c->dx);
+            try_next(c);
+            return;
+        }
+        gh_xprt_set(&c->dx, GH_XPRT_CAN_WRITE);
+        c->state = S_TUNNEL;
+        reply(c, REP_OK, NULL);
+        gh_timer_after(c->w->loop, &c->timer, c->srv->pc.tunnel_idle_timeout_ms);
+    }
+    advance(c);
+}
+
+static void
+try_next(struct socks *c)
+{
+    while (c->next < c->a.n) {
+        struct sockaddr_storage ss = c->a.addr[c->next++];
+        if (!fwd(c)->allow_private && gh_forward_private(&ss))
+            continue;
+        socklen_t len;
+        if (ss.ss_family == AF_INET6) {
+            ((struct sockaddr_in6 *)&ss)->sin6_port = htons(c->port);
+            len = sizeof(struct sockaddr_in6);
+        } else {
+            ((struct sockaddr_in *)&ss)->sin_port = htons(c->port);
+            len = sizeof(struct sockaddr_in);
+        }
+        int fd = gh_sock_connect((const struct sockaddr *)&ss, len);
+        if (fd < 0)
+            continue;
+        gh_xprt_init(&c->dx, fd, on_dest, 0);
+        if (gh_xprt_watch(c->w->loop, &c->dx, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+            gh_xprt_close(&c->dx);
+            continue;
+        }
+        c->state = S_CONNECTING;
+        gh_timer_after(c->w->loop, &c->timer, c->srv->pc.connect_timeout_ms);
+        return;
+    }
+    bool all_private = true;
+    for (uint32_t i = 0; i < c->a.n; i++)
+        all_private = all_private && gh_forward_private(&c->a.addr[i]);
+    if (!fwd(c)->allow_private && c->a.n > 0 && all_private)
+        reply(c, REP_NOT_ALLOWED, "a private destination");
+    else
+        reply(c, REP_REFUSED, "cannot connect to the destination");
+}
+
+static void
+on_resolved(void *arg, const struct gh_dns_answer *a)
+{
+    struct socks *c = arg;
+    c->q = NULL;
+    if (a->status != GH_DNS_OK) {
+        reply(c, a->status == GH_DNS_TIMEOUT ? REP_TTL : REP_HOST_UNREACHABLE,
+              gh_dns_status_str(a->status));
+        return;
+    }
+    c->a = *a;
+    c->next = 0;
+    try_next(c);
+}
+
+/* ---- the handshake ---- */
+
+/* Bytes from the client into hs (the handshake is small); false when it broke or ended. */
+static bool
+read_hs(struct socks *c)
+{
+    while (gh_xprt_is(&c->x, GH_XPRT_CAN_READ) && c->hs_len < sizeof(c->hs)) {
+        ssize_t n = gh_xprt_recv(&c->x, (char *)c->hs + c->hs_len, sizeof(c->hs) - c->hs_len);
+        if (n == GH_AGAIN)
+            break;
+        if (n <= 0)
+            return false;
+        c->hs_len += (uint32_t)n;
+    }
+    return true;
+}
+
+static void
+consume(struct socks *c, uint32_t n)
+{
+    memmove(c->hs, c->hs + n, c->hs_len - n);
+    c->hs_len -= n;
+}
+
+/* VER NMETHODS METHODS: 1 went on, 0 needs more, -1 closed. */
+static int
+greeting(struct socks *c)
+{
+    if (c->hs_len < 2)
+        return 0;
+    if (c->hs[0] != 5) {
+        sk_close(c);
+        return -1;
+    }
+    uint32_t n = 2u + c->hs[1];
+    if (c->hs_len < n)
+        return 0;
+    uint8_t want = fwd(c)->auth != NULL ? 2 : 0; /* username/password, or none */
+    bool offered = memchr(c->hs + 2, want, c->hs[1]) != NULL;
+    consume(c, n);
+    uint8_t r[2] = {5, offered ? want : 0xff};
+    reply_raw(c, r, 2);
+    if (!offered) {
+        sk_close(c);
+        return -1;
+    }
+    c->state = want == 2 ? S_AUTH : S_REQUEST;
+    return 1;
+}
+
+/* RFC 1929: VER ULEN UNAME PLEN PASSWD. */
+static int
+login(struct socks *c)
+{
+    if (c->hs_len < 2)
+        return 0;
+    uint32_t ul = c->hs[1];
+    if (c->hs_len < 3 + ul)
+        return 0;
+    uint32_t pl = c->hs[2 + ul];
+    if (c->hs_len < 3 + ul + pl)
+        return 0;
+    const char *canon = NULL;
+    bool ok = c->hs[0] == 1 && ul > 0 &&
+              gh_htpasswd_check(fwd(c)->auth, (const char *)c->hs + 2, ul,
+                                (const char *)c->hs + 3 + ul, pl, &canon);
+    memset(c->hs, 0, 3 + ul + pl); /* the password */
+    consume(c, 3 + ul + pl);
+    uint8_t r[2] = {1, ok ? 0 : 1};
+    reply_raw(c, r, 2);
+    if (!ok) {
+        char ip[64];
+        gh_client_ip_str(&c->addr, ip, sizeof(ip));
+        gh_log_info("socks5 client %s: login refused", ip);
+        sk_close(c);
+        return -1;
+    }
+    c->user = canon;
+    c->state = S_REQUEST;
+    return 1;
+}
+
+/* The destination of a request (ATYP at hs[3]) into host/port: its length, 0 for more, -1. */
+static int
+dest(struct socks *c, struct gh_dns_answer *literal)
+{
+    uint32_t n;
+    memset(literal, 0, sizeof(*literal));
+    if (c->hs[3] == 1) { /* IPv4 */
+        n = 4 + 4 + 2;
+        if (c->hs_len < n)
+            return 0;
+        inet_ntop(AF_INET, c->hs + 4, c->host, sizeof(c->host));
+    } else if (c->hs[3] == 4) { /* IPv6 */
+        n = 4 + 16 + 2;
+        if (c->hs_len < n)
+            return 0;
+        inet_ntop(AF_INET6, c->hs + 4, c->host, sizeof(c->host));
+    } else if (c->hs[3] == 3) { /* a name */
+        if (c->hs_len < 5)
+            return 0;
+        uint32_t l = c->hs[4];
+        n = 5 + l + 2;
+        if (c->hs_len < n)
+            return 0;
+        if (l == 0)
+            return -1;
+        memcpy(c->host, c->hs + 5, l);
+        c->host[l] = '\0';
+    } else {
+        return -2;
+    }
+    c->port = (uint16_t)(c->hs[n - 2] << 8 | c->hs[n - 1]);
+    return (int)n;
+}
+
+/* VER CMD RSV ATYP DST.ADDR DST.PORT */
+static int
+request(struct socks *c)
+{
+    if (c->hs_len < 5)
+        return 0;
+    if (c->hs[0] != 5) {
+        sk_close(c);
+        return -1;
+    }
+    struct gh_dns_answer lit;
+    int n = dest(c, &lit);
+    if (n == 0)
+        return 0;
+    if (n < 0) {
+        reply(c, n == -2 ? REP_ATYP : REP_FAIL, "a bad address");
+        return -1;
+    }
+    uint8_t cmd = c->hs[1];
+    consume(c, (uint32_t)n);
+    if (cmd != 1) {
+        reply(c, REP_CMD, "only CONNECT is served");
+        return -1;
+    }
+    const struct gh_forward_conf *f = fwd(c);
+    bool port_ok = false;
+    for (uint32_t i = 0; i < f->n_connect_ports; i++)
+        port_ok = port_ok || f->connect_ports[i] == c->port;
+    const char *matched;
+    const struct gh_fwd_group *g;
+    uint32_t tag;
+    if (!port_ok) {
+        reply(c, REP_NOT_ALLOWED, "a port that connect_ports does not allow");
+        return -1;
+    }
+    if (gh_forward_blocked(f, &c->addr, c->user, c->host, strlen(c->host), &matched, &g, &tag)) {
+        reply(c, REP_NOT_ALLOWED, "a blocked domain");
+        return -1;
+    }
+    struct gh_dns *dns = gh_forward_dns(c->w, f);
+    const struct gh_dns_answer *hit = NULL;
+    int rc = dns != NULL ? gh_dns_resolve(dns, c->host, strlen(c->host), on_resolved, c, &c->q, &hit)
+                         : -ENOMEM;
+    if (rc < 0) {
+        reply(c, REP_FAIL, "no resolver");
+        return -1;
+    }
+    c->state = S_RESOLVING;
+    if (rc == 0)
+        on_resolved(c, hit);
+    return -1; /* the handshake is over: what follows is the tunnel's */
+}
+
+/* Bytes that came with the handshake go to the destination first. */
+static void
+keep_early_bytes(struct socks *c)
+{
+    if (c->hs_len == 0 || c->in != NULL || (c->in = gh_buf_get()) == NULL)
+        return;
+    memcpy(gh_buf_tail(c->in), c->hs, c->hs_len);
+    gh_buf_commit(c->in, c->hs_len);
+    c->hs_len = 0;
+}
+
+static void
+advance(struct socks *c)
+{
+    if (c->state == S_TUNNEL) {
+        keep_early_bytes(c);
+        struct gh_tunnel_end a = {&c->x, &c->in, &c->out, NULL};
+        struct gh_tunnel_end b = {&c->dx, &c->din, &c->dout, NULL};
+        if (gh_tunnel_pump(c->w, &a, &b) == GH_PUMP_ENDED)
+            sk_close(c);
+        else
+            gh_timer_after(c->w->loop, &c->timer, c->srv->pc.tunnel_idle_timeout_ms);
+        return;
+    }
+    if (c->state > S_REQUEST)
+        return; /* waiting for the resolver or the connect */
+    if (!read_hs(c)) {
+        sk_close(c);
+        return;
+    }
+    for (;;) {
+        int rc = c->state == S_GREETING ? greeting(c) : c->state == S_AUTH ? login(c) : request(c);
+        if (rc <= 0)
+            break;
+    }
+    if (c->state != S_CLOSED)
+        gh_xprt_watch_writes(c->w->loop, &c->x);
+}
+
+static void
+on_client(struct gh_io *io, uint32_t events)
+{
+    struct socks *c = gh_container_of(io, struct socks, x.io);
+    if (c->state == S_CLOSED)
+        return;
+    gh_xprt_on_events(&c->x, events);
+    advance(c);
+}
+
+static void
+on_timer(struct gh_timer *t)
+{
+    struct socks *c = gh_container_of(t, struct socks, timer);
+    if (c->state == S_CONNECTING) {
+        gh_xprt_close(&c->dx);
+        try_next(c);
+        return;
+    }
+    sk_close(c); /* a stalled handshake, or an idle tunnel */
+}
+
+/* ---- the protocol ---- */
+
+static void
+sk_accept(struct gh_worker *w, struct gh_lsock *ls, int fd, const struct sockaddr_storage *peer)
+{
+    const struct gh_config *cfg = w->cur->cfg;
+    const struct gh_listen_conf *lc =
+        ls->idx >= 0 && (uint32_t)ls->idx < cfg->n_listeners ? &cfg->listeners[ls->idx] : NULL;
+    struct socks *c = lc != NULL ? calloc(1, sizeof(*c)) : NULL;
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->addr.family = (uint8_t)peer->ss_family;
+    if (peer->ss_family == AF_INET) {
+        memcpy(c->addr.ip, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+        c->addr.port = ntohs(((const struct sockaddr_in *)peer)->sin_port);
+    } else {
+        memcpy(c->addr.ip, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+        c->addr.port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
+    }
+    gh_xprt_init(&c->x, fd, on_client, GH_XPRT_CAN_WRITE);
+    c->dx.io.fd = -1;
+    if (gh_phase_accept(w, &c->addr, lc) != GH_OK) {
+        gh_xprt_close(&c->x);
+        free(c);
+        return;
+    }
+    c->w = w;
+    c->wc = gh_wcfg_use(w->cur);
+    c->srv = lc->default_server;
+    c->timer.cb = on_timer;
+    if (c->srv->forward == NULL || gh_xprt_watch(w->loop, &c->x, EPOLLIN | EPOLLRDHUP) != 0) {
+        gh_phase_conn_closed(w, &c->addr);
+        gh_wcfg_drop(w, c->wc);
+        gh_xprt_close(&c->x);
+        free(c);
+        return;
+    }
+    gh_worker_session_add(w, &c->s, ls, &gh_socks5_proto);
+    gh_timer_after(w->loop, &c->timer, c->srv->client_header_timeout_ms);
+}
+
+static void
+sk_drain(struct gh_session *s)
+{
+    struct socks *c = gh_container_of(s, struct socks, s);
+    if (c->state < S_RESOLVING)
+        sk_close(c); /* a handshake; a tunnel runs on until it ends or the deadline */
+}
+
+static void
+sk_close_session(struct gh_session *s)
+{
+    sk_close(gh_container_of(s, struct socks, s));
+}
+
+const struct gh_proto gh_socks5_proto = {
+    .name = "socks5",
+    .conn_size = sizeof(struct socks),
+    .request_size = 0,
+    .accept = sk_accept,
+    .drain = sk_drain,
+    .close = sk_close_session,
+};
