@@ -354,8 +354,9 @@ request(struct socks *c)
     }
     struct gh_dns *dns = gh_forward_dns(c->w, f);
     const struct gh_dns_answer *hit = NULL;
-    int rc = dns != NULL ? gh_dns_resolve(dns, c->host, strlen(c->host), on_resolved, c, &c->q, &hit)
-                         : -ENOMEM;
+    int rc = dns != NULL
+                 ? gh_dns_resolve(dns, c->host, strlen(c->host), on_resolved, c, &c->q, &hit)
+                 : -ENOMEM;
     if (rc < 0) {
         reply(c, REP_FAIL, "no resolver");
         return -1;
