@@ -328,7 +328,10 @@ gh_exchange_end(struct gh_exchange *ex)
     gh_phase_done(ex);
     if (ex->src != NULL && ex->src->release != NULL)
         ex->src->release(ex);
-    gh_forward_release(ex); /* after the source: its attempt is done with the destination */
+    gh_forward_release(ex);     /* after the source: its attempt is done with the destination */
+    gh_pipe_put(ex->resp_pipe); /* a tunnel's (or a cut body's): closed if bytes are left */
+    gh_pipe_put(ex->req_pipe);
+    ex->resp_pipe = ex->req_pipe = NULL;
     gh_worker_head_put(ex->w, ex->kept, ex->kept_cap);
     ex->kept = NULL;
     ex->req = NULL;

@@ -106,6 +106,9 @@ struct gh_tunnel_end {
     struct gh_buf **in;  /* bytes received from this side and not yet relayed */
     struct gh_buf **out; /* bytes for this side it has not taken yet */
     uint64_t *sent;      /* grows by the bytes this side took (NULL: not counted) */
+    /* where the pipe for bytes going to this side is kept while it holds some (splice(2)
+     * between two plain sockets); NULL: bytes are copied */
+    struct gh_pipe **pipe;
 };
 
 /*

@@ -604,9 +604,10 @@ tunnel_advance(struct gh_conn *c)
 {
     struct gh_exchange *ex = &c->st->ex;
     /* what the client takes counts as sent to it ($bytes_sent, $body_bytes_sent) */
-    struct gh_tunnel_end a = {&c->x, &c->in, &c->out, &ex->bytes_out}, b = {0};
-    if (ex->src->tunnel_end == NULL || ex->src->tunnel_end(ex, &b) != 0 ||
-        gh_tunnel_pump(c->w, &a, &b) == GH_PUMP_ENDED) {
+    struct gh_tunnel_end a = {&c->x, &c->in, &c->out, &ex->bytes_out, &ex->resp_pipe}, b = {0};
+    bool ok = ex->src->tunnel_end != NULL && ex->src->tunnel_end(ex, &b) == 0;
+    b.pipe = &ex->req_pipe; /* the exchange's pipes carry the tunnel's bytes both ways */
+    if (!ok || gh_tunnel_pump(c->w, &a, &b) == GH_PUMP_ENDED) {
         gh_h1s_close(c); /* the log line is written as the exchange ends */
         return;
     }

@@ -46,6 +46,7 @@ struct socks {
     struct gh_xprt x, dx; /* the client, the destination */
     struct gh_timer timer;
     struct gh_buf *in, *out, *din, *dout;
+    struct gh_pipe *to_client, *to_dest; /* splice pipes while they hold bytes */
     struct gh_client_addr addr;
     struct gh_dns_query *q;
     struct gh_dns_answer a;
@@ -91,6 +92,9 @@ sk_close(struct socks *c)
     gh_buf_put(c->din);
     gh_buf_put(c->dout);
     c->in = c->out = c->din = c->dout = NULL;
+    gh_pipe_put(c->to_client);
+    gh_pipe_put(c->to_dest);
+    c->to_client = c->to_dest = NULL;
     gh_phase_conn_closed(c->w, &c->addr);
     gh_worker_session_remove(c->w, &c->s);
     gh_wcfg_drop(c->w, c->wc);
@@ -383,8 +387,8 @@ advance(struct socks *c)
 {
     if (c->state == S_TUNNEL) {
         keep_early_bytes(c);
-        struct gh_tunnel_end a = {&c->x, &c->in, &c->out, NULL};
-        struct gh_tunnel_end b = {&c->dx, &c->din, &c->dout, NULL};
+        struct gh_tunnel_end a = {&c->x, &c->in, &c->out, NULL, &c->to_client};
+        struct gh_tunnel_end b = {&c->dx, &c->din, &c->dout, NULL, &c->to_dest};
         if (gh_tunnel_pump(c->w, &a, &b) == GH_PUMP_ENDED)
             sk_close(c);
         else

@@ -10,11 +10,45 @@
 #include "proxy/exchange.h"
 #include "proxy/worker.h"
 
+/* Both sides plain and nothing kept in user space: the kernel moves the bytes (splice through
+ * a pipe, held only while it has bytes). Returns 1 progress, 0 blocked, -1 to copy instead. */
+static int
+splice_one(struct gh_tunnel_end *src, struct gh_tunnel_end *dst, int *err)
+{
+    if (dst->pipe == NULL || !gh_xprt_can_splice(src->x) || !gh_xprt_can_splice(dst->x) ||
+        (*src->in != NULL && gh_buf_len(*src->in) > 0) || *dst->out != NULL)
+        return -1;
+    struct gh_pipe *pp = *dst->pipe;
+    if (pp == NULL) {
+        if (!gh_xprt_is(src->x, GH_XPRT_CAN_READ) || gh_xprt_is(src->x, GH_XPRT_EOF))
+            return 0;
+        if ((pp = *dst->pipe = gh_pipe_get()) == NULL)
+            return -1;
+    }
+    uint64_t remaining = UINT64_MAX, in = 0, out = 0;
+    int e = 0;
+    enum gh_splice_rc rc = gh_xprt_splice_pump(pp, &remaining, src->x, dst->x, &in, &out, &e);
+    if (dst->sent != NULL)
+        *dst->sent += out;
+    if (rc == GH_SPLICE_IN_ERR || rc == GH_SPLICE_OUT_ERR)
+        *err = 1;
+    else if (rc == GH_SPLICE_IN_EOF)
+        gh_xprt_shutdown(dst->x);
+    if (pp->len == 0) { /* nothing held: back to the cache until bytes come again */
+        gh_pipe_put(pp);
+        *dst->pipe = NULL;
+    }
+    return in > 0 || out > 0 || rc == GH_SPLICE_IN_EOF;
+}
+
 /* Move what src has (kept input first, else one read) into dst. Returns 1 progress, 0 blocked;
  * *err set when a side broke. */
 static int
 pump_one(struct gh_worker *w, struct gh_tunnel_end *src, struct gh_tunnel_end *dst, int *err)
 {
+    int sp = splice_one(src, dst, err);
+    if (sp >= 0)
+        return sp;
     size_t queued = *dst->out != NULL ? gh_buf_len(*dst->out) : 0;
     int rc = gh_xprt_flush(dst->x, dst->out);
     if (dst->sent != NULL)
@@ -77,8 +111,9 @@ gh_tunnel_pump(struct gh_worker *w, struct gh_tunnel_end *a, struct gh_tunnel_en
         progress = pump_one(w, a, b, &err);
         progress |= pump_one(w, b, a, &err);
     } while (progress && !err);
+    bool piped = (a->pipe != NULL && *a->pipe != NULL) || (b->pipe != NULL && *b->pipe != NULL);
     if (err || (gh_xprt_is(a->x, GH_XPRT_EOF) && gh_xprt_is(b->x, GH_XPRT_EOF) && *a->out == NULL &&
-                *b->out == NULL))
+                *b->out == NULL && !piped))
         return GH_PUMP_ENDED;
     gh_xprt_watch_writes(w->loop, a->x);
     gh_xprt_watch_writes(w->loop, b->x);

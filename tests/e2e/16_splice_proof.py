@@ -178,4 +178,28 @@ def t():
           % moved)
 
 
+@test("a forward proxy's CONNECT tunnel between plain sockets moves its bytes by splice(2), both "
+      "ways")
+def t():
+    o = Origin()
+    gh = Gatehouse(lambda g: """threads 1;
+forward_proxy { listen 127.0.0.1:%d; allow_private_destinations on; connect_ports %d; }
+""" % (g.port, o.port))
+    st = Strace(gh.proc.pid, "splice", tmpdir())
+    with Conn(gh.port, timeout=60) as c:
+        c.send(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % o.port)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.sock.recv(1)
+        check(head.startswith(b"HTTP/1.1 200"), "tunnel open: %r" % head)
+        r = c.request("GET", "/bytes/%d" % DOWN)
+        eq(sha256(r.body), sha256(det_bytes(DOWN)), "download through the tunnel")
+        body = det_bytes(UP, seed=6)
+        r = c.request("POST", "/upload", body=body)
+        eq((r.json()["length"], r.json()["sha256"]), (UP, sha256(body)), "upload through it")
+    n, moved = splices(st.stop())
+    diag("%d splice calls moved %d bytes" % (n, moved))
+    check(moved >= 2 * (DOWN + UP), "both directions spliced (socket->pipe->socket): %d" % moved)
+
+
 run()
