@@ -491,23 +491,6 @@ gh_conf_find_route(const struct gh_server_conf *s, const char *path, size_t path
 
 /* ---- addresses ---- */
 
-static int
-parse_port(const char *s, size_t len, uint16_t *port)
-{
-    if (len == 0 || len > 5)
-        return -EINVAL;
-    uint32_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -EINVAL;
-        v = v * 10 + (uint32_t)(s[i] - '0');
-    }
-    if (v == 0 || v > 65535)
-        return -EINVAL;
-    *port = (uint16_t)v;
-    return 0;
-}
-
 int
 gh_conf_parse_addr(const char *text, size_t len, struct gh_addr *out)
 {
@@ -538,7 +521,7 @@ gh_conf_parse_addr(const char *text, size_t len, struct gh_addr *out)
     if (memchr(host, '\0', hlen) != NULL)
         return -EINVAL;
     uint16_t p;
-    if (parse_port(port, len - (size_t)(port - text), &p) != 0)
+    if (gh_parse_port(port, len - (size_t)(port - text), &p) != 0)
         return -EINVAL;
     if (v6) {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
@@ -643,7 +626,7 @@ gh_conf_addr_hint(const char *text, size_t len, const char *what, char *buf, siz
     const char *colon = memchr(text, ':', len);
     size_t hl = colon != NULL ? (size_t)(colon - text) : len;
     uint16_t port = 80;
-    if (colon != NULL && parse_port(colon + 1, len - hl - 1, &port) != 0)
+    if (colon != NULL && gh_parse_port(colon + 1, len - hl - 1, &port) != 0)
         return NULL;
     if (hl == 9 && gh_strncaseeq(text, "localhost", 9))
         return NULL;

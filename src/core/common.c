@@ -3,6 +3,7 @@
  */
 #include "core/common.h"
 
+#include <errno.h>
 #include <string.h>
 
 void
@@ -93,4 +94,21 @@ gh_strncaseeq(const char *a, const char *b, size_t n)
         if (gh_lower_tab[(unsigned char)a[i]] != gh_lower_tab[(unsigned char)b[i]])
             return 0;
     return 1;
+}
+
+int
+gh_parse_port(const char *s, size_t len, uint16_t *port)
+{
+    if (len == 0 || len > 5)
+        return -EINVAL;
+    uint32_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (uint32_t)(s[i] - '0');
+    }
+    if (v == 0 || v > 65535)
+        return -EINVAL;
+    *port = (uint16_t)v;
+    return 0;
 }

@@ -83,6 +83,9 @@ gh_lower(unsigned char c)
     return gh_lower_tab[c];
 }
 
+/* A decimal port 1..65535 in s[0..len) (digits only). 0, or -EINVAL. */
+int gh_parse_port(const char *s, size_t len, uint16_t *port);
+
 /* Case-insensitive compare of two byte ranges of the same length n. */
 int gh_strncaseeq(const char *a, const char *b, size_t n);
 

@@ -13,24 +13,6 @@ is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* A decimal port 1..65535 in s[0..len). */
-static int
-parse_port(const char *s, size_t len, uint16_t *port)
-{
-    if (len == 0 || len > 5)
-        return -EINVAL;
-    uint32_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -EINVAL;
-        v = v * 10 + (uint32_t)(s[i] - '0');
-    }
-    if (v == 0 || v > 65535)
-        return -EINVAL;
-    *port = (uint16_t)v;
-    return 0;
-}
-
 int
 gh_realip_parse_one(const char *s, size_t len, struct gh_realip_addr *out)
 {
@@ -50,7 +32,7 @@ gh_realip_parse_one(const char *s, size_t len, struct gh_realip_addr *out)
         host = s + 1;
         hlen = (size_t)(close - host);
         size_t after = len - (size_t)(close + 1 - s);
-        if (after > 0 && (close[1] != ':' || parse_port(close + 2, after - 1, &a.port) != 0))
+        if (after > 0 && (close[1] != ':' || gh_parse_port(close + 2, after - 1, &a.port) != 0))
             return -EINVAL;
         if (memchr(host, ':', hlen) == NULL) /* brackets are for IPv6 only */
             return -EINVAL;
@@ -58,7 +40,7 @@ gh_realip_parse_one(const char *s, size_t len, struct gh_realip_addr *out)
         const char *colon = memchr(s, ':', len);
         if (colon != NULL && memchr(colon + 1, ':', len - (size_t)(colon + 1 - s)) == NULL) {
             hlen = (size_t)(colon - s); /* one colon: IPv4 with a port */
-            if (parse_port(colon + 1, len - hlen - 1, &a.port) != 0)
+            if (gh_parse_port(colon + 1, len - hlen - 1, &a.port) != 0)
                 return -EINVAL;
         }
     }

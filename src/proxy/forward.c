@@ -314,21 +314,11 @@ parse_authority(const char *s, size_t n, struct fwd_tun *t)
             colon = s + i - 1;
             break;
         }
-    if (colon == NULL || colon == s || (size_t)(s + n - colon - 1) == 0 ||
-        (size_t)(s + n - colon - 1) > 5)
-        return false;
-    unsigned port = 0;
-    for (const char *p = colon + 1; p < s + n; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        port = port * 10 + (unsigned)(*p - '0');
-    }
-    size_t hl = (size_t)(colon - s);
-    if (port == 0 || port > 65535 || hl >= sizeof(t->host))
+    size_t hl = colon != NULL ? (size_t)(colon - s) : 0;
+    if (hl == 0 || hl >= sizeof(t->host) || gh_parse_port(colon + 1, n - hl - 1, &t->port) != 0)
         return false;
     memcpy(t->host, s, hl);
     t->host[hl] = '\0';
-    t->port = (uint16_t)port;
     return true;
 }
 
@@ -474,17 +464,14 @@ start_http(struct gh_exchange *ex, const struct gh_request *req)
         const char *c = memchr(h, ':', hl);
         colon = c != NULL ? (size_t)(c - h) : hl;
     }
-    unsigned port = colon == hl ? 80 : 0;
-    for (size_t i = colon + 1; i < hl; i++)
-        port =
-            h[i] >= '0' && h[i] <= '9' && port < 65536 ? port * 10 + (unsigned)(h[i] - '0') : 65536;
-    if (colon == 0 || colon >= sizeof(d->host) || port == 0 || port > 65535) {
+    d->port = 80;
+    if (colon == 0 || colon >= sizeof(d->host) ||
+        (colon < hl && gh_parse_port(h + colon + 1, hl - colon - 1, &d->port) != 0)) {
         ex->fail_reason = "the URL has no valid host and port";
         return 400;
     }
     memcpy(d->host, h, colon);
     d->host[colon] = '\0';
-    d->port = (uint16_t)port;
     struct gh_dns *dns = gh_forward_dns(ex->w, ex->srv->forward);
     if (dns == NULL) {
         ex->fail_reason = "no resolver";
