@@ -19,6 +19,7 @@
 
 #include "core/log.h"
 #include "net/dns.h"
+#include "net/race.h"
 #include "net/sock.h"
 #include "policy/cidr.h"
 #include "policy/domains.h"
@@ -33,13 +34,9 @@ struct fwd_tun {
     uint8_t kind; /* FWD_TUNNEL */
     struct gh_exchange *ex;
     struct gh_xprt x; /* to the destination */
-    struct gh_timer timer;
     struct gh_buf *in, *out;
     struct gh_dns_query *q;
-    struct gh_dns_answer a; /* the addresses, tried in order */
-    uint32_t next;          /* the next one to try */
-    uint32_t skipped;       /* private ones passed over */
-    int last_errno;
+    struct gh_race race; /* the connection attempts (happy eyeballs) */
     uint16_t port;
     bool connected;
     bool gone;     /* released: late events of this batch find it closed */
@@ -91,18 +88,6 @@ gh_forward_private(const struct sockaddr_storage *ss)
            b[0] == 0xff;                              /* multicast */
 }
 
-/* The address's port set to port; its length. */
-static socklen_t
-with_port(struct sockaddr_storage *ss, uint16_t port)
-{
-    if (ss->ss_family == AF_INET6) {
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-        return sizeof(struct sockaddr_in6);
-    }
-    ((struct sockaddr_in *)ss)->sin_port = htons(port);
-    return sizeof(struct sockaddr_in);
-}
-
 /* ---- resolvers ---- */
 
 struct gh_dns *
@@ -143,7 +128,17 @@ gh_forward_worker_free(struct gh_worker *w)
 
 /* ---- connecting ---- */
 
-static void try_next(struct fwd_tun *t);
+/* The addresses of a that may be reached (all, or the public ones) into out; their count. */
+uint32_t
+gh_forward_reachable(const struct gh_forward_conf *f, const struct gh_dns_answer *a,
+                     struct sockaddr_storage *out)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (f->allow_private || !gh_forward_private(&a->addr[i]))
+            out[n++] = a->addr[i];
+    return n;
+}
 
 static void
 fail(struct fwd_tun *t, int status, const char *why)
@@ -156,80 +151,37 @@ fail(struct fwd_tun *t, int status, const char *why)
 }
 
 static void
-close_dest(struct fwd_tun *t)
-{
-    gh_timer_stop(t->ex->w->loop, &t->timer);
-    if (t->x.io.fd >= 0)
-        gh_xprt_close(&t->x);
-}
-
-static void
 on_dest(struct gh_io *io, uint32_t events)
 {
     struct fwd_tun *t = gh_container_of(io, struct fwd_tun, x.io);
     if (t->gone)
         return;
     gh_xprt_on_events(&t->x, events);
-    if (!t->connected) {
-        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
-            return;
-        int err = gh_xprt_connect_error(&t->x);
-        if (err != 0) {
-            t->last_errno = err;
-            close_dest(t);
-            try_next(t);
-            return;
-        }
-        t->connected = true;
-        gh_timer_stop(t->ex->w->loop, &t->timer);
-        gh_xprt_set(&t->x, GH_XPRT_CAN_WRITE);
-    }
     t->ex->down->resume(t->ex);
 }
 
+/* The race's end: the tunnel's destination, or the answer that none could be reached. */
 static void
-on_timer(struct gh_timer *tm)
+on_raced(void *arg, int fd, int err, const struct sockaddr_storage *addr)
 {
-    struct fwd_tun *t = gh_container_of(tm, struct fwd_tun, timer);
-    if (t->gone || t->connected)
-        return;
-    t->last_errno = ETIMEDOUT;
-    close_dest(t);
-    try_next(t);
-}
-
-/* Connect to the next address that may be reached; fail when none is left. */
-static void
-try_next(struct fwd_tun *t)
-{
-    struct gh_exchange *ex = t->ex;
-    const struct gh_forward_conf *f = ex->srv->forward;
-    while (t->next < t->a.n) {
-        struct sockaddr_storage ss = t->a.addr[t->next++];
-        if (!f->allow_private && gh_forward_private(&ss)) {
-            t->skipped++;
-            continue;
-        }
-        socklen_t len = with_port(&ss, t->port);
-        int fd = gh_sock_connect((const struct sockaddr *)&ss, len);
-        if (fd < 0) {
-            t->last_errno = -fd;
-            continue;
-        }
-        gh_xprt_init(&t->x, fd, on_dest, 0);
-        if (gh_xprt_watch(ex->w->loop, &t->x, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
-            gh_xprt_close(&t->x);
-            continue;
-        }
-        gh_timer_after(ex->w->loop, &t->timer, ex->pc->connect_timeout_ms);
+    struct fwd_tun *t = arg;
+    (void)addr;
+    if (fd < 0) {
+        fail(t, err == ETIMEDOUT ? 504 : 502,
+             err == ETIMEDOUT ? "connecting to the destination timed out"
+                              : "cannot connect to the destination");
         return;
     }
-    if (t->skipped > 0 && t->skipped == t->a.n)
-        fail(t, 403, "the destination is a private address (allow_private_destinations is off)");
-    else if (t->last_errno == ETIMEDOUT)
-        fail(t, 504, "connecting to the destination timed out");
-    else
-        fail(t, 502, "cannot connect to the destination");
+    gh_xprt_init(&t->x, fd, on_dest, 0);
+    if (gh_xprt_watch(t->ex->w->loop, &t->x, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+        gh_xprt_close(&t->x);
+        fail(t, 502, "cannot watch the destination's socket");
+        return;
+    }
+    gh_xprt_set(&t->x, GH_XPRT_CAN_WRITE);
+    t->connected = true;
+    if (!t->starting)
+        t->ex->down->resume(t->ex);
 }
 
 static void
@@ -244,8 +196,15 @@ on_resolved(void *arg, const struct gh_dns_answer *a)
         fail(t, a->status == GH_DNS_TIMEOUT ? 504 : 502, why);
         return;
     }
-    t->a = *a;
-    try_next(t);
+    struct gh_exchange *ex = t->ex;
+    struct sockaddr_storage ok[GH_DNS_MAX_ADDRS];
+    uint32_t n = gh_forward_reachable(ex->srv->forward, a, ok);
+    if (n == 0) {
+        fail(t, 403, "the destination is a private address (allow_private_destinations is off)");
+        return;
+    }
+    gh_race_start(&t->race, ex->w->loop, ok, n, t->port, ex->pc->connect_timeout_ms, 0, on_raced,
+                  t);
 }
 
 /* ---- the source ---- */
@@ -297,7 +256,9 @@ tun_release(struct gh_exchange *ex)
         return;
     ex->fwd = NULL;
     gh_dns_cancel(t->q);
-    close_dest(t);
+    gh_race_cancel(&t->race);
+    if (t->x.io.fd >= 0)
+        gh_xprt_close(&t->x);
     gh_buf_put(t->in);
     gh_buf_put(t->out);
     t->gone = true;
@@ -351,7 +312,6 @@ start_connect(struct gh_exchange *ex, const struct gh_request *req)
     t->kind = FWD_TUNNEL;
     t->ex = ex;
     t->x.io.fd = -1;
-    t->timer.cb = on_timer;
     ex->fwd = t;
     ex->src = &src_connect;
     ex->flags |= GH_EX_CONNECT;
@@ -377,48 +337,111 @@ struct fwd_dest {
     struct gh_dns_query *q;
     struct gh_peer *peer;          /* a reference */
     struct gh_upstream_server srv; /* what ex->up.direct_srv points at */
+    struct gh_race race;           /* when no address has a pooled connection */
+    int fail_status;               /* a race lost while starting: answered by start_http */
+    const char *fail_why;
     uint16_t port;
     char host[GH_DNS_MAX_NAME + 1];
     char text[GH_DNS_MAX_NAME + 64]; /* "host (address:port)" for logs */
 };
 
-/* An answer for an HTTP destination: its peer, or a status to fail with (why in *why). */
+/* The destination is peer p (a reference, now d's) at ss: the origin source's stand-in. */
+static void
+dest_use(struct fwd_dest *d, struct gh_peer *p, const struct sockaddr_storage *ss)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    const void *a = ss->ss_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+    inet_ntop(ss->ss_family, a, ip, sizeof(ip));
+    snprintf(d->text, sizeof(d->text), ss->ss_family == AF_INET6 ? "%s ([%s]:%u)" : "%s (%s:%u)",
+             d->host, ip, d->port);
+    d->peer = p;
+    d->srv.addr.ss = *ss;
+    d->srv.addr.len = p->len;
+    d->srv.addr.text = d->text;
+    d->srv.weight = 1;
+    d->ex->up.direct = p;
+    d->ex->up.direct_srv = &d->srv;
+}
+
+static void dest_failed(struct fwd_dest *d, int status, const char *why);
+
+static void
+dest_raced(void *arg, int fd, int err, const struct sockaddr_storage *addr)
+{
+    struct fwd_dest *d = arg;
+    if (fd < 0) {
+        dest_failed(d, err == ETIMEDOUT ? 504 : 502,
+                    err == ETIMEDOUT ? "connecting to the destination timed out"
+                                     : "cannot connect to the destination");
+        return;
+    }
+    struct sockaddr_storage ss = *addr;
+    struct gh_peer *p = gh_peer_get(&d->ex->w->ups, &ss, gh_race_set_port(&ss, d->port), 0);
+    if (p == NULL) {
+        close(fd);
+        dest_failed(d, 503, "out of memory");
+        return;
+    }
+    dest_use(d, p, &ss);
+    d->ex->up.direct_fd = fd;
+    if (!d->starting && gh_origin_go(d->ex) != GH_PUMP_ENDED)
+        d->ex->down->resume(d->ex);
+}
+
+/* An answer for an HTTP destination: GH_OK with its peer set, GH_AGAIN while its addresses
+ * race, or a status to fail with (why in *why). An address with a pooled connection is taken
+ * at once; one address is left to the origin source to connect; several race. */
 static int
 dest_choose(struct fwd_dest *d, const struct gh_dns_answer *a, const char **why)
 {
-    const struct gh_forward_conf *f = d->ex->srv->forward;
     if (a->status != GH_DNS_OK) {
         *why = a->status == GH_DNS_TIMEOUT ? "cannot resolve the destination: timed out"
                                            : "cannot resolve the destination: not found";
         return a->status == GH_DNS_TIMEOUT ? 504 : 502;
     }
-    for (uint32_t i = 0; i < a->n; i++) {
-        struct sockaddr_storage ss = a->addr[i];
-        if (!f->allow_private && gh_forward_private(&ss))
-            continue;
-        socklen_t len = with_port(&ss, d->port);
-        d->peer = gh_peer_get(&d->ex->w->ups, &ss, len, 0);
-        if (d->peer == NULL) {
+    struct sockaddr_storage ok[GH_DNS_MAX_ADDRS];
+    uint32_t n = gh_forward_reachable(d->ex->srv->forward, a, ok);
+    if (n == 0) {
+        *why = "the destination is a private address (allow_private_destinations is off)";
+        return 403;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct gh_peer *p =
+            gh_peer_get(&d->ex->w->ups, &ok[i], gh_race_set_port(&ok[i], d->port), 0);
+        if (p == NULL) {
             *why = "out of memory";
             return 503;
         }
-        char ip[INET6_ADDRSTRLEN] = "?";
-        const void *p = ss.ss_family == AF_INET6
-                            ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                            : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-        inet_ntop(ss.ss_family, p, ip, sizeof(ip));
-        snprintf(d->text, sizeof(d->text), ss.ss_family == AF_INET6 ? "%s ([%s]:%u)" : "%s (%s:%u)",
-                 d->host, ip, d->port);
-        d->srv.addr.ss = ss;
-        d->srv.addr.len = len;
-        d->srv.addr.text = d->text;
-        d->srv.weight = 1;
-        d->ex->up.direct = d->peer;
-        d->ex->up.direct_srv = &d->srv;
-        return GH_OK;
+        if (p->n_idle > 0 || n == 1) {
+            dest_use(d, p, &ok[i]);
+            return GH_OK;
+        }
+        gh_peer_put(&d->ex->w->ups, p);
     }
-    *why = "the destination is a private address (allow_private_destinations is off)";
-    return 403;
+    gh_race_start(&d->race, d->ex->w->loop, ok, n, d->port, d->ex->pc->connect_timeout_ms, 0,
+                  dest_raced, d);
+    if (d->fail_status != 0) {
+        *why = d->fail_why;
+        return d->fail_status;
+    }
+    return d->peer != NULL ? GH_OK : GH_AGAIN;
+}
+
+static void
+dest_failed(struct fwd_dest *d, int status, const char *why)
+{
+    struct gh_exchange *ex = d->ex;
+    if (d->starting) { /* dest_choose's caller answers */
+        d->fail_status = status;
+        d->fail_why = why;
+        return;
+    }
+    gh_log_info("http://%s:%u: %s", d->host, d->port, why);
+    ex->up.ups = NULL; /* nothing was tried: the log names no upstream */
+    if (gh_exchange_fail(ex, status, why) != GH_PUMP_ENDED)
+        ex->down->resume(ex);
 }
 
 static void
@@ -428,12 +451,13 @@ on_dest_resolved(void *arg, const struct gh_dns_answer *a)
     struct gh_exchange *ex = d->ex;
     const char *why = NULL;
     d->q = NULL;
+    d->starting = true;
     int st = dest_choose(d, a, &why);
+    d->starting = false;
+    if (st == GH_AGAIN)
+        return;
     if (st != GH_OK) {
-        gh_log_info("http://%s:%u: %s", d->host, d->port, why);
-        ex->up.ups = NULL; /* nothing was tried: the log names no upstream */
-        if (gh_exchange_fail(ex, st, why) != GH_PUMP_ENDED)
-            ex->down->resume(ex);
+        dest_failed(d, st, why);
         return;
     }
     if (gh_origin_go(ex) != GH_PUMP_ENDED)
@@ -483,8 +507,10 @@ start_http(struct gh_exchange *ex, const struct gh_request *req)
         return 503;
     if (rc == 0) {
         const char *why = NULL;
+        d->starting = true;
         int st = dest_choose(d, hit, &why);
-        if (st != GH_OK) {
+        d->starting = false;
+        if (st != GH_OK && st != GH_AGAIN) {
             ex->fail_reason = why;
             return st;
         }
@@ -504,6 +530,10 @@ gh_forward_release(struct gh_exchange *ex)
     }
     ex->fwd = NULL;
     gh_dns_cancel(d->q);
+    gh_race_cancel(&d->race);
+    if (ex->up.direct_fd > 0)
+        close(ex->up.direct_fd);
+    ex->up.direct_fd = 0;
     ex->up.direct = NULL;
     ex->up.direct_srv = NULL;
     gh_peer_put(&ex->w->ups, d->peer);

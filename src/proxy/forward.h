@@ -24,6 +24,10 @@ struct sockaddr_storage;
 struct gh_dns *gh_forward_dns(struct gh_worker *w, const struct gh_forward_conf *f);
 /* loopback, private, link-local, ... (allow_private_destinations) */
 bool gh_forward_private(const struct sockaddr_storage *ss);
+/* the addresses of answer a that f lets a client reach, into out (GH_DNS_MAX_ADDRS); how many */
+struct gh_dns_answer;
+uint32_t gh_forward_reachable(const struct gh_forward_conf *f, const struct gh_dns_answer *a,
+                              struct sockaddr_storage *out);
 /* the group and domain rules: true when host is blocked for this client (what matched, in which
  * group (NULL: the block's own lists), the rule's tag for f->domain_rule_at) */
 bool gh_forward_blocked(const struct gh_forward_conf *f, const struct gh_client_addr *client,

@@ -20,6 +20,7 @@
 
 #include "core/log.h"
 #include "net/dns.h"
+#include "net/race.h"
 #include "net/sock.h"
 #include "policy/htpasswd.h"
 #include "proxy/forward.h"
@@ -49,8 +50,7 @@ struct socks {
     struct gh_pipe *to_client, *to_dest; /* splice pipes while they hold bytes */
     struct gh_client_addr addr;
     struct gh_dns_query *q;
-    struct gh_dns_answer a;
-    uint32_t next;
+    struct gh_race race; /* connecting (happy eyeballs) */
     uint8_t state;
     uint8_t hs[600]; /* the handshake's bytes so far */
     uint32_t hs_len;
@@ -82,6 +82,7 @@ sk_close(struct socks *c)
     c->state = S_CLOSED;
     gh_dns_cancel(c->q);
     c->q = NULL;
+    gh_race_cancel(&c->race);
     gh_timer_stop(c->w->loop, &c->timer);
     if (c->x.io.fd >= 0)
         gh_xprt_close(&c->x);
@@ -125,8 +126,6 @@ reply(struct socks *c, uint8_t rep, const char *why)
 
 /* ---- the destination ---- */
 
-static void try_next(struct socks *c);
-
 static void
 on_dest(struct gh_io *io, uint32_t events)
 {
@@ -134,56 +133,29 @@ on_dest(struct gh_io *io, uint32_t events)
     if (c->state == S_CLOSED)
         return;
     gh_xprt_on_events(&c->dx, events);
-    if (c->state == S_CONNECTING) {
-        if (!(events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
-            return;
-        if (gh_xprt_connect_error(&c->dx) != 0) {
-            gh_xprt_close(&c->dx);
-            try_next(c);
-            return;
-        }
-        gh_xprt_set(&c->dx, GH_XPRT_CAN_WRITE);
-        c->state = S_TUNNEL;
-        reply(c, REP_OK, NULL);
-        gh_timer_after(c->w->loop, &c->timer, c->srv->pc.tunnel_idle_timeout_ms);
-    }
     advance(c);
 }
 
+/* The race's end (net/race.h): the tunnel starts, or the client hears why not. */
 static void
-try_next(struct socks *c)
+on_raced(void *arg, int fd, int err, const struct sockaddr_storage *addr)
 {
-    while (c->next < c->a.n) {
-        struct sockaddr_storage ss = c->a.addr[c->next++];
-        if (!fwd(c)->allow_private && gh_forward_private(&ss))
-            continue;
-        socklen_t len;
-        if (ss.ss_family == AF_INET6) {
-            ((struct sockaddr_in6 *)&ss)->sin6_port = htons(c->port);
-            len = sizeof(struct sockaddr_in6);
-        } else {
-            ((struct sockaddr_in *)&ss)->sin_port = htons(c->port);
-            len = sizeof(struct sockaddr_in);
-        }
-        int fd = gh_sock_connect((const struct sockaddr *)&ss, len);
-        if (fd < 0)
-            continue;
-        gh_xprt_init(&c->dx, fd, on_dest, 0);
-        if (gh_xprt_watch(c->w->loop, &c->dx, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
-            gh_xprt_close(&c->dx);
-            continue;
-        }
-        c->state = S_CONNECTING;
-        gh_timer_after(c->w->loop, &c->timer, c->srv->pc.connect_timeout_ms);
+    struct socks *c = arg;
+    (void)addr;
+    if (fd < 0) {
+        reply(c, err == ETIMEDOUT ? REP_TTL : REP_REFUSED, "cannot connect to the destination");
         return;
     }
-    bool all_private = true;
-    for (uint32_t i = 0; i < c->a.n; i++)
-        all_private = all_private && gh_forward_private(&c->a.addr[i]);
-    if (!fwd(c)->allow_private && c->a.n > 0 && all_private)
-        reply(c, REP_NOT_ALLOWED, "a private destination");
-    else
-        reply(c, REP_REFUSED, "cannot connect to the destination");
+    gh_xprt_init(&c->dx, fd, on_dest, GH_XPRT_CAN_WRITE);
+    if (gh_xprt_watch(c->w->loop, &c->dx, EPOLLIN | EPOLLOUT | EPOLLRDHUP) != 0) {
+        gh_xprt_close(&c->dx);
+        reply(c, REP_FAIL, "cannot watch the destination's socket");
+        return;
+    }
+    c->state = S_TUNNEL;
+    reply(c, REP_OK, NULL);
+    gh_timer_after(c->w->loop, &c->timer, c->srv->pc.tunnel_idle_timeout_ms);
+    advance(c);
 }
 
 static void
@@ -196,9 +168,16 @@ on_resolved(void *arg, const struct gh_dns_answer *a)
               gh_dns_status_str(a->status));
         return;
     }
-    c->a = *a;
-    c->next = 0;
-    try_next(c);
+    struct sockaddr_storage ok[GH_DNS_MAX_ADDRS];
+    uint32_t n = gh_forward_reachable(fwd(c), a, ok);
+    if (n == 0) {
+        reply(c, REP_NOT_ALLOWED, "a private destination");
+        return;
+    }
+    c->state = S_CONNECTING;
+    gh_timer_stop(c->w->loop, &c->timer); /* the race has its own deadlines */
+    gh_race_start(&c->race, c->w->loop, ok, n, c->port, c->srv->pc.connect_timeout_ms, 0, on_raced,
+                  c);
 }
 
 /* ---- the handshake ---- */
@@ -424,11 +403,6 @@ static void
 on_timer(struct gh_timer *t)
 {
     struct socks *c = gh_container_of(t, struct socks, timer);
-    if (c->state == S_CONNECTING) {
-        gh_xprt_close(&c->dx);
-        try_next(c);
-        return;
-    }
     sk_close(c); /* a stalled handshake, or an idle tunnel */
 }
 

@@ -4,6 +4,7 @@
 #include "upstream/h1client.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "http/h1_write.h"
@@ -126,25 +127,17 @@ pool_take(struct gh_upstream_ctx *ctx, struct gh_peer *peer)
     return u;
 }
 
-int
-gh_upconn_open(struct gh_upstream_ctx *ctx, struct gh_peer *peer, const struct sockaddr_storage *ss,
-               socklen_t len, const struct gh_tls_client *tls, bool fresh,
-               const struct gh_upconn_params *p, const struct gh_upconn_ops *ops, void *owner,
-               struct gh_upconn **out)
+/* A new connection on fd (connecting, or connected already: either way its first EPOLLOUT
+ * completes the connect). Closes fd on failure. */
+static int
+conn_new(struct gh_upstream_ctx *ctx, struct gh_peer *peer, int fd, const struct gh_tls_client *tls,
+         const struct gh_upconn_params *p, const struct gh_upconn_ops *ops, void *owner,
+         struct gh_upconn **out)
 {
-    struct gh_upconn *u = fresh ? NULL : pool_take(ctx, peer);
-    if (u != NULL) {
-        attach(u, p, ops, owner);
-        *out = u;
-        return 0;
-    }
-    u = gh_freelist_get(&ctx->conn_fl);
-    if (u == NULL)
+    struct gh_upconn *u = gh_freelist_get(&ctx->conn_fl);
+    if (u == NULL) {
+        close(fd);
         return -ENOMEM;
-    int fd = gh_sock_connect((const struct sockaddr *)ss, len);
-    if (fd < 0) {
-        gh_freelist_put(&ctx->conn_fl, u);
-        return fd;
     }
     memset(u, 0, sizeof(*u));
     gh_xprt_init(&u->x, fd, on_io, 0);
@@ -171,6 +164,32 @@ gh_upconn_open(struct gh_upstream_ctx *ctx, struct gh_peer *peer, const struct s
     gh_timer_after(ctx->loop, &u->timer, p->connect_ms);
     *out = u;
     return 0;
+}
+
+int
+gh_upconn_open(struct gh_upstream_ctx *ctx, struct gh_peer *peer, const struct sockaddr_storage *ss,
+               socklen_t len, const struct gh_tls_client *tls, bool fresh,
+               const struct gh_upconn_params *p, const struct gh_upconn_ops *ops, void *owner,
+               struct gh_upconn **out)
+{
+    struct gh_upconn *u = fresh ? NULL : pool_take(ctx, peer);
+    if (u != NULL) {
+        attach(u, p, ops, owner);
+        *out = u;
+        return 0;
+    }
+    int fd = gh_sock_connect((const struct sockaddr *)ss, len);
+    if (fd < 0)
+        return fd;
+    return conn_new(ctx, peer, fd, tls, p, ops, owner, out);
+}
+
+int
+gh_upconn_adopt(struct gh_upstream_ctx *ctx, struct gh_peer *peer, int fd,
+                const struct gh_upconn_params *p, const struct gh_upconn_ops *ops, void *owner,
+                struct gh_upconn **out)
+{
+    return conn_new(ctx, peer, fd, NULL, p, ops, owner, out);
 }
 
 int

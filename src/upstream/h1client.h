@@ -159,6 +159,12 @@ int gh_upconn_open(struct gh_upstream_ctx *ctx, struct gh_peer *peer,
                    const struct gh_tls_client *tls, bool fresh, const struct gh_upconn_params *p,
                    const struct gh_upconn_ops *ops, void *owner, struct gh_upconn **out);
 
+/* A new connection to peer on fd, a socket already connected to it (a raced connect, see
+ * net/race.h), which it now owns (closed on failure). As gh_upconn_open otherwise. */
+int gh_upconn_adopt(struct gh_upstream_ctx *ctx, struct gh_peer *peer, int fd,
+                    const struct gh_upconn_params *p, const struct gh_upconn_ops *ops, void *owner,
+                    struct gh_upconn **out);
+
 /* After on_event while CONNECTING: 0 when connected (the state is ACTIVE then), else an errno. */
 int gh_upconn_connect_result(struct gh_upconn *u);
 

@@ -345,8 +345,14 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
         if (t->server < 64)
             t->tried |= 1ull << t->server;
         struct gh_peer *peer = t->direct != NULL ? t->direct : g->peer[k];
-        int rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh, params, ops,
+        int rc;
+        if (t->direct_fd > 0) { /* raced already (the forward proxy): connected */
+            rc = gh_upconn_adopt(g->ctx, peer, t->direct_fd, params, ops, owner, out);
+            t->direct_fd = 0;
+        } else {
+            rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh, params, ops,
                                 owner, out);
+        }
         if (rc == 0) {
             t->in_flight = true;
             t->t_start = gh_loop_now(g->ctx->loop);

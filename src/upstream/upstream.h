@@ -124,6 +124,7 @@ struct gh_ups_try {
      * drops) and its server entry stand in for the upstream's only server, a placeholder */
     struct gh_peer *direct;
     const struct gh_upstream_server *direct_srv;
+    int direct_fd; /* > 0: a socket already connected to direct, for the first attempt */
 };
 
 /* The server of the current attempt. */

@@ -76,6 +76,100 @@ def t():
     eq(r.returncode, 0, "curl exit (%s)" % r.stderr)
 
 
+class BlackHole:
+    """A listener on [::1]:port whose accept queue is full: connects to it are never answered
+    (the SYNs are dropped), as to an address whose route is black-holed."""
+
+    def __init__(self, port):
+        self.ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        self.ls.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        self.ls.bind(("::1", port))
+        self.ls.listen(0)
+        self.fill = []
+        for _ in range(2):  # the queue takes one (backlog 0 holds one); the next SYN is dropped
+            c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect(("::1", port))
+            except BlockingIOError:
+                pass
+            self.fill.append(c)
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.settimeout(0.5)
+        try:
+            probe.connect(("::1", port))
+            self.holds = False
+        except OSError:
+            self.holds = True
+        probe.close()
+
+    def diagnostics(self):
+        return []
+
+    def cleanup(self):
+        for c in self.fill:
+            c.close()
+        self.ls.close()
+
+
+def black_hole(port):
+    b = BlackHole(port)
+    from ghtest import _register
+    _register(b)
+    check(b.holds, "the black hole drops connects")
+    return b
+
+
+@test("happy eyeballs (RFC 8305): a name whose first address (IPv6) never answers is reached "
+      "through its second (IPv4) at once, by CONNECT, by HTTP in absolute form and by SOCKS5, "
+      "though connect_timeout is 60 s")
+def t():
+    o = origin_tls()
+    plain = Origin(name="plain").start()
+    from ghtest import _register
+    _register(plain)
+    black_hole(o.port)
+    black_hole(plain.port)
+    d = dns({"origin.test": ["::1", "127.0.0.1"]})
+    gh = Gatehouse(lambda g: """threads 1;
+error_log stderr info;
+access_log stderr;
+connect_timeout 60s;
+forward_proxy {
+    listen 127.0.0.1:%d;
+    listen 127.0.0.1:%d socks5;
+    resolver 127.0.0.1:%d;
+    connect_ports %d %d;
+    allow_private_destinations on;
+}
+""" % (g.ports[0], g.ports[1], d.port, o.port, plain.port), nports=2)
+    r = curl(curl_via(gh, "https://origin.test:%d/echo" % o.port), timeout=10)
+    eq(r.returncode, 0, "CONNECT (%s)" % r.stderr)
+    r = curl(curl_via(gh, "http://origin.test:%d/echo?a=1" % plain.port), timeout=10)
+    eq(r.returncode, 0, "HTTP (%s)" % r.stderr)
+    eq(json.loads(r.stdout)["target"], "/echo?a=1", "the origin got it")
+    r = curl(curl_via(gh, "http://origin.test:%d/echo?a=2" % plain.port), timeout=10)
+    eq(r.returncode, 0, "HTTP again (%s)" % r.stderr)
+    eq(len(plain.requests), 2, "two requests")
+    eq(plain.requests[1].conn, plain.requests[0].conn,
+       "the second went over the pooled connection the race won (no second race)")
+    r = curl(["--socks5-hostname", "127.0.0.1:%d" % gh.ports[1],
+              "http://origin.test:%d/echo?s=1" % plain.port], timeout=10)
+    eq(r.returncode, 0, "SOCKS5 (%s)" % r.stderr)
+
+
+@test("every address of a name refuses: 502 after trying them all (CONNECT and HTTP)")
+def t():
+    dead = free_port()
+    d = dns({"dead.test": ["::1", "127.0.0.1", "127.0.0.2"]})
+    gh = Gatehouse(fwd_conf(d, "connect_ports %d; allow_private_destinations on;" % dead))
+    _, r, _ = raw_exchange(gh.port, b"CONNECT dead.test:%d HTTP/1.1\r\nHost: dead.test\r\n\r\n"
+                           % dead)
+    check(r.startswith(b"HTTP/1.1 502"), "CONNECT: 502: %r" % r[:200])
+    r = curl(curl_via(gh, "http://dead.test:%d/" % dead, ["-w", "%{http_code}", "-o", "/dev/null"]))
+    eq(r.stdout, b"502", "HTTP: 502")
+
+
 @test("3 MB both ways through a CONNECT tunnel, intact")
 def t():
     o = origin_tls()
