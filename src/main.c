@@ -31,7 +31,7 @@ static const char embedded_default[] =
     "# Gatehouse embedded default: a status answer on 127.0.0.1:9901, and a forward proxy on\n"
     "# 127.0.0.1:3128 (public destinations only, CONNECT to port 443).\n"
     "threads auto;\n"
-    "access_log stderr combined;\n"
+    "access_log stderr forward;\n"
     "server {\n"
     "    listen 127.0.0.1:9901;\n"
     "    route / { return 200 \"Gatehouse " GH_VERSION " is running.\\n"
@@ -332,7 +332,7 @@ forward_proxy_args(int argc, char **argv, struct source *src)
     snprintf(src->text, len,
              "threads %s;\naccess_log %s;\nforward_proxy {\n%s%s%s%s%s%s%s    "
              "allow_private_destinations %s;\n}\n",
-             threads, access_log ? "stderr combined" : "off", listen,
+             threads, access_log ? "stderr forward" : "off", listen,
              resolvers[0] ? "    resolver" : "", resolvers, resolvers[0] ? ";\n" : "",
              ports[0] ? "    connect_ports" : "", ports, ports[0] ? ";\n" : "",
              allow_private ? "on" : "off");

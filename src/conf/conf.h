@@ -310,7 +310,7 @@ struct gh_listen_conf {
     uint32_t n_names;
 };
 
-enum gh_log_format { GH_LOG_COMBINED = 0, GH_LOG_JSON, GH_LOG_CUSTOM };
+enum gh_log_format { GH_LOG_COMBINED = 0, GH_LOG_JSON, GH_LOG_FORWARD, GH_LOG_CUSTOM };
 /* How a log_format writes variable values: escape=default (nginx's \xXX), json, none. */
 enum gh_log_escape { GH_LOG_ESC_DEFAULT = 0, GH_LOG_ESC_JSON, GH_LOG_ESC_NONE };
 enum gh_log_level { GH_LOG_ERROR = 0, GH_LOG_WARN, GH_LOG_INFO, GH_LOG_DEBUG };

@@ -324,6 +324,8 @@ on_access_log(struct build *b, struct blk *k, const struct cnode *n)
             cfg->access_log_format = GH_LOG_COMBINED;
         else if (conf_tok_is(f, "json"))
             cfg->access_log_format = GH_LOG_JSON;
+        else if (conf_tok_is(f, "forward"))
+            cfg->access_log_format = GH_LOG_FORWARD;
         else
             b->log_named = f; /* a log_format, found once every one is known */
     }
@@ -335,7 +337,8 @@ on_log_format(struct build *b, struct blk *k, const struct cnode *n)
 {
     (void)k;
     const struct conf_tok *name = &n->args[0];
-    if (conf_tok_is(name, "combined") || conf_tok_is(name, "json")) {
+    if (conf_tok_is(name, "combined") || conf_tok_is(name, "json") ||
+        conf_tok_is(name, "forward")) {
         conf_err(b->st, &name->pos, "'%s' is a built-in log format: choose another name",
                  conf_show_tok(b, name));
         return;
@@ -395,10 +398,11 @@ resolve_log_format(struct build *b)
     const struct conf_tok *t = b->log_named;
     if (t == NULL || !b->cfg->access_log_on)
         return;
-    const char **names = gh_arena_alloc(b->arena, (b->log_formats.n + 2) * sizeof(*names));
+    const char **names = gh_arena_alloc(b->arena, (b->log_formats.n + 3) * sizeof(*names));
     uint32_t nn = 0;
     names[nn++] = "combined";
     names[nn++] = "json";
+    names[nn++] = "forward";
     for (uint32_t i = 0; i < b->log_formats.n; i++) {
         const struct plogfmt *f = b->log_formats.v[i];
         if (strcmp(f->name, t->text) == 0) {
@@ -409,7 +413,8 @@ resolve_log_format(struct build *b)
         }
         names[nn++] = f->name;
     }
-    conf_err(b->st, &t->pos, "unknown access_log format '%s' (combined, json, or a log_format)%s",
+    conf_err(b->st, &t->pos,
+             "unknown access_log format '%s' (combined, json, forward, or a log_format)%s",
              conf_show_tok(b, t), suggest(b, t->text, t->len, names, nn));
 }
 

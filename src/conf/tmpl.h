@@ -69,6 +69,10 @@
     X(SSL_SESSION_REUSED, "ssl_session_reused", GH_VA_REQ, 0)                                      \
     X(SSL_CLIENT_S_DN, "ssl_client_s_dn", GH_VA_REQ, 0)                                            \
     X(SSL_CLIENT_VERIFY, "ssl_client_verify", GH_VA_REQ, 0)                                        \
+    X(PROXY_VERDICT, "proxy_verdict", GH_VA_LOG, 0)                                                \
+    X(PROXY_GROUP, "proxy_group", GH_VA_LOG, 0)                                                    \
+    X(PROXY_DEST, "proxy_dest", GH_VA_LOG, 1)                                                      \
+    X(TUNNEL_BYTES_SENT, "tunnel_bytes_sent", GH_VA_LOG, 0)                                        \
     X(HTTP_, "http_", GH_VA_REQ, 1)                                                                \
     X(ARG_, "arg_", GH_VA_REQ, 1)                                                                  \
     X(COOKIE_, "cookie_", GH_VA_REQ, 1)

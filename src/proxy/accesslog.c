@@ -137,10 +137,41 @@ static const struct gh_tmpl_part combined_parts[] = {
     {"user-agent", 10, GH_VAR_HTTP_},
     LIT("\"\n"),
 };
+/* forward: $remote_addr $remote_user [$time_local] "$request" $status $proxy_verdict
+ * $proxy_group $proxy_dest $body_bytes_sent $tunnel_bytes_sent $request_time "$http_user_agent":
+ * who, as which group, went where, what the proxy made of it, and the bytes each way */
+static const struct gh_tmpl_part forward_parts[] = {
+    VAR(REMOTE_ADDR),
+    LIT(" "),
+    VAR(REMOTE_USER),
+    LIT(" ["),
+    VAR(TIME_LOCAL),
+    LIT("] \""),
+    VAR(REQUEST),
+    LIT("\" "),
+    VAR(STATUS),
+    LIT(" "),
+    VAR(PROXY_VERDICT),
+    LIT(" "),
+    VAR(PROXY_GROUP),
+    LIT(" "),
+    VAR(PROXY_DEST),
+    LIT(" "),
+    VAR(BODY_BYTES_SENT),
+    LIT(" "),
+    VAR(TUNNEL_BYTES_SENT),
+    LIT(" "),
+    VAR(REQUEST_TIME),
+    LIT(" \""),
+    {"user-agent", 10, GH_VAR_HTTP_},
+    LIT("\"\n"),
+};
 #undef LIT
 #undef VAR
 static const struct gh_tmpl combined = {combined_parts, GH_ARRAY_LEN(combined_parts),
                                         GH_TMPL_REQ | GH_TMPL_VARS};
+static const struct gh_tmpl forward = {forward_parts, GH_ARRAY_LEN(forward_parts),
+                                       GH_TMPL_REQ | GH_TMPL_VARS};
 
 /* A time of the exchange in ms from its start, -1 when it did not happen. */
 static void
@@ -152,6 +183,22 @@ wr_ms(struct gh_wr *w, const char *key, uint64_t at, uint64_t start)
         return;
     }
     gh_wr_u64(w, at >= start ? at - start : 0);
+}
+
+/* The JSON line's keys for a forward proxy's request. */
+static void
+json_forward(struct gh_exchange *ex, struct gh_wr *w)
+{
+    GH_WR_LIT(w, ",\"remote_user\":\"");
+    gh_vars_put(ex, GH_VAR_REMOTE_USER, NULL, 0, w, GH_ESC_JSON);
+    GH_WR_LIT(w, "\",\"proxy_verdict\":\"");
+    gh_vars_put(ex, GH_VAR_PROXY_VERDICT, NULL, 0, w, GH_ESC_JSON);
+    GH_WR_LIT(w, "\",\"proxy_group\":\"");
+    gh_vars_put(ex, GH_VAR_PROXY_GROUP, NULL, 0, w, GH_ESC_JSON);
+    GH_WR_LIT(w, "\",\"proxy_dest\":\"");
+    gh_vars_put(ex, GH_VAR_PROXY_DEST, NULL, 0, w, GH_ESC_JSON);
+    GH_WR_LIT(w, "\",\"tunnel_bytes_sent\":");
+    gh_wr_u64(w, ex->tunnel_up);
 }
 
 /* The built-in JSON line (keys as in the docs; values escaped for JSON, UTF-8 kept). */
@@ -181,7 +228,10 @@ json_line(struct gh_exchange *ex, struct gh_wr *w)
     gh_vars_put(ex, GH_VAR_HTTP_, "user-agent", 10, w, GH_ESC_JSON);
     GH_WR_LIT(w, "\",\"referer\":\"");
     gh_vars_put(ex, GH_VAR_HTTP_, "referer", 7, w, GH_ESC_JSON);
-    GH_WR_LIT(w, "\",\"request_id\":\"");
+    GH_WR_LIT(w, "\"");
+    if (ex->fwd_verdict != GH_FWD_NONE)
+        json_forward(ex, w);
+    GH_WR_LIT(w, ",\"request_id\":\"");
     gh_vars_put(ex, GH_VAR_REQUEST_ID, NULL, 0, w, GH_ESC_JSON);
     GH_WR_LIT(w, "\"");
     wr_ms(w, ",\"t_headers_ms\":", ex->t_head, ex->t_start);
@@ -204,7 +254,8 @@ render(struct gh_exchange *ex, struct gh_wr *w)
         gh_vars_expand(cfg->access_log_tmpl, ex, w, esc[cfg->access_log_escape], NULL);
         GH_WR_LIT(w, "\n");
     } else {
-        gh_vars_expand(&combined, ex, w, GH_ESC_LOG, NULL);
+        gh_vars_expand(cfg->access_log_format == GH_LOG_FORWARD ? &forward : &combined, ex, w,
+                       GH_ESC_LOG, NULL);
     }
 }
 
@@ -264,5 +315,30 @@ gh_alog_rejected(struct gh_worker *w, const struct gh_client_addr *client,
     ex.head_bytes = head_bytes;
     ex.t_head = gh_loop_now(w->loop);
     ex.t_start = t_first ? t_first : ex.t_head;
+    write_line(&ex);
+}
+
+void
+gh_alog_tunnel(struct gh_worker *w, const struct gh_alog_tunnel *t)
+{
+    if (!w->cur->cfg->access_log_on)
+        return;
+    struct gh_exchange ex;
+    memset(&ex, 0, sizeof(ex));
+    ex.w = w;
+    ex.wc = w->cur;
+    ex.client = t->client;
+    ex.peer = t->client;
+    ex.listener = t->listener;
+    ex.raw_line = t->line;
+    ex.raw_line_len = (uint32_t)t->line_len;
+    ex.user = t->user;
+    ex.user_len = t->user != NULL ? (uint32_t)strlen(t->user) : 0;
+    ex.fwd_group = t->group;
+    ex.fwd_verdict = t->verdict;
+    ex.status = (uint16_t)t->status;
+    ex.bytes_out = t->bytes_down;
+    ex.tunnel_up = t->bytes_up;
+    ex.t_head = ex.t_start = t->t_start;
     write_line(&ex);
 }

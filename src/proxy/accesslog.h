@@ -40,6 +40,21 @@ void gh_alog_rejected(struct gh_worker *w, const struct gh_client_addr *client,
                       const struct gh_listen_conf *lc, int status, const char *p, size_t n,
                       uint64_t t_first, uint64_t bytes_out, uint32_t head_bytes);
 
+/* A tunnel that no HTTP request made (SOCKS5): its line, as a CONNECT's. */
+struct gh_alog_tunnel {
+    const struct gh_client_addr *client;
+    const struct gh_listen_conf *listener;
+    const char *line; /* "CONNECT host:port SOCKS5" */
+    size_t line_len;
+    const char *user; /* the login, or NULL */
+    const char *group;
+    uint8_t verdict;               /* enum gh_fwd_verdict */
+    int status;                    /* the HTTP status that says the same as the SOCKS reply */
+    uint64_t bytes_down, bytes_up; /* to the client, to the destination */
+    uint64_t t_start;
+};
+void gh_alog_tunnel(struct gh_worker *w, const struct gh_alog_tunnel *t);
+
 /* Write this thread's buffered lines (at batch end). */
 void gh_alog_flush(struct gh_worker *w);
 

@@ -216,6 +216,15 @@ struct gh_gen {
     bool html; /* body is HTML (a page from a file), not text */
 };
 
+/* What the forward proxy made of a request ($proxy_verdict). */
+enum gh_fwd_verdict {
+    GH_FWD_NONE = 0,    /* not a forward proxy's request */
+    GH_FWD_ALLOWED,     /* relayed (or tried to: the status tells how that went) */
+    GH_FWD_BLOCKED,     /* a domain rule blocked it */
+    GH_FWD_AUTH_FAILED, /* no login, or a wrong one */
+    GH_FWD_DENIED,      /* a port outside connect_ports, a private destination, a bad request */
+};
+
 struct gh_exchange {
     const struct gh_downstream_ops *down;
     const struct gh_source_ops *src;
@@ -257,6 +266,9 @@ struct gh_exchange {
     struct gh_pipe *resp_pipe; /* response body moving by splice(2) */
     struct gh_pipe *req_pipe;  /* request body moving by splice(2) */
     void *fwd;                 /* the forward proxy's destination (forward.c) */
+    const char *fwd_group;     /* $proxy_group: the forward proxy group of the client, or NULL */
+    uint64_t tunnel_up;        /* $tunnel_bytes_sent: bytes a tunnel delivered to the far end */
+    uint8_t fwd_verdict;       /* $proxy_verdict: enum gh_fwd_verdict */
     /* a generated answer */
     struct gh_gen gen;
     struct gh_buf *gen_buf; /* its body and Location when they had variables */

@@ -146,6 +146,8 @@ fail(struct fwd_tun *t, int status, const char *why)
     struct gh_exchange *ex = t->ex;
     bool async = !t->starting;
     gh_log_info("CONNECT %s:%u: %s", t->host, t->port, why);
+    if (status == 403)
+        ex->fwd_verdict = GH_FWD_DENIED; /* a private destination */
     if (gh_exchange_fail(ex, status, why) != GH_PUMP_ENDED && async)
         ex->down->resume(ex); /* from the loop (DNS, connect): the answer must be driven */
 }
@@ -238,6 +240,7 @@ tun_end(struct gh_exchange *ex, struct gh_tunnel_end *end)
     end->x = &t->x;
     end->in = &t->in;
     end->out = &t->out;
+    end->sent = &ex->tunnel_up;
     return 0;
 }
 
@@ -301,6 +304,7 @@ start_connect(struct gh_exchange *ex, const struct gh_request *req)
     if (!port_ok) {
         free(t);
         ex->fail_reason = "CONNECT to a port that connect_ports does not allow";
+        ex->fwd_verdict = GH_FWD_DENIED;
         return 403;
     }
     struct gh_dns *dns = gh_forward_dns(ex->w, f);
@@ -405,6 +409,7 @@ dest_choose(struct fwd_dest *d, const struct gh_dns_answer *a, const char **why)
     uint32_t n = gh_forward_reachable(d->ex->srv->forward, a, ok);
     if (n == 0) {
         *why = "the destination is a private address (allow_private_destinations is off)";
+        d->ex->fwd_verdict = GH_FWD_DENIED;
         return 403;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -578,14 +583,14 @@ same_client(const struct fail_slot *f, const struct gh_client_addr *a)
     return f->family == a->family && memcmp(f->ip, a->ip, 16) == 0;
 }
 
-static void
-note_failure(struct gh_exchange *ex)
+void
+gh_forward_login_failed(struct gh_worker *w, const struct gh_client_addr *a)
 {
-    struct fail_slot *f = fail_slot(ex->client);
-    uint64_t now = gh_loop_now(ex->w->loop);
-    if (!same_client(f, ex->client) || now - f->since > FAIL_WINDOW_MS) {
-        f->family = ex->client->family;
-        memcpy(f->ip, ex->client->ip, 16);
+    struct fail_slot *f = fail_slot(a);
+    uint64_t now = gh_loop_now(w->loop);
+    if (!same_client(f, a) || now - f->since > FAIL_WINDOW_MS) {
+        f->family = a->family;
+        memcpy(f->ip, a->ip, 16);
         f->fails = 0;
         f->since = now;
     }
@@ -593,12 +598,12 @@ note_failure(struct gh_exchange *ex)
         f->fails++;
 }
 
-static bool
-failing_too_often(struct gh_exchange *ex)
+bool
+gh_forward_login_throttled(struct gh_worker *w, const struct gh_client_addr *a)
 {
-    const struct fail_slot *f = fail_slot(ex->client);
-    return same_client(f, ex->client) && f->fails >= FAIL_MAX &&
-           gh_loop_now(ex->w->loop) - f->since <= FAIL_WINDOW_MS;
+    const struct fail_slot *f = fail_slot(a);
+    return same_client(f, a) && f->fails >= FAIL_MAX &&
+           gh_loop_now(w->loop) - f->since <= FAIL_WINDOW_MS;
 }
 
 /* 407 with the challenge: the client is to (re)send its login. */
@@ -612,6 +617,7 @@ challenge(struct gh_exchange *ex, const char *why)
         snprintf(ip, sizeof(ip), "-");
     gh_log_info("client %s: 407: %s", ip, why);
     ex->fail_reason = why;
+    ex->fwd_verdict = GH_FWD_AUTH_FAILED;
     gh_respond(ex, 407, &g);
     return GH_DECLINED;
 }
@@ -667,7 +673,8 @@ authenticate(struct gh_exchange *ex, const struct gh_request *req)
     const struct gh_forward_conf *f = ex->srv->forward;
     if (f->auth == NULL)
         return GH_OK;
-    if (failing_too_often(ex)) {
+    if (gh_forward_login_throttled(ex->w, ex->client)) {
+        ex->fwd_verdict = GH_FWD_AUTH_FAILED;
         ex->fail_reason = "too many failed logins from this address";
         struct gh_gen g = {.retry_after = 60};
         gh_respond(ex, 429, &g);
@@ -680,7 +687,7 @@ authenticate(struct gh_exchange *ex, const struct gh_request *req)
     if (pa == NULL)
         return challenge(ex, "login needed (no Proxy-Authorization)");
     if (!check_login(ex, pa->value, pa->value_len)) {
-        note_failure(ex);
+        gh_forward_login_failed(ex->w, ex->client);
         return challenge(ex, "login refused");
     }
     return GH_OK;
@@ -743,8 +750,11 @@ domain_rules(struct gh_exchange *ex, const char *host, size_t len)
     const struct gh_fwd_group *g;
     uint32_t tag;
     const char *matched;
-    if (!gh_forward_blocked(f, ex->client, ex->user, host, len, &matched, &g, &tag))
+    bool blocked = gh_forward_blocked(f, ex->client, ex->user, host, len, &matched, &g, &tag);
+    ex->fwd_group = g != NULL ? g->name : NULL;
+    if (!blocked)
         return GH_OK;
+    ex->fwd_verdict = GH_FWD_BLOCKED;
     char page[512];
     int hl = (int)(len > 253 ? 253 : len);
     int n =
@@ -791,6 +801,7 @@ gh_forward_routed(struct gh_exchange *ex, const struct gh_request *req)
     int arc = authenticate(ex, req);
     if (arc != GH_OK)
         return arc;
+    ex->fwd_verdict = GH_FWD_ALLOWED;
     const char *host;
     size_t hl = dest_host(req, &host);
     if (hl > 0 && (req->method_id == GH_METHOD_CONNECT || req->target_form == GH_TARGET_ABSOLUTE)) {
@@ -803,5 +814,6 @@ gh_forward_routed(struct gh_exchange *ex, const struct gh_request *req)
     if (req->target_form == GH_TARGET_ABSOLUTE)
         return start_http(ex, req);
     ex->fail_reason = "a forward proxy takes absolute URLs (http://host/path) or CONNECT";
+    ex->fwd_verdict = GH_FWD_DENIED;
     return 400;
 }

@@ -28,6 +28,9 @@ bool gh_forward_private(const struct sockaddr_storage *ss);
 struct gh_dns_answer;
 uint32_t gh_forward_reachable(const struct gh_forward_conf *f, const struct gh_dns_answer *a,
                               struct sockaddr_storage *out);
+/* failed logins per client address (per thread): count one; too many lately (10 a minute)? */
+void gh_forward_login_failed(struct gh_worker *w, const struct gh_client_addr *a);
+bool gh_forward_login_throttled(struct gh_worker *w, const struct gh_client_addr *a);
 /* the group and domain rules: true when host is blocked for this client (what matched, in which
  * group (NULL: the block's own lists), the rule's tag for f->domain_rule_at) */
 bool gh_forward_blocked(const struct gh_forward_conf *f, const struct gh_client_addr *client,

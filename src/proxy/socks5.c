@@ -23,6 +23,7 @@
 #include "net/race.h"
 #include "net/sock.h"
 #include "policy/htpasswd.h"
+#include "proxy/accesslog.h"
 #include "proxy/forward.h"
 #include "proxy/phase.h"
 #include "proxy/worker.h"
@@ -44,6 +45,7 @@ struct socks {
     struct gh_worker *w;
     struct gh_wcfg *wc; /* the generation it started on */
     const struct gh_server_conf *srv;
+    const struct gh_listen_conf *lc;
     struct gh_xprt x, dx; /* the client, the destination */
     struct gh_timer timer;
     struct gh_buf *in, *out, *din, *dout;
@@ -55,6 +57,10 @@ struct socks {
     uint8_t hs[600]; /* the handshake's bytes so far */
     uint32_t hs_len;
     const char *user;
+    const char *group; /* the forward proxy group the client fell in (for the log) */
+    uint64_t t_start, bytes_down, bytes_up;
+    int status;      /* what the line says: set when a request or a login was answered */
+    uint8_t verdict; /* enum gh_fwd_verdict */
     uint16_t port;
     char host[GH_DNS_MAX_NAME + 1];
 };
@@ -74,11 +80,34 @@ sk_free(void *ctx, void *obj)
     free(obj);
 }
 
+/* The access log's line for a request or a login that was answered. */
+static void
+log_line(struct socks *c)
+{
+    char line[GH_DNS_MAX_NAME + 32];
+    int n = snprintf(line, sizeof(line), c->host[0] ? "CONNECT %s:%u SOCKS5" : "LOGIN SOCKS5",
+                     c->host, c->port);
+    struct gh_alog_tunnel t = {.client = &c->addr,
+                               .listener = c->lc,
+                               .line = line,
+                               .line_len = (size_t)n,
+                               .user = c->user,
+                               .group = c->group,
+                               .verdict = c->verdict,
+                               .status = c->status,
+                               .bytes_down = c->bytes_down,
+                               .bytes_up = c->bytes_up,
+                               .t_start = c->t_start};
+    gh_alog_tunnel(c->w, &t);
+}
+
 static void
 sk_close(struct socks *c)
 {
     if (c->state == S_CLOSED)
         return;
+    if (c->status != 0)
+        log_line(c);
     c->state = S_CLOSED;
     gh_dns_cancel(c->q);
     c->q = NULL;
@@ -110,12 +139,35 @@ reply_raw(struct socks *c, const uint8_t *p, size_t n)
     (void)gh_xprt_sendv(&c->x, &iov, 1, n);
 }
 
+/* The HTTP status a SOCKS reply code says the same as (for the log). */
+static int
+rep_status(uint8_t rep)
+{
+    switch (rep) {
+    case REP_OK:
+        return 200;
+    case REP_NOT_ALLOWED:
+        return 403;
+    case REP_TTL:
+        return 504;
+    case REP_CMD:
+        return 405;
+    case REP_ATYP:
+        return 400;
+    default:
+        return 502;
+    }
+}
+
 /* The request's reply (RFC 1928 6), with BND.ADDR 0.0.0.0:0; a refusal closes. */
 static void
 reply(struct socks *c, uint8_t rep, const char *why)
 {
     uint8_t r[10] = {5, rep, 0, 1, 0, 0, 0, 0, 0, 0};
     reply_raw(c, r, sizeof(r));
+    c->status = rep_status(rep);
+    if (c->verdict == GH_FWD_NONE)
+        c->verdict = rep == REP_NOT_ALLOWED ? GH_FWD_DENIED : GH_FWD_ALLOWED;
     if (rep == REP_OK)
         return;
     char ip[64];
@@ -243,7 +295,8 @@ login(struct socks *c)
     if (c->hs_len < 3 + ul + pl)
         return 0;
     const char *canon = NULL;
-    bool ok = c->hs[0] == 1 && ul > 0 &&
+    bool throttled = gh_forward_login_throttled(c->w, &c->addr);
+    bool ok = c->hs[0] == 1 && ul > 0 && !throttled &&
               gh_htpasswd_check(fwd(c)->auth, (const char *)c->hs + 2, ul,
                                 (const char *)c->hs + 3 + ul, pl, &canon);
     memset(c->hs, 0, 3 + ul + pl); /* the password */
@@ -253,7 +306,12 @@ login(struct socks *c)
     if (!ok) {
         char ip[64];
         gh_client_ip_str(&c->addr, ip, sizeof(ip));
-        gh_log_info("socks5 client %s: login refused", ip);
+        gh_log_info("socks5 client %s: login refused%s", ip,
+                    throttled ? " (too many failed logins from this address)" : "");
+        if (!throttled)
+            gh_forward_login_failed(c->w, &c->addr);
+        c->status = throttled ? 429 : 407;
+        c->verdict = GH_FWD_AUTH_FAILED;
         sk_close(c);
         return -1;
     }
@@ -331,7 +389,11 @@ request(struct socks *c)
         reply(c, REP_NOT_ALLOWED, "a port that connect_ports does not allow");
         return -1;
     }
-    if (gh_forward_blocked(f, &c->addr, c->user, c->host, strlen(c->host), &matched, &g, &tag)) {
+    bool blocked =
+        gh_forward_blocked(f, &c->addr, c->user, c->host, strlen(c->host), &matched, &g, &tag);
+    c->group = g != NULL ? g->name : NULL;
+    if (blocked) {
+        c->verdict = GH_FWD_BLOCKED;
         reply(c, REP_NOT_ALLOWED, "a blocked domain");
         return -1;
     }
@@ -366,8 +428,8 @@ advance(struct socks *c)
 {
     if (c->state == S_TUNNEL) {
         keep_early_bytes(c);
-        struct gh_tunnel_end a = {&c->x, &c->in, &c->out, NULL, &c->to_client};
-        struct gh_tunnel_end b = {&c->dx, &c->din, &c->dout, NULL, &c->to_dest};
+        struct gh_tunnel_end a = {&c->x, &c->in, &c->out, &c->bytes_down, &c->to_client};
+        struct gh_tunnel_end b = {&c->dx, &c->din, &c->dout, &c->bytes_up, &c->to_dest};
         if (gh_tunnel_pump(c->w, &a, &b) == GH_PUMP_ENDED)
             sk_close(c);
         else
@@ -437,6 +499,8 @@ sk_accept(struct gh_worker *w, struct gh_lsock *ls, int fd, const struct sockadd
     c->w = w;
     c->wc = gh_wcfg_use(w->cur);
     c->srv = lc->default_server;
+    c->lc = lc;
+    c->t_start = gh_loop_now(w->loop);
     c->timer.cb = on_timer;
     if (c->srv->forward == NULL || gh_xprt_watch(w->loop, &c->x, EPOLLIN | EPOLLRDHUP) != 0) {
         gh_phase_conn_closed(w, &c->addr);

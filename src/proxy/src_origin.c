@@ -583,6 +583,7 @@ origin_tunnel_end(struct gh_exchange *ex, struct gh_tunnel_end *end)
     end->x = gh_upconn_xprt(u);
     end->in = &u->in;
     end->out = &u->out;
+    end->sent = &ex->tunnel_up;
     return 0;
 }
 

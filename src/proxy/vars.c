@@ -462,6 +462,48 @@ put_tls_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars
     gh_vars_escape(w, s, s != NULL ? strlen(s) : 0, esc);
 }
 
+/* The destination of a forward proxy's request: the CONNECT authority, the URL's host[:port], or
+ * for a line made without a request (SOCKS5) what follows "CONNECT " in its first line. */
+static void
+put_dest(struct gh_exchange *ex, struct gh_wr *w, enum gh_vars_esc esc)
+{
+    const struct gh_request *r = ex->req;
+    if (r != NULL && r->method_id == GH_METHOD_CONNECT)
+        gh_vars_escape(w, r->target, r->target_len, esc);
+    else if (r != NULL && r->target_form == GH_TARGET_ABSOLUTE && r->host != NULL)
+        gh_vars_escape(w, r->host, r->host_len, esc);
+    else if (r == NULL && ex->raw_line_len > 8 && memcmp(ex->raw_line, "CONNECT ", 8) == 0) {
+        const char *d = ex->raw_line + 8, *sp = memchr(d, ' ', ex->raw_line_len - 8);
+        gh_vars_escape(w, d, sp != NULL ? (size_t)(sp - d) : ex->raw_line_len - 8, esc);
+    } else
+        gh_vars_escape(w, "", 0, esc);
+}
+
+/* The forward proxy's variables: verdict, group, destination, bytes up a tunnel. */
+static bool
+put_forward_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars_esc esc)
+{
+    static const char *const verdicts[] = {"", "allowed", "blocked", "auth-failed", "denied"};
+    switch (v) {
+    case GH_VAR_PROXY_VERDICT: {
+        const char *s = verdicts[ex->fwd_verdict < 5 ? ex->fwd_verdict : 0];
+        gh_vars_escape(w, s, strlen(s), esc);
+        return true;
+    }
+    case GH_VAR_PROXY_GROUP:
+        gh_vars_escape(w, ex->fwd_group, ex->fwd_group != NULL ? strlen(ex->fwd_group) : 0, esc);
+        return true;
+    case GH_VAR_PROXY_DEST:
+        put_dest(ex, w, esc);
+        return true;
+    case GH_VAR_TUNNEL_BYTES_SENT:
+        put_u64(w, ex->tunnel_up, esc);
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* The variables of the exchange rather than of its request: id, clocks, status, upstream. */
 static void
 put_exchange_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars_esc esc)
@@ -524,7 +566,8 @@ put_exchange_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh
         put_up_time(ex, w, ex->t_up_done, esc);
         return;
     default:
-        put_tls_var(ex, v, w, esc);
+        if (!put_forward_var(ex, v, w, esc))
+            put_tls_var(ex, v, w, esc);
         break;
     }
 }

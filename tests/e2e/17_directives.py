@@ -275,7 +275,9 @@ def t():
     eq(http_get(9901, "/anything/else").status, 200, "every path")
     want = ["gh-worker-%d" % i for i in range(NCPU)]
     wait_until(lambda: worker_threads(gh.proc.pid) == want, 5, "worker threads %r" % want)
-    gh.wait_stderr(r'"GET / HTTP/1\.1" 200 ', 5)  # access_log stderr combined
+    gh.wait_stderr(r'"GET / HTTP/1\.1" 200 ', 5)  # access_log stderr forward
+    gh.wait_stderr(r'"GET http://127\.0\.0\.1:%d/echo HTTP/1\.1" 403 denied - 127\.0\.0\.1:%d '
+                   % (o.port, o.port), 5)
     check(gh.problem() is None, "clean stop")
     check(not port_accepts(9901), "port 9901 released")
 

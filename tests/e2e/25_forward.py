@@ -519,6 +519,90 @@ def t():
           in gh.stderr(), "logged with user and group")
 
 
+@test("access_log ... forward names for every request the user, the group, the destination, the "
+      "verdict (allowed, blocked, auth-failed, denied) and the bytes both ways; SOCKS5 tunnels and "
+      "refusals get lines too; the json format has the same keys")
+def t():
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)
+    o = Origin(name="plain")
+    tls = origin_tls()
+    d = dns({n: ["127.0.0.1"] for n in ("social.test", "site.test", "origin.test")})
+    users = users_file(tmpdir())
+    data = det_bytes(200000, seed=3)
+    up = os.path.join(tmpdir(), "up.bin")
+    with open(up, "wb") as f:
+        f.write(data)
+    for fmt in ("forward", "json"):
+        gh = Gatehouse(lambda g: """threads 1;
+error_log stderr info;
+access_log stderr %s;
+forward_proxy {
+    listen 127.0.0.1:%d;
+    listen 127.0.0.1:%d socks5;
+    resolver 127.0.0.1:%d;
+    allow_private_destinations on;
+    connect_ports %d %d;
+    auth basic %s;
+    group students {
+        clients 127.0.0.2;
+        block_domains social.test;
+    }
+}
+""" % (fmt, g.ports[0], g.ports[1], d.port, tls.port, o.port, users), nports=2)
+        hp, sp = gh.ports
+        via = ["-x", "http://alice:wonder@127.0.0.1:%d" % hp]
+        r = curl(["--interface", "127.0.0.2"] + via + ["http://site.test:%d/echo" % o.port])
+        eq(r.returncode, 0, "allowed (%s)" % r.stderr)
+        curl(["--interface", "127.0.0.2"] + via + ["http://social.test:%d/" % o.port])
+        curl(["-x", "http://alice:nope@127.0.0.1:%d" % hp, "http://site.test:%d/" % o.port])
+        curl(via + ["http://site.test:1/"])
+        r = curl(via + ["--cacert", pki().cert("ca"), "--data-binary", "@" + up,
+                        "https://origin.test:%d/upload" % tls.port])
+        eq(r.returncode, 0, "CONNECT upload (%s)" % r.stderr)
+        r = curl(["--socks5-hostname", "alice:wonder@127.0.0.1:%d" % sp,
+                  "http://site.test:%d/bytes/50000" % o.port])
+        eq(r.returncode, 0, "SOCKS5 (%s)" % r.stderr)
+        curl(["--socks5-hostname", "alice:bad@127.0.0.1:%d" % sp, "http://site.test:%d/" % o.port])
+        curl(["--interface", "127.0.0.2", "--socks5-hostname", "alice:wonder@127.0.0.1:%d" % sp,
+              "http://social.test:%d/" % o.port])
+        wait_until(lambda: gh.stderr().count("SOCKS5") >= 3, 5, "the SOCKS5 lines")
+        log = gh.stderr()
+        if fmt == "forward":
+            want = [
+                r'127\.0\.0\.2 alice \[[^]]+\] "GET http://site\.test:%d/echo HTTP/1\.1" 200 allowed '
+                r'students site\.test:%d \d+ 0 ' % (o.port, o.port),
+                r'127\.0\.0\.2 alice \[[^]]+\] "GET http://social\.test:%d/ HTTP/1\.1" 403 blocked '
+                r'students social\.test:%d ' % (o.port, o.port),
+                r'127\.0\.0\.1 - \[[^]]+\] "GET http://site\.test:%d/ HTTP/1\.1" 407 auth-failed - '
+                % o.port,
+                r'"CONNECT origin\.test:%d HTTP/1\.1" 200 allowed - origin\.test:%d \d+ (\d+) '
+                % (tls.port, tls.port),
+                r'127\.0\.0\.1 alice \[[^]]+\] "CONNECT site\.test:%d SOCKS5" 200 allowed - '
+                r'site\.test:%d (\d+) \d+ ' % (o.port, o.port),
+                r'127\.0\.0\.1 - \[[^]]+\] "LOGIN SOCKS5" 407 auth-failed ',
+                r'127\.0\.0\.2 alice \[[^]]+\] "CONNECT social\.test:%d SOCKS5" 403 blocked '
+                r'students social\.test:%d ' % (o.port, o.port),
+            ]
+            for w in want:
+                check(re.search(w, log), "a line like %s in:\n%s" % (w, log))
+            check(re.search(r'"GET http://site\.test:1/ HTTP/1\.1" 502 allowed', log) or
+                  re.search(r'"GET http://site\.test:1/ HTTP/1\.1" 502', log), "a failed connect: 502")
+            up_bytes = int(re.search(want[3], log).group(1))
+            check(up_bytes > len(data), "bytes up the CONNECT tunnel counted: %d" % up_bytes)
+            down = int(re.search(want[4], log).group(1))
+            check(down > 50000, "bytes down the SOCKS5 tunnel counted: %d" % down)
+        else:
+            lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
+            fwd = [x for x in lines if "proxy_verdict" in x]
+            verdicts = sorted(set(x["proxy_verdict"] for x in fwd))
+            eq(verdicts, ["allowed", "auth-failed", "blocked"], "verdicts in JSON")
+            blocked = [x for x in fwd if x["proxy_verdict"] == "blocked"]
+            check(all(x["proxy_group"] == "students" and x["remote_user"] == "alice"
+                      for x in blocked), "group and user: %r" % blocked)
+            check(any(x["tunnel_bytes_sent"] > len(data) for x in fwd), "tunnel bytes in JSON")
+
+
 @test("block_page FILE: the admin's HTML is the blocked answer (403, text/html)")
 def t():
     o = Origin(name="plain")
