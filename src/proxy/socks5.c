@@ -26,6 +26,7 @@
 #include "proxy/accesslog.h"
 #include "proxy/forward.h"
 #include "proxy/phase.h"
+#include "proxy/socks5_wire.h"
 #include "proxy/worker.h"
 
 enum { S_GREETING, S_AUTH, S_REQUEST, S_RESOLVING, S_CONNECTING, S_TUNNEL, S_CLOSED };
@@ -260,18 +261,16 @@ consume(struct socks *c, uint32_t n)
 static int
 greeting(struct socks *c)
 {
-    if (c->hs_len < 2)
+    uint8_t want = fwd(c)->auth != NULL ? 2 : 0; /* username/password, or none */
+    bool offered = false;
+    int n = gh_s5_greeting(c->hs, c->hs_len, want, &offered);
+    if (n == 0)
         return 0;
-    if (c->hs[0] != 5) {
+    if (n < 0) {
         sk_close(c);
         return -1;
     }
-    uint32_t n = 2u + c->hs[1];
-    if (c->hs_len < n)
-        return 0;
-    uint8_t want = fwd(c)->auth != NULL ? 2 : 0; /* username/password, or none */
-    bool offered = memchr(c->hs + 2, want, c->hs[1]) != NULL;
-    consume(c, n);
+    consume(c, (uint32_t)n);
     uint8_t r[2] = {5, offered ? want : 0xff};
     reply_raw(c, r, 2);
     if (!offered) {
@@ -286,21 +285,19 @@ greeting(struct socks *c)
 static int
 login(struct socks *c)
 {
-    if (c->hs_len < 2)
-        return 0;
-    uint32_t ul = c->hs[1];
-    if (c->hs_len < 3 + ul)
-        return 0;
-    uint32_t pl = c->hs[2 + ul];
-    if (c->hs_len < 3 + ul + pl)
+    struct gh_s5_login l = {0};
+    int n = gh_s5_login(c->hs, c->hs_len, &l);
+    if (n == 0)
         return 0;
     const char *canon = NULL;
     bool throttled = gh_forward_login_throttled(c->w, &c->addr);
-    bool ok = c->hs[0] == 1 && ul > 0 && !throttled &&
-              gh_htpasswd_check(fwd(c)->auth, (const char *)c->hs + 2, ul,
-                                (const char *)c->hs + 3 + ul, pl, &canon);
-    memset(c->hs, 0, 3 + ul + pl); /* the password */
-    consume(c, 3 + ul + pl);
+    bool ok = n > 0 && l.user_len > 0 && !throttled &&
+              gh_htpasswd_check(fwd(c)->auth, (const char *)l.user, l.user_len,
+                                (const char *)l.pass, l.pass_len, &canon);
+    if (n > 0) {
+        memset(c->hs, 0, (size_t)n); /* the password */
+        consume(c, (uint32_t)n);
+    }
     uint8_t r[2] = {1, ok ? 0 : 1};
     reply_raw(c, r, 2);
     if (!ok) {
@@ -320,61 +317,26 @@ login(struct socks *c)
     return 1;
 }
 
-/* The destination of a request (ATYP at hs[3]) into host/port: its length, 0 for more, -1. */
-static int
-dest(struct socks *c, struct gh_dns_answer *literal)
-{
-    uint32_t n;
-    memset(literal, 0, sizeof(*literal));
-    if (c->hs[3] == 1) { /* IPv4 */
-        n = 4 + 4 + 2;
-        if (c->hs_len < n)
-            return 0;
-        inet_ntop(AF_INET, c->hs + 4, c->host, sizeof(c->host));
-    } else if (c->hs[3] == 4) { /* IPv6 */
-        n = 4 + 16 + 2;
-        if (c->hs_len < n)
-            return 0;
-        inet_ntop(AF_INET6, c->hs + 4, c->host, sizeof(c->host));
-    } else if (c->hs[3] == 3) { /* a name */
-        if (c->hs_len < 5)
-            return 0;
-        uint32_t l = c->hs[4];
-        n = 5 + l + 2;
-        if (c->hs_len < n)
-            return 0;
-        if (l == 0)
-            return -1;
-        memcpy(c->host, c->hs + 5, l);
-        c->host[l] = '\0';
-    } else {
-        return -2;
-    }
-    c->port = (uint16_t)(c->hs[n - 2] << 8 | c->hs[n - 1]);
-    return (int)n;
-}
-
 /* VER CMD RSV ATYP DST.ADDR DST.PORT */
 static int
 request(struct socks *c)
 {
-    if (c->hs_len < 5)
+    struct gh_s5_request rq;
+    int n = gh_s5_request(c->hs, c->hs_len, &rq);
+    if (n == 0)
         return 0;
-    if (c->hs[0] != 5) {
+    if (n == GH_S5_EVERSION) {
         sk_close(c);
         return -1;
     }
-    struct gh_dns_answer lit;
-    int n = dest(c, &lit);
-    if (n == 0)
-        return 0;
-    if (n < 0) {
-        reply(c, n == -2 ? REP_ATYP : REP_FAIL, "a bad address");
+    if (n < 0 || strlen(rq.host) > GH_DNS_MAX_NAME) {
+        reply(c, n == GH_S5_EATYP ? REP_ATYP : REP_FAIL, "a bad address");
         return -1;
     }
-    uint8_t cmd = c->hs[1];
+    memcpy(c->host, rq.host, strlen(rq.host) + 1);
+    c->port = rq.port;
     consume(c, (uint32_t)n);
-    if (cmd != 1) {
+    if (rq.cmd != 1) {
         reply(c, REP_CMD, "only CONNECT is served");
         return -1;
     }

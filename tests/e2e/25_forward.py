@@ -680,6 +680,46 @@ forward_proxy {
         check(why in gh.stderr(), "logged: %s" % why)
 
 
+@test("SOCKS5 handshakes that are not right: a name with a control byte or a space gets a general "
+      "failure, an unknown address type 'not supported', BIND 'command not supported', SOCKS4 "
+      "is closed; nothing is resolved, and the log gets no raw control byte")
+def t():
+    d = dns({"site.test": ["127.0.0.1"]})
+    gh = Gatehouse(lambda g: """threads 1;
+error_log stderr info;
+access_log stderr forward;
+forward_proxy {
+    listen 127.0.0.1:%d socks5;
+    resolver 127.0.0.1:%d;
+}
+""" % (g.port, d.port))
+
+    def socks(req, greet=b"\x05\x01\x00"):
+        s = socket.create_connection(("127.0.0.1", gh.port), timeout=5)
+        s.sendall(greet + req)
+        got = b""
+        try:
+            while True:
+                b = s.recv(100)
+                if not b:
+                    break
+                got += b
+        except socket.timeout:
+            pass
+        s.close()
+        return got
+
+    eq(socks(b"\x05\x01\x00\x03\x04a\nb.\x01\xbb"), b"\x05\x00" + b"\x05\x01\x00\x01" + bytes(6),
+       "a control byte in the name: general failure")
+    eq(socks(b"\x05\x01\x00\x03\x03a b\x01\xbb")[2:4], b"\x05\x01", "a space: general failure")
+    eq(socks(b"\x05\x01\x00\x09abcd\x01\xbb")[2:4], b"\x05\x08", "address type not supported")
+    eq(socks(b"\x05\x02\x00\x03\x09site.test\x01\xbb")[2:4], b"\x05\x07",
+       "BIND: command not supported")
+    eq(socks(b"", b"\x04\x01\x01\xbb\x7f\x00\x00\x01\x00"), b"", "SOCKS4: closed")
+    eq(d.queries, {}, "nothing resolved")
+    check("a\nb" not in gh.stderr(), "no raw line feed from a client in the logs")
+
+
 @test("-t: forward proxy settings outside forward_proxy, reverse-proxy pieces inside it, a bad "
       "resolver address, a bad port")
 def t():
