@@ -203,12 +203,25 @@ struct gh_route {
 
 /* `group NAME { clients CIDR...; users NAME...; block_domains ...; allow_domains ...; }` in a
  * forward_proxy: who belongs (by address or login) and their own domain rules. */
+/* `block_urls REGEX ...;`: URL patterns refused (case-insensitive), tried in file order; tag
+ * indexes gh_forward_conf.domain_rule_at as a domain rule's does */
+struct gh_url_rule {
+    const struct pcre2_real_code_8 *re;
+    const char *text;
+    uint32_t tag;
+};
+struct gh_url_rules {
+    const struct gh_url_rule *v;
+    uint32_t n;
+};
+
 struct gh_fwd_group {
     const char *name;
     const struct gh_cidr_set *clients; /* policy/cidr.h; NULL: none by address */
     const char *const *users;          /* logins, sorted (strcmp) */
     uint32_t n_users;
     const struct gh_domains *block_domains, *allow_domains;
+    struct gh_url_rules block_urls;
 };
 
 /* `forward_proxy { }`: what a forward proxy's server block adds (docs/config.md). */
@@ -222,6 +235,7 @@ struct gh_forward_conf {
      * indexes domain_rule_at ("FILE:LINE" of the directive, for the log) */
     const struct gh_domains *block_domains;
     const struct gh_domains *allow_domains;
+    struct gh_url_rules block_urls;
     const char **domain_rule_at;
     bool anonymous; /* `anonymous on;` */
     /* `auth basic FILE [realm=TEXT];` the logins (policy/htpasswd.h; NULL: none) and the

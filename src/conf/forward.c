@@ -109,6 +109,26 @@ on_domains(struct build *b, struct psrv *s, const struct cnode *n, struct gh_dom
     }
 }
 
+/* `block_urls REGEX ...;`: added to r (an arena array, grown). */
+static void
+on_urls(struct build *b, struct psrv *s, const struct cnode *n, struct gh_url_rules *r)
+{
+    uint32_t tag = s->domain_rules.n;
+    conf_vec_push(b, &s->domain_rules,
+                  (void *)gh_arena_sprintf(b->arena, "%s:%u", n->name.pos.file, n->name.pos.line));
+    struct gh_url_rule *v = gh_arena_alloc(b->arena, (r->n + n->n_args) * sizeof(*v));
+    if (r->n > 0)
+        memcpy(v, r->v, r->n * sizeof(*v));
+    uint32_t k = r->n;
+    for (uint32_t i = 0; i < n->n_args; i++) {
+        const struct pcre2_real_code_8 *re = conf_regex(b->st, &n->args[i], "block_urls", true);
+        if (re != NULL)
+            v[k++] = (struct gh_url_rule){re, n->args[i].text, tag};
+    }
+    r->v = v;
+    r->n = k;
+}
+
 /* `auth basic FILE [realm=TEXT];` */
 static void
 on_auth(struct build *b, struct psrv *s, const struct cnode *n)
@@ -203,7 +223,7 @@ group_clients(struct build *b, const struct cnode *c, struct vec *prefixes)
     }
 }
 
-/* `group NAME { clients ...; users ...; block_domains ...; allow_domains ...; }` */
+/* `group NAME { clients ...; users ...; block_domains ...; allow_domains ...; block_urls ...; }` */
 static void
 on_group(struct build *b, struct psrv *s, const struct cnode *n)
 {
@@ -223,10 +243,12 @@ on_group(struct build *b, struct psrv *s, const struct cnode *n)
             on_domains(b, s, c, (struct gh_domains **)&g->block_domains);
         } else if (conf_tok_is(&c->name, "allow_domains")) {
             on_domains(b, s, c, (struct gh_domains **)&g->allow_domains);
+        } else if (conf_tok_is(&c->name, "block_urls")) {
+            on_urls(b, s, c, &g->block_urls);
         } else {
             conf_err(b->st, &c->name.pos,
                      "unknown directive '%s' in a group (expected clients, users, "
-                     "block_domains or allow_domains)",
+                     "block_domains, allow_domains or block_urls)",
                      conf_show_tok(b, &c->name));
         }
     }
@@ -270,6 +292,8 @@ conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n)
         on_domains(b, s, n, (struct gh_domains **)&s->fwd.block_domains);
     } else if (conf_tok_is(&n->name, "allow_domains")) {
         on_domains(b, s, n, (struct gh_domains **)&s->fwd.allow_domains);
+    } else if (conf_tok_is(&n->name, "block_urls")) {
+        on_urls(b, s, n, &s->fwd.block_urls);
     } else if (conf_tok_is(&n->name, "group")) {
         on_group(b, s, n);
     } else if (conf_tok_is(&n->name, "block_page")) {

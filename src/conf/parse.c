@@ -703,12 +703,6 @@ on_server_name(struct build *b, struct blk *k, const struct cnode *n)
 }
 
 static void
-regex_free(void *re)
-{
-    pcre2_code_free(re);
-}
-
-static void
 on_route(struct build *b, struct blk *k, const struct cnode *n)
 {
     struct gh_route *r = gh_arena_alloc(b->arena, sizeof(*r));
@@ -731,20 +725,7 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
     if (r->kind != GH_ROUTE_REGEX && (p->len == 0 || p->text[0] != '/')) {
         conf_err(b->st, &p->pos, "route path must start with '/', got '%s'", conf_show_tok(b, p));
     } else if (r->kind == GH_ROUTE_REGEX) {
-        int code;
-        PCRE2_SIZE off;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)p->text, p->len, 0, &code, &off, NULL);
-        if (re == NULL) {
-            PCRE2_UCHAR msg[256];
-            if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
-                strcpy((char *)msg, "unknown error");
-            conf_err(b->st, &p->pos, "invalid regex '%s' in 'route': %s at offset %zu",
-                     conf_show_tok(b, p), (const char *)msg, (size_t)off);
-        } else {
-            gh_arena_add_cleanup(b->arena, regex_free, re);
-            (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* else the interpreter runs */
-            r->re = (struct pcre2_real_code_8 *)re;
-        }
+        r->re = (struct pcre2_real_code_8 *)conf_regex(b->st, p, "route", false);
     }
     for (uint32_t i = 0; i < k->srv->routes.n; i++) {
         const struct gh_route *o = k->srv->routes.v[i];
@@ -1217,6 +1198,7 @@ static const struct dir dirs[] = {
     FN("connect_ports", CTX_SERVER, 1, NARGS_ANY, 0, conf_on_forward_setting),
     FN("allow_private_destinations", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
     FN("block_domains", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, conf_on_forward_setting),
+    FN("block_urls", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, conf_on_forward_setting),
     FN("allow_domains", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, conf_on_forward_setting),
     FN("anonymous", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
     FN("auth", CTX_SERVER, 2, 3, 0, conf_on_forward_setting),

@@ -727,52 +727,76 @@ lists(const struct gh_domains *allow, const struct gh_domains *block, const char
     return 0;
 }
 
-/* The client's group's domain rules, then the block's own, for the destination host
- * (host[0..len), no port): GH_OK, or GH_DECLINED after answering 403 with a page that says
- * what blocked it. */
-bool
-gh_forward_blocked(const struct gh_forward_conf *f, const struct gh_client_addr *client,
-                   const char *user, const char *host, size_t len, const char **matched,
-                   const struct gh_fwd_group **group, uint32_t *tag)
+/* One list's verdict on a destination: 1 allowed (allow_domains), -1 a blocked domain, -2 a
+ * blocked URL, 0 no say. */
+static int
+rules(const struct gh_domains *allow, const struct gh_domains *block,
+      const struct gh_url_rules *urls, const struct gh_fwd_query *q, struct gh_fwd_match *m)
 {
-    const struct gh_fwd_group *g = client_group(client, user, f);
-    int v = g != NULL ? lists(g->allow_domains, g->block_domains, host, len, tag, matched) : 0;
-    if (v == 0)
-        v = lists(f->allow_domains, f->block_domains, host, len, tag, matched);
-    *group = g;
-    return v < 0;
+    int v = lists(allow, block, q->host, q->host_len, &m->tag, &m->matched);
+    if (v != 0)
+        return v;
+    for (uint32_t i = 0; i < urls->n; i++) {
+        const size_t *ov;
+        if (gh_conf_regex_match(urls->v[i].re, q->url, q->url_len, &ov) > 0) {
+            m->tag = urls->v[i].tag;
+            m->matched = urls->v[i].text;
+            return -2;
+        }
+    }
+    return 0;
 }
 
+/* The client's group's rules, then the block's own, for a destination. */
+int
+gh_forward_check(const struct gh_forward_conf *f, const struct gh_fwd_query *q,
+                 struct gh_fwd_match *m)
+{
+    const struct gh_fwd_group *g = client_group(q->client, q->user, f);
+    int v = g != NULL ? rules(g->allow_domains, g->block_domains, &g->block_urls, q, m) : 0;
+    if (v == 0)
+        v = rules(f->allow_domains, f->block_domains, &f->block_urls, q, m);
+    m->group = g;
+    return v == -1 ? GH_FWD_BLOCK_DOMAIN : v == -2 ? GH_FWD_BLOCK_URL : GH_FWD_PASS;
+}
+
+/* The domain and URL rules for the request's destination (host[0..len), no port): GH_OK, or
+ * GH_DECLINED after answering 403 with a page that says what blocked it. */
 static int
-domain_rules(struct gh_exchange *ex, const char *host, size_t len)
+domain_rules(struct gh_exchange *ex, const struct gh_request *req, const char *host, size_t len)
 {
     const struct gh_forward_conf *f = ex->srv->forward;
-    const struct gh_fwd_group *g;
-    uint32_t tag;
-    const char *matched;
-    bool blocked = gh_forward_blocked(f, ex->client, ex->user, host, len, &matched, &g, &tag);
+    struct gh_fwd_query q = {ex->client, ex->user, host, len, req->target, req->target_len};
+    struct gh_fwd_match m = {0};
+    int kind = gh_forward_check(f, &q, &m);
+    const struct gh_fwd_group *g = m.group;
     ex->fwd_group = g != NULL ? g->name : NULL;
-    if (!blocked)
+    if (kind == GH_FWD_PASS)
         return GH_OK;
     ex->fwd_verdict = GH_FWD_BLOCKED;
-    char page[512];
+    char page[768];
     int hl = (int)(len > 253 ? 253 : len);
     int n =
         snprintf(page, sizeof(page),
-                 "Blocked: this proxy does not let requests reach %.*s (it is under %s, a "
-                 "blocked domain%s%s).\n",
-                 hl, host, matched, g != NULL ? " for the group " : "", g != NULL ? g->name : "");
-    gh_log_info("blocked %.*s%s%s%s%s: block_domains %s (at %s)", hl, host,
+                 kind == GH_FWD_BLOCK_URL
+                     ? "Blocked: this proxy does not let requests reach %.*s (the address "
+                       "matches %s, a blocked URL pattern%s%s).\n"
+                     : "Blocked: this proxy does not let requests reach %.*s (it is under %s, "
+                       "a blocked domain%s%s).\n",
+                 hl, host, m.matched, g != NULL ? " for the group " : "", g != NULL ? g->name : "");
+    gh_log_info("blocked %.*s%s%s%s%s: %s %s (at %s)", hl, host,
                 ex->user != NULL ? " for user " : "", ex->user != NULL ? ex->user : "",
-                g != NULL ? " in group " : "", g != NULL ? g->name : "", matched,
-                f->domain_rule_at[tag]);
-    ex->fail_reason = "blocked domain";
+                g != NULL ? " in group " : "", g != NULL ? g->name : "",
+                kind == GH_FWD_BLOCK_URL ? "block_urls" : "block_domains", m.matched,
+                f->domain_rule_at[m.tag]);
+    ex->fail_reason = kind == GH_FWD_BLOCK_URL ? "blocked URL" : "blocked domain";
     if (f->block_page != NULL) { /* the admin's page, as it is */
         struct gh_gen gen = {.body = f->block_page, .body_len = f->block_page_len, .html = true};
         gh_respond(ex, 403, &gen);
         return GH_DECLINED;
     }
-    int rc = gh_respond_copy(ex, 403, page, (size_t)n, false);
+    int rc = gh_respond_copy(ex, 403, page,
+                             (size_t)(n < (int)sizeof(page) ? n : (int)sizeof(page) - 1), false);
     return rc == GH_OK ? GH_DECLINED : rc;
 }
 
@@ -805,7 +829,7 @@ gh_forward_routed(struct gh_exchange *ex, const struct gh_request *req)
     const char *host;
     size_t hl = dest_host(req, &host);
     if (hl > 0 && (req->method_id == GH_METHOD_CONNECT || req->target_form == GH_TARGET_ABSOLUTE)) {
-        int rc = domain_rules(ex, host, hl);
+        int rc = domain_rules(ex, req, host, hl);
         if (rc != GH_OK)
             return rc;
     }

@@ -31,11 +31,24 @@ uint32_t gh_forward_reachable(const struct gh_forward_conf *f, const struct gh_d
 /* failed logins per client address (per thread): count one; too many lately (10 a minute)? */
 void gh_forward_login_failed(struct gh_worker *w, const struct gh_client_addr *a);
 bool gh_forward_login_throttled(struct gh_worker *w, const struct gh_client_addr *a);
-/* the group and domain rules: true when host is blocked for this client (what matched, in which
- * group (NULL: the block's own lists), the rule's tag for f->domain_rule_at) */
-bool gh_forward_blocked(const struct gh_forward_conf *f, const struct gh_client_addr *client,
-                        const char *user, const char *host, size_t len, const char **matched,
-                        const struct gh_fwd_group **group, uint32_t *tag);
+/* the group, domain and URL rules for a destination: GH_FWD_PASS, or what blocked it (in m:
+ * the group the client is in (NULL: none), what matched, the rule's tag for f->domain_rule_at) */
+struct gh_fwd_query {
+    const struct gh_client_addr *client;
+    const char *user;
+    const char *host; /* the name, without the port */
+    size_t host_len;
+    const char *url; /* what block_urls match: the URL, or host:port for a tunnel */
+    size_t url_len;
+};
+struct gh_fwd_match {
+    const struct gh_fwd_group *group;
+    const char *matched;
+    uint32_t tag;
+};
+enum { GH_FWD_PASS = 0, GH_FWD_BLOCK_DOMAIN, GH_FWD_BLOCK_URL };
+int gh_forward_check(const struct gh_forward_conf *f, const struct gh_fwd_query *q,
+                     struct gh_fwd_match *m);
 
 /* Release a worker's resolvers (at its exit). */
 void gh_forward_worker_free(struct gh_worker *w);

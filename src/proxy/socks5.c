@@ -344,19 +344,19 @@ request(struct socks *c)
     bool port_ok = false;
     for (uint32_t i = 0; i < f->n_connect_ports; i++)
         port_ok = port_ok || f->connect_ports[i] == c->port;
-    const char *matched;
-    const struct gh_fwd_group *g;
-    uint32_t tag;
     if (!port_ok) {
         reply(c, REP_NOT_ALLOWED, "a port that connect_ports does not allow");
         return -1;
     }
-    bool blocked =
-        gh_forward_blocked(f, &c->addr, c->user, c->host, strlen(c->host), &matched, &g, &tag);
-    c->group = g != NULL ? g->name : NULL;
-    if (blocked) {
+    char url[GH_DNS_MAX_NAME + 16];
+    int ul = snprintf(url, sizeof(url), "%s:%u", c->host, c->port);
+    struct gh_fwd_query q = {&c->addr, c->user, c->host, strlen(c->host), url, (size_t)ul};
+    struct gh_fwd_match m = {0};
+    int kind = gh_forward_check(f, &q, &m);
+    c->group = m.group != NULL ? m.group->name : NULL;
+    if (kind != GH_FWD_PASS) {
         c->verdict = GH_FWD_BLOCKED;
-        reply(c, REP_NOT_ALLOWED, "a blocked domain");
+        reply(c, REP_NOT_ALLOWED, kind == GH_FWD_BLOCK_URL ? "a blocked URL" : "a blocked domain");
         return -1;
     }
     struct gh_dns *dns = gh_forward_dns(c->w, f);

@@ -603,6 +603,61 @@ forward_proxy {
             check(any(x["tunnel_bytes_sent"] > len(data) for x in fwd), "tunnel bytes in JSON")
 
 
+@test("block_urls: PCRE2 patterns, case-insensitive, on the URL of HTTP requests and host:port of "
+      "CONNECT and SOCKS5, in the block and per group; a group's allow_domains lets a domain "
+      "through before the block's patterns; a bad pattern is a -t error with its position")
+def t():
+    o = Origin(name="plain")
+    from ghtest import _register
+    _register(o.start())
+    d = dns({n: ["127.0.0.1"] for n in ("site.test", "casino.test", "ok.test")})
+    gh = Gatehouse(lambda g: """threads 1;
+error_log stderr info;
+forward_proxy {
+    listen 127.0.0.1:%d;
+    listen 127.0.0.1:%d socks5;
+    resolver 127.0.0.1:%d;
+    allow_private_destinations on;
+    connect_ports %d;
+    block_urls "^http://[^/]+/ads/" "(^|//)casino\\.";
+    group kids {
+        clients 127.0.0.2;
+        block_urls "/games/";
+        allow_domains ok.test;
+    }
+}
+""" % (g.ports[0], g.ports[1], d.port, o.port), nports=2)
+    hp, sp = gh.ports
+
+    def code(url, source="127.0.0.1"):
+        r = curl(["--interface", source, "-x", "http://127.0.0.1:%d" % hp, "-o", "/dev/null",
+                  "-w", "%{http_code}", url])
+        return r.stdout.decode()
+
+    base = "http://site.test:%d" % o.port
+    eq(code(base + "/ads/x.js"), "403", "the block's pattern")
+    eq(code(base + "/ADS/x.js"), "403", "case-insensitive")
+    eq(code(base + "/news/ads/x.js"), "200", "anchored at the host")
+    eq(code(base + "/games/1"), "200", "not a kid")
+    eq(code(base + "/games/1", "127.0.0.2"), "403", "the group's pattern")
+    eq(code("http://ok.test:%d/ads/y" % o.port, "127.0.0.2"), "200",
+       "the group's allow_domains comes first")
+    eq(code("http://casino.test:%d/" % o.port), "403", "a name pattern over HTTP")
+    _, r, _ = raw_exchange(hp, b"CONNECT casino.test:%d HTTP/1.1\r\nHost: x\r\n\r\n" % o.port)
+    check(r.startswith(b"HTTP/1.1 403") and b"blocked URL pattern" in r, "CONNECT: %r" % r[:300])
+    r = curl(["--socks5-hostname", "127.0.0.1:%d" % sp, "http://casino.test:%d/" % o.port])
+    check(r.returncode != 0, "SOCKS5 refused")
+    check("block_urls ^http://[^/]+/ads/ (at " in gh.stderr(), "logged with the pattern and place")
+    paths = [q.target for q in o.requests]
+    eq(paths, ["/news/ads/x.js", "/games/1", "/ads/y"], "only what passed reached the origin")
+    cfg = os.path.join(tmpdir(), "bad.conf")
+    with open(cfg, "w") as f:
+        f.write("forward_proxy {\n    listen 127.0.0.1:1;\n    block_urls \"a(b\";\n}\n")
+    r = subprocess.run([GH_BIN, "-t", "-c", cfg], capture_output=True, text=True)
+    check(r.returncode != 0 and "bad.conf:3:16: invalid regex 'a(b' in 'block_urls'" in r.stderr,
+          "-t: %r" % r.stderr)
+
+
 @test("block_page FILE: the admin's HTML is the blocked answer (403, text/html)")
 def t():
     o = Origin(name="plain")
