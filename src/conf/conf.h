@@ -166,6 +166,7 @@ struct gh_proxy_conf {
     uint32_t first_byte_timeout_ms;  /* request sent -> first response byte (60s) */
     uint32_t read_timeout_ms;        /* between two reads from upstream (60s) */
     uint32_t tunnel_idle_timeout_ms; /* upgraded connection with no traffic (300s) */
+    uint32_t tunnel_timeout_ms;      /* a tunnel's whole life from its request (0: no limit) */
     uint64_t client_max_body_size;   /* 0 = unlimited (default); over it: 413 */
 
     enum gh_forwarded_mode forwarded; /* `forwarded xff|rfc7239|both|off;` */

@@ -1241,6 +1241,7 @@ static const struct dir dirs[] = {
     PC_DUR("first_byte_timeout", first_byte_timeout_ms, 1),
     PC_DUR("read_timeout", read_timeout_ms, 1),
     PC_DUR("tunnel_idle_timeout", tunnel_idle_timeout_ms, 1),
+    PC_DUR("tunnel_timeout", tunnel_timeout_ms, 0),
     {"client_max_body_size", CTX_PROXY, 1, 1, 0, NULL, V_SIZE, TGT_PC, 8,
      offsetof(struct gh_proxy_conf, client_max_body_size), 0, UINT64_MAX},
     FN("forwarded", CTX_PROXY, 1, 1, 0, on_forwarded),

@@ -361,6 +361,10 @@ int gh_respond_copy(struct gh_exchange *ex, int status, const char *text, size_t
  * a redirect), or 500 (ex->fail_reason says why; ex->pc is set in every case). */
 int gh_rewrite_route(struct gh_exchange *ex);
 
+/* Tunnel (tunnel.c): when a tunnel that started (its request came) at t_start and just moved
+ * bytes ends: after tunnel_idle_timeout without traffic, or at tunnel_timeout from its start. */
+uint64_t gh_tunnel_deadline(struct gh_loop *l, const struct gh_proxy_conf *pc, uint64_t t_start);
+
 /* Tunnel (tunnel.c): relay raw bytes between a and b until both have closed. Returns
  * GH_PUMP_BLOCKED, or GH_PUMP_ENDED when the tunnel is over (both sides closed, or one failed). */
 int gh_tunnel_pump(struct gh_worker *w, struct gh_tunnel_end *a, struct gh_tunnel_end *b);

@@ -611,7 +611,7 @@ tunnel_advance(struct gh_conn *c)
         gh_h1s_close(c); /* the log line is written as the exchange ends */
         return;
     }
-    gh_timer_after(c->w->loop, &c->timer, ex->pc->tunnel_idle_timeout_ms);
+    gh_timer_set(c->w->loop, &c->timer, gh_tunnel_deadline(c->w->loop, ex->pc, ex->t_start));
 }
 
 static void

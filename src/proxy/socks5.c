@@ -7,7 +7,8 @@
  *
  * States: GREETING -> (AUTH) -> REQUEST -> RESOLVING -> CONNECTING -> TUNNEL. The handshake must
  * be done within client_header_timeout; the tunnel ends after tunnel_idle_timeout without
- * traffic. A refusal is the RFC's reply code, then the connection closes.
+ * traffic, or at tunnel_timeout from its start. A refusal is the RFC's reply code, then the
+ * connection closes.
  */
 #include "proxy/socks5.h"
 
@@ -207,7 +208,7 @@ on_raced(void *arg, int fd, int err, const struct sockaddr_storage *addr)
     }
     c->state = S_TUNNEL;
     reply(c, REP_OK, NULL);
-    gh_timer_after(c->w->loop, &c->timer, c->srv->pc.tunnel_idle_timeout_ms);
+    gh_timer_set(c->w->loop, &c->timer, gh_tunnel_deadline(c->w->loop, &c->srv->pc, c->t_start));
     advance(c);
 }
 
@@ -395,7 +396,8 @@ advance(struct socks *c)
         if (gh_tunnel_pump(c->w, &a, &b) == GH_PUMP_ENDED)
             sk_close(c);
         else
-            gh_timer_after(c->w->loop, &c->timer, c->srv->pc.tunnel_idle_timeout_ms);
+            gh_timer_set(c->w->loop, &c->timer,
+                         gh_tunnel_deadline(c->w->loop, &c->srv->pc, c->t_start));
         return;
     }
     if (c->state > S_REQUEST)

@@ -119,3 +119,12 @@ gh_tunnel_pump(struct gh_worker *w, struct gh_tunnel_end *a, struct gh_tunnel_en
     gh_xprt_watch_writes(w->loop, b->x);
     return GH_PUMP_BLOCKED;
 }
+
+uint64_t
+gh_tunnel_deadline(struct gh_loop *l, const struct gh_proxy_conf *pc, uint64_t t_start)
+{
+    uint64_t when = gh_loop_now(l) + pc->tunnel_idle_timeout_ms;
+    if (pc->tunnel_timeout_ms != 0 && t_start + pc->tunnel_timeout_ms < when)
+        when = t_start + pc->tunnel_timeout_ms;
+    return when;
+}

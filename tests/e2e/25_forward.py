@@ -8,6 +8,7 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 
 from ghtest import *
@@ -773,6 +774,92 @@ forward_proxy {
     eq(socks(b"", b"\x04\x01\x01\xbb\x7f\x00\x00\x01\x00"), b"", "SOCKS4: closed")
     eq(d.queries, {}, "nothing resolved")
     check("a\nb" not in gh.stderr(), "no raw line feed from a client in the logs")
+
+
+class Echo:
+    """A TCP echo server on 127.0.0.1 (a thread per connection)."""
+
+    def __init__(self):
+        import threading
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    def _echo(self, c):
+        try:
+            while True:
+                b = c.recv(4096)
+                if not b:
+                    break
+                c.sendall(b)
+        except OSError:
+            pass
+        c.close()
+
+    def diagnostics(self):
+        return []
+
+    def cleanup(self):
+        self.ls.close()
+
+
+@test("tunnel_timeout ends a CONNECT or SOCKS5 tunnel at its age even while bytes flow "
+      "(tunnel_idle_timeout would not)")
+def t():
+    import time
+    e = Echo()
+    from ghtest import _register
+    _register(e)
+    gh = Gatehouse(lambda g: """threads 1;
+error_log stderr info;
+tunnel_timeout 1s;
+tunnel_idle_timeout 60s;
+forward_proxy {
+    listen 127.0.0.1:%d;
+    listen 127.0.0.1:%d socks5;
+    allow_private_destinations on;
+    connect_ports %d;
+}
+""" % (g.ports[0], g.ports[1], e.port), nports=2)
+
+    def lasts(s):
+        """Send a byte every 0.1 s and read it back until the tunnel closes (at most 10 s)."""
+        s.settimeout(2)
+        for _ in range(100):
+            try:
+                s.sendall(b"x")
+                if s.recv(10) == b"":
+                    return True
+            except OSError:
+                return True
+            time.sleep(0.1)
+        return False
+
+    s = socket.create_connection(("127.0.0.1", gh.ports[0]))
+    s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: x\r\n\r\n" % e.port)
+    head = s.recv(1000)
+    check(head.startswith(b"HTTP/1.1 200"), "tunnel open: %r" % head)
+    check(lasts(s), "the CONNECT tunnel was closed while bytes flowed")
+    s.close()
+    s = socket.create_connection(("127.0.0.1", gh.ports[1]))
+    s.sendall(b"\x05\x01\x00" + b"\x05\x01\x00\x01\x7f\x00\x00\x01" + struct.pack(">H", e.port))
+    got = b""
+    while len(got) < 12:
+        got += s.recv(100)
+    eq(got[:4], b"\x05\x00\x05\x00", "SOCKS5 tunnel open")
+    check(lasts(s), "the SOCKS5 tunnel was closed while bytes flowed")
+    s.close()
 
 
 @test("-t: forward proxy settings outside forward_proxy, reverse-proxy pieces inside it, a bad "
