@@ -378,7 +378,7 @@ def t():
         at(1, "$statu", "unknown variable '$statu' in 'log_format' (did you mean '$status'?)"),
         at(2, "escape=xml", "invalid 'escape=xml' (expected escape=default, json or none)"),
         at(3, "combined", "'combined' is a built-in log format: choose another name"),
-        at(4, "mian", "unknown access_log format 'mian' (combined, json, or a log_format) "
+        at(4, "mian", "unknown access_log format 'mian' (combined, json, forward, or a log_format) "
                       "(did you mean 'main'?)"),
         at(9, "$hots", "unknown variable '$hots' in 'request_header' (did you mean '$host'?)"),
         at(10, "$status", "variable '$status' is not available in 'request_header' (it is in "

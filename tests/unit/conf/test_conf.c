@@ -1301,7 +1301,7 @@ test_err_values(void **state)
                       "t.conf:1:8: invalid value 'auto' for 'splice' (expected on or off)");
     expect_only_error(
         "access_log stderr xml;\n" SRV,
-        "t.conf:1:19: unknown access_log format 'xml' (combined, json, or a log_format)");
+        "t.conf:1:19: unknown access_log format 'xml' (combined, json, forward, or a log_format)");
     expect_only_error("access_log off json;\n" SRV,
                       "t.conf:1:16: 'access_log off' takes no format");
     expect_only_error(
