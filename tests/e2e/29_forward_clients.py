@@ -253,22 +253,6 @@ def t():
     log_has(gh, '"CONNECT origin.test:%d HTTP/1.1" 200' % tls.port, "the CONNECT")
 
 
-def tls_proxy_conf(d, tls, p):
-    """An HTTPS proxy: the forward proxy on gh.port speaking TLS with a.test's certificate."""
-    return lambda g: """threads 1;
-error_log stderr info;
-access_log stderr;
-forward_proxy {
-    listen 127.0.0.1:%d tls;
-    tls_certificate %s;
-    tls_key %s;
-    resolver 127.0.0.1:%d;
-    allow_private_destinations on;
-    connect_ports %d;
-}
-""" % (g.port, p.cert("a-ec"), p.key("a-ec"), d.port, tls.port)
-
-
 @test("Chromium --proxy-server=https://a.test:PORT (TLS to the proxy itself, its certificate "
       "from the test CA): a plain page and an HTTPS page through it", timeout=60)
 def t():
@@ -276,7 +260,9 @@ def t():
     p = pki()
     o, tls = origins()
     d = dns({"site.test": ["127.0.0.1"], "origin.test": ["127.0.0.1"]})
-    gh = Gatehouse(tls_proxy_conf(d, tls, p))
+    gh = Gatehouse(fwd_conf(d, "tls_certificate %s; tls_key %s; allow_private_destinations on; "
+                               "connect_ports %d;" % (p.cert("a-ec"), p.key("a-ec"), tls.port),
+                            listen="tls"))
     chromium_fetches(c, gh, o, tls, "https://a.test:%d" % gh.port, "https-proxy",
                      resolve="MAP a.test 127.0.0.1, ")
     log_has(gh, '"CONNECT origin.test:%d HTTP/1.1" 200' % tls.port, "the CONNECT")
@@ -288,15 +274,8 @@ def t():
     c = Chromium()
     o, tls = origins()
     d = dns({"site.test": ["127.0.0.1"], "origin.test": ["127.0.0.1"]})
-    gh = Gatehouse(lambda g: """threads 1;
-error_log stderr info;
-forward_proxy {
-    listen 127.0.0.1:%d socks5;
-    resolver 127.0.0.1:%d;
-    allow_private_destinations on;
-    connect_ports %d %d;
-}
-""" % (g.port, d.port, o.port, tls.port))
+    gh = Gatehouse(fwd_conf(d, "allow_private_destinations on; connect_ports %d %d;"
+                            % (o.port, tls.port), listen="socks5"))
     chromium_fetches(c, gh, o, tls, "socks5://127.0.0.1:%d" % gh.port, "socks5")
     check(d.queries.get("site.test") and d.queries.get("origin.test"),
           "both names resolved by the proxy: %r" % d.queries)

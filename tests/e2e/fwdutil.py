@@ -15,13 +15,14 @@ def dns(names):
     return d
 
 
-def fwd_conf(d, extra="", top=""):
-    """A config function: one forward_proxy on gh.port resolving through the responder `d`, with
-    `extra` inside the block and `top` before it; access log and info messages on stderr."""
+def fwd_conf(d, extra="", top="", listen=""):
+    """A config function: one forward_proxy on gh.port (with `listen` options such as "tls" or
+    "socks5") resolving through the responder `d`, with `extra` inside the block and `top` before
+    it; access log and info messages on stderr."""
     return lambda g: "threads 1;\nerror_log stderr info;\naccess_log stderr;\n" + top + """
 forward_proxy {
-    listen 127.0.0.1:%d;
+    listen 127.0.0.1:%d%s;
     resolver 127.0.0.1:%d;
     %s
 }
-""" % (g.port, d.port, extra)
+""" % (g.port, " " + listen if listen else "", d.port, extra)
