@@ -10,8 +10,9 @@
 #   BENCH_NICE=-20     niceness for everything the bench runs, so builds or fuzzers running beside it
 #                      get ~1% of a CPU instead of half (needs root/CAP_SYS_NICE; ignored otherwise)
 #   BENCH_ROWS="..."  run only these rows; default all. ids: ka1k50 ka1k1000 ka100k50 close1k50
-#                      (plain HTTP) and tlska1k50 tlska100k50 tlsresume50 tlsfullec tlsfullrsa (TLS); the words
-#                      `plain` and `tls` stand for each group
+#                      (plain HTTP), tlska1k50 tlska100k50 tlsresume50 tlsfullec tlsfullrsa (TLS) and
+#                      fwd1k50 tunnel1 tunnel100 (forward proxy, bench/forward.sh); the words `plain`, `tls`
+#                      and `forward` stand for each group
 #   BENCH_TLS_CLIENTS=2 httperf processes in parallel for the tls full rows (one connection each)
 #   BENCH_TLS_LOG=0    1: the TLS instances log $ssl_session_reused (or HAProxy's ssl_fc_is_resumed)
 #                      per request and the notes count full and resumed handshakes per run (a check
@@ -43,6 +44,8 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -ge 20000 ] || echo "bench: warning: open-file limit $(ulimit -n) < 20000; the idle row may fail" >&2
 
 die() { echo "bench: $*" >&2; exit 1; }
+# the forward proxy's rows (fwd1k50 tunnel1 tunnel100, the word `forward`) and their functions
+source "$ROOT/bench/forward.sh"
 # ---- rows ---------------------------------------------------------------------------------------
 # LABEL: first column; CONNS: connections (for httperf: processes, one connection each); URLPATH;
 # CLOSE: 1 = `Connection: close` on every request; TLS: which certificate's listener of the proxy's
@@ -50,11 +53,14 @@ die() { echo "bench: $*" >&2; exit 1; }
 PLAIN_ROWS="ka1k50 ka1k1000 ka100k50 close1k50"
 TLS_ROWS="tlska1k50 tlska100k50 tlsresume50 tlsfullec tlsfullrsa"
 ROWS=()
-for r in ${BENCH_ROWS:-$PLAIN_ROWS $TLS_ROWS}; do
+for r in ${BENCH_ROWS:-$PLAIN_ROWS $TLS_ROWS forward}; do
     case $r in
     plain) ROWS+=($PLAIN_ROWS) ;;
     tls) ROWS+=($TLS_ROWS) ;;
-    *) [[ " $PLAIN_ROWS $TLS_ROWS " == *" $r "* ]] || die "unknown row '$r' in BENCH_ROWS (ids: $PLAIN_ROWS $TLS_ROWS, or plain, tls)"
+    forward) FWD_SEL+=($FWD_ROWS) ;;
+    fwd1k50 | tunnel1 | tunnel100) FWD_SEL+=("$r") ;; # $FWD_ROWS
+    *) [[ " $PLAIN_ROWS $TLS_ROWS " == *" $r "* ]] ||
+           die "unknown row '$r' in BENCH_ROWS (ids: $PLAIN_ROWS $TLS_ROWS $FWD_ROWS, or plain, tls, forward)"
        ROWS+=("$r") ;;
     esac
 done
@@ -69,6 +75,9 @@ declare -A CLOSE=([ka1k50]=0 [ka1k1000]=0 [ka100k50]=0 [close1k50]=1
 declare -A TLS=([tlska1k50]=ec [tlska100k50]=ec [tlsresume50]=ec [tlsfullec]=ec [tlsfullrsa]=rsa)
 declare -A TOOL=([tlsfullec]=httperf [tlsfullrsa]=httperf)
 WANT_TLS=0 WANT_HTTPERF=0
+# the reverse-proxy instances below serve these rows and the memory row; not started without them
+MAIN_WANTED=1
+[ ${#ROWS[@]} -eq 0 ] && [ "$IDLE_N" -eq 0 ] && MAIN_WANTED=0
 for r in "${ROWS[@]}"; do
     [ -n "${TLS[$r]:-}" ] && WANT_TLS=1
     [ "${TOOL[$r]:-wrk}" = httperf ] && WANT_HTTPERF=1
@@ -242,7 +251,10 @@ wait_http "$ORIGIN_PORT" "$ORIGIN_PID" || die "origin did not start: $(cat "$DIR
 
 for px in "${PROXIES[@]}"; do
     port_var=PORT_OF_$px
-    if start_proxy "$px" "${!port_var}"; then
+    AVAIL[$px]=0
+    if [ $MAIN_WANTED = 0 ]; then
+        continue
+    elif start_proxy "$px" "${!port_var}"; then
         AVAIL[$px]=1 SPID_OF[$px]=$SPID MPID_OF[$px]=$MPID
     else
         AVAIL[$px]=0
@@ -250,7 +262,7 @@ for px in "${PROXIES[@]}"; do
         echo "bench: $px unavailable: ${WHY[$px]}" >&2
     fi
 done
-[ "${AVAIL[nginx]}" = 1 ] || die "nginx did not start: ${WHY[nginx]} (see $DIR)"
+[ $MAIN_WANTED = 0 ] || [ "${AVAIL[nginx]}" = 1 ] || die "nginx did not start: ${WHY[nginx]} (see $DIR)"
 if [ $WANT_TLS = 1 ]; then
     for px in gatehouse nginx haproxy; do
         if start_proxy "$px" "${EC_PORT[$px]}" "${RSA_PORT[$px]}"; then
@@ -352,17 +364,20 @@ run_wrk() { # proxy row round (the tls full rows run httperf instead of wrk)
     if [ -n "${TLS[$row]:-}" ]; then
         inst=$px-tls scheme=https
         if [ "${TLS[$row]}" = rsa ]; then port=${RSA_PORT[$px]}; else port=${EC_PORT[$px]}; fi
+    elif [ -n "${INST[$row]:-}" ]; then # another instance of the proxy serves the row (forward.sh)
+        inst=$px-${INST[$row]} port=${INST_PORT[$px-${INST[$row]}]}
     else
         port=${!port_var}
     fi
     pid=${MPID_OF[$inst]}
     [ "$tool" = httperf ] && log=$DIR/httperf.$1.$2.$3.txt
     [ "${CLOSE[$row]}" = 1 ] && hdr=(-H "Connection: close")
+    [ -n "${SCRIPT[$row]:-}" ] && hdr+=(-s "${SCRIPT[$row]}")
     if ! kill -0 "$pid" 2>/dev/null; then
         NOTES+=("$px $row round $rnd: proxy is not running (crashed earlier?)")
         return
     fi
-    [ "$TLS_LOG" = 1 ] && [ "$inst" != "$px" ] && l0=$(tls_reuse_counts "$px")
+    [ "$TLS_LOG" = 1 ] && [ -n "${TLS[$row]:-}" ] && l0=$(tls_reuse_counts "$px")
     c0=$(cpu_ticks "$pid")
     o0=$(cpu_ticks "$ORIGIN_PID")
     a0=$(all_busy)
@@ -504,6 +519,7 @@ for rnd in $(seq "$ROUNDS"); do
         done
     done
 done
+fwd_bench
 # the memory rows last: tearing down 10,000 connections leaves the kernel busy for a while, which
 # would be charged to whichever proxy ran next
 if [ "$IDLE_N" -gt 0 ]; then
@@ -530,7 +546,7 @@ ratio() { # value nginx-value
 fmt() { [ -n "$1" ] && printf "$2" "$1" || echo "-"; }
 
 gh_ver="unavailable"
-[ "${AVAIL[gatehouse]}" = 1 ] && gh_ver="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo +dirty)"
+{ [ "${AVAIL[gatehouse]}" = 1 ] || [ "${AVAIL[gatehouse-fwd]:-0}" = 1 ]; } && gh_ver="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo +dirty)"
 {
     echo "Gatehouse bench  $(date -u '+%Y-%m-%d %H:%M UTC')  $(uname -r)  $(getconf _NPROCESSORS_ONLN) CPUs  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "median of $ROUNDS rounds x ${SECS}s; proxy alone on CPU0, wrk (1 thread) + origin on CPU1; one worker each; $NICED"
@@ -545,9 +561,11 @@ gh_ver="unavailable"
     fi
     echo
     F="%-15s %-10s %8s %6s %8s %6s %8s %6s %6s\n"
-    printf "$F" "" "" "" "" "" "" "CPU" "" "CPU0"
-    printf "$F" row proxy "req/s" "/ngx" "p99 ms" "/ngx" "us/req" "/ngx" "busy%"
-    printf '%.0s-' $(seq 80); echo
+    if [ ${#ROWS[@]} -gt 0 ]; then
+        printf "$F" "" "" "" "" "" "" "CPU" "" "CPU0"
+        printf "$F" row proxy "req/s" "/ngx" "p99 ms" "/ngx" "us/req" "/ngx" "busy%"
+        printf '%.0s-' $(seq 80); echo
+    fi
     for row in "${ROWS[@]}"; do
         n_rps=$(med_of R_RPS "$row" nginx) n_p99=$(med_of R_P99 "$row" nginx)
         n_cpu=$(med_of R_CPU "$row" nginx)
@@ -591,7 +609,7 @@ gh_ver="unavailable"
         echo
     fi
     if [[ " ${ROWS[*]} " != *" ka1k50 "* ]]; then
-        [ "${AVAIL[gatehouse]}" = 1 ] || echo "gatehouse: unavailable: ${WHY[gatehouse]:-}"
+        [ "${AVAIL[gatehouse]}" = 1 ] || [ $MAIN_WANTED = 0 ] || echo "gatehouse: unavailable: ${WHY[gatehouse]:-}"
     elif [ "${AVAIL[gatehouse]}" = 1 ]; then
         g=$(med_of R_CPU ka1k50 gatehouse) f=$(med_of R_CPU ka1k50 floor)
         echo "gatehouse / floor CPU ratio (ka 1KiB 50c): $(ratio "$g" "$f" | sed 's/x$//')  (target <= 1.10)"
@@ -607,7 +625,7 @@ gh_ver="unavailable"
         echo "gatehouse / floor CPU ratio (ka 1KiB 50c): - (gatehouse: unavailable: ${WHY[gatehouse]:-})"
     fi
     for px in "${PROXIES[@]}"; do
-        [ "${AVAIL[$px]}" = 1 ] || [ "$px" = gatehouse ] || echo "$px: unavailable: ${WHY[$px]:-}"
+        [ "${AVAIL[$px]}" = 1 ] || [ "$px" = gatehouse ] || [ $MAIN_WANTED = 0 ] || echo "$px: unavailable: ${WHY[$px]:-}"
     done
     if [ $WANT_TLS = 1 ]; then
         echo "tls as negotiated with openssl s_client (ECDSA listener; RSA listener; session resumption):"
@@ -619,6 +637,8 @@ gh_ver="unavailable"
             fi
         done
     fi
+    [ $MAIN_WANTED = 0 ] || [ ${#FWD_SEL[@]} -eq 0 ] || echo
+    fwd_report
     # other processes on the machine (builds, fuzzers, tests) distort everything: say so
     others=$(printf '%s\n' "${R_OTHER[@]}")
     if [ -n "$others" ]; then

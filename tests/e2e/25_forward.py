@@ -13,29 +13,12 @@ import subprocess
 
 from ghtest import *
 from tlsutil import Pki, TLSOrigin
-import dnsd
+from fwdutil import dns, fwd_conf
 
 
 def pki():
     """The certificates (tlsutil.Pki), made once for the file."""
     return shared("pki", Pki)
-
-
-def dns(names):
-    d = dnsd.DnsServer(names).start()
-    from ghtest import _register
-    _register(d)
-    return d
-
-
-def fwd_conf(d, extra="", top=""):
-    return lambda g: "threads 1;\nerror_log stderr info;\naccess_log stderr;\n" + top + """
-forward_proxy {
-    listen 127.0.0.1:%d;
-    resolver 127.0.0.1:%d;
-    %s
-}
-""" % (g.port, d.port, extra)
 
 
 def origin_tls():
