@@ -123,10 +123,14 @@ conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_
         s->tls_on = true;
     else if (conf_tok_is(p, "backup"))
         s->backup = true;
+    else if (conf_tok_is(p, "send_proxy"))
+        s->send_proxy = 1;
+    else if (conf_tok_is(p, "send_proxy_v2"))
+        s->send_proxy = 2;
     else
         conf_err(b->st, &p->pos,
-                 "unknown parameter '%s' in 'server' (expected weight=N, max_conns=N, backup or "
-                 "tls)",
+                 "unknown parameter '%s' in 'server' (expected weight=N, max_conns=N, backup, "
+                 "tls, send_proxy or send_proxy_v2)",
                  conf_show_tok(b, p));
 }
 

@@ -70,6 +70,8 @@ struct gh_upstream_server {
     uint32_t weight;                 /* 1..1000, default 1 */
     uint32_t max_conns;              /* requests in flight per worker thread; 0: no limit */
     bool backup;                     /* used only when no other server can be */
+    uint8_t send_proxy;              /* `send_proxy` 1, `send_proxy_v2` 2: the PROXY protocol
+                                        header written first on every new connection; 0: none */
     bool tls_on;                     /* speaks TLS */
     const struct gh_tls_client *tls; /* its TLS context (NULL: plain, or not built: -t of
                                         untrusted text) */
@@ -167,6 +169,12 @@ struct gh_proxy_conf {
     uint32_t read_timeout_ms;        /* between two reads from upstream (60s) */
     uint32_t tunnel_idle_timeout_ms; /* upgraded connection with no traffic (300s) */
     uint64_t client_max_body_size;   /* 0 = unlimited (default); over it: 413 */
+    /* `request_buffering on|off [SIZE];` a request body is read whole before an origin is
+     * chosen: its first request_buffer_size bytes in memory, the rest in an unlinked file in
+     * client_body_temp_path (default on, 16k, /tmp) */
+    bool request_buffering;
+    uint32_t request_buffer_size;
+    const char *client_body_temp_path;
 
     enum gh_forwarded_mode forwarded; /* `forwarded xff|rfc7239|both|off;` */
     bool via;                         /* `via on|off;` default off */
@@ -281,6 +289,11 @@ struct gh_server_conf {
     const char *real_ip_header;
     uint32_t real_ip_header_len;
     bool real_ip_list;
+    /* `proxy_protocol_from CIDR...;` who may send a PROXY protocol header on a listener with
+     * `proxy_protocol` (the listener's default server's list counts; NULL: nobody), and
+     * `proxy_protocol_timeout` for the header to arrive (default 10s) */
+    const struct gh_cidr_set *proxy_protocol_from;
+    uint32_t proxy_protocol_timeout_ms;
     const char *file;
     uint32_t line;
     uint32_t index; /* position in gh_config.servers */
@@ -299,6 +312,8 @@ struct gh_listen_conf {
     int backlog;                     /* default 511 */
     bool tls;                        /* `listen ADDR tls;` */
     bool socks5;                     /* `listen ADDR socks5;` (a forward proxy's) */
+    bool proxy_protocol;             /* `listen ADDR proxy_protocol;` a PROXY header comes first */
+    int defer_accept_s;              /* `listen ADDR deferred;` TCP_DEFER_ACCEPT seconds; 0: off */
     struct gh_tls_listen *tls_ctx;   /* its contexts by SNI (NULL: not built, -t of untrusted
                                         text) */
     struct gh_server_conf **servers; /* servers listening here, in file order */

@@ -4,6 +4,8 @@
 #include "net/listener.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,9 @@ open_fds(const struct gh_listeners *t, const struct gh_listen_spec *s, int **out
             rc = fd;
         else
             fds[i] = fd;
+        if (fd >= 0 && s->defer_s > 0 &&
+            setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &s->defer_s, sizeof(s->defer_s)) == -1)
+            rc = -errno;
     }
     if (rc != 0) {
         close_fds(fds, t->n_threads);

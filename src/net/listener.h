@@ -27,6 +27,7 @@ struct gh_listen_spec {
     const struct sockaddr_storage *ss;
     socklen_t len;
     int backlog;
+    int defer_s;      /* TCP_DEFER_ACCEPT seconds (wake accept only when data came); 0: off */
     const char *text; /* for messages */
 };
 

@@ -366,7 +366,7 @@ gh_pp_recv(int fd, char *buf, size_t cap, struct gh_pp_info *out, const char **w
     if (n == -1 && (errno == EAGAIN || errno == EINTR))
         return GH_AGAIN;
     if (n <= 0) {
-        *why = n == 0 ? "connection closed before the PROXY header" : strerror(errno);
+        *why = n == 0 ? NULL : strerror(errno);
         return 0;
     }
     int rc = gh_pp_parse(buf, (size_t)n, out, why);

@@ -59,7 +59,8 @@ size_t gh_pp_write(char *buf, size_t cap, int version, const struct sockaddr_sto
  * peek at what is there, parse, and when a header is complete take exactly
  * its bytes off the socket. Returns its length with *out filled, GH_AGAIN
  * when more bytes must come (nothing was taken), GH_BAD with *why set, or 0
- * when the peer closed or the socket failed (*why says which).
+ * when the peer closed before sending a byte (*why NULL) or the socket failed
+ * (*why says how).
  */
 int gh_pp_recv(int fd, char *buf, size_t cap, struct gh_pp_info *out, const char **why);
 

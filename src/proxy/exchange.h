@@ -189,6 +189,7 @@ struct gh_source_ops {
 #define GH_EX_TLS 0x0800          /* the request came over TLS */
 #define GH_EX_CONNECT 0x1000      /* a forward proxy's CONNECT: a tunnel after its 200 */
 #define GH_EX_CONN_COUNTED 0x2000 /* counted for limit_conn (access.c gives it back at the end) */
+#define GH_EX_PROXIED 0x4000      /* the connection's address came from a PROXY protocol header */
 
 #define GH_EX_STATES(X)                                                                            \
     X(START, "start")     /* the head is being routed */                                           \
@@ -253,6 +254,8 @@ struct gh_exchange {
     char *fwd_head;   /* the request head for the origin, kept for a retry until a response byte */
     uint32_t fwd_head_len;
     uint32_t fwd_head_cap;
+    char *pp_head; /* `send_proxy`: a PROXY header and fwd_head, for one new connection */
+    uint32_t pp_head_cap;
     uint8_t up_outcome;        /* enum gh_balance_outcome of the current attempt */
     struct gh_pipe *resp_pipe; /* response body moving by splice(2) */
     struct gh_pipe *req_pipe;  /* request body moving by splice(2) */

@@ -5,10 +5,12 @@
  * bodies), retries, and the origin's timeouts. The policy lives here: which
  * failures may be retried, what status a failure gets.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "net/proxyproto.h"
 #include "net/tls.h"
 #include "proxy/exchange.h"
 #include "proxy/fwd_head.h"
@@ -57,10 +59,55 @@ keep_head(struct gh_exchange *ex, const char *p, size_t len)
 }
 
 static void
+free_pp_head(struct gh_exchange *ex)
+{
+    gh_worker_head_put(ex->w, ex->pp_head, ex->pp_head_cap);
+    ex->pp_head = NULL;
+}
+
+static void
 free_head(struct gh_exchange *ex)
 {
     gh_worker_head_put(ex->w, ex->fwd_head, ex->fwd_head_cap);
     ex->fwd_head = NULL;
+    free_pp_head(ex);
+}
+
+/* A client address as a socket address. */
+static void
+client_sockaddr(const struct gh_client_addr *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    ss->ss_family = a->family;
+    if (a->family == AF_INET) {
+        struct sockaddr_in *s = (struct sockaddr_in *)ss;
+        memcpy(&s->sin_addr, a->ip, 4);
+        s->sin_port = htons(a->port);
+    } else {
+        struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
+        memcpy(&s->sin6_addr, a->ip, 16);
+        s->sin6_port = htons(a->port);
+    }
+}
+
+/* `send_proxy[_v2]`: the head for a new connection is a PROXY header (the client, and the
+ * address it connected to) followed by the request's head, in *head / *len. -ENOMEM. */
+static int
+proxy_head(struct gh_exchange *ex, int version, const char **head, size_t *len)
+{
+    struct sockaddr_storage src, dst;
+    client_sockaddr(ex->client, &src);
+    if (ex->down->local_addr(ex, &dst) != 0)
+        memset(&dst, 0, sizeof(dst)); /* unknown: v1 UNKNOWN, v2 LOCAL */
+    free_pp_head(ex);
+    ex->pp_head = gh_worker_head_get(ex->w, GH_PP_V1_MAX + ex->fwd_head_len, &ex->pp_head_cap);
+    if (ex->pp_head == NULL)
+        return -ENOMEM;
+    size_t n = gh_pp_write(ex->pp_head, GH_PP_V1_MAX, version, &src, &dst);
+    memcpy(ex->pp_head + n, ex->fwd_head, ex->fwd_head_len);
+    *head = ex->pp_head;
+    *len = n + ex->fwd_head_len;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -89,7 +136,12 @@ origin_connect(struct gh_exchange *ex, bool fresh)
                                 rc == -ENOMEM ? "out of memory" : "cannot connect to upstream");
     }
     ex->up_outcome = GH_BALANCE_CANCELLED;
-    gh_upconn_start(ex->u, ex->fwd_head, ex->fwd_head_len, !(ex->flags & GH_EX_REQ_DONE));
+    const char *head = ex->fwd_head;
+    size_t hlen = ex->fwd_head_len;
+    uint8_t pp = gh_ups_server(&ex->up)->send_proxy;
+    if (pp != 0 && proxy_head(ex, pp, &head, &hlen) != 0)
+        return gh_exchange_fail(ex, 503, "out of memory");
+    gh_upconn_start(ex->u, head, hlen, !(ex->flags & GH_EX_REQ_DONE));
     if (ex->u->state == GH_UPCONN_ACTIVE) /* from the pool */
         ex->t_connect = ex->u->t_connected;
     return GH_PUMP_MOVED;

@@ -367,7 +367,8 @@ listen_plan(const struct gh_config *cfg, struct gh_listen_plan *plan)
         return -ENOMEM;
     for (uint32_t i = 0; i < cfg->n_listeners; i++) {
         const struct gh_listen_conf *lc = &cfg->listeners[i];
-        specs[i] = (struct gh_listen_spec){&lc->addr.ss, lc->addr.len, lc->backlog, lc->addr.text};
+        specs[i] = (struct gh_listen_spec){&lc->addr.ss, lc->addr.len, lc->backlog,
+                                           lc->defer_accept_s, lc->addr.text};
     }
     int rc = gh_listeners_plan(listeners, specs, cfg->n_listeners, plan);
     free(specs);
@@ -485,6 +486,9 @@ gh_proxy_stop(unsigned drain_ms, struct gh_proxy_stats *st)
             st->requests += w->st_requests;
             st->cut += w->st_cut;
             st->no_server += w->st_no_server;
+#define GH_PC_SUM(name, text) st->name += w->st_##name;
+            GH_PROTECT_COUNTERS(GH_PC_SUM)
+#undef GH_PC_SUM
         }
         /* pending messages nobody applied */
         while (w->msg_head != NULL) {
@@ -519,5 +523,9 @@ gh_proxy_get_stats(struct gh_proxy_stats *st)
         st->active_conns += __atomic_load_n(&workers[t]->n_sessions, __ATOMIC_RELAXED);
         st->cut += __atomic_load_n(&workers[t]->st_cut, __ATOMIC_RELAXED);
         st->no_server += __atomic_load_n(&workers[t]->st_no_server, __ATOMIC_RELAXED);
+#define GH_PC_LOAD(name, text)                                                                     \
+    st->name += __atomic_load_n(&workers[t]->st_##name, __ATOMIC_RELAXED);
+        GH_PROTECT_COUNTERS(GH_PC_LOAD)
+#undef GH_PC_LOAD
     }
 }
