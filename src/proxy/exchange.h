@@ -33,6 +33,7 @@
 #include <sys/uio.h>
 
 #include "conf/conf.h"
+#include "core/spool.h"
 #include "http/h1.h"
 #include "net/pipe.h"
 #include "net/xprt.h"
@@ -203,6 +204,14 @@ enum gh_ex_state {
 #undef GH_EX_ENUM
 };
 
+/* Where a buffered request body is (`request_buffering`). */
+enum gh_spool_state {
+    GH_SPOOL_NONE = 0, /* the body streams to the origin (or there is none) */
+    GH_SPOOL_FILLING,  /* being read from the client; no origin chosen yet */
+    GH_SPOOL_REPLAY,   /* whole; being sent to the origin */
+    GH_SPOOL_SENT,     /* sent (or the origin stopped taking it) */
+};
+
 /* A generated answer (respond.c). body and location must outlive the exchange (config text). */
 struct gh_gen {
     const char *body; /* NULL: the standard page for the status */
@@ -256,6 +265,10 @@ struct gh_exchange {
     uint32_t fwd_head_cap;
     char *pp_head; /* `send_proxy`: a PROXY header and fwd_head, for one new connection */
     uint32_t pp_head_cap;
+    /* `request_buffering`: the body read whole before an origin is chosen, then replayed to
+     * it (from the start again on a retry) */
+    uint8_t spool_state; /* enum gh_spool_state */
+    struct gh_spool spool;
     uint8_t up_outcome;        /* enum gh_balance_outcome of the current attempt */
     struct gh_pipe *resp_pipe; /* response body moving by splice(2) */
     struct gh_pipe *req_pipe;  /* request body moving by splice(2) */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "http/h1_write.h"
 #include "net/proxyproto.h"
 #include "net/tls.h"
 #include "proxy/exchange.h"
@@ -136,12 +137,17 @@ origin_connect(struct gh_exchange *ex, bool fresh)
                                 rc == -ENOMEM ? "out of memory" : "cannot connect to upstream");
     }
     ex->up_outcome = GH_BALANCE_CANCELLED;
+    if (ex->spool_state != GH_SPOOL_NONE) { /* a buffered body: from its start, on every try */
+        gh_spool_rewind(&ex->spool);
+        ex->spool_state = GH_SPOOL_REPLAY;
+    }
+    bool body = !(ex->flags & GH_EX_REQ_DONE) || ex->spool_state != GH_SPOOL_NONE;
     const char *head = ex->fwd_head;
     size_t hlen = ex->fwd_head_len;
     uint8_t pp = gh_ups_server(&ex->up)->send_proxy;
     if (pp != 0 && proxy_head(ex, pp, &head, &hlen) != 0)
         return gh_exchange_fail(ex, 503, "out of memory");
-    gh_upconn_start(ex->u, head, hlen, !(ex->flags & GH_EX_REQ_DONE));
+    gh_upconn_start(ex->u, head, hlen, body);
     if (ex->u->state == GH_UPCONN_ACTIVE) /* from the pool */
         ex->t_connect = ex->u->t_connected;
     return GH_PUMP_MOVED;
@@ -175,6 +181,48 @@ hash_key(struct gh_exchange *ex, const struct gh_upstream_conf *ups)
     ex->up.key_len = w.len;
 }
 
+/* The head for the origin, built and kept (for retries). false when the exchange failed. */
+static bool
+build_head(struct gh_exchange *ex, const struct gh_request *req)
+{
+    size_t len = gh_fwd_req_head(ex->w->hscratch, GH_BUF_SIZE, ex, req);
+    if (len == 0) {
+        gh_exchange_fail(ex, 431, "request head too large to forward");
+        return false;
+    }
+    if (keep_head(ex, ex->w->hscratch, len) != 0) {
+        gh_exchange_fail(ex, 503, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* `request_buffering`: read the body whole before an origin is chosen (a reverse proxy's
+ * request with a body that is not an upgrade). */
+static bool
+wants_buffering(const struct gh_exchange *ex)
+{
+    return ex->pc->request_buffering && !(ex->flags & (GH_EX_REQ_DONE | GH_EX_UPGRADE)) &&
+           ex->fwd == NULL;
+}
+
+/* Start reading the body into the spool: the head is built now (the request's slices go
+ * away), the key hashed, and no server is chosen until the body is whole (buffer_done). */
+static void
+buffer_start(struct gh_exchange *ex, const struct gh_request *req)
+{
+    if (ex->up.key != NULL) {
+        ex->up.key_hash = gh_balance_hash(ex->up.key, ex->up.key_len);
+        ex->up.key_hashed = true;
+        ex->up.key = NULL;
+    }
+    if (!build_head(ex, req))
+        return;
+    gh_spool_init(&ex->spool, ex->pc->request_buffer_size, ex->pc->client_body_temp_path);
+    ex->spool_state = GH_SPOOL_FILLING;
+    ex->w->st_buffered++;
+}
+
 void
 gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
 {
@@ -183,6 +231,10 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
     ex->up.ups = ex->pc->upstream;
     if (ex->up.ups->hash_key != NULL)
         hash_key(ex, ex->up.ups);
+    if (gh_unlikely(wants_buffering(ex))) {
+        buffer_start(ex, req);
+        return;
+    }
     /* pick the origin first: a request head built for one origin stays valid for a
      * retry on another (Host is the client's unless upstream_host is set) */
     int prc = gh_ups_pick(ex->wc->ups, &ex->up);
@@ -191,15 +243,8 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
         no_server(ex, prc);
         return;
     }
-    size_t len = gh_fwd_req_head(ex->w->hscratch, GH_BUF_SIZE, ex, req);
-    if (len == 0) {
-        gh_exchange_fail(ex, 431, "request head too large to forward");
+    if (!build_head(ex, req))
         return;
-    }
-    if (keep_head(ex, ex->w->hscratch, len) != 0) {
-        gh_exchange_fail(ex, 503, "out of memory");
-        return;
-    }
     if (ex->up.direct == NULL && ex->fwd != NULL)
         return; /* a forward proxy's name still resolving: gh_origin_go follows the answer */
     origin_connect(ex, false);
@@ -377,13 +422,68 @@ on_upconn_timeout(struct gh_upconn *u, enum gh_upconn_timer which)
 static bool
 origin_wants_body(const struct gh_exchange *ex)
 {
+    if (ex->spool_state == GH_SPOOL_FILLING)
+        return true;
     return ex->u != NULL && ex->u->state == GH_UPCONN_ACTIVE && gh_upconn_wants_body(ex->u);
+}
+
+/* The buffered body is whole: now choose the origin and connect. */
+static int
+buffer_done(struct gh_exchange *ex)
+{
+    ex->spool_state = GH_SPOOL_REPLAY;
+    int prc = gh_ups_pick(ex->wc->ups, &ex->up);
+    if (prc != 0) {
+        no_server(ex, prc);
+        return GH_PUMP_MOVED;
+    }
+    return origin_connect(ex, false);
+}
+
+/* Body data from the client into the spool; the last of it starts the origin's part. */
+static int
+buffer_take(struct gh_exchange *ex, const struct iovec *spans, int n, bool last)
+{
+    bool was_on_disk = gh_spool_on_disk(&ex->spool);
+    for (int i = 0; i < n; i++) {
+        int rc = gh_spool_append(&ex->spool, spans[i].iov_base, spans[i].iov_len);
+        if (rc != 0) {
+            gh_log_error("request body: cannot buffer it in %s: %s", ex->pc->client_body_temp_path,
+                         strerror(-rc));
+            return gh_exchange_fail(ex, rc == -ENOMEM ? 503 : 500,
+                                    "cannot buffer the request body");
+        }
+    }
+    if (!was_on_disk && gh_spool_on_disk(&ex->spool))
+        ex->w->st_spooled++;
+    return last ? buffer_done(ex) : GH_PUMP_MOVED;
+}
+
+/* The next piece of the buffered body to the origin (it wants more). */
+static int
+replay_body(struct gh_exchange *ex)
+{
+    const char *p = NULL;
+    /* room for the chunk framing when the body goes chunked */
+    ssize_t n = gh_spool_read(&ex->spool, ex->w->scratch, GH_BUF_SIZE - GH_H1_OUT_RESERVE, &p);
+    if (n < 0)
+        return gh_exchange_fail(ex, 500, "cannot read the buffered request body");
+    bool last = ex->spool.rd == ex->spool.len;
+    struct iovec iov = {(void *)p, (size_t)n};
+    int rc = gh_upconn_send_body(ex->u, &iov, n > 0 ? 1 : 0, last);
+    if (rc == -ENOMEM)
+        return gh_exchange_fail(ex, 503, "out of memory");
+    if (rc < 0 || last) /* all of it, or the origin stopped reading (it may have answered) */
+        ex->spool_state = GH_SPOOL_SENT;
+    return GH_PUMP_MOVED;
 }
 
 static int
 origin_send(struct gh_exchange *ex)
 {
     struct gh_upconn *u = ex->u;
+    if (ex->spool_state == GH_SPOOL_FILLING)
+        return ex->down->pump_body(ex);
     if (u == NULL || u->state != GH_UPCONN_ACTIVE)
         return GH_PUMP_BLOCKED;
     int rc = gh_upconn_has_output(u) ? gh_upconn_send(u) : GH_PUMP_BLOCKED;
@@ -393,6 +493,12 @@ origin_send(struct gh_exchange *ex)
                                  ? "upstream connection broken while sending the body"
                                  : "upstream connection broken while sending the request",
                              GH_BALANCE_BROKEN);
+    if (ex->spool_state == GH_SPOOL_REPLAY && gh_upconn_wants_body(u)) {
+        int brc = replay_body(ex);
+        if (brc == GH_PUMP_ENDED || ex->u == NULL)
+            return brc;
+        rc |= brc;
+    }
     if (!(ex->flags & GH_EX_REQ_DONE) && origin_wants_body(ex)) {
         int brc = ex->down->pump_body(ex);
         if (brc == GH_PUMP_ENDED)
@@ -408,6 +514,8 @@ origin_send(struct gh_exchange *ex)
 static int
 origin_take_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool last)
 {
+    if (ex->spool_state == GH_SPOOL_FILLING)
+        return buffer_take(ex, spans, n, last);
     int rc = gh_upconn_send_body(ex->u, spans, n, last);
     if (rc == -ENOMEM)
         return gh_exchange_fail(ex, 503, "out of memory");
@@ -425,7 +533,8 @@ origin_take_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool 
 static struct gh_xprt *
 origin_body_splice_to(struct gh_exchange *ex)
 {
-    if (!origin_wants_body(ex) || !gh_xprt_can_splice(gh_upconn_xprt(ex->u)))
+    if (ex->spool_state != GH_SPOOL_NONE || !origin_wants_body(ex) ||
+        !gh_xprt_can_splice(gh_upconn_xprt(ex->u)))
         return NULL;
     return gh_upconn_xprt(ex->u);
 }
@@ -644,6 +753,10 @@ origin_release(struct gh_exchange *ex)
     drop_conn(ex);
     gh_ups_attempt_done(ex->wc->ups, &ex->up, (enum gh_balance_outcome)ex->up_outcome);
     free_head(ex);
+    if (ex->spool_state != GH_SPOOL_NONE) {
+        gh_spool_free(&ex->spool);
+        ex->spool_state = GH_SPOOL_NONE;
+    }
     gh_pipe_put(ex->resp_pipe); /* closed rather than cached if bytes are left in it */
     gh_pipe_put(ex->req_pipe);
     ex->resp_pipe = ex->req_pipe = NULL;
