@@ -188,6 +188,7 @@ on_accept(struct gh_io *io, uint32_t events)
 {
     struct gh_lsock *ls = gh_container_of(io, struct gh_lsock, io);
     (void)events;
+    bool trimmed = false;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         if (ls->io.fd < 0) /* the callback may have closed it (draining) */
             return;
@@ -199,6 +200,11 @@ on_accept(struct gh_io *io, uint32_t events)
                 return;
             if (errno == ECONNABORTED)
                 continue;
+            if ((errno == EMFILE || errno == ENFILE) && ls->on_fd_shortage != NULL && !trimmed &&
+                ls->on_fd_shortage(ls) > 0) {
+                trimmed = true; /* once per turn: then the back-off below */
+                continue;
+            }
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 static __thread int64_t last_warn;
                 if (gh_loop_wall(ls->loop) != last_warn) {

@@ -133,6 +133,12 @@ origin_connect(struct gh_exchange *ex, bool fresh)
     int rc = gh_ups_connect(ex->wc->ups, &ex->up, fresh, &p, &upconn_ops, ex, &ex->u);
     if (rc != 0) {
         ex->u = NULL;
+        if (rc == -EMFILE || rc == -ENFILE) { /* local exhaustion: 503, as for memory */
+            ex->w->st_fd_short++;
+            gh_log_error("upstream %s: connect: %s (raise the open-file limit?)",
+                         gh_ups_server(&ex->up)->addr.text, strerror(-rc));
+            return gh_exchange_fail(ex, 503, "out of file descriptors");
+        }
         return gh_exchange_fail(ex, rc == -ENOMEM ? 503 : 502,
                                 rc == -ENOMEM ? "out of memory" : "cannot connect to upstream");
     }

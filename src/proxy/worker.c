@@ -20,6 +20,9 @@
 #include "proxy/socks5.h"
 #include "proxy/worker.h"
 
+/* Idle origin connections closed when an accept finds no file descriptor. */
+#define FD_TRIM 64
+
 /* Idle protocol objects a thread keeps for reuse. */
 #define CACHED_CONNS 4096
 #define CACHED_REQUESTS 1024
@@ -147,12 +150,25 @@ on_conn(struct gh_lsock *ls, int fd, const struct sockaddr_storage *peer)
         gh_h1_proto.accept(w, ls, fd, peer);
 }
 
+/* Accept found no file descriptor: idle origin connections give theirs (counted). */
+static uint32_t
+on_fd_shortage(struct gh_lsock *ls)
+{
+    struct gh_worker *w = ls->data;
+    w->st_fd_short++;
+    uint32_t n = gh_upstream_trim_idle(&w->ups, FD_TRIM);
+    if (n > 0)
+        gh_log_warn("accept: out of file descriptors: closed %u idle origin connection(s)", n);
+    return n;
+}
+
 static void
 lsock_add(struct gh_worker *w, int fd, int32_t idx)
 {
     struct gh_lsock *ls = gh_lsock_open(w->loop, fd, idx, on_conn, w);
     if (ls == NULL)
         return;
+    ls->on_fd_shortage = on_fd_shortage;
     ls->next = w->lsocks;
     w->lsocks = ls;
 }

@@ -41,6 +41,27 @@ gh_upstream_ctx_stop(struct gh_upstream_ctx *ctx)
         }
 }
 
+uint32_t
+gh_upstream_trim_idle(struct gh_upstream_ctx *ctx, uint32_t max)
+{
+    uint32_t closed = 0;
+    for (uint32_t b = 0; b < ctx->n_buckets && closed < max; b++)
+        for (struct gh_peer *p = ctx->buckets[b]; p != NULL && closed < max;) {
+            struct gh_peer *next = p->hnext;
+            p->refs++; /* as in gh_upstream_ctx_stop: the peer outlives its last idle one */
+            while (p->idle != NULL && closed < max) {
+                struct gh_upconn *u = p->idle;
+                while (u->pool_next != NULL) /* the least recently used first */
+                    u = u->pool_next;
+                gh_upconn_close(u);
+                closed++;
+            }
+            gh_peer_put(ctx, p);
+            p = next;
+        }
+    return closed;
+}
+
 void
 gh_upstream_ctx_fini(struct gh_upstream_ctx *ctx)
 {
@@ -358,8 +379,8 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
             peer->inflight++;
             return 0;
         }
-        if (rc == -ENOMEM)
-            return rc;
+        if (rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE)
+            return rc; /* short here, not the server's failure */
         gh_log_warn("upstream %s: connect: %s", s->addr.text, strerror(-rc));
         gh_ups_attempt_done(g, t, GH_BALANCE_CONNECT);
         if (!(ups->retry_on & GH_RETRY_CONNECT) || !gh_ups_can_retry(g, t))

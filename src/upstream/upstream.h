@@ -71,6 +71,13 @@ void gh_upstream_ctx_init(struct gh_upstream_ctx *ctx, struct gh_loop *loop, cha
 /* Stop pooling (draining): close every idle connection; busy ones close after their request. */
 void gh_upstream_ctx_stop(struct gh_upstream_ctx *ctx);
 
+/*
+ * The process ran out of file descriptors: close up to max idle pooled
+ * connections (the least recently used of each peer first), so an accept or
+ * a connect can have one. Returns how many were closed.
+ */
+uint32_t gh_upstream_trim_idle(struct gh_upstream_ctx *ctx, uint32_t max);
+
 /* Release what the context holds (after the loop stopped and every generation is freed). */
 void gh_upstream_ctx_fini(struct gh_upstream_ctx *ctx);
 

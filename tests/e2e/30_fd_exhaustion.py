@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Running out of file descriptors (the open-file limit of the running gatehouse lowered with
+prlimit(2) to what it holds): an accept that finds none closes idle pooled origin connections
+and takes the client at once (every request served); a connect that finds none, with nothing
+idle to close, answers 503 (local exhaustion), never 502, and does not count against the
+origin server; both are counted.
+
+No timing assertions: every wait is a bounded loop on an observable event."""
+
+import resource
+import threading
+
+from ghtest import *
+
+
+def fdset(gh):
+    return sorted(int(f) for f in os.listdir("/proc/%d/fd" % gh.proc.pid))
+
+
+def nfds(gh):
+    return len(fdset(gh))
+
+
+def fill_holes(gh):
+    """Idle client connections until every descriptor number below the highest open one is
+    used (a new one would then get max + 1); returns them and that number."""
+    fds = fdset(gh)
+    holes = fds[-1] + 1 - len(fds)
+    held = [Conn(gh.port, timeout=20) for _ in range(holes)]
+    wait_until(lambda: nfds(gh) == len(fds) + holes, 10, "the held connections accepted")
+    eq(fdset(gh), list(range(fds[-1] + 1)), "no hole left")
+    return held, fds[-1] + 1
+
+
+def limit(gh, n):
+    resource.prlimit(gh.proc.pid, resource.RLIMIT_NOFILE, (n, 20000))
+
+
+def conf(o, keepalive):
+    def build(g):
+        return ("threads 1;\n%supstream u {\n    server 127.0.0.1:%d;\n    keepalive %d;\n}\n"
+                "server {\n    listen 127.0.0.1:%d;\n    proxy u;\n}\n"
+                % (BASE_TOP, o.port, keepalive, g.port))
+    return build
+
+
+def parallel_gets(port, n, path="/"):
+    """n requests at once, each on its own connection; their statuses."""
+    out = [None] * n
+    gate = threading.Barrier(n)
+
+    def one(i):
+        try:
+            with Conn(port, timeout=20) as c:
+                gate.wait(10)
+                out[i] = c.request("GET", path).status
+        except Exception as e:  # noqa: BLE001 - the status list says what happened
+            out[i] = repr(e)
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    return out
+
+
+@test("accept with no descriptor left: idle origin connections are closed, clients served")
+def t():
+    with Origin() as o, Gatehouse(conf(o, 64)) as gh:
+        eq(parallel_gets(gh.port, 20), [200] * 20, "warming the pool")
+        wait_until(lambda: len(o.open_conns) >= 10, 10, "idle origin connections")
+        held, top = fill_holes(gh)
+        limit(gh, top)  # not one descriptor more
+        try:
+            # each accept now needs an idle origin connection closed first; the request itself
+            # then finds a pooled connection or the descriptor another one gave
+            eq(parallel_gets(gh.port, 5), [200] * 5, "served while out of descriptors")
+            gh.wait_stderr(r"accept: out of file descriptors: closed \d+ idle origin "
+                           r"connection\(s\)")
+        finally:
+            limit(gh, 20000)
+        eq(http_get(gh.port, "/").status, 200)
+        gh.stop()
+        check(re.search(r"counter fd_short: \d+ ", gh.stderr()), "counted")
+
+
+@test("connect with no descriptor left and nothing idle: 503 (not 502); the server stays up")
+def t():
+    with Origin() as o, Gatehouse(conf(o, 0)) as gh:
+        eq(http_get(gh.port, "/").status, 200)
+        with Conn(gh.port, timeout=20) as c:
+            eq(c.request("GET", "/").status, 200)  # accepted and served before the limit
+            held, top = fill_holes(gh)
+            limit(gh, top)
+            try:
+                r = c.request("GET", "/")
+                eq(r.status, 503, "local exhaustion")
+            finally:
+                limit(gh, 20000)
+        gh.wait_stderr(r"connect: Too many open files \(raise the open-file limit\?\)")
+        check("cannot connect to upstream" not in gh.stderr(), "not the origin's failure")
+        eq(http_get(gh.port, "/").status, 200, "the server was not marked down")
+        gh.stop()
+        check(re.search(r"counter fd_short: 1 ", gh.stderr()), "counted")
+
+
+if __name__ == "__main__":
+    run()
