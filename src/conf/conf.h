@@ -163,6 +163,10 @@ struct gh_proxy_conf {
     uint32_t n_rewrites;
 
     uint32_t client_body_timeout_ms; /* between two reads of a request body (default 60s) */
+    /* `client_body_min_rate RATE [GRACE];` after GRACE (default 5s) from the end of the head,
+     * a request body must have come at RATE bytes a second on average; 0: no minimum */
+    uint32_t client_body_min_rate;
+    uint32_t client_body_min_rate_grace_ms;
     uint32_t send_timeout_ms;        /* between two successful writes to the client (60s) */
     uint32_t connect_timeout_ms;     /* upstream connect (default 5s) */
     uint32_t first_byte_timeout_ms;  /* request sent -> first response byte (60s) */

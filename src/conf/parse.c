@@ -1296,6 +1296,7 @@ static const struct dir dirs[] = {
     SC_VAL("proxy_protocol_timeout", V_DUR, proxy_protocol_timeout_ms, 1, UINT32_MAX),
     FN("request_buffering", CTX_PROXY, 1, 2, 0, conf_on_request_buffering),
     FN("client_body_temp_path", CTX_PROXY, 1, 1, 0, conf_on_body_temp_path),
+    FN("client_body_min_rate", CTX_PROXY, 1, 2, 0, conf_on_body_min_rate),
     {"max_connections", CTX_MAIN, 1, 1, 0, NULL, V_NUM, TGT_CFG, 4,
      offsetof(struct gh_config, max_connections), 1, 10000000},
     FN("response_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
@@ -1837,6 +1838,7 @@ set_defaults(struct gh_config *cfg, struct gh_proxy_conf *pc, struct gh_server_c
     pc->forwarded = GH_FWD_XFF;
     pc->via = false;
     pc->splice = true;
+    pc->client_body_min_rate_grace_ms = 5000;
     pc->request_buffering = true;
     pc->request_buffer_size = 16384;
     pc->client_body_temp_path = "/tmp";

@@ -189,6 +189,7 @@ void conf_on_proxy_protocol_from(struct build *b, struct blk *k, const struct cn
 /* protect.c: request_buffering, client_body_temp_path; the checks of proxy_protocol listeners */
 void conf_on_request_buffering(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_body_temp_path(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_body_min_rate(struct build *b, struct blk *k, const struct cnode *n);
 struct gh_listen_conf;
 void conf_check_listener(struct build *b, struct gh_listen_conf *lc, const struct conf_pos *pos);
 /* access.c: at the end of a block's settings, compile its own lists (they replace the

@@ -5,6 +5,7 @@
  *
  *   request_buffering on|off [SIZE];     main, server, route (default on 16k)
  *   client_body_temp_path DIR;           main, server, route (default /tmp)
+ *   client_body_min_rate SIZE [GRACE];   main, server, route (default none; grace 5s)
  *   listen ... proxy_protocol;           needs proxy_protocol_from on its default server
  */
 #include <string.h>
@@ -36,6 +37,20 @@ conf_on_body_temp_path(struct build *b, struct blk *k, const struct cnode *n)
     if (!conf_check_path(b, n, t))
         return;
     k->pc->client_body_temp_path = conf_path_arg(b, n, t);
+}
+
+void
+conf_on_body_min_rate(struct build *b, struct blk *k, const struct cnode *n)
+{
+    uint64_t v, ms;
+    if (conf_size_arg(b, &n->args[0], "client_body_min_rate", 0, UINT32_MAX, &v))
+        k->pc->client_body_min_rate = (uint32_t)v;
+    if (n->n_args > 1 && conf_duration_arg(b, &n->args[1], "client_body_min_rate", &ms)) {
+        if (ms > UINT32_MAX)
+            conf_err(b->st, &n->args[1].pos, "grace of 'client_body_min_rate' out of range");
+        else
+            k->pc->client_body_min_rate_grace_ms = (uint32_t)ms;
+    }
 }
 
 void

@@ -630,6 +630,31 @@ waits_for_body(struct gh_exchange *ex)
            ex->src->wants_body(ex) && (ex->req_pipe == NULL || ex->req_pipe->len == 0);
 }
 
+/*
+ * When the body's wait ends: client_body_timeout from now, or earlier, when the
+ * average rate since the head (past its grace) would fall below
+ * client_body_min_rate with no more bytes: B bytes at R a second last until
+ * head + B / R. 0 when that moment has passed.
+ */
+static uint64_t
+body_wait_ms(const struct h1_stream *s, uint64_t now)
+{
+    const struct gh_proxy_conf *pc = s->ex.pc;
+    uint64_t ms = pc->client_body_timeout_ms;
+    if (pc->client_body_min_rate == 0)
+        return ms;
+    uint64_t until = s->ex.t_head + GH_MAX((uint64_t)pc->client_body_min_rate_grace_ms,
+                                           s->req_bytes * 1000 / pc->client_body_min_rate);
+    return until <= now ? 0 : GH_MIN(ms, until - now);
+}
+
+/* Is the body below client_body_min_rate (its wait ended before client_body_timeout)? */
+static bool
+body_too_slow(const struct h1_stream *s, uint64_t now)
+{
+    return s->ex.pc->client_body_min_rate != 0 && body_wait_ms(s, now) == 0;
+}
+
 static void
 request_arm_timers(struct h1_stream *s)
 {
@@ -645,7 +670,7 @@ request_arm_timers(struct h1_stream *s)
             gh_timer_after(l, &c->timer, ex->pc->send_timeout_ms);
         }
     } else if (waits_for_body(ex)) {
-        gh_timer_after(l, &c->timer, ex->pc->client_body_timeout_ms);
+        gh_timer_after(l, &c->timer, body_wait_ms(s, gh_loop_now(l)));
     }
     /* otherwise the timer keeps its older deadline; on_timeout re-checks what it
      * guards, so no heap work is spent per request here */
@@ -679,7 +704,10 @@ request_timeout(struct gh_conn *c)
     }
     if (waits_for_body(ex)) {
         c->w->st_slow_body++;
-        if (gh_exchange_fail(ex, 408, "request body not received in time") != GH_PUMP_ENDED) {
+        const char *why = body_too_slow(s, gh_loop_now(c->w->loop))
+                              ? "request body slower than client_body_min_rate"
+                              : "request body not received in time";
+        if (gh_exchange_fail(ex, 408, why) != GH_PUMP_ENDED) {
             conn_advance(c);
             arm_writes(c);
         }

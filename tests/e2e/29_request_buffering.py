@@ -9,6 +9,7 @@ origin is chosen; a buffered PUT is replayed whole to another server after a bro
 
 No timing assertions: every wait is a bounded loop on an observable event."""
 
+import select
 import socket
 import threading
 
@@ -118,6 +119,30 @@ def t():
             c.send(b"258\r\n" + b"b" * 600 + b"\r\n")
             eq(c.read_response().status, 413)
         eq(o.conn_count, 0, "origin connections")
+
+
+@test("client_body_min_rate: a body trickling below the rate gets 408 long before "
+      "client_body_timeout; a normal upload passes")
+def t():
+    with Origin() as o, Gatehouse(conf(o, "    client_body_timeout 60s;\n"
+                                          "    client_body_min_rate 1k 1s;")) as gh:
+        body = det_bytes(200000, seed=4)
+        check_upload(upload(gh, body), body)
+        with Conn(gh.port, timeout=30) as c:
+            c.send(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n")
+            r = None
+            for _ in range(200):  # 10 bytes every 0.1 s: 100 bytes a second, at most 20 s
+                try:
+                    c.send(b"x" * 10)
+                except OSError:
+                    pass
+                if select.select([c.sock], [], [], 0.1)[0]:
+                    r = c.read_response()
+                    break
+            check(r is not None, "an answer before the body ended")
+            eq(r.status, 408)
+        gh.wait_stderr(r"408: request body slower than client_body_min_rate")
+        eq(o.conn_count, 1, "only the normal upload reached the origin")
 
 
 @test("Expect: 100-continue is answered at once; the origin is chosen after the body")
