@@ -90,6 +90,9 @@ struct gh_upstream_conf {
     uint32_t fail_timeout_ms;       /* the first ejection's length (doubles, up to 5 min) */
     uint32_t retries;               /* further servers a failed request may go to */
     uint32_t retry_on;              /* GH_RETRY_* */
+    uint32_t queue_max;             /* `queue N`: requests waiting per thread when every server
+                                       is at max_conns; 0: none (503 at once) */
+    uint32_t queue_timeout_ms;      /* `queue N timeout=D` (default 60s) */
     const char *file;               /* where it was defined */
     uint32_t line;
     uint32_t index; /* position in gh_config.upstreams (for per-thread state arrays) */

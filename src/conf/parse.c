@@ -535,6 +535,7 @@ conf_new_upstream(struct build *b, const char *name, const struct conf_pos *pos)
     u->uc.fail_timeout_ms = 10000;
     u->uc.retries = 1;
     u->uc.retry_on = GH_RETRY_CONNECT;
+    u->uc.queue_timeout_ms = 60000;
     u->uc.file = pos->file;
     u->uc.line = pos->line;
     u->uc.index = b->upstreams.n;
@@ -1258,6 +1259,7 @@ static const struct dir dirs[] = {
     {"retries", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, retries), 0, 100},
     FN("retry_on", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_retry_on),
+    FN("queue", CTX_UPSTREAM, 1, 2, 0, conf_on_queue),
     /* server */
     FN("listen", CTX_SERVER, 1, 7, DF_MULTI, on_listen),
     FN("server_name", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, on_server_name),

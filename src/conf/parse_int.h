@@ -210,6 +210,7 @@ void conf_on_up_tls(struct build *b, struct blk *k, const struct cnode *n);
  * of an upstream once its block is walked */
 void conf_on_balance(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_retry_on(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_queue(struct build *b, struct blk *k, const struct cnode *n);
 void conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_server *s);
 void conf_check_upstream(struct build *b, struct pups *u);
 /* tls.c: default server-side settings */

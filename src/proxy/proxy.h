@@ -44,6 +44,7 @@ int gh_proxy_reopen_logs(const struct gh_config *cfg);
     X(slow_read, "responses not read within send_timeout (reset)")                                 \
     X(fd_short, "accepts or connects that found no file descriptor (idle origin connections "      \
                 "trimmed)")                                                                        \
+    X(queued, "requests that waited for a server at max_conns (upstream queue)")                   \
     X(buffered, "request bodies buffered before the origin was chosen")                            \
     X(spooled, "of those, bodies larger than the memory buffer (spooled to a file)")
 

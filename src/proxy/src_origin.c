@@ -175,6 +175,47 @@ no_server(struct gh_exchange *ex, int why)
         ex->gen.retry_after = 1;
 }
 
+static void on_queue_wait(struct gh_ups_wait *w, bool timed_out);
+static bool build_head(struct gh_exchange *ex, const struct gh_request *req);
+
+/* Every server is at max_conns: wait in the upstream's queue when it has one (the head is
+ * built first when it is not yet: the request's slices go away). false: no place in it. */
+static bool
+queue_request(struct gh_exchange *ex, const struct gh_request *req)
+{
+    if (ex->up.ups->queue_max == 0)
+        return false;
+    if (ex->fwd_head == NULL && !build_head(ex, req))
+        return true; /* failed: answered */
+    bool first = ex->up.wait.deadline == 0;
+    if (gh_ups_wait(ex->wc->ups, &ex->up, on_queue_wait) != 0)
+        return false;
+    if (first)
+        ex->w->st_queued++;
+    gh_log_debug("upstream %s: every server at max_conns: request queued", ex->up.ups->name);
+    return true;
+}
+
+/* A place at a server (or the queue's timeout) for a queued request. */
+static void
+on_queue_wait(struct gh_ups_wait *wt, bool timed_out)
+{
+    struct gh_ups_try *t = gh_container_of(wt, struct gh_ups_try, wait);
+    struct gh_exchange *ex = gh_container_of(t, struct gh_exchange, up);
+    int prc = timed_out ? -EBUSY : gh_ups_pick(ex->wc->ups, &ex->up);
+    if (prc == -EBUSY && !timed_out && queue_request(ex, NULL))
+        return; /* the place was taken meanwhile: wait on */
+    if (prc != 0) {
+        if (timed_out)
+            gh_log_error("upstream %s: no server within the queue timeout", ex->up.ups->name);
+        no_server(ex, prc);
+        ex->down->resume(ex);
+        return;
+    }
+    if (origin_connect(ex, false) != GH_PUMP_ENDED)
+        ex->down->resume(ex);
+}
+
 /* `balance hash KEY`: the key expanded into the thread's head scratch (the head for the origin
  * is built there after the pick; the pick keeps only the key's hash). A key longer than the
  * buffer is cut: its first GH_BUF_SIZE bytes are the key. */
@@ -246,6 +287,8 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
     int prc = gh_ups_pick(ex->wc->ups, &ex->up);
     ex->up.key = NULL; /* its hash is kept */
     if (prc != 0) {
+        if (prc == -EBUSY && queue_request(ex, req))
+            return;
         no_server(ex, prc);
         return;
     }
@@ -440,6 +483,8 @@ buffer_done(struct gh_exchange *ex)
     ex->spool_state = GH_SPOOL_REPLAY;
     int prc = gh_ups_pick(ex->wc->ups, &ex->up);
     if (prc != 0) {
+        if (prc == -EBUSY && queue_request(ex, NULL))
+            return GH_PUMP_MOVED;
         no_server(ex, prc);
         return GH_PUMP_MOVED;
     }
@@ -756,6 +801,7 @@ origin_tunnel_end(struct gh_exchange *ex, struct gh_tunnel_end *end)
 static void
 origin_release(struct gh_exchange *ex)
 {
+    gh_ups_wait_cancel(ex->wc->ups, &ex->up);
     drop_conn(ex);
     gh_ups_attempt_done(ex->wc->ups, &ex->up, (enum gh_balance_outcome)ex->up_outcome);
     free_head(ex);

@@ -171,7 +171,9 @@ gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg)
     g->bal = calloc(total + 1, sizeof(*g->bal));
     g->peer = calloc(total + 1, sizeof(*g->peer));
     g->ring = calloc(cfg->n_upstreams + 1, sizeof(*g->ring));
-    if (g->off == NULL || g->bal == NULL || g->peer == NULL || g->ring == NULL) {
+    g->queue = calloc(cfg->n_upstreams + 1, sizeof(*g->queue));
+    if (g->off == NULL || g->bal == NULL || g->peer == NULL || g->ring == NULL ||
+        g->queue == NULL) {
         gh_ups_gen_free(g);
         return NULL;
     }
@@ -213,6 +215,7 @@ gh_ups_gen_free(struct gh_ups_gen *g)
         for (uint32_t i = 0; i < g->cfg->n_upstreams; i++)
             gh_balance_ring_free(&g->ring[i]);
     free(g->ring);
+    free(g->queue);
     free(g->off);
     free(g->bal);
     free(g->peer);
@@ -409,6 +412,8 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
             b->done(g->bal + g->off[ups->index], ups->n_servers, t->server, o,
                     (uint32_t)(now - t->t_start), now);
         }
+        if (gh_unlikely(g->queue[ups->index].n > 0)) /* a place is free: the first waiter */
+            gh_ups_queue_wake(g, ups);
     }
     if (t->direct != NULL) /* a destination of its own: no health of a configured server */
         return;
