@@ -36,7 +36,7 @@ cidr_arg(struct build *b, const struct conf_tok *t, const char *what, struct gh_
         conf_err(b->st, &t->pos,
                  "invalid address '%s' in '%s': %s (expected e.g. 192.0.2.1, 10.0.0.0/8, "
                  "2001:db8::/32%s)",
-                 conf_show_tok(b, t), what, why, what[0] == 'r' ? "" : " or all");
+                 conf_show_tok(b, t), what, why, what[0] == 'a' || what[0] == 'd' ? " or all" : "");
         return false;
     }
     if (host_bits) {
@@ -79,38 +79,36 @@ conf_on_access(struct build *b, struct blk *k, const struct cnode *n)
     conf_vec_push(b, &k->acl, a);
 }
 
-void
-conf_on_real_ip_from(struct build *b, struct blk *k, const struct cnode *n)
+/* The prefixes of a list of trusted peers (real_ip_from, proxy_protocol_from) into v; `all`
+ * is refused (who: what to name instead). */
+static void
+trusted_list(struct build *b, const struct cnode *n, const char *who, struct vec *v)
 {
     for (uint32_t i = 0; i < n->n_args; i++) {
         const struct conf_tok *t = &n->args[i];
         struct gh_cidr *c = gh_arena_alloc(b->arena, sizeof(*c));
         if (conf_tok_is(t, "all")) {
             conf_err(b->st, &t->pos,
-                     "'real_ip_from all' would let every client choose its address: name the "
-                     "proxies (e.g. 10.0.0.0/8)");
+                     "'%s all' would let every client choose its address: name the %s (e.g. "
+                     "10.0.0.0/8)",
+                     n->name.text, who);
             continue;
         }
-        if (cidr_arg(b, t, "real_ip_from", c))
-            conf_vec_push(b, &k->real_ip, c);
+        if (cidr_arg(b, t, n->name.text, c))
+            conf_vec_push(b, v, c);
     }
+}
+
+void
+conf_on_real_ip_from(struct build *b, struct blk *k, const struct cnode *n)
+{
+    trusted_list(b, n, "proxies", &k->real_ip);
 }
 
 void
 conf_on_proxy_protocol_from(struct build *b, struct blk *k, const struct cnode *n)
 {
-    for (uint32_t i = 0; i < n->n_args; i++) {
-        const struct conf_tok *t = &n->args[i];
-        struct gh_cidr *c = gh_arena_alloc(b->arena, sizeof(*c));
-        if (conf_tok_is(t, "all")) {
-            conf_err(b->st, &t->pos,
-                     "'proxy_protocol_from all' would let every client choose its address: name "
-                     "the balancers (e.g. 10.0.0.0/8)");
-            continue;
-        }
-        if (cidr_arg(b, t, "proxy_protocol_from", c))
-            conf_vec_push(b, &k->pp_from, c);
-    }
+    trusted_list(b, n, "balancers", &k->pp_from);
 }
 
 static const struct gh_cidr_set *

@@ -1707,6 +1707,16 @@ name_table(struct build *b, struct plst *l)
     l->lc.n_names = n;
 }
 
+/* pl says `flag` (here) where the address's first listen does not, or the reverse. */
+static void
+listen_disagrees(struct build *b, const struct plst *l, const struct plisten *pl, bool here,
+                 const char *flag, const char *rule)
+{
+    conf_err(b->st, &pl->pos, "'listen %s' with%s %s here but with%s at %s: %s", l->lc.addr.text,
+             here ? "" : "out", flag, here ? "out" : "", conf_where(b, &l->first_pos, pl->pos.file),
+             rule);
+}
+
 /* The listener being assembled for pl's address (made on first use), with what pl adds to it:
  * TLS agreement, backlog, default server sc. */
 static struct plst *
@@ -1726,25 +1736,14 @@ listener_of(struct build *b, struct vec *lsts, const struct plisten *pl, struct 
         l->first_pos = pl->pos;
         conf_vec_push(b, lsts, l);
     } else if (l->lc.socks5 != pl->socks5) {
-        conf_err(b->st, &pl->pos,
-                 "'listen %s'%s here but%s at %s: one address speaks SOCKS5 or HTTP, not both",
-                 l->lc.addr.text, pl->socks5 ? " with socks5" : " without socks5",
-                 l->lc.socks5 ? " with socks5" : " without socks5",
-                 conf_where(b, &l->first_pos, pl->pos.file));
+        listen_disagrees(b, l, pl, pl->socks5, "socks5",
+                         "one address speaks SOCKS5 or HTTP, not both");
     } else if (l->lc.proxy_protocol != pl->proxy_protocol) {
-        conf_err(b->st, &pl->pos,
-                 "'listen %s'%s here but%s at %s: one address takes a PROXY protocol header "
-                 "first or never",
-                 l->lc.addr.text, pl->proxy_protocol ? " with proxy_protocol" : " without it",
-                 l->lc.proxy_protocol ? " with proxy_protocol" : " without it",
-                 conf_where(b, &l->first_pos, pl->pos.file));
+        listen_disagrees(b, l, pl, pl->proxy_protocol, "proxy_protocol",
+                         "one address takes a PROXY protocol header first or never");
     } else if (l->lc.tls != pl->tls) {
-        conf_err(b->st, &pl->pos,
-                 "'listen %s'%s here but%s at %s: the servers of one address all speak TLS or "
-                 "none does",
-                 l->lc.addr.text, pl->tls ? " with tls" : " without tls",
-                 l->lc.tls ? " with tls" : " without tls",
-                 conf_where(b, &l->first_pos, pl->pos.file));
+        listen_disagrees(b, l, pl, pl->tls, "tls",
+                         "the servers of one address all speak TLS or none does");
     }
     l->deferred = l->deferred || pl->deferred;
     if (pl->backlog > 0 && (!l->backlog_set || pl->backlog > l->lc.backlog)) {
