@@ -265,10 +265,7 @@ struct gh_exchange {
     uint32_t fwd_head_cap;
     char *pp_head; /* `send_proxy`: a PROXY header and fwd_head, for one new connection */
     uint32_t pp_head_cap;
-    /* `request_buffering`: the body read whole before an origin is chosen, then replayed to
-     * it (from the start again on a retry) */
-    uint8_t spool_state; /* enum gh_spool_state */
-    struct gh_spool spool;
+    uint8_t spool_state;       /* enum gh_spool_state (spool below) */
     uint8_t up_outcome;        /* enum gh_balance_outcome of the current attempt */
     struct gh_pipe *resp_pipe; /* response body moving by splice(2) */
     struct gh_pipe *req_pipe;  /* request body moving by splice(2) */
@@ -289,6 +286,12 @@ struct gh_exchange {
     uint8_t method; /* enum gh_h1_method */
     uint8_t version;
     uint8_t state; /* enum gh_ex_state */
+    /* Not cleared by gh_exchange_init (only read once set up; less to clear per request): */
+    /* `request_buffering`: the body read whole before an origin is chosen, then replayed to
+     * it (from the start again on a retry); valid while spool_state is not GH_SPOOL_NONE */
+    struct gh_spool spool;
+    /* `queue`: waiting for a server at max_conns (timer.cb NULL until the first wait) */
+    struct gh_ups_wait up_wait;
 };
 
 /* The state's name, for logs. */

@@ -59,9 +59,11 @@ keep_head(struct gh_exchange *ex, const char *p, size_t len)
     return 0;
 }
 
-static void
+static inline void
 free_pp_head(struct gh_exchange *ex)
 {
+    if (gh_likely(ex->pp_head == NULL))
+        return;
     gh_worker_head_put(ex->w, ex->pp_head, ex->pp_head_cap);
     ex->pp_head = NULL;
 }
@@ -143,11 +145,12 @@ origin_connect(struct gh_exchange *ex, bool fresh)
                                 rc == -ENOMEM ? "out of memory" : "cannot connect to upstream");
     }
     ex->up_outcome = GH_BALANCE_CANCELLED;
-    if (ex->spool_state != GH_SPOOL_NONE) { /* a buffered body: from its start, on every try */
+    bool body = !(ex->flags & GH_EX_REQ_DONE);
+    if (gh_unlikely(ex->spool_state != GH_SPOOL_NONE)) { /* buffered: from its start, each try */
         gh_spool_rewind(&ex->spool);
         ex->spool_state = GH_SPOOL_REPLAY;
+        body = true;
     }
-    bool body = !(ex->flags & GH_EX_REQ_DONE) || ex->spool_state != GH_SPOOL_NONE;
     const char *head = ex->fwd_head;
     size_t hlen = ex->fwd_head_len;
     uint8_t pp = gh_ups_server(&ex->up)->send_proxy;
@@ -176,19 +179,16 @@ no_server(struct gh_exchange *ex, int why)
 }
 
 static void on_queue_wait(struct gh_ups_wait *w, bool timed_out);
-static bool build_head(struct gh_exchange *ex, const struct gh_request *req);
 
-/* Every server is at max_conns: wait in the upstream's queue when it has one (the head is
- * built first when it is not yet: the request's slices go away). false: no place in it. */
+/* Every server is at max_conns: wait in the upstream's queue when it has one (the head for
+ * the origin is built already). false: no place in it. */
 static bool
-queue_request(struct gh_exchange *ex, const struct gh_request *req)
+queue_request(struct gh_exchange *ex)
 {
     if (ex->up.ups->queue_max == 0)
         return false;
-    if (ex->fwd_head == NULL && !build_head(ex, req))
-        return true; /* failed: answered */
-    bool first = ex->up.wait.deadline == 0;
-    if (gh_ups_wait(ex->wc->ups, &ex->up, on_queue_wait) != 0)
+    bool first = ex->up_wait.timer.cb == NULL;
+    if (gh_ups_wait(ex->wc->ups, ex->up.ups, &ex->up_wait, on_queue_wait) != 0)
         return false;
     if (first)
         ex->w->st_queued++;
@@ -200,10 +200,9 @@ queue_request(struct gh_exchange *ex, const struct gh_request *req)
 static void
 on_queue_wait(struct gh_ups_wait *wt, bool timed_out)
 {
-    struct gh_ups_try *t = gh_container_of(wt, struct gh_ups_try, wait);
-    struct gh_exchange *ex = gh_container_of(t, struct gh_exchange, up);
+    struct gh_exchange *ex = gh_container_of(wt, struct gh_exchange, up_wait);
     int prc = timed_out ? -EBUSY : gh_ups_pick(ex->wc->ups, &ex->up);
-    if (prc == -EBUSY && !timed_out && queue_request(ex, NULL))
+    if (prc == -EBUSY && !timed_out && queue_request(ex))
         return; /* the place was taken meanwhile: wait on */
     if (prc != 0) {
         if (timed_out)
@@ -229,7 +228,7 @@ hash_key(struct gh_exchange *ex, const struct gh_upstream_conf *ups)
 }
 
 /* The head for the origin, built and kept (for retries). false when the exchange failed. */
-static bool
+static inline bool
 build_head(struct gh_exchange *ex, const struct gh_request *req)
 {
     size_t len = gh_fwd_req_head(ex->w->hscratch, GH_BUF_SIZE, ex, req);
@@ -253,18 +252,15 @@ wants_buffering(const struct gh_exchange *ex)
            ex->fwd == NULL;
 }
 
-/* Start reading the body into the spool: the head is built now (the request's slices go
- * away), the key hashed, and no server is chosen until the body is whole (buffer_done). */
+/* Read the body into the spool first: no server is chosen until it is whole (buffer_done);
+ * the key is hashed now (it lives in the scratch the head is built in). */
 static void
-buffer_start(struct gh_exchange *ex, const struct gh_request *req)
+buffer_start(struct gh_exchange *ex)
 {
     if (ex->up.key != NULL) {
         ex->up.key_hash = gh_balance_hash(ex->up.key, ex->up.key_len);
         ex->up.key_hashed = true;
-        ex->up.key = NULL;
     }
-    if (!build_head(ex, req))
-        return;
     gh_spool_init(&ex->spool, ex->pc->request_buffer_size, ex->pc->client_body_temp_path);
     ex->spool_state = GH_SPOOL_FILLING;
     ex->w->st_buffered++;
@@ -278,21 +274,28 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
     ex->up.ups = ex->pc->upstream;
     if (ex->up.ups->hash_key != NULL)
         hash_key(ex, ex->up.ups);
-    if (gh_unlikely(wants_buffering(ex))) {
-        buffer_start(ex, req);
-        return;
-    }
-    /* pick the origin first: a request head built for one origin stays valid for a
-     * retry on another (Host is the client's unless upstream_host is set) */
-    int prc = gh_ups_pick(ex->wc->ups, &ex->up);
+    /* pick the origin first (unless the body is read first): a request head built for one
+     * origin stays valid for a retry on another (Host is the client's unless upstream_host is
+     * set) */
+    bool buffer = wants_buffering(ex);
+    int prc = 0;
+    if (gh_unlikely(buffer))
+        buffer_start(ex);
+    else
+        prc = gh_ups_pick(ex->wc->ups, &ex->up);
     ex->up.key = NULL; /* its hash is kept */
-    if (prc != 0) {
-        if (prc == -EBUSY && queue_request(ex, req))
-            return;
+    if (prc != 0 && (prc != -EBUSY || ex->up.ups->queue_max == 0)) {
         no_server(ex, prc);
         return;
     }
-    if (!build_head(ex, req))
+    if (!build_head(ex, req)) /* before waiting: the request's slices go away */
+        return;
+    if (gh_unlikely(prc != 0)) { /* every server at max_conns: the queue */
+        if (!queue_request(ex))
+            no_server(ex, prc);
+        return;
+    }
+    if (buffer)
         return;
     if (ex->up.direct == NULL && ex->fwd != NULL)
         return; /* a forward proxy's name still resolving: gh_origin_go follows the answer */
@@ -483,7 +486,7 @@ buffer_done(struct gh_exchange *ex)
     ex->spool_state = GH_SPOOL_REPLAY;
     int prc = gh_ups_pick(ex->wc->ups, &ex->up);
     if (prc != 0) {
-        if (prc == -EBUSY && queue_request(ex, NULL))
+        if (prc == -EBUSY && queue_request(ex))
             return GH_PUMP_MOVED;
         no_server(ex, prc);
         return GH_PUMP_MOVED;
@@ -529,14 +532,32 @@ replay_body(struct gh_exchange *ex)
     return GH_PUMP_MOVED;
 }
 
+/* A buffered body's part of a send turn: read it from the client, or hand the origin its
+ * next piece once the head is out and nothing waits. */
+static int
+spool_send(struct gh_exchange *ex)
+{
+    if (ex->spool_state == GH_SPOOL_FILLING)
+        return ex->down->pump_body(ex);
+    struct gh_upconn *u = ex->u;
+    if (ex->spool_state == GH_SPOOL_REPLAY && u != NULL && u->state == GH_UPCONN_ACTIVE &&
+        gh_upconn_wants_body(u))
+        return replay_body(ex);
+    return GH_PUMP_BLOCKED;
+}
+
 static int
 origin_send(struct gh_exchange *ex)
 {
+    int src = GH_PUMP_BLOCKED;
+    if (gh_unlikely(ex->spool_state != GH_SPOOL_NONE)) {
+        src = spool_send(ex);
+        if (src == GH_PUMP_ENDED || ex->spool_state == GH_SPOOL_FILLING)
+            return src;
+    }
     struct gh_upconn *u = ex->u;
-    if (ex->spool_state == GH_SPOOL_FILLING)
-        return ex->down->pump_body(ex);
     if (u == NULL || u->state != GH_UPCONN_ACTIVE)
-        return GH_PUMP_BLOCKED;
+        return src;
     int rc = gh_upconn_has_output(u) ? gh_upconn_send(u) : GH_PUMP_BLOCKED;
     if (rc < 0)
         return retry_or_fail(ex, 502,
@@ -544,12 +565,7 @@ origin_send(struct gh_exchange *ex)
                                  ? "upstream connection broken while sending the body"
                                  : "upstream connection broken while sending the request",
                              GH_BALANCE_BROKEN);
-    if (ex->spool_state == GH_SPOOL_REPLAY && gh_upconn_wants_body(u)) {
-        int brc = replay_body(ex);
-        if (brc == GH_PUMP_ENDED || ex->u == NULL)
-            return brc;
-        rc |= brc;
-    }
+    rc |= src;
     if (!(ex->flags & GH_EX_REQ_DONE) && origin_wants_body(ex)) {
         int brc = ex->down->pump_body(ex);
         if (brc == GH_PUMP_ENDED)
@@ -801,11 +817,12 @@ origin_tunnel_end(struct gh_exchange *ex, struct gh_tunnel_end *end)
 static void
 origin_release(struct gh_exchange *ex)
 {
-    gh_ups_wait_cancel(ex->wc->ups, &ex->up);
+    if (gh_unlikely(ex->up_wait.timer.cb != NULL)) /* it waited in a queue */
+        gh_ups_wait_cancel(&ex->up_wait);
     drop_conn(ex);
     gh_ups_attempt_done(ex->wc->ups, &ex->up, (enum gh_balance_outcome)ex->up_outcome);
     free_head(ex);
-    if (ex->spool_state != GH_SPOOL_NONE) {
+    if (gh_unlikely(ex->spool_state != GH_SPOOL_NONE)) {
         gh_spool_free(&ex->spool);
         ex->spool_state = GH_SPOOL_NONE;
     }

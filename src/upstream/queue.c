@@ -15,8 +15,9 @@
 #include "upstream/upstream.h"
 
 static void
-unlink_wait(struct gh_ups_queue *q, struct gh_ups_wait *w)
+unlink_wait(struct gh_ups_gen *g, struct gh_ups_queue *q, struct gh_ups_wait *w)
 {
+    g->n_waiting--;
     if (w->prev != NULL)
         w->prev->next = w->next;
     else
@@ -37,25 +38,27 @@ on_wait_timer(struct gh_timer *tm)
     bool timed_out = !w->woken;
     w->woken = false;
     if (w->queued) /* the deadline came while still on the list */
-        unlink_wait(w->q, w);
+        unlink_wait(w->g, w->q, w);
     w->cb(w, timed_out);
 }
 
 int
-gh_ups_wait(struct gh_ups_gen *g, struct gh_ups_try *t, gh_ups_wait_cb cb)
+gh_ups_wait(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, struct gh_ups_wait *w,
+            gh_ups_wait_cb cb)
 {
-    const struct gh_upstream_conf *ups = t->ups;
     struct gh_ups_queue *q = &g->queue[ups->index];
     if (ups->queue_max == 0 || q->n >= ups->queue_max)
         return -EBUSY;
-    struct gh_ups_wait *w = &t->wait;
     uint64_t now = gh_loop_now(g->ctx->loop);
-    if (w->deadline == 0)
+    if (w->timer.cb == NULL) { /* the first wait */
+        memset(w, 0, sizeof(*w));
         w->deadline = now + ups->queue_timeout_ms;
+    }
     if (w->deadline <= now)
         return -EBUSY;
     w->cb = cb;
     w->q = q;
+    w->g = g;
     w->timer.cb = on_wait_timer;
     w->woken = false;
     w->queued = true;
@@ -67,19 +70,19 @@ gh_ups_wait(struct gh_ups_gen *g, struct gh_ups_try *t, gh_ups_wait_cb cb)
         q->head = w;
     q->tail = w;
     q->n++;
+    g->n_waiting++;
     gh_timer_after(g->ctx->loop, &w->timer, w->deadline - now);
     return 0;
 }
 
 void
-gh_ups_wait_cancel(struct gh_ups_gen *g, struct gh_ups_try *t)
+gh_ups_wait_cancel(struct gh_ups_wait *w)
 {
-    struct gh_ups_wait *w = &t->wait;
     if (w->timer.cb == NULL) /* never waited */
         return;
-    gh_timer_stop(g->ctx->loop, &w->timer);
+    gh_timer_stop(w->g->ctx->loop, &w->timer);
     if (w->queued)
-        unlink_wait(w->q, w);
+        unlink_wait(w->g, w->q, w);
     w->woken = false;
 }
 
@@ -88,9 +91,9 @@ gh_ups_queue_wake(struct gh_ups_gen *g, const struct gh_upstream_conf *ups)
 {
     struct gh_ups_queue *q = &g->queue[ups->index];
     struct gh_ups_wait *w = q->head;
-    if (w == NULL)
+    if (w == NULL) /* the others' queues wait */
         return;
-    unlink_wait(q, w);
+    unlink_wait(g, q, w);
     w->woken = true;
     gh_timer_after(g->ctx->loop, &w->timer, 0);
 }

@@ -412,7 +412,7 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
             b->done(g->bal + g->off[ups->index], ups->n_servers, t->server, o,
                     (uint32_t)(now - t->t_start), now);
         }
-        if (gh_unlikely(g->queue[ups->index].n > 0)) /* a place is free: the first waiter */
+        if (gh_unlikely(g->n_waiting > 0)) /* a place is free: the first waiter */
             gh_ups_queue_wake(g, ups);
     }
     if (t->direct != NULL) /* a destination of its own: no health of a configured server */

@@ -99,10 +99,12 @@ gh_peer_down(const struct gh_upstream_ctx *ctx, const struct gh_peer *p)
 /*
  * A request waiting for a server of its upstream to drop below max_conns
  * (`queue N [timeout=D]`): in the generation's per-upstream FIFO on this
- * thread. Embedded in struct gh_ups_try; zeroed with it.
+ * thread. Its owner embeds it and sets timer.cb to NULL before the first
+ * gh_ups_wait (which sets up the rest); nothing else needs clearing.
  */
 struct gh_ups_wait;
 struct gh_ups_queue;
+struct gh_ups_gen;
 typedef void (*gh_ups_wait_cb)(struct gh_ups_wait *w, bool timed_out);
 struct gh_ups_wait {
     struct gh_ups_wait *prev, *next;
@@ -110,6 +112,7 @@ struct gh_ups_wait {
     uint64_t deadline; /* loop ms; 0: not waited yet (the first wait sets it) */
     gh_ups_wait_cb cb;
     struct gh_ups_queue *q; /* the list it is (or was last) on */
+    struct gh_ups_gen *g;   /* whose */
     bool queued;            /* on the list */
     bool woken;             /* taken off it by a finished request: cb runs with the next timers */
 };
@@ -128,6 +131,7 @@ struct gh_ups_gen {
     struct gh_peer **peer;        /* per server: its peer (a reference each) */
     struct gh_balance_ring *ring; /* per upstream: `balance hash KEY consistent`'s ring */
     struct gh_ups_queue *queue;   /* per upstream: requests waiting for a server (queue.c) */
+    uint32_t n_waiting;           /* in all of them (one test on the hot path) */
 };
 
 /* State for cfg's upstreams on this thread. NULL when out of memory. */
@@ -155,7 +159,6 @@ struct gh_ups_try {
      * drops) and its server entry stand in for the upstream's only server, a placeholder */
     struct gh_peer *direct;
     const struct gh_upstream_server *direct_srv;
-    struct gh_ups_wait wait; /* while queued for a server at max_conns */
 };
 
 /* The server of the current attempt. */
@@ -204,17 +207,18 @@ int gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
 void gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_outcome o);
 
 /*
- * Every server of t's upstream is at max_conns (gh_ups_pick said -EBUSY):
+ * Every server of ups is at max_conns (gh_ups_pick said -EBUSY):
  * wait in the upstream's queue (`queue N [timeout=D]`) until a request of it
  * ends, then cb(w, false) runs (from a timer, never inside the call that woke
  * it): pick again (another request may have taken the place: wait again); or
  * the time since the first wait reaches the timeout: cb(w, true). Returns 0,
  * or -EBUSY when the upstream has no queue or it is full.
  */
-int gh_ups_wait(struct gh_ups_gen *g, struct gh_ups_try *t, gh_ups_wait_cb cb);
+int gh_ups_wait(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, struct gh_ups_wait *w,
+                gh_ups_wait_cb cb);
 
-/* Leave the queue (the request ended). Safe when not waiting. */
-void gh_ups_wait_cancel(struct gh_ups_gen *g, struct gh_ups_try *t);
+/* Leave the queue (the request ended). Safe when not waiting (timer.cb NULL: never waited). */
+void gh_ups_wait_cancel(struct gh_ups_wait *w);
 
 /* A request of ups ended: wake the first one waiting, if any (queue.c). */
 void gh_ups_queue_wake(struct gh_ups_gen *g, const struct gh_upstream_conf *ups);

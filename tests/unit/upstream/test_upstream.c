@@ -432,14 +432,19 @@ test_pick_backup_and_max_conns(void **state)
 static int woken[8];
 static int n_woken, n_timed_out;
 
+struct waiter {
+    int label;
+    struct gh_ups_wait w;
+};
+
 static void
 on_wait(struct gh_ups_wait *w, bool timed_out)
 {
-    struct gh_ups_try *t = gh_container_of(w, struct gh_ups_try, wait);
+    struct waiter *x = gh_container_of(w, struct waiter, w);
     if (timed_out)
         n_timed_out++;
     else
-        woken[n_woken++] = (int)t->attempts; /* the test's label for the waiter */
+        woken[n_woken++] = x->label;
 }
 
 static void
@@ -454,14 +459,15 @@ test_queue(void **state)
     struct gh_ups_try busy = {.ups = u, .in_flight = true};
     g->bal[g->off[u->index]].inflight = 1;
     peer_of(g, u, 0)->inflight = 1;
-    struct gh_ups_try w1 = {.ups = u, .attempts = 1}, w2 = {.ups = u, .attempts = 2},
-                      w3 = {.ups = u, .attempts = 3}, wn = {.ups = nq};
-    assert_int_equal(gh_ups_pick(g, &w1), -EBUSY);
-    assert_int_equal(gh_ups_wait(g, &w1, on_wait), 0);
-    assert_int_equal(gh_ups_wait(g, &w2, on_wait), 0);
-    assert_int_equal(gh_ups_wait(g, &w3, on_wait), -EBUSY); /* full */
-    assert_int_equal(gh_ups_wait(g, &wn, on_wait), -EBUSY); /* no queue there */
+    struct gh_ups_try t = {.ups = u};
+    assert_int_equal(gh_ups_pick(g, &t), -EBUSY);
+    struct waiter w1 = {1, {0}}, w2 = {2, {0}}, w3 = {3, {0}}, wn = {4, {0}};
+    assert_int_equal(gh_ups_wait(g, u, &w1.w, on_wait), 0);
+    assert_int_equal(gh_ups_wait(g, u, &w2.w, on_wait), 0);
+    assert_int_equal(gh_ups_wait(g, u, &w3.w, on_wait), -EBUSY);  /* full */
+    assert_int_equal(gh_ups_wait(g, nq, &wn.w, on_wait), -EBUSY); /* no queue there */
     assert_int_equal(g->queue[u->index].n, 2);
+    assert_int_equal(g->n_waiting, 2);
     /* the request in flight ends: the first waiter is woken, from a timer */
     n_woken = n_timed_out = 0;
     gh_ups_attempt_done(g, &busy, GH_BALANCE_OK);
@@ -471,18 +477,20 @@ test_queue(void **state)
     assert_int_equal(n_woken, 1);
     assert_int_equal(woken[0], 1);
     /* the second one leaves (its client went away): nothing is woken for it, ever */
-    gh_ups_wait_cancel(g, &w2);
+    gh_ups_wait_cancel(&w2.w);
     assert_int_equal(g->queue[u->index].n, 0);
-    gh_ups_wait_cancel(g, &w2); /* twice is fine */
+    assert_int_equal(g->n_waiting, 0);
+    gh_ups_wait_cancel(&w2.w); /* twice is fine */
+    gh_ups_wait_cancel(&wn.w); /* and never waited */
     /* a third waits and times out */
-    assert_int_equal(gh_ups_wait(g, &w3, on_wait), 0);
+    assert_int_equal(gh_ups_wait(g, u, &w3.w, on_wait), 0);
     for (int i = 0; i < 200 && n_timed_out == 0; i++)
         gh_loop_run_once(L, 5);
     assert_int_equal(n_timed_out, 1);
     assert_int_equal(n_woken, 1);
     assert_int_equal(g->queue[u->index].n, 0);
     /* its time is used up: it cannot wait again */
-    assert_int_equal(gh_ups_wait(g, &w3, on_wait), -EBUSY);
+    assert_int_equal(gh_ups_wait(g, u, &w3.w, on_wait), -EBUSY);
     gh_ups_gen_free(g);
     gh_conf_unref(c);
 }
