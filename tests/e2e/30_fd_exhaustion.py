@@ -3,7 +3,8 @@
 prlimit(2) to what it holds): an accept that finds none closes idle pooled origin connections
 and takes the client at once (every request served); a connect that finds none, with nothing
 idle to close, answers 503 (local exhaustion), never 502, and does not count against the
-origin server; both are counted.
+origin server; both are counted. And `listen ... deferred` (TCP_DEFER_ACCEPT): connections that
+send nothing are not even accepted, while a request is served.
 
 No timing assertions: every wait is a bounded loop on an observable event."""
 
@@ -109,6 +110,29 @@ def t():
         eq(http_get(gh.port, "/").status, 200, "the server was not marked down")
         gh.stop()
         check(re.search(r"counter fd_short: 1 ", gh.stderr()), "counted")
+
+
+@test("listen deferred: silent connections are not accepted; requests are served")
+def t():
+    with Origin() as o:
+        def build(g):
+            return ("%sserver {\n    listen 127.0.0.1:%d deferred backlog=64;\n"
+                    "    proxy 127.0.0.1:%d;\n}\n" % (BASE_TOP, g.port, o.port))
+
+        with Gatehouse(build) as gh:
+            ready = nfds(gh)
+            silent = [Conn(gh.port) for _ in range(5)]  # connected, never a byte
+            eq(http_get(gh.port, "/").status, 200)
+            # the served one's descriptors come and go; the silent ones never get one
+            check(nfds(gh) < ready + 5, "silent connections hold no descriptor")
+            gh.stop()
+            for c in silent:
+                c.close()
+            m = re.search(r"stopped: (\d+) connection\(s\), 1 request\(s\)", gh.stderr())
+            check(m, "the stop line")
+            # the request's connection, and the harness's readiness probe (connect, then FIN,
+            # which the kernel may hand over as it would data): never the five silent ones
+            check(int(m.group(1)) <= 2, "accepted: %s" % m.group(1))
 
 
 if __name__ == "__main__":
