@@ -9,6 +9,7 @@ attackers hold none of its slots. The defences' counters show the slow clients w
 Bounded: three runs of at most 15 s each (slowhttptest -l), a few hundred sockets each."""
 
 import shutil
+import socket
 import subprocess
 import threading
 
@@ -101,6 +102,19 @@ def t():
     with Origin() as o, Gatehouse(conf(o)) as gh:
         attack(gh, o, ["-X", "-c", "300", "-r", "150", "-w", "512", "-y", "1024", "-n", "4",
                        "-z", "32", "-k", "2", "-u", "http://127.0.0.1:%d/bytes/262144" % gh.port])
+
+
+@test("a client that never reads its response is reset at send_timeout, and counted")
+def t():
+    with Origin() as o, Gatehouse(conf_proxy(o, server_extra="    send_timeout 1s;")) as gh:
+        c = Conn(gh.port)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.send(b"GET /bytes/%d HTTP/1.1\r\nHost: a\r\n\r\n" % (64 << 20))
+        gh.wait_stderr(r"response not read within send_timeout: connection reset", 30)
+        c.close()
+        eq(http_get(gh.port, "/").status, 200)
+        gh.stop()
+        check(re.search(r"counter slow_read: 1 ", gh.stderr()), "counted")
 
 
 if __name__ == "__main__":
