@@ -248,7 +248,7 @@ build_head(struct gh_exchange *ex, const struct gh_request *req)
 static bool
 wants_buffering(const struct gh_exchange *ex)
 {
-    return ex->pc->request_buffering && !(ex->flags & (GH_EX_REQ_DONE | GH_EX_UPGRADE)) &&
+    return !(ex->flags & (GH_EX_REQ_DONE | GH_EX_UPGRADE)) && ex->pc->request_buffering &&
            ex->fwd == NULL;
 }
 

@@ -371,11 +371,12 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
         struct gh_peer *peer = t->direct != NULL ? t->direct : g->peer[k];
         /* a connection that began with a PROXY header speaks for one client: never pooled, and
          * a pooled one (which began without) never used */
-        int rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls,
-                                fresh || s->send_proxy != 0, params, ops, owner, out);
-        if (rc == 0 && s->send_proxy != 0)
-            (*out)->p.keepalive_max = 0;
+        bool pp = s->send_proxy != 0;
+        int rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh || pp, params,
+                                ops, owner, out);
         if (rc == 0) {
+            if (gh_unlikely(pp))
+                (*out)->p.keepalive_max = 0;
             t->in_flight = true;
             t->t_start = gh_loop_now(g->ctx->loop);
             g->bal[k].inflight++;
