@@ -614,6 +614,17 @@ take_signals(const sigset_t *set, const struct source *src, struct gh_config **c
     return code;
 }
 
+/* The defences' counters that moved, one line each, at stop. */
+static void
+log_protect_stats(const struct gh_proxy_stats *st)
+{
+#define GH_PC_LOG(name, text)                                                                      \
+    if (st->name > 0)                                                                              \
+        gh_log_info("counter %s: %" PRIu64 " %s", #name, st->name, text);
+    GH_PROTECT_COUNTERS(GH_PC_LOG)
+#undef GH_PC_LOG
+}
+
 /* Run until SIGTERM/SIGINT: start the workers, then take signals. Returns the exit code. */
 static int
 serve(const struct source *src)
@@ -671,6 +682,7 @@ serve(const struct source *src)
     if (st.no_server > 0)
         gh_log_warn("%" PRIu64 " request(s) answered 503: no server of their upstream available",
                     st.no_server);
+    log_protect_stats(&st);
     struct gh_tls_stats ts;
     gh_tls_get_stats(&ts);
     if (ts.handshakes > 0 || ts.failed > 0)

@@ -6,6 +6,7 @@
  *   real_ip_from CIDR...;                main, server
  *   real_ip_header X-Forwarded-For|X-Real-IP|NAME;   main, server
  *   limit_conn N;                        main, server, route
+ *   proxy_protocol_from CIDR...;         main, server
  *
  * A block's allow/deny rules, and its real_ip_from list, replace the inherited ones when it
  * has any (nginx); both are compiled into a prefix set (policy/cidr.h) when the block's
@@ -35,7 +36,7 @@ cidr_arg(struct build *b, const struct conf_tok *t, const char *what, struct gh_
         conf_err(b->st, &t->pos,
                  "invalid address '%s' in '%s': %s (expected e.g. 192.0.2.1, 10.0.0.0/8, "
                  "2001:db8::/32%s)",
-                 conf_show_tok(b, t), what, why, what[0] == 'r' ? "" : " or all");
+                 conf_show_tok(b, t), what, why, what[0] == 'a' || what[0] == 'd' ? " or all" : "");
         return false;
     }
     if (host_bits) {
@@ -78,21 +79,45 @@ conf_on_access(struct build *b, struct blk *k, const struct cnode *n)
     conf_vec_push(b, &k->acl, a);
 }
 
-void
-conf_on_real_ip_from(struct build *b, struct blk *k, const struct cnode *n)
+/* The prefixes of a list of trusted peers (real_ip_from, proxy_protocol_from) into v; `all`
+ * is refused (who: what to name instead). */
+static void
+trusted_list(struct build *b, const struct cnode *n, const char *who, struct vec *v)
 {
     for (uint32_t i = 0; i < n->n_args; i++) {
         const struct conf_tok *t = &n->args[i];
         struct gh_cidr *c = gh_arena_alloc(b->arena, sizeof(*c));
         if (conf_tok_is(t, "all")) {
             conf_err(b->st, &t->pos,
-                     "'real_ip_from all' would let every client choose its address: name the "
-                     "proxies (e.g. 10.0.0.0/8)");
+                     "'%s all' would let every client choose its address: name the %s (e.g. "
+                     "10.0.0.0/8)",
+                     n->name.text, who);
             continue;
         }
-        if (cidr_arg(b, t, "real_ip_from", c))
-            conf_vec_push(b, &k->real_ip, c);
+        if (cidr_arg(b, t, n->name.text, c))
+            conf_vec_push(b, v, c);
     }
+}
+
+void
+conf_on_real_ip_from(struct build *b, struct blk *k, const struct cnode *n)
+{
+    trusted_list(b, n, "proxies", &k->real_ip);
+}
+
+void
+conf_on_proxy_protocol_from(struct build *b, struct blk *k, const struct cnode *n)
+{
+    trusted_list(b, n, "balancers", &k->pp_from);
+}
+
+static const struct gh_cidr_set *
+cidr_set(struct build *b, const struct vec *v)
+{
+    struct gh_cidr *pre = gh_arena_alloc(b->arena, v->n * sizeof(*pre));
+    for (uint32_t i = 0; i < v->n; i++)
+        pre[i] = *(const struct gh_cidr *)v->v[i];
+    return gh_cidr_set_build(b->arena, pre, v->n);
 }
 
 static bool
@@ -119,8 +144,9 @@ conf_on_real_ip_header(struct build *b, struct blk *k, const struct cnode *n)
     }
     if (conf_tok_is(t, "proxy_protocol")) {
         conf_err(b->st, &t->pos,
-                 "'real_ip_header proxy_protocol': the PROXY protocol is not "
-                 "supported yet");
+                 "'real_ip_header proxy_protocol': Gatehouse takes the PROXY protocol's address "
+                 "on the listener itself: 'listen ... proxy_protocol;' with "
+                 "'proxy_protocol_from CIDR...;'");
         return;
     }
     k->sc->real_ip_header = t->text;
@@ -165,10 +191,8 @@ conf_access_finish(struct build *b, struct blk *k)
         acc->n_rules = np;
         k->pc->access = acc;
     }
-    if (k->real_ip.n > 0 && k->sc != NULL) {
-        struct gh_cidr *pre = gh_arena_alloc(b->arena, k->real_ip.n * sizeof(*pre));
-        for (uint32_t i = 0; i < k->real_ip.n; i++)
-            pre[i] = *(const struct gh_cidr *)k->real_ip.v[i];
-        k->sc->real_ip_from = gh_cidr_set_build(b->arena, pre, k->real_ip.n);
-    }
+    if (k->real_ip.n > 0 && k->sc != NULL)
+        k->sc->real_ip_from = cidr_set(b, &k->real_ip);
+    if (k->pp_from.n > 0 && k->sc != NULL)
+        k->sc->proxy_protocol_from = cidr_set(b, &k->pp_from);
 }

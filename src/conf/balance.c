@@ -112,6 +112,33 @@ param_number(struct build *b, const struct conf_tok *p, size_t skip, const char 
     return true;
 }
 
+/* `queue N [timeout=D];` requests that may wait per thread when every server is at max_conns. */
+void
+conf_on_queue(struct build *b, struct blk *k, const struct cnode *n)
+{
+    struct gh_upstream_conf *uc = &k->ups->uc;
+    param_number(b, &n->args[0], 0, "queue", 1, 1000000, &uc->queue_max);
+    if (n->n_args < 2)
+        return;
+    const struct conf_tok *p = &n->args[1];
+    if (p->len <= 8 || memcmp(p->text, "timeout=", 8) != 0) {
+        conf_err(b->st, &p->pos, "unknown parameter '%s' in 'queue' (expected timeout=DURATION)",
+                 conf_show_tok(b, p));
+        return;
+    }
+    struct conf_tok v = *p;
+    v.text += 8;
+    v.len -= 8;
+    v.pos.col += 8;
+    uint64_t ms;
+    if (!conf_duration_arg(b, &v, "queue timeout", &ms))
+        return;
+    if (ms == 0 || ms > UINT32_MAX)
+        conf_err(b->st, &v.pos, "queue timeout out of range (1ms..49d)");
+    else
+        uc->queue_timeout_ms = (uint32_t)ms;
+}
+
 void
 conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_server *s)
 {
@@ -123,10 +150,14 @@ conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_
         s->tls_on = true;
     else if (conf_tok_is(p, "backup"))
         s->backup = true;
+    else if (conf_tok_is(p, "send_proxy"))
+        s->send_proxy = 1;
+    else if (conf_tok_is(p, "send_proxy_v2"))
+        s->send_proxy = 2;
     else
         conf_err(b->st, &p->pos,
-                 "unknown parameter '%s' in 'server' (expected weight=N, max_conns=N, backup or "
-                 "tls)",
+                 "unknown parameter '%s' in 'server' (expected weight=N, max_conns=N, backup, "
+                 "tls, send_proxy or send_proxy_v2)",
                  conf_show_tok(b, p));
 }
 

@@ -70,6 +70,8 @@ struct gh_upstream_server {
     uint32_t weight;                 /* 1..1000, default 1 */
     uint32_t max_conns;              /* requests in flight per worker thread; 0: no limit */
     bool backup;                     /* used only when no other server can be */
+    uint8_t send_proxy;              /* `send_proxy` 1, `send_proxy_v2` 2: the PROXY protocol
+                                        header written first on every new connection; 0: none */
     bool tls_on;                     /* speaks TLS */
     const struct gh_tls_client *tls; /* its TLS context (NULL: plain, or not built: -t of
                                         untrusted text) */
@@ -88,6 +90,9 @@ struct gh_upstream_conf {
     uint32_t fail_timeout_ms;       /* the first ejection's length (doubles, up to 5 min) */
     uint32_t retries;               /* further servers a failed request may go to */
     uint32_t retry_on;              /* GH_RETRY_* */
+    uint32_t queue_max;             /* `queue N`: requests waiting per thread when every server
+                                       is at max_conns; 0: none (503 at once) */
+    uint32_t queue_timeout_ms;      /* `queue N timeout=D` (default 60s) */
     const char *file;               /* where it was defined */
     uint32_t line;
     uint32_t index; /* position in gh_config.upstreams (for per-thread state arrays) */
@@ -161,6 +166,10 @@ struct gh_proxy_conf {
     uint32_t n_rewrites;
 
     uint32_t client_body_timeout_ms; /* between two reads of a request body (default 60s) */
+    /* `client_body_min_rate RATE [GRACE];` after GRACE (default 5s) from the end of the head,
+     * a request body must have come at RATE bytes a second on average; 0: no minimum */
+    uint32_t client_body_min_rate;
+    uint32_t client_body_min_rate_grace_ms;
     uint32_t send_timeout_ms;        /* between two successful writes to the client (60s) */
     uint32_t connect_timeout_ms;     /* upstream connect (default 5s) */
     uint32_t first_byte_timeout_ms;  /* request sent -> first response byte (60s) */
@@ -168,6 +177,12 @@ struct gh_proxy_conf {
     uint32_t tunnel_idle_timeout_ms; /* upgraded connection with no traffic (300s) */
     uint32_t tunnel_timeout_ms;      /* a tunnel's whole life from its request (0: no limit) */
     uint64_t client_max_body_size;   /* 0 = unlimited (default); over it: 413 */
+    /* `request_buffering on|off [SIZE];` a request body is read whole before an origin is
+     * chosen: its first request_buffer_size bytes in memory, the rest in an unlinked file in
+     * client_body_temp_path (default on, 16k, /tmp) */
+    bool request_buffering;
+    uint32_t request_buffer_size;
+    const char *client_body_temp_path;
 
     enum gh_forwarded_mode forwarded; /* `forwarded xff|rfc7239|both|off;` */
     bool via;                         /* `via on|off;` default off */
@@ -296,6 +311,11 @@ struct gh_server_conf {
     const char *real_ip_header;
     uint32_t real_ip_header_len;
     bool real_ip_list;
+    /* `proxy_protocol_from CIDR...;` who may send a PROXY protocol header on a listener with
+     * `proxy_protocol` (the listener's default server's list counts; NULL: nobody), and
+     * `proxy_protocol_timeout` for the header to arrive (default 10s) */
+    const struct gh_cidr_set *proxy_protocol_from;
+    uint32_t proxy_protocol_timeout_ms;
     const char *file;
     uint32_t line;
     uint32_t index; /* position in gh_config.servers */
@@ -314,6 +334,8 @@ struct gh_listen_conf {
     int backlog;                     /* default 511 */
     bool tls;                        /* `listen ADDR tls;` */
     bool socks5;                     /* `listen ADDR socks5;` (a forward proxy's) */
+    bool proxy_protocol;             /* `listen ADDR proxy_protocol;` a PROXY header comes first */
+    int defer_accept_s;              /* `listen ADDR deferred;` TCP_DEFER_ACCEPT seconds; 0: off */
     struct gh_tls_listen *tls_ctx;   /* its contexts by SNI (NULL: not built, -t of untrusted
                                         text) */
     struct gh_server_conf **servers; /* servers listening here, in file order */

@@ -225,6 +225,22 @@ conf_duration_arg(struct build *b, const struct conf_tok *t, const char *what, u
     return rc == VAL_OK;
 }
 
+bool
+conf_size_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo, uint64_t hi,
+              uint64_t *out)
+{
+    int rc = parse_size(t->text, t->len, out);
+    if (rc == VAL_OK && (*out < lo || *out > hi))
+        rc = VAL_RANGE;
+    if (rc == VAL_INVALID)
+        conf_err(b->st, &t->pos, "invalid size '%s' for '%s' (expected e.g. 16k, 1m)",
+                 conf_show_tok(b, t), what);
+    else if (rc == VAL_RANGE)
+        conf_err(b->st, &t->pos, "size '%s' out of range for '%s' (%llu..%llu bytes)",
+                 conf_show_tok(b, t), what, (unsigned long long)lo, (unsigned long long)hi);
+    return rc == VAL_OK;
+}
+
 /* ---- HTTP token rules (RFC 9110) ---- */
 
 /* RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
@@ -524,6 +540,7 @@ conf_new_upstream(struct build *b, const char *name, const struct conf_pos *pos)
     u->uc.fail_timeout_ms = 10000;
     u->uc.retries = 1;
     u->uc.retry_on = GH_RETRY_CONNECT;
+    u->uc.queue_timeout_ms = 60000;
     u->uc.file = pos->file;
     u->uc.line = pos->line;
     u->uc.index = b->upstreams.n;
@@ -586,6 +603,10 @@ on_upstream_server(struct build *b, struct blk *k, const struct cnode *n)
     struct gh_upstream_server prm = {.weight = 1};
     for (uint32_t i = 1; i < n->n_args; i++)
         conf_server_param(b, &n->args[i], &prm);
+    if (prm.send_proxy != 0 && prm.tls_on)
+        conf_err(b->st, &n->args[0].pos,
+                 "'send_proxy' with 'tls' on one server is not supported yet (the header would "
+                 "have to go before the TLS handshake)");
     for (uint32_t i = 0; i < k->ups->servers.n; i++) {
         const struct gh_upstream_server *o = k->ups->servers.v[i];
         if (same_addr(&o->addr, &a)) {
@@ -624,6 +645,10 @@ on_listen(struct build *b, struct blk *k, const struct cnode *n)
             l->tls = true;
         } else if (conf_tok_is(p, "socks5")) {
             l->socks5 = true;
+        } else if (conf_tok_is(p, "proxy_protocol")) {
+            l->proxy_protocol = true;
+        } else if (conf_tok_is(p, "deferred")) {
+            l->deferred = true;
         } else if (p->len > 8 && memcmp(p->text, "backlog=", 8) == 0) {
             struct conf_tok v = *p;
             v.text += 8;
@@ -633,10 +658,11 @@ on_listen(struct build *b, struct blk *k, const struct cnode *n)
             if (conf_number_arg(b, &v, "backlog", 1, 65535, &bl))
                 l->backlog = (int)bl;
         } else {
-            conf_err(
-                b->st, &p->pos,
-                "unknown parameter '%s' in 'listen' (expected default, tls, socks5 or backlog=N)",
-                conf_show_tok(b, p));
+            conf_err(b->st, &p->pos,
+                     "unknown parameter '%s' in 'listen' (expected default, tls, socks5, "
+                     "proxy_protocol, "
+                     "deferred or backlog=N)",
+                     conf_show_tok(b, p));
         }
     }
     for (uint32_t i = 0; i < k->srv->listens.n; i++) {
@@ -1206,7 +1232,7 @@ static const struct dir dirs[] = {
     FN("block_page", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
     FN("strip_headers", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, conf_on_forward_setting),
     /* upstream */
-    FN("server", CTX_UPSTREAM, 1, 6, DF_MULTI, on_upstream_server),
+    FN("server", CTX_UPSTREAM, 1, 7, DF_MULTI, on_upstream_server),
     {"keepalive", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, keepalive), 0, 10000},
     {"keepalive_timeout", CTX_UPSTREAM, 1, 1, 0, NULL, V_DUR, TGT_UC, 4,
@@ -1220,8 +1246,9 @@ static const struct dir dirs[] = {
     {"retries", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, retries), 0, 100},
     FN("retry_on", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_retry_on),
+    FN("queue", CTX_UPSTREAM, 1, 2, 0, conf_on_queue),
     /* server */
-    FN("listen", CTX_SERVER, 1, 5, DF_MULTI, on_listen),
+    FN("listen", CTX_SERVER, 1, 7, DF_MULTI, on_listen),
     FN("server_name", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, on_server_name),
     FN("route", CTX_SERVER, 1, 2, DF_BLOCK | DF_MULTI | DF_LATE, on_route),
     SC_VAL("client_header_timeout", V_DUR, client_header_timeout_ms, 1, UINT32_MAX),
@@ -1255,6 +1282,11 @@ static const struct dir dirs[] = {
     FN("limit_conn", CTX_PROXY, 1, 2, 0, conf_on_limit_conn),
     FN("real_ip_from", CTX_SRVLVL, 1, NARGS_ANY, DF_MULTI, conf_on_real_ip_from),
     FN("real_ip_header", CTX_SRVLVL, 1, 1, 0, conf_on_real_ip_header),
+    FN("proxy_protocol_from", CTX_SRVLVL, 1, NARGS_ANY, DF_MULTI, conf_on_proxy_protocol_from),
+    SC_VAL("proxy_protocol_timeout", V_DUR, proxy_protocol_timeout_ms, 1, UINT32_MAX),
+    FN("request_buffering", CTX_PROXY, 1, 2, 0, conf_on_request_buffering),
+    FN("client_body_temp_path", CTX_PROXY, 1, 1, 0, conf_on_body_temp_path),
+    FN("client_body_min_rate", CTX_PROXY, 1, 2, 0, conf_on_body_min_rate),
     {"max_connections", CTX_MAIN, 1, 1, 0, NULL, V_NUM, TGT_CFG, 4,
      offsetof(struct gh_config, max_connections), 1, 10000000},
     FN("response_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
@@ -1607,6 +1639,7 @@ struct plst { /* a listener being assembled */
     struct conf_pos default_pos;
     struct conf_pos first_pos; /* the first listen of this address */
     bool backlog_set;
+    bool deferred; /* some listen of it said `deferred` */
 };
 
 static void
@@ -1662,6 +1695,16 @@ name_table(struct build *b, struct plst *l)
     l->lc.n_names = n;
 }
 
+/* pl says `flag` (here) where the address's first listen does not, or the reverse. */
+static void
+listen_disagrees(struct build *b, const struct plst *l, const struct plisten *pl, bool here,
+                 const char *flag, const char *rule)
+{
+    conf_err(b->st, &pl->pos, "'listen %s' with%s %s here but with%s at %s: %s", l->lc.addr.text,
+             here ? "" : "out", flag, here ? "out" : "", conf_where(b, &l->first_pos, pl->pos.file),
+             rule);
+}
+
 /* The listener being assembled for pl's address (made on first use), with what pl adds to it:
  * TLS agreement, backlog, default server sc. */
 static struct plst *
@@ -1677,22 +1720,20 @@ listener_of(struct build *b, struct vec *lsts, const struct plisten *pl, struct 
         l->lc.backlog = DEFAULT_BACKLOG;
         l->lc.tls = pl->tls;
         l->lc.socks5 = pl->socks5;
+        l->lc.proxy_protocol = pl->proxy_protocol;
         l->first_pos = pl->pos;
         conf_vec_push(b, lsts, l);
     } else if (l->lc.socks5 != pl->socks5) {
-        conf_err(b->st, &pl->pos,
-                 "'listen %s'%s here but%s at %s: one address speaks SOCKS5 or HTTP, not both",
-                 l->lc.addr.text, pl->socks5 ? " with socks5" : " without socks5",
-                 l->lc.socks5 ? " with socks5" : " without socks5",
-                 conf_where(b, &l->first_pos, pl->pos.file));
+        listen_disagrees(b, l, pl, pl->socks5, "socks5",
+                         "one address speaks SOCKS5 or HTTP, not both");
+    } else if (l->lc.proxy_protocol != pl->proxy_protocol) {
+        listen_disagrees(b, l, pl, pl->proxy_protocol, "proxy_protocol",
+                         "one address takes a PROXY protocol header first or never");
     } else if (l->lc.tls != pl->tls) {
-        conf_err(b->st, &pl->pos,
-                 "'listen %s'%s here but%s at %s: the servers of one address all speak TLS or "
-                 "none does",
-                 l->lc.addr.text, pl->tls ? " with tls" : " without tls",
-                 l->lc.tls ? " with tls" : " without tls",
-                 conf_where(b, &l->first_pos, pl->pos.file));
+        listen_disagrees(b, l, pl, pl->tls, "tls",
+                         "the servers of one address all speak TLS or none does");
     }
+    l->deferred = l->deferred || pl->deferred;
     if (pl->backlog > 0 && (!l->backlog_set || pl->backlog > l->lc.backlog)) {
         l->lc.backlog = pl->backlog; /* the largest one given wins */
         l->backlog_set = true;
@@ -1759,6 +1800,10 @@ assemble(struct build *b)
         for (uint32_t j = 0; j < l->servers.n; j++)
             l->lc.servers[j] = l->servers.v[j];
         name_table(b, l);
+        if (l->deferred) /* nginx: the wait for the first bytes is the head's timeout */
+            l->lc.defer_accept_s =
+                (int)((l->lc.default_server->client_header_timeout_ms + 999) / 1000);
+        conf_check_listener(b, &l->lc, &l->first_pos);
         cfg->listeners[i] = l->lc;
     }
 }
@@ -1782,6 +1827,10 @@ set_defaults(struct gh_config *cfg, struct gh_proxy_conf *pc, struct gh_server_c
     pc->forwarded = GH_FWD_XFF;
     pc->via = false;
     pc->splice = true;
+    pc->client_body_min_rate_grace_ms = 5000;
+    pc->request_buffering = true;
+    pc->request_buffer_size = 16384;
+    pc->client_body_temp_path = "/tmp";
 
     sc->client_header_timeout_ms = GH_CONF_DEFAULT_HEADER_TIMEOUT_MS;
     sc->keepalive_timeout_ms = 75000;
@@ -1792,6 +1841,7 @@ set_defaults(struct gh_config *cfg, struct gh_proxy_conf *pc, struct gh_server_c
     sc->max_head_size = GH_CONF_DEFAULT_MAX_HEAD_SIZE;
     sc->real_ip_header = "X-Real-IP"; /* nginx's default */
     sc->real_ip_header_len = 9;
+    sc->proxy_protocol_timeout_ms = 10000;
 }
 
 struct gh_config *

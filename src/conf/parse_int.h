@@ -80,6 +80,8 @@ struct plisten {
     int backlog; /* 0: not given */
     bool tls;
     bool socks5;
+    bool proxy_protocol;
+    bool deferred;
     struct conf_pos pos;
 };
 
@@ -138,6 +140,7 @@ struct blk {
     struct vec rw;                /* struct gh_rewrite * */
     struct vec acl;               /* struct pacl * (access.c) */
     struct vec real_ip;           /* struct gh_cidr * (access.c) */
+    struct vec pp_from;           /* struct gh_cidr *: proxy_protocol_from (access.c) */
     const struct gh_route *route; /* the route block being walked */
     const struct cnode **seen;    /* per table entry: first occurrence in this block */
     const struct cnode *proxy_at, *return_at;
@@ -167,6 +170,9 @@ bool conf_number_arg(struct build *b, const struct conf_tok *t, const char *what
 const char *conf_path_arg(struct build *b, const struct cnode *n, const struct conf_tok *t);
 bool conf_check_path(struct build *b, const struct cnode *n, const struct conf_tok *t);
 void conf_on_off(struct build *b, const struct cnode *n, bool *dst);
+/* a size argument ("16k", "1m") within lo..hi bytes; false after reporting */
+bool conf_size_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo,
+                   uint64_t hi, uint64_t *out);
 /* a duration argument in milliseconds; false after reporting */
 bool conf_duration_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t *ms);
 
@@ -179,6 +185,13 @@ void conf_on_access(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_real_ip_from(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_real_ip_header(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_limit_conn(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_proxy_protocol_from(struct build *b, struct blk *k, const struct cnode *n);
+/* protect.c: request_buffering, client_body_temp_path; the checks of proxy_protocol listeners */
+void conf_on_request_buffering(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_body_temp_path(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_body_min_rate(struct build *b, struct blk *k, const struct cnode *n);
+struct gh_listen_conf;
+void conf_check_listener(struct build *b, struct gh_listen_conf *lc, const struct conf_pos *pos);
 /* access.c: at the end of a block's settings, compile its own lists (they replace the
  * inherited ones) */
 void conf_access_finish(struct build *b, struct blk *k);
@@ -197,6 +210,7 @@ void conf_on_up_tls(struct build *b, struct blk *k, const struct cnode *n);
  * of an upstream once its block is walked */
 void conf_on_balance(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_retry_on(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_queue(struct build *b, struct blk *k, const struct cnode *n);
 void conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_server *s);
 void conf_check_upstream(struct build *b, struct pups *u);
 /* tls.c: default server-side settings */

@@ -45,6 +45,8 @@
     X(REMOTE_ADDR, "remote_addr", GH_VA_REQ, 0)                                                    \
     X(REMOTE_PORT, "remote_port", GH_VA_REQ, 0)                                                    \
     X(REMOTE_USER, "remote_user", GH_VA_REQ, 0)                                                    \
+    X(PROXY_PROTOCOL_ADDR, "proxy_protocol_addr", GH_VA_REQ, 0)                                    \
+    X(PROXY_PROTOCOL_PORT, "proxy_protocol_port", GH_VA_REQ, 0)                                    \
     X(SERVER_ADDR, "server_addr", GH_VA_REQ, 0)                                                    \
     X(SERVER_PORT, "server_port", GH_VA_REQ, 0)                                                    \
     X(SERVER_NAME, "server_name", GH_VA_REQ, 0)                                                    \

@@ -4,6 +4,8 @@
 #include "net/listener.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,9 @@ open_fds(const struct gh_listeners *t, const struct gh_listen_spec *s, int **out
             rc = fd;
         else
             fds[i] = fd;
+        if (fd >= 0 && s->defer_s > 0 &&
+            setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &s->defer_s, sizeof(s->defer_s)) == -1)
+            rc = -errno;
     }
     if (rc != 0) {
         close_fds(fds, t->n_threads);
@@ -183,6 +188,7 @@ on_accept(struct gh_io *io, uint32_t events)
 {
     struct gh_lsock *ls = gh_container_of(io, struct gh_lsock, io);
     (void)events;
+    bool trimmed = false;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         if (ls->io.fd < 0) /* the callback may have closed it (draining) */
             return;
@@ -194,6 +200,11 @@ on_accept(struct gh_io *io, uint32_t events)
                 return;
             if (errno == ECONNABORTED)
                 continue;
+            if ((errno == EMFILE || errno == ENFILE) && ls->on_fd_shortage != NULL && !trimmed &&
+                ls->on_fd_shortage(ls) > 0) {
+                trimmed = true; /* once per turn: then the back-off below */
+                continue;
+            }
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 static __thread int64_t last_warn;
                 if (gh_loop_wall(ls->loop) != last_warn) {

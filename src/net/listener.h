@@ -27,6 +27,7 @@ struct gh_listen_spec {
     const struct sockaddr_storage *ss;
     socklen_t len;
     int backlog;
+    int defer_s;      /* TCP_DEFER_ACCEPT seconds (wake accept only when data came); 0: off */
     const char *text; /* for messages */
 };
 
@@ -91,6 +92,9 @@ struct gh_lsock {
     bool freed;     /* handed to the loop for freeing */
     struct gh_lsock *next;
     struct gh_timer retry; /* accept again after EMFILE, or after a full batch */
+    /* accept found no file descriptor: the owner may free some (idle pooled connections);
+     * returns how many it freed (then accept is tried again at once). NULL: none. */
+    uint32_t (*on_fd_shortage)(struct gh_lsock *ls);
 };
 
 /*

@@ -102,7 +102,8 @@ void
 gh_exchange_init(struct gh_exchange *ex, const struct gh_downstream_ops *down, struct gh_worker *w,
                  const struct gh_client_addr *client, const struct gh_xprt *cx, uint64_t t_start)
 {
-    memset(ex, 0, sizeof(*ex));
+    memset(ex, 0, offsetof(struct gh_exchange, spool));
+    ex->up_wait.timer.cb = NULL;
     ex->down = down;
     ex->w = w;
     ex->wc = gh_wcfg_use(w->cur);

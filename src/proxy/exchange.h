@@ -33,6 +33,7 @@
 #include <sys/uio.h>
 
 #include "conf/conf.h"
+#include "core/spool.h"
 #include "http/h1.h"
 #include "net/pipe.h"
 #include "net/xprt.h"
@@ -189,6 +190,7 @@ struct gh_source_ops {
 #define GH_EX_TLS 0x0800          /* the request came over TLS */
 #define GH_EX_CONNECT 0x1000      /* a forward proxy's CONNECT: a tunnel after its 200 */
 #define GH_EX_CONN_COUNTED 0x2000 /* counted for limit_conn (access.c gives it back at the end) */
+#define GH_EX_PROXIED 0x4000      /* the connection's address came from a PROXY protocol header */
 
 #define GH_EX_STATES(X)                                                                            \
     X(START, "start")     /* the head is being routed */                                           \
@@ -200,6 +202,14 @@ enum gh_ex_state {
 #define GH_EX_ENUM(id, name) GH_EX_##id,
     GH_EX_STATES(GH_EX_ENUM)
 #undef GH_EX_ENUM
+};
+
+/* Where a buffered request body is (`request_buffering`). */
+enum gh_spool_state {
+    GH_SPOOL_NONE = 0, /* the body streams to the origin (or there is none) */
+    GH_SPOOL_FILLING,  /* being read from the client; no origin chosen yet */
+    GH_SPOOL_REPLAY,   /* whole; being sent to the origin */
+    GH_SPOOL_SENT,     /* sent (or the origin stopped taking it) */
 };
 
 /* A generated answer (respond.c). body and location must outlive the exchange (config text). */
@@ -262,6 +272,9 @@ struct gh_exchange {
     char *fwd_head;   /* the request head for the origin, kept for a retry until a response byte */
     uint32_t fwd_head_len;
     uint32_t fwd_head_cap;
+    char *pp_head; /* `send_proxy`: a PROXY header and fwd_head, for one new connection */
+    uint32_t pp_head_cap;
+    uint8_t spool_state;       /* enum gh_spool_state (spool below) */
     uint8_t up_outcome;        /* enum gh_balance_outcome of the current attempt */
     struct gh_pipe *resp_pipe; /* response body moving by splice(2) */
     struct gh_pipe *req_pipe;  /* request body moving by splice(2) */
@@ -285,6 +298,12 @@ struct gh_exchange {
     uint8_t method; /* enum gh_h1_method */
     uint8_t version;
     uint8_t state; /* enum gh_ex_state */
+    /* Not cleared by gh_exchange_init (only read once set up; less to clear per request): */
+    /* `request_buffering`: the body read whole before an origin is chosen, then replayed to
+     * it (from the start again on a retry); valid while spool_state is not GH_SPOOL_NONE */
+    struct gh_spool spool;
+    /* `queue`: waiting for a server at max_conns (timer.cb NULL until the first wait) */
+    struct gh_ups_wait up_wait;
 };
 
 /* The state's name, for logs. */

@@ -22,7 +22,8 @@
     X(REJECT, "reject")   /* answering a head that never became a request, then closing */         \
     X(TUNNEL, "tunnel")   /* raw bytes both ways after 101 */                                      \
     X(LINGER, "linger")   /* our side shut, discarding input before the close */                   \
-    X(CLOSED, "closed")   /* waiting for the deferred free */
+    X(CLOSED, "closed")   /* waiting for the deferred free */                                      \
+    X(PROXY, "proxy")     /* reading a PROXY protocol header, before anything else */
 
 enum h1_state {
 #define H1_ENUM(id, name) H1_##id,
@@ -31,6 +32,7 @@ enum h1_state {
 };
 
 #define C_CLOSE_AFTER 0x01 /* close once the current response is written */
+#define C_PROXIED 0x02     /* addr came from a PROXY protocol header */
 
 struct h1_stream;
 

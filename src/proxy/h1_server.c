@@ -23,7 +23,9 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
+#include "net/proxyproto.h"
 #include "net/tls.h"
+#include "policy/cidr.h"
 #include "proxy/accesslog.h"
 #include "proxy/h1_conn.h"
 #include "proxy/phase.h"
@@ -47,13 +49,14 @@ gh_h1s_set_state(struct gh_conn *c, enum h1_state to)
 #ifdef GH_SANITIZE
 #define B(s) (1u << H1_##s)
     static const uint8_t from[] = {
-        [H1_IDLE] = B(REQUEST),
+        [H1_IDLE] = B(REQUEST) | B(PROXY),
         [H1_HEAD] = B(IDLE),
         [H1_REQUEST] = B(IDLE) | B(HEAD),
         [H1_REJECT] = B(IDLE) | B(HEAD) | B(REQUEST),
         [H1_TUNNEL] = B(REQUEST),
         [H1_LINGER] = B(REQUEST) | B(REJECT),
-        [H1_CLOSED] = 0x7f,
+        [H1_CLOSED] = 0xff,
+        [H1_PROXY] = 0, /* only the first state */
     };
 #undef B
     if (!(from[to] & (1u << c->state)))
@@ -173,6 +176,46 @@ header_timeout(const struct gh_conn *c)
                       : GH_CONF_DEFAULT_HEADER_TIMEOUT_MS;
 }
 
+/* c->addr from a socket address (IPv4 or IPv6). */
+static void
+set_addr(struct gh_conn *c, const struct sockaddr_storage *peer)
+{
+    memset(&c->addr, 0, sizeof(c->addr));
+    c->addr.family = (uint8_t)peer->ss_family;
+    if (peer->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)peer;
+        memcpy(c->addr.ip, &s->sin_addr, 4);
+        c->addr.port = ntohs(s->sin_port);
+    } else if (peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)peer;
+        memcpy(c->addr.ip, &s->sin6_addr, 16);
+        c->addr.port = ntohs(s->sin6_port);
+    }
+}
+
+/* A PROXY protocol listener: may this connection send the header? (else it is closed unread) */
+static bool
+proxy_trusted(struct gh_conn *c, const struct gh_listen_conf *lc)
+{
+    const struct gh_cidr_set *from = lc->default_server->proxy_protocol_from;
+    if (from != NULL && gh_cidr_set_find(from, c->addr.family, c->addr.ip) != GH_CIDR_NONE)
+        return true;
+    char ip[64];
+    client_ip(c, ip, sizeof(ip));
+    gh_log_info("client %s: not in proxy_protocol_from of %s: connection closed", ip,
+                lc->addr.text);
+    c->w->st_pp_refused++;
+    return false;
+}
+
+/* Start the connection's TLS layer when its listener speaks TLS; false when it cannot be had. */
+static bool
+start_tls(struct gh_conn *c, const struct gh_listen_conf *lc)
+{
+    return lc == NULL || !lc->tls ||
+           (lc->tls_ctx != NULL && gh_tls_accept(&c->x, lc->tls_ctx) == 0);
+}
+
 static void
 h1_accept(struct gh_worker *w, struct gh_lsock *ls, int fd, const struct sockaddr_storage *peer)
 {
@@ -187,28 +230,20 @@ h1_accept(struct gh_worker *w, struct gh_lsock *ls, int fd, const struct sockadd
     gh_xprt_init(&c->x, fd, on_event, GH_XPRT_CAN_WRITE);
     c->timer.cb = on_timeout;
     c->w = w;
-    c->state = H1_IDLE;
-    c->addr.family = (uint8_t)peer->ss_family;
-    if (peer->ss_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)peer;
-        memcpy(c->addr.ip, &s->sin_addr, 4);
-        c->addr.port = ntohs(s->sin_port);
-    } else if (peer->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)peer;
-        memcpy(c->addr.ip, &s->sin6_addr, 16);
-        c->addr.port = ntohs(s->sin6_port);
-    }
+    set_addr(c, peer);
     c->s.ls = ls; /* for listener_of until the session is added */
     const struct gh_listen_conf *lc = listener_of(c);
+    bool pp = lc != NULL && lc->proxy_protocol;
+    c->state = pp ? H1_PROXY : H1_IDLE;
     if (gh_phase_accept(w, &c->addr, lc) != GH_OK) { /* refused: closed unread */
         gh_xprt_close(&c->x);
         gh_freelist_put(&w->conn_fl, c);
         return;
     }
     /* EPOLLOUT is added only once a write falls short (gh_xprt_watch_writes): a
-     * socket that always takes what it is given never wakes the loop for writability */
-    if ((lc != NULL && lc->tls &&
-         (lc->tls_ctx == NULL || gh_tls_accept(&c->x, lc->tls_ctx) != 0)) ||
+     * socket that always takes what it is given never wakes the loop for writability.
+     * Behind a PROXY header, TLS starts once the header is read. */
+    if ((pp && !proxy_trusted(c, lc)) || (!pp && !start_tls(c, lc)) ||
         gh_xprt_watch(w->loop, &c->x, EPOLLIN | EPOLLRDHUP) != 0) {
         gh_phase_conn_closed(w, &c->addr);
         gh_xprt_close(&c->x);
@@ -216,8 +251,62 @@ h1_accept(struct gh_worker *w, struct gh_lsock *ls, int fd, const struct sockadd
         return;
     }
     gh_worker_session_add(w, &c->s, ls, &gh_h1_proto);
-    /* The first request's head must arrive within client_header_timeout. */
-    gh_timer_after(w->loop, &c->timer, header_timeout(c));
+    /* The PROXY header, then the first request's head, must arrive within their timeouts. */
+    gh_timer_after(w->loop, &c->timer,
+                   pp ? lc->default_server->proxy_protocol_timeout_ms : header_timeout(c));
+}
+
+/* The PROXY header failed (why): counted, logged, closed. */
+static void
+proxy_failed(struct gh_conn *c, const char *why)
+{
+    char ip[64];
+    client_ip(c, ip, sizeof(ip));
+    gh_log_info("client %s: %s: connection closed", ip, why);
+    c->w->st_pp_bad++;
+    gh_h1s_close(c);
+}
+
+/*
+ * Read the PROXY protocol header that comes first on the connection; the
+ * address it gives becomes the client's (a LOCAL or UNKNOWN one keeps the
+ * connection's). Then TLS starts if the listener speaks it, and the first
+ * head is awaited. Returns GH_AGAIN while the header is incomplete, 0 when the
+ * state changed.
+ */
+static int
+conn_read_proxy(struct gh_conn *c)
+{
+    if (!gh_xprt_is(&c->x, GH_XPRT_CAN_READ | GH_XPRT_RDHUP))
+        return GH_AGAIN;
+    struct gh_pp_info pi;
+    const char *why = NULL;
+    int rc = gh_pp_recv(c->x.io.fd, c->w->scratch, GH_BUF_SIZE, &pi, &why);
+    if (rc == GH_AGAIN && !gh_xprt_is(&c->x, GH_XPRT_RDHUP)) {
+        gh_xprt_clear(&c->x, GH_XPRT_CAN_READ); /* the bytes stay: the next ones wake us */
+        return GH_AGAIN;
+    }
+    if (rc == 0 && why == NULL) { /* closed before a byte: a balancer's TCP check */
+        gh_h1s_close(c);
+        return 0;
+    }
+    if (rc <= 0) {
+        proxy_failed(c, rc == GH_AGAIN ? "connection closed in the PROXY header"
+                        : why != NULL  ? why
+                                       : "bad PROXY header");
+        return 0;
+    }
+    if (!pi.local) {
+        set_addr(c, &pi.src);
+        c->flags |= C_PROXIED;
+    }
+    if (!start_tls(c, listener_of(c))) {
+        gh_h1s_close(c);
+        return 0;
+    }
+    gh_h1s_set_state(c, H1_IDLE);
+    gh_timer_after(c->w->loop, &c->timer, header_timeout(c));
+    return 0;
 }
 
 const struct gh_proto gh_h1_proto = {"http/1.1", sizeof(struct gh_conn), sizeof(struct h1_stream),
@@ -306,6 +395,8 @@ request_start(struct gh_conn *c, const struct gh_h1_request *pr, const char *raw
     uint64_t now = gh_loop_now(w->loop);
     struct gh_exchange *ex = &s->ex;
     gh_exchange_init(ex, &gh_h1_down, w, &c->addr, &c->x, c->t_first ? c->t_first : now);
+    if (c->flags & C_PROXIED)
+        ex->flags |= GH_EX_PROXIED;
 
     struct gh_request req = {.method = pr->method,
                              .method_len = pr->method_len,
@@ -539,6 +630,31 @@ waits_for_body(struct gh_exchange *ex)
            ex->src->wants_body(ex) && (ex->req_pipe == NULL || ex->req_pipe->len == 0);
 }
 
+/*
+ * When the body's wait ends: client_body_timeout from now, or earlier, when the
+ * average rate since the head (past its grace) would fall below
+ * client_body_min_rate with no more bytes: B bytes at R a second last until
+ * head + B / R. 0 when that moment has passed.
+ */
+static uint64_t
+body_wait_ms(const struct h1_stream *s, uint64_t now)
+{
+    const struct gh_proxy_conf *pc = s->ex.pc;
+    uint64_t ms = pc->client_body_timeout_ms;
+    if (pc->client_body_min_rate == 0)
+        return ms;
+    uint64_t until = s->ex.t_head + GH_MAX((uint64_t)pc->client_body_min_rate_grace_ms,
+                                           s->req_bytes * 1000 / pc->client_body_min_rate);
+    return until <= now ? 0 : GH_MIN(ms, until - now);
+}
+
+/* Is the body below client_body_min_rate (its wait ended before client_body_timeout)? */
+static bool
+body_too_slow(const struct h1_stream *s, uint64_t now)
+{
+    return s->ex.pc->client_body_min_rate != 0 && body_wait_ms(s, now) == 0;
+}
+
 static void
 request_arm_timers(struct h1_stream *s)
 {
@@ -554,7 +670,7 @@ request_arm_timers(struct h1_stream *s)
             gh_timer_after(l, &c->timer, ex->pc->send_timeout_ms);
         }
     } else if (waits_for_body(ex)) {
-        gh_timer_after(l, &c->timer, ex->pc->client_body_timeout_ms);
+        gh_timer_after(l, &c->timer, body_wait_ms(s, gh_loop_now(l)));
     }
     /* otherwise the timer keeps its older deadline; on_timeout re-checks what it
      * guards, so no heap work is spent per request here */
@@ -572,6 +688,7 @@ reset_slow_reader(struct gh_conn *c)
     char ip[64];
     client_ip(c, ip, sizeof(ip));
     gh_log_info("client %s: response not read within send_timeout: connection reset", ip);
+    c->w->st_slow_read++;
     gh_xprt_reset(&c->x);
     gh_h1s_close(c);
 }
@@ -586,7 +703,11 @@ request_timeout(struct gh_conn *c)
         return;
     }
     if (waits_for_body(ex)) {
-        if (gh_exchange_fail(ex, 408, "request body not received in time") != GH_PUMP_ENDED) {
+        c->w->st_slow_body++;
+        const char *why = body_too_slow(s, gh_loop_now(c->w->loop))
+                              ? "request body slower than client_body_min_rate"
+                              : "request body not received in time";
+        if (gh_exchange_fail(ex, 408, why) != GH_PUMP_ENDED) {
             conn_advance(c);
             arm_writes(c);
         }
@@ -632,6 +753,10 @@ conn_advance(struct gh_conn *c)
                 return;
             }
             if (conn_read_head(c) == GH_AGAIN)
+                return;
+            break;
+        case H1_PROXY:
+            if (conn_read_proxy(c) == GH_AGAIN)
                 return;
             break;
         case H1_REQUEST:
@@ -724,6 +849,7 @@ on_timeout(struct gh_timer *t)
         char ip[64];
         client_ip(c, ip, sizeof(ip));
         gh_log_info("client %s: 408: request head not received in time", ip);
+        c->w->st_slow_head++;
         const char *p = c->in != NULL ? gh_buf_head(c->in) : NULL;
         size_t n = c->in != NULL ? gh_buf_len(c->in) : 0;
         conn_reject(c, 408, p, n);
@@ -741,6 +867,9 @@ on_timeout(struct gh_timer *t)
         return;
     case H1_TUNNEL:
         gh_h1s_close(c);
+        return;
+    case H1_PROXY:
+        proxy_failed(c, "PROXY header not received within proxy_protocol_timeout");
         return;
     }
     conn_advance(c);

@@ -34,8 +34,25 @@ int gh_proxy_reload(struct gh_config *cfg);
 /* Reopen the access log of cfg (after log rotation). Returns 0 or -errno (the old one stays). */
 int gh_proxy_reopen_logs(const struct gh_config *cfg);
 
+/* The defences' counters, each a uint64_t in struct gh_proxy_stats and in each worker (st_NAME):
+ * name, and what it counts (for the log line at stop, docs/config.md#counters). */
+#define GH_PROTECT_COUNTERS(X)                                                                     \
+    X(pp_refused, "PROXY-protocol connections from an address not in proxy_protocol_from")         \
+    X(pp_bad, "PROXY headers malformed, cut short or late")                                        \
+    X(slow_head, "request heads not received within client_header_timeout (408)")                  \
+    X(slow_body, "request bodies stalled past client_body_timeout (408)")                          \
+    X(slow_read, "responses not read within send_timeout (reset)")                                 \
+    X(fd_short, "accepts or connects that found no file descriptor (idle origin connections "      \
+                "trimmed)")                                                                        \
+    X(queued, "requests that waited for a server at max_conns (upstream queue)")                   \
+    X(buffered, "request bodies buffered before the origin was chosen")                            \
+    X(spooled, "of those, bodies larger than the memory buffer (spooled to a file)")
+
 /* Counters summed over workers (approximate while running). */
 struct gh_proxy_stats {
+#define GH_PC_FIELD(name, text) uint64_t name;
+    GH_PROTECT_COUNTERS(GH_PC_FIELD)
+#undef GH_PC_FIELD
     uint64_t accepted;
     uint64_t requests;
     uint64_t active_conns;

@@ -5,10 +5,13 @@
  * bodies), retries, and the origin's timeouts. The policy lives here: which
  * failures may be retried, what status a failure gets.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/log.h"
+#include "http/h1_write.h"
+#include "net/proxyproto.h"
 #include "net/tls.h"
 #include "proxy/exchange.h"
 #include "proxy/fwd_head.h"
@@ -56,11 +59,58 @@ keep_head(struct gh_exchange *ex, const char *p, size_t len)
     return 0;
 }
 
+static inline void
+free_pp_head(struct gh_exchange *ex)
+{
+    if (gh_likely(ex->pp_head == NULL))
+        return;
+    gh_worker_head_put(ex->w, ex->pp_head, ex->pp_head_cap);
+    ex->pp_head = NULL;
+}
+
 static void
 free_head(struct gh_exchange *ex)
 {
     gh_worker_head_put(ex->w, ex->fwd_head, ex->fwd_head_cap);
     ex->fwd_head = NULL;
+    free_pp_head(ex);
+}
+
+/* A client address as a socket address. */
+static void
+client_sockaddr(const struct gh_client_addr *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    ss->ss_family = a->family;
+    if (a->family == AF_INET) {
+        struct sockaddr_in *s = (struct sockaddr_in *)ss;
+        memcpy(&s->sin_addr, a->ip, 4);
+        s->sin_port = htons(a->port);
+    } else {
+        struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
+        memcpy(&s->sin6_addr, a->ip, 16);
+        s->sin6_port = htons(a->port);
+    }
+}
+
+/* `send_proxy[_v2]`: the head for a new connection is a PROXY header (the client, and the
+ * address it connected to) followed by the request's head, in *head / *len. -ENOMEM. */
+static int
+proxy_head(struct gh_exchange *ex, int version, const char **head, size_t *len)
+{
+    struct sockaddr_storage src, dst;
+    client_sockaddr(ex->client, &src);
+    if (ex->down->local_addr(ex, &dst) != 0)
+        memset(&dst, 0, sizeof(dst)); /* unknown: v1 UNKNOWN, v2 LOCAL */
+    free_pp_head(ex);
+    ex->pp_head = gh_worker_head_get(ex->w, GH_PP_V1_MAX + ex->fwd_head_len, &ex->pp_head_cap);
+    if (ex->pp_head == NULL)
+        return -ENOMEM;
+    size_t n = gh_pp_write(ex->pp_head, GH_PP_V1_MAX, version, &src, &dst);
+    memcpy(ex->pp_head + n, ex->fwd_head, ex->fwd_head_len);
+    *head = ex->pp_head;
+    *len = n + ex->fwd_head_len;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -85,11 +135,28 @@ origin_connect(struct gh_exchange *ex, bool fresh)
     int rc = gh_ups_connect(ex->wc->ups, &ex->up, fresh, &p, &upconn_ops, ex, &ex->u);
     if (rc != 0) {
         ex->u = NULL;
+        if (rc == -EMFILE || rc == -ENFILE) { /* local exhaustion: 503, as for memory */
+            ex->w->st_fd_short++;
+            gh_log_error("upstream %s: connect: %s (raise the open-file limit?)",
+                         gh_ups_server(&ex->up)->addr.text, strerror(-rc));
+            return gh_exchange_fail(ex, 503, "out of file descriptors");
+        }
         return gh_exchange_fail(ex, rc == -ENOMEM ? 503 : 502,
                                 rc == -ENOMEM ? "out of memory" : "cannot connect to upstream");
     }
     ex->up_outcome = GH_BALANCE_CANCELLED;
-    gh_upconn_start(ex->u, ex->fwd_head, ex->fwd_head_len, !(ex->flags & GH_EX_REQ_DONE));
+    bool body = !(ex->flags & GH_EX_REQ_DONE);
+    if (gh_unlikely(ex->spool_state != GH_SPOOL_NONE)) { /* buffered: from its start, each try */
+        gh_spool_rewind(&ex->spool);
+        ex->spool_state = GH_SPOOL_REPLAY;
+        body = true;
+    }
+    const char *head = ex->fwd_head;
+    size_t hlen = ex->fwd_head_len;
+    uint8_t pp = gh_ups_server(&ex->up)->send_proxy;
+    if (pp != 0 && proxy_head(ex, pp, &head, &hlen) != 0)
+        return gh_exchange_fail(ex, 503, "out of memory");
+    gh_upconn_start(ex->u, head, hlen, body);
     if (ex->u->state == GH_UPCONN_ACTIVE) /* from the pool */
         ex->t_connect = ex->u->t_connected;
     return GH_PUMP_MOVED;
@@ -111,6 +178,43 @@ no_server(struct gh_exchange *ex, int why)
         ex->gen.retry_after = 1;
 }
 
+static void on_queue_wait(struct gh_ups_wait *w, bool timed_out);
+
+/* Every server is at max_conns: wait in the upstream's queue when it has one (the head for
+ * the origin is built already). false: no place in it. */
+static bool
+queue_request(struct gh_exchange *ex)
+{
+    if (ex->up.ups->queue_max == 0)
+        return false;
+    bool first = ex->up_wait.timer.cb == NULL;
+    if (gh_ups_wait(ex->wc->ups, ex->up.ups, &ex->up_wait, on_queue_wait) != 0)
+        return false;
+    if (first)
+        ex->w->st_queued++;
+    gh_log_debug("upstream %s: every server at max_conns: request queued", ex->up.ups->name);
+    return true;
+}
+
+/* A place at a server (or the queue's timeout) for a queued request. */
+static void
+on_queue_wait(struct gh_ups_wait *wt, bool timed_out)
+{
+    struct gh_exchange *ex = gh_container_of(wt, struct gh_exchange, up_wait);
+    int prc = timed_out ? -EBUSY : gh_ups_pick(ex->wc->ups, &ex->up);
+    if (prc == -EBUSY && !timed_out && queue_request(ex))
+        return; /* the place was taken meanwhile: wait on */
+    if (prc != 0) {
+        if (timed_out)
+            gh_log_error("upstream %s: no server within the queue timeout", ex->up.ups->name);
+        no_server(ex, prc);
+        ex->down->resume(ex);
+        return;
+    }
+    if (origin_connect(ex, false) != GH_PUMP_ENDED)
+        ex->down->resume(ex);
+}
+
 /* `balance hash KEY`: the key expanded into the thread's head scratch (the head for the origin
  * is built there after the pick; the pick keeps only the key's hash). A key longer than the
  * buffer is cut: its first GH_BUF_SIZE bytes are the key. */
@@ -123,6 +227,45 @@ hash_key(struct gh_exchange *ex, const struct gh_upstream_conf *ups)
     ex->up.key_len = w.len;
 }
 
+/* The head for the origin, built and kept (for retries). false when the exchange failed. */
+static inline bool
+build_head(struct gh_exchange *ex, const struct gh_request *req)
+{
+    size_t len = gh_fwd_req_head(ex->w->hscratch, GH_BUF_SIZE, ex, req);
+    if (len == 0) {
+        gh_exchange_fail(ex, 431, "request head too large to forward");
+        return false;
+    }
+    if (keep_head(ex, ex->w->hscratch, len) != 0) {
+        gh_exchange_fail(ex, 503, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* `request_buffering`: read the body whole before an origin is chosen (a reverse proxy's
+ * request with a body that is not an upgrade). */
+static bool
+wants_buffering(const struct gh_exchange *ex)
+{
+    return !(ex->flags & (GH_EX_REQ_DONE | GH_EX_UPGRADE)) && ex->pc->request_buffering &&
+           ex->fwd == NULL;
+}
+
+/* Read the body into the spool first: no server is chosen until it is whole (buffer_done);
+ * the key is hashed now (it lives in the scratch the head is built in). */
+static void
+buffer_start(struct gh_exchange *ex)
+{
+    if (ex->up.key != NULL) {
+        ex->up.key_hash = gh_balance_hash(ex->up.key, ex->up.key_len);
+        ex->up.key_hashed = true;
+    }
+    gh_spool_init(&ex->spool, ex->pc->request_buffer_size, ex->pc->client_body_temp_path);
+    ex->spool_state = GH_SPOOL_FILLING;
+    ex->w->st_buffered++;
+}
+
 void
 gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
 {
@@ -131,23 +274,29 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
     ex->up.ups = ex->pc->upstream;
     if (ex->up.ups->hash_key != NULL)
         hash_key(ex, ex->up.ups);
-    /* pick the origin first: a request head built for one origin stays valid for a
-     * retry on another (Host is the client's unless upstream_host is set) */
-    int prc = gh_ups_pick(ex->wc->ups, &ex->up);
+    /* pick the origin first (unless the body is read first): a request head built for one
+     * origin stays valid for a retry on another (Host is the client's unless upstream_host is
+     * set) */
+    bool buffer = wants_buffering(ex);
+    int prc = 0;
+    if (gh_unlikely(buffer))
+        buffer_start(ex);
+    else
+        prc = gh_ups_pick(ex->wc->ups, &ex->up);
     ex->up.key = NULL; /* its hash is kept */
-    if (prc != 0) {
+    if (prc != 0 && (prc != -EBUSY || ex->up.ups->queue_max == 0)) {
         no_server(ex, prc);
         return;
     }
-    size_t len = gh_fwd_req_head(ex->w->hscratch, GH_BUF_SIZE, ex, req);
-    if (len == 0) {
-        gh_exchange_fail(ex, 431, "request head too large to forward");
+    if (!build_head(ex, req)) /* before waiting: the request's slices go away */
+        return;
+    if (gh_unlikely(prc != 0)) { /* every server at max_conns: the queue */
+        if (!queue_request(ex))
+            no_server(ex, prc);
         return;
     }
-    if (keep_head(ex, ex->w->hscratch, len) != 0) {
-        gh_exchange_fail(ex, 503, "out of memory");
+    if (buffer)
         return;
-    }
     if (ex->up.direct == NULL && ex->fwd != NULL)
         return; /* a forward proxy's name still resolving: gh_origin_go follows the answer */
     origin_connect(ex, false);
@@ -325,15 +474,90 @@ on_upconn_timeout(struct gh_upconn *u, enum gh_upconn_timer which)
 static bool
 origin_wants_body(const struct gh_exchange *ex)
 {
+    if (ex->spool_state == GH_SPOOL_FILLING)
+        return true;
     return ex->u != NULL && ex->u->state == GH_UPCONN_ACTIVE && gh_upconn_wants_body(ex->u);
+}
+
+/* The buffered body is whole: now choose the origin and connect. */
+static int
+buffer_done(struct gh_exchange *ex)
+{
+    ex->spool_state = GH_SPOOL_REPLAY;
+    int prc = gh_ups_pick(ex->wc->ups, &ex->up);
+    if (prc != 0) {
+        if (prc == -EBUSY && queue_request(ex))
+            return GH_PUMP_MOVED;
+        no_server(ex, prc);
+        return GH_PUMP_MOVED;
+    }
+    return origin_connect(ex, false);
+}
+
+/* Body data from the client into the spool; the last of it starts the origin's part. */
+static int
+buffer_take(struct gh_exchange *ex, const struct iovec *spans, int n, bool last)
+{
+    bool was_on_disk = gh_spool_on_disk(&ex->spool);
+    for (int i = 0; i < n; i++) {
+        int rc = gh_spool_append(&ex->spool, spans[i].iov_base, spans[i].iov_len);
+        if (rc != 0) {
+            gh_log_error("request body: cannot buffer it in %s: %s", ex->pc->client_body_temp_path,
+                         strerror(-rc));
+            return gh_exchange_fail(ex, rc == -ENOMEM ? 503 : 500,
+                                    "cannot buffer the request body");
+        }
+    }
+    if (!was_on_disk && gh_spool_on_disk(&ex->spool))
+        ex->w->st_spooled++;
+    return last ? buffer_done(ex) : GH_PUMP_MOVED;
+}
+
+/* The next piece of the buffered body to the origin (it wants more). */
+static int
+replay_body(struct gh_exchange *ex)
+{
+    const char *p = NULL;
+    /* room for the chunk framing when the body goes chunked */
+    ssize_t n = gh_spool_read(&ex->spool, ex->w->scratch, GH_BUF_SIZE - GH_H1_OUT_RESERVE, &p);
+    if (n < 0)
+        return gh_exchange_fail(ex, 500, "cannot read the buffered request body");
+    bool last = ex->spool.rd == ex->spool.len;
+    struct iovec iov = {(void *)p, (size_t)n};
+    int rc = gh_upconn_send_body(ex->u, &iov, n > 0 ? 1 : 0, last);
+    if (rc == -ENOMEM)
+        return gh_exchange_fail(ex, 503, "out of memory");
+    if (rc < 0 || last) /* all of it, or the origin stopped reading (it may have answered) */
+        ex->spool_state = GH_SPOOL_SENT;
+    return GH_PUMP_MOVED;
+}
+
+/* A buffered body's part of a send turn: read it from the client, or hand the origin its
+ * next piece once the head is out and nothing waits. */
+static int
+spool_send(struct gh_exchange *ex)
+{
+    if (ex->spool_state == GH_SPOOL_FILLING)
+        return ex->down->pump_body(ex);
+    struct gh_upconn *u = ex->u;
+    if (ex->spool_state == GH_SPOOL_REPLAY && u != NULL && u->state == GH_UPCONN_ACTIVE &&
+        gh_upconn_wants_body(u))
+        return replay_body(ex);
+    return GH_PUMP_BLOCKED;
 }
 
 static int
 origin_send(struct gh_exchange *ex)
 {
+    int src = GH_PUMP_BLOCKED;
+    if (gh_unlikely(ex->spool_state != GH_SPOOL_NONE)) {
+        src = spool_send(ex);
+        if (src == GH_PUMP_ENDED || ex->spool_state == GH_SPOOL_FILLING)
+            return src;
+    }
     struct gh_upconn *u = ex->u;
     if (u == NULL || u->state != GH_UPCONN_ACTIVE)
-        return GH_PUMP_BLOCKED;
+        return src;
     int rc = gh_upconn_has_output(u) ? gh_upconn_send(u) : GH_PUMP_BLOCKED;
     if (rc < 0)
         return retry_or_fail(ex, 502,
@@ -341,6 +565,7 @@ origin_send(struct gh_exchange *ex)
                                  ? "upstream connection broken while sending the body"
                                  : "upstream connection broken while sending the request",
                              GH_BALANCE_BROKEN);
+    rc |= src;
     if (!(ex->flags & GH_EX_REQ_DONE) && origin_wants_body(ex)) {
         int brc = ex->down->pump_body(ex);
         if (brc == GH_PUMP_ENDED)
@@ -356,6 +581,8 @@ origin_send(struct gh_exchange *ex)
 static int
 origin_take_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool last)
 {
+    if (ex->spool_state == GH_SPOOL_FILLING)
+        return buffer_take(ex, spans, n, last);
     int rc = gh_upconn_send_body(ex->u, spans, n, last);
     if (rc == -ENOMEM)
         return gh_exchange_fail(ex, 503, "out of memory");
@@ -373,7 +600,8 @@ origin_take_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool 
 static struct gh_xprt *
 origin_body_splice_to(struct gh_exchange *ex)
 {
-    if (!origin_wants_body(ex) || !gh_xprt_can_splice(gh_upconn_xprt(ex->u)))
+    if (ex->spool_state != GH_SPOOL_NONE || !origin_wants_body(ex) ||
+        !gh_xprt_can_splice(gh_upconn_xprt(ex->u)))
         return NULL;
     return gh_upconn_xprt(ex->u);
 }
@@ -590,9 +818,15 @@ origin_tunnel_end(struct gh_exchange *ex, struct gh_tunnel_end *end)
 static void
 origin_release(struct gh_exchange *ex)
 {
+    if (gh_unlikely(ex->up_wait.timer.cb != NULL)) /* it waited in a queue */
+        gh_ups_wait_cancel(&ex->up_wait);
     drop_conn(ex);
     gh_ups_attempt_done(ex->wc->ups, &ex->up, (enum gh_balance_outcome)ex->up_outcome);
     free_head(ex);
+    if (gh_unlikely(ex->spool_state != GH_SPOOL_NONE)) {
+        gh_spool_free(&ex->spool);
+        ex->spool_state = GH_SPOOL_NONE;
+    }
     gh_pipe_put(ex->resp_pipe); /* closed rather than cached if bytes are left in it */
     gh_pipe_put(ex->req_pipe);
     ex->resp_pipe = ex->req_pipe = NULL;

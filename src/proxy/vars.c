@@ -505,6 +505,23 @@ put_forward_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_
 }
 
 /* The variables of the exchange rather than of its request: id, clocks, status, upstream. */
+/* $proxy_protocol_addr / _port: the connection's address when a PROXY header gave it, else
+ * empty */
+static void
+put_pp_var(struct gh_exchange *ex, bool port, struct gh_wr *w, enum gh_vars_esc esc)
+{
+    char b[64];
+    size_t n = 0;
+    if (ex->flags & GH_EX_PROXIED) {
+        if (port) {
+            put_u64(w, ex->peer->port, esc);
+            return;
+        }
+        n = gh_client_ip_str(ex->peer, b, sizeof(b));
+    }
+    gh_vars_escape(w, b, n, esc);
+}
+
 static void
 put_exchange_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars_esc esc)
 {
@@ -564,6 +581,10 @@ put_exchange_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh
         return;
     case GH_VAR_UPSTREAM_RESPONSE_TIME:
         put_up_time(ex, w, ex->t_up_done, esc);
+        return;
+    case GH_VAR_PROXY_PROTOCOL_ADDR:
+    case GH_VAR_PROXY_PROTOCOL_PORT:
+        put_pp_var(ex, v == GH_VAR_PROXY_PROTOCOL_PORT, w, esc);
         return;
     default:
         if (!put_forward_var(ex, v, w, esc))

@@ -20,6 +20,9 @@
 #include "proxy/socks5.h"
 #include "proxy/worker.h"
 
+/* Idle origin connections closed when an accept finds no file descriptor. */
+#define FD_TRIM 64
+
 /* Idle protocol objects a thread keeps for reuse. */
 #define CACHED_CONNS 4096
 #define CACHED_REQUESTS 1024
@@ -147,12 +150,25 @@ on_conn(struct gh_lsock *ls, int fd, const struct sockaddr_storage *peer)
         gh_h1_proto.accept(w, ls, fd, peer);
 }
 
+/* Accept found no file descriptor: idle origin connections give theirs (counted). */
+static uint32_t
+on_fd_shortage(struct gh_lsock *ls)
+{
+    struct gh_worker *w = ls->data;
+    w->st_fd_short++;
+    uint32_t n = gh_upstream_trim_idle(&w->ups, FD_TRIM);
+    if (n > 0)
+        gh_log_warn("accept: out of file descriptors: closed %u idle origin connection(s)", n);
+    return n;
+}
+
 static void
 lsock_add(struct gh_worker *w, int fd, int32_t idx)
 {
     struct gh_lsock *ls = gh_lsock_open(w->loop, fd, idx, on_conn, w);
     if (ls == NULL)
         return;
+    ls->on_fd_shortage = on_fd_shortage;
     ls->next = w->lsocks;
     w->lsocks = ls;
 }
@@ -367,7 +383,8 @@ listen_plan(const struct gh_config *cfg, struct gh_listen_plan *plan)
         return -ENOMEM;
     for (uint32_t i = 0; i < cfg->n_listeners; i++) {
         const struct gh_listen_conf *lc = &cfg->listeners[i];
-        specs[i] = (struct gh_listen_spec){&lc->addr.ss, lc->addr.len, lc->backlog, lc->addr.text};
+        specs[i] = (struct gh_listen_spec){&lc->addr.ss, lc->addr.len, lc->backlog,
+                                           lc->defer_accept_s, lc->addr.text};
     }
     int rc = gh_listeners_plan(listeners, specs, cfg->n_listeners, plan);
     free(specs);
@@ -485,6 +502,9 @@ gh_proxy_stop(unsigned drain_ms, struct gh_proxy_stats *st)
             st->requests += w->st_requests;
             st->cut += w->st_cut;
             st->no_server += w->st_no_server;
+#define GH_PC_SUM(name, text) st->name += w->st_##name;
+            GH_PROTECT_COUNTERS(GH_PC_SUM)
+#undef GH_PC_SUM
         }
         /* pending messages nobody applied */
         while (w->msg_head != NULL) {
@@ -519,5 +539,9 @@ gh_proxy_get_stats(struct gh_proxy_stats *st)
         st->active_conns += __atomic_load_n(&workers[t]->n_sessions, __ATOMIC_RELAXED);
         st->cut += __atomic_load_n(&workers[t]->st_cut, __ATOMIC_RELAXED);
         st->no_server += __atomic_load_n(&workers[t]->st_no_server, __ATOMIC_RELAXED);
+#define GH_PC_LOAD(name, text)                                                                     \
+    st->name += __atomic_load_n(&workers[t]->st_##name, __ATOMIC_RELAXED);
+        GH_PROTECT_COUNTERS(GH_PC_LOAD)
+#undef GH_PC_LOAD
     }
 }

@@ -26,6 +26,7 @@
 #include "core/buf.h"
 #include "core/loop.h"
 #include "net/listener.h"
+#include "proxy/proxy.h"
 #include "upstream/upstream.h"
 
 struct gh_worker;
@@ -137,6 +138,9 @@ struct gh_worker {
     uint64_t st_accepted, st_requests;
     uint64_t st_cut;       /* requests in flight when the drain deadline closed their connection */
     uint64_t st_no_server; /* requests answered 503: no server of their upstream could be tried */
+#define GH_PC_WFIELD(name, text) uint64_t st_##name;
+    GH_PROTECT_COUNTERS(GH_PC_WFIELD) /* proxy.h */
+#undef GH_PC_WFIELD
 
     /* the forward proxy's resolvers, one per distinct `resolver` setting (forward.c) */
     struct gh_dns *fwd_dns[GH_WORKER_RESOLVERS];

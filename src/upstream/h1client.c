@@ -18,6 +18,8 @@
 /* Room kept for a close-delimited body re-framed as one chunk per write
  * (a chunked one keeps GH_H1_OUT_RESERVE). */
 #define CLOSE_RESERVE 32
+/* Idle pooled connections closed when a connect finds no file descriptor. */
+#define FD_TRIM 16
 
 static const char *const state_names[] = {
 #define GH_UPCONN_NAME(id, name) name,
@@ -179,6 +181,8 @@ gh_upconn_open(struct gh_upstream_ctx *ctx, struct gh_peer *peer, const struct s
         return 0;
     }
     int fd = gh_sock_connect((const struct sockaddr *)ss, len);
+    if ((fd == -EMFILE || fd == -ENFILE) && gh_upstream_trim_idle(ctx, FD_TRIM) > 0)
+        fd = gh_sock_connect((const struct sockaddr *)ss, len); /* idle ones gave theirs */
     if (fd < 0)
         return fd;
     return conn_new(ctx, peer, fd, tls, p, ops, owner, out);

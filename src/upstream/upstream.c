@@ -41,6 +41,27 @@ gh_upstream_ctx_stop(struct gh_upstream_ctx *ctx)
         }
 }
 
+uint32_t
+gh_upstream_trim_idle(struct gh_upstream_ctx *ctx, uint32_t max)
+{
+    uint32_t closed = 0;
+    for (uint32_t b = 0; b < ctx->n_buckets && closed < max; b++)
+        for (struct gh_peer *p = ctx->buckets[b]; p != NULL && closed < max;) {
+            struct gh_peer *next = p->hnext;
+            p->refs++; /* as in gh_upstream_ctx_stop: the peer outlives its last idle one */
+            while (p->idle != NULL && closed < max) {
+                struct gh_upconn *u = p->idle;
+                while (u->pool_next != NULL) /* the least recently used first */
+                    u = u->pool_next;
+                gh_upconn_close(u);
+                closed++;
+            }
+            gh_peer_put(ctx, p);
+            p = next;
+        }
+    return closed;
+}
+
 void
 gh_upstream_ctx_fini(struct gh_upstream_ctx *ctx)
 {
@@ -150,7 +171,9 @@ gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg)
     g->bal = calloc(total + 1, sizeof(*g->bal));
     g->peer = calloc(total + 1, sizeof(*g->peer));
     g->ring = calloc(cfg->n_upstreams + 1, sizeof(*g->ring));
-    if (g->off == NULL || g->bal == NULL || g->peer == NULL || g->ring == NULL) {
+    g->queue = calloc(cfg->n_upstreams + 1, sizeof(*g->queue));
+    if (g->off == NULL || g->bal == NULL || g->peer == NULL || g->ring == NULL ||
+        g->queue == NULL) {
         gh_ups_gen_free(g);
         return NULL;
     }
@@ -192,6 +215,7 @@ gh_ups_gen_free(struct gh_ups_gen *g)
         for (uint32_t i = 0; i < g->cfg->n_upstreams; i++)
             gh_balance_ring_free(&g->ring[i]);
     free(g->ring);
+    free(g->queue);
     free(g->off);
     free(g->bal);
     free(g->peer);
@@ -345,23 +369,28 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
         if (t->server < 64)
             t->tried |= 1ull << t->server;
         struct gh_peer *peer = t->direct != NULL ? t->direct : g->peer[k];
+        /* a connection that began with a PROXY header speaks for one client: never pooled, and
+         * a pooled one (which began without) never used */
+        bool pp = s->send_proxy != 0;
         int rc;
         if (t->direct_fd > 0) { /* raced already (the forward proxy): connected */
             rc = gh_upconn_adopt(g->ctx, peer, t->direct_fd, params, ops, owner, out);
             t->direct_fd = 0;
         } else {
-            rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh, params, ops,
-                                owner, out);
+            rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh || pp,
+                                params, ops, owner, out);
         }
         if (rc == 0) {
+            if (gh_unlikely(pp))
+                (*out)->p.keepalive_max = 0;
             t->in_flight = true;
             t->t_start = gh_loop_now(g->ctx->loop);
             g->bal[k].inflight++;
             peer->inflight++;
             return 0;
         }
-        if (rc == -ENOMEM)
-            return rc;
+        if (rc == -ENOMEM || rc == -EMFILE || rc == -ENFILE)
+            return rc; /* short here, not the server's failure */
         gh_log_warn("upstream %s: connect: %s", s->addr.text, strerror(-rc));
         gh_ups_attempt_done(g, t, GH_BALANCE_CONNECT);
         if (!(ups->retry_on & GH_RETRY_CONNECT) || !gh_ups_can_retry(g, t))
@@ -390,6 +419,8 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
             b->done(g->bal + g->off[ups->index], ups->n_servers, t->server, o,
                     (uint32_t)(now - t->t_start), now);
         }
+        if (gh_unlikely(g->n_waiting > 0)) /* a place is free: the first waiter */
+            gh_ups_queue_wake(g, ups);
     }
     if (t->direct != NULL) /* a destination of its own: no health of a configured server */
         return;

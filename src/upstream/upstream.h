@@ -71,6 +71,13 @@ void gh_upstream_ctx_init(struct gh_upstream_ctx *ctx, struct gh_loop *loop, cha
 /* Stop pooling (draining): close every idle connection; busy ones close after their request. */
 void gh_upstream_ctx_stop(struct gh_upstream_ctx *ctx);
 
+/*
+ * The process ran out of file descriptors: close up to max idle pooled
+ * connections (the least recently used of each peer first), so an accept or
+ * a connect can have one. Returns how many were closed.
+ */
+uint32_t gh_upstream_trim_idle(struct gh_upstream_ctx *ctx, uint32_t max);
+
 /* Release what the context holds (after the loop stopped and every generation is freed). */
 void gh_upstream_ctx_fini(struct gh_upstream_ctx *ctx);
 
@@ -89,6 +96,32 @@ gh_peer_down(const struct gh_upstream_ctx *ctx, const struct gh_peer *p)
     return p->down_until > gh_loop_now(ctx->loop);
 }
 
+/*
+ * A request waiting for a server of its upstream to drop below max_conns
+ * (`queue N [timeout=D]`): in the generation's per-upstream FIFO on this
+ * thread. Its owner embeds it and sets timer.cb to NULL before the first
+ * gh_ups_wait (which sets up the rest); nothing else needs clearing.
+ */
+struct gh_ups_wait;
+struct gh_ups_queue;
+struct gh_ups_gen;
+typedef void (*gh_ups_wait_cb)(struct gh_ups_wait *w, bool timed_out);
+struct gh_ups_wait {
+    struct gh_ups_wait *prev, *next;
+    struct gh_timer timer;
+    uint64_t deadline; /* loop ms; 0: not waited yet (the first wait sets it) */
+    gh_ups_wait_cb cb;
+    struct gh_ups_queue *q; /* the list it is (or was last) on */
+    struct gh_ups_gen *g;   /* whose */
+    bool queued;            /* on the list */
+    bool woken;             /* taken off it by a finished request: cb runs with the next timers */
+};
+
+struct gh_ups_queue {
+    struct gh_ups_wait *head, *tail;
+    uint32_t n;
+};
+
 /* Per-thread state of one config generation's upstreams. */
 struct gh_ups_gen {
     struct gh_upstream_ctx *ctx;
@@ -97,6 +130,8 @@ struct gh_ups_gen {
     struct gh_balance_srv *bal;   /* per server: the balancer's state */
     struct gh_peer **peer;        /* per server: its peer (a reference each) */
     struct gh_balance_ring *ring; /* per upstream: `balance hash KEY consistent`'s ring */
+    struct gh_ups_queue *queue;   /* per upstream: requests waiting for a server (queue.c) */
+    uint32_t n_waiting;           /* in all of them (one test on the hot path) */
 };
 
 /* State for cfg's upstreams on this thread. NULL when out of memory. */
@@ -171,6 +206,23 @@ int gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
  * only a connect failure is recorded).
  */
 void gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_outcome o);
+
+/*
+ * Every server of ups is at max_conns (gh_ups_pick said -EBUSY):
+ * wait in the upstream's queue (`queue N [timeout=D]`) until a request of it
+ * ends, then cb(w, false) runs (from a timer, never inside the call that woke
+ * it): pick again (another request may have taken the place: wait again); or
+ * the time since the first wait reaches the timeout: cb(w, true). Returns 0,
+ * or -EBUSY when the upstream has no queue or it is full.
+ */
+int gh_ups_wait(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, struct gh_ups_wait *w,
+                gh_ups_wait_cb cb);
+
+/* Leave the queue (the request ended). Safe when not waiting (timer.cb NULL: never waited). */
+void gh_ups_wait_cancel(struct gh_ups_wait *w);
+
+/* A request of ups ended: wake the first one waiting, if any (queue.c). */
+void gh_ups_queue_wake(struct gh_ups_gen *g, const struct gh_upstream_conf *ups);
 
 /* Mark server i of ups down for its upstream's fail_timeout (GH_UPSTREAM_DOWN_MS if unset). */
 void gh_ups_mark_down(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, uint32_t i);

@@ -711,7 +711,8 @@ def t():
         s.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\n\r\ntoo big\n")
         time.sleep(0.05)
         s.shutdown(socket.SHUT_RDWR)
-    ro, gh = raw_proxy(h)
+    # (with request_buffering the origin sees nothing before the whole body: streamed here)
+    ro, gh = raw_proxy(h, server_extra="    request_buffering off;")
     with Conn(gh.port) as c:
         c.send(b"POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2000000\r\n\r\n")
         c.send(b"x" * 20000)

@@ -103,7 +103,8 @@ def transfer(gh, o):
 @test("splice on: a 5 MB download and a 2 MB upload are moved by splice(2), both directions")
 def t():
     o = Origin()
-    gh = Gatehouse(conf_proxy(o, top_extra="threads 1;\n"))
+    # request bodies stream (and so splice) only without request_buffering
+    gh = Gatehouse(conf_proxy(o, top_extra="threads 1;\n", server_extra="    request_buffering off;"))
     st = Strace(gh.proc.pid, "splice", tmpdir())
     transfer(gh, o)
     n, moved = splices(st.stop())

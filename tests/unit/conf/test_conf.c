@@ -1003,7 +1003,7 @@ test_err_upstreams(void **state)
     expect_only_error(
         "upstream a { server 127.0.0.1:1 wieght=2; }\n" SRV,
         "t.conf:1:33: unknown parameter 'wieght=2' in 'server' (expected weight=N, max_conns=N, "
-        "backup or tls)");
+        "backup, tls, send_proxy or send_proxy_v2)");
     expect_only_error("upstream a { server 127.0.0.1:1; balance rando; }\n" SRV,
                       "t.conf:1:42: unknown balance 'rando' (expected round_robin, least_conn, "
                       "random, hash KEY [consistent] or ewma)");
@@ -1100,7 +1100,7 @@ test_err_address(void **state)
     expect_only_error(
         "server { listen 127.0.0.1:8080 defualt; return 200; }",
         "t.conf:1:32: unknown parameter 'defualt' in 'listen' (expected default, tls, "
-        "socks5 or backlog=N)");
+        "socks5, proxy_protocol, deferred or backlog=N)");
 }
 
 /* What exactly is wrong with an origin address that is not one: a host name, a URL. */
@@ -1722,6 +1722,63 @@ on_cleanup(void *p)
     cleanup_ran += *(int *)p;
 }
 
+/* The protection directives (issue 10): PROXY protocol, request buffering, body rate, queue,
+ * deferred accept, and their defaults. */
+static void
+test_protection_directives(void **state)
+{
+    (void)state;
+    struct gh_config *c = load("server { listen 127.0.0.1:8080; proxy 127.0.0.1:1; }");
+    const struct gh_proxy_conf *pc = &c->servers[0].pc;
+    assert_true(pc->request_buffering);
+    assert_int_equal(pc->request_buffer_size, 16384);
+    assert_string_equal(pc->client_body_temp_path, "/tmp");
+    assert_int_equal(pc->client_body_min_rate, 0);
+    assert_int_equal(c->servers[0].proxy_protocol_timeout_ms, 10000);
+    assert_null(c->servers[0].proxy_protocol_from);
+    assert_false(c->listeners[0].proxy_protocol);
+    assert_int_equal(c->listeners[0].defer_accept_s, 0);
+    assert_int_equal(c->upstreams[0].queue_max, 0);
+    assert_int_equal(c->upstreams[0].servers[0].send_proxy, 0);
+    gh_conf_unref(c);
+
+    c = load(
+        "proxy_protocol_from 10.0.0.0/8 192.0.2.1;\nrequest_buffering on 1m;\n"
+        "client_body_min_rate 2k 3s;\n"
+        "upstream u { server 127.0.0.1:1 send_proxy_v2; server 127.0.0.1:2 send_proxy; "
+        "queue 7 timeout=2s; }\n"
+        "server { listen 127.0.0.1:8080 proxy_protocol deferred; client_header_timeout 2500ms;\n"
+        "  proxy_protocol_timeout 3s; proxy u;\n"
+        "  route /s/ { request_buffering off; client_body_temp_path /var/tmp; } }");
+    const struct gh_server_conf *sc = &c->servers[0];
+    assert_true(c->listeners[0].proxy_protocol);
+    assert_int_equal(c->listeners[0].defer_accept_s, 3); /* the head's timeout, rounded up */
+    assert_non_null(sc->proxy_protocol_from);
+    assert_int_equal(sc->proxy_protocol_timeout_ms, 3000);
+    assert_true(sc->pc.request_buffering);
+    assert_int_equal(sc->pc.request_buffer_size, 1 << 20);
+    assert_int_equal(sc->pc.client_body_min_rate, 2048);
+    assert_int_equal(sc->pc.client_body_min_rate_grace_ms, 3000);
+    const struct gh_route *r = &sc->routes[0];
+    assert_false(r->pc.request_buffering);
+    assert_string_equal(r->pc.client_body_temp_path, "/var/tmp");
+    const struct gh_upstream_conf *u = &c->upstreams[0];
+    assert_int_equal(u->servers[0].send_proxy, 2);
+    assert_int_equal(u->servers[1].send_proxy, 1);
+    assert_int_equal(u->queue_max, 7);
+    assert_int_equal(u->queue_timeout_ms, 2000);
+    gh_conf_unref(c);
+
+    expect_error("server { listen 127.0.0.1:8080 proxy_protocol; return 200; }",
+                 "t.conf:1:17: 'listen 127.0.0.1:8080 proxy_protocol' needs 'proxy_protocol_from "
+                 "CIDR...;' (at top level or in its default server): the addresses allowed to "
+                 "send the header");
+    expect_error("real_ip_header proxy_protocol;\nserver { listen 127.0.0.1:8080; return 200; }",
+                 "t.conf:1:16: 'real_ip_header proxy_protocol': Gatehouse takes the PROXY "
+                 "protocol's address on the listener itself: 'listen ... proxy_protocol;' with "
+                 "'proxy_protocol_from CIDR...;'");
+}
+
 static void
 test_arena(void **state)
 {
@@ -1811,6 +1868,7 @@ main(void)
         cmocka_unit_test(test_example_reverse_proxy),
         cmocka_unit_test(test_example_load_balancer),
         cmocka_unit_test(test_balance_directives),
+        cmocka_unit_test(test_protection_directives),
         cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

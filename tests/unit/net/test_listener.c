@@ -63,7 +63,7 @@ port_of(const struct sockaddr_storage *ss)
 static struct gh_listen_spec
 spec_of(const struct sockaddr_storage *ss, socklen_t len)
 {
-    return (struct gh_listen_spec){ss, len, 64, "test address"};
+    return (struct gh_listen_spec){ss, len, 64, 0, "test address"};
 }
 
 static bool
@@ -307,9 +307,9 @@ test_commit_logs_what_changed(void **state)
     free_addr(&a, &alen);
     free_addr(&b, &blen);
     free_addr(&c, &clen);
-    struct gh_listen_spec sa = {&a, alen, 64, "127.0.0.1:1001"};
-    struct gh_listen_spec sb = {&b, blen, 64, "127.0.0.1:1002"};
-    struct gh_listen_spec sc = {&c, clen, 64, "127.0.0.1:1003"};
+    struct gh_listen_spec sa = {&a, alen, 64, 0, "127.0.0.1:1001"};
+    struct gh_listen_spec sb = {&b, blen, 64, 0, "127.0.0.1:1002"};
+    struct gh_listen_spec sc = {&c, clen, 64, 0, "127.0.0.1:1003"};
     struct gh_listen_plan p;
     int fds[3];
     struct gh_listen_spec ab[2] = {sa, sb};

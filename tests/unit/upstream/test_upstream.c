@@ -427,6 +427,74 @@ test_pick_backup_and_max_conns(void **state)
     gh_conf_unref(c);
 }
 
+/* `queue N`: waiters in order, the queue bounded, woken one at a time by finished requests
+ * (from a timer, never inside the call that woke them), cancelled, and timed out. */
+static int woken[8];
+static int n_woken, n_timed_out;
+
+struct waiter {
+    int label;
+    struct gh_ups_wait w;
+};
+
+static void
+on_wait(struct gh_ups_wait *w, bool timed_out)
+{
+    struct waiter *x = gh_container_of(w, struct waiter, w);
+    if (timed_out)
+        n_timed_out++;
+    else
+        woken[n_woken++] = x->label;
+}
+
+static void
+test_queue(void **state)
+{
+    (void)state;
+    struct gh_config *c = load("upstream u { server 127.0.0.1:1001 max_conns=1; "
+                               "queue 2 timeout=50ms; }\n"
+                               "upstream nq { server 127.0.0.1:1002 max_conns=1; }\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *u = ups_named(c, "u"), *nq = ups_named(c, "nq");
+    struct gh_ups_try busy = {.ups = u, .in_flight = true};
+    g->bal[g->off[u->index]].inflight = 1;
+    peer_of(g, u, 0)->inflight = 1;
+    struct gh_ups_try t = {.ups = u};
+    assert_int_equal(gh_ups_pick(g, &t), -EBUSY);
+    struct waiter w1 = {1, {0}}, w2 = {2, {0}}, w3 = {3, {0}}, wn = {4, {0}};
+    assert_int_equal(gh_ups_wait(g, u, &w1.w, on_wait), 0);
+    assert_int_equal(gh_ups_wait(g, u, &w2.w, on_wait), 0);
+    assert_int_equal(gh_ups_wait(g, u, &w3.w, on_wait), -EBUSY);  /* full */
+    assert_int_equal(gh_ups_wait(g, nq, &wn.w, on_wait), -EBUSY); /* no queue there */
+    assert_int_equal(g->queue[u->index].n, 2);
+    assert_int_equal(g->n_waiting, 2);
+    /* the request in flight ends: the first waiter is woken, from a timer */
+    n_woken = n_timed_out = 0;
+    gh_ups_attempt_done(g, &busy, GH_BALANCE_OK);
+    assert_int_equal(n_woken, 0);
+    assert_int_equal(g->queue[u->index].n, 1);
+    gh_loop_run_once(L, 0);
+    assert_int_equal(n_woken, 1);
+    assert_int_equal(woken[0], 1);
+    /* the second one leaves (its client went away): nothing is woken for it, ever */
+    gh_ups_wait_cancel(&w2.w);
+    assert_int_equal(g->queue[u->index].n, 0);
+    assert_int_equal(g->n_waiting, 0);
+    gh_ups_wait_cancel(&w2.w); /* twice is fine */
+    gh_ups_wait_cancel(&wn.w); /* and never waited */
+    /* a third waits and times out */
+    assert_int_equal(gh_ups_wait(g, u, &w3.w, on_wait), 0);
+    for (int i = 0; i < 200 && n_timed_out == 0; i++)
+        gh_loop_run_once(L, 5);
+    assert_int_equal(n_timed_out, 1);
+    assert_int_equal(n_woken, 1);
+    assert_int_equal(g->queue[u->index].n, 0);
+    /* its time is used up: it cannot wait again */
+    assert_int_equal(gh_ups_wait(g, u, &w3.w, on_wait), -EBUSY);
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+}
+
 /* max_fails consecutive failures eject for fail_timeout, doubled per ejection while the
  * server keeps failing, at most 5 minutes; a success resets both. */
 static void
@@ -1924,6 +1992,7 @@ main(void)
         TEST(test_pick_single_server),
         TEST(test_pick_round_robin_weights),
         TEST(test_pick_backup_and_max_conns),
+        TEST(test_queue),
         TEST(test_passive_health_ejection),
         TEST(test_can_retry),
         TEST(test_pick_hash_key),
