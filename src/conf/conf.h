@@ -31,6 +31,7 @@ struct gh_tls_listen;
 struct gh_domains;
 struct gh_cidr_set;
 struct gh_htpasswd;
+struct gh_rl_zone; /* policy/ratelimit.h */
 struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
 
 /* One address with its text form as written (for logs; never shown to clients). */
@@ -144,6 +145,20 @@ struct gh_access {
     uint32_t n_rules;
 };
 
+/* `rate_limit KEY RATE [burst=N] [status=N] [zone=NAME];` (docs/config.md#rate_limit) */
+struct gh_rate_limit {
+    const struct gh_tmpl *key; /* GH_TC_KEY; an empty expansion is not limited */
+    struct gh_rl_zone *zone;   /* NULL: not built (untrusted text) */
+    uint64_t interval_ns;      /* the period over the rate */
+    uint32_t burst;            /* requests beyond the rate that may come at once */
+    uint32_t rate;             /* as written: rate per period_s (for RateLimit-Policy) */
+    uint32_t period_s;
+    uint16_t status; /* the answer to a refused request (default 429) */
+    const char *policy; /* the RateLimit-Policy item: "\"NAME\";q=RATE;w=PERIOD" */
+    uint32_t policy_len;
+    const char *at; /* "rate_limit at FILE:LINE", for the log */
+};
+
 /* Settings that inherit top level -> server -> route. */
 struct gh_proxy_conf {
     const struct gh_upstream_conf *upstream; /* `proxy NAME|ADDR;` NULL: no proxy here */
@@ -178,6 +193,10 @@ struct gh_proxy_conf {
      * every address is allowed. */
     const struct gh_access *access;
     uint32_t limit_conn; /* `limit_conn N;` requests in progress per client address; 0: none */
+    /* `rate_limit`: every one applies; a block with its own replaces the inherited ones */
+    const struct gh_rate_limit *rate_limits;
+    uint32_t n_rate_limits;
+    bool rate_limit_headers; /* `rate_limit_headers on;` RateLimit fields on passing answers */
 
     const struct gh_hdr_rule *req_rules; /* `request_header set|add|remove NAME [VALUE];` */
     uint32_t n_req_rules;

@@ -124,6 +124,7 @@ struct build {
     const struct conf_tok *log_named; /* access_log's format when it is not a built-in one */
     struct ptls main_tls;             /* top-level TLS settings: every server starts from them */
     struct pups_tls main_up_tls;      /* top-level settings toward origins */
+    struct vec rl_zones;              /* struct prlzone * (ratelimit.c) */
 };
 
 /* The state of one block being walked. */
@@ -138,6 +139,7 @@ struct blk {
     struct vec rw;                /* struct gh_rewrite * */
     struct vec acl;               /* struct pacl * (access.c) */
     struct vec real_ip;           /* struct gh_cidr * (access.c) */
+    struct vec rl;                /* struct gh_rate_limit * (ratelimit.c) */
     const struct gh_route *route; /* the route block being walked */
     const struct cnode **seen;    /* per table entry: first occurrence in this block */
     const struct cnode *proxy_at, *return_at;
@@ -182,6 +184,12 @@ void conf_on_limit_conn(struct build *b, struct blk *k, const struct cnode *n);
 /* access.c: at the end of a block's settings, compile its own lists (they replace the
  * inherited ones) */
 void conf_access_finish(struct build *b, struct blk *k);
+
+/* ratelimit.c: `rate_limit`, `rate_limit_zone`; at the end of a block's settings, its own
+ * rate limits replace the inherited ones */
+void conf_on_rate_limit(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_rate_limit_zone(struct build *b, struct blk *k, const struct cnode *n);
+void conf_ratelimit_finish(struct build *b, struct blk *k);
 
 /* tls.c: the TLS directives (handlers for the table in parse.c) */
 void conf_on_tls_file(struct build *b, struct blk *k, const struct cnode *n);

@@ -210,7 +210,8 @@ struct gh_gen {
     const char *location; /* redirects */
     uint32_t location_len;
     bool close;            /* the connection ends after it */
-    uint8_t retry_after;   /* seconds for a Retry-After field (503: no server available); 0: none */
+    uint32_t retry_after;  /* seconds for a Retry-After field (503: no server available, 429);
+                              0: none */
     const char *challenge; /* a Proxy-Authenticate value (407), config text; NULL: none */
     uint32_t challenge_len;
     bool html; /* body is HTML (a page from a file), not text */
@@ -260,6 +261,11 @@ struct gh_exchange {
     /* a generated answer */
     struct gh_gen gen;
     struct gh_buf *gen_buf; /* its body and Location when they had variables */
+    /* the rate_limit whose RateLimit-Policy / RateLimit fields go on the response (refused, or
+     * passing with rate_limit_headers on: the one with the fewest requests left); NULL: none */
+    const struct gh_rate_limit *rl;
+    uint32_t rl_remaining;
+    uint32_t rl_reset_s;
     /* for the log */
     const char *fail_reason;
     uint64_t bytes_out;

@@ -40,6 +40,23 @@ wr_rules(struct gh_wr *w, const struct gh_hdr_rule *rules, uint32_t n, struct gh
     }
 }
 
+/* RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-10 §3, §4): the
+ * policy's quota per window, and what is left of it now and when it is all back. */
+static void
+wr_ratelimit(struct gh_wr *w, const struct gh_exchange *ex)
+{
+    const struct gh_rate_limit *rl = ex->rl;
+    gh_wr_field(w, "RateLimit-Policy", 16, rl->policy, rl->policy_len);
+    const char *name_end = memchr(rl->policy + 1, '"', rl->policy_len - 1);
+    GH_WR_LIT(w, "RateLimit: ");
+    gh_wr_put(w, rl->policy, (size_t)(name_end + 1 - rl->policy));
+    GH_WR_LIT(w, ";r=");
+    gh_wr_u64(w, ex->rl_remaining);
+    GH_WR_LIT(w, ";t=");
+    gh_wr_u64(w, ex->rl_reset_s);
+    GH_WR_LIT(w, "\r\n");
+}
+
 /* May field h be copied to the other side? (not named by Connection, not replaced or
  * removed by a header rule) */
 static int
@@ -270,6 +287,8 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
     if (via)
         wr_via(&w, &p_via, resp->version == 10);
     wr_rules(&w, rules, n_rules, ex);
+    if (ex != NULL && ex->rl != NULL)
+        wr_ratelimit(&w, ex);
     if (hsts != NULL)
         gh_wr_field(&w, "Strict-Transport-Security", 25, hsts, ex->srv->hsts_len);
     if (conn == GH_FWD_CONN_UPGRADE) {

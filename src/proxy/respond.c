@@ -107,7 +107,7 @@ gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g)
 struct gen_head {
     struct gh_h1_header f[8];
     char clen[24];
-    char retry[4];
+    char retry[12];
 };
 
 /* The head of a generated answer (fields point into gh). */
@@ -126,7 +126,7 @@ gen_resp(struct gh_resp *resp, struct gen_head *gh, int status, const struct gh_
     if (location != NULL)
         gh->f[n++] = FIELD("Location", GH_HDR_OTHER, location, location_len);
     if (retry_after > 0) { /* RFC 9110 §10.2.3: delay-seconds */
-        int rl = snprintf(gh->retry, sizeof(gh->retry), "%u", retry_after % 1000);
+        int rl = snprintf(gh->retry, sizeof(gh->retry), "%u", retry_after);
         gh->f[n++] = FIELD("Retry-After", GH_HDR_OTHER, gh->retry, (size_t)rl);
     }
     if (g != NULL && g->challenge != NULL)
