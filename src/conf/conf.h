@@ -31,7 +31,7 @@ struct gh_tls_listen;
 struct gh_domains;
 struct gh_cidr_set;
 struct gh_htpasswd;
-struct gh_rl_zone; /* policy/ratelimit.h */
+struct gh_rl_zone;        /* policy/ratelimit.h */
 struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
 
 /* One address with its text form as written (for logs; never shown to clients). */
@@ -153,10 +153,36 @@ struct gh_rate_limit {
     uint32_t burst;            /* requests beyond the rate that may come at once */
     uint32_t rate;             /* as written: rate per period_s (for RateLimit-Policy) */
     uint32_t period_s;
-    uint16_t status; /* the answer to a refused request (default 429) */
+    uint16_t status;    /* the answer to a refused request (default 429) */
     const char *policy; /* the RateLimit-Policy item: "\"NAME\";q=RATE;w=PERIOD" */
     uint32_t policy_len;
     const char *at; /* "rate_limit at FILE:LINE", for the log */
+};
+
+/* A header name (validated token) in a list: hide_header, pass_header. */
+struct gh_hdr_name {
+    const char *name;
+    uint32_t len;
+};
+
+/* `proxy_redirect FROM TO;` a Location (Refresh, Content-Location) starting with from gets
+ * to in its place. */
+struct gh_redirect_map {
+    const char *from, *to;
+    uint32_t from_len, to_len;
+};
+
+enum gh_proxy_redirect {
+    GH_PREDIR_DEFAULT = 0, /* the origin's address (or upstream_host) -> what the client used */
+    GH_PREDIR_OFF,
+    GH_PREDIR_MAP, /* the block's proxy_redirect FROM TO list */
+};
+
+/* `error_page CODE... FILE;` the page (file contents) for a status. */
+struct gh_error_page {
+    uint16_t status;
+    const char *body;
+    uint32_t body_len;
 };
 
 /* Settings that inherit top level -> server -> route. */
@@ -197,6 +223,21 @@ struct gh_proxy_conf {
     const struct gh_rate_limit *rate_limits;
     uint32_t n_rate_limits;
     bool rate_limit_headers; /* `rate_limit_headers on;` RateLimit fields on passing answers */
+
+    /* origin hiding (docs/config.md#hide_header): response fields of a reverse proxy's origin
+     * that never reach the client besides GH_HIDE_DEFAULT (a block's own list replaces the
+     * inherited one), and those of GH_HIDE_DEFAULT that do */
+    const struct gh_hdr_name *hide;
+    uint32_t n_hide;
+    const struct gh_hdr_name *pass;
+    uint32_t n_pass;
+    bool server_tokens_off; /* `server_tokens off;` no Server field, no name on pages */
+    uint8_t proxy_redirect; /* enum gh_proxy_redirect */
+    const struct gh_redirect_map *redirects;
+    uint32_t n_redirects;
+    const struct gh_error_page *error_pages; /* `error_page`; a block's own replace them */
+    uint32_t n_error_pages;
+    bool intercept_errors; /* `intercept_errors on;` an origin's 4xx/5xx answered with ours */
 
     const struct gh_hdr_rule *req_rules; /* `request_header set|add|remove NAME [VALUE];` */
     uint32_t n_req_rules;

@@ -1274,6 +1274,13 @@ static const struct dir dirs[] = {
     FN("rate_limit", CTX_PROXY, 2, 5, DF_MULTI, conf_on_rate_limit),
     FN("rate_limit_zone", CTX_MAIN, 2, 2, DF_MULTI | DF_EARLY, conf_on_rate_limit_zone),
     FN("rate_limit_headers", CTX_PROXY, 1, 1, 0, conf_on_rate_limit),
+    /* origin hiding and error pages (conf/hide.c) */
+    FN("hide_header", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_hide),
+    FN("pass_header", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_hide),
+    FN("server_tokens", CTX_PROXY, 1, 1, 0, conf_on_hide),
+    FN("proxy_redirect", CTX_PROXY, 1, 2, DF_MULTI, conf_on_hide),
+    FN("error_page", CTX_PROXY, 2, NARGS_ANY, DF_MULTI, conf_on_hide),
+    FN("intercept_errors", CTX_PROXY, 1, 1, 0, conf_on_hide),
     /* TLS from clients (conf/tls.c) */
     FN("tls_certificate", CTX_SRVLVL, 1, 1, DF_MULTI, conf_on_tls_file),
     FN("tls_key", CTX_SRVLVL, 1, 1, DF_MULTI, conf_on_tls_file),
@@ -1370,6 +1377,9 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
         {"set_real_ip_from", "real_ip_from"},
         {"real_ip_recursive", "always on: real_ip_from skips every trusted address"},
         {"limit_conn_zone", "none needed: limit_conn N counts per client address"},
+        {"proxy_hide_header", "hide_header"},
+        {"proxy_pass_header", "pass_header"},
+        {"proxy_intercept_errors", "intercept_errors"},
         {"limit_req", "rate_limit KEY RATE [burst=N] [zone=NAME]"},
         {"limit_req_zone", "rate_limit_zone NAME keys=N (the key and rate go on rate_limit)"},
         {"worker_rlimit_nofile", "raise the open-file limit; max_connections caps connections"},
@@ -1566,6 +1576,7 @@ walk_block(struct build *b, struct blk *k, const struct cnode *list)
             /* so do access rules and trusted proxies (access.c) */
             conf_access_finish(b, k);
             conf_ratelimit_finish(b, k);
+            conf_hide_finish(b, k);
             /* so do rewrites */
             if (k->rw.n > 0) {
                 struct gh_rewrite *a = gh_arena_alloc(b->arena, k->rw.n * sizeof(*a));

@@ -130,18 +130,22 @@ struct build {
 /* The state of one block being walked. */
 struct blk {
     unsigned ctx;
-    struct gh_proxy_conf *pc;     /* main, server, route */
-    struct gh_server_conf *sc;    /* main (the template), server */
-    struct pups *ups;             /* upstream */
-    struct psrv *srv;             /* server */
-    struct ptls *tls;             /* main, server */
-    struct vec req, resp;         /* struct gh_hdr_rule * */
-    struct vec rw;                /* struct gh_rewrite * */
-    struct vec acl;               /* struct pacl * (access.c) */
-    struct vec real_ip;           /* struct gh_cidr * (access.c) */
-    struct vec rl;                /* struct gh_rate_limit * (ratelimit.c) */
-    const struct gh_route *route; /* the route block being walked */
-    const struct cnode **seen;    /* per table entry: first occurrence in this block */
+    struct gh_proxy_conf *pc;          /* main, server, route */
+    struct gh_server_conf *sc;         /* main (the template), server */
+    struct pups *ups;                  /* upstream */
+    struct psrv *srv;                  /* server */
+    struct ptls *tls;                  /* main, server */
+    struct vec req, resp;              /* struct gh_hdr_rule * */
+    struct vec rw;                     /* struct gh_rewrite * */
+    struct vec acl;                    /* struct pacl * (access.c) */
+    struct vec real_ip;                /* struct gh_cidr * (access.c) */
+    struct vec rl;                     /* struct gh_rate_limit * (ratelimit.c) */
+    struct vec hide, pass;             /* struct gh_hdr_name * (hide.c) */
+    struct vec redirects;              /* struct gh_redirect_map * (hide.c) */
+    struct vec error_pages;            /* struct gh_error_page * (hide.c) */
+    const struct cnode *redirect_mode; /* `proxy_redirect off|default;` given (hide.c) */
+    const struct gh_route *route;      /* the route block being walked */
+    const struct cnode **seen;         /* per table entry: first occurrence in this block */
     const struct cnode *proxy_at, *return_at;
 };
 
@@ -190,6 +194,11 @@ void conf_access_finish(struct build *b, struct blk *k);
 void conf_on_rate_limit(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_rate_limit_zone(struct build *b, struct blk *k, const struct cnode *n);
 void conf_ratelimit_finish(struct build *b, struct blk *k);
+
+/* hide.c: origin hiding (hide_header, pass_header, server_tokens, proxy_redirect, error_page,
+ * intercept_errors); at the end of a block's settings, its own lists replace the inherited */
+void conf_on_hide(struct build *b, struct blk *k, const struct cnode *n);
+void conf_hide_finish(struct build *b, struct blk *k);
 
 /* tls.c: the TLS directives (handlers for the table in parse.c) */
 void conf_on_tls_file(struct build *b, struct blk *k, const struct cnode *n);

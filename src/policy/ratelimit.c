@@ -15,17 +15,17 @@
 
 struct entry {
     uint64_t key;
-    uint64_t tat;  /* theoretical arrival time of the next request, ns */
-    uint32_t next; /* index + 1 in the bucket's chain; 0 ends it */
+    uint64_t tat;          /* theoretical arrival time of the next request, ns */
+    uint32_t next;         /* index + 1 in the bucket's chain; 0 ends it */
     uint32_t newer, older; /* index + 1 in the recency list; 0 ends it */
 };
 
 struct shard {
     pthread_mutex_t lock;
     uint32_t cap, used;
-    uint32_t mask;          /* buckets - 1 */
+    uint32_t mask;           /* buckets - 1 */
     uint32_t newest, oldest; /* index + 1 */
-    uint32_t *heads;        /* index + 1 per bucket */
+    uint32_t *heads;         /* index + 1 per bucket */
     struct entry *e;
 } __attribute__((aligned(64)));
 

@@ -31,10 +31,10 @@ struct gh_rl_zone;
 
 /* What a check decided. */
 struct gh_rl_verdict {
-    bool ok;              /* the request passes */
-    uint32_t remaining;   /* requests that would pass now after this one */
-    uint64_t retry_ns;    /* refused: time until one would pass (else 0) */
-    uint64_t reset_ns;    /* time until the key is back to its full burst */
+    bool ok;            /* the request passes */
+    uint32_t remaining; /* requests that would pass now after this one */
+    uint64_t retry_ns;  /* refused: time until one would pass (else 0) */
+    uint64_t reset_ns;  /* time until the key is back to its full burst */
 };
 
 /*

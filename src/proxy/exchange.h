@@ -254,6 +254,11 @@ struct gh_exchange {
     char *fwd_head;   /* the request head for the origin, kept for a retry until a response byte */
     uint32_t fwd_head_len;
     uint32_t fwd_head_cap;
+    /* the Host the client used, kept behind fwd_head (for proxy_redirect), in the same block
+     * (pub_block once the head is no longer kept for a retry); NULL: none */
+    const char *pub_host;
+    uint32_t pub_host_len;
+    char *pub_block;
     uint8_t up_outcome;        /* enum gh_balance_outcome of the current attempt */
     struct gh_pipe *resp_pipe; /* response body moving by splice(2) */
     struct gh_pipe *req_pipe;  /* request body moving by splice(2) */

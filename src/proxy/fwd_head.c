@@ -8,6 +8,7 @@
 
 #include "http/fields.h"
 #include "http/h1_write.h"
+#include "proxy/hide.h"
 #include "proxy/vars.h"
 
 /* Does a rule of rules[0..n) replace or remove the field name[0..len)? */
@@ -255,6 +256,7 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
     const struct gh_hdr_rule *rules = pc != NULL ? pc->resp_rules : NULL;
     uint32_t n_rules = pc != NULL ? pc->n_resp_rules : 0;
     int has_date = 0;
+    bool origin_hidden = false; /* the origin's Server was dropped: ours goes in its place */
     struct prior p_via;
     p_via.n = 0;
     /* HSTS only over TLS (RFC 6797 7.2); ours replaces the origin's */
@@ -276,6 +278,12 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
                 prior_add(&p_via, h);
                 continue;
             }
+            if (pc != NULL && gh_hide_field(pc, ex, h)) {
+                origin_hidden |= h->id == GH_HDR_SERVER;
+                continue;
+            }
+            if (gh_hide_redirect(&w, ex, h))
+                continue;
         }
         if (h->id == GH_HDR_DATE)
             has_date = 1;
@@ -284,6 +292,8 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
     }
     if (!has_date)
         gh_h1w_date(&w, wall);
+    if (origin_hidden && gh_hide_server_tokens(pc) && !rule_names(rules, n_rules, "Server", 6))
+        GH_WR_LIT(&w, "Server: gatehouse\r\n");
     if (via)
         wr_via(&w, &p_via, resp->version == 10);
     wr_rules(&w, rules, n_rules, ex);

@@ -76,9 +76,8 @@ answer_here(struct gh_exchange *ex, const struct gh_request *req)
 static const accept_hook accept_hooks[] = {gh_access_accept};
 static const closed_hook closed_hooks[] = {gh_access_closed};
 /* access rules first: a denied client gets no redirect, no 405, no 413 */
-static const request_hook routed_hooks[] = {gh_access_routed,  gh_ratelimit_routed,
-                                            gh_https_routed,   gh_forward_routed,
-                                            refuse_connect,    body_limit};
+static const request_hook routed_hooks[] = {gh_access_routed,  gh_ratelimit_routed, gh_https_routed,
+                                            gh_forward_routed, refuse_connect,      body_limit};
 static const request_hook pre_origin_hooks[] = {answer_here};
 static const resp_hook resp_head_hooks[] = {NULL};
 static const done_hook done_hooks[] = {gh_alog_exchange, gh_access_done};

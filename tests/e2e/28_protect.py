@@ -2,9 +2,14 @@
 """Protection end to end: `rate_limit` (the burst passes, the next request gets 429 with
 Retry-After and the RateLimit-Policy / RateLimit fields, other keys are not touched, zones
 shared between routes, keys from request headers, the fields on passing answers with
-`rate_limit_headers on`); and what `gatehouse -t` says about bad rate limits.
+`rate_limit_headers on`); origin hiding (an origin that sends Server, X-Powered-By, Via and a
+Location with its own address: none of it reaches the client; hide_header, pass_header,
+server_tokens, proxy_redirect off and FROM TO), error_page and intercept_errors; and what
+`gatehouse -t` says about them.
 
 No timing assertions: rates are per minute, so no token comes back during a test."""
+
+import urllib.parse
 
 from ghtest import *
 
@@ -107,6 +112,115 @@ def t():
         eq(r.header("ratelimit"), None)
         eq(get(gh, "/x").status, 429)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# origin hiding
+
+
+def hdr_query(pairs):
+    return "/resp-headers?" + urllib.parse.urlencode(pairs)
+
+
+@test("origin hiding: Server, X-Powered-By, X-AspNet-Version, Via and the origin's address in "
+      "Location, Content-Location and Refresh never reach the client")
+def t():
+    with Origin() as o, Gatehouse(conf(o, "")) as gh:
+        own = "127.0.0.1:%d" % o.port
+        q = hdr_query([("Server", "Apache/2.4.1 (Unix)"), ("X-Powered-By", "PHP/8.1"),
+                       ("X-AspNet-Version", "4.0.30319"), ("Via", "1.1 backend-7"),
+                       ("Location", "http://%s/next?a=1" % own),
+                       ("Content-Location", "http://%s" % own),
+                       ("Refresh", "5; url=http://%s/later" % own), ("X-Kept", "yes"),
+                       ("_status", "302")])
+        r = get(gh, q)
+        eq(r.status, 302)
+        eq(r.header("server"), "gatehouse", "Gatehouse's own Server in place of the origin's")
+        for n in ["x-powered-by", "x-aspnet-version", "via"]:
+            eq(r.header(n), None, n)
+        eq(r.header("location"), "http://test.local/next?a=1")
+        eq(r.header("content-location"), "http://test.local")
+        eq(r.header("refresh"), "5; url=http://test.local/later")
+        eq(r.header("x-kept"), "yes")
+        check(str(o.port).encode() not in r.raw_head, "the origin's port in %r" % r.raw_head)
+        # a Location elsewhere is left alone; so is a relative one
+        r = get(gh, hdr_query([("Location", "http://example.com:%d/x" % o.port)]))
+        eq(r.header("location"), "http://example.com:%d/x" % o.port)
+        r = get(gh, hdr_query([("Location", "/rel")]))
+        eq(r.header("location"), "/rel")
+
+
+@test("hide_header adds fields, pass_header keeps one, server_tokens off sends no Server")
+def t():
+    body = """hide_header X-Debug X-Backend;
+    pass_header X-Powered-By;
+    server_tokens off;
+    route /gone { return 404; }"""
+    with Origin() as o, Gatehouse(conf(o, body)) as gh:
+        r = get(gh, hdr_query([("Server", "nginx/1.2"), ("X-Powered-By", "Express"),
+                               ("X-Debug", "1"), ("x-backend", "b7")]))
+        eq(r.status, 200)
+        eq(r.header("server"), None)
+        eq(r.header("x-powered-by"), "Express")
+        eq(r.header("x-debug"), None)
+        eq(r.header("x-backend"), None)
+        r = get(gh, "/gone")
+        eq(r.status, 404)
+        eq(r.header("server"), None)
+        check(b"gatehouse" not in r.body, "no name on the page: %r" % r.body)
+
+
+@test("proxy_redirect off keeps the origin's Location; proxy_redirect FROM TO replaces a prefix")
+def t():
+    body = """route /off/ { proxy_redirect off; proxy 127.0.0.1:%d /; }
+    route /map/ { proxy_redirect http://internal.example/app/ https://www.example.com/;
+                  proxy_redirect http://other/ /; proxy 127.0.0.1:%d /; }"""
+    with Origin() as o, Gatehouse(conf(o, body % (o.port, o.port))) as gh:
+        loc = "http://127.0.0.1:%d/x" % o.port
+        r = get(gh, "/off/resp-headers?" + urllib.parse.urlencode([("Location", loc)]))
+        eq(r.header("location"), loc)
+        r = get(gh, "/map/resp-headers?" + urllib.parse.urlencode(
+            [("Location", "http://internal.example/app/p?q=1")]))
+        eq(r.header("location"), "https://www.example.com/p?q=1")
+        r = get(gh, "/map/resp-headers?" + urllib.parse.urlencode(
+            [("Location", "http://other/z")]))
+        eq(r.header("location"), "/z")
+        r = get(gh, "/map/resp-headers?" + urllib.parse.urlencode([("Location", loc)]))
+        eq(r.header("location"), loc, "the map replaces the default")
+
+
+@test("error_page for Gatehouse's own answers; intercept_errors replaces the origin's error "
+      "bodies (with the page, or Gatehouse's own) and the next request is served")
+def t():
+    def build(g):
+        page = os.path.join(g.dir, "404.html")
+        with open(page, "w") as f:
+            f.write("<h1>not here</h1>\n")
+        with open(os.path.join(g.dir, "5xx.html"), "w") as f:
+            f.write("<h1>sorry</h1>\n")
+        return conf(o, """error_page 404 404.html;
+    route /gone { return 404; }
+    route /i/ { intercept_errors on; error_page 500 502 5xx.html; proxy 127.0.0.1:%d /; }"""
+                    % o.port)(g)
+
+    with Origin() as o, Gatehouse(build) as gh:
+        r = get(gh, "/gone")
+        eq((r.status, r.body), (404, b"<h1>not here</h1>\n"))
+        eq(r.header("content-type"), "text/html")
+        r = get(gh, "/status/500")  # not intercepted here: the origin's body
+        eq((r.status, r.body), (500, b"status 500\n"))
+        with Conn(gh.port) as c:
+            c.send(b"GET /i/status/500 HTTP/1.1\r\nHost: a\r\n\r\n")
+            r = c.read_response()
+            eq((r.status, r.body), (500, b"<h1>sorry</h1>\n"))
+            c.send(b"GET /i/status/404 HTTP/1.1\r\nHost: a\r\n\r\n")
+            r = c.read_response()
+            # the route's own error_page list replaces the server's (nginx): Gatehouse's page
+            eq(r.status, 404)
+            check(b"<title>404 Not Found</title>" in r.body, "Gatehouse's page: %r" % r.body)
+            check(b"status 404" not in r.body, "not the origin's body")
+            c.send(b"GET /i/echo HTTP/1.1\r\nHost: a\r\n\r\n")
+            eq(c.read_response().status, 200)
 
 @test("-t: bad rates, parameters and zones are errors at FILE:LINE:COL")
 def t():

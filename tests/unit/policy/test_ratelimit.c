@@ -228,9 +228,12 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_burst_and_refill),   cmocka_unit_test(test_no_burst),
-        cmocka_unit_test(test_eviction),           cmocka_unit_test(test_named_zones),
-        cmocka_unit_test(test_threads_frozen_time), cmocka_unit_test(test_threads_moving_time),
+        cmocka_unit_test(test_burst_and_refill),
+        cmocka_unit_test(test_no_burst),
+        cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_named_zones),
+        cmocka_unit_test(test_threads_frozen_time),
+        cmocka_unit_test(test_threads_moving_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

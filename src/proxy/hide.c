@@ -1,0 +1,156 @@
+/*
+ * hide.c - origin hiding (see hide.h).
+ */
+#include "proxy/hide.h"
+
+#include <string.h>
+
+#include "core/common.h"
+
+static const struct gh_hdr_name hidden_by_default[] = {
+    {"Server", 6},          {"X-Powered-By", 12}, {"X-AspNet-Version", 16},
+    {"X-AspNetMvc-Version", 19}, {"Via", 3},
+};
+
+static bool
+in_list(const struct gh_hdr_name *l, uint32_t n, const char *name, uint32_t len)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (l[i].len == len && gh_strncaseeq(l[i].name, name, len))
+            return true;
+    return false;
+}
+
+static inline bool
+reverse(const struct gh_exchange *ex)
+{
+    return ex != NULL && ex->srv != NULL && ex->srv->forward == NULL;
+}
+
+bool
+gh_hide_field(const struct gh_proxy_conf *pc, const struct gh_exchange *ex,
+              const struct gh_h1_header *h)
+{
+    if (pc->n_hide > 0 && in_list(pc->hide, pc->n_hide, h->name, h->name_len))
+        return true;
+    if (!reverse(ex) || !in_list(hidden_by_default, GH_ARRAY_LEN(hidden_by_default), h->name,
+                                 h->name_len))
+        return false;
+    return pc->n_pass == 0 || !in_list(pc->pass, pc->n_pass, h->name, h->name_len);
+}
+
+const struct gh_error_page *
+gh_hide_error_page(const struct gh_proxy_conf *pc, int status)
+{
+    for (uint32_t i = 0; pc != NULL && i < pc->n_error_pages; i++)
+        if (pc->error_pages[i].status == status)
+            return &pc->error_pages[i];
+    return NULL;
+}
+
+/* ---- proxy_redirect ---- */
+
+/* Is a[0..alen) the authority auth (case-insensitive), or auth without the scheme's default
+ * port? */
+static bool
+same_authority(const char *a, size_t alen, const char *auth, size_t len, bool https)
+{
+    if (alen == len && gh_strncaseeq(a, auth, len))
+        return true;
+    const char *dflt = https ? ":443" : ":80";
+    size_t dl = strlen(dflt);
+    return len > dl && alen == len - dl && memcmp(auth + alen, dflt, dl) == 0 &&
+           gh_strncaseeq(a, auth, alen);
+}
+
+/* Does authority a[0..alen) of a URL name the origin: one of the upstream's servers, or the
+ * Host it was sent (upstream_host)? */
+static bool
+names_origin(const struct gh_exchange *ex, const char *a, size_t alen, bool https)
+{
+    const struct gh_upstream_conf *u = ex->up.ups;
+    for (uint32_t i = 0; u != NULL && i < u->n_servers; i++) {
+        const char *t = u->servers[i].addr.text;
+        if (same_authority(a, alen, t, strlen(t), https))
+            return true;
+    }
+    const struct gh_proxy_conf *pc = ex->pc;
+    return pc->upstream_host != NULL &&
+           same_authority(a, alen, pc->upstream_host, pc->upstream_host_len, https);
+}
+
+/* The default rewrite of the URL v[0..len) into w: "http[s]://ORIGIN/rest" becomes the
+ * client's scheme://host/rest (or /rest when the client sent no Host). */
+static bool
+rewrite_default(struct gh_wr *w, const struct gh_exchange *ex, const char *v, size_t len)
+{
+    size_t sl = len >= 7 && gh_strncaseeq(v, "http://", 7)    ? 7
+                : len >= 8 && gh_strncaseeq(v, "https://", 8) ? 8
+                                                              : 0;
+    if (sl == 0)
+        return false;
+    size_t e = sl;
+    while (e < len && v[e] != '/' && v[e] != '?' && v[e] != '#')
+        e++;
+    if (!names_origin(ex, v + sl, e - sl, sl == 8))
+        return false;
+    if (ex->pub_host != NULL) {
+        if (ex->flags & GH_EX_TLS)
+            GH_WR_LIT(w, "https://");
+        else
+            GH_WR_LIT(w, "http://");
+        gh_wr_put(w, ex->pub_host, ex->pub_host_len);
+    } else if (e == len || v[e] != '/') {
+        GH_WR_LIT(w, "/");
+    }
+    gh_wr_put(w, v + e, len - e);
+    return true;
+}
+
+static bool
+rewrite_url(struct gh_wr *w, const struct gh_exchange *ex, const char *v, size_t len)
+{
+    const struct gh_proxy_conf *pc = ex->pc;
+    if (pc->proxy_redirect == GH_PREDIR_DEFAULT)
+        return rewrite_default(w, ex, v, len);
+    for (uint32_t i = 0; i < pc->n_redirects; i++) {
+        const struct gh_redirect_map *m = &pc->redirects[i];
+        if (len >= m->from_len && memcmp(v, m->from, m->from_len) == 0) {
+            gh_wr_put(w, m->to, m->to_len);
+            gh_wr_put(w, v + m->from_len, len - m->from_len);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+gh_hide_redirect(struct gh_wr *w, const struct gh_exchange *ex, const struct gh_h1_header *h)
+{
+    if (ex == NULL || ex->pc == NULL || ex->pc->proxy_redirect == GH_PREDIR_OFF ||
+        !reverse(ex))
+        return false;
+    const char *v = h->value;
+    size_t len = h->value_len, skip = 0;
+    if (h->name_len == 7 && gh_strncaseeq(h->name, "Refresh", 7)) {
+        /* "5; url=http://..." : the URL after "url=" */
+        for (skip = 0; skip + 4 <= len && !gh_strncaseeq(v + skip, "url=", 4); skip++)
+            ;
+        if (skip + 4 > len)
+            return false;
+        skip += 4;
+    } else if (!(h->name_len == 8 && gh_strncaseeq(h->name, "Location", 8)) &&
+               !(h->name_len == 16 && gh_strncaseeq(h->name, "Content-Location", 16))) {
+        return false;
+    }
+    size_t mark = w->len;
+    gh_wr_put(w, h->name, h->name_len);
+    GH_WR_LIT(w, ": ");
+    gh_wr_put(w, v, skip);
+    if (!rewrite_url(w, ex, v + skip, len - skip)) {
+        w->len = mark; /* as received */
+        return false;
+    }
+    GH_WR_LIT(w, "\r\n");
+    return true;
+}
