@@ -131,18 +131,39 @@ enum gh_forwarded_mode {
     GH_FWD_OFF,
 };
 
-/* One `allow` or `deny` prefix (`all` is two: 0.0.0.0/0 and ::/0). */
+enum gh_access_action { GH_ACC_ALLOW = 0, GH_ACC_DENY, GH_ACC_REDIRECT, GH_ACC_RETURN };
+
+/* What an access rule does when it matches: `allow`, `deny [STATUS]`, `redirect CODE URL`,
+ * `return CODE [TEXT]`. */
 struct gh_access_rule {
-    uint16_t status; /* 0: allow; else the status a deny answers with (default 403) */
-    const char *at;  /* "access denied by the rule at FILE:LINE", for the log */
+    uint16_t status;  /* 0: allow; else the status to answer with (deny: default 403) */
+    uint8_t action;   /* enum gh_access_action */
+    const char *at;   /* "access denied by the rule at FILE:LINE", for the log */
+    const char *text; /* redirect: the URL; return: the body (NULL: none) */
+    uint32_t text_len;
+    const struct gh_tmpl *tmpl; /* the text when it has variables (else NULL) */
 };
 
-/* A block's `allow` / `deny` list, compiled: set's prefix i is rules[i]; the first prefix
- * (in file order) that contains the client's address decides; none: allowed. */
-struct gh_access {
+struct gh_rule_cond; /* policy/rules.h */
+
+/* One step of a block's access rules. A run of plain address rules (`allow CIDR;`,
+ * `deny CIDR;`) is one prefix set: set's prefix i is rules[i], the first (in file order)
+ * that contains the client's address decides. A rule with conditions is a step of its own
+ * (set NULL): rule decides when all of conds hold. No step decides: allowed. */
+struct gh_access_step {
     const struct gh_cidr_set *set;
     const struct gh_access_rule *rules;
-    uint32_t n_rules;
+    const struct gh_rule_cond *conds;
+    uint32_t n_conds;
+    struct gh_access_rule rule;
+};
+
+/* A block's access rules, compiled, in file order. */
+struct gh_access {
+    const struct gh_access_step *steps;
+    uint32_t n_steps;
+    bool conds;     /* a step has conditions (the request's facts are gathered) */
+    bool needs_tls; /* a condition looks at the SNI or the client certificate */
 };
 
 /* `rate_limit KEY RATE [burst=N] [status=N] [zone=NAME];` (docs/config.md#rate_limit) */

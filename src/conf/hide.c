@@ -55,8 +55,9 @@ url_ok(struct build *b, const struct conf_tok *t)
 {
     for (uint32_t i = 0; i < t->len; i++)
         if ((unsigned char)t->text[i] < 0x21 || (unsigned char)t->text[i] == 0x7f) {
-            conf_err(b->st, &t->pos, "invalid URL '%s' in 'proxy_redirect' (no spaces or control "
-                                     "bytes)",
+            conf_err(b->st, &t->pos,
+                     "invalid URL '%s' in 'proxy_redirect' (no spaces or control "
+                     "bytes)",
                      conf_show_tok(b, t));
             return false;
         }

@@ -698,12 +698,6 @@ on_server_name(struct build *b, struct blk *k, const struct cnode *n)
 }
 
 static void
-regex_free(void *re)
-{
-    pcre2_code_free(re);
-}
-
-static void
 on_route(struct build *b, struct blk *k, const struct cnode *n)
 {
     struct gh_route *r = gh_arena_alloc(b->arena, sizeof(*r));
@@ -726,20 +720,7 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
     if (r->kind != GH_ROUTE_REGEX && (p->len == 0 || p->text[0] != '/')) {
         conf_err(b->st, &p->pos, "route path must start with '/', got '%s'", conf_show_tok(b, p));
     } else if (r->kind == GH_ROUTE_REGEX) {
-        int code;
-        PCRE2_SIZE off;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)p->text, p->len, 0, &code, &off, NULL);
-        if (re == NULL) {
-            PCRE2_UCHAR msg[256];
-            if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
-                strcpy((char *)msg, "unknown error");
-            conf_err(b->st, &p->pos, "invalid regex '%s' in 'route': %s at offset %zu",
-                     conf_show_tok(b, p), (const char *)msg, (size_t)off);
-        } else {
-            gh_arena_add_cleanup(b->arena, regex_free, re);
-            (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* else the interpreter runs */
-            r->re = (struct pcre2_real_code_8 *)re;
-        }
+        r->re = conf_regex(b->st, p, false, "route");
     }
     for (uint32_t i = 0; i < k->srv->routes.n; i++) {
         const struct gh_route *o = k->srv->routes.v[i];
@@ -981,6 +962,21 @@ on_proxy(struct build *b, struct blk *k, const struct cnode *n)
 static void
 on_return(struct build *b, struct blk *k, const struct cnode *n)
 {
+    if (conf_if_at(n) < n->n_args) { /* `return CODE [TEXT] if ...`: an access rule */
+        conf_on_return_rule(b, k, n);
+        return;
+    }
+    if (n->n_args > 2) {
+        conf_err(b->st, &n->args[2].pos,
+                 "'return' takes a code and a text or URL (quote a text "
+                 "with spaces)");
+        return;
+    }
+    if (k->return_at != NULL) {
+        conf_err(b->st, &n->name.pos, "duplicate 'return' (first at %s)",
+                 conf_where(b, &k->return_at->name.pos, n->name.pos.file));
+        return;
+    }
     const struct conf_tok *t = &n->args[0];
     uint64_t code;
     /* 1xx are interim answers a final one must follow: not something to return */
@@ -1247,7 +1243,8 @@ static const struct dir dirs[] = {
     /* proxy settings */
     FN("proxy", CTX_PROXY, 1, 2, 0, on_proxy),
     FN("rewrite", CTX_PROXY, 2, 3, DF_MULTI, on_rewrite),
-    FN("return", CTX_PROXY, 1, 2, 0, on_return),
+    FN("return", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, on_return),
+    FN("redirect", CTX_PROXY, 2, NARGS_ANY, DF_MULTI, conf_on_redirect),
     PC_DUR("client_body_timeout", client_body_timeout_ms, 1),
     PC_DUR("send_timeout", send_timeout_ms, 1),
     PC_DUR("connect_timeout", connect_timeout_ms, 1),
@@ -1262,8 +1259,8 @@ static const struct dir dirs[] = {
     FN("upstream_host", CTX_PROXY, 1, 1, 0, on_upstream_host),
     FN("request_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
     /* access (conf/access.c) */
-    FN("allow", CTX_PROXY, 1, 2, DF_MULTI, conf_on_access),
-    FN("deny", CTX_PROXY, 1, 2, DF_MULTI, conf_on_access),
+    FN("allow", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_access),
+    FN("deny", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_access),
     FN("limit_conn", CTX_PROXY, 1, 2, 0, conf_on_limit_conn),
     FN("real_ip_from", CTX_SRVLVL, 1, NARGS_ANY, DF_MULTI, conf_on_real_ip_from),
     FN("real_ip_header", CTX_SRVLVL, 1, 1, 0, conf_on_real_ip_header),

@@ -185,6 +185,17 @@ void conf_on_access(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_real_ip_from(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_real_ip_header(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_limit_conn(struct build *b, struct blk *k, const struct cnode *n);
+/* access.c: `redirect CODE URL [if ...];`, and `return CODE [TEXT] if ...;` (n's arguments hold
+ * an `if`) */
+void conf_on_redirect(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_return_rule(struct build *b, struct blk *k, const struct cnode *n);
+/* access.c: the index of n's `if` argument, or n->n_args */
+uint32_t conf_if_at(const struct cnode *n);
+/* cond.c: the conditions in n's arguments from `from` on (after `if`), compiled into *out
+ * (arena) and *n_out; false after reporting */
+struct gh_rule_cond;
+bool conf_cond_parse(struct build *b, const struct cnode *n, uint32_t from,
+                     const struct gh_rule_cond **out, uint32_t *n_out);
 /* access.c: at the end of a block's settings, compile its own lists (they replace the
  * inherited ones) */
 void conf_access_finish(struct build *b, struct blk *k);

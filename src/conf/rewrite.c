@@ -17,6 +17,26 @@ regex_free(void *re)
     pcre2_code_free(re);
 }
 
+struct pcre2_real_code_8 *
+conf_regex(struct conf_state *st, const struct conf_tok *t, bool caseless, const char *what)
+{
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)t->text, t->len, caseless ? PCRE2_CASELESS : 0,
+                                   &code, &off, NULL);
+    if (re == NULL) {
+        PCRE2_UCHAR msg[256];
+        if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+            strcpy((char *)msg, "unknown error");
+        conf_err(st, &t->pos, "invalid regex '%s' in '%s': %s at offset %zu",
+                 conf_show(st, t->text, t->len), what, (const char *)msg, (size_t)off);
+        return NULL;
+    }
+    gh_arena_add_cleanup(st->arena, regex_free, re);
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* else the interpreter runs */
+    return (struct pcre2_real_code_8 *)re;
+}
+
 /* Highest $N a template uses. */
 static uint32_t
 max_capture(const struct gh_tmpl *t)
@@ -93,25 +113,14 @@ conf_rewrite(struct conf_state *st, const struct cnode *n)
             return NULL;
         }
     }
-    int code;
-    PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)rx->text, rx->len, 0, &code, &off, NULL);
-    if (re == NULL) {
-        PCRE2_UCHAR msg[256];
-        if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
-            strcpy((char *)msg, "unknown error");
-        conf_err(st, &rx->pos, "invalid regex '%s' in 'rewrite': %s at offset %zu",
-                 conf_show(st, rx->text, rx->len), (const char *)msg, (size_t)off);
+    rw->re = conf_regex(st, rx, false, "rewrite");
+    if (rw->re == NULL)
         return NULL;
-    }
-    gh_arena_add_cleanup(st->arena, regex_free, re);
-    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* else the interpreter runs */
-    rw->re = (struct pcre2_real_code_8 *)re;
     rw->repl = conf_tmpl(st, rp, GH_TC_REWRITE, "rewrite");
     if (rw->repl == NULL)
         return NULL;
     uint32_t groups = 0;
-    pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups);
+    pcre2_pattern_info((const pcre2_code *)rw->re, PCRE2_INFO_CAPTURECOUNT, &groups);
     uint32_t used = max_capture(rw->repl);
     if (used > groups) {
         conf_err(st, &rp->pos, "'$%u' in 'rewrite' but the regex has %u capture group%s", used,

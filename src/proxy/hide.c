@@ -8,8 +8,8 @@
 #include "core/common.h"
 
 static const struct gh_hdr_name hidden_by_default[] = {
-    {"Server", 6},          {"X-Powered-By", 12}, {"X-AspNet-Version", 16},
-    {"X-AspNetMvc-Version", 19}, {"Via", 3},
+    {"Server", 6}, {"X-Powered-By", 12}, {"X-AspNet-Version", 16}, {"X-AspNetMvc-Version", 19},
+    {"Via", 3},
 };
 
 static bool
@@ -33,8 +33,8 @@ gh_hide_field(const struct gh_proxy_conf *pc, const struct gh_exchange *ex,
 {
     if (pc->n_hide > 0 && in_list(pc->hide, pc->n_hide, h->name, h->name_len))
         return true;
-    if (!reverse(ex) || !in_list(hidden_by_default, GH_ARRAY_LEN(hidden_by_default), h->name,
-                                 h->name_len))
+    if (!reverse(ex) ||
+        !in_list(hidden_by_default, GH_ARRAY_LEN(hidden_by_default), h->name, h->name_len))
         return false;
     return pc->n_pass == 0 || !in_list(pc->pass, pc->n_pass, h->name, h->name_len);
 }
@@ -127,8 +127,7 @@ rewrite_url(struct gh_wr *w, const struct gh_exchange *ex, const char *v, size_t
 bool
 gh_hide_redirect(struct gh_wr *w, const struct gh_exchange *ex, const struct gh_h1_header *h)
 {
-    if (ex == NULL || ex->pc == NULL || ex->pc->proxy_redirect == GH_PREDIR_OFF ||
-        !reverse(ex))
+    if (ex == NULL || ex->pc == NULL || ex->pc->proxy_redirect == GH_PREDIR_OFF || !reverse(ex))
         return false;
     const char *v = h->value;
     size_t len = h->value_len, skip = 0;

@@ -17,8 +17,7 @@ bool gh_hide_field(const struct gh_proxy_conf *pc, const struct gh_exchange *ex,
 
 /* When h is a Location, Content-Location or Refresh field that proxy_redirect rewrites, write
  * the rewritten field to w and return true; else false (nothing written). */
-bool gh_hide_redirect(struct gh_wr *w, const struct gh_exchange *ex,
-                      const struct gh_h1_header *h);
+bool gh_hide_redirect(struct gh_wr *w, const struct gh_exchange *ex, const struct gh_h1_header *h);
 
 /* Does Gatehouse write its own Server field (server_tokens on) for a response with pc? */
 static inline bool

@@ -222,6 +222,74 @@ def t():
             c.send(b"GET /i/echo HTTP/1.1\r\nHost: a\r\n\r\n")
             eq(c.read_response().status, 200)
 
+
+# ---------------------------------------------------------------------------------------------
+# access rules with conditions
+
+
+@test("rules: deny by path regex unless from a trusted network, by header, method, cookie and "
+      "argument; first match wins; the origin sees only what passes")
+def t():
+    body = r"""allow if path = /admin/health;
+    deny 403 if path ~ ^/admin and not client 127.0.0.2,10.0.0.0/8;
+    deny 405 if method DELETE,PUT;
+    deny 451 if header User-Agent ~* "sqlmap|nikto";
+    deny if cookie session = stolen;
+    deny 400 if arg debug and path ^ /api/;
+    deny if header X-Block;"""
+    with Origin() as o, Gatehouse(conf(o, body)) as gh:
+        eq(get(gh, "/admin/x").status, 403)
+        eq(get(gh, "/%61dmin/x").status, 403, "the normalised path")
+        eq(get(gh, "/admin/health").status, 200, "the allow before it")
+        eq(get(gh, "/admin/x", "127.0.0.2").status, 200, "a trusted address")
+        eq(http_request(gh.port, "DELETE", "/x").status, 405)
+        eq(http_request(gh.port, "POST", "/x", body=b"").status, 200)
+        eq(get(gh, "/x", headers=[("User-Agent", "Mozilla/5.0 SQLMap/1.0")]).status, 451)
+        eq(get(gh, "/x", headers=[("User-Agent", "curl/8")]).status, 200)
+        eq(get(gh, "/x", headers=[("Cookie", "a=1; session=stolen")]).status, 403)
+        eq(get(gh, "/x", headers=[("Cookie", "a=1; session=ok")]).status, 200)
+        eq(get(gh, "/api/v1?x=1&debug").status, 400)
+        eq(get(gh, "/api/v1?debugx=1").status, 200)
+        eq(get(gh, "/web?debug=1").status, 200)
+        eq(get(gh, "/x", headers=[("X-Block", "")]).status, 403, "present, even empty")
+        eq(sorted(q.target for q in o.requests),
+           sorted(["/admin/health", "/admin/x", "/x", "/x", "/x", "/api/v1?debugx=1",
+                   "/web?debug=1"]))
+
+
+@test("rules: redirect and return with conditions, variables, and per route; plain allow/deny "
+      "mixed in keep file order")
+def t():
+    body = r"""redirect 301 https://new.example$request_uri if host = old.example;
+    return 503 "down for maintenance\n" if path /shop/;
+    deny 127.0.0.3;
+    allow 127.0.0.0/8;
+    deny 403 if path ^ /;
+    route /r/ { return 200 "route rule\n" if method GET; }"""
+    with Origin() as o, Gatehouse(conf(o, body)) as gh:
+        r = http_get(gh.port, "/a?b=1", host="OLD.example:8080")
+        eq(r.status, 301)
+        eq(r.header("location"), "https://new.example/a?b=1")
+        r = get(gh, "/shop/cart")
+        eq((r.status, r.body), (503, b"down for maintenance\n"))
+        eq(get(gh, "/x", "127.0.0.3").status, 403, "the plain deny before the allow")
+        eq(get(gh, "/x").status, 200, "allowed before the catch-all deny")
+        r = get(gh, "/r/1", "127.0.0.3")
+        eq((r.status, r.body), (200, b"route rule\n"), "the route's own rules replace the server's")
+        eq(len(o.requests), 1)
+
+
+@test("rules: client in FILE (addresses and prefixes, comments)")
+def t():
+    def build(g):
+        with open(os.path.join(g.dir, "bad.txt"), "w") as f:
+            f.write("# bad actors\n127.0.0.2\n\n  10.0.0.0/8   # a whole network\n::1\n")
+        return conf(o, "deny 403 if client in bad.txt;")(g)
+
+    with Origin() as o, Gatehouse(build) as gh:
+        eq(get(gh, "/", "127.0.0.2").status, 403)
+        eq(get(gh, "/", "127.0.0.1").status, 200)
+
 @test("-t: bad rates, parameters and zones are errors at FILE:LINE:COL")
 def t():
     r, p = check_conf("""rate_limit_zone api keys=100;
@@ -248,6 +316,44 @@ server {
                  "g.conf:10:34: 'nodelay' is how rate_limit always works",
                  "g.conf:11:16: ",
                  "g.conf:12:5: unknown directive 'limit_req' (in Gatehouse: rate_limit"]:
+        check(want in r.stderr, "want %r in:\n%s" % (want, r.stderr))
+
+
+@test("-t: bad conditions are errors at FILE:LINE:COL")
+def t():
+    r, p = check_conf("""server {
+    listen 127.0.0.1:1;
+    deny 403 if path ~ "(";
+    deny if;
+    allow if color red;
+    deny if path ^ /a or path ^ /b;
+    deny if client 10.0.0.0/33;
+    deny if header;
+    deny if method get;
+    redirect 304 /x if path /a;
+    allow 403 if path /a;
+    deny 1.2.3.4 403 extra;
+    deny;
+    return 200 "a" "b";
+    deny if client in /nonexistent/file.txt;
+    deny if path ^/api/;
+}
+""")
+    eq(r.returncode, 1, "exit status\n" + r.stderr)
+    for want in ["g.conf:3:24: invalid regex '(' in 'deny': missing closing parenthesis",
+                 "g.conf:4:12: expected conditions after 'if' in 'deny'",
+                 "g.conf:5:14: unknown condition 'color' in 'allow'",
+                 "g.conf:6:23: expected 'and' or ';' after a condition, got 'or'",
+                 "g.conf:7:20: invalid address '10.0.0.0/33' in 'client'",
+                 "g.conf:8:19: expected a name after 'header'",
+                 "g.conf:9:20: invalid method list 'get'",
+                 "g.conf:10:14: invalid redirect code '304'",
+                 "g.conf:11:11: invalid address '403' in 'allow'",
+                 "g.conf:12:22: unexpected 'extra' in 'deny'",
+                 "g.conf:13:5: 'deny' expects at least 1 argument",
+                 "g.conf:16:18: a path to compare must start with '/', got '^/api/'",
+                 "g.conf:14:20: 'return' takes a code and a text",
+                 "g.conf:15:23: cannot read '/nonexistent/file.txt'"]:
         check(want in r.stderr, "want %r in:\n%s" % (want, r.stderr))
 
 
