@@ -74,8 +74,8 @@ prefix(struct build *b, const char *s, size_t len, const struct conf_pos *pos, c
     const char *why;
     if (gh_cidr_parse(s, len, out, &host_bits, &why) == 0)
         return true;
-    conf_err(b->st, pos, "invalid address '%.*s'%s in 'client': %s", (int)GH_MIN(len, 64), s,
-             where, why);
+    conf_err(b->st, pos, "invalid address '%.*s'%s in 'client': %s", (int)GH_MIN(len, 64), s, where,
+             why);
     return false;
 }
 
@@ -107,8 +107,8 @@ client_line(struct cursor *c, const struct conf_tok *t, const char *path, uint32
     if (hash != NULL)
         *hash = '\0';
     size_t len = strlen(s);
-    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
-                       s[len - 1] == '\n'))
+    while (len > 0 &&
+           (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' || s[len - 1] == '\n'))
         s[--len] = '\0';
     while (*s == ' ' || *s == '\t')
         s++, len--;
@@ -254,8 +254,8 @@ parse_value(struct cursor *c, struct gh_rule_cond *r, int dflt)
 static const struct {
     const char *kw;
     uint8_t subj;
-    int8_t dflt;  /* the operator without one; -1: a name, then an optional comparison */
-    bool icase;   /* = and ^ ignore case */
+    int8_t dflt; /* the operator without one; -1: a name, then an optional comparison */
+    bool icase;  /* = and ^ ignore case */
 } subjects[] = {
     {"client", GH_RS_CLIENT, 0, false},   {"method", GH_RS_METHOD, 0, false},
     {"host", GH_RS_HOST, GH_RO_EQ, true}, {"path", GH_RS_PATH, GH_RO_PREFIX, false},

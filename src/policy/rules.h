@@ -36,17 +36,17 @@ enum gh_rule_op {
 };
 
 struct gh_rule_cond {
-    uint8_t subj; /* enum gh_rule_subj */
-    uint8_t op;   /* enum gh_rule_op */
-    bool negate;  /* `not` */
-    bool icase;   /* = and ^ ignore case (host, method, sni) */
+    uint8_t subj;     /* enum gh_rule_subj */
+    uint8_t op;       /* enum gh_rule_op */
+    bool negate;      /* `not` */
+    bool icase;       /* = and ^ ignore case (host, method, sni) */
     const char *name; /* the argument's, field's or cookie's name */
     uint32_t name_len;
     const char *val; /* EQ, PREFIX */
     uint32_t val_len;
-    const struct pcre2_real_code_8 *re;   /* REGEX */
-    const struct gh_cidr_set *clients;    /* CLIENT */
-    const struct gh_hdr_name *methods;    /* METHOD: the list (exact, case-sensitive) */
+    const struct pcre2_real_code_8 *re; /* REGEX */
+    const struct gh_cidr_set *clients;  /* CLIENT */
+    const struct gh_hdr_name *methods;  /* METHOD: the list (exact, case-sensitive) */
     uint32_t n_methods;
 };
 
