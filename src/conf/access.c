@@ -172,12 +172,8 @@ conf_on_redirect(struct build *b, struct blk *k, const struct cnode *n)
         return;
     }
     const struct conf_tok *u = &n->args[1];
-    for (uint32_t i = 0; i < u->len; i++)
-        if ((unsigned char)u->text[i] < 0x21 || (unsigned char)u->text[i] == 0x7f) {
-            conf_err(b->st, &u->pos, "invalid redirect URL '%s' (no spaces or control bytes)",
-                     conf_show_tok(b, u));
-            return;
-        }
+    if (!conf_url_arg(b, u, "redirect"))
+        return;
     struct pacl *a = new_rule(b, n, GH_ACC_REDIRECT);
     a->rule.status = (uint16_t)code;
     if (rule_text(b, n, u, a) && rule_conds(b, n, at, a))
@@ -218,22 +214,11 @@ conf_on_real_ip_from(struct build *b, struct blk *k, const struct cnode *n)
     }
 }
 
-static bool
-is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 void
 conf_on_real_ip_header(struct build *b, struct blk *k, const struct cnode *n)
 {
     const struct conf_tok *t = &n->args[0];
-    bool ok = t->len > 0;
-    for (uint32_t i = 0; i < t->len && ok; i++)
-        ok = is_tchar((unsigned char)t->text[i]);
-    if (!ok) {
+    if (!conf_is_token(t->text, t->len)) {
         conf_err(b->st, &t->pos,
                  "invalid header name '%s' in 'real_ip_header' (expected X-Forwarded-For, "
                  "X-Real-IP or another header name)",

@@ -162,7 +162,7 @@ struct gh_access_step {
 struct gh_access {
     const struct gh_access_step *steps;
     uint32_t n_steps;
-    bool conds;     /* a step has conditions (the request's facts are gathered) */
+    bool conds;     /* a step has conditions (for tests and stats) */
     bool needs_tls; /* a condition looks at the SNI or the client certificate */
 };
 

@@ -19,26 +19,12 @@
 
 #define ERROR_PAGE_MAX 65536
 
-static bool
-is_token(const char *s, uint32_t len)
-{
-    if (len == 0)
-        return false;
-    for (uint32_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL)))
-            return false;
-    }
-    return true;
-}
-
 static void
 on_names(struct build *b, struct vec *v, const struct cnode *n)
 {
     for (uint32_t i = 0; i < n->n_args; i++) {
         const struct conf_tok *t = &n->args[i];
-        if (!is_token(t->text, t->len)) {
+        if (!conf_is_token(t->text, t->len)) {
             conf_err(b->st, &t->pos, "invalid header name '%s' in '%s'", conf_show_tok(b, t),
                      n->name.text);
             continue;
@@ -48,20 +34,6 @@ on_names(struct build *b, struct vec *v, const struct cnode *n)
         h->len = t->len;
         conf_vec_push(b, v, h);
     }
-}
-
-static bool
-url_ok(struct build *b, const struct conf_tok *t)
-{
-    for (uint32_t i = 0; i < t->len; i++)
-        if ((unsigned char)t->text[i] < 0x21 || (unsigned char)t->text[i] == 0x7f) {
-            conf_err(b->st, &t->pos,
-                     "invalid URL '%s' in 'proxy_redirect' (no spaces or control "
-                     "bytes)",
-                     conf_show_tok(b, t));
-            return false;
-        }
-    return t->len > 0;
 }
 
 static void
@@ -79,7 +51,7 @@ on_proxy_redirect(struct build *b, struct blk *k, const struct cnode *n)
         k->pc->proxy_redirect = conf_tok_is(t, "off") ? GH_PREDIR_OFF : GH_PREDIR_DEFAULT;
         return;
     }
-    if (!url_ok(b, t) || !url_ok(b, &n->args[1]))
+    if (!conf_url_arg(b, t, "proxy_redirect") || !conf_url_arg(b, &n->args[1], "proxy_redirect"))
         return;
     struct gh_redirect_map *m = gh_arena_alloc(b->arena, sizeof(*m));
     m->from = t->text;

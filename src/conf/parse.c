@@ -237,8 +237,8 @@ is_tchar(unsigned char c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static bool
-is_token(const char *s, size_t len)
+bool
+conf_is_token(const char *s, size_t len)
 {
     if (len == 0)
         return false;
@@ -959,6 +959,18 @@ on_proxy(struct build *b, struct blk *k, const struct cnode *n)
         proxy_path(b, k, &n->args[1]);
 }
 
+bool
+conf_url_arg(struct build *b, const struct conf_tok *t, const char *what)
+{
+    bool ok = t->len > 0;
+    for (uint32_t i = 0; i < t->len && ok; i++)
+        ok = (unsigned char)t->text[i] >= 0x21 && (unsigned char)t->text[i] != 0x7f;
+    if (!ok)
+        conf_err(b->st, &t->pos, "invalid redirect URL '%s' in '%s' (no spaces or control bytes)",
+                 conf_show_tok(b, t), what);
+    return ok;
+}
+
 static void
 on_return(struct build *b, struct blk *k, const struct cnode *n)
 {
@@ -990,15 +1002,8 @@ on_return(struct build *b, struct blk *k, const struct cnode *n)
         conf_err(b->st, &t->pos, "'return %d' needs the URL to redirect to", (int)code);
         return;
     }
-    if (redirect) {
-        const struct conf_tok *u = &n->args[1];
-        for (uint32_t i = 0; i < u->len; i++)
-            if ((unsigned char)u->text[i] < 0x21 || (unsigned char)u->text[i] == 0x7f) {
-                conf_err(b->st, &u->pos, "invalid redirect URL '%s' (no spaces or control bytes)",
-                         conf_show_tok(b, u));
-                return;
-            }
-    }
+    if (redirect && !conf_url_arg(b, &n->args[1], "return"))
+        return;
     if (k->proxy_at != NULL) {
         conf_err(b->st, &n->name.pos, "both 'proxy' and 'return' in the same block ('proxy' at %s)",
                  conf_where(b, &k->proxy_at->name.pos, n->name.pos.file));
@@ -1135,7 +1140,7 @@ on_header(struct build *b, struct blk *k, const struct cnode *n)
         return;
     }
     const struct conf_tok *name = &n->args[1];
-    if (!is_token(name->text, name->len)) {
+    if (!conf_is_token(name->text, name->len)) {
         conf_err(b->st, &name->pos, "invalid header name '%s' in '%s' (RFC 9110 token expected)",
                  conf_show_tok(b, name), what);
         return;
@@ -1314,6 +1319,54 @@ conf_is_directive(const char *name, size_t len)
     return false;
 }
 
+/* What nginx and HAProxy users reach for first, and what it is called here. */
+static const struct {
+    const char *theirs, *ours;
+} aliases[] = {
+    {"proxy_pass", "proxy NAME|ADDR:PORT (no http://)"},
+    {"location", "route [= | ~] PATH { }"},
+    {"add_header", "response_header add|set NAME VALUE"},
+    {"proxy_set_header", "request_header set NAME VALUE"},
+    {"more_set_headers", "response_header set NAME VALUE"},
+    {"worker_processes", "threads"},
+    {"nbthread", "threads"},
+    {"worker_connections", "max_connections (for all threads together)"},
+    {"proxy_connect_timeout", "connect_timeout"},
+    {"proxy_read_timeout", "first_byte_timeout / read_timeout"},
+    {"proxy_send_timeout", "read_timeout"},
+    {"large_client_header_buffers", "max_header_line / max_head_size"},
+    {"http", "no http { } block; directives go at top level"},
+    {"frontend", "server { listen ...; }"},
+    {"backend", "upstream NAME { server ...; }"},
+    {"bind", "listen"},
+    {"http-request", "request_header / route"},
+    {"ssl_certificate", "tls_certificate"},
+    {"ssl_certificate_key", "tls_key"},
+    {"ssl_protocols", "tls_protocols"},
+    {"ssl_ciphers", "tls_ciphers"},
+    {"ssl_client_certificate", "tls_client_ca"},
+    {"ssl_verify_client", "tls_verify_client"},
+    {"ssl_session_tickets", "tls_session_tickets"},
+    {"ssl_session_ticket_key", "tls_session_ticket_key"},
+    {"ssl_stapling_file", "tls_ocsp_response"},
+    {"proxy_ssl_trusted_certificate", "tls_trusted_ca"},
+    {"proxy_ssl_verify", "tls_verify"},
+    {"proxy_ssl_name", "tls_name"},
+    {"proxy_ssl_certificate", "tls_client_certificate"},
+    {"proxy_ssl_certificate_key", "tls_client_key"},
+    {"ssl", "listen ADDR tls"},
+    {"set_real_ip_from", "real_ip_from"},
+    {"real_ip_recursive", "always on: real_ip_from skips every trusted address"},
+    {"limit_conn_zone", "none needed: limit_conn N counts per client address"},
+    {"proxy_hide_header", "hide_header"},
+    {"proxy_pass_header", "pass_header"},
+    {"proxy_intercept_errors", "intercept_errors"},
+    {"limit_req", "rate_limit KEY RATE [burst=N] [zone=NAME]"},
+    {"limit_req_zone", "rate_limit_zone NAME keys=N (the key and rate go on rate_limit)"},
+    {"worker_rlimit_nofile", "raise the open-file limit; max_connections caps connections"},
+    {"maxconn", "max_connections"},
+};
+
 /* The table index of n's directive in ctx, or -1 after reporting why there is none. */
 static int
 lookup(struct build *b, unsigned ctx, const struct cnode *n)
@@ -1335,53 +1388,6 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
                      conf_show_tok(b, &n->name), ctx_name(ctx));
         return -1;
     }
-    /* What nginx and HAProxy users reach for first, and what it is called here. */
-    static const struct {
-        const char *theirs, *ours;
-    } aliases[] = {
-        {"proxy_pass", "proxy NAME|ADDR:PORT (no http://)"},
-        {"location", "route [= | ~] PATH { }"},
-        {"add_header", "response_header add|set NAME VALUE"},
-        {"proxy_set_header", "request_header set NAME VALUE"},
-        {"more_set_headers", "response_header set NAME VALUE"},
-        {"worker_processes", "threads"},
-        {"nbthread", "threads"},
-        {"worker_connections", "max_connections (for all threads together)"},
-        {"proxy_connect_timeout", "connect_timeout"},
-        {"proxy_read_timeout", "first_byte_timeout / read_timeout"},
-        {"proxy_send_timeout", "read_timeout"},
-        {"large_client_header_buffers", "max_header_line / max_head_size"},
-        {"http", "no http { } block; directives go at top level"},
-        {"frontend", "server { listen ...; }"},
-        {"backend", "upstream NAME { server ...; }"},
-        {"bind", "listen"},
-        {"http-request", "request_header / route"},
-        {"ssl_certificate", "tls_certificate"},
-        {"ssl_certificate_key", "tls_key"},
-        {"ssl_protocols", "tls_protocols"},
-        {"ssl_ciphers", "tls_ciphers"},
-        {"ssl_client_certificate", "tls_client_ca"},
-        {"ssl_verify_client", "tls_verify_client"},
-        {"ssl_session_tickets", "tls_session_tickets"},
-        {"ssl_session_ticket_key", "tls_session_ticket_key"},
-        {"ssl_stapling_file", "tls_ocsp_response"},
-        {"proxy_ssl_trusted_certificate", "tls_trusted_ca"},
-        {"proxy_ssl_verify", "tls_verify"},
-        {"proxy_ssl_name", "tls_name"},
-        {"proxy_ssl_certificate", "tls_client_certificate"},
-        {"proxy_ssl_certificate_key", "tls_client_key"},
-        {"ssl", "listen ADDR tls"},
-        {"set_real_ip_from", "real_ip_from"},
-        {"real_ip_recursive", "always on: real_ip_from skips every trusted address"},
-        {"limit_conn_zone", "none needed: limit_conn N counts per client address"},
-        {"proxy_hide_header", "hide_header"},
-        {"proxy_pass_header", "pass_header"},
-        {"proxy_intercept_errors", "intercept_errors"},
-        {"limit_req", "rate_limit KEY RATE [burst=N] [zone=NAME]"},
-        {"limit_req_zone", "rate_limit_zone NAME keys=N (the key and rate go on rate_limit)"},
-        {"worker_rlimit_nofile", "raise the open-file limit; max_connections caps connections"},
-        {"maxconn", "max_connections"},
-    };
     for (uint32_t i = 0; i < GH_ARRAY_LEN(aliases); i++)
         if (strlen(aliases[i].theirs) == n->name.len &&
             memcmp(aliases[i].theirs, n->name.text, n->name.len) == 0) {

@@ -166,6 +166,11 @@ void conf_vec_push(struct build *b, struct vec *v, void *item);
 /* An upstream being built, with the defaults (parse.c). */
 struct pups *conf_new_upstream(struct build *b, const char *name, const struct conf_pos *pos);
 bool conf_tok_is(const struct conf_tok *t, const char *s);
+/* s[0..len) is an HTTP token (RFC 9110 §5.6.2: a field name, a method), not empty */
+bool conf_is_token(const char *s, size_t len);
+/* t is a URL to send in Location: not empty, no spaces or control bytes; false after
+ * reporting (what: the directive) */
+bool conf_url_arg(struct build *b, const struct conf_tok *t, const char *what);
 const char *conf_show_tok(struct build *b, const struct conf_tok *t);
 const char *conf_where(struct build *b, const struct conf_pos *pos, const char *file);
 bool conf_number_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo,

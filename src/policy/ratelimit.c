@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "core/common.h"
 
@@ -47,23 +45,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void
 init_seed(void)
 {
-    if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        seed[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec;
-        seed[1] = seed[0] * 0xbf58476d1ce4e5b9ull + 1;
-    }
-}
-
-static uint64_t
-mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
+    gh_random_seed(seed);
 }
 
 uint64_t
@@ -75,13 +57,13 @@ gh_rl_hash(const void *key, size_t len)
     while (len >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
-        h = mix(h ^ w) + seed[1];
+        h = gh_mix64(h ^ w) + seed[1];
         p += 8;
         len -= 8;
     }
     uint64_t w = 0;
     memcpy(&w, p, len);
-    return mix(h ^ w ^ ((uint64_t)len << 56));
+    return gh_mix64(h ^ w ^ ((uint64_t)len << 56));
 }
 
 static void *

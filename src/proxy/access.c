@@ -141,9 +141,8 @@ apply_rule(struct gh_exchange *ex, const struct gh_access_rule *r)
 static int
 access_rules(struct gh_exchange *ex, const struct gh_request *req, const struct gh_access *acc)
 {
-    struct gh_rule_req facts;
-    if (acc->conds)
-        rule_facts(ex, req, acc->needs_tls, &facts);
+    struct gh_rule_req facts; /* a few stores; TLS facts only when a condition reads them */
+    rule_facts(ex, req, acc->needs_tls, &facts);
     for (uint32_t i = 0; i < acc->n_steps; i++) {
         const struct gh_access_step *s = &acc->steps[i];
         if (s->set != NULL) {
