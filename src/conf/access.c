@@ -117,6 +117,8 @@ conf_on_access(struct build *b, struct blk *k, const struct cnode *n)
         i = 1;
     }
     if (i < at && !deny) {
+        if (conf_missing_semi(b, n, i))
+            return;
         conf_err(b->st, &n->args[i].pos, "'allow' takes one address (a status is for 'deny')");
         return;
     }
@@ -128,8 +130,9 @@ conf_on_access(struct build *b, struct blk *k, const struct cnode *n)
         i++;
     }
     if (i < at) {
-        conf_err(b->st, &n->args[i].pos, "unexpected '%s' in '%s' (expected 'if' or ';')",
-                 conf_show_tok(b, &n->args[i]), n->name.text);
+        if (!conf_missing_semi(b, n, i))
+            conf_err(b->st, &n->args[i].pos, "unexpected '%s' in '%s' (expected 'if' or ';')",
+                     conf_show_tok(b, &n->args[i]), n->name.text);
         return;
     }
     if (a->n == 0 && at == n->n_args) {

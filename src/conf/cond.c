@@ -319,8 +319,9 @@ conf_cond_parse(struct build *b, const struct cnode *n, uint32_t from,
         if (t == NULL)
             break;
         if (!is_kw(t, "and")) {
-            conf_err(b->st, &t->pos, "expected 'and' or ';' after a condition, got '%s'",
-                     conf_show_tok(b, t));
+            if (!conf_missing_semi(b, n, c.i))
+                conf_err(b->st, &t->pos, "expected 'and' or ';' after a condition, got '%s'",
+                         conf_show_tok(b, t));
             return false;
         }
         c.i++;

@@ -960,6 +960,20 @@ on_proxy(struct build *b, struct blk *k, const struct cnode *n)
 }
 
 bool
+conf_missing_semi(struct build *b, const struct cnode *n, uint32_t i)
+{
+    const struct conf_tok *prev = &n->name;
+    for (uint32_t j = 0; j <= i && j < n->n_args; prev = &n->args[j++]) {
+        if (n->args[j].pos.line <= prev->pos.line)
+            continue;
+        struct conf_pos at = {prev->pos.file, prev->pos.line, prev->end_col};
+        conf_err(b->st, &at, "missing ';' after '%s'", n->name.text);
+        return true;
+    }
+    return false;
+}
+
+bool
 conf_url_arg(struct build *b, const struct conf_tok *t, const char *what)
 {
     bool ok = t->len > 0;
@@ -979,9 +993,9 @@ on_return(struct build *b, struct blk *k, const struct cnode *n)
         return;
     }
     if (n->n_args > 2) {
-        conf_err(b->st, &n->args[2].pos,
-                 "'return' takes a code and a text or URL (quote a text "
-                 "with spaces)");
+        if (!conf_missing_semi(b, n, 2))
+            conf_err(b->st, &n->args[2].pos,
+                     "'return' takes a code and a text or URL (quote a text with spaces)");
         return;
     }
     if (k->return_at != NULL) {

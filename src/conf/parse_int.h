@@ -168,6 +168,9 @@ struct pups *conf_new_upstream(struct build *b, const char *name, const struct c
 bool conf_tok_is(const struct conf_tok *t, const char *s);
 /* s[0..len) is an HTTP token (RFC 9110 §5.6.2: a field name, a method), not empty */
 bool conf_is_token(const char *s, size_t len);
+/* One of n's arguments up to i starts a later line than the token before it (most likely the
+ * next directive, its ';' forgotten): report "missing ';'" there and return true */
+bool conf_missing_semi(struct build *b, const struct cnode *n, uint32_t i);
 /* t is a URL to send in Location: not empty, no spaces or control bytes; false after
  * reporting (what: the directive) */
 bool conf_url_arg(struct build *b, const struct conf_tok *t, const char *what);

@@ -337,6 +337,10 @@ def t():
     return 200 "a" "b";
     deny if client in /nonexistent/file.txt;
     deny if path ^/api/;
+    deny 1.2.3.5
+    allow all;
+    deny if path /a
+    return 200 "x";
 }
 """)
     eq(r.returncode, 1, "exit status\n" + r.stderr)
@@ -352,6 +356,8 @@ def t():
                  "g.conf:12:22: unexpected 'extra' in 'deny'",
                  "g.conf:13:5: 'deny' expects at least 1 argument",
                  "g.conf:16:18: a path to compare must start with '/', got '^/api/'",
+                 "g.conf:17:17: missing ';' after 'deny'",
+                 "g.conf:19:20: missing ';' after 'deny'",
                  "g.conf:14:20: 'return' takes a code and a text",
                  "g.conf:15:23: cannot read '/nonexistent/file.txt'"]:
         check(want in r.stderr, "want %r in:\n%s" % (want, r.stderr))
