@@ -278,12 +278,14 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
                 prior_add(&p_via, h);
                 continue;
             }
-            if (pc != NULL && gh_hide_field(pc, ex, h)) {
-                origin_hidden |= h->id == GH_HDR_SERVER;
-                continue;
+            if (pc != NULL && gh_hide_candidate(pc, h->name_len)) {
+                if (gh_hide_field(pc, ex, h)) {
+                    origin_hidden |= h->id == GH_HDR_SERVER;
+                    continue;
+                }
+                if (gh_hide_redirect(&w, ex, h))
+                    continue;
             }
-            if (gh_hide_redirect(&w, ex, h))
-                continue;
         }
         if (h->id == GH_HDR_DATE)
             has_date = 1;

@@ -7,11 +7,6 @@
 
 #include "core/common.h"
 
-static const struct gh_hdr_name hidden_by_default[] = {
-    {"Server", 6}, {"X-Powered-By", 12}, {"X-AspNet-Version", 16}, {"X-AspNetMvc-Version", 19},
-    {"Via", 3},
-};
-
 static bool
 in_list(const struct gh_hdr_name *l, uint32_t n, const char *name, uint32_t len)
 {
@@ -27,14 +22,41 @@ reverse(const struct gh_exchange *ex)
     return ex != NULL && ex->srv != NULL && ex->srv->forward == NULL;
 }
 
+/* Does h's name start with c (a lower-case letter) and equal lit (of the name's length)? */
+static inline bool
+named(const struct gh_h1_header *h, char c, const char *lit)
+{
+    return (h->name[0] | 0x20) == c && gh_strncaseeq(h->name, lit, h->name_len);
+}
+
+/* Server, X-Powered-By, X-AspNet-Version, X-AspNetMvc-Version, Via: the origin's identity. The
+ * parser knows Server and Via by id; the others are told by length and first letter. */
+static bool
+hidden_by_default(const struct gh_h1_header *h)
+{
+    switch (h->name_len) {
+    case 3:
+        return h->id == GH_HDR_VIA;
+    case 6:
+        return h->id == GH_HDR_SERVER;
+    case 12:
+        return named(h, 'x', "X-Powered-By");
+    case 16:
+        return named(h, 'x', "X-AspNet-Version");
+    case 19:
+        return named(h, 'x', "X-AspNetMvc-Version");
+    default:
+        return false;
+    }
+}
+
 bool
 gh_hide_field(const struct gh_proxy_conf *pc, const struct gh_exchange *ex,
               const struct gh_h1_header *h)
 {
     if (pc->n_hide > 0 && in_list(pc->hide, pc->n_hide, h->name, h->name_len))
         return true;
-    if (!reverse(ex) ||
-        !in_list(hidden_by_default, GH_ARRAY_LEN(hidden_by_default), h->name, h->name_len))
+    if (!hidden_by_default(h) || !reverse(ex))
         return false;
     return pc->n_pass == 0 || !in_list(pc->pass, pc->n_pass, h->name, h->name_len);
 }
@@ -127,20 +149,21 @@ rewrite_url(struct gh_wr *w, const struct gh_exchange *ex, const char *v, size_t
 bool
 gh_hide_redirect(struct gh_wr *w, const struct gh_exchange *ex, const struct gh_h1_header *h)
 {
+    bool refresh = h->name_len == 7 && named(h, 'r', "Refresh");
+    if (!refresh && !(h->name_len == 8 && named(h, 'l', "Location")) &&
+        !(h->name_len == 16 && named(h, 'c', "Content-Location")))
+        return false;
     if (ex == NULL || ex->pc == NULL || ex->pc->proxy_redirect == GH_PREDIR_OFF || !reverse(ex))
         return false;
     const char *v = h->value;
     size_t len = h->value_len, skip = 0;
-    if (h->name_len == 7 && gh_strncaseeq(h->name, "Refresh", 7)) {
+    if (refresh) {
         /* "5; url=http://..." : the URL after "url=" */
         for (skip = 0; skip + 4 <= len && !gh_strncaseeq(v + skip, "url=", 4); skip++)
             ;
         if (skip + 4 > len)
             return false;
         skip += 4;
-    } else if (!(h->name_len == 8 && gh_strncaseeq(h->name, "Location", 8)) &&
-               !(h->name_len == 16 && gh_strncaseeq(h->name, "Content-Location", 16))) {
-        return false;
     }
     size_t mark = w->len;
     gh_wr_put(w, h->name, h->name_len);
