@@ -1,16 +1,19 @@
 /*
  * access.c - the access directives (handlers for the table in parse.c):
  *
- *   allow ADDRESS|CIDR|all;              main, server, route
- *   deny ADDRESS|CIDR|all [STATUS];      main, server, route (STATUS 400..599, default 403)
+ *   allow [ADDRESS|CIDR|all] [if CONDITIONS];          main, server, route
+ *   deny [ADDRESS|CIDR|all] [STATUS] [if CONDITIONS];  (STATUS 400..599, default 403)
+ *   redirect CODE URL [if CONDITIONS];                  main, server, route
+ *   return CODE [TEXT] if CONDITIONS;                   (without `if`: parse.c's return)
  *   real_ip_from CIDR...;                main, server
  *   real_ip_header X-Forwarded-For|X-Real-IP|NAME;   main, server
  *   limit_conn N;                        main, server, route
  *   proxy_protocol_from CIDR...;         main, server
  *
- * A block's allow/deny rules, and its real_ip_from list, replace the inherited ones when it
- * has any (nginx); both are compiled into a prefix set (policy/cidr.h) when the block's
- * settings are done.
+ * A block's rules, and its real_ip_from list, replace the inherited ones when it has any
+ * (nginx). The rules form one ordered list where the first that matches decides; runs of
+ * plain address rules are compiled into prefix sets (policy/cidr.h), conditions (cond.c)
+ * into policy/rules.h's form, when the block's settings are done.
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -18,11 +21,14 @@
 
 #include "conf/parse_int.h"
 #include "policy/cidr.h"
+#include "policy/rules.h"
 
-struct pacl { /* one allow / deny directive */
+struct pacl { /* one allow / deny / redirect / return rule */
     struct gh_cidr c[2];
-    uint32_t n; /* 2 for `all` */
+    uint32_t n; /* prefixes: 0 (conditions only), 1, or 2 for `all` */
     struct gh_access_rule rule;
+    const struct gh_rule_cond *conds; /* after `if` (NULL: none) */
+    uint32_t n_conds;
 };
 
 /* t as a prefix into *c; false after reporting. A host part with bits set past the prefix
@@ -48,35 +54,151 @@ cidr_arg(struct build *b, const struct conf_tok *t, const char *what, struct gh_
     return true;
 }
 
+uint32_t
+conf_if_at(const struct cnode *n)
+{
+    for (uint32_t i = 0; i < n->n_args; i++)
+        if (n->args[i].type == TOK_WORD && conf_tok_is(&n->args[i], "if"))
+            return i;
+    return n->n_args;
+}
+
+static struct pacl *
+new_rule(struct build *b, const struct cnode *n, uint8_t action)
+{
+    struct pacl *a = gh_arena_alloc(b->arena, sizeof(*a));
+    a->rule.action = action;
+    a->rule.at = gh_arena_sprintf(b->arena, "access denied by the rule at %s:%u", n->name.pos.file,
+                                  n->name.pos.line);
+    return a;
+}
+
+/* The conditions after `if` (at index at); false after reporting. */
+static bool
+rule_conds(struct build *b, const struct cnode *n, uint32_t at, struct pacl *a)
+{
+    if (at == n->n_args)
+        return true;
+    if (at + 1 == n->n_args) {
+        struct conf_pos p = n->args[at].pos;
+        p.col = n->args[at].end_col;
+        conf_err(b->st, &p, "expected conditions after 'if' in '%s'", n->name.text);
+        return false;
+    }
+    return conf_cond_parse(b, n, at + 1, &a->conds, &a->n_conds);
+}
+
+static bool
+is_status(const struct conf_tok *t)
+{
+    for (uint32_t i = 0; i < t->len; i++)
+        if (t->text[i] < '0' || t->text[i] > '9')
+            return false;
+    return t->len > 0 && t->len <= 4;
+}
+
 void
 conf_on_access(struct build *b, struct blk *k, const struct cnode *n)
 {
     bool deny = n->name.text[0] == 'd';
-    const struct conf_tok *t = &n->args[0];
-    if (!deny && n->n_args > 1) {
-        conf_err(b->st, &n->args[1].pos, "'allow' takes one address (a status is for 'deny')");
-        return;
-    }
-    struct pacl *a = gh_arena_alloc(b->arena, sizeof(*a));
+    uint32_t at = conf_if_at(n), i = 0;
+    struct pacl *a = new_rule(b, n, deny ? GH_ACC_DENY : GH_ACC_ALLOW);
     a->rule.status = deny ? 403 : 0;
-    a->rule.at = gh_arena_sprintf(b->arena, "access denied by the rule at %s:%u", n->name.pos.file,
-                                  n->name.pos.line);
-    if (conf_tok_is(t, "all")) {
-        a->c[0].family = AF_INET;
-        a->c[1].family = AF_INET6;
-        a->n = 2;
-    } else if (cidr_arg(b, t, n->name.text, &a->c[0])) {
-        a->n = 1;
-    } else {
+    const struct conf_tok *t = &n->args[0];
+    if (at > 0 && !(deny && is_status(t))) { /* an address (else: a status, or only `if`) */
+        if (conf_tok_is(t, "all")) {
+            a->c[0].family = AF_INET;
+            a->c[1].family = AF_INET6;
+            a->n = 2;
+        } else if (cidr_arg(b, t, n->name.text, &a->c[0])) {
+            a->n = 1;
+        } else {
+            return;
+        }
+        i = 1;
+    }
+    if (i < at && !deny) {
+        if (conf_missing_semi(b, n, i))
+            return;
+        conf_err(b->st, &n->args[i].pos, "'allow' takes one address (a status is for 'deny')");
         return;
     }
-    if (n->n_args > 1) {
+    if (i < at) {
         uint64_t st;
-        if (!conf_number_arg(b, &n->args[1], "deny", 400, 599, &st))
+        if (!conf_number_arg(b, &n->args[i], "deny", 400, 599, &st))
             return;
         a->rule.status = (uint16_t)st;
+        i++;
     }
-    conf_vec_push(b, &k->acl, a);
+    if (i < at) {
+        if (!conf_missing_semi(b, n, i))
+            conf_err(b->st, &n->args[i].pos, "unexpected '%s' in '%s' (expected 'if' or ';')",
+                     conf_show_tok(b, &n->args[i]), n->name.text);
+        return;
+    }
+    if (a->n == 0 && at == n->n_args) {
+        conf_err(b->st, &n->name.pos, "'%s' needs an address or conditions (if ...)", n->name.text);
+        return;
+    }
+    if (rule_conds(b, n, at, a))
+        conf_vec_push(b, &k->acl, a);
+}
+
+/* The text of a redirect or return rule (t), with its variables compiled. */
+static bool
+rule_text(struct build *b, const struct cnode *n, const struct conf_tok *t, struct pacl *a)
+{
+    a->rule.text = t->text;
+    a->rule.text_len = t->len;
+    const struct gh_tmpl *tm = conf_tmpl(b->st, t, GH_TC_REQUEST, n->name.text);
+    if (tm == NULL)
+        return false;
+    if (tm->flags & GH_TMPL_VARS)
+        a->rule.tmpl = tm;
+    return true;
+}
+
+void
+conf_on_redirect(struct build *b, struct blk *k, const struct cnode *n)
+{
+    uint32_t at = conf_if_at(n);
+    const struct conf_tok *t = &n->args[0];
+    uint64_t code;
+    if (!conf_number_arg(b, t, "redirect", 301, 308, &code) || code == 304 || code == 305 ||
+        code == 306) {
+        if (code >= 304 && code <= 306)
+            conf_err(b->st, &t->pos, "invalid redirect code '%s' (301, 302, 303, 307 or 308)",
+                     conf_show_tok(b, t));
+        return;
+    }
+    if (at != 2) {
+        conf_err(b->st, &n->name.pos, "expected 'redirect CODE URL [if ...]'");
+        return;
+    }
+    const struct conf_tok *u = &n->args[1];
+    if (!conf_url_arg(b, u, "redirect"))
+        return;
+    struct pacl *a = new_rule(b, n, GH_ACC_REDIRECT);
+    a->rule.status = (uint16_t)code;
+    if (rule_text(b, n, u, a) && rule_conds(b, n, at, a))
+        conf_vec_push(b, &k->acl, a);
+}
+
+void
+conf_on_return_rule(struct build *b, struct blk *k, const struct cnode *n)
+{
+    uint32_t at = conf_if_at(n);
+    uint64_t code;
+    if (!conf_number_arg(b, &n->args[0], "return", 200, 599, &code))
+        return;
+    if (at > 2) {
+        conf_err(b->st, &n->args[2].pos, "expected 'if' after 'return CODE [TEXT]'");
+        return;
+    }
+    struct pacl *a = new_rule(b, n, GH_ACC_RETURN);
+    a->rule.status = (uint16_t)code;
+    if ((at == 1 || rule_text(b, n, &n->args[1], a)) && rule_conds(b, n, at, a))
+        conf_vec_push(b, &k->acl, a);
 }
 
 /* The prefixes of a list of trusted peers (real_ip_from, proxy_protocol_from) into v; `all`
@@ -120,22 +242,11 @@ cidr_set(struct build *b, const struct vec *v)
     return gh_cidr_set_build(b->arena, pre, v->n);
 }
 
-static bool
-is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 void
 conf_on_real_ip_header(struct build *b, struct blk *k, const struct cnode *n)
 {
     const struct conf_tok *t = &n->args[0];
-    bool ok = t->len > 0;
-    for (uint32_t i = 0; i < t->len && ok; i++)
-        ok = is_tchar((unsigned char)t->text[i]);
-    if (!ok) {
+    if (!conf_is_token(t->text, t->len)) {
         conf_err(b->st, &t->pos,
                  "invalid header name '%s' in 'real_ip_header' (expected X-Forwarded-For, "
                  "X-Real-IP or another header name)",
@@ -168,29 +279,57 @@ conf_on_limit_conn(struct build *b, struct blk *k, const struct cnode *n)
         k->pc->limit_conn = (uint32_t)v;
 }
 
-void
-conf_access_finish(struct build *b, struct blk *k)
+/* The steps of a block's rules: runs of plain address rules as prefix sets, the others one
+ * step each (their address, if any, a `client` condition before the rest). */
+static struct gh_access *
+compile_rules(struct build *b, const struct vec *acl)
 {
-    if (k->acl.n > 0 && k->pc != NULL) {
-        uint32_t np = 0;
-        for (uint32_t i = 0; i < k->acl.n; i++)
-            np += ((const struct pacl *)k->acl.v[i])->n;
-        struct gh_cidr *pre = gh_arena_alloc(b->arena, np * sizeof(*pre));
-        struct gh_access_rule *rules = gh_arena_alloc(b->arena, np * sizeof(*rules));
-        np = 0;
-        for (uint32_t i = 0; i < k->acl.n; i++) {
-            const struct pacl *a = k->acl.v[i];
+    struct gh_access *acc = gh_arena_alloc(b->arena, sizeof(*acc));
+    struct gh_access_step *steps = gh_arena_alloc(b->arena, acl->n * sizeof(*steps));
+    struct gh_cidr *pre = gh_arena_alloc(b->arena, 2 * acl->n * sizeof(*pre));
+    struct gh_access_rule *rules = gh_arena_alloc(b->arena, 2 * acl->n * sizeof(*rules));
+    uint32_t ns = 0, np = 0, run = 0; /* run: where the current run of prefixes starts */
+    for (uint32_t i = 0; i <= acl->n; i++) {
+        const struct pacl *a = i < acl->n ? acl->v[i] : NULL;
+        if (a != NULL && a->n_conds == 0) {
             for (uint32_t j = 0; j < a->n; j++) {
                 pre[np] = a->c[j];
                 rules[np++] = a->rule;
             }
+            continue;
         }
-        struct gh_access *acc = gh_arena_alloc(b->arena, sizeof(*acc));
-        acc->set = gh_cidr_set_build(b->arena, pre, np);
-        acc->rules = rules;
-        acc->n_rules = np;
-        k->pc->access = acc;
+        if (np > run) { /* the run ends */
+            steps[ns].set = gh_cidr_set_build(b->arena, pre + run, np - run);
+            steps[ns++].rules = rules + run;
+            run = np;
+        }
+        if (a == NULL)
+            break;
+        struct gh_access_step *s = &steps[ns++];
+        s->rule = a->rule;
+        s->conds = a->conds;
+        s->n_conds = a->n_conds;
+        if (a->n > 0) {
+            struct gh_rule_cond *c = gh_arena_alloc(b->arena, (a->n_conds + 1) * sizeof(*c));
+            c[0].subj = GH_RS_CLIENT;
+            c[0].clients = gh_cidr_set_build(b->arena, a->c, a->n);
+            memcpy(c + 1, a->conds, a->n_conds * sizeof(*c));
+            s->conds = c;
+            s->n_conds++;
+        }
+        acc->conds = true;
+        acc->needs_tls = acc->needs_tls || gh_rule_needs_tls(s->conds, s->n_conds);
     }
+    acc->steps = steps;
+    acc->n_steps = ns;
+    return acc;
+}
+
+void
+conf_access_finish(struct build *b, struct blk *k)
+{
+    if (k->acl.n > 0 && k->pc != NULL)
+        k->pc->access = compile_rules(b, &k->acl);
     if (k->real_ip.n > 0 && k->sc != NULL)
         k->sc->real_ip_from = cidr_set(b, &k->real_ip);
     if (k->pp_from.n > 0 && k->sc != NULL)

@@ -31,6 +31,7 @@ struct gh_tls_listen;
 struct gh_domains;
 struct gh_cidr_set;
 struct gh_htpasswd;
+struct gh_rl_zone;        /* policy/ratelimit.h */
 struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
 
 /* One address with its text form as written (for logs; never shown to clients). */
@@ -135,18 +136,79 @@ enum gh_forwarded_mode {
     GH_FWD_OFF,
 };
 
-/* One `allow` or `deny` prefix (`all` is two: 0.0.0.0/0 and ::/0). */
+enum gh_access_action { GH_ACC_ALLOW = 0, GH_ACC_DENY, GH_ACC_REDIRECT, GH_ACC_RETURN };
+
+/* What an access rule does when it matches: `allow`, `deny [STATUS]`, `redirect CODE URL`,
+ * `return CODE [TEXT]`. */
 struct gh_access_rule {
-    uint16_t status; /* 0: allow; else the status a deny answers with (default 403) */
-    const char *at;  /* "access denied by the rule at FILE:LINE", for the log */
+    uint16_t status;  /* 0: allow; else the status to answer with (deny: default 403) */
+    uint8_t action;   /* enum gh_access_action */
+    const char *at;   /* "access denied by the rule at FILE:LINE", for the log */
+    const char *text; /* redirect: the URL; return: the body (NULL: none) */
+    uint32_t text_len;
+    const struct gh_tmpl *tmpl; /* the text when it has variables (else NULL) */
 };
 
-/* A block's `allow` / `deny` list, compiled: set's prefix i is rules[i]; the first prefix
- * (in file order) that contains the client's address decides; none: allowed. */
-struct gh_access {
+struct gh_rule_cond; /* policy/rules.h */
+
+/* One step of a block's access rules. A run of plain address rules (`allow CIDR;`,
+ * `deny CIDR;`) is one prefix set: set's prefix i is rules[i], the first (in file order)
+ * that contains the client's address decides. A rule with conditions is a step of its own
+ * (set NULL): rule decides when all of conds hold. No step decides: allowed. */
+struct gh_access_step {
     const struct gh_cidr_set *set;
     const struct gh_access_rule *rules;
-    uint32_t n_rules;
+    const struct gh_rule_cond *conds;
+    uint32_t n_conds;
+    struct gh_access_rule rule;
+};
+
+/* A block's access rules, compiled, in file order. */
+struct gh_access {
+    const struct gh_access_step *steps;
+    uint32_t n_steps;
+    bool conds;     /* a step has conditions (for tests and stats) */
+    bool needs_tls; /* a condition looks at the SNI or the client certificate */
+};
+
+/* `rate_limit KEY RATE [burst=N] [status=N] [zone=NAME];` (docs/config.md#rate_limit) */
+struct gh_rate_limit {
+    const struct gh_tmpl *key; /* GH_TC_KEY; an empty expansion is not limited */
+    struct gh_rl_zone *zone;   /* NULL: not built (untrusted text) */
+    uint64_t interval_ns;      /* the period over the rate */
+    uint32_t burst;            /* requests beyond the rate that may come at once */
+    uint32_t rate;             /* as written: rate per period_s (for RateLimit-Policy) */
+    uint32_t period_s;
+    uint16_t status;    /* the answer to a refused request (default 429) */
+    const char *policy; /* the RateLimit-Policy item: "\"NAME\";q=RATE;w=PERIOD" */
+    uint32_t policy_len;
+    const char *at; /* "rate_limit at FILE:LINE", for the log */
+};
+
+/* A header name (validated token) in a list: hide_header, pass_header. */
+struct gh_hdr_name {
+    const char *name;
+    uint32_t len;
+};
+
+/* `proxy_redirect FROM TO;` a Location (Refresh, Content-Location) starting with from gets
+ * to in its place. */
+struct gh_redirect_map {
+    const char *from, *to;
+    uint32_t from_len, to_len;
+};
+
+enum gh_proxy_redirect {
+    GH_PREDIR_DEFAULT = 0, /* the origin's address (or upstream_host) -> what the client used */
+    GH_PREDIR_OFF,
+    GH_PREDIR_MAP, /* the block's proxy_redirect FROM TO list */
+};
+
+/* `error_page CODE... FILE;` the page (file contents) for a status. */
+struct gh_error_page {
+    uint16_t status;
+    const char *body;
+    uint32_t body_len;
 };
 
 /* Settings that inherit top level -> server -> route. */
@@ -194,6 +256,25 @@ struct gh_proxy_conf {
      * every address is allowed. */
     const struct gh_access *access;
     uint32_t limit_conn; /* `limit_conn N;` requests in progress per client address; 0: none */
+    /* `rate_limit`: every one applies; a block with its own replaces the inherited ones */
+    const struct gh_rate_limit *rate_limits;
+    uint32_t n_rate_limits;
+    bool rate_limit_headers; /* `rate_limit_headers on;` RateLimit fields on passing answers */
+
+    /* origin hiding (docs/config.md#hide_header): response fields of a reverse proxy's origin
+     * that never reach the client besides GH_HIDE_DEFAULT (a block's own list replaces the
+     * inherited one), and those of GH_HIDE_DEFAULT that do */
+    const struct gh_hdr_name *hide;
+    uint32_t n_hide;
+    const struct gh_hdr_name *pass;
+    uint32_t n_pass;
+    bool server_tokens_off; /* `server_tokens off;` no Server field, no name on pages */
+    uint8_t proxy_redirect; /* enum gh_proxy_redirect */
+    const struct gh_redirect_map *redirects;
+    uint32_t n_redirects;
+    const struct gh_error_page *error_pages; /* `error_page`; a block's own replace them */
+    uint32_t n_error_pages;
+    bool intercept_errors; /* `intercept_errors on;` an origin's 4xx/5xx answered with ours */
 
     const struct gh_hdr_rule *req_rules; /* `request_header set|add|remove NAME [VALUE];` */
     uint32_t n_req_rules;

@@ -125,11 +125,10 @@ struct cnode *conf_read_string(struct conf_state *st, const char *name, const ch
 const struct gh_tmpl *conf_tmpl(struct conf_state *st, const struct conf_tok *t, unsigned ctx,
                                 const char *what);
 
-/* rewrite.c: compile the regex t (PCRE2, JIT when it can; freed with the arena) for the
- * directive what. NULL after reporting the problem at t. */
-struct pcre2_real_code_8;
-const struct pcre2_real_code_8 *conf_regex(struct conf_state *st, const struct conf_tok *t,
-                                           const char *what, bool caseless);
+/* rewrite.c: compile t as a PCRE2 regex (JIT when it can; freed with the arena). NULL after
+ * reporting (what names the directive). */
+struct pcre2_real_code_8 *conf_regex(struct conf_state *st, const struct conf_tok *t, bool caseless,
+                                     const char *what);
 
 /* rewrite.c: compile `rewrite REGEX REPLACEMENT [flag]` (the arguments of n). NULL after
  * reporting. */

@@ -121,7 +121,7 @@ on_urls(struct build *b, struct psrv *s, const struct cnode *n, struct gh_url_ru
         memcpy(v, r->v, r->n * sizeof(*v));
     uint32_t k = r->n;
     for (uint32_t i = 0; i < n->n_args; i++) {
-        const struct pcre2_real_code_8 *re = conf_regex(b->st, &n->args[i], "block_urls", true);
+        const struct pcre2_real_code_8 *re = conf_regex(b->st, &n->args[i], true, "block_urls");
         if (re != NULL)
             v[k++] = (struct gh_url_rule){re, n->args[i].text, tag};
     }

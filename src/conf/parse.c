@@ -253,8 +253,8 @@ is_tchar(unsigned char c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-static bool
-is_token(const char *s, size_t len)
+bool
+conf_is_token(const char *s, size_t len)
 {
     if (len == 0)
         return false;
@@ -751,7 +751,7 @@ on_route(struct build *b, struct blk *k, const struct cnode *n)
     if (r->kind != GH_ROUTE_REGEX && (p->len == 0 || p->text[0] != '/')) {
         conf_err(b->st, &p->pos, "route path must start with '/', got '%s'", conf_show_tok(b, p));
     } else if (r->kind == GH_ROUTE_REGEX) {
-        r->re = (struct pcre2_real_code_8 *)conf_regex(b->st, p, "route", false);
+        r->re = conf_regex(b->st, p, false, "route");
     }
     for (uint32_t i = 0; i < k->srv->routes.n; i++) {
         const struct gh_route *o = k->srv->routes.v[i];
@@ -990,9 +990,50 @@ on_proxy(struct build *b, struct blk *k, const struct cnode *n)
         proxy_path(b, k, &n->args[1]);
 }
 
+bool
+conf_missing_semi(struct build *b, const struct cnode *n, uint32_t i)
+{
+    const struct conf_tok *prev = &n->name;
+    for (uint32_t j = 0; j <= i && j < n->n_args; prev = &n->args[j++]) {
+        if (n->args[j].pos.line <= prev->pos.line)
+            continue;
+        struct conf_pos at = {prev->pos.file, prev->pos.line, prev->end_col};
+        conf_err(b->st, &at, "missing ';' after '%s'", n->name.text);
+        return true;
+    }
+    return false;
+}
+
+bool
+conf_url_arg(struct build *b, const struct conf_tok *t, const char *what)
+{
+    bool ok = t->len > 0;
+    for (uint32_t i = 0; i < t->len && ok; i++)
+        ok = (unsigned char)t->text[i] >= 0x21 && (unsigned char)t->text[i] != 0x7f;
+    if (!ok)
+        conf_err(b->st, &t->pos, "invalid redirect URL '%s' in '%s' (no spaces or control bytes)",
+                 conf_show_tok(b, t), what);
+    return ok;
+}
+
 static void
 on_return(struct build *b, struct blk *k, const struct cnode *n)
 {
+    if (conf_if_at(n) < n->n_args) { /* `return CODE [TEXT] if ...`: an access rule */
+        conf_on_return_rule(b, k, n);
+        return;
+    }
+    if (n->n_args > 2) {
+        if (!conf_missing_semi(b, n, 2))
+            conf_err(b->st, &n->args[2].pos,
+                     "'return' takes a code and a text or URL (quote a text with spaces)");
+        return;
+    }
+    if (k->return_at != NULL) {
+        conf_err(b->st, &n->name.pos, "duplicate 'return' (first at %s)",
+                 conf_where(b, &k->return_at->name.pos, n->name.pos.file));
+        return;
+    }
     const struct conf_tok *t = &n->args[0];
     uint64_t code;
     /* 1xx are interim answers a final one must follow: not something to return */
@@ -1006,15 +1047,8 @@ on_return(struct build *b, struct blk *k, const struct cnode *n)
         conf_err(b->st, &t->pos, "'return %d' needs the URL to redirect to", (int)code);
         return;
     }
-    if (redirect) {
-        const struct conf_tok *u = &n->args[1];
-        for (uint32_t i = 0; i < u->len; i++)
-            if ((unsigned char)u->text[i] < 0x21 || (unsigned char)u->text[i] == 0x7f) {
-                conf_err(b->st, &u->pos, "invalid redirect URL '%s' (no spaces or control bytes)",
-                         conf_show_tok(b, u));
-                return;
-            }
-    }
+    if (redirect && !conf_url_arg(b, &n->args[1], "return"))
+        return;
     if (k->proxy_at != NULL) {
         conf_err(b->st, &n->name.pos, "both 'proxy' and 'return' in the same block ('proxy' at %s)",
                  conf_where(b, &k->proxy_at->name.pos, n->name.pos.file));
@@ -1151,7 +1185,7 @@ on_header(struct build *b, struct blk *k, const struct cnode *n)
         return;
     }
     const struct conf_tok *name = &n->args[1];
-    if (!is_token(name->text, name->len)) {
+    if (!conf_is_token(name->text, name->len)) {
         conf_err(b->st, &name->pos, "invalid header name '%s' in '%s' (RFC 9110 token expected)",
                  conf_show_tok(b, name), what);
         return;
@@ -1261,7 +1295,8 @@ static const struct dir dirs[] = {
     /* proxy settings */
     FN("proxy", CTX_PROXY, 1, 2, 0, on_proxy),
     FN("rewrite", CTX_PROXY, 2, 3, DF_MULTI, on_rewrite),
-    FN("return", CTX_PROXY, 1, 2, 0, on_return),
+    FN("return", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, on_return),
+    FN("redirect", CTX_PROXY, 2, NARGS_ANY, DF_MULTI, conf_on_redirect),
     PC_DUR("client_body_timeout", client_body_timeout_ms, 1),
     PC_DUR("send_timeout", send_timeout_ms, 1),
     PC_DUR("connect_timeout", connect_timeout_ms, 1),
@@ -1277,8 +1312,8 @@ static const struct dir dirs[] = {
     FN("upstream_host", CTX_PROXY, 1, 1, 0, on_upstream_host),
     FN("request_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
     /* access (conf/access.c) */
-    FN("allow", CTX_PROXY, 1, 2, DF_MULTI, conf_on_access),
-    FN("deny", CTX_PROXY, 1, 2, DF_MULTI, conf_on_access),
+    FN("allow", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_access),
+    FN("deny", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_access),
     FN("limit_conn", CTX_PROXY, 1, 2, 0, conf_on_limit_conn),
     FN("real_ip_from", CTX_SRVLVL, 1, NARGS_ANY, DF_MULTI, conf_on_real_ip_from),
     FN("real_ip_header", CTX_SRVLVL, 1, 1, 0, conf_on_real_ip_header),
@@ -1290,6 +1325,17 @@ static const struct dir dirs[] = {
     {"max_connections", CTX_MAIN, 1, 1, 0, NULL, V_NUM, TGT_CFG, 4,
      offsetof(struct gh_config, max_connections), 1, 10000000},
     FN("response_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
+    /* rate limits (conf/ratelimit.c) */
+    FN("rate_limit", CTX_PROXY, 2, 5, DF_MULTI, conf_on_rate_limit),
+    FN("rate_limit_zone", CTX_MAIN, 2, 2, DF_MULTI | DF_EARLY, conf_on_rate_limit_zone),
+    FN("rate_limit_headers", CTX_PROXY, 1, 1, 0, conf_on_rate_limit),
+    /* origin hiding and error pages (conf/hide.c) */
+    FN("hide_header", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_hide),
+    FN("pass_header", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_hide),
+    FN("server_tokens", CTX_PROXY, 1, 1, 0, conf_on_hide),
+    FN("proxy_redirect", CTX_PROXY, 1, 2, DF_MULTI, conf_on_hide),
+    FN("error_page", CTX_PROXY, 2, NARGS_ANY, DF_MULTI, conf_on_hide),
+    FN("intercept_errors", CTX_PROXY, 1, 1, 0, conf_on_hide),
     /* TLS from clients (conf/tls.c) */
     FN("tls_certificate", CTX_SRVLVL, 1, 1, DF_MULTI, conf_on_tls_file),
     FN("tls_key", CTX_SRVLVL, 1, 1, DF_MULTI, conf_on_tls_file),
@@ -1326,6 +1372,54 @@ conf_is_directive(const char *name, size_t len)
     return false;
 }
 
+/* What nginx and HAProxy users reach for first, and what it is called here. */
+static const struct {
+    const char *theirs, *ours;
+} aliases[] = {
+    {"proxy_pass", "proxy NAME|ADDR:PORT (no http://)"},
+    {"location", "route [= | ~] PATH { }"},
+    {"add_header", "response_header add|set NAME VALUE"},
+    {"proxy_set_header", "request_header set NAME VALUE"},
+    {"more_set_headers", "response_header set NAME VALUE"},
+    {"worker_processes", "threads"},
+    {"nbthread", "threads"},
+    {"worker_connections", "max_connections (for all threads together)"},
+    {"proxy_connect_timeout", "connect_timeout"},
+    {"proxy_read_timeout", "first_byte_timeout / read_timeout"},
+    {"proxy_send_timeout", "read_timeout"},
+    {"large_client_header_buffers", "max_header_line / max_head_size"},
+    {"http", "no http { } block; directives go at top level"},
+    {"frontend", "server { listen ...; }"},
+    {"backend", "upstream NAME { server ...; }"},
+    {"bind", "listen"},
+    {"http-request", "request_header / route"},
+    {"ssl_certificate", "tls_certificate"},
+    {"ssl_certificate_key", "tls_key"},
+    {"ssl_protocols", "tls_protocols"},
+    {"ssl_ciphers", "tls_ciphers"},
+    {"ssl_client_certificate", "tls_client_ca"},
+    {"ssl_verify_client", "tls_verify_client"},
+    {"ssl_session_tickets", "tls_session_tickets"},
+    {"ssl_session_ticket_key", "tls_session_ticket_key"},
+    {"ssl_stapling_file", "tls_ocsp_response"},
+    {"proxy_ssl_trusted_certificate", "tls_trusted_ca"},
+    {"proxy_ssl_verify", "tls_verify"},
+    {"proxy_ssl_name", "tls_name"},
+    {"proxy_ssl_certificate", "tls_client_certificate"},
+    {"proxy_ssl_certificate_key", "tls_client_key"},
+    {"ssl", "listen ADDR tls"},
+    {"set_real_ip_from", "real_ip_from"},
+    {"real_ip_recursive", "always on: real_ip_from skips every trusted address"},
+    {"limit_conn_zone", "none needed: limit_conn N counts per client address"},
+    {"proxy_hide_header", "hide_header"},
+    {"proxy_pass_header", "pass_header"},
+    {"proxy_intercept_errors", "intercept_errors"},
+    {"limit_req", "rate_limit KEY RATE [burst=N] [zone=NAME]"},
+    {"limit_req_zone", "rate_limit_zone NAME keys=N (the key and rate go on rate_limit)"},
+    {"worker_rlimit_nofile", "raise the open-file limit; max_connections caps connections"},
+    {"maxconn", "max_connections"},
+};
+
 /* The table index of n's directive in ctx, or -1 after reporting why there is none. */
 static int
 lookup(struct build *b, unsigned ctx, const struct cnode *n)
@@ -1347,48 +1441,6 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
                      conf_show_tok(b, &n->name), ctx_name(ctx));
         return -1;
     }
-    /* What nginx and HAProxy users reach for first, and what it is called here. */
-    static const struct {
-        const char *theirs, *ours;
-    } aliases[] = {
-        {"proxy_pass", "proxy NAME|ADDR:PORT (no http://)"},
-        {"location", "route [= | ~] PATH { }"},
-        {"add_header", "response_header add|set NAME VALUE"},
-        {"proxy_set_header", "request_header set NAME VALUE"},
-        {"more_set_headers", "response_header set NAME VALUE"},
-        {"worker_processes", "threads"},
-        {"nbthread", "threads"},
-        {"worker_connections", "max_connections (for all threads together)"},
-        {"proxy_connect_timeout", "connect_timeout"},
-        {"proxy_read_timeout", "first_byte_timeout / read_timeout"},
-        {"proxy_send_timeout", "read_timeout"},
-        {"large_client_header_buffers", "max_header_line / max_head_size"},
-        {"http", "no http { } block; directives go at top level"},
-        {"frontend", "server { listen ...; }"},
-        {"backend", "upstream NAME { server ...; }"},
-        {"bind", "listen"},
-        {"http-request", "request_header / route"},
-        {"ssl_certificate", "tls_certificate"},
-        {"ssl_certificate_key", "tls_key"},
-        {"ssl_protocols", "tls_protocols"},
-        {"ssl_ciphers", "tls_ciphers"},
-        {"ssl_client_certificate", "tls_client_ca"},
-        {"ssl_verify_client", "tls_verify_client"},
-        {"ssl_session_tickets", "tls_session_tickets"},
-        {"ssl_session_ticket_key", "tls_session_ticket_key"},
-        {"ssl_stapling_file", "tls_ocsp_response"},
-        {"proxy_ssl_trusted_certificate", "tls_trusted_ca"},
-        {"proxy_ssl_verify", "tls_verify"},
-        {"proxy_ssl_name", "tls_name"},
-        {"proxy_ssl_certificate", "tls_client_certificate"},
-        {"proxy_ssl_certificate_key", "tls_client_key"},
-        {"ssl", "listen ADDR tls"},
-        {"set_real_ip_from", "real_ip_from"},
-        {"real_ip_recursive", "always on: real_ip_from skips every trusted address"},
-        {"limit_conn_zone", "none needed: limit_conn N counts per client address"},
-        {"worker_rlimit_nofile", "raise the open-file limit; max_connections caps connections"},
-        {"maxconn", "max_connections"},
-    };
     for (uint32_t i = 0; i < GH_ARRAY_LEN(aliases); i++)
         if (strlen(aliases[i].theirs) == n->name.len &&
             memcmp(aliases[i].theirs, n->name.text, n->name.len) == 0) {
@@ -1579,6 +1631,8 @@ walk_block(struct build *b, struct blk *k, const struct cnode *list)
             }
             /* so do access rules and trusted proxies (access.c) */
             conf_access_finish(b, k);
+            conf_ratelimit_finish(b, k);
+            conf_hide_finish(b, k);
             /* so do rewrites */
             if (k->rw.n > 0) {
                 struct gh_rewrite *a = gh_arena_alloc(b->arena, k->rw.n * sizeof(*a));

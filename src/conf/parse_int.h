@@ -126,23 +126,29 @@ struct build {
     const struct conf_tok *log_named; /* access_log's format when it is not a built-in one */
     struct ptls main_tls;             /* top-level TLS settings: every server starts from them */
     struct pups_tls main_up_tls;      /* top-level settings toward origins */
+    struct vec rl_zones;              /* struct prlzone * (ratelimit.c) */
 };
 
 /* The state of one block being walked. */
 struct blk {
     unsigned ctx;
-    struct gh_proxy_conf *pc;     /* main, server, route */
-    struct gh_server_conf *sc;    /* main (the template), server */
-    struct pups *ups;             /* upstream */
-    struct psrv *srv;             /* server */
-    struct ptls *tls;             /* main, server */
-    struct vec req, resp;         /* struct gh_hdr_rule * */
-    struct vec rw;                /* struct gh_rewrite * */
-    struct vec acl;               /* struct pacl * (access.c) */
-    struct vec real_ip;           /* struct gh_cidr * (access.c) */
-    struct vec pp_from;           /* struct gh_cidr *: proxy_protocol_from (access.c) */
-    const struct gh_route *route; /* the route block being walked */
-    const struct cnode **seen;    /* per table entry: first occurrence in this block */
+    struct gh_proxy_conf *pc;          /* main, server, route */
+    struct gh_server_conf *sc;         /* main (the template), server */
+    struct pups *ups;                  /* upstream */
+    struct psrv *srv;                  /* server */
+    struct ptls *tls;                  /* main, server */
+    struct vec req, resp;              /* struct gh_hdr_rule * */
+    struct vec rw;                     /* struct gh_rewrite * */
+    struct vec acl;                    /* struct pacl * (access.c) */
+    struct vec real_ip;                /* struct gh_cidr * (access.c) */
+    struct vec pp_from;                /* struct gh_cidr *: proxy_protocol_from (access.c) */
+    struct vec rl;                     /* struct gh_rate_limit * (ratelimit.c) */
+    struct vec hide, pass;             /* struct gh_hdr_name * (hide.c) */
+    struct vec redirects;              /* struct gh_redirect_map * (hide.c) */
+    struct vec error_pages;            /* struct gh_error_page * (hide.c) */
+    const struct cnode *redirect_mode; /* `proxy_redirect off|default;` given (hide.c) */
+    const struct gh_route *route;      /* the route block being walked */
+    const struct cnode **seen;         /* per table entry: first occurrence in this block */
     const struct cnode *proxy_at, *return_at;
 };
 
@@ -163,6 +169,14 @@ void conf_vec_push(struct build *b, struct vec *v, void *item);
 /* An upstream being built, with the defaults (parse.c). */
 struct pups *conf_new_upstream(struct build *b, const char *name, const struct conf_pos *pos);
 bool conf_tok_is(const struct conf_tok *t, const char *s);
+/* s[0..len) is an HTTP token (RFC 9110 §5.6.2: a field name, a method), not empty */
+bool conf_is_token(const char *s, size_t len);
+/* One of n's arguments up to i starts a later line than the token before it (most likely the
+ * next directive, its ';' forgotten): report "missing ';'" there and return true */
+bool conf_missing_semi(struct build *b, const struct cnode *n, uint32_t i);
+/* t is a URL to send in Location: not empty, no spaces or control bytes; false after
+ * reporting (what: the directive) */
+bool conf_url_arg(struct build *b, const struct conf_tok *t, const char *what);
 const char *conf_show_tok(struct build *b, const struct conf_tok *t);
 const char *conf_where(struct build *b, const struct conf_pos *pos, const char *file);
 bool conf_number_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo,
@@ -192,9 +206,31 @@ void conf_on_body_temp_path(struct build *b, struct blk *k, const struct cnode *
 void conf_on_body_min_rate(struct build *b, struct blk *k, const struct cnode *n);
 struct gh_listen_conf;
 void conf_check_listener(struct build *b, struct gh_listen_conf *lc, const struct conf_pos *pos);
+/* access.c: `redirect CODE URL [if ...];`, and `return CODE [TEXT] if ...;` (n's arguments hold
+ * an `if`) */
+void conf_on_redirect(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_return_rule(struct build *b, struct blk *k, const struct cnode *n);
+/* access.c: the index of n's `if` argument, or n->n_args */
+uint32_t conf_if_at(const struct cnode *n);
+/* cond.c: the conditions in n's arguments from `from` on (after `if`), compiled into *out
+ * (arena) and *n_out; false after reporting */
+struct gh_rule_cond;
+bool conf_cond_parse(struct build *b, const struct cnode *n, uint32_t from,
+                     const struct gh_rule_cond **out, uint32_t *n_out);
 /* access.c: at the end of a block's settings, compile its own lists (they replace the
  * inherited ones) */
 void conf_access_finish(struct build *b, struct blk *k);
+
+/* ratelimit.c: `rate_limit`, `rate_limit_zone`; at the end of a block's settings, its own
+ * rate limits replace the inherited ones */
+void conf_on_rate_limit(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_rate_limit_zone(struct build *b, struct blk *k, const struct cnode *n);
+void conf_ratelimit_finish(struct build *b, struct blk *k);
+
+/* hide.c: origin hiding (hide_header, pass_header, server_tokens, proxy_redirect, error_page,
+ * intercept_errors); at the end of a block's settings, its own lists replace the inherited */
+void conf_on_hide(struct build *b, struct blk *k, const struct cnode *n);
+void conf_hide_finish(struct build *b, struct blk *k);
 
 /* tls.c: the TLS directives (handlers for the table in parse.c) */
 void conf_on_tls_file(struct build *b, struct blk *k, const struct cnode *n);

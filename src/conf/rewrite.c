@@ -17,8 +17,8 @@ regex_free(void *re)
     pcre2_code_free(re);
 }
 
-const struct pcre2_real_code_8 *
-conf_regex(struct conf_state *st, const struct conf_tok *t, const char *what, bool caseless)
+struct pcre2_real_code_8 *
+conf_regex(struct conf_state *st, const struct conf_tok *t, bool caseless, const char *what)
 {
     int code;
     PCRE2_SIZE off;
@@ -34,7 +34,7 @@ conf_regex(struct conf_state *st, const struct conf_tok *t, const char *what, bo
     }
     gh_arena_add_cleanup(st->arena, regex_free, re);
     (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* else the interpreter runs */
-    return (const struct pcre2_real_code_8 *)re;
+    return (struct pcre2_real_code_8 *)re;
 }
 
 /* Highest $N a template uses. */
@@ -113,15 +113,14 @@ conf_rewrite(struct conf_state *st, const struct cnode *n)
             return NULL;
         }
     }
-    const struct pcre2_real_code_8 *re = conf_regex(st, rx, "rewrite", false);
-    if (re == NULL)
+    rw->re = conf_regex(st, rx, false, "rewrite");
+    if (rw->re == NULL)
         return NULL;
-    rw->re = (struct pcre2_real_code_8 *)re;
     rw->repl = conf_tmpl(st, rp, GH_TC_REWRITE, "rewrite");
     if (rw->repl == NULL)
         return NULL;
     uint32_t groups = 0;
-    pcre2_pattern_info((const pcre2_code *)re, PCRE2_INFO_CAPTURECOUNT, &groups);
+    pcre2_pattern_info((const pcre2_code *)rw->re, PCRE2_INFO_CAPTURECOUNT, &groups);
     uint32_t used = max_capture(rw->repl);
     if (used > groups) {
         conf_err(st, &rp->pos, "'$%u' in 'rewrite' but the regex has %u capture group%s", used,

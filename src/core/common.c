@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 void
 gh_assert_fail(const char *cond, const char *file, int line)
@@ -111,4 +113,15 @@ gh_parse_port(const char *s, size_t len, uint16_t *port)
         return -EINVAL;
     *port = (uint16_t)v;
     return 0;
+}
+
+void
+gh_random_seed(uint64_t seed[2])
+{
+    if (getrandom(seed, 2 * sizeof(uint64_t), GRND_NONBLOCK) == (ssize_t)(2 * sizeof(uint64_t)))
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    seed[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec;
+    seed[1] = seed[0] * 0xbf58476d1ce4e5b9ull + 1;
 }

@@ -89,4 +89,19 @@ int gh_parse_port(const char *s, size_t len, uint16_t *port);
 /* Case-insensitive compare of two byte ranges of the same length n. */
 int gh_strncaseeq(const char *a, const char *b, size_t n);
 
+/* MurmurHash3's 64-bit finaliser: every input bit moves every output bit. */
+static inline uint64_t
+gh_mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Two random words for keying hashes (getrandom(2); the clock when it has no entropy yet). */
+void gh_random_seed(uint64_t seed[2]);
+
 #endif

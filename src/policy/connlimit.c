@@ -6,9 +6,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
+
+#include "core/common.h"
 
 #define BUCKETS GH_CONNLIMIT_PER_SHARD /* one bucket per entry: chains stay short */
 
@@ -34,25 +35,9 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void
 init(void)
 {
-    if (getrandom(seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        seed[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec;
-        seed[1] = seed[0] * 0xbf58476d1ce4e5b9ull + 1;
-    }
+    gh_random_seed(seed);
     for (uint32_t i = 0; i < GH_CONNLIMIT_SHARDS; i++)
         pthread_mutex_init(&shards[i].lock, NULL);
-}
-
-static uint64_t
-mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
 }
 
 static void
@@ -69,7 +54,7 @@ hash(const uint8_t key[17])
     uint64_t a, b;
     memcpy(&a, key + 1, 8);
     memcpy(&b, key + 9, 8);
-    return mix(mix(a ^ seed[0]) ^ b ^ seed[1] ^ key[0]);
+    return gh_mix64(gh_mix64(a ^ seed[0]) ^ b ^ seed[1] ^ key[0]);
 }
 
 int

@@ -12,9 +12,11 @@
 #include <sys/socket.h>
 
 #include "core/log.h"
+#include "net/tls.h"
 #include "policy/cidr.h"
 #include "policy/connlimit.h"
 #include "policy/realip.h"
+#include "policy/rules.h"
 #include "proxy/worker.h"
 
 /* ---- the real client address ---- */
@@ -81,18 +83,87 @@ count_key(const struct gh_client_addr *c, uint8_t *family, uint8_t ip[16])
     }
 }
 
+/* The request's facts for rule conditions. */
+static void
+rule_facts(const struct gh_exchange *ex, const struct gh_request *req, bool tls,
+           struct gh_rule_req *r)
+{
+    *r = (struct gh_rule_req){.family = ex->client->family,
+                              .ip = ex->client->ip,
+                              .method = req->method,
+                              .method_len = req->method_len,
+                              .host = req->host,
+                              .host_len = req->host_len,
+                              .path = ex->uri,
+                              .path_len = ex->uri_len,
+                              .query = ex->args,
+                              .query_len = ex->args_len,
+                              .fields = req->fields,
+                              .n_fields = req->n_fields};
+    if (tls && (ex->flags & GH_EX_TLS)) {
+        r->sni = gh_tls_server_name(ex->cx);
+        r->cert = gh_tls_client_dn(ex->cx);
+    }
+}
+
+/* What the rule that matched does: GH_OK (allow), a status (deny), or GH_DECLINED after
+ * answering (redirect, return). */
+static int
+apply_rule(struct gh_exchange *ex, const struct gh_access_rule *r)
+{
+    switch (r->action) {
+    case GH_ACC_ALLOW:
+        return GH_OK;
+    case GH_ACC_DENY:
+        ex->fail_reason = r->at; /* "access denied by the rule at FILE:LINE" */
+        return r->status;
+    default:
+        break;
+    }
+    bool location = r->action == GH_ACC_REDIRECT;
+    if (r->tmpl != NULL) {
+        int rc = gh_respond_tmpl(ex, r->status, r->tmpl, location);
+        return rc == GH_OK ? GH_DECLINED : rc;
+    }
+    struct gh_gen g = {0};
+    if (location) {
+        g.location = r->text;
+        g.location_len = r->text_len;
+    } else {
+        g.body = r->text != NULL ? r->text : "";
+        g.body_len = r->text_len;
+    }
+    gh_respond(ex, r->status, &g);
+    return GH_DECLINED;
+}
+
+/* The first of the block's rules that matches decides; none: GH_OK. */
+static int
+access_rules(struct gh_exchange *ex, const struct gh_request *req, const struct gh_access *acc)
+{
+    struct gh_rule_req facts; /* a few stores; TLS facts only when a condition reads them */
+    rule_facts(ex, req, acc->needs_tls, &facts);
+    for (uint32_t i = 0; i < acc->n_steps; i++) {
+        const struct gh_access_step *s = &acc->steps[i];
+        if (s->set != NULL) {
+            uint32_t k = gh_cidr_set_find(s->set, ex->client->family, ex->client->ip);
+            if (k != GH_CIDR_NONE)
+                return apply_rule(ex, &s->rules[k]);
+        } else if (gh_rule_match(s->conds, s->n_conds, &facts)) {
+            return apply_rule(ex, &s->rule);
+        }
+    }
+    return GH_OK;
+}
+
 int
 gh_access_routed(struct gh_exchange *ex, const struct gh_request *req)
 {
-    (void)req;
     const struct gh_proxy_conf *pc = ex->pc;
-    const struct gh_access *acc = pc->access;
-    if (acc != NULL) {
-        uint32_t i = gh_cidr_set_find(acc->set, ex->client->family, ex->client->ip);
-        if (i != GH_CIDR_NONE && acc->rules[i].status != 0) {
-            ex->fail_reason = acc->rules[i].at; /* "access denied by the rule at FILE:LINE" */
-            return acc->rules[i].status;
-        }
+    if (pc->access != NULL) {
+        int rc = access_rules(ex, req, pc->access);
+        if (rc != GH_OK)
+            return rc;
     }
     if (pc->limit_conn != 0) {
         uint8_t fam, ip[16];

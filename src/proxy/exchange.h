@@ -220,7 +220,8 @@ struct gh_gen {
     const char *location; /* redirects */
     uint32_t location_len;
     bool close;            /* the connection ends after it */
-    uint8_t retry_after;   /* seconds for a Retry-After field (503: no server available); 0: none */
+    uint32_t retry_after;  /* seconds for a Retry-After field (503: no server available, 429);
+                              0: none */
     const char *challenge; /* a Proxy-Authenticate value (407), config text; NULL: none */
     uint32_t challenge_len;
     bool html; /* body is HTML (a page from a file), not text */
@@ -274,7 +275,12 @@ struct gh_exchange {
     uint32_t fwd_head_cap;
     char *pp_head; /* `send_proxy`: a PROXY header and fwd_head, for one new connection */
     uint32_t pp_head_cap;
-    uint8_t spool_state;       /* enum gh_spool_state (spool below) */
+    uint8_t spool_state; /* enum gh_spool_state (spool below) */
+    /* the Host the client used, kept behind fwd_head (for proxy_redirect), in the same block
+     * (pub_block once the head is no longer kept for a retry); NULL: none */
+    const char *pub_host;
+    uint32_t pub_host_len;
+    char *pub_block;
     uint8_t up_outcome;        /* enum gh_balance_outcome of the current attempt */
     struct gh_pipe *resp_pipe; /* response body moving by splice(2) */
     struct gh_pipe *req_pipe;  /* request body moving by splice(2) */
@@ -285,6 +291,11 @@ struct gh_exchange {
     /* a generated answer */
     struct gh_gen gen;
     struct gh_buf *gen_buf; /* its body and Location when they had variables */
+    /* the rate_limit whose RateLimit-Policy / RateLimit fields go on the response (refused, or
+     * passing with rate_limit_headers on: the one with the fewest requests left); NULL: none */
+    const struct gh_rate_limit *rl;
+    uint32_t rl_remaining;
+    uint32_t rl_reset_s;
     /* for the log */
     const char *fail_reason;
     uint64_t bytes_out;

@@ -8,6 +8,7 @@
 
 #include "http/fields.h"
 #include "http/h1_write.h"
+#include "proxy/hide.h"
 #include "proxy/vars.h"
 
 /* Does a rule of rules[0..n) replace or remove the field name[0..len)? */
@@ -38,6 +39,23 @@ wr_rules(struct gh_wr *w, const struct gh_hdr_rule *rules, uint32_t n, struct gh
         gh_vars_expand(r->tmpl, ex, w, GH_ESC_NONE, NULL);
         GH_WR_LIT(w, "\r\n");
     }
+}
+
+/* RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers-10 §3, §4): the
+ * policy's quota per window, and what is left of it now and when it is all back. */
+static void
+wr_ratelimit(struct gh_wr *w, const struct gh_exchange *ex)
+{
+    const struct gh_rate_limit *rl = ex->rl;
+    gh_wr_field(w, "RateLimit-Policy", 16, rl->policy, rl->policy_len);
+    const char *name_end = memchr(rl->policy + 1, '"', rl->policy_len - 1);
+    GH_WR_LIT(w, "RateLimit: ");
+    gh_wr_put(w, rl->policy, (size_t)(name_end + 1 - rl->policy));
+    GH_WR_LIT(w, ";r=");
+    gh_wr_u64(w, ex->rl_remaining);
+    GH_WR_LIT(w, ";t=");
+    gh_wr_u64(w, ex->rl_reset_s);
+    GH_WR_LIT(w, "\r\n");
 }
 
 /* May field h be copied to the other side? (not named by Connection, not replaced or
@@ -238,6 +256,7 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
     const struct gh_hdr_rule *rules = pc != NULL ? pc->resp_rules : NULL;
     uint32_t n_rules = pc != NULL ? pc->n_resp_rules : 0;
     int has_date = 0;
+    bool origin_hidden = false; /* the origin's Server was dropped: ours goes in its place */
     struct prior p_via;
     p_via.n = 0;
     /* HSTS only over TLS (RFC 6797 7.2); ours replaces the origin's */
@@ -259,6 +278,14 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
                 prior_add(&p_via, h);
                 continue;
             }
+            if (pc != NULL && gh_hide_candidate(pc, h->name_len)) {
+                if (gh_hide_field(pc, ex, h)) {
+                    origin_hidden |= h->id == GH_HDR_SERVER;
+                    continue;
+                }
+                if (gh_hide_redirect(&w, ex, h))
+                    continue;
+            }
         }
         if (h->id == GH_HDR_DATE)
             has_date = 1;
@@ -267,9 +294,13 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
     }
     if (!has_date)
         gh_h1w_date(&w, wall);
+    if (origin_hidden && gh_hide_server_tokens(pc) && !rule_names(rules, n_rules, "Server", 6))
+        GH_WR_LIT(&w, "Server: gatehouse\r\n");
     if (via)
         wr_via(&w, &p_via, resp->version == 10);
     wr_rules(&w, rules, n_rules, ex);
+    if (ex != NULL && ex->rl != NULL)
+        wr_ratelimit(&w, ex);
     if (hsts != NULL)
         gh_wr_field(&w, "Strict-Transport-Security", 25, hsts, ex->srv->hsts_len);
     if (conn == GH_FWD_CONN_UPGRADE) {

@@ -12,6 +12,7 @@
 #include "http/h1_write.h"
 #include "proxy/fwd_head.h"
 #include "proxy/h1_conn.h"
+#include "proxy/phase.h"
 
 /* head and a small body in one piece: write(2) of a copy is cheaper in the
  * kernel than a two-part writev(2) */
@@ -129,6 +130,8 @@ h1_send_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool done
         o.iov[0].iov_len += o.iov[1].iov_len;
         o.cnt = 1;
     }
+    if (done)
+        gh_phase_resp_end(ex);
     if (o.total == 0)
         return 0;
     return write_out(s, &o);

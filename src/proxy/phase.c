@@ -9,6 +9,7 @@
 #include "proxy/accesslog.h"
 #include "proxy/forward.h"
 #include "proxy/https.h"
+#include "proxy/ratelimit.h"
 
 typedef int (*accept_hook)(struct gh_worker *w, const struct gh_client_addr *client,
                            const struct gh_listen_conf *lc);
@@ -75,10 +76,13 @@ answer_here(struct gh_exchange *ex, const struct gh_request *req)
 static const accept_hook accept_hooks[] = {gh_access_accept};
 static const closed_hook closed_hooks[] = {gh_access_closed};
 /* access rules first: a denied client gets no redirect, no 405, no 413 */
-static const request_hook routed_hooks[] = {gh_access_routed, gh_https_routed, gh_forward_routed,
-                                            refuse_connect, body_limit};
+static const request_hook routed_hooks[] = {gh_access_routed,  gh_ratelimit_routed, gh_https_routed,
+                                            gh_forward_routed, refuse_connect,      body_limit};
 static const request_hook pre_origin_hooks[] = {answer_here};
 static const resp_hook resp_head_hooks[] = {NULL};
+/* limit_conn gives its count back before the client can see the response end (again at done:
+ * the count is given back once) */
+static const done_hook resp_end_hooks[] = {gh_access_done};
 static const done_hook done_hooks[] = {gh_alog_exchange, gh_access_done};
 
 int
@@ -133,6 +137,15 @@ gh_phase_resp_head(struct gh_exchange *ex, const struct gh_resp *resp)
             return rc;
     }
     return GH_OK;
+}
+
+void
+gh_phase_resp_end(struct gh_exchange *ex)
+{
+    if (ex->status == 101 || (ex->flags & GH_EX_CONNECT)) /* a tunnel counts while it lasts */
+        return;
+    for (size_t i = 0; i < GH_ARRAY_LEN(resp_end_hooks); i++)
+        resp_end_hooks[i](ex);
 }
 
 void

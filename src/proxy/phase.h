@@ -14,6 +14,9 @@
  *                (`return`, later the cache and the admin API).
  *   resp_head    a response head from the origin, before it is forwarded:
  *                store decisions, response rules.
+ *   resp_end     the response's last bytes are about to be written (not for a
+ *                tunnel): what counts requests in progress lets go, before the
+ *                client can send its next request.
  *   done         the exchange ends: the access log, metrics.
  *
  * routed and pre_origin hooks return GH_OK (go on), GH_DECLINED (the hook
@@ -33,6 +36,7 @@ int gh_phase_routed(struct gh_exchange *ex, const struct gh_request *req);
 int gh_phase_pre_origin(struct gh_exchange *ex, const struct gh_request *req);
 /* GH_OK, or a status to answer with instead (the response is not forwarded). */
 int gh_phase_resp_head(struct gh_exchange *ex, const struct gh_resp *resp);
+void gh_phase_resp_end(struct gh_exchange *ex);
 void gh_phase_done(struct gh_exchange *ex);
 
 #endif

@@ -10,6 +10,7 @@
 #include "http/h1_write.h"
 #include "proxy/exchange.h"
 #include "proxy/fwd_head.h"
+#include "proxy/hide.h"
 #include "proxy/respond.h"
 #include "proxy/vars.h"
 #include "proxy/worker.h"
@@ -107,13 +108,13 @@ gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g)
 struct gen_head {
     struct gh_h1_header f[8];
     char clen[24];
-    char retry[4];
+    char retry[12];
 };
 
 /* The head of a generated answer (fields point into gh). */
 static void
 gen_resp(struct gh_resp *resp, struct gen_head *gh, int status, const struct gh_gen *g,
-         const char *ctype, size_t body_len, int64_t wall)
+         const char *ctype, size_t body_len, int64_t wall, bool tokens)
 {
     const char *location = g != NULL ? g->location : NULL;
     size_t location_len = g != NULL ? g->location_len : 0;
@@ -121,12 +122,13 @@ gen_resp(struct gh_resp *resp, struct gen_head *gh, int status, const struct gh_
     int bodyless = status < 200 || status == 204 || status == 304;
     const char *date = gh_http_date(wall);
     uint32_t n = 0;
-    gh->f[n++] = FIELD("Server", GH_HDR_SERVER, "gatehouse", 9);
+    if (tokens)
+        gh->f[n++] = FIELD("Server", GH_HDR_SERVER, "gatehouse", 9);
     gh->f[n++] = FIELD("Date", GH_HDR_DATE, date, strlen(date));
     if (location != NULL)
         gh->f[n++] = FIELD("Location", GH_HDR_OTHER, location, location_len);
     if (retry_after > 0) { /* RFC 9110 §10.2.3: delay-seconds */
-        int rl = snprintf(gh->retry, sizeof(gh->retry), "%u", retry_after % 1000);
+        int rl = snprintf(gh->retry, sizeof(gh->retry), "%u", retry_after);
         gh->f[n++] = FIELD("Retry-After", GH_HDR_OTHER, gh->retry, (size_t)rl);
     }
     if (g != NULL && g->challenge != NULL)
@@ -144,16 +146,16 @@ gen_resp(struct gh_resp *resp, struct gen_head *gh, int status, const struct gh_
                              .content_length = -1};
 }
 
-/* The standard page for status into page[0..cap); returns its length. */
+/* The standard page for status into page[0..cap) (naming Gatehouse when tokens); returns its
+ * length. */
 static size_t
-std_page(char *page, size_t cap, int st)
+std_page(char *page, size_t cap, int st, bool tokens)
 {
     const char *text = gh_h1w_status_text(st);
     int n = snprintf(page, cap,
                      "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d "
-                     "%s</h1></center>\r\n<hr><center>gatehouse</center>\r\n</body>\r\n"
-                     "</html>\r\n",
-                     st, text, st, text);
+                     "%s</h1></center>\r\n%s</body>\r\n</html>\r\n",
+                     st, text, st, text, tokens ? "<hr><center>gatehouse</center>\r\n" : "");
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -161,10 +163,10 @@ size_t
 gh_respond_reject(char *out, size_t cap, int status, int64_t wall, size_t *head_len)
 {
     char page[512];
-    size_t plen = std_page(page, sizeof(page), status);
+    size_t plen = std_page(page, sizeof(page), status, true);
     struct gh_resp resp;
     struct gen_head gh;
-    gen_resp(&resp, &gh, status, NULL, "text/html", plen, wall);
+    gen_resp(&resp, &gh, status, NULL, "text/html", plen, wall, true);
     size_t hlen = gh_fwd_resp_head(out, cap, &resp, NULL, NULL, wall, false, GH_FWD_CONN_CLOSE);
     if (hlen == 0 || cap - hlen < plen)
         return 0;
@@ -181,7 +183,8 @@ gen_head(struct gh_exchange *ex, const char *body, size_t body_len, const char *
     int bodyless = status < 200 || status == 204 || status == 304;
     struct gh_resp resp;
     struct gen_head gh;
-    gen_resp(&resp, &gh, status, &ex->gen, ctype, body_len, gh_loop_wall(ex->w->loop));
+    gen_resp(&resp, &gh, status, &ex->gen, ctype, body_len, gh_loop_wall(ex->w->loop),
+             gh_hide_server_tokens(ex->pc));
     if (ex->gen.close)
         resp.flags |= GH_RESP_CLOSE;
     bool reframe = false;
@@ -209,8 +212,13 @@ gen_recv(struct gh_exchange *ex)
     size_t len = ex->gen.body_len;
     const char *ctype = ex->gen.html ? "text/html" : "text/plain";
     char page[512];
-    if (body == NULL) { /* the standard page, made again for each write it takes */
-        len = std_page(page, sizeof(page), ex->status);
+    const struct gh_error_page *ep = NULL;
+    if (body == NULL && ex->status >= 400 && (ep = gh_hide_error_page(ex->pc, ex->status))) {
+        body = ep->body; /* error_page */
+        len = ep->body_len;
+        ctype = "text/html";
+    } else if (body == NULL) { /* the standard page, made again for each write it takes */
+        len = std_page(page, sizeof(page), ex->status, gh_hide_server_tokens(ex->pc));
         body = page;
         ctype = "text/html";
     }

@@ -15,6 +15,7 @@
 #include "net/tls.h"
 #include "proxy/exchange.h"
 #include "proxy/fwd_head.h"
+#include "proxy/hide.h"
 #include "proxy/phase.h"
 #include "proxy/vars.h"
 #include "proxy/worker.h"
@@ -48,14 +49,22 @@ static const struct gh_upconn_ops upconn_ops = {on_upconn_event, on_upconn_timeo
 /* ------------------------------------------------------------------ */
 /* the head for the origin, kept for a retry                           */
 
+/* The head, and behind it the Host the client used (proxy_redirect writes it in place of the
+ * origin's address). */
 static int
-keep_head(struct gh_exchange *ex, const char *p, size_t len)
+keep_head(struct gh_exchange *ex, const char *p, size_t len, const struct gh_request *req)
 {
-    ex->fwd_head = gh_worker_head_get(ex->w, len, &ex->fwd_head_cap);
+    size_t hl = req->host != NULL ? req->host_len : 0;
+    ex->fwd_head = gh_worker_head_get(ex->w, len + hl, &ex->fwd_head_cap);
     if (ex->fwd_head == NULL)
         return -ENOMEM;
     memcpy(ex->fwd_head, p, len);
     ex->fwd_head_len = (uint32_t)len;
+    if (hl > 0) {
+        memcpy(ex->fwd_head + len, req->host, hl);
+        ex->pub_host = ex->fwd_head + len;
+        ex->pub_host_len = (uint32_t)hl;
+    }
     return 0;
 }
 
@@ -72,6 +81,21 @@ static void
 free_head(struct gh_exchange *ex)
 {
     gh_worker_head_put(ex->w, ex->fwd_head, ex->fwd_head_cap);
+    gh_worker_head_put(ex->w, ex->pub_block, ex->fwd_head_cap);
+    ex->fwd_head = ex->pub_block = NULL;
+    ex->pub_host = NULL;
+    free_pp_head(ex);
+}
+
+/* No retry from here on: the head goes, the client's Host stays until the response's head. */
+static void
+retire_head(struct gh_exchange *ex)
+{
+    if (ex->pub_host == NULL) {
+        free_head(ex);
+        return;
+    }
+    ex->pub_block = ex->fwd_head;
     ex->fwd_head = NULL;
     free_pp_head(ex);
 }
@@ -236,7 +260,7 @@ build_head(struct gh_exchange *ex, const struct gh_request *req)
         gh_exchange_fail(ex, 431, "request head too large to forward");
         return false;
     }
-    if (keep_head(ex, ex->w->hscratch, len) != 0) {
+    if (keep_head(ex, ex->w->hscratch, len, req) != 0) {
         gh_exchange_fail(ex, 503, "out of memory");
         return false;
     }
@@ -676,6 +700,22 @@ retry_status(struct gh_exchange *ex, int status)
     return true;
 }
 
+/* Set when a sink callback gave the exchange to another source (intercept_errors): the read
+ * that called it ended the origin's part, not the exchange. */
+static __thread bool course_changed;
+
+/* `intercept_errors on`: the origin's error answer goes nowhere (its connection is closed with
+ * the body unread); the client gets Gatehouse's page for the status (or its error_page). */
+static ssize_t
+intercept(struct gh_exchange *ex, int status)
+{
+    origin_release(ex); /* the response is not done: the connection is closed */
+    struct gh_gen g = {0};
+    gh_respond(ex, status, &g);
+    course_changed = true;
+    return -1;
+}
+
 static ssize_t
 sink_head(void *ctx, const struct gh_h1_response *rs, enum gh_h1_body body, bool *reframe)
 {
@@ -700,6 +740,8 @@ sink_head(void *ctx, const struct gh_h1_response *rs, enum gh_h1_body body, bool
     ex->status = rs->status;
     ex->up_status = rs->status;
     ex->up_outcome = GH_BALANCE_OK;
+    if (gh_unlikely(gh_hide_intercepts(ex->pc, st)))
+        return intercept(ex, st);
     int rc = gh_phase_resp_head(ex, &resp);
     if (rc != GH_OK) {
         gh_exchange_fail(ex, rc, ex->fail_reason != NULL ? ex->fail_reason : "response refused");
@@ -775,12 +817,13 @@ origin_recv(struct gh_exchange *ex)
         return origin_splice(ex);
     if (!gh_upconn_has_input(u))
         return GH_PUMP_BLOCKED;
+    course_changed = false;
     int rc = gh_upconn_recv(u, &sink, ex);
     if (rc == GH_PUMP_ENDED)
-        return rc;
+        return course_changed ? GH_PUMP_MOVED : rc; /* a generated answer goes on */
     if (u->t_first_byte != 0 && ex->t_first_byte == 0) {
         ex->t_first_byte = u->t_first_byte;
-        free_head(ex); /* no retry from here on */
+        retire_head(ex); /* no retry from here on */
     }
     if (rc == GH_BAD)
         return response_failed(ex);

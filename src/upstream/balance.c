@@ -74,17 +74,6 @@ rng_next(void)
 
 /* ---- hashing ---- */
 
-static inline uint64_t
-fmix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdull;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ull;
-    k ^= k >> 33;
-    return k;
-}
-
 uint64_t
 gh_balance_hash(const void *key, size_t len)
 {
@@ -92,7 +81,7 @@ gh_balance_hash(const void *key, size_t len)
     uint64_t h = 14695981039346656037ull;
     for (size_t i = 0; i < len; i++)
         h = (h ^ p[i]) * 1099511628211ull;
-    return fmix64(h ^ len);
+    return gh_mix64(h ^ len);
 }
 
 /* ---- smooth weighted round robin ---- */
@@ -243,7 +232,7 @@ hash_pass(const struct gh_balance_in *in, int strict)
         uint32_t i = by_weight(in, h);
         if (eligible(in, i, strict))
             return i;
-        h = fmix64(h + t + 1);
+        h = gh_mix64(h + t + 1);
     }
     return swrr_pass(in->st, in->servers, in->n, in->ok, in->ok_ctx, strict);
 }
@@ -311,7 +300,7 @@ gh_balance_ring_build(struct gh_balance_ring *r, const struct gh_upstream_server
         size_t len = strlen(name);
         uint64_t base = gh_balance_hash(name, len);
         for (uint32_t v = 0; v < servers[i].weight * GH_BALANCE_RING_POINTS; v++) {
-            uint64_t h = fmix64(base ^ ((uint64_t)v * 0x9e3779b97f4a7c15ull + 1));
+            uint64_t h = gh_mix64(base ^ ((uint64_t)v * 0x9e3779b97f4a7c15ull + 1));
             r->pts[r->n++] = (struct gh_balance_point){(uint32_t)(h >> 32), i};
         }
     }

@@ -377,8 +377,8 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
             rc = gh_upconn_adopt(g->ctx, peer, t->direct_fd, params, ops, owner, out);
             t->direct_fd = 0;
         } else {
-            rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh || pp,
-                                params, ops, owner, out);
+            rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh || pp, params,
+                                ops, owner, out);
         }
         if (rc == 0) {
             if (gh_unlikely(pp))

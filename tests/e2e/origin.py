@@ -26,7 +26,7 @@ Endpoints (by path; anything unknown behaves like /echo):
                             connection (an origin sending more than it framed)
   /status/CODE              answers that status (no body for 1xx/204/304)
   /head                     Content-Length 1234 body on GET; the same head without body on HEAD
-  /resp-headers?N=V&...     adds each query pair as a response header
+  /resp-headers?N=V&...     adds each query pair as a response header (_status=CODE: the status)
   /websocket                RFC 6455 handshake, then echoes every message; answers close
   /keepalive-close          answers keep-alive, then closes the connection right away
   /keepalive-close?mode=next  answers keep-alive; the NEXT request on that connection is read
@@ -582,7 +582,9 @@ class Origin:
                        close=not keep)
         elif head == "resp-headers":
             hs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-            self._send(s, m, 200, jh + hs, self._json(req), cid, seq, close=not keep)
+            code = int(dict(hs).get("_status", "200"))
+            hs = [(n, v) for n, v in hs if n != "_status"]
+            self._send(s, m, code, jh + hs, self._json(req), cid, seq, close=not keep)
         elif head == "keepalive-close":
             self._send(s, m, 200, jh, self._json(req), cid, seq, close=not keep)
             if "mode=next" in query:
