@@ -6,6 +6,7 @@
  * `max_fails`, `fail_timeout` and `retries` are plain values in parse.c's
  * table.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "conf/parse_int.h"
@@ -22,7 +23,8 @@ conf_on_balance(struct build *b, struct blk *k, const struct cnode *n)
                 {"least_conn", GH_BALANCE_LEAST_CONN},
                 {"random", GH_BALANCE_RANDOM},
                 {"hash", GH_BALANCE_HASH},
-                {"ewma", GH_BALANCE_EWMA}};
+                {"ewma", GH_BALANCE_EWMA},
+                {"geo", GH_BALANCE_GEO}};
     int found = -1;
     for (size_t i = 0; i < GH_ARRAY_LEN(algs) && found < 0; i++)
         if (conf_tok_is(a, algs[i].name))
@@ -30,36 +32,39 @@ conf_on_balance(struct build *b, struct blk *k, const struct cnode *n)
     if (found < 0) {
         conf_err(b->st, &a->pos,
                  "unknown balance '%s' (expected round_robin, least_conn, random, hash KEY "
-                 "[consistent] or ewma)",
+                 "[consistent], ewma or geo KEY [ewma])",
                  conf_show_tok(b, a));
         return;
     }
     uc->balance = algs[found].b;
-    if (uc->balance != GH_BALANCE_HASH) {
+    bool geo = uc->balance == GH_BALANCE_GEO;
+    if (uc->balance != GH_BALANCE_HASH && !geo) {
         if (n->n_args > 1)
             conf_err(b->st, &n->args[1].pos, "'balance %s' takes no argument", algs[found].name);
         return;
     }
     if (n->n_args < 2) {
         conf_err(b->st, &a->pos,
-                 "'balance hash' needs a key (as in: balance hash $remote_addr consistent;)");
+                 geo ? "'balance geo' needs the client's region (as in: balance geo $region;)"
+                     : "'balance hash' needs a key (as in: balance hash $remote_addr consistent;)");
         return;
     }
     if (n->n_args == 3) {
-        if (!conf_tok_is(&n->args[2], "consistent")) {
-            conf_err(b->st, &n->args[2].pos,
-                     "unknown parameter '%s' in 'balance hash' (expected consistent)",
-                     conf_show_tok(b, &n->args[2]));
+        if (!conf_tok_is(&n->args[2], geo ? "ewma" : "consistent")) {
+            conf_err(b->st, &n->args[2].pos, "unknown parameter '%s' in 'balance %s' (expected %s)",
+                     conf_show_tok(b, &n->args[2]), algs[found].name, geo ? "ewma" : "consistent");
             return;
         }
-        uc->hash_consistent = true;
+        uc->hash_consistent = !geo;
+        uc->geo_ewma = geo;
     }
-    const struct gh_tmpl *t = conf_tmpl(b->st, &n->args[1], GH_TC_KEY, "balance hash");
+    const char *what = geo ? "balance geo" : "balance hash";
+    const struct gh_tmpl *t = conf_tmpl(b->st, &n->args[1], GH_TC_KEY, what);
     if (t == NULL)
         return;
     if (!(t->flags & GH_TMPL_VARS))
         conf_warn(b->st, &n->args[1].pos,
-                  "the key of 'balance hash' has no variable: every request goes to one server");
+                  "the key of '%s' has no variable: every request goes to one server", what);
     uc->hash_key = t;
 }
 
@@ -112,6 +117,47 @@ param_number(struct build *b, const struct conf_tok *p, size_t skip, const char 
     return true;
 }
 
+/* The duration after "name=" in p (at most 1 hour), or false after reporting. */
+static bool
+param_duration(struct build *b, const struct conf_tok *p, size_t skip, const char *what,
+               uint32_t *out)
+{
+    struct conf_tok v = *p;
+    v.text += skip;
+    v.len -= (uint32_t)skip;
+    v.pos.col += (uint32_t)skip;
+    uint64_t ms;
+    if (!conf_duration_arg(b, &v, what, &ms))
+        return false;
+    if (ms > 3600000) {
+        conf_err(b->st, &v.pos, "'%s' is at most 1h", what);
+        return false;
+    }
+    *out = (uint32_t)ms;
+    return true;
+}
+
+/* A name (letters, digits, '_', '-', '.') after "name=" in p (arena), or NULL after
+ * reporting. */
+static const char *
+param_name(struct build *b, const struct conf_tok *p, size_t skip, const char *what)
+{
+    const char *v = p->text + skip;
+    size_t len = p->len - skip;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.')) {
+            struct conf_pos at = p->pos;
+            at.col += (uint32_t)(skip + i);
+            conf_err(b->st, &at, "invalid %s name '%s' (letters, digits, '_', '-' and '.')", what,
+                     conf_show(b->st, v, len));
+            return NULL;
+        }
+    }
+    return gh_arena_strndup(b->arena, v, len);
+}
+
 void
 conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_server *s)
 {
@@ -123,16 +169,220 @@ conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_
         s->tls_on = true;
     else if (conf_tok_is(p, "backup"))
         s->backup = true;
+    else if (p->len > 11 && memcmp(p->text, "slow_start=", 11) == 0)
+        param_duration(b, p, 11, "slow_start", &s->slow_start_ms);
+    else if (p->len > 7 && memcmp(p->text, "region=", 7) == 0)
+        s->region = param_name(b, p, 7, "region");
     else
         conf_err(b->st, &p->pos,
-                 "unknown parameter '%s' in 'server' (expected weight=N, max_conns=N, backup or "
-                 "tls)",
+                 "unknown parameter '%s' in 'server' (expected weight=N, max_conns=N, backup, "
+                 "tls, slow_start=DURATION or region=NAME)",
                  conf_show_tok(b, p));
+}
+
+/* "KEY=VALUE" split: does p start with key=? */
+static bool
+has_key(const struct conf_tok *p, const char *key)
+{
+    size_t k = strlen(key);
+    return p->len > k && memcmp(p->text, key, k) == 0 && p->text[k] == '=';
+}
+
+/* `expect=200-399` or `expect=200`; false after reporting. */
+static bool
+expect_range(struct build *b, const struct conf_tok *p, struct gh_health_check *hc)
+{
+    const char *v = p->text + 7;
+    unsigned lo = 0, hi = 0;
+    int used = 0;
+    bool ok = (sscanf(v, "%3u-%3u%n", &lo, &hi, &used) == 2 && v[used] == '\0') ||
+              (sscanf(v, "%3u%n", &lo, &used) == 1 && v[used] == '\0' && (hi = lo, true));
+    if (!ok || lo < 100 || hi > 599 || lo > hi) {
+        conf_err(b->st, &p->pos,
+                 "invalid status range '%s' in 'health_check' (expected e.g. expect=200-399 or "
+                 "expect=204)",
+                 conf_show_tok(b, p));
+        return false;
+    }
+    hc->expect_lo = (uint16_t)lo;
+    hc->expect_hi = (uint16_t)hi;
+    return true;
+}
+
+/* One KEY=VALUE parameter of `health_check`. */
+static void
+health_param(struct build *b, const struct conf_tok *p, struct gh_health_check *hc)
+{
+    if (has_key(p, "interval"))
+        param_duration(b, p, 9, "interval", &hc->interval_ms);
+    else if (has_key(p, "timeout"))
+        param_duration(b, p, 8, "timeout", &hc->timeout_ms);
+    else if (has_key(p, "rise"))
+        param_number(b, p, 5, "rise", 1, 100, &hc->rise);
+    else if (has_key(p, "fall"))
+        param_number(b, p, 5, "fall", 1, 100, &hc->fall);
+    else if (has_key(p, "expect"))
+        expect_range(b, p, hc);
+    else if (has_key(p, "host"))
+        hc->host = param_name(b, p, 5, "host");
+    else
+        conf_err(b->st, &p->pos,
+                 "unknown parameter '%s' in 'health_check' (expected interval=, timeout=, rise=, "
+                 "fall=, expect= or host=)",
+                 conf_show_tok(b, p));
+}
+
+void
+conf_on_health_check(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *path = &n->args[0];
+    bool ok = path->len > 0 && path->text[0] == '/';
+    for (uint32_t i = 0; ok && i < path->len; i++)
+        ok = (unsigned char)path->text[i] > 0x20 && (unsigned char)path->text[i] < 0x7f;
+    if (!ok) {
+        conf_err(b->st, &path->pos,
+                 "invalid path '%s' in 'health_check' (it starts with '/', without spaces or "
+                 "control characters)",
+                 conf_show_tok(b, path));
+        return;
+    }
+    struct gh_health_check *hc = gh_arena_alloc(b->arena, sizeof(*hc));
+    *hc = (struct gh_health_check){.path = path->text,
+                                   .interval_ms = 5000,
+                                   .timeout_ms = UINT32_MAX, /* unset */
+                                   .rise = 2,
+                                   .fall = 3,
+                                   .expect_lo = 200,
+                                   .expect_hi = 399};
+    for (uint32_t i = 1; i < n->n_args; i++)
+        health_param(b, &n->args[i], hc);
+    if (hc->timeout_ms == UINT32_MAX)
+        hc->timeout_ms = hc->interval_ms < 2000 ? hc->interval_ms : 2000;
+    if (hc->interval_ms < 100) {
+        conf_err(b->st, &n->name.pos, "'health_check' interval= is at least 100ms");
+        return;
+    }
+    if (hc->timeout_ms == 0 || hc->timeout_ms > hc->interval_ms) {
+        conf_err(b->st, &n->name.pos,
+                 "'health_check' timeout= must be above 0 and at most the interval");
+        return;
+    }
+    k->ups->uc.health = hc;
+}
+
+void
+conf_on_fail_on(struct build *b, struct blk *k, const struct cnode *n)
+{
+    static const struct {
+        const char *name;
+        uint32_t bit;
+    } conds[] = {{"timeout", GH_FAIL_TIMEOUT}, {"error", GH_FAIL_ERROR}, {"500", GH_FAIL_500},
+                 {"502", GH_FAIL_502},         {"503", GH_FAIL_503},     {"504", GH_FAIL_504},
+                 {"5xx", GH_FAIL_5XX}};
+    uint32_t mask = 0;
+    for (uint32_t i = 0; i < n->n_args; i++) {
+        const struct conf_tok *t = &n->args[i];
+        if (conf_tok_is(t, "connect_failure") && n->n_args == 1)
+            break;
+        size_t j = 0;
+        while (j < GH_ARRAY_LEN(conds) && !conf_tok_is(t, conds[j].name))
+            j++;
+        if (j == GH_ARRAY_LEN(conds)) {
+            conf_err(b->st, &t->pos,
+                     "unknown condition '%s' in 'fail_on' (expected timeout, error, 500, 502, "
+                     "503, 504, 5xx, or connect_failure alone)",
+                     conf_show_tok(b, t));
+            return;
+        }
+        mask |= conds[j].bit;
+    }
+    k->ups->uc.fail_on = mask;
+}
+
+void
+conf_on_region_fallback(struct build *b, struct blk *k, const struct cnode *n)
+{
+    conf_vec_push(b, &k->ups->fallbacks, (void *)n);
+}
+
+/* The index of region name in v (const char *), added when add is set; -1 when absent. */
+static int
+region_index(struct build *b, struct vec *v, const char *name, bool add)
+{
+    for (uint32_t i = 0; i < v->n; i++)
+        if (strcmp(v->v[i], name) == 0)
+            return (int)i;
+    if (!add)
+        return -1;
+    conf_vec_push(b, v, (void *)name);
+    return (int)v->n - 1;
+}
+
+/* One `region_fallback FROM NEXT...;` resolved against the servers' regions. */
+static void
+fallback_one(struct build *b, struct vec *regions, uint32_t n_srv_regions, const struct cnode *n,
+             struct gh_region_fallback *f)
+{
+    f->from = (uint32_t)region_index(b, regions, n->args[0].text, true);
+    uint32_t *next = gh_arena_alloc(b->arena, n->n_args * sizeof(*next));
+    for (uint32_t i = 1; i < n->n_args; i++) {
+        int r = region_index(b, regions, n->args[i].text, false);
+        if (r < 0 || (uint32_t)r >= n_srv_regions) {
+            conf_err(b->st, &n->args[i].pos, "no server of this upstream has region=%s",
+                     conf_show_tok(b, &n->args[i]));
+            continue;
+        }
+        next[f->n_next++] = (uint32_t)r;
+    }
+    f->next = next;
+}
+
+/* Regions: the servers' (region_idx), then the fallbacks' own; `balance geo` needs some. */
+static void
+check_regions(struct build *b, struct pups *u)
+{
+    struct vec regions = {0};
+    for (uint32_t i = 0; i < u->servers.n; i++) {
+        struct gh_upstream_server *s = u->servers.v[i];
+        s->region_idx =
+            s->region != NULL ? (uint32_t)region_index(b, &regions, s->region, true) : UINT32_MAX;
+    }
+    uint32_t n_srv_regions = regions.n;
+    struct gh_region_fallback *fb = gh_arena_alloc(b->arena, (u->fallbacks.n + 1) * sizeof(*fb));
+    for (uint32_t i = 0; i < u->fallbacks.n; i++) {
+        const struct cnode *n = u->fallbacks.v[i];
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(((const struct cnode *)u->fallbacks.v[j])->args[0].text, n->args[0].text) ==
+                0)
+                conf_err(b->st, &n->args[0].pos, "duplicate 'region_fallback' for region %s",
+                         conf_show_tok(b, &n->args[0]));
+        fallback_one(b, &regions, n_srv_regions, n, &fb[i]);
+    }
+    u->uc.fallbacks = fb;
+    u->uc.n_fallbacks = u->fallbacks.n;
+    u->uc.regions = (const char *const *)regions.v;
+    u->uc.n_regions = regions.n;
+    for (uint32_t i = 0; i < u->servers.n; i++) {
+        struct gh_upstream_server *s = u->servers.v[i];
+        if (s->region == NULL)
+            s->region_idx = regions.n;
+    }
+    if (u->uc.balance == GH_BALANCE_GEO && n_srv_regions == 0)
+        conf_err(b->st, &u->pos, "'balance geo' in upstream '%s' needs servers with region=NAME",
+                 u->uc.name);
 }
 
 void
 conf_check_upstream(struct build *b, struct pups *u)
 {
+    check_regions(b, u);
+    for (uint32_t i = 0; i < u->servers.n; i++)
+        u->uc.slow_start |= ((const struct gh_upstream_server *)u->servers.v[i])->slow_start_ms > 0;
+    if (u->uc.slow_start && u->uc.balance == GH_BALANCE_HASH)
+        conf_err(b->st, &u->pos,
+                 "slow_start= cannot be used with 'balance hash' in upstream '%s' (a key's "
+                 "server would change while the weight ramps up)",
+                 u->uc.name);
     uint32_t primary = 0;
     for (uint32_t i = 0; i < u->servers.n; i++)
         primary += !((const struct gh_upstream_server *)u->servers.v[i])->backup;

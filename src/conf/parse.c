@@ -1,12 +1,13 @@
 /*
  * parse.c - directives: the table, their checks, and the build of gh_config.
  *
- * The tree from lex.c is walked block by block. Each block is walked in three
+ * The tree from lex.c is walked block by block. Each block is walked in four
  * phases so that the order of directives inside it does not matter:
- *   0: `upstream` blocks (so `proxy NAME` can refer to one defined later),
- *   1: plain settings (then the block's header rules are fixed),
- *   2: `server` and `route` blocks, which start from a copy of the block's
- *      values as they are after phase 1 (inheritance).
+ *   0: `geo` maps (so any template may use their variables),
+ *   1: `upstream` blocks (so `proxy NAME` can refer to one defined later),
+ *   2: plain settings (then the block's header rules are fixed),
+ *   3: `server` and `route` blocks, which start from a copy of the block's
+ *      values as they are after phase 2 (inheritance).
  * Every problem is reported with its position and the walk goes on; the final
  * assembly (listeners, sorted routes, name tables) runs only without errors.
  */
@@ -519,6 +520,7 @@ conf_new_upstream(struct build *b, const char *name, const struct conf_pos *pos)
     u->uc.fail_timeout_ms = 10000;
     u->uc.retries = 1;
     u->uc.retry_on = GH_RETRY_CONNECT;
+    u->uc.fail_on = GH_FAIL_TIMEOUT;
     u->uc.file = pos->file;
     u->uc.line = pos->line;
     u->uc.index = b->upstreams.n;
@@ -1204,6 +1206,7 @@ static const struct dir dirs[] = {
     FN("error_log", CTX_MAIN, 1, 2, 0, on_error_log),
     FN("pid", CTX_MAIN, 1, 1, 0, on_pid),
     FN("upstream", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_EARLY, on_upstream),
+    FN("geo", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_FIRST, conf_on_geo),
     FN("server", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_server),
     FN("forward_proxy", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_forward_proxy),
     /* forward_proxy (conf/forward.c): a server block with these */
@@ -1219,7 +1222,7 @@ static const struct dir dirs[] = {
     FN("block_page", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
     FN("strip_headers", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, conf_on_forward_setting),
     /* upstream */
-    FN("server", CTX_UPSTREAM, 1, 6, DF_MULTI, on_upstream_server),
+    FN("server", CTX_UPSTREAM, 1, 8, DF_MULTI, on_upstream_server),
     {"keepalive", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, keepalive), 0, 10000},
     {"keepalive_timeout", CTX_UPSTREAM, 1, 1, 0, NULL, V_DUR, TGT_UC, 4,
@@ -1233,6 +1236,9 @@ static const struct dir dirs[] = {
     {"retries", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, retries), 0, 100},
     FN("retry_on", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_retry_on),
+    FN("fail_on", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_fail_on),
+    FN("health_check", CTX_UPSTREAM, 1, 7, 0, conf_on_health_check),
+    FN("region_fallback", CTX_UPSTREAM, 2, NARGS_ANY, DF_MULTI, conf_on_region_fallback),
     /* server */
     FN("listen", CTX_SERVER, 1, 5, DF_MULTI, on_listen),
     FN("server_name", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, on_server_name),
@@ -1386,14 +1392,18 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
     return -1;
 }
 
+/* The walk's phase of a directive: 0 `geo`, 1 `upstream`, 2 settings, 3 blocks that inherit
+ * (see the top of this file). */
 static int
 phase_of(int idx)
 {
     if (idx < 0)
-        return 1;
-    if (dirs[idx].flags & DF_EARLY)
+        return 2;
+    if (dirs[idx].flags & DF_FIRST)
         return 0;
-    return dirs[idx].flags & DF_LATE ? 2 : 1;
+    if (dirs[idx].flags & DF_EARLY)
+        return 1;
+    return dirs[idx].flags & DF_LATE ? 3 : 2;
 }
 
 /* Arity and block shape; false after reporting a problem. */
@@ -1534,7 +1544,7 @@ walk_block(struct build *b, struct blk *k, const struct cnode *list)
 {
     const struct cnode *seen[N_DIRS] = {0};
     k->seen = seen;
-    for (int phase = 0; phase < 3 && !b->st->stop; phase++) {
+    for (int phase = 0; phase < 4 && !b->st->stop; phase++) {
         for (const struct cnode *n = list; n != NULL && !b->st->stop; n = n->next) {
             int idx = -1;
             for (uint32_t i = 0; i < N_DIRS && idx < 0; i++)
@@ -1547,7 +1557,7 @@ walk_block(struct build *b, struct blk *k, const struct cnode *list)
             else
                 apply(b, k, idx, n);
         }
-        if (phase == 1 && k->pc != NULL) {
+        if (phase == 2 && k->pc != NULL) {
             /* Header rules replace the inherited ones only when the block has its own. */
             if (k->req.n > 0) {
                 k->pc->req_rules = rules_array(b, &k->req);
@@ -1723,6 +1733,11 @@ static void
 assemble(struct build *b)
 {
     struct gh_config *cfg = b->cfg;
+    cfg->n_geos = b->geos.n;
+    struct gh_geo *geos = gh_arena_alloc(b->arena, (cfg->n_geos + 1) * sizeof(*geos));
+    for (uint32_t i = 0; i < cfg->n_geos; i++)
+        geos[i] = *(const struct gh_geo *)b->geos.v[i];
+    cfg->geos = geos;
     cfg->n_upstreams = b->upstreams.n;
     cfg->upstreams = gh_arena_alloc(b->arena, cfg->n_upstreams * sizeof(*cfg->upstreams));
     for (uint32_t i = 0; i < cfg->n_upstreams; i++) {

@@ -115,8 +115,7 @@ pop_until(struct sweep *s, const struct gh_lpm_item **stk, int *top, u128 until,
 
 /* Sweep items[0..n) (one family, sorted) into f. Returns 0, -EEXIST with *dup set, or -ENOMEM. */
 static int
-sweep_family(const struct gh_lpm_item *items, size_t n, unsigned width, struct fam *f,
-             size_t *dup)
+sweep_family(const struct gh_lpm_item *items, size_t n, unsigned width, struct fam *f, size_t *dup)
 {
     struct sweep s = {malloc((2 * n + 1) * sizeof(u128)), malloc((2 * n + 1) * sizeof(uint32_t)),
                       0};

@@ -439,8 +439,8 @@ retry_status(struct gh_exchange *ex, int status)
     struct gh_upconn *u = ex->u;
     ex->u = NULL;
     gh_upconn_close(u);
-    /* not a failure for passive health (only connect failures and timeouts are), but not a
-     * latency for ewma to learn from either */
+    /* a failure for passive health only as `fail_on` says (the status is known), and not a
+     * latency for ewma to learn from */
     gh_ups_attempt_done(ex->wc->ups, &ex->up, GH_BALANCE_BROKEN);
     ex->t_first_byte = 0;
     gh_ups_pick(ex->wc->ups, &ex->up);
@@ -452,6 +452,7 @@ static ssize_t
 sink_head(void *ctx, const struct gh_h1_response *rs, enum gh_h1_body body, bool *reframe)
 {
     struct gh_exchange *ex = ctx;
+    ex->up.status = (uint16_t)rs->status; /* for passive health (`fail_on 5xx`) */
     if (retry_status(ex, rs->status))
         return -1; /* the exchange changed course: this connection is closed */
     note_first_byte(ex);

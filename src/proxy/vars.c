@@ -13,6 +13,7 @@
 #include "http/uri.h"
 #include "net/sock.h"
 #include "net/tls.h"
+#include "policy/lpm.h"
 #include "proxy/worker.h"
 
 /* ---- escaping ---- */
@@ -609,6 +610,18 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
     }
 }
 
+/* A `geo $NAME` map's value for the client's (real) address: its longest prefix's, or the
+ * map's default. */
+static void
+put_geo(struct gh_exchange *ex, uint32_t idx, struct gh_wr *w, enum gh_vars_esc esc)
+{
+    const struct gh_geo *g = &ex->wc->cfg->geos[idx];
+    uint32_t v = gh_lpm_find(g->map, ex->client->family, ex->client->ip);
+    if (v == GH_LPM_NONE)
+        v = 0;
+    gh_vars_escape(w, g->values[v], g->value_lens[v], esc);
+}
+
 void
 gh_vars_expand(const struct gh_tmpl *t, struct gh_exchange *ex, struct gh_wr *w,
                enum gh_vars_esc esc, const struct gh_vars_caps *caps)
@@ -628,6 +641,8 @@ gh_vars_expand(const struct gh_tmpl *t, struct gh_exchange *ex, struct gh_wr *w,
             if (caps != NULL && k < caps->n && caps->ovector[2 * k] != (size_t)-1)
                 esc_bytes(w, caps->subject + caps->ovector[2 * k],
                           caps->ovector[2 * k + 1] - caps->ovector[2 * k], uesc);
+        } else if (p->var == GH_VAR_GEO) {
+            put_geo(ex, p->len, w, esc);
         } else if (caps != NULL && p->var == GH_VAR_URI) {
             esc_bytes(w, ex->uri, ex->uri_len, uesc); /* likewise */
         } else {

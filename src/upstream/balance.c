@@ -98,15 +98,15 @@ gh_balance_hash(const void *key, size_t len)
 /* ---- smooth weighted round robin ---- */
 
 static uint32_t
-swrr_pass(struct gh_balance_srv *st, const struct gh_upstream_server *servers, uint32_t n,
-          gh_balance_ok_cb ok, void *ctx, int strict)
+swrr_pass(struct gh_balance_srv *st, const struct gh_upstream_server *servers,
+          const uint32_t *weights, uint32_t n, gh_balance_ok_cb ok, void *ctx, int strict)
 {
     int32_t total = 0;
     uint32_t best = NONE;
     for (uint32_t i = 0; i < n; i++) {
         if (strict && ok != NULL && !ok(ctx, i))
             continue;
-        int32_t w = (int32_t)servers[i].weight;
+        int32_t w = (int32_t)(weights != NULL ? weights[i] : servers[i].weight);
         st[i].cw += w;
         total += w;
         if (best == NONE || st[i].cw > st[best].cw)
@@ -123,16 +123,22 @@ gh_balance_swrr(struct gh_balance_srv *st, const struct gh_upstream_server *serv
 {
     if (n == 1)
         return 0;
-    uint32_t i = swrr_pass(st, servers, n, ok, ctx, 1);
+    uint32_t i = swrr_pass(st, servers, NULL, n, ok, ctx, 1);
     if (i == NONE)
-        i = swrr_pass(st, servers, n, ok, ctx, 0);
+        i = swrr_pass(st, servers, NULL, n, ok, ctx, 0);
     return i;
+}
+
+static uint32_t
+rr_pass(const struct gh_balance_in *in, int strict)
+{
+    return swrr_pass(in->st, in->servers, in->weights, in->n, in->ok, in->ok_ctx, strict);
 }
 
 static uint32_t
 rr_pick(const struct gh_balance_in *in)
 {
-    return gh_balance_swrr(in->st, in->servers, in->n, in->ok, in->ok_ctx);
+    return two_pass(in, rr_pass);
 }
 
 /* ---- least connections (weighted, as nginx) ---- */
@@ -141,8 +147,8 @@ rr_pick(const struct gh_balance_in *in)
 static inline int
 lighter(const struct gh_balance_in *in, uint32_t a, uint32_t b)
 {
-    return (uint64_t)in->st[a].inflight * in->servers[b].weight <
-           (uint64_t)in->st[b].inflight * in->servers[a].weight;
+    return (uint64_t)in->st[a].inflight * gh_balance_weight(in, b) <
+           (uint64_t)in->st[b].inflight * gh_balance_weight(in, a);
 }
 
 static uint32_t
@@ -160,8 +166,8 @@ lc_pass(const struct gh_balance_in *in, int strict)
     for (uint32_t i = 0; i < in->n; i++) {
         if (!eligible(in, i, strict) || lighter(in, best, i))
             continue;
-        in->st[i].cw += (int32_t)in->servers[i].weight;
-        total += (int32_t)in->servers[i].weight;
+        in->st[i].cw += (int32_t)gh_balance_weight(in, i);
+        total += (int32_t)gh_balance_weight(in, i);
         if (pick == NONE || in->st[i].cw > in->st[pick].cw)
             pick = i;
     }
@@ -184,16 +190,16 @@ weighted_random(const struct gh_balance_in *in, int strict, uint32_t except)
     uint64_t total = 0;
     for (uint32_t i = 0; i < in->n; i++)
         if (i != except && eligible(in, i, strict))
-            total += in->servers[i].weight;
+            total += gh_balance_weight(in, i);
     if (total == 0)
         return NONE;
     uint64_t r = rng_next() % total;
     for (uint32_t i = 0; i < in->n; i++) {
         if (i == except || !eligible(in, i, strict))
             continue;
-        if (r < in->servers[i].weight)
+        if (r < gh_balance_weight(in, i))
             return i;
-        r -= in->servers[i].weight;
+        r -= gh_balance_weight(in, i);
     }
     return NONE; /* not reached: ok() answered differently the second time */
 }
@@ -245,7 +251,7 @@ hash_pass(const struct gh_balance_in *in, int strict)
             return i;
         h = fmix64(h + t + 1);
     }
-    return swrr_pass(in->st, in->servers, in->n, in->ok, in->ok_ctx, strict);
+    return rr_pass(in, strict);
 }
 
 /* The first point at or after h on the ring (wrapping). */
@@ -354,7 +360,7 @@ ewma_cost(const struct gh_balance_in *in, uint32_t i)
     if (s->ewma_at == 0)
         return s->inflight > 0 ? EWMA_PENALTY + s->inflight : 0.0;
     ewma_observe(s, 0.0, in->now_ms);
-    return (s->ewma_ms + 1.0) * (s->inflight + 1) / in->servers[i].weight;
+    return (s->ewma_ms + 1.0) * (s->inflight + 1) / gh_balance_weight(in, i);
 }
 
 static uint32_t

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "net/tls.h"
 #include "upstream/h1client.h"
+#include "upstream/health.h"
 
 #define PEER_BUCKETS_MIN 64
 
@@ -150,7 +151,10 @@ gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg)
     g->bal = calloc(total + 1, sizeof(*g->bal));
     g->peer = calloc(total + 1, sizeof(*g->peer));
     g->ring = calloc(cfg->n_upstreams + 1, sizeof(*g->ring));
-    if (g->off == NULL || g->bal == NULL || g->peer == NULL || g->ring == NULL) {
+    g->health = calloc(total + 1, sizeof(*g->health));
+    g->weights = calloc(total + 1, sizeof(*g->weights));
+    if (g->off == NULL || g->bal == NULL || g->peer == NULL || g->ring == NULL ||
+        g->health == NULL || g->weights == NULL) {
         gh_ups_gen_free(g);
         return NULL;
     }
@@ -167,7 +171,9 @@ gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg)
             const struct gh_upstream_server *s = &u->servers[j];
             g->peer[k] =
                 gh_peer_get(ctx, &s->addr.ss, s->addr.len, s->tls != NULL ? s->tls->xprt_id : 0);
-            if (g->peer[k] == NULL) {
+            if (u->health != NULL)
+                g->health[k] = gh_health_get(u->name, s->addr.text);
+            if (g->peer[k] == NULL || (u->health != NULL && g->health[k] == NULL)) {
                 gh_ups_gen_free(g);
                 return NULL;
             }
@@ -185,13 +191,18 @@ gh_ups_gen_free(struct gh_ups_gen *g)
         uint32_t total = 0;
         for (uint32_t i = 0; i < g->cfg->n_upstreams; i++)
             total += g->cfg->upstreams[i].n_servers;
-        for (uint32_t k = 0; k < total; k++)
+        for (uint32_t k = 0; k < total; k++) {
             gh_peer_put(g->ctx, g->peer[k]);
+            if (g->health != NULL)
+                gh_health_put(g->health[k]);
+        }
     }
     if (g->ring != NULL)
         for (uint32_t i = 0; i < g->cfg->n_upstreams; i++)
             gh_balance_ring_free(&g->ring[i]);
     free(g->ring);
+    free(g->health);
+    free(g->weights);
     free(g->off);
     free(g->bal);
     free(g->peer);
@@ -238,12 +249,15 @@ note_failure(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, uint32_t 
 
 /* ---- choosing and connecting ---- */
 
+#define ANY_REGION UINT32_MAX
+
 struct pick_ctx {
     struct gh_ups_gen *g;
     const struct gh_ups_try *t;
     uint32_t base;
-    bool backup; /* the tier being tried */
-    bool busy;   /* a server was left out only for being at max_conns */
+    uint32_t region; /* `balance geo`: the region being tried (ANY_REGION: all) */
+    bool backup;     /* the tier being tried */
+    bool busy;       /* a server was left out only for being at max_conns */
 };
 
 static int
@@ -255,6 +269,10 @@ usable(void *arg, uint32_t i)
     if (s->backup != pc->backup)
         return 0;
     if (i < 64 && (pc->t->tried & (1ull << i)))
+        return 0;
+    if (pc->region != ANY_REGION && s->region_idx != pc->region)
+        return 0;
+    if (gh_health_down(pc->g->health[pc->base + i])) /* active checks: even the only server */
         return 0;
     /* nginx: the only server of an upstream is never down (there is nothing else to try) */
     if (ups->n_servers > 1 && gh_peer_down(pc->g->ctx, pc->g->peer[pc->base + i]))
@@ -291,21 +309,90 @@ choose_tier(struct pick_ctx *pc)
     return pc->busy ? -EBUSY : -EHOSTDOWN;
 }
 
+/* The algorithm that picks inside the tier (`balance geo` picks inside a region). */
+static const struct gh_balancer *
+balancer_of(const struct gh_upstream_conf *ups)
+{
+    if (ups->balance == GH_BALANCE_GEO)
+        return gh_balancer_for(ups->geo_ewma ? GH_BALANCE_EWMA : GH_BALANCE_ROUND_ROBIN);
+    return gh_balancer_for(ups->balance);
+}
+
+/* The index of the region named key[0..len) among the upstream's, or ANY_REGION. */
+static uint32_t
+region_of(const struct gh_upstream_conf *ups, const void *key, size_t len)
+{
+    for (uint32_t r = 0; r < ups->n_regions; r++)
+        if (strlen(ups->regions[r]) == len && memcmp(ups->regions[r], key, len) == 0)
+            return r;
+    return ANY_REGION;
+}
+
+/* `balance geo`: set pc to the client's region (t->key_hash) when a non-backup server there may
+ * be chosen, else to the first of its fallback regions that has one. Returns 0, or -1 (pc's
+ * region is then ANY_REGION). */
+static int
+geo_tier(struct pick_ctx *pc, const struct gh_ups_try *t)
+{
+    const struct gh_upstream_conf *ups = t->ups;
+    uint32_t r = t->key_hashed ? (uint32_t)t->key_hash : ANY_REGION;
+    pc->backup = false;
+    pc->region = r;
+    if (r != ANY_REGION && any_usable(pc))
+        return 0;
+    for (uint32_t f = 0; r != ANY_REGION && f < ups->n_fallbacks; f++) {
+        if (ups->fallbacks[f].from != r)
+            continue;
+        for (uint32_t j = 0; j < ups->fallbacks[f].n_next; j++) {
+            pc->region = ups->fallbacks[f].next[j];
+            if (any_usable(pc))
+                return 0;
+        }
+    }
+    pc->region = ANY_REGION;
+    return -1;
+}
+
+/* Slow start: each server's weight (scaled) for this pick, ramping linearly over its
+ * slow_start= since it came back (active checks' rise, or the end of an ejection). */
+static const uint32_t *
+slow_weights(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, uint32_t base)
+{
+    uint64_t now = gh_loop_now(g->ctx->loop);
+    for (uint32_t i = 0; i < ups->n_servers; i++) {
+        const struct gh_upstream_server *s = &ups->servers[i];
+        uint64_t w = (uint64_t)s->weight * GH_UPSTREAM_SLOW_SCALE;
+        uint64_t since = gh_health_up_at(g->health[base + i]);
+        if (g->peer[base + i]->down_until > since)
+            since = g->peer[base + i]->down_until;
+        if (s->slow_start_ms > 0 && since > 0 && now >= since && now - since < s->slow_start_ms) {
+            w = w * (now - since) / s->slow_start_ms;
+            if (w == 0)
+                w = 1;
+        }
+        g->weights[base + i] = (uint32_t)w;
+    }
+    return g->weights + base;
+}
+
 int
 gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t)
 {
     const struct gh_upstream_conf *ups = t->ups;
     uint32_t base = gen_index(g, ups, 0);
-    struct pick_ctx pc = {.g = g, .t = t, .base = base};
+    struct pick_ctx pc = {.g = g, .t = t, .base = base, .region = ANY_REGION};
     int rc = choose_tier(&pc);
     if (ups->n_servers == 1) { /* nothing to choose */
         t->server = 0;
         return rc;
     }
     if (!t->key_hashed && t->key != NULL) {
-        t->key_hash = gh_balance_hash(t->key, t->key_len);
+        t->key_hash = ups->balance == GH_BALANCE_GEO ? region_of(ups, t->key, t->key_len)
+                                                     : gh_balance_hash(t->key, t->key_len);
         t->key_hashed = true;
     }
+    if (rc == 0 && ups->balance == GH_BALANCE_GEO && geo_tier(&pc, t) != 0)
+        choose_tier(&pc); /* no server in the client's region or its fallbacks: any */
     struct gh_balance_in in = {.servers = ups->servers,
                                .st = g->bal + base,
                                .n = ups->n_servers,
@@ -316,8 +403,9 @@ gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t)
                                .key_hash = t->key_hash,
                                .ring = g->ring[ups->index].n > 0 ? &g->ring[ups->index] : NULL,
                                .attempt = t->attempts,
-                               .now_ms = gh_loop_now(g->ctx->loop)};
-    t->server = gh_balancer_for(ups->balance)->pick(&in);
+                               .now_ms = gh_loop_now(g->ctx->loop),
+                               .weights = ups->slow_start ? slow_weights(g, ups, base) : NULL};
+    t->server = balancer_of(ups)->pick(&in);
     GH_ASSERT(t->server < ups->n_servers);
     return rc;
 }
@@ -328,7 +416,7 @@ gh_ups_can_retry(struct gh_ups_gen *g, const struct gh_ups_try *t)
     const struct gh_upstream_conf *ups = t->ups;
     if (t->attempts > ups->retries || t->attempts >= ups->n_servers)
         return false;
-    struct pick_ctx pc = {.g = g, .t = t, .base = gen_index(g, ups, 0)};
+    struct pick_ctx pc = {.g = g, .t = t, .base = gen_index(g, ups, 0), .region = ANY_REGION};
     return choose_tier(&pc) == 0;
 }
 
@@ -342,6 +430,7 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
         const struct gh_upstream_server *s = gh_ups_server(t);
         uint32_t k = gen_index(g, ups, t->server);
         t->attempts++;
+        t->status = 0;
         if (t->server < 64)
             t->tried |= 1ull << t->server;
         struct gh_peer *peer = t->direct != NULL ? t->direct : g->peer[k];
@@ -365,6 +454,26 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
     }
 }
 
+/* Does an attempt that ended with o (and the origin's status, 0: none) count toward max_fails?
+ * A connect failure always; the rest as `fail_on` says. */
+static bool
+counts_as_failure(const struct gh_upstream_conf *ups, enum gh_balance_outcome o, uint16_t status,
+                  bool was_in_flight)
+{
+    if (o == GH_BALANCE_CONNECT)
+        return true;
+    if (!was_in_flight)
+        return false;
+    uint32_t f = ups->fail_on;
+    if (status >= 500 && status <= 599)
+        return (f & GH_FAIL_5XX) || (status == 500 && (f & GH_FAIL_500)) ||
+               (status == 502 && (f & GH_FAIL_502)) || (status == 503 && (f & GH_FAIL_503)) ||
+               (status == 504 && (f & GH_FAIL_504));
+    if (o == GH_BALANCE_TIMEOUT)
+        return (f & GH_FAIL_TIMEOUT) != 0;
+    return o == GH_BALANCE_BROKEN && status == 0 && (f & GH_FAIL_ERROR);
+}
+
 void
 gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_outcome o)
 {
@@ -378,7 +487,7 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
         t->in_flight = false;
         g->bal[k].inflight--;
         peer->inflight--;
-        const struct gh_balancer *b = gh_balancer_for(ups->balance);
+        const struct gh_balancer *b = balancer_of(ups);
         if (b->done != NULL) {
             uint64_t now = gh_loop_now(g->ctx->loop);
             b->done(g->bal + g->off[ups->index], ups->n_servers, t->server, o,
@@ -387,7 +496,7 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
     }
     if (t->direct != NULL) /* a destination of its own: no health of a configured server */
         return;
-    if (o == GH_BALANCE_CONNECT || (o == GH_BALANCE_TIMEOUT && was_in_flight)) {
+    if (counts_as_failure(ups, o, t->status, was_in_flight)) {
         note_failure(g, ups, t->server);
     } else if (o == GH_BALANCE_OK && was_in_flight) {
         g->peer[k]->fails = 0;

@@ -20,8 +20,7 @@
 #include "policy/lpm.h"
 
 static struct gh_cidr
-P(const char *s)
-{
+P(const char *s) {
     struct gh_cidr c;
     bool hb;
     const char *why;
@@ -58,9 +57,9 @@ static void
 test_nesting(void **state)
 {
     (void)state;
-    const char *pre[] = {"10.0.0.0/8",  "10.1.0.0/16", "10.1.2.0/24",   "10.1.2.3/32",
-                         "0.0.0.0/0",   "10.2.0.0/16", "2001:db8::/32", "2001:db8:1::/48",
-                         "::ffff:192.168.0.0/112"};
+    const char *pre[] = {"10.0.0.0/8",    "10.1.0.0/16",     "10.1.2.0/24",
+                         "10.1.2.3/32",   "0.0.0.0/0",       "10.2.0.0/16",
+                         "2001:db8::/32", "2001:db8:1::/48", "::ffff:192.168.0.0/112"};
     struct gh_lpm *m = build(pre, 9);
     assert_int_equal(find(m, "10.9.9.9"), 0);
     assert_int_equal(find(m, "10.1.9.9"), 1);
@@ -179,7 +178,7 @@ test_random_against_reference(void **state)
             if (q % 3 == 1)
                 for (unsigned bit = c.bits; bit < nb * 8; bit++)
                     ip[bit / 8] |= (uint8_t)(0x80u >> (bit % 8)); /* its last address */
-            if (q % 5 == 2) /* one past, or one before */
+            if (q % 5 == 2)                                       /* one past, or one before */
                 for (int i = (int)nb - 1; i >= 0 && ++ip[i] == 0; i--)
                     ;
             if (q % 7 == 3)
@@ -205,7 +204,7 @@ test_million(void **state)
     for (uint32_t i = 0; i < n; i++) {
         struct gh_cidr c = {.family = AF_INET, .bits = 24};
         uint32_t a = ((i * 2654435761u) & 0xffffffu) << 8; /* distinct /24s, scattered */
-        if (i % 10 == 9) { /* some /32s inside earlier /24s */
+        if (i % 10 == 9) {                                 /* some /32s inside earlier /24s */
             a = (((i - 9) * 2654435761u & 0xffffffu) << 8) | 7;
             c.bits = 32;
         }
