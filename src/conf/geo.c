@@ -34,7 +34,8 @@ struct geo_build {
     struct build *b;
     struct vals vals;
     struct gh_lpm_builder lb;
-    struct vec where; /* per prefix added: "FILE:LINE" (for the duplicate report) */
+    struct conf_pos *where; /* per prefix added, where it is (heap, for the duplicate report) */
+    size_t n_where, cap_where;
     bool failed;
 };
 
@@ -59,10 +60,10 @@ value_index(struct geo_build *g, const char *s, size_t len)
     return n->idx;
 }
 
-/* Add prefix text[0..len) with value. where: "FILE:LINE" (arena). pos: for errors. */
+/* Add prefix text[0..len) with value, written at pos. */
 static void
 add_prefix(struct geo_build *g, const char *text, size_t len, const char *val, size_t vlen,
-           const struct conf_pos *pos, const char *where)
+           const struct conf_pos *pos)
 {
     struct gh_cidr c;
     bool host_bits;
@@ -73,12 +74,23 @@ add_prefix(struct geo_build *g, const char *text, size_t len, const char *val, s
         g->failed = true;
         return;
     }
-    if (gh_lpm_add(&g->lb, &c, value_index(g, val, vlen), g->where.n) != 0) {
+    if (g->n_where == g->cap_where) {
+        size_t cap = g->cap_where ? g->cap_where * 2 : 1024;
+        struct conf_pos *w = realloc(g->where, cap * sizeof(*w));
+        if (w == NULL) {
+            conf_err(g->b->st, pos, "out of memory");
+            g->failed = true;
+            return;
+        }
+        g->where = w;
+        g->cap_where = cap;
+    }
+    if (gh_lpm_add(&g->lb, &c, value_index(g, val, vlen), (uint32_t)g->n_where) != 0) {
         conf_err(g->b->st, pos, "out of memory");
         g->failed = true;
         return;
     }
-    conf_vec_push(g->b, &g->where, (void *)where);
+    g->where[g->n_where++] = *pos;
 }
 
 /* A file's bytes (heap, NUL-terminated), or NULL after reporting. */
@@ -147,8 +159,7 @@ file_line(struct geo_build *g, const char *file, uint32_t line, const char *p, c
         g->failed = true;
         return;
     }
-    char *where = gh_arena_sprintf(g->b->arena, "%s:%u", file, line);
-    add_prefix(g, w1, (size_t)(w1e - w1), w2, (size_t)(s - w2), &pos, where);
+    add_prefix(g, w1, (size_t)(w1e - w1), w2, (size_t)(s - w2), &pos);
 }
 
 static void
@@ -192,8 +203,9 @@ geo_entry(struct geo_build *g, const struct cnode *n, bool *has_default)
         return;
     }
     if (n->has_block || n->n_args != 1) {
-        conf_err(b->st, &n->name.pos, "expected 'CIDR VALUE;', 'default VALUE;' or "
-                                      "'include FILE;' in 'geo'");
+        conf_err(b->st, &n->name.pos,
+                 "expected 'CIDR VALUE;', 'default VALUE;' or "
+                 "'include FILE;' in 'geo'");
         return;
     }
     const struct conf_tok *v = &n->args[0];
@@ -205,8 +217,7 @@ geo_entry(struct geo_build *g, const struct cnode *n, bool *has_default)
         g->vals.lens.v[0] = (void *)(uintptr_t)v->len;
         return;
     }
-    add_prefix(g, n->name.text, n->name.len, v->text, v->len, &n->name.pos,
-               conf_where(b, &n->name.pos, ""));
+    add_prefix(g, n->name.text, n->name.len, v->text, v->len, &n->name.pos);
 }
 
 static void
@@ -241,9 +252,10 @@ conf_on_geo(struct build *b, struct blk *k, const struct cnode *n)
     struct gh_lpm *m = gh_lpm_build(&g.lb, &d1, &d2);
     if (m == NULL && d2 != GH_LPM_NONE)
         conf_err(b->st, &t->pos, "duplicate prefix in 'geo %s': at %s and %s", t->text,
-                 (const char *)g.where.v[d1], (const char *)g.where.v[d2]);
+                 conf_where(b, &g.where[d1], ""), conf_where(b, &g.where[d2], ""));
     else if (m == NULL)
         conf_err(b->st, &t->pos, "out of memory building 'geo %s'", t->text);
+    free(g.where);
     if (m == NULL)
         return;
     gh_arena_add_cleanup(b->arena, geo_cleanup, m);

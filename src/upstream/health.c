@@ -203,8 +203,7 @@ on_event(struct gh_upconn *u)
 static void
 on_timeout(struct gh_upconn *u, enum gh_upconn_timer which)
 {
-    check_end(u->owner, false, which == GH_UPCONN_T_CONNECT ? "connect timed out" : "timed out",
-              0);
+    check_end(u->owner, false, which == GH_UPCONN_T_CONNECT ? "connect timed out" : "timed out", 0);
 }
 
 static const struct gh_upconn_ops check_ops = {on_event, on_timeout};
@@ -217,8 +216,8 @@ check_start(struct job *j)
                                  .first_byte_ms = c->timeout_ms,
                                  .read_ms = c->timeout_ms,
                                  .req_body = GH_H1_BODY_NONE};
-    int rc = gh_upconn_open(&hc.ctx, j->peer, &j->srv->addr.ss, j->srv->addr.len, j->srv->tls,
-                            true, &p, &check_ops, j, &j->u);
+    int rc = gh_upconn_open(&hc.ctx, j->peer, &j->srv->addr.ss, j->srv->addr.len, j->srv->tls, true,
+                            &p, &check_ops, j, &j->u);
     if (rc != 0) {
         j->u = NULL;
         check_end(j, false, strerror(-rc), 0);
