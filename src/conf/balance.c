@@ -11,6 +11,51 @@
 
 #include "conf/parse_int.h"
 
+/* `bounded=1.25`: a factor above 1 (at most 10) with at most two decimals, in percent. */
+static bool
+bound_factor(struct build *b, const struct conf_tok *p, uint32_t *pct)
+{
+    const char *v = p->text + 8;
+    unsigned whole = 0, frac = 0;
+    int used = 0, fused = 0;
+    bool ok = sscanf(v, "%2u%n", &whole, &used) == 1;
+    if (ok && v[used] == '.') {
+        ok = sscanf(v + used + 1, "%2u%n", &frac, &fused) == 1 && fused > 0;
+        if (fused == 1)
+            frac *= 10;
+        used += 1 + fused;
+    }
+    uint32_t x = whole * 100 + frac;
+    if (!ok || v[used] != '\0' || x <= 100 || x > 1000) {
+        conf_err(b->st, &p->pos,
+                 "invalid factor '%s' for 'bounded' (above 1, at most 10, e.g. bounded=1.25)",
+                 conf_show_tok(b, p));
+        return false;
+    }
+    *pct = x;
+    return true;
+}
+
+/* A parameter after the key of `balance hash KEY ...` (consistent, bounded=F) or `balance geo
+ * KEY ...` (ewma). False after reporting. */
+static bool
+balance_param(struct build *b, struct gh_upstream_conf *uc, const struct conf_tok *p, bool geo)
+{
+    if (geo && conf_tok_is(p, "ewma"))
+        uc->geo_ewma = true;
+    else if (!geo && conf_tok_is(p, "consistent"))
+        uc->hash_consistent = true;
+    else if (!geo && p->len > 8 && memcmp(p->text, "bounded=", 8) == 0)
+        return bound_factor(b, p, &uc->hash_bound_pct);
+    else {
+        conf_err(b->st, &p->pos, "unknown parameter '%s' in 'balance %s' (expected %s)",
+                 conf_show_tok(b, p), geo ? "geo" : "hash",
+                 geo ? "ewma" : "consistent or bounded=F");
+        return false;
+    }
+    return true;
+}
+
 void
 conf_on_balance(struct build *b, struct blk *k, const struct cnode *n)
 {
@@ -49,14 +94,12 @@ conf_on_balance(struct build *b, struct blk *k, const struct cnode *n)
                      : "'balance hash' needs a key (as in: balance hash $remote_addr consistent;)");
         return;
     }
-    if (n->n_args == 3) {
-        if (!conf_tok_is(&n->args[2], geo ? "ewma" : "consistent")) {
-            conf_err(b->st, &n->args[2].pos, "unknown parameter '%s' in 'balance %s' (expected %s)",
-                     conf_show_tok(b, &n->args[2]), algs[found].name, geo ? "ewma" : "consistent");
+    for (uint32_t i = 2; i < n->n_args; i++)
+        if (!balance_param(b, uc, &n->args[i], geo))
             return;
-        }
-        uc->hash_consistent = !geo;
-        uc->geo_ewma = geo;
+    if (uc->hash_bound_pct > 0 && !uc->hash_consistent) {
+        conf_err(b->st, &n->args[n->n_args - 1].pos, "'bounded=' needs 'consistent'");
+        return;
     }
     const char *what = geo ? "balance geo" : "balance hash";
     const struct gh_tmpl *t = conf_tmpl(b->st, &n->args[1], GH_TC_KEY, what);

@@ -120,13 +120,14 @@ struct gh_upstream_conf {
     uint32_t keepalive;            /* max idle connections kept per thread per server; 0 = none */
     uint32_t keepalive_timeout_ms; /* idle time before a pooled connection is closed */
     enum gh_balance balance;
-    const struct gh_tmpl *hash_key;       /* `balance hash KEY`: the key (GH_TC_KEY) */
-    bool hash_consistent;                 /* `balance hash KEY consistent`: a ring */
-    uint32_t max_fails;                   /* consecutive failures that eject a server; 0: never */
-    uint32_t fail_timeout_ms;             /* the first ejection's length (doubles, up to 5 min) */
-    uint32_t retries;                     /* further servers a failed request may go to */
-    uint32_t retry_on;                    /* GH_RETRY_* */
-    uint32_t fail_on;                     /* GH_FAIL_*: counted toward max_fails besides connects */
+    const struct gh_tmpl *hash_key; /* `balance hash KEY`: the key (GH_TC_KEY) */
+    bool hash_consistent;           /* `balance hash KEY consistent`: a ring */
+    uint32_t hash_bound_pct;  /* `... consistent bounded=F`: at most F x the mean load, in % */
+    uint32_t max_fails;       /* consecutive failures that eject a server; 0: never */
+    uint32_t fail_timeout_ms; /* the first ejection's length (doubles, up to 5 min) */
+    uint32_t retries;         /* further servers a failed request may go to */
+    uint32_t retry_on;        /* GH_RETRY_* */
+    uint32_t fail_on;         /* GH_FAIL_*: counted toward max_fails besides connects */
     const struct gh_health_check *health; /* `health_check` (NULL: none) */
     bool slow_start;                      /* a server has slow_start= */
     /* `balance geo KEY [ewma]`: the regions named by servers (region=) and the fallbacks */

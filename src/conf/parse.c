@@ -1228,7 +1228,7 @@ static const struct dir dirs[] = {
     {"keepalive_timeout", CTX_UPSTREAM, 1, 1, 0, NULL, V_DUR, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, keepalive_timeout_ms), 0, UINT32_MAX},
     /* balancing, passive health and retries (conf/balance.c) */
-    FN("balance", CTX_UPSTREAM, 1, 3, 0, conf_on_balance),
+    FN("balance", CTX_UPSTREAM, 1, 4, 0, conf_on_balance),
     {"max_fails", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, max_fails), 0, 1000},
     {"fail_timeout", CTX_UPSTREAM, 1, 1, 0, NULL, V_DUR, TGT_UC, 4,

@@ -269,19 +269,41 @@ ring_find(const struct gh_balance_ring *r, uint32_t h)
     return lo == r->n ? 0 : lo;
 }
 
+/* Bounded loads (Mirrokni, Thorup and Zadimoghaddam, as HAProxy's hash-balance-factor): may
+ * server s take one more request? Its requests in flight stay below bound_pct% of its weighted
+ * share of all requests in flight plus this one. m: that total + 1; w: the eligible weight. */
+static inline int
+under_bound(const struct gh_balance_in *in, uint32_t s, uint64_t m, uint64_t w)
+{
+    return (uint64_t)in->st[s].inflight * w * 100 <
+           (uint64_t)in->bound_pct * m * gh_balance_weight(in, s);
+}
+
 /* Consistent: the key's point on the ring, then the next points while their server may not be
- * chosen (down, tried, busy): a failed server's keys spread over the others, the rest stay. */
+ * chosen (down, tried, busy, or over its bound): a failed server's keys spread over the others,
+ * the rest stay. */
 static uint32_t
 ring_pass(const struct gh_balance_in *in, int strict)
 {
     const struct gh_balance_ring *r = in->ring;
+    uint64_t m = 1, w = 0;
+    for (uint32_t i = 0; in->bound_pct > 0 && i < in->n; i++)
+        if (eligible(in, i, strict)) {
+            m += in->st[i].inflight;
+            w += gh_balance_weight(in, i);
+        }
     uint32_t k = ring_find(r, (uint32_t)(in->key_hash >> 32));
+    uint32_t first = NONE;
     for (uint32_t step = 0; step < r->n; step++) {
         uint32_t s = r->pts[(k + step) % r->n].server;
-        if (eligible(in, s, strict))
+        if (!eligible(in, s, strict))
+            continue;
+        if (in->bound_pct == 0 || under_bound(in, s, m, w))
             return s;
+        if (first == NONE)
+            first = s;
     }
-    return NONE;
+    return first; /* every one at its bound (not with a factor above 1): the key's own */
 }
 
 static uint32_t

@@ -71,6 +71,9 @@ struct gh_balance_in {
     uint32_t attempt;
     uint64_t now_ms;         /* loop time (ewma's decay) */
     const uint32_t *weights; /* the weights to use (slow start ramps them), NULL: servers' */
+    uint32_t bound_pct;      /* consistent hashing with bounded loads: a server is passed over
+                                while its requests in flight reach bound_pct% of its share of
+                                the total (+1); 0: unbounded */
 };
 
 /* The weight of server i in a pick. */

@@ -404,7 +404,8 @@ gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t)
                                .ring = g->ring[ups->index].n > 0 ? &g->ring[ups->index] : NULL,
                                .attempt = t->attempts,
                                .now_ms = gh_loop_now(g->ctx->loop),
-                               .weights = ups->slow_start ? slow_weights(g, ups, base) : NULL};
+                               .weights = ups->slow_start ? slow_weights(g, ups, base) : NULL,
+                               .bound_pct = ups->hash_bound_pct};
     t->server = balancer_of(ups)->pick(&in);
     GH_ASSERT(t->server < ups->n_servers);
     return rc;
