@@ -348,6 +348,89 @@ conf_on_region_fallback(struct build *b, struct blk *k, const struct cnode *n)
     conf_vec_push(b, &k->ups->fallbacks, (void *)n);
 }
 
+/* RFC 6265 §4.1.1: cookie-name is a token; a path value has no CTLs and no ';'. */
+static bool
+cookie_path_ok(const char *s, size_t n)
+{
+    if (n == 0 || s[0] != '/')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e || s[i] == ';')
+            return false;
+    return true;
+}
+
+static bool
+cookie_name_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f ||
+            strchr("()<>@,;:\\\"/[]?={}", s[i]) != NULL)
+            return false;
+    return n > 0;
+}
+
+void
+conf_on_sticky(struct build *b, struct blk *k, const struct cnode *n)
+{
+    const struct conf_tok *kind = &n->args[0], *name = &n->args[1];
+    if (!conf_tok_is(kind, "cookie")) {
+        conf_err(b->st, &kind->pos, "unknown kind '%s' of 'sticky' (expected cookie NAME)",
+                 conf_show_tok(b, kind));
+        return;
+    }
+    if (!cookie_name_ok(name->text, name->len)) {
+        conf_err(b->st, &name->pos, "invalid cookie name '%s' in 'sticky'", conf_show_tok(b, name));
+        return;
+    }
+    uint32_t expires_ms = 0;
+    const char *path = "/";
+    for (uint32_t i = 2; i < n->n_args; i++) {
+        const struct conf_tok *p = &n->args[i];
+        if (has_key(p, "expires")) {
+            if (!param_duration(b, p, 8, "expires", &expires_ms))
+                return;
+        } else if (has_key(p, "path") && cookie_path_ok(p->text + 5, p->len - 5)) {
+            path = p->text + 5;
+        } else {
+            conf_err(b->st, &p->pos,
+                     "unknown or invalid parameter '%s' in 'sticky' (expected expires=DURATION or "
+                     "path=/PATH)",
+                     conf_show_tok(b, p));
+            return;
+        }
+    }
+    struct gh_sticky *st = gh_arena_alloc(b->arena, sizeof(*st));
+    st->name = name->text;
+    st->name_len = name->len;
+    st->attrs = expires_ms > 0 ? gh_arena_sprintf(b->arena, "; Path=%s; Max-Age=%u; HttpOnly", path,
+                                                  expires_ms / 1000)
+                               : gh_arena_sprintf(b->arena, "; Path=%s; HttpOnly", path);
+    st->attrs_len = (uint32_t)strlen(st->attrs);
+    k->ups->uc.sticky = st;
+}
+
+/* `sticky cookie`: each server's cookie value, a hash of the upstream's name and its address (so
+ * the address is not shown, and a server keeps its value across reloads). */
+static void
+sticky_ids(struct build *b, struct pups *u)
+{
+    for (uint32_t i = 0; i < u->servers.n; i++) {
+        struct gh_upstream_server *s = u->servers.v[i];
+        uint64_t h = 14695981039346656037ull;
+        const char *parts[2] = {u->uc.name, s->addr.text};
+        for (int p = 0; p < 2; p++) {
+            for (const char *c = parts[p]; *c != '\0'; c++)
+                h = (h ^ (unsigned char)*c) * 1099511628211ull;
+            h *= 1099511628211ull; /* the NUL between the two */
+        }
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 33;
+        s->sticky_id = gh_arena_sprintf(b->arena, "%016llx", (unsigned long long)h);
+    }
+}
+
 /* The index of region name in v (const char *), added when add is set; -1 when absent. */
 static int
 region_index(struct build *b, struct vec *v, const char *name, bool add)
@@ -419,6 +502,8 @@ void
 conf_check_upstream(struct build *b, struct pups *u)
 {
     check_regions(b, u);
+    if (u->uc.sticky != NULL)
+        sticky_ids(b, u);
     for (uint32_t i = 0; i < u->servers.n; i++)
         u->uc.slow_start |= ((const struct gh_upstream_server *)u->servers.v[i])->slow_start_ms > 0;
     if (u->uc.slow_start && u->uc.balance == GH_BALANCE_HASH)

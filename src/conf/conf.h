@@ -103,7 +103,17 @@ struct gh_upstream_server {
                                         untrusted text) */
     uint32_t slow_start_ms;          /* weight ramps up over this long after it comes back */
     const char *region;              /* `region=NAME` (NULL: none) */
+    const char *sticky_id;           /* `sticky cookie`: its cookie value (16 hex digits of a
+                                        hash of the upstream's name and the address) */
     uint32_t region_idx;             /* its index in the upstream's regions (n_regions: none) */
+};
+
+/* `sticky cookie NAME [expires=D] [path=P];` */
+struct gh_sticky {
+    const char *name; /* the cookie's name */
+    uint32_t name_len;
+    const char *attrs; /* what follows NAME=ID in Set-Cookie: "; Path=/; Max-Age=N; HttpOnly" */
+    uint32_t attrs_len;
 };
 
 /* `region_fallback REGION NEXT...;` where the clients of REGION go when it has no server left */
@@ -129,6 +139,7 @@ struct gh_upstream_conf {
     uint32_t retry_on;        /* GH_RETRY_* */
     uint32_t fail_on;         /* GH_FAIL_*: counted toward max_fails besides connects */
     const struct gh_health_check *health; /* `health_check` (NULL: none) */
+    const struct gh_sticky *sticky;       /* `sticky cookie` (NULL: none) */
     bool slow_start;                      /* a server has slow_start= */
     /* `balance geo KEY [ewma]`: the regions named by servers (region=) and the fallbacks */
     const char *const *regions;

@@ -1239,6 +1239,7 @@ static const struct dir dirs[] = {
     FN("fail_on", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_fail_on),
     FN("health_check", CTX_UPSTREAM, 1, 7, 0, conf_on_health_check),
     FN("region_fallback", CTX_UPSTREAM, 2, NARGS_ANY, DF_MULTI, conf_on_region_fallback),
+    FN("sticky", CTX_UPSTREAM, 2, 4, 0, conf_on_sticky),
     /* server */
     FN("listen", CTX_SERVER, 1, 5, DF_MULTI, on_listen),
     FN("server_name", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, on_server_name),

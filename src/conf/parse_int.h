@@ -204,6 +204,7 @@ void conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upst
 void conf_on_health_check(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_fail_on(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_region_fallback(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_sticky(struct build *b, struct blk *k, const struct cnode *n);
 /* geo.c: `geo $NAME { }` at top level */
 void conf_on_geo(struct build *b, struct blk *k, const struct cnode *n);
 /* geo.c: the index of geo map name[0..len) built so far, or -1 */

@@ -123,6 +123,21 @@ hash_key(struct gh_exchange *ex, const struct gh_upstream_conf *ups)
     ex->up.key_len = w.len;
 }
 
+/* `sticky cookie NAME`: the server the request's cookie names, if any (ex->up.sticky). */
+static void
+sticky_server(struct gh_exchange *ex, const struct gh_upstream_conf *ups)
+{
+    const char *v;
+    size_t vl;
+    if (!gh_vars_cookie(ex, ups->sticky->name, ups->sticky->name_len, &v, &vl) || vl != 16)
+        return;
+    for (uint32_t i = 0; i < ups->n_servers; i++)
+        if (memcmp(ups->servers[i].sticky_id, v, 16) == 0) {
+            ex->up.sticky = i + 1;
+            return;
+        }
+}
+
 void
 gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
 {
@@ -131,6 +146,8 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
     ex->up.ups = ex->pc->upstream;
     if (ex->up.ups->hash_key != NULL)
         hash_key(ex, ex->up.ups);
+    if (gh_unlikely(ex->up.ups->sticky != NULL))
+        sticky_server(ex, ex->up.ups);
     /* pick the origin first: a request head built for one origin stays valid for a
      * retry on another (Host is the client's unless upstream_host is set) */
     int prc = gh_ups_pick(ex->wc->ups, &ex->up);

@@ -270,22 +270,30 @@ find_pair(const char *s, size_t n, char sep, const char *name, size_t len, const
     return 0;
 }
 
-static void
-put_cookie(struct gh_exchange *ex, const char *name, size_t len, struct gh_wr *w,
-           enum gh_vars_esc esc)
+bool
+gh_vars_cookie(const struct gh_exchange *ex, const char *name, size_t len, const char **v,
+               size_t *vl)
 {
     const struct gh_request *r = ex->req;
     for (uint32_t i = 0; r != NULL && i < r->n_fields; i++) {
         const struct gh_h1_header *h = &r->fields[i];
-        const char *v;
-        size_t vl;
         if (h->name_len == 6 && gh_strncaseeq(h->name, "cookie", 6) &&
-            find_pair(h->value, h->value_len, ';', name, len, &v, &vl)) {
-            gh_vars_escape(w, v, vl, esc);
-            return;
-        }
+            find_pair(h->value, h->value_len, ';', name, len, v, vl))
+            return true;
     }
-    gh_vars_escape(w, "", 0, esc);
+    return false;
+}
+
+static void
+put_cookie(struct gh_exchange *ex, const char *name, size_t len, struct gh_wr *w,
+           enum gh_vars_esc esc)
+{
+    const char *v;
+    size_t vl;
+    if (gh_vars_cookie(ex, name, len, &v, &vl))
+        gh_vars_escape(w, v, vl, esc);
+    else
+        gh_vars_escape(w, "", 0, esc);
 }
 
 static void

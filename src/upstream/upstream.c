@@ -309,6 +309,18 @@ choose_tier(struct pick_ctx *pc)
     return pc->busy ? -EBUSY : -EHOSTDOWN;
 }
 
+/* May server i (a sticky cookie's) take the request, whatever its tier or region? */
+static bool
+sticky_usable(const struct pick_ctx *pc, uint32_t i)
+{
+    if (i >= pc->t->ups->n_servers)
+        return false;
+    struct pick_ctx q = *pc;
+    q.backup = pc->t->ups->servers[i].backup;
+    q.region = ANY_REGION;
+    return usable(&q, i) != 0;
+}
+
 /* The algorithm that picks inside the tier (`balance geo` picks inside a region). */
 static const struct gh_balancer *
 balancer_of(const struct gh_upstream_conf *ups)
@@ -390,6 +402,10 @@ gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t)
         t->key_hash = ups->balance == GH_BALANCE_GEO ? region_of(ups, t->key, t->key_len)
                                                      : gh_balance_hash(t->key, t->key_len);
         t->key_hashed = true;
+    }
+    if (rc == 0 && t->sticky != 0 && sticky_usable(&pc, t->sticky - 1)) {
+        t->server = t->sticky - 1; /* the server its cookie names, while it may take it */
+        return 0;
     }
     if (rc == 0 && ups->balance == GH_BALANCE_GEO && geo_tier(&pc, t) != 0)
         choose_tier(&pc); /* no server in the client's region or its fallbacks: any */

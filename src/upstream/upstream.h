@@ -127,6 +127,7 @@ struct gh_ups_try {
     uint64_t key_hash;
     bool key_hashed;
     uint16_t status; /* the status the current attempt's origin answered (0: none yet) */
+    uint32_t sticky; /* `sticky cookie`: 1 + the server the request's cookie names (0: none) */
     /* a destination chosen at run time (the forward proxy): its peer (a reference the owner
      * drops) and its server entry stand in for the upstream's only server, a placeholder */
     struct gh_peer *direct;
@@ -144,7 +145,8 @@ gh_ups_server(const struct gh_ups_try *t)
  * Pick the server for the next attempt: among the servers not down (active
  * checks, or passive health; passive health never takes down the only server
  * of an upstream), not already tried by this request and not at max_conns,
- * the non-backup ones first, then the backup ones. `balance geo` tries the
+ * the non-backup ones first, then the backup ones. The server a `sticky`
+ * cookie names (t->sticky) comes first when it may be chosen. `balance geo` tries the
  * client's region (the key: a region name), then its `region_fallback` regions
  * in order, then every server. Returns 0, or when no server is eligible -EBUSY (some are only
  * at max_conns) or -EHOSTDOWN (all down or tried); t->server is then still
