@@ -6,8 +6,10 @@
  * `max_fails`, `fail_timeout` and `retries` are plain values in parse.c's
  * table.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "conf/parse_int.h"
 
@@ -212,6 +214,8 @@ conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_
         s->tls_on = true;
     else if (conf_tok_is(p, "backup"))
         s->backup = true;
+    else if (conf_tok_is(p, "resolve"))
+        ; /* read by on_upstream_server before the address */
     else if (p->len > 11 && memcmp(p->text, "slow_start=", 11) == 0)
         param_duration(b, p, 11, "slow_start", &s->slow_start_ms);
     else if (p->len > 7 && memcmp(p->text, "region=", 7) == 0)
@@ -219,8 +223,77 @@ conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_
     else
         conf_err(b->st, &p->pos,
                  "unknown parameter '%s' in 'server' (expected weight=N, max_conns=N, backup, "
-                 "tls, slow_start=DURATION or region=NAME)",
+                 "tls, resolve, slow_start=DURATION or region=NAME)",
                  conf_show_tok(b, p));
+}
+
+/* A DNS name: labels of letters, digits and '-' (not at either end), at most 253 bytes. */
+static bool
+dns_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 253)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   (c == '-' && label > 0) || c == '_') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return s[n - 1] != '-';
+}
+
+bool
+conf_named_server(struct build *b, const struct conf_tok *t, struct gh_upstream_server *s)
+{
+    const char *colon = memrchr(t->text, ':', t->len);
+    size_t hl = colon != NULL ? (size_t)(colon - t->text) : t->len;
+    uint16_t port = 80;
+    if ((colon != NULL && gh_parse_port(colon + 1, t->len - hl - 1, &port) != 0) ||
+        !dns_name_ok(t->text, hl)) {
+        conf_err(b->st, &t->pos,
+                 "invalid name '%s' for 'server ... resolve' (expected NAME[:PORT], as in "
+                 "app.internal:8080)",
+                 conf_show_tok(b, t));
+        return false;
+    }
+    s->host = gh_arena_strndup(b->arena, t->text, hl);
+    s->port = port;
+    /* the key of its per-thread state (passive health): an address of no family, made from
+     * the name and port, unique per name */
+    memset(&s->addr, 0, sizeof(s->addr));
+    s->addr.ss.ss_family = AF_UNSPEC;
+    uint64_t h = 14695981039346656037ull;
+    for (uint32_t i = 0; i < t->len; i++)
+        h = (h ^ (unsigned char)tolower((unsigned char)t->text[i])) * 1099511628211ull;
+    memcpy((char *)&s->addr.ss + 8, &h, sizeof(h));
+    memcpy((char *)&s->addr.ss + 16, &port, sizeof(port));
+    s->addr.len = 24;
+    s->addr.text = colon != NULL ? t->text : gh_arena_sprintf(b->arena, "%s:80", t->text);
+    return true;
+}
+
+void
+conf_on_ups_resolver(struct build *b, struct blk *k, const struct cnode *n)
+{
+    struct gh_upstream_conf *uc = &k->ups->uc;
+    if (conf_tok_is(&n->name, "resolver")) {
+        uc->resolver = conf_resolver_csv(b, n);
+        return;
+    }
+    uint64_t ms = 0;
+    if (conf_duration_arg(b, &n->args[0], "resolver_timeout", &ms) && (ms == 0 || ms > 60000))
+        conf_err(b->st, &n->args[0].pos, "'resolver_timeout' is above 0 and at most 60s");
+    else if (ms > 0)
+        uc->resolver_timeout_ms = (uint32_t)ms;
 }
 
 /* "KEY=VALUE" split: does p start with key=? */

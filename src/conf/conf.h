@@ -103,9 +103,12 @@ struct gh_upstream_server {
                                         untrusted text) */
     uint32_t slow_start_ms;          /* weight ramps up over this long after it comes back */
     const char *region;              /* `region=NAME` (NULL: none) */
-    const char *sticky_id;           /* `sticky cookie`: its cookie value (16 hex digits of a
-                                        hash of the upstream's name and the address) */
-    uint32_t region_idx;             /* its index in the upstream's regions (n_regions: none) */
+    const char *host;      /* `server NAME:PORT resolve;`: the name (NULL: an address). addr then
+                              holds only a key of its own (AF_UNSPEC), never connected to */
+    uint16_t port;         /* with host: the port */
+    const char *sticky_id; /* `sticky cookie`: its cookie value (16 hex digits of a
+                              hash of the upstream's name and the address) */
+    uint32_t region_idx;   /* its index in the upstream's regions (n_regions: none) */
 };
 
 /* `sticky cookie NAME [expires=D] [path=P];` */
@@ -140,7 +143,10 @@ struct gh_upstream_conf {
     uint32_t fail_on;         /* GH_FAIL_*: counted toward max_fails besides connects */
     const struct gh_health_check *health; /* `health_check` (NULL: none) */
     const struct gh_sticky *sticky;       /* `sticky cookie` (NULL: none) */
-    bool slow_start;                      /* a server has slow_start= */
+    const char *resolver;                 /* `resolver` for named servers ("ADDR:PORT,...";
+                                             NULL: the system's) */
+    uint32_t resolver_timeout_ms;
+    bool slow_start; /* a server has slow_start= */
     /* `balance geo KEY [ewma]`: the regions named by servers (region=) and the fallbacks */
     const char *const *regions;
     uint32_t n_regions;

@@ -578,9 +578,17 @@ on_upstream_server(struct build *b, struct blk *k, const struct cnode *n)
 {
     struct gh_addr a;
     k->ups->server_seen = true;
-    if (!upstream_addr(b, &n->args[0], "server", &a))
-        return;
     struct gh_upstream_server prm = {.weight = 1};
+    bool named = false;
+    for (uint32_t i = 1; i < n->n_args; i++)
+        named |= conf_tok_is(&n->args[i], "resolve");
+    if (named) {
+        if (!conf_named_server(b, &n->args[0], &prm))
+            return;
+        a = prm.addr;
+    } else if (!upstream_addr(b, &n->args[0], "server", &a)) {
+        return;
+    }
     for (uint32_t i = 1; i < n->n_args; i++)
         conf_server_param(b, &n->args[i], &prm);
     for (uint32_t i = 0; i < k->ups->servers.n; i++) {
@@ -1240,6 +1248,8 @@ static const struct dir dirs[] = {
     FN("health_check", CTX_UPSTREAM, 1, 7, 0, conf_on_health_check),
     FN("region_fallback", CTX_UPSTREAM, 2, NARGS_ANY, DF_MULTI, conf_on_region_fallback),
     FN("sticky", CTX_UPSTREAM, 2, 4, 0, conf_on_sticky),
+    FN("resolver", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_ups_resolver),
+    FN("resolver_timeout", CTX_UPSTREAM, 1, 1, 0, conf_on_ups_resolver),
     /* server */
     FN("listen", CTX_SERVER, 1, 5, DF_MULTI, on_listen),
     FN("server_name", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, on_server_name),

@@ -173,6 +173,12 @@ void conf_on_off(struct build *b, const struct cnode *n, bool *dst);
 /* a duration argument in milliseconds; false after reporting */
 bool conf_duration_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t *ms);
 
+/* forward.c: `resolver ADDR...` as c-ares's "ADDR:PORT,..." (arena); NULL after reporting */
+const char *conf_resolver_csv(struct build *b, const struct cnode *n);
+/* balance.c: `resolver` / `resolver_timeout` in an upstream (named servers) */
+void conf_on_ups_resolver(struct build *b, struct blk *k, const struct cnode *n);
+/* balance.c: `server NAME:PORT ... resolve;` into s (false after reporting) */
+bool conf_named_server(struct build *b, const struct conf_tok *t, struct gh_upstream_server *s);
 /* forward.c: the forward proxy's directives, and its block's checks and defaults */
 void conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n);
 void conf_forward_finish(struct build *b, struct psrv *s, const struct blk *k,

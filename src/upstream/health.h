@@ -15,18 +15,38 @@
  * skipped by every balancer), and it outlives reloads: a server that stays in the new config
  * keeps its state, so a reload neither revives a dead server nor forgets a live one. A server
  * starts up (its first checks run within one interval).
+ *
+ * The checker also resolves the servers given by name (`server NAME:PORT resolve;`) with the
+ * upstream's `resolver` (c-ares, net/dns.h), again when the answer's TTL runs out: their
+ * addresses are part of the shared state, taken in turn by the connects. A name that stops
+ * resolving (the name or its addresses are gone) leaves its server without address: it is
+ * drained (no new request; those in flight finish); a lookup that fails (a timeout, a server
+ * failure) keeps the addresses it had.
  */
 #ifndef GH_UPSTREAM_HEALTH_H
 #define GH_UPSTREAM_HEALTH_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "conf/conf.h"
 
+/* gh_health.down bits */
+#define GH_HEALTH_CHECKS_DOWN 0x1 /* its checks failed */
+#define GH_HEALTH_NO_ADDRESS 0x2  /* a named server with no address (yet, or any more) */
+
+#define GH_HEALTH_MAX_ADDRS 8
+
 struct gh_health {
-    int down;       /* atomic: 1 while the checks say it is down */
+    int down;       /* atomic: GH_HEALTH_* bits; 0: it may be chosen */
     uint64_t up_at; /* atomic: loop ms (monotonic clock) it last came back up; 0: never */
+    /* a named server (`resolve`): its addresses, under lock (written by the checker thread
+     * when an answer changes them, read by a worker per connect) */
+    pthread_mutex_t lock;
+    uint32_t n_addrs;
+    struct sockaddr_storage addrs[GH_HEALTH_MAX_ADDRS];
     /* the checker's own */
     uint32_t passes, fails; /* in a row */
     /* the registry's own (under its lock) */
@@ -35,12 +55,12 @@ struct gh_health {
     char key[]; /* "UPSTREAM SERVER" */
 };
 
-/* The shared state of server srv of upstream ups: found, or added (up). Takes a reference.
- * NULL when out of memory. Any thread. */
-struct gh_health *gh_health_get(const char *ups, const char *srv);
+/* The shared state of server srv of upstream ups: found, or added (up; a named server's without
+ * an address until it is resolved). Takes a reference. NULL when out of memory. Any thread. */
+struct gh_health *gh_health_get(const char *ups, const char *srv, bool named);
 void gh_health_put(struct gh_health *h);
 
-/* Is h (may be NULL) marked down by its checks? Any thread. */
+/* Is h (may be NULL) marked down (by its checks, or a named server without address)? */
 static inline bool
 gh_health_down(const struct gh_health *h)
 {
@@ -53,6 +73,10 @@ gh_health_up_at(const struct gh_health *h)
 {
     return h != NULL ? __atomic_load_n(&h->up_at, __ATOMIC_RELAXED) : 0;
 }
+
+/* A named server's address for a connect: the (rr mod n)-th of its current ones, into *ss
+ * (*len set). Returns false when it has none. Any thread. */
+bool gh_health_addr(struct gh_health *h, uint32_t rr, struct sockaddr_storage *ss, socklen_t *len);
 
 /*
  * Check the servers of cfg's upstreams that have a `health_check` from now on (the main

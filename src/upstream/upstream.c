@@ -171,9 +171,10 @@ gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg)
             const struct gh_upstream_server *s = &u->servers[j];
             g->peer[k] =
                 gh_peer_get(ctx, &s->addr.ss, s->addr.len, s->tls != NULL ? s->tls->xprt_id : 0);
-            if (u->health != NULL)
-                g->health[k] = gh_health_get(u->name, s->addr.text);
-            if (g->peer[k] == NULL || (u->health != NULL && g->health[k] == NULL)) {
+            bool shared = u->health != NULL || s->host != NULL;
+            if (shared)
+                g->health[k] = gh_health_get(u->name, s->addr.text, s->host != NULL);
+            if (g->peer[k] == NULL || (shared && g->health[k] == NULL)) {
                 gh_ups_gen_free(g);
                 return NULL;
             }
@@ -437,6 +438,26 @@ gh_ups_can_retry(struct gh_ups_gen *g, const struct gh_ups_try *t)
     return choose_tier(&pc) == 0;
 }
 
+/* A connection to named server s (gen index k): to one of its current addresses in turn, from
+ * that address's pool. Returns as gh_upconn_open, or -EHOSTUNREACH when it has none. */
+static int
+open_named(struct gh_ups_gen *g, uint32_t k, const struct gh_upstream_server *s, bool fresh,
+           const struct gh_upconn_params *params, const struct gh_upconn_ops *ops, void *owner,
+           struct gh_upconn **out)
+{
+    static __thread uint32_t rr;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (g->health[k] == NULL || !gh_health_addr(g->health[k], rr++, &ss, &len))
+        return -EHOSTUNREACH;
+    struct gh_peer *p = gh_peer_get(g->ctx, &ss, len, s->tls != NULL ? s->tls->xprt_id : 0);
+    if (p == NULL)
+        return -ENOMEM;
+    int rc = gh_upconn_open(g->ctx, p, &ss, len, s->tls, fresh, params, ops, owner, out);
+    gh_peer_put(g->ctx, p); /* the connection holds its own reference */
+    return rc;
+}
+
 int
 gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
                const struct gh_upconn_params *params, const struct gh_upconn_ops *ops, void *owner,
@@ -451,8 +472,10 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
         if (t->server < 64)
             t->tried |= 1ull << t->server;
         struct gh_peer *peer = t->direct != NULL ? t->direct : g->peer[k];
-        int rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh, params, ops,
-                                owner, out);
+        int rc = t->direct == NULL && s->host != NULL
+                     ? open_named(g, k, s, fresh, params, ops, owner, out)
+                     : gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh, params,
+                                      ops, owner, out);
         if (rc == 0) {
             t->in_flight = true;
             t->t_start = gh_loop_now(g->ctx->loop);

@@ -500,7 +500,7 @@ test_active_health(void **state)
     const struct gh_upstream_conf *u = ups_named(c, "u");
     struct gh_health *h = g->health[g->off[u->index]];
     assert_non_null(h);
-    assert_ptr_equal(h, gh_health_get("u", "127.0.0.1:1001"));
+    assert_ptr_equal(h, gh_health_get("u", "127.0.0.1:1001", false));
     gh_health_put(h);
     assert_int_equal(gh_health_verdict(h, u->health, false, 100), 0);
     assert_int_equal(gh_health_verdict(h, u->health, false, 100), 0);
@@ -535,7 +535,7 @@ test_active_health(void **state)
     gh_ups_gen_free(g);
     gh_conf_unref(c);
     /* no generation holds them any more: the states are gone */
-    struct gh_health *fresh = gh_health_get("u", "127.0.0.1:1001");
+    struct gh_health *fresh = gh_health_get("u", "127.0.0.1:1001", false);
     assert_false(gh_health_down(fresh));
     gh_health_put(fresh);
 }
