@@ -259,6 +259,8 @@ struct pick_ctx {
     uint32_t region; /* `balance geo`: the region being tried (ANY_REGION: all) */
     bool backup;     /* the tier being tried */
     bool busy;       /* a server was left out only for being at max_conns */
+    uint64_t mask;   /* upstreams of at most 64 servers: bit i, server i may be chosen (as the
+                        last any_usable found: the balancer then tests bits) */
 };
 
 static int
@@ -285,14 +287,32 @@ usable(void *arg, uint32_t i)
     return 1;
 }
 
-/* Is a server of the tier pc is set to eligible? */
+/* Is a server of the tier pc is set to eligible? (for at most 64 servers, pc->mask says which) */
 static bool
 any_usable(struct pick_ctx *pc)
 {
-    for (uint32_t i = 0; i < pc->t->ups->n_servers; i++)
+    uint32_t n = pc->t->ups->n_servers;
+    if (n <= 64) {
+        uint64_t m = 0;
+        for (uint32_t i = 0; i < n; i++)
+            m |= (uint64_t)(usable(pc, i) != 0) << i;
+        pc->mask = m;
+        return m != 0;
+    }
+    for (uint32_t i = 0; i < n; i++)
         if (usable(pc, i))
             return true;
     return false;
+}
+
+/* The balancers' predicate: the tier's servers, as any_usable last found them. */
+static int
+in_tier(void *arg, uint32_t i)
+{
+    const struct pick_ctx *pc = arg;
+    if (pc->t->ups->n_servers <= 64)
+        return (int)((pc->mask >> i) & 1);
+    return usable(arg, i);
 }
 
 /* The tier to pick from (false: the non-backup servers), or -EBUSY / -EHOSTDOWN when no
@@ -413,7 +433,7 @@ gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t)
     struct gh_balance_in in = {.servers = ups->servers,
                                .st = g->bal + base,
                                .n = ups->n_servers,
-                               .ok = usable,
+                               .ok = in_tier,
                                .ok_ctx = &pc,
                                .key = t->key,
                                .key_len = t->key_len,
