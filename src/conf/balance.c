@@ -113,37 +113,49 @@ conf_on_balance(struct build *b, struct blk *k, const struct cnode *n)
     uc->hash_key = t;
 }
 
-void
-conf_on_retry_on(struct build *b, struct blk *k, const struct cnode *n)
+/* A condition word of `retry_on` / `fail_on` and its bit. */
+struct cond {
+    const char *name;
+    uint32_t bit;
+};
+
+/* The mask of n's arguments, each one of conds[0..nc); `alone` (0 bits) may stand alone. False
+ * after reporting an unknown word (expected: the list for the message). */
+static bool
+cond_mask(struct build *b, const struct cnode *n, const struct cond *conds, size_t nc,
+          const char *alone, const char *expected, uint32_t *out)
 {
-    static const struct {
-        const char *name;
-        uint32_t bit;
-    } conds[] = {{"connect_failure", GH_RETRY_CONNECT},
-                 {"timeout", GH_RETRY_TIMEOUT},
-                 {"error", GH_RETRY_ERROR},
-                 {"500", GH_RETRY_500},
-                 {"502", GH_RETRY_502},
-                 {"503", GH_RETRY_503},
-                 {"504", GH_RETRY_504}};
     uint32_t mask = 0;
     for (uint32_t i = 0; i < n->n_args; i++) {
         const struct conf_tok *t = &n->args[i];
-        if (conf_tok_is(t, "off") && n->n_args == 1)
+        if (conf_tok_is(t, alone) && n->n_args == 1)
             break;
         size_t j = 0;
-        while (j < GH_ARRAY_LEN(conds) && !conf_tok_is(t, conds[j].name))
+        while (j < nc && !conf_tok_is(t, conds[j].name))
             j++;
-        if (j == GH_ARRAY_LEN(conds)) {
-            conf_err(b->st, &t->pos,
-                     "unknown condition '%s' in 'retry_on' (expected connect_failure, timeout, "
-                     "error, 500, 502, 503, 504, or off alone)",
-                     conf_show_tok(b, t));
-            return;
+        if (j == nc) {
+            conf_err(b->st, &t->pos, "unknown condition '%s' in '%s' (expected %s, or %s alone)",
+                     conf_show_tok(b, t), n->name.text, expected, alone);
+            return false;
         }
         mask |= conds[j].bit;
     }
-    k->ups->uc.retry_on = mask;
+    *out = mask;
+    return true;
+}
+
+void
+conf_on_retry_on(struct build *b, struct blk *k, const struct cnode *n)
+{
+    static const struct cond conds[] = {{"connect_failure", GH_RETRY_CONNECT},
+                                        {"timeout", GH_RETRY_TIMEOUT},
+                                        {"error", GH_RETRY_ERROR},
+                                        {"500", GH_RETRY_500},
+                                        {"502", GH_RETRY_502},
+                                        {"503", GH_RETRY_503},
+                                        {"504", GH_RETRY_504}};
+    cond_mask(b, n, conds, GH_ARRAY_LEN(conds), "off",
+              "connect_failure, timeout, error, 500, 502, 503, 504", &k->ups->uc.retry_on);
 }
 
 /* The number after "name=" in p, or false after reporting. */
@@ -389,30 +401,12 @@ conf_on_health_check(struct build *b, struct blk *k, const struct cnode *n)
 void
 conf_on_fail_on(struct build *b, struct blk *k, const struct cnode *n)
 {
-    static const struct {
-        const char *name;
-        uint32_t bit;
-    } conds[] = {{"timeout", GH_FAIL_TIMEOUT}, {"error", GH_FAIL_ERROR}, {"500", GH_FAIL_500},
-                 {"502", GH_FAIL_502},         {"503", GH_FAIL_503},     {"504", GH_FAIL_504},
-                 {"5xx", GH_FAIL_5XX}};
-    uint32_t mask = 0;
-    for (uint32_t i = 0; i < n->n_args; i++) {
-        const struct conf_tok *t = &n->args[i];
-        if (conf_tok_is(t, "connect_failure") && n->n_args == 1)
-            break;
-        size_t j = 0;
-        while (j < GH_ARRAY_LEN(conds) && !conf_tok_is(t, conds[j].name))
-            j++;
-        if (j == GH_ARRAY_LEN(conds)) {
-            conf_err(b->st, &t->pos,
-                     "unknown condition '%s' in 'fail_on' (expected timeout, error, 500, 502, "
-                     "503, 504, 5xx, or connect_failure alone)",
-                     conf_show_tok(b, t));
-            return;
-        }
-        mask |= conds[j].bit;
-    }
-    k->ups->uc.fail_on = mask;
+    static const struct cond conds[] = {{"timeout", GH_FAIL_TIMEOUT}, {"error", GH_FAIL_ERROR},
+                                        {"500", GH_FAIL_500},         {"502", GH_FAIL_502},
+                                        {"503", GH_FAIL_503},         {"504", GH_FAIL_504},
+                                        {"5xx", GH_FAIL_5XX}};
+    cond_mask(b, n, conds, GH_ARRAY_LEN(conds), "connect_failure",
+              "timeout, error, 500, 502, 503, 504, 5xx", &k->ups->uc.fail_on);
 }
 
 void
