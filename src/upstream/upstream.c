@@ -330,14 +330,14 @@ choose_tier(struct pick_ctx *pc)
     return pc->busy ? -EBUSY : -EHOSTDOWN;
 }
 
-/* May server i (a sticky cookie's) take the request, whatever its tier or region? */
+/* May server i (a sticky cookie's) take the request? It must be of the tier chosen (a backup
+ * server only while the others cannot be used), of any region. */
 static bool
 sticky_usable(const struct pick_ctx *pc, uint32_t i)
 {
     if (i >= pc->t->ups->n_servers)
         return false;
     struct pick_ctx q = *pc;
-    q.backup = pc->t->ups->servers[i].backup;
     q.region = ANY_REGION;
     return usable(&q, i) != 0;
 }

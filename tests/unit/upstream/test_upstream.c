@@ -664,6 +664,35 @@ test_geo_pick(void **state)
     gh_conf_unref(c);
 }
 
+/* sticky: the cookie's server while it may be chosen in the tier in use, else the balancer */
+static void
+test_sticky_pick(void **state)
+{
+    (void)state;
+    struct gh_config *c = load("upstream u { server 127.0.0.1:1001; server 127.0.0.1:1002;"
+                               " server 127.0.0.1:1003 backup; sticky cookie s; }\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *u = ups_named(c, "u");
+    for (int i = 0; i < 6; i++) {
+        struct gh_ups_try t = {.ups = u, .sticky = 2};
+        assert_int_equal(gh_ups_pick(g, &t), 0);
+        assert_int_equal(t.server, 1);
+    }
+    struct gh_ups_try tb = {.ups = u, .sticky = 3}; /* a backup while the primaries are up */
+    gh_ups_pick(g, &tb);
+    assert_int_not_equal(tb.server, 2);
+    gh_ups_mark_down(g, u, 1);
+    struct gh_ups_try td = {.ups = u, .sticky = 2}; /* its server down: the other */
+    gh_ups_pick(g, &td);
+    assert_int_equal(td.server, 0);
+    gh_ups_mark_down(g, u, 0);
+    struct gh_ups_try tk = {.ups = u, .sticky = 3}; /* only the backup tier is left */
+    gh_ups_pick(g, &tk);
+    assert_int_equal(tk.server, 2);
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+}
+
 /* retries N: at most N servers after the first, only servers that may be chosen */
 static void
 test_can_retry(void **state)
@@ -2111,6 +2140,7 @@ main(void)
         TEST(test_fail_on),
         TEST(test_slow_start),
         TEST(test_geo_pick),
+        TEST(test_sticky_pick),
         TEST(test_pick_hash_key),
         TEST(test_connect_counts_in_flight),
         TEST(test_connect_outcome_marks_down),
