@@ -308,6 +308,19 @@ conf_on_ups_resolver(struct build *b, struct blk *k, const struct cnode *n)
         uc->resolver_timeout_ms = (uint32_t)ms;
 }
 
+/* A path: '/' first, then visible ASCII only (no space, no control), none of the bytes in
+ * `not` (a cookie's Path has no ';', RFC 6265 §4.1.1). */
+static bool
+visible_path(const char *s, size_t n, const char * not )
+{
+    if (n == 0 || s[0] != '/')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e || strchr(not, s[i]) != NULL)
+            return false;
+    return true;
+}
+
 /* "KEY=VALUE" split: does p start with key=? */
 static bool
 has_key(const struct conf_tok *p, const char *key)
@@ -364,10 +377,7 @@ void
 conf_on_health_check(struct build *b, struct blk *k, const struct cnode *n)
 {
     const struct conf_tok *path = &n->args[0];
-    bool ok = path->len > 0 && path->text[0] == '/';
-    for (uint32_t i = 0; ok && i < path->len; i++)
-        ok = (unsigned char)path->text[i] > 0x20 && (unsigned char)path->text[i] < 0x7f;
-    if (!ok) {
+    if (!visible_path(path->text, path->len, "")) {
         conf_err(b->st, &path->pos,
                  "invalid path '%s' in 'health_check' (it starts with '/', without spaces or "
                  "control characters)",
@@ -415,18 +425,6 @@ conf_on_region_fallback(struct build *b, struct blk *k, const struct cnode *n)
     conf_vec_push(b, &k->ups->fallbacks, (void *)n);
 }
 
-/* RFC 6265 §4.1.1: cookie-name is a token; a path value has no CTLs and no ';'. */
-static bool
-cookie_path_ok(const char *s, size_t n)
-{
-    if (n == 0 || s[0] != '/')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e || s[i] == ';')
-            return false;
-    return true;
-}
-
 static bool
 cookie_name_ok(const char *s, size_t n)
 {
@@ -457,7 +455,7 @@ conf_on_sticky(struct build *b, struct blk *k, const struct cnode *n)
         if (has_key(p, "expires")) {
             if (!param_duration(b, p, 8, "expires", &expires_ms))
                 return;
-        } else if (has_key(p, "path") && cookie_path_ok(p->text + 5, p->len - 5)) {
+        } else if (has_key(p, "path") && visible_path(p->text + 5, p->len - 5, ";")) {
             path = p->text + 5;
         } else {
             conf_err(b->st, &p->pos,

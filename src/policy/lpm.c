@@ -208,36 +208,24 @@ gh_lpm_free(struct gh_lpm *m)
     free(m);
 }
 
-/* The last range whose first key is at most k (keys[0] may be above k: none). */
-static uint32_t
-find4(const struct fam *f, uint32_t k)
-{
-    const uint32_t *keys = f->keys;
-    size_t lo = 0, hi = f->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (keys[mid] <= k)
-            lo = mid + 1;
-        else
-            hi = mid;
+/* find4, find6: the value of the last range whose first key is at most k (none when keys[0]
+ * is above k), by binary search over one family's keys of type T. */
+#define DEFINE_FIND(name, T)                                                                       \
+    static uint32_t name(const struct fam *f, T k)                                                 \
+    {                                                                                              \
+        const T *keys = f->keys;                                                                   \
+        size_t lo = 0, hi = f->n;                                                                  \
+        while (lo < hi) {                                                                          \
+            size_t mid = lo + (hi - lo) / 2;                                                       \
+            if (keys[mid] <= k)                                                                    \
+                lo = mid + 1;                                                                      \
+            else                                                                                   \
+                hi = mid;                                                                          \
+        }                                                                                          \
+        return lo == 0 ? GH_LPM_NONE : f->val[lo - 1];                                             \
     }
-    return lo == 0 ? GH_LPM_NONE : f->val[lo - 1];
-}
-
-static uint32_t
-find6(const struct fam *f, u128 k)
-{
-    const u128 *keys = f->keys;
-    size_t lo = 0, hi = f->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (keys[mid] <= k)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo == 0 ? GH_LPM_NONE : f->val[lo - 1];
-}
+DEFINE_FIND(find4, uint32_t)
+DEFINE_FIND(find6, u128)
 
 uint32_t
 gh_lpm_find(const struct gh_lpm *m, uint8_t family, const uint8_t *ip)
