@@ -78,14 +78,17 @@ struct gh_health_check {
     uint16_t expect_lo, expect_hi;
 };
 
-/* `geo $NAME { CIDR VALUE; include FILE; default VALUE; }`: client address -> value (a region) */
+/* `geo $NAME { CIDR VALUE; include FILE; maxmind FILE FIELD...; default VALUE; }`: client
+ * address -> value (a region) */
 struct gh_geo {
     const char *name;          /* without the '$' */
     const struct gh_lpm *map;  /* policy/lpm.h: prefix -> index in values */
     const char *const *values; /* distinct values; values[0] is the default */
     const uint32_t *value_lens;
     uint32_t n_values;
+    const struct gh_geoip *geoip; /* `maxmind`: asked when no prefix matches (policy/geoip.h) */
 };
+
 /* TLS toward one origin server (`server ADDR tls;`, `proxy https://...`). */
 struct gh_tls_client {
     struct gh_tls_ctx *ctx; /* net/tls.h */

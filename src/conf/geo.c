@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "conf/parse_int.h"
+#include "policy/geoip.h"
 #include "policy/lpm.h"
 
 #define VALUE_BUCKETS 1024
@@ -32,6 +33,7 @@ struct vnode {
 
 struct geo_build {
     struct build *b;
+    struct gh_geoip *geoip; /* `maxmind` (closed with the config's arena) */
     struct vals vals;
     struct gh_lpm_builder lb;
     struct conf_pos *where; /* per prefix added, where it is (heap, for the duplicate report) */
@@ -193,6 +195,42 @@ geo_include(struct geo_build *g, const struct cnode *n)
     free(buf);
 }
 
+static void
+geoip_cleanup(void *g)
+{
+    gh_geoip_close(g);
+}
+
+/* `maxmind FILE FIELD...;` a MaxMind DB asked for addresses no prefix covers. */
+static void
+geo_maxmind(struct geo_build *g, const struct cnode *n)
+{
+    struct build *b = g->b;
+    if (b->st->flags & GH_CONF_NO_INCLUDE) {
+        conf_err(b->st, &n->name.pos, "'maxmind' is not allowed here");
+        return;
+    }
+    if (n->n_args < 2 || n->n_args > 1 + GH_GEOIP_MAX_PATH || g->geoip != NULL) {
+        conf_err(b->st, &n->name.pos,
+                 g->geoip != NULL ? "duplicate 'maxmind' in 'geo'"
+                                  : "'maxmind' expects a file and 1 to 8 field names (as in: "
+                                    "maxmind GeoLite2-Country.mmdb continent code;)");
+        return;
+    }
+    const char **fields = gh_arena_alloc(b->arena, n->n_args * sizeof(*fields));
+    for (uint32_t i = 1; i < n->n_args; i++)
+        fields[i - 1] = n->args[i].text;
+    const char *path = conf_path_arg(b, n, &n->args[0]);
+    char err[256];
+    g->geoip = gh_geoip_open(path, fields, n->n_args - 1, err, sizeof(err));
+    if (g->geoip == NULL) {
+        conf_err(b->st, &n->args[0].pos, "cannot open MaxMind database %s: %s",
+                 conf_show(b->st, path, strlen(path)), err);
+        return;
+    }
+    gh_arena_add_cleanup(b->arena, geoip_cleanup, g->geoip);
+}
+
 /* One directive of the block. */
 static void
 geo_entry(struct geo_build *g, const struct cnode *n, bool *has_default)
@@ -200,6 +238,10 @@ geo_entry(struct geo_build *g, const struct cnode *n, bool *has_default)
     struct build *b = g->b;
     if (conf_tok_is(&n->name, "include")) {
         geo_include(g, n);
+        return;
+    }
+    if (conf_tok_is(&n->name, "maxmind")) {
+        geo_maxmind(g, n);
         return;
     }
     if (n->has_block || n->n_args != 1) {
@@ -262,6 +304,7 @@ conf_on_geo(struct build *b, struct blk *k, const struct cnode *n)
     struct gh_geo *geo = gh_arena_alloc(b->arena, sizeof(*geo));
     geo->name = name;
     geo->map = m;
+    geo->geoip = g.geoip;
     geo->n_values = g.vals.v.n;
     geo->values = (const char *const *)g.vals.v.v;
     uint32_t *lens = gh_arena_alloc(b->arena, geo->n_values * sizeof(*lens));

@@ -6,6 +6,7 @@ B's, and A's clients move to the fallback region when A's servers are down (then
 examples/geo.conf and examples/load-balancer.conf run as shipped (ports moved). Loopback only."""
 
 import os
+import subprocess
 
 from ghtest import *
 
@@ -123,6 +124,42 @@ def t():
         r = run_gh(["-t", "-c", path])
         eq(r.returncode, 1, "exit status for %r" % line)
         check(re.search(want, r.stderr), "for %r: %s" % (line, r.stderr.strip()))
+
+
+@test("geo with a MaxMind DB: continents by client address (a prefix of the block wins), "
+      "balance geo over them; a missing database is a -t error")
+def t():
+    d = tmpdir()
+    db = os.path.join(d, "t.mmdb")
+    r = subprocess.run(["perl", os.path.join(ROOT, "tests/e2e/mkmmdb.pl"), db,
+                        "127.0.0.2/32=EU:DE", "127.0.0.3/32=NA:US", "127.0.0.4/32=AS"],
+                       capture_output=True, text=True)
+    eq(r.returncode, 0, "mkmmdb.pl: %s" % r.stderr)
+    eu, na = Origin(name="eu"), Origin(name="na")
+
+    def conf(g):
+        return (BASE_TOP + "threads 2;\n"
+                "geo $continent { default EU; maxmind %s continent code; 127.0.0.4 NA; }\n"
+                "geo $country { maxmind %s country iso_code; }\n"
+                "upstream app { server 127.0.0.1:%d region=EU; server 127.0.0.1:%d region=NA;\n"
+                "  balance geo $continent; }\n"
+                "server { listen 127.0.0.1:%d; proxy app;\n"
+                "  response_header set X-Geo \"$continent/$country\"; }\n"
+                % (db, db, eu.port, na.port, g.port))
+    gh = Gatehouse(conf)
+    for src, want, origin in (("127.0.0.2", "EU/DE", "eu"), ("127.0.0.3", "NA/US", "na"),
+                              ("127.0.0.4", "NA/", "na"), ("127.0.0.5", "EU/", "eu")):
+        got = [get_from(gh.port, src) for _ in range(3)]
+        eq(set(r.header("x-geo") for r in got), {want}, "$continent/$country of %s" % src)
+        eq(set(origin_of(r) for r in got), {origin}, "the origin for %s" % src)
+    path = os.path.join(d, "bad.conf")
+    with open(path, "w") as f:
+        f.write("geo $c {\n  maxmind %s/none.mmdb continent code;\n}\n"
+                "server { listen 127.0.0.1:%d; return 200; }\n" % (d, free_port()))
+    r = run_gh(["-t", "-c", path])
+    eq(r.returncode, 1, "exit status")
+    check(re.search(r"bad\.conf:2:11: cannot open MaxMind database .*none\.mmdb", r.stderr),
+          r.stderr)
 
 
 @test("examples/load-balancer.conf as shipped passes -t and serves through its api upstream")
