@@ -24,11 +24,22 @@ def origin_of(r):
     return r.header("x-origin-name")
 
 
+def origin_pair():
+    """Origins a on 127.0.0.1 and b on 127.0.0.2 with the same port (a name moves between the
+    two addresses); the port is tried again when 127.0.0.2's is taken."""
+    for _ in range(20):
+        a = Origin(name="a")
+        try:
+            return a, Origin(host="127.0.0.2", port=a.port, name="b")
+        except OSError:
+            a.stop()
+    raise AssertionError("no port free on both 127.0.0.1 and 127.0.0.2")
+
+
 @test("a named server follows its DNS answer, is drained when its name stops resolving, and "
       "comes back", timeout=90)
 def t():
-    a = Origin(name="a")
-    b = Origin(host="127.0.0.2", port=a.port, name="b")
+    a, b = origin_pair()
     d = dnsd.DnsServer({"app.test": ["127.0.0.1"]}, ttl=1).start()
     gh = Gatehouse(conf(d.port, ["app.test:%d resolve" % a.port]))
     gh.wait_stderr(r"upstream app: app\.test:%d resolves to 1 address \(127\.0\.0\.1 first; "
