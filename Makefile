@@ -2,7 +2,7 @@
 # Sources are found by wildcard: a new src/<module>/*.c needs no Makefile edit.
 
 CC      ?= cc
-PKGS    := libpcre2-8 openssl libcares libcrypt
+PKGS    := libpcre2-8 openssl libcares libcrypt libmaxminddb
 # pkg-config runs when a recipe uses these (recursively expanded `=`), not when this file is
 # read: on a fresh machine `make run` reads it before scripts/deps.sh installs libpcre2-dev.
 CFLAGS_COMMON = -std=gnu11 -D_GNU_SOURCE -Isrc -Wall -Wextra -Werror -Wshadow \

@@ -9,8 +9,8 @@
 #              reference for a splicing relay on the same path
 #   tunnel100  100 streams of 20 MB at once through CONNECT tunnels (3 batches in a row per run)
 #
-# Ports: BASE+17 Gatehouse's forward_proxy, BASE+18 Squid, BASE+19 the stream source (stream.c),
-# BASE+10 HAProxy's TCP relay.
+# Ports: BASE+24 Gatehouse's forward_proxy, BASE+25 Squid, BASE+26 the stream source (stream.c),
+# BASE+23 HAProxy's TCP relay.
 
 FWD_ROWS="fwd1k50 tunnel1 tunnel100"
 FWD_SEL=() # the forward rows asked for, in order
@@ -79,8 +79,8 @@ fwd_start() { # proxy (gatehouse, squid, haproxy) -> AVAIL, SPID_OF, MPID_OF of 
 }
 
 fwd_setup() {
-    INST_PORT[gatehouse-fwd]=$((BASE + 17)) INST_PORT[squid-fwd]=$((BASE + 18)) INST_PORT[haproxy-fwd]=$((BASE + 10))
-    FWD_STREAM_PORT=$((BASE + 19))
+    INST_PORT[gatehouse-fwd]=$((BASE + 24)) INST_PORT[squid-fwd]=$((BASE + 25)) INST_PORT[haproxy-fwd]=$((BASE + 23))
+    FWD_STREAM_PORT=$((BASE + 26))
     LABEL[fwd1k50]="fwd 1KiB 50c" CONNS[fwd1k50]=50 URLPATH[fwd1k50]=/1k CLOSE[fwd1k50]=0
     INST[fwd1k50]=fwd SCRIPT[fwd1k50]=$DIR/forward.lua
     LABEL[tunnel1]="tunnel 1x1GB" LABEL[tunnel100]="tunnel 100x20MB"

@@ -10,9 +10,10 @@
 #   BENCH_NICE=-20     niceness for everything the bench runs, so builds or fuzzers running beside it
 #                      get ~1% of a CPU instead of half (needs root/CAP_SYS_NICE; ignored otherwise)
 #   BENCH_ROWS="..."  run only these rows; default all. ids: ka1k50 ka1k1000 ka100k50 close1k50
-#                      (plain HTTP), tlska1k50 tlska100k50 tlsresume50 tlsfullec tlsfullrsa (TLS) and
-#                      fwd1k50 tunnel1 tunnel100 (forward proxy, bench/forward.sh); the words `plain`, `tls`
-#                      and `forward` stand for each group
+#                      (plain HTTP), lc4ka1k50 (4 origins, least_conn), tlska1k50 tlska100k50
+#                      tlsresume50 tlsfullec tlsfullrsa (TLS) and fwd1k50 tunnel1 tunnel100 (forward
+#                      proxy, bench/forward.sh); the words `plain`, `lb`, `tls` and `forward` stand for
+#                      each group
 #   BENCH_TLS_CLIENTS=2 httperf processes in parallel for the tls full rows (one connection each)
 #   BENCH_TLS_LOG=0    1: the TLS instances log $ssl_session_reused (or HAProxy's ssl_fc_is_resumed)
 #                      per request and the notes count full and resumed handshakes per run (a check
@@ -51,35 +52,40 @@ source "$ROOT/bench/forward.sh"
 # CLOSE: 1 = `Connection: close` on every request; TLS: which certificate's listener of the proxy's
 # TLS instance (ec = ECDSA P-256, rsa = RSA 2048), empty = the plain instance; TOOL: wrk or httperf
 PLAIN_ROWS="ka1k50 ka1k1000 ka100k50 close1k50"
+LB_ROWS="lc4ka1k50"
 TLS_ROWS="tlska1k50 tlska100k50 tlsresume50 tlsfullec tlsfullrsa"
 ROWS=()
-for r in ${BENCH_ROWS:-$PLAIN_ROWS $TLS_ROWS forward}; do
+for r in ${BENCH_ROWS:-$PLAIN_ROWS $LB_ROWS $TLS_ROWS forward}; do
     case $r in
     plain) ROWS+=($PLAIN_ROWS) ;;
+    lb) ROWS+=($LB_ROWS) ;;
     tls) ROWS+=($TLS_ROWS) ;;
     forward) FWD_SEL+=($FWD_ROWS) ;;
     fwd1k50 | tunnel1 | tunnel100) FWD_SEL+=("$r") ;; # $FWD_ROWS
-    *) [[ " $PLAIN_ROWS $TLS_ROWS " == *" $r "* ]] ||
-           die "unknown row '$r' in BENCH_ROWS (ids: $PLAIN_ROWS $TLS_ROWS $FWD_ROWS, or plain, tls, forward)"
+    *) [[ " $PLAIN_ROWS $LB_ROWS $TLS_ROWS " == *" $r "* ]] ||
+           die "unknown row '$r' in BENCH_ROWS (ids: $PLAIN_ROWS $LB_ROWS $TLS_ROWS $FWD_ROWS, or plain, lb, tls, forward)"
        ROWS+=("$r") ;;
     esac
 done
-declare -A LABEL=([ka1k50]="ka 1KiB 50c" [ka1k1000]="ka 1KiB 1000c" [ka100k50]="ka 100KiB 50c" [close1k50]="close 1KiB 50c"
+declare -A LABEL=([ka1k50]="ka 1KiB 50c" [ka1k1000]="ka 1KiB 1000c" [ka100k50]="ka 100KiB 50c" [close1k50]="close 1KiB 50c" [lc4ka1k50]="lc4 ka 1KiB 50c"
     [tlska1k50]="tls ka 1KiB 50c" [tlska100k50]="tls ka 100KiB 50c" [tlsresume50]="tls resumed 50c" [tlsfullec]="tls full ECDSA" [tlsfullrsa]="tls full RSA")
-declare -A CONNS=([ka1k50]=50 [ka1k1000]=1000 [ka100k50]=50 [close1k50]=50
+declare -A CONNS=([ka1k50]=50 [ka1k1000]=1000 [ka100k50]=50 [close1k50]=50 [lc4ka1k50]=50
     [tlska1k50]=50 [tlska100k50]=50 [tlsresume50]=50 [tlsfullec]=$TLS_CLIENTS [tlsfullrsa]=$TLS_CLIENTS)
-declare -A URLPATH=([ka1k50]=/1k [ka1k1000]=/1k [ka100k50]=/100k [close1k50]=/1k
+declare -A URLPATH=([ka1k50]=/1k [ka1k1000]=/1k [ka100k50]=/100k [close1k50]=/1k [lc4ka1k50]=/1k
     [tlska1k50]=/1k [tlska100k50]=/100k [tlsresume50]=/1k [tlsfullec]=/1k [tlsfullrsa]=/1k)
-declare -A CLOSE=([ka1k50]=0 [ka1k1000]=0 [ka100k50]=0 [close1k50]=1
+declare -A CLOSE=([ka1k50]=0 [ka1k1000]=0 [ka100k50]=0 [close1k50]=1 [lc4ka1k50]=0
     [tlska1k50]=0 [tlska100k50]=0 [tlsresume50]=1 [tlsfullec]=1 [tlsfullrsa]=1)
 declare -A TLS=([tlska1k50]=ec [tlska100k50]=ec [tlsresume50]=ec [tlsfullec]=ec [tlsfullrsa]=rsa)
 declare -A TOOL=([tlsfullec]=httperf [tlsfullrsa]=httperf)
-WANT_TLS=0 WANT_HTTPERF=0
+# the lb rows: a third instance of each proxy balancing over four origins (NAME-lb templates)
+declare -A LB=([lc4ka1k50]=1)
+WANT_TLS=0 WANT_HTTPERF=0 WANT_LB=0
 # the reverse-proxy instances below serve these rows and the memory row; not started without them
 MAIN_WANTED=1
 [ ${#ROWS[@]} -eq 0 ] && [ "$IDLE_N" -eq 0 ] && MAIN_WANTED=0
 for r in "${ROWS[@]}"; do
     [ -n "${TLS[$r]:-}" ] && WANT_TLS=1
+    [ -n "${LB[$r]:-}" ] && WANT_LB=1
     [ "${TOOL[$r]:-wrk}" = httperf ] && WANT_HTTPERF=1
 done
 
@@ -111,16 +117,18 @@ if [ $WANT_TLS = 1 ]; then
     for k in ec rsa; do cat "$DIR/$k.pem" "$DIR/$k.key" >"$DIR/$k.haproxy.pem"; done # HAProxy's crt
 fi
 
-# ---- ports: twenty consecutive free ones in 18000-18999 -------------------------------------------
+# ---- ports: thirty consecutive free ones in 18000-18999 -------------------------------------------
 listening=$(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u)
 BASE=
-for b in $(seq 18000 20 18980); do
+for b in $(seq 18000 30 18970); do
     busy=0
-    for i in $(seq 0 19); do grep -qx "$((b + i))" <<<"$listening" && { busy=1; break; }; done
+    for i in $(seq 0 29); do grep -qx "$((b + i))" <<<"$listening" && { busy=1; break; }; done
     [ $busy = 0 ] && { BASE=$b; break; }
 done
 [ -n "$BASE" ] || die "no free port block in 18000-18999"
 ORIGIN_PORT=$BASE
+# the lb rows' three other origins
+ORIGIN2_PORT=$((BASE + 8)) ORIGIN3_PORT=$((BASE + 9)) ORIGIN4_PORT=$((BASE + 10))
 
 # ---- process bookkeeping: everything we start is stopped on exit ---------------------------------
 PIDS=()
@@ -170,15 +178,19 @@ render() { # template port [rsa-port] -> config file path
         case $(basename "$1") in haproxy-*) tlslog="" ;; *) tlslog="access_log off;" ;; esac
     fi
     sed -e "s|@TLS_LOG@|$tlslog|g" -e "s|@DIR@|$DIR|g" -e "s|@PORT@|$2|g" -e "s|@RSA_PORT@|${3:-}|g" \
-        -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" -e "s|@GH_EXTRA@|${extra//|/\\|}|g" "$1" >"$f"
+        -e "s|@ORIGIN_PORT@|$ORIGIN_PORT|g" -e "s|@ORIGIN2_PORT@|$ORIGIN2_PORT|g" \
+        -e "s|@ORIGIN3_PORT@|$ORIGIN3_PORT|g" -e "s|@ORIGIN4_PORT@|$ORIGIN4_PORT|g" \
+        -e "s|@GH_EXTRA@|${extra//|/\\|}|g" "$1" >"$f"
     echo "$f"
 }
 
-# start_proxy NAME PORT [RSA_PORT] -> sets SPID (the pid to stop) and MPID (the pid to measure), or
-# returns 1. With RSA_PORT: the proxy's TLS instance (NAME-tls config), ECDSA on PORT, RSA on RSA_PORT
+# start_proxy NAME PORT [RSA_PORT] [VARIANT] -> sets SPID (the pid to stop) and MPID (the pid to
+# measure), or returns 1. With RSA_PORT: the proxy's TLS instance (NAME-tls config), ECDSA on PORT,
+# RSA on RSA_PORT. VARIANT lb: the instance balancing over four origins (NAME-lb config)
 start_proxy() {
     local name=$1 port=$2 rsaport=${3:-} cfg log=$DIR/$1-$2.out tpl=$1 scheme=http
     [ -n "$rsaport" ] && tpl=$1-tls scheme=https
+    [ "${4:-}" = lb ] && tpl=$1-lb
     SPID= MPID=
     case $name in
     gatehouse)
@@ -237,6 +249,8 @@ MEMPORT_OF_gatehouse=$((BASE + 5)) MEMPORT_OF_nginx=$((BASE + 6)) MEMPORT_OF_hap
 # each proxy's TLS instance ("NAME-tls" below): ECDSA and RSA listeners
 declare -A EC_PORT=([gatehouse]=$((BASE + 11)) [nginx]=$((BASE + 12)) [haproxy]=$((BASE + 13)))
 declare -A RSA_PORT=([gatehouse]=$((BASE + 14)) [nginx]=$((BASE + 15)) [haproxy]=$((BASE + 16)))
+# each proxy's lb instance ("NAME-lb")
+declare -A LB_PORT=([gatehouse]=$((BASE + 17)) [nginx]=$((BASE + 18)) [haproxy]=$((BASE + 19)))
 
 declare -A MPID_OF SPID_OF AVAIL WHY
 declare -A R_RPS R_P99 R_CPU R_BUSY R_OTHER M_BEFORE M_AFTER M_PER
@@ -248,6 +262,19 @@ taskset -c 1 "$OUT/origin" "$ORIGIN_PORT" >"$DIR/origin.out" 2>&1 &
 ORIGIN_PID=$!
 PIDS+=("$ORIGIN_PID")
 wait_http "$ORIGIN_PORT" "$ORIGIN_PID" || die "origin did not start: $(cat "$DIR/origin.out")"
+ORIGIN_PIDS=("$ORIGIN_PID")
+if [ $WANT_LB = 1 ]; then
+    for op in $ORIGIN2_PORT $ORIGIN3_PORT $ORIGIN4_PORT; do
+        taskset -c 1 "$OUT/origin" "$op" >"$DIR/origin-$op.out" 2>&1 &
+        PIDS+=($!) ORIGIN_PIDS+=($!)
+        wait_http "$op" $! || die "origin on $op did not start: $(cat "$DIR/origin-$op.out")"
+    done
+fi
+origins_ticks() { # the origins' CPU together (they are not "other" load)
+    local p t=0
+    for p in "${ORIGIN_PIDS[@]}"; do t=$((t + $(cpu_ticks "$p"))); done
+    echo $t
+}
 
 for px in "${PROXIES[@]}"; do
     port_var=PORT_OF_$px
@@ -263,6 +290,17 @@ for px in "${PROXIES[@]}"; do
     fi
 done
 [ $MAIN_WANTED = 0 ] || [ "${AVAIL[nginx]}" = 1 ] || die "nginx did not start: ${WHY[nginx]} (see $DIR)"
+if [ $WANT_LB = 1 ]; then
+    for px in gatehouse nginx haproxy; do
+        if start_proxy "$px" "${LB_PORT[$px]}" "" lb; then
+            AVAIL[$px-lb]=1 SPID_OF[$px-lb]=$SPID MPID_OF[$px-lb]=$MPID
+        else
+            AVAIL[$px-lb]=0
+            WHY[$px-lb]=$(tail -c 300 "$DIR/$px-${LB_PORT[$px]}.out" 2>/dev/null | tr '\n' ' ')
+            echo "bench: $px balancing four origins unavailable: ${WHY[$px-lb]}" >&2
+        fi
+    done
+fi
 if [ $WANT_TLS = 1 ]; then
     for px in gatehouse nginx haproxy; do
         if start_proxy "$px" "${EC_PORT[$px]}" "${RSA_PORT[$px]}"; then
@@ -366,6 +404,8 @@ run_wrk() { # proxy row round (the tls full rows run httperf instead of wrk)
         if [ "${TLS[$row]}" = rsa ]; then port=${RSA_PORT[$px]}; else port=${EC_PORT[$px]}; fi
     elif [ -n "${INST[$row]:-}" ]; then # another instance of the proxy serves the row (forward.sh)
         inst=$px-${INST[$row]} port=${INST_PORT[$px-${INST[$row]}]}
+    elif [ -n "${LB[$row]:-}" ]; then
+        inst=$px-lb port=${LB_PORT[$px]}
     else
         port=${!port_var}
     fi
@@ -379,7 +419,7 @@ run_wrk() { # proxy row round (the tls full rows run httperf instead of wrk)
     fi
     [ "$TLS_LOG" = 1 ] && [ -n "${TLS[$row]:-}" ] && l0=$(tls_reuse_counts "$px")
     c0=$(cpu_ticks "$pid")
-    o0=$(cpu_ticks "$ORIGIN_PID")
+    o0=$(origins_ticks)
     a0=$(all_busy)
     b0=$(cpu0_busy)
     t0=$(date +%s.%N)
@@ -393,7 +433,7 @@ run_wrk() { # proxy row round (the tls full rows run httperf instead of wrk)
     t1=$(date +%s.%N)
     b1=$(cpu0_busy)
     a1=$(all_busy)
-    o1=$(cpu_ticks "$ORIGIN_PID")
+    o1=$(origins_ticks)
     c1=$(cpu_ticks "$pid")
     if ! kill -0 "$pid" 2>/dev/null || [ "$c1" -lt 0 ]; then
         NOTES+=("$px $row round $rnd: proxy died during the run (see $log)")
@@ -478,7 +518,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (
 
 # ---- the run -------------------------------------------------------------------------------------
 START=$(date +%s)
-echo "bench: ports $BASE-$((BASE + 19)), $ROUNDS rounds x ${SECS}s per run; proxies on CPU0, wrk+origin on CPU1" >&2
+echo "bench: ports $BASE-$((BASE + 26)), $ROUNDS rounds x ${SECS}s per run; proxies on CPU0, wrk+origin on CPU1" >&2
 # warm-up pass (not recorded): caches, upstream pools, page faults
 for px in "${PROXIES[@]}"; do
     [ "${AVAIL[$px]}" = 1 ] || continue
@@ -511,6 +551,7 @@ for rnd in $(seq "$ROUNDS"); do
         for px in "${ORDER[@]}"; do
             inst=$px
             [ -n "${TLS[$row]:-}" ] && inst=$px-tls
+            [ -n "${LB[$row]:-}" ] && inst=$px-lb
             [ "${AVAIL[$inst]:-0}" = 1 ] || continue
             [ "$px" = floor ] && [ "${CLOSE[$row]}" = 1 ] && continue
             echo "bench: round $rnd/$ROUNDS  ${LABEL[$row]}  $px" >&2
@@ -573,10 +614,11 @@ gh_ver="unavailable"
         for px in "${PROXIES[@]}"; do
             inst=$px
             [ -n "${TLS[$row]:-}" ] && inst=$px-tls
-            if [ "$px" = floor ] && { [ "${CLOSE[$row]}" = 1 ] || [ -n "${TLS[$row]:-}" ]; }; then
+            [ -n "${LB[$row]:-}" ] && inst=$px-lb
+            if [ "$px" = floor ] && { [ "${CLOSE[$row]}" = 1 ] || [ -n "${TLS[$row]:-}" ] || [ -n "${LB[$row]:-}" ]; }; then
                 printf "$F" "$label" "$px" - - - - - - -
             elif [ "${AVAIL[$inst]:-0}" != 1 ]; then
-                printf "%-15s %-10s %s\n" "$label" "$px" "$px: unavailable$([ "$inst" = "$px" ] || echo " with TLS")"
+                printf "%-15s %-10s %s\n" "$label" "$px" "$px: unavailable$([ "$inst" = "$px" ] || echo " (${inst#$px-} instance)")"
             else
                 rps=$(med_of R_RPS "$row" "$px") p99=$(med_of R_P99 "$row" "$px")
                 cpu=$(med_of R_CPU "$row" "$px") busy=$(med_of R_BUSY "$row" "$px")
@@ -627,6 +669,10 @@ gh_ver="unavailable"
     for px in "${PROXIES[@]}"; do
         [ "${AVAIL[$px]}" = 1 ] || [ "$px" = gatehouse ] || [ $MAIN_WANTED = 0 ] || echo "$px: unavailable: ${WHY[$px]:-}"
     done
+    if [ $WANT_LB = 1 ] && [[ " ${ROWS[*]} " == *" ka1k50 "* ]] && [ "${AVAIL[gatehouse-lb]:-0}" = 1 ]; then
+        g4=$(med_of R_CPU lc4ka1k50 gatehouse) g1=$(med_of R_CPU ka1k50 gatehouse)
+        echo "gatehouse CPU with 4 origins, least_conn / one origin (ka 1KiB 50c): $(ratio "$g4" "$g1" | sed 's/x$//')"
+    fi
     if [ $WANT_TLS = 1 ]; then
         echo "tls as negotiated with openssl s_client (ECDSA listener; RSA listener; session resumption):"
         for px in gatehouse nginx haproxy; do

@@ -7,9 +7,10 @@
 set -euo pipefail
 mode=${1:-build}
 
-build_pkgs=(gcc make pkg-config libc6-dev libpcre2-dev libssl-dev libc-ares-dev libcrypt-dev)
-test_pkgs=(libcmocka-dev curl python3 openssl procps strace python3-websockets wget chromium libnss3-tools
-           slowhttptest)
+build_pkgs=(gcc make pkg-config libc6-dev libpcre2-dev libssl-dev libc-ares-dev libcrypt-dev
+    libmaxminddb-dev)
+test_pkgs=(libcmocka-dev curl python3 openssl procps strace python3-websockets wget chromium
+    libnss3-tools slowhttptest libmaxmind-db-writer-perl)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bench_pkgs=(nginx-light haproxy wrk httperf util-linux procps valgrind strace squid)
 

@@ -29,9 +29,9 @@ struct gh_cidr_set; /* policy/cidr.h */
 struct gh_tls_ctx;
 struct gh_tls_listen;
 struct gh_domains;
-struct gh_cidr_set;
 struct gh_htpasswd;
 struct gh_rl_zone;        /* policy/ratelimit.h */
+struct gh_lpm;            /* policy/lpm.h */
 struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
 
 /* One address with its text form as written (for logs; never shown to clients). */
@@ -48,6 +48,7 @@ enum gh_balance {
     GH_BALANCE_RANDOM,          /* power of two weighted random choices, fewer in flight */
     GH_BALANCE_HASH,            /* a key's hash: modulo the weights, or a ring (consistent) */
     GH_BALANCE_EWMA,            /* peak EWMA of response time x (in flight + 1), two choices */
+    GH_BALANCE_GEO,             /* the client's region first (balance geo KEY [ewma]) */
 };
 
 /* `retry_on ...;` what an attempt may fail with and still go to another server. */
@@ -58,6 +59,36 @@ enum gh_balance {
 #define GH_RETRY_502 0x10
 #define GH_RETRY_503 0x20
 #define GH_RETRY_504 0x40
+
+/* `fail_on ...;` what else than a connect failure counts toward max_fails (passive health) */
+#define GH_FAIL_TIMEOUT 0x01 /* no response head within first_byte_timeout (default) */
+#define GH_FAIL_ERROR 0x02   /* connection broken or malformed response before its head */
+#define GH_FAIL_500 0x04     /* the origin answered 500 (likewise 502, 503, 504) */
+#define GH_FAIL_502 0x08
+#define GH_FAIL_503 0x10
+#define GH_FAIL_504 0x20
+#define GH_FAIL_5XX 0x40 /* any 5xx status */
+
+/* `health_check PATH [interval=] [timeout=] [rise=] [fall=] [expect=] [host=];` */
+struct gh_health_check {
+    const char *path; /* the request target, from '/' */
+    const char *host; /* the Host value; NULL: the server's address as written */
+    uint32_t interval_ms;
+    uint32_t timeout_ms; /* the whole check: connect, request and response head */
+    uint32_t rise, fall; /* consecutive passes to come up, failures to go down */
+    uint16_t expect_lo, expect_hi;
+};
+
+/* `geo $NAME { CIDR VALUE; include FILE; maxmind FILE FIELD...; default VALUE; }`: client
+ * address -> value (a region) */
+struct gh_geo {
+    const char *name;          /* without the '$' */
+    const struct gh_lpm *map;  /* policy/lpm.h: prefix -> index in values */
+    const char *const *values; /* distinct values; values[0] is the default */
+    const uint32_t *value_lens;
+    uint32_t n_values;
+    const struct gh_geoip *geoip; /* `maxmind`: asked when no prefix matches (policy/geoip.h) */
+};
 
 /* TLS toward one origin server (`server ADDR tls;`, `proxy https://...`). */
 struct gh_tls_client {
@@ -76,6 +107,29 @@ struct gh_upstream_server {
     bool tls_on;                     /* speaks TLS */
     const struct gh_tls_client *tls; /* its TLS context (NULL: plain, or not built: -t of
                                         untrusted text) */
+    uint32_t slow_start_ms;          /* weight ramps up over this long after it comes back */
+    const char *region;              /* `region=NAME` (NULL: none) */
+    const char *host;      /* `server NAME:PORT resolve;`: the name (NULL: an address). addr then
+                              holds only a key of its own (AF_UNSPEC), never connected to */
+    uint16_t port;         /* with host: the port */
+    const char *sticky_id; /* `sticky cookie`: its cookie value (16 hex digits of a
+                              hash of the upstream's name and the address) */
+    uint32_t region_idx;   /* its index in the upstream's regions (n_regions: none) */
+};
+
+/* `sticky cookie NAME [expires=D] [path=P];` */
+struct gh_sticky {
+    const char *name; /* the cookie's name */
+    uint32_t name_len;
+    const char *attrs; /* what follows NAME=ID in Set-Cookie: "; Path=/; Max-Age=N; HttpOnly" */
+    uint32_t attrs_len;
+};
+
+/* `region_fallback REGION NEXT...;` where the clients of REGION go when it has no server left */
+struct gh_region_fallback {
+    uint32_t from;        /* region index */
+    const uint32_t *next; /* region indexes, in order */
+    uint32_t n_next;
 };
 
 struct gh_upstream_conf {
@@ -87,14 +141,28 @@ struct gh_upstream_conf {
     enum gh_balance balance;
     const struct gh_tmpl *hash_key; /* `balance hash KEY`: the key (GH_TC_KEY) */
     bool hash_consistent;           /* `balance hash KEY consistent`: a ring */
-    uint32_t max_fails;             /* consecutive failures that eject a server; 0: never */
-    uint32_t fail_timeout_ms;       /* the first ejection's length (doubles, up to 5 min) */
-    uint32_t retries;               /* further servers a failed request may go to */
-    uint32_t retry_on;              /* GH_RETRY_* */
-    uint32_t queue_max;             /* `queue N`: requests waiting per thread when every server
-                                       is at max_conns; 0: none (503 at once) */
-    uint32_t queue_timeout_ms;      /* `queue N timeout=D` (default 60s) */
-    const char *file;               /* where it was defined */
+    uint32_t hash_bound_pct;   /* `... consistent bounded=F`: at most F x the mean load, in % */
+    uint32_t max_fails;        /* consecutive failures that eject a server; 0: never */
+    uint32_t fail_timeout_ms;  /* the first ejection's length (doubles, up to 5 min) */
+    uint32_t retries;          /* further servers a failed request may go to */
+    uint32_t retry_on;         /* GH_RETRY_* */
+    uint32_t fail_on;          /* GH_FAIL_*: counted toward max_fails besides connects */
+    uint32_t queue_max;        /* `queue N`: requests waiting per thread when every server is at
+                                  max_conns; 0: none (503 at once) */
+    uint32_t queue_timeout_ms; /* `queue N timeout=D` (default 60s) */
+    const struct gh_health_check *health; /* `health_check` (NULL: none) */
+    const struct gh_sticky *sticky;       /* `sticky cookie` (NULL: none) */
+    const char *resolver;                 /* `resolver` for named servers ("ADDR:PORT,...";
+                                             NULL: the system's) */
+    uint32_t resolver_timeout_ms;
+    bool slow_start; /* a server has slow_start= */
+    /* `balance geo KEY [ewma]`: the regions named by servers (region=) and the fallbacks */
+    const char *const *regions;
+    uint32_t n_regions;
+    const struct gh_region_fallback *fallbacks;
+    uint32_t n_fallbacks;
+    bool geo_ewma;    /* `balance geo KEY ewma`: ewma inside a region, else round robin */
+    const char *file; /* where it was defined */
     uint32_t line;
     uint32_t index; /* position in gh_config.upstreams (for per-thread state arrays) */
 };
@@ -474,6 +542,8 @@ struct gh_config {
     uint32_t n_servers;
     struct gh_upstream_conf *upstreams; /* named ones and anonymous ones from `proxy ADDR` */
     uint32_t n_upstreams;
+    const struct gh_geo *geos; /* `geo $NAME { }` maps ($NAME in templates) */
+    uint32_t n_geos;
 };
 
 /* Collected diagnostics: each is "FILE:LINE:COL: message". All are gathered before giving up. */

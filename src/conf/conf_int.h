@@ -90,6 +90,9 @@ struct conf_state {
     uint32_t n_reads, cap_reads;
     struct conf_diag_key *keys; /* one per diagnostic (heap; only when diag is not NULL) */
     uint32_t cap_keys;
+    /* `geo $NAME` maps defined so far (their names, arena): templates may use $NAME */
+    const char **geo_names;
+    uint32_t n_geo;
 };
 
 /* Record "FILE:LINE:COL: message"; sets st->stop after GH_CONF_MAX_ERRORS. */
@@ -129,6 +132,8 @@ const struct gh_tmpl *conf_tmpl(struct conf_state *st, const struct conf_tok *t,
  * reporting (what names the directive). */
 struct pcre2_real_code_8 *conf_regex(struct conf_state *st, const struct conf_tok *t, bool caseless,
                                      const char *what);
+/* tmpl.c: is name[0..len) a built-in variable (or a prefix one's prefix)? */
+bool conf_var_exists(const char *name, size_t len);
 
 /* rewrite.c: compile `rewrite REGEX REPLACEMENT [flag]` (the arguments of n). NULL after
  * reporting. */

@@ -27,9 +27,10 @@ in_forward(struct build *b, struct blk *k, const struct cnode *n)
     return false;
 }
 
-/* `resolver ADDR[:PORT] ...;` into c-ares's "ADDR:PORT,..." form (port 53 by default). */
-static void
-on_resolver(struct build *b, struct psrv *s, const struct cnode *n)
+/* `resolver ADDR[:PORT] ...;` into c-ares's "ADDR:PORT,..." form (port 53 by default); NULL
+ * after reporting. */
+const char *
+conf_resolver_csv(struct build *b, const struct cnode *n)
 {
     size_t cap = 1;
     for (uint32_t i = 0; i < n->n_args; i++)
@@ -47,13 +48,13 @@ on_resolver(struct build *b, struct psrv *s, const struct cnode *n)
                      "invalid address '%s' in 'resolver' (expected an IP address with an optional "
                      "port: 127.0.0.1, 10.0.0.2:5353, [::1]:53)",
                      conf_show_tok(b, t));
-            return;
+            return NULL;
         }
         if (i > 0)
             strcat(csv, ",");
         strcat(csv, text);
     }
-    s->fwd.resolver = csv;
+    return csv;
 }
 
 static void
@@ -279,7 +280,7 @@ conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n)
         return;
     struct psrv *s = k->srv;
     if (conf_tok_is(&n->name, "resolver")) {
-        on_resolver(b, s, n);
+        s->fwd.resolver = conf_resolver_csv(b, n);
     } else if (conf_tok_is(&n->name, "resolver_timeout")) {
         uint64_t ms;
         if (conf_duration_arg(b, &n->args[0], "resolver_timeout", &ms) && ms > 0)

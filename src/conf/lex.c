@@ -30,6 +30,7 @@ struct lexer {
     uint32_t line;
     struct conf_tok peek;
     bool has_peek;
+    bool keep_include; /* inside a `geo` block: its `include` reads a prefix list (conf/geo.c) */
 };
 
 static bool
@@ -403,7 +404,10 @@ parse_directive(struct lexer *lx, const struct conf_tok *name, struct cnode **ta
                 break;
             }
             n->has_block = true;
+            bool keep = lx->keep_include;
+            lx->keep_include = name->len == 3 && memcmp(name->text, "geo", 3) == 0;
             parse_list(lx, &n->name, &n->children, depth + 1);
+            lx->keep_include = keep;
             break;
         }
         /* '}' or end of file */
@@ -413,7 +417,7 @@ parse_directive(struct lexer *lx, const struct conf_tok *name, struct cnode **ta
         ok = false;
         break;
     }
-    if (name->len == 7 && memcmp(name->text, "include", 7) == 0) {
+    if (name->len == 7 && memcmp(name->text, "include", 7) == 0 && !lx->keep_include) {
         if (ok)
             tail = expand_include(lx, n, tail);
         return tail;

@@ -1,12 +1,13 @@
 /*
  * parse.c - directives: the table, their checks, and the build of gh_config.
  *
- * The tree from lex.c is walked block by block. Each block is walked in three
+ * The tree from lex.c is walked block by block. Each block is walked in four
  * phases so that the order of directives inside it does not matter:
- *   0: `upstream` blocks (so `proxy NAME` can refer to one defined later),
- *   1: plain settings (then the block's header rules are fixed),
- *   2: `server` and `route` blocks, which start from a copy of the block's
- *      values as they are after phase 1 (inheritance).
+ *   0: `geo` maps (so any template may use their variables),
+ *   1: `upstream` blocks (so `proxy NAME` can refer to one defined later),
+ *   2: plain settings (then the block's header rules are fixed),
+ *   3: `server` and `route` blocks, which start from a copy of the block's
+ *      values as they are after phase 2 (inheritance).
  * Every problem is reported with its position and the walk goes on; the final
  * assembly (listeners, sorted routes, name tables) runs only without errors.
  */
@@ -541,6 +542,7 @@ conf_new_upstream(struct build *b, const char *name, const struct conf_pos *pos)
     u->uc.retries = 1;
     u->uc.retry_on = GH_RETRY_CONNECT;
     u->uc.queue_timeout_ms = 60000;
+    u->uc.fail_on = GH_FAIL_TIMEOUT;
     u->uc.file = pos->file;
     u->uc.line = pos->line;
     u->uc.index = b->upstreams.n;
@@ -598,9 +600,17 @@ on_upstream_server(struct build *b, struct blk *k, const struct cnode *n)
 {
     struct gh_addr a;
     k->ups->server_seen = true;
-    if (!upstream_addr(b, &n->args[0], "server", &a))
-        return;
     struct gh_upstream_server prm = {.weight = 1};
+    bool named = false;
+    for (uint32_t i = 1; i < n->n_args; i++)
+        named |= conf_tok_is(&n->args[i], "resolve");
+    if (named) {
+        if (!conf_named_server(b, &n->args[0], &prm))
+            return;
+        a = prm.addr;
+    } else if (!upstream_addr(b, &n->args[0], "server", &a)) {
+        return;
+    }
     for (uint32_t i = 1; i < n->n_args; i++)
         conf_server_param(b, &n->args[i], &prm);
     if (prm.send_proxy != 0 && prm.tls_on)
@@ -1250,6 +1260,7 @@ static const struct dir dirs[] = {
     FN("error_log", CTX_MAIN, 1, 2, 0, on_error_log),
     FN("pid", CTX_MAIN, 1, 1, 0, on_pid),
     FN("upstream", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_EARLY, on_upstream),
+    FN("geo", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_FIRST, conf_on_geo),
     FN("server", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_server),
     FN("forward_proxy", CTX_MAIN, 0, 0, DF_BLOCK | DF_MULTI | DF_LATE, on_forward_proxy),
     /* forward_proxy (conf/forward.c): a server block with these */
@@ -1266,13 +1277,13 @@ static const struct dir dirs[] = {
     FN("block_page", CTX_SERVER, 1, 1, 0, conf_on_forward_setting),
     FN("strip_headers", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, conf_on_forward_setting),
     /* upstream */
-    FN("server", CTX_UPSTREAM, 1, 7, DF_MULTI, on_upstream_server),
+    FN("server", CTX_UPSTREAM, 1, 9, DF_MULTI, on_upstream_server),
     {"keepalive", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, keepalive), 0, 10000},
     {"keepalive_timeout", CTX_UPSTREAM, 1, 1, 0, NULL, V_DUR, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, keepalive_timeout_ms), 0, UINT32_MAX},
     /* balancing, passive health and retries (conf/balance.c) */
-    FN("balance", CTX_UPSTREAM, 1, 3, 0, conf_on_balance),
+    FN("balance", CTX_UPSTREAM, 1, 4, 0, conf_on_balance),
     {"max_fails", CTX_UPSTREAM, 1, 1, 0, NULL, V_NUM, TGT_UC, 4,
      offsetof(struct gh_upstream_conf, max_fails), 0, 1000},
     {"fail_timeout", CTX_UPSTREAM, 1, 1, 0, NULL, V_DUR, TGT_UC, 4,
@@ -1281,6 +1292,12 @@ static const struct dir dirs[] = {
      offsetof(struct gh_upstream_conf, retries), 0, 100},
     FN("retry_on", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_retry_on),
     FN("queue", CTX_UPSTREAM, 1, 2, 0, conf_on_queue),
+    FN("fail_on", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_fail_on),
+    FN("health_check", CTX_UPSTREAM, 1, 7, 0, conf_on_health_check),
+    FN("region_fallback", CTX_UPSTREAM, 2, NARGS_ANY, DF_MULTI, conf_on_region_fallback),
+    FN("sticky", CTX_UPSTREAM, 2, 4, 0, conf_on_sticky),
+    FN("resolver", CTX_UPSTREAM, 1, NARGS_ANY, 0, conf_on_ups_resolver),
+    FN("resolver_timeout", CTX_UPSTREAM, 1, 1, 0, conf_on_ups_resolver),
     /* server */
     FN("listen", CTX_SERVER, 1, 7, DF_MULTI, on_listen),
     FN("server_name", CTX_SERVER, 1, NARGS_ANY, DF_MULTI, on_server_name),
@@ -1458,14 +1475,18 @@ lookup(struct build *b, unsigned ctx, const struct cnode *n)
     return -1;
 }
 
+/* The walk's phase of a directive: 0 `geo`, 1 `upstream`, 2 settings, 3 blocks that inherit
+ * (see the top of this file). */
 static int
 phase_of(int idx)
 {
     if (idx < 0)
-        return 1;
-    if (dirs[idx].flags & DF_EARLY)
+        return 2;
+    if (dirs[idx].flags & DF_FIRST)
         return 0;
-    return dirs[idx].flags & DF_LATE ? 2 : 1;
+    if (dirs[idx].flags & DF_EARLY)
+        return 1;
+    return dirs[idx].flags & DF_LATE ? 3 : 2;
 }
 
 /* Arity and block shape; false after reporting a problem. */
@@ -1606,7 +1627,7 @@ walk_block(struct build *b, struct blk *k, const struct cnode *list)
 {
     const struct cnode *seen[N_DIRS] = {0};
     k->seen = seen;
-    for (int phase = 0; phase < 3 && !b->st->stop; phase++) {
+    for (int phase = 0; phase < 4 && !b->st->stop; phase++) {
         for (const struct cnode *n = list; n != NULL && !b->st->stop; n = n->next) {
             int idx = -1;
             for (uint32_t i = 0; i < N_DIRS && idx < 0; i++)
@@ -1619,7 +1640,7 @@ walk_block(struct build *b, struct blk *k, const struct cnode *list)
             else
                 apply(b, k, idx, n);
         }
-        if (phase == 1 && k->pc != NULL) {
+        if (phase == 2 && k->pc != NULL) {
             /* Header rules replace the inherited ones only when the block has its own. */
             if (k->req.n > 0) {
                 k->pc->req_rules = rules_array(b, &k->req);
@@ -1806,6 +1827,11 @@ static void
 assemble(struct build *b)
 {
     struct gh_config *cfg = b->cfg;
+    cfg->n_geos = b->geos.n;
+    struct gh_geo *geos = gh_arena_alloc(b->arena, (cfg->n_geos + 1) * sizeof(*geos));
+    for (uint32_t i = 0; i < cfg->n_geos; i++)
+        geos[i] = *(const struct gh_geo *)b->geos.v[i];
+    cfg->geos = geos;
     cfg->n_upstreams = b->upstreams.n;
     cfg->upstreams = gh_arena_alloc(b->arena, cfg->n_upstreams * sizeof(*cfg->upstreams));
     for (uint32_t i = 0; i < cfg->n_upstreams; i++) {

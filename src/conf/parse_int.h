@@ -13,10 +13,11 @@ enum { CTX_MAIN = 1, CTX_UPSTREAM = 2, CTX_SERVER = 4, CTX_ROUTE = 8 };
 #define CTX_PROXY (CTX_MAIN | CTX_SERVER | CTX_ROUTE)
 #define CTX_SRVLVL (CTX_MAIN | CTX_SERVER)
 
-#define DF_BLOCK 0x1u /* takes a { } block */
-#define DF_MULTI 0x2u /* may repeat in one block */
-#define DF_EARLY 0x4u /* phase 0 */
-#define DF_LATE 0x8u  /* phase 2 */
+#define DF_BLOCK 0x1u  /* takes a { } block */
+#define DF_MULTI 0x2u  /* may repeat in one block */
+#define DF_EARLY 0x4u  /* phase 0 */
+#define DF_LATE 0x8u   /* phase 2 */
+#define DF_FIRST 0x10u /* before phase 0: `geo` maps (templates anywhere may use them) */
 #define NARGS_ANY 255
 
 enum vkind { V_NONE = 0, V_DUR, V_SIZE, V_NUM };
@@ -71,7 +72,8 @@ struct pups { /* an upstream being built */
     bool anonymous;
     bool server_seen; /* even an invalid one */
     struct pups_tls tls;
-    bool has_tls; /* a server speaks TLS */
+    bool has_tls;         /* a server speaks TLS */
+    struct vec fallbacks; /* `region_fallback` directives (const struct cnode *) */
 };
 
 struct plisten {
@@ -127,6 +129,7 @@ struct build {
     struct ptls main_tls;             /* top-level TLS settings: every server starts from them */
     struct pups_tls main_up_tls;      /* top-level settings toward origins */
     struct vec rl_zones;              /* struct prlzone * (ratelimit.c) */
+    struct vec geos;                  /* struct gh_geo * */
 };
 
 /* The state of one block being walked. */
@@ -190,6 +193,12 @@ bool conf_size_arg(struct build *b, const struct conf_tok *t, const char *what, 
 /* a duration argument in milliseconds; false after reporting */
 bool conf_duration_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t *ms);
 
+/* forward.c: `resolver ADDR...` as c-ares's "ADDR:PORT,..." (arena); NULL after reporting */
+const char *conf_resolver_csv(struct build *b, const struct cnode *n);
+/* balance.c: `resolver` / `resolver_timeout` in an upstream (named servers) */
+void conf_on_ups_resolver(struct build *b, struct blk *k, const struct cnode *n);
+/* balance.c: `server NAME:PORT ... resolve;` into s (false after reporting) */
+bool conf_named_server(struct build *b, const struct conf_tok *t, struct gh_upstream_server *s);
 /* forward.c: the forward proxy's directives, and its block's checks and defaults */
 void conf_on_forward_setting(struct build *b, struct blk *k, const struct cnode *n);
 void conf_forward_finish(struct build *b, struct psrv *s, const struct blk *k,
@@ -248,6 +257,15 @@ void conf_on_balance(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_retry_on(struct build *b, struct blk *k, const struct cnode *n);
 void conf_on_queue(struct build *b, struct blk *k, const struct cnode *n);
 void conf_server_param(struct build *b, const struct conf_tok *p, struct gh_upstream_server *s);
+void conf_on_health_check(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_fail_on(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_region_fallback(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_sticky(struct build *b, struct blk *k, const struct cnode *n);
+/* geo.c: `geo $NAME { }` at top level */
+void conf_on_geo(struct build *b, struct blk *k, const struct cnode *n);
+/* geo.c: the index of geo map name[0..len) built so far, or -1 */
+int conf_geo_index(struct build *b, const char *name, size_t len);
+
 void conf_check_upstream(struct build *b, struct pups *u);
 /* tls.c: default server-side settings */
 void conf_tls_defaults(struct ptls *t);

@@ -19,6 +19,7 @@ static const struct var_def vars[GH_VAR__COUNT] = {
     GH_VAR_TABLE(GH_VAR_DEF)
 #undef GH_VAR_DEF
         [GH_VAR_CAPTURE] = {"1..9", GH_TC_REWRITE, 0},
+    [GH_VAR_GEO] = {"geo", GH_VA_REQ, 0},
 };
 
 const char *
@@ -191,11 +192,24 @@ capture_ref(struct comp *c, size_t at, const char *name, size_t len)
     return true;
 }
 
+bool
+conf_var_exists(const char *name, size_t len)
+{
+    const char *arg;
+    size_t arg_len;
+    return lookup(name, len, &arg, &arg_len) != GH_VAR_NONE || bare_prefix(name, len);
+}
+
 /* A variable reference name[0..len) written at offset at. */
 static bool
 var_ref(struct comp *c, size_t at, const char *name, size_t len)
 {
     struct conf_state *st = c->st;
+    for (uint32_t i = 0; i < st->n_geo; i++)
+        if (strlen(st->geo_names[i]) == len && memcmp(st->geo_names[i], name, len) == 0) {
+            push(st, &c->p, NULL, i, GH_VAR_GEO); /* a `geo $NAME` map: its index */
+            return true;
+        }
     const char *arg = NULL;
     size_t arg_len = 0;
     enum gh_var v = lookup(name, len, &arg, &arg_len);

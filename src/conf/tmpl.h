@@ -85,6 +85,7 @@ enum gh_var {
     GH_VAR_TABLE(GH_VAR_ENUM)
 #undef GH_VAR_ENUM
         GH_VAR_CAPTURE, /* $1..$9 of a rewrite: the number in len */
+    GH_VAR_GEO,         /* a `geo $NAME` map's value: the map's index in len */
     GH_VAR__COUNT
 };
 

@@ -242,6 +242,24 @@ gh_fwd_req_head(char *out, size_t cap, struct gh_exchange *ex, const struct gh_r
     return w.overflow ? 0 : w.len;
 }
 
+/* `sticky cookie NAME`: Set-Cookie naming the server that answered, unless the request's cookie
+ * already named it. */
+static void
+wr_sticky(struct gh_wr *w, const struct gh_exchange *ex)
+{
+    const struct gh_upstream_conf *ups = ex->up.ups;
+    if (ex->up.direct_srv != NULL || ex->up.server >= ups->n_servers ||
+        ex->up.sticky == ex->up.server + 1)
+        return;
+    const struct gh_sticky *st = ups->sticky;
+    GH_WR_LIT(w, "Set-Cookie: ");
+    gh_wr_put(w, st->name, st->name_len);
+    GH_WR_LIT(w, "=");
+    gh_wr_put(w, ups->servers[ex->up.server].sticky_id, 16);
+    gh_wr_put(w, st->attrs, st->attrs_len);
+    GH_WR_LIT(w, "\r\n");
+}
+
 size_t
 gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct gh_proxy_conf *pc,
                  struct gh_exchange *ex, int64_t wall, bool te_chunked, enum gh_fwd_conn conn)
@@ -303,6 +321,8 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
         wr_ratelimit(&w, ex);
     if (hsts != NULL)
         gh_wr_field(&w, "Strict-Transport-Security", 25, hsts, ex->srv->hsts_len);
+    if (gh_unlikely(!own && ex != NULL && ex->up.ups != NULL && ex->up.ups->sticky != NULL))
+        wr_sticky(&w, ex);
     if (conn == GH_FWD_CONN_UPGRADE) {
         GH_WR_LIT(&w, "Connection: upgrade\r\n");
     } else {

@@ -290,6 +290,21 @@ buffer_start(struct gh_exchange *ex)
     ex->w->st_buffered++;
 }
 
+/* `sticky cookie NAME`: the server the request's cookie names, if any (ex->up.sticky). */
+static void
+sticky_server(struct gh_exchange *ex, const struct gh_upstream_conf *ups)
+{
+    const char *v;
+    size_t vl;
+    if (!gh_vars_cookie(ex, ups->sticky->name, ups->sticky->name_len, &v, &vl) || vl != 16)
+        return;
+    for (uint32_t i = 0; i < ups->n_servers; i++)
+        if (memcmp(ups->servers[i].sticky_id, v, 16) == 0) {
+            ex->up.sticky = i + 1;
+            return;
+        }
+}
+
 void
 gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
 {
@@ -298,6 +313,8 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
     ex->up.ups = ex->pc->upstream;
     if (ex->up.ups->hash_key != NULL)
         hash_key(ex, ex->up.ups);
+    if (gh_unlikely(ex->up.ups->sticky != NULL))
+        sticky_server(ex, ex->up.ups);
     /* pick the origin first (unless the body is read first): a request head built for one
      * origin stays valid for a retry on another (Host is the client's unless upstream_host is
      * set) */
@@ -691,8 +708,8 @@ retry_status(struct gh_exchange *ex, int status)
     struct gh_upconn *u = ex->u;
     ex->u = NULL;
     gh_upconn_close(u);
-    /* not a failure for passive health (only connect failures and timeouts are), but not a
-     * latency for ewma to learn from either */
+    /* a failure for passive health only as `fail_on` says (the status is known), and not a
+     * latency for ewma to learn from */
     gh_ups_attempt_done(ex->wc->ups, &ex->up, GH_BALANCE_BROKEN);
     ex->t_first_byte = 0;
     gh_ups_pick(ex->wc->ups, &ex->up);
@@ -720,6 +737,7 @@ static ssize_t
 sink_head(void *ctx, const struct gh_h1_response *rs, enum gh_h1_body body, bool *reframe)
 {
     struct gh_exchange *ex = ctx;
+    ex->up.status = (uint16_t)rs->status; /* for passive health (`fail_on 5xx`) */
     if (retry_status(ex, rs->status))
         return -1; /* the exchange changed course: this connection is closed */
     note_first_byte(ex);

@@ -13,6 +13,8 @@
 #include "http/uri.h"
 #include "net/sock.h"
 #include "net/tls.h"
+#include "policy/geoip.h"
+#include "policy/lpm.h"
 #include "proxy/worker.h"
 
 /* ---- escaping ---- */
@@ -269,22 +271,30 @@ find_pair(const char *s, size_t n, char sep, const char *name, size_t len, const
     return 0;
 }
 
-static void
-put_cookie(struct gh_exchange *ex, const char *name, size_t len, struct gh_wr *w,
-           enum gh_vars_esc esc)
+bool
+gh_vars_cookie(const struct gh_exchange *ex, const char *name, size_t len, const char **v,
+               size_t *vl)
 {
     const struct gh_request *r = ex->req;
     for (uint32_t i = 0; r != NULL && i < r->n_fields; i++) {
         const struct gh_h1_header *h = &r->fields[i];
-        const char *v;
-        size_t vl;
         if (h->name_len == 6 && gh_strncaseeq(h->name, "cookie", 6) &&
-            find_pair(h->value, h->value_len, ';', name, len, &v, &vl)) {
-            gh_vars_escape(w, v, vl, esc);
-            return;
-        }
+            find_pair(h->value, h->value_len, ';', name, len, v, vl))
+            return true;
     }
-    gh_vars_escape(w, "", 0, esc);
+    return false;
+}
+
+static void
+put_cookie(struct gh_exchange *ex, const char *name, size_t len, struct gh_wr *w,
+           enum gh_vars_esc esc)
+{
+    const char *v;
+    size_t vl;
+    if (gh_vars_cookie(ex, name, len, &v, &vl))
+        gh_vars_escape(w, v, vl, esc);
+    else
+        gh_vars_escape(w, "", 0, esc);
 }
 
 static void
@@ -673,6 +683,25 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
     }
 }
 
+/* A `geo $NAME` map's value for the client's (real) address: its longest prefix's, else its
+ * MaxMind database's, else the map's default. */
+static void
+put_geo(struct gh_exchange *ex, uint32_t idx, struct gh_wr *w, enum gh_vars_esc esc)
+{
+    const struct gh_geo *g = &ex->wc->cfg->geos[idx];
+    uint32_t v = gh_lpm_find(g->map, ex->client->family, ex->client->ip);
+    const char *s;
+    size_t n;
+    if (v == GH_LPM_NONE && g->geoip != NULL &&
+        gh_geoip_lookup(g->geoip, ex->client->family, ex->client->ip, &s, &n)) {
+        gh_vars_escape(w, s, n, esc);
+        return;
+    }
+    if (v == GH_LPM_NONE)
+        v = 0;
+    gh_vars_escape(w, g->values[v], g->value_lens[v], esc);
+}
+
 void
 gh_vars_expand(const struct gh_tmpl *t, struct gh_exchange *ex, struct gh_wr *w,
                enum gh_vars_esc esc, const struct gh_vars_caps *caps)
@@ -692,6 +721,8 @@ gh_vars_expand(const struct gh_tmpl *t, struct gh_exchange *ex, struct gh_wr *w,
             if (caps != NULL && k < caps->n && caps->ovector[2 * k] != (size_t)-1)
                 esc_bytes(w, caps->subject + caps->ovector[2 * k],
                           caps->ovector[2 * k + 1] - caps->ovector[2 * k], uesc);
+        } else if (p->var == GH_VAR_GEO) {
+            put_geo(ex, p->len, w, esc);
         } else if (caps != NULL && p->var == GH_VAR_URI) {
             esc_bytes(w, ex->uri, ex->uri_len, uesc); /* likewise */
         } else {

@@ -38,6 +38,10 @@ struct gh_vars_caps {
 };
 
 /* Append the expansion of t for ex to w. caps may be NULL outside rewrites. */
+/* The value of cookie name[0..len) in the request's Cookie fields (the first one). */
+bool gh_vars_cookie(const struct gh_exchange *ex, const char *name, size_t len, const char **v,
+                    size_t *vl);
+
 void gh_vars_expand(const struct gh_tmpl *t, struct gh_exchange *ex, struct gh_wr *w,
                     enum gh_vars_esc esc, const struct gh_vars_caps *caps);
 

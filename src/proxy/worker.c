@@ -19,6 +19,7 @@
 #include "proxy/proxy.h"
 #include "proxy/socks5.h"
 #include "proxy/worker.h"
+#include "upstream/health.h"
 
 /* Idle origin connections closed when an accept finds no file descriptor. */
 #define FD_TRIM 64
@@ -467,6 +468,7 @@ gh_proxy_reload(struct gh_config *cfg)
     }
     post(cfg, &plan);
     gh_listeners_commit(listeners, &plan);
+    gh_health_apply(cfg); /* the active checks of the new config (upstream/health.h) */
     return 0;
 }
 
@@ -481,6 +483,7 @@ gh_proxy_stop(unsigned drain_ms, struct gh_proxy_stats *st)
 {
     if (st != NULL)
         memset(st, 0, sizeof(*st));
+    gh_health_stop();
     for (unsigned t = 0; t < n_workers; t++) {
         struct gh_worker *w = workers[t];
         if (w == NULL)

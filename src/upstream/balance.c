@@ -87,15 +87,15 @@ gh_balance_hash(const void *key, size_t len)
 /* ---- smooth weighted round robin ---- */
 
 static uint32_t
-swrr_pass(struct gh_balance_srv *st, const struct gh_upstream_server *servers, uint32_t n,
-          gh_balance_ok_cb ok, void *ctx, int strict)
+swrr_pass(struct gh_balance_srv *st, const struct gh_upstream_server *servers,
+          const uint32_t *weights, uint32_t n, gh_balance_ok_cb ok, void *ctx, int strict)
 {
     int32_t total = 0;
     uint32_t best = NONE;
     for (uint32_t i = 0; i < n; i++) {
         if (strict && ok != NULL && !ok(ctx, i))
             continue;
-        int32_t w = (int32_t)servers[i].weight;
+        int32_t w = (int32_t)(weights != NULL ? weights[i] : servers[i].weight);
         st[i].cw += w;
         total += w;
         if (best == NONE || st[i].cw > st[best].cw)
@@ -112,16 +112,22 @@ gh_balance_swrr(struct gh_balance_srv *st, const struct gh_upstream_server *serv
 {
     if (n == 1)
         return 0;
-    uint32_t i = swrr_pass(st, servers, n, ok, ctx, 1);
+    uint32_t i = swrr_pass(st, servers, NULL, n, ok, ctx, 1);
     if (i == NONE)
-        i = swrr_pass(st, servers, n, ok, ctx, 0);
+        i = swrr_pass(st, servers, NULL, n, ok, ctx, 0);
     return i;
+}
+
+static uint32_t
+rr_pass(const struct gh_balance_in *in, int strict)
+{
+    return swrr_pass(in->st, in->servers, in->weights, in->n, in->ok, in->ok_ctx, strict);
 }
 
 static uint32_t
 rr_pick(const struct gh_balance_in *in)
 {
-    return gh_balance_swrr(in->st, in->servers, in->n, in->ok, in->ok_ctx);
+    return two_pass(in, rr_pass);
 }
 
 /* ---- least connections (weighted, as nginx) ---- */
@@ -130,8 +136,8 @@ rr_pick(const struct gh_balance_in *in)
 static inline int
 lighter(const struct gh_balance_in *in, uint32_t a, uint32_t b)
 {
-    return (uint64_t)in->st[a].inflight * in->servers[b].weight <
-           (uint64_t)in->st[b].inflight * in->servers[a].weight;
+    return (uint64_t)in->st[a].inflight * gh_balance_weight(in, b) <
+           (uint64_t)in->st[b].inflight * gh_balance_weight(in, a);
 }
 
 static uint32_t
@@ -149,8 +155,8 @@ lc_pass(const struct gh_balance_in *in, int strict)
     for (uint32_t i = 0; i < in->n; i++) {
         if (!eligible(in, i, strict) || lighter(in, best, i))
             continue;
-        in->st[i].cw += (int32_t)in->servers[i].weight;
-        total += (int32_t)in->servers[i].weight;
+        in->st[i].cw += (int32_t)gh_balance_weight(in, i);
+        total += (int32_t)gh_balance_weight(in, i);
         if (pick == NONE || in->st[i].cw > in->st[pick].cw)
             pick = i;
     }
@@ -173,16 +179,16 @@ weighted_random(const struct gh_balance_in *in, int strict, uint32_t except)
     uint64_t total = 0;
     for (uint32_t i = 0; i < in->n; i++)
         if (i != except && eligible(in, i, strict))
-            total += in->servers[i].weight;
+            total += gh_balance_weight(in, i);
     if (total == 0)
         return NONE;
     uint64_t r = rng_next() % total;
     for (uint32_t i = 0; i < in->n; i++) {
         if (i == except || !eligible(in, i, strict))
             continue;
-        if (r < in->servers[i].weight)
+        if (r < gh_balance_weight(in, i))
             return i;
-        r -= in->servers[i].weight;
+        r -= gh_balance_weight(in, i);
     }
     return NONE; /* not reached: ok() answered differently the second time */
 }
@@ -234,7 +240,7 @@ hash_pass(const struct gh_balance_in *in, int strict)
             return i;
         h = gh_mix64(h + t + 1);
     }
-    return swrr_pass(in->st, in->servers, in->n, in->ok, in->ok_ctx, strict);
+    return rr_pass(in, strict);
 }
 
 /* The first point at or after h on the ring (wrapping). */
@@ -252,19 +258,41 @@ ring_find(const struct gh_balance_ring *r, uint32_t h)
     return lo == r->n ? 0 : lo;
 }
 
+/* Bounded loads (Mirrokni, Thorup and Zadimoghaddam, as HAProxy's hash-balance-factor): may
+ * server s take one more request? Its requests in flight stay below bound_pct% of its weighted
+ * share of all requests in flight plus this one. m: that total + 1; w: the eligible weight. */
+static inline int
+under_bound(const struct gh_balance_in *in, uint32_t s, uint64_t m, uint64_t w)
+{
+    return (uint64_t)in->st[s].inflight * w * 100 <
+           (uint64_t)in->bound_pct * m * gh_balance_weight(in, s);
+}
+
 /* Consistent: the key's point on the ring, then the next points while their server may not be
- * chosen (down, tried, busy): a failed server's keys spread over the others, the rest stay. */
+ * chosen (down, tried, busy, or over its bound): a failed server's keys spread over the others,
+ * the rest stay. */
 static uint32_t
 ring_pass(const struct gh_balance_in *in, int strict)
 {
     const struct gh_balance_ring *r = in->ring;
+    uint64_t m = 1, w = 0;
+    for (uint32_t i = 0; in->bound_pct > 0 && i < in->n; i++)
+        if (eligible(in, i, strict)) {
+            m += in->st[i].inflight;
+            w += gh_balance_weight(in, i);
+        }
     uint32_t k = ring_find(r, (uint32_t)(in->key_hash >> 32));
+    uint32_t first = NONE;
     for (uint32_t step = 0; step < r->n; step++) {
         uint32_t s = r->pts[(k + step) % r->n].server;
-        if (eligible(in, s, strict))
+        if (!eligible(in, s, strict))
+            continue;
+        if (in->bound_pct == 0 || under_bound(in, s, m, w))
             return s;
+        if (first == NONE)
+            first = s;
     }
-    return NONE;
+    return first; /* every one at its bound (not with a factor above 1): the key's own */
 }
 
 static uint32_t
@@ -343,7 +371,7 @@ ewma_cost(const struct gh_balance_in *in, uint32_t i)
     if (s->ewma_at == 0)
         return s->inflight > 0 ? EWMA_PENALTY + s->inflight : 0.0;
     ewma_observe(s, 0.0, in->now_ms);
-    return (s->ewma_ms + 1.0) * (s->inflight + 1) / in->servers[i].weight;
+    return (s->ewma_ms + 1.0) * (s->inflight + 1) / gh_balance_weight(in, i);
 }
 
 static uint32_t

@@ -69,8 +69,19 @@ struct gh_balance_in {
     uint64_t key_hash;                  /* gh_balance_hash of the key (hashing algorithms) */
     const struct gh_balance_ring *ring; /* consistent hashing: the upstream's ring, else NULL */
     uint32_t attempt;
-    uint64_t now_ms; /* loop time (ewma's decay) */
+    uint64_t now_ms;         /* loop time (ewma's decay) */
+    const uint32_t *weights; /* the weights to use (slow start ramps them), NULL: servers' */
+    uint32_t bound_pct;      /* consistent hashing with bounded loads: a server is passed over
+                                while its requests in flight reach bound_pct% of its share of
+                                the total (+1); 0: unbounded */
 };
+
+/* The weight of server i in a pick. */
+static inline uint32_t
+gh_balance_weight(const struct gh_balance_in *in, uint32_t i)
+{
+    return in->weights != NULL ? in->weights[i] : in->servers[i].weight;
+}
 
 struct gh_balancer {
     const char *name;

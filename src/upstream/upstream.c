@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "net/tls.h"
 #include "upstream/h1client.h"
+#include "upstream/health.h"
 
 #define PEER_BUCKETS_MIN 64
 
@@ -172,8 +173,10 @@ gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg)
     g->peer = calloc(total + 1, sizeof(*g->peer));
     g->ring = calloc(cfg->n_upstreams + 1, sizeof(*g->ring));
     g->queue = calloc(cfg->n_upstreams + 1, sizeof(*g->queue));
+    g->health = calloc(total + 1, sizeof(*g->health));
+    g->weights = calloc(total + 1, sizeof(*g->weights));
     if (g->off == NULL || g->bal == NULL || g->peer == NULL || g->ring == NULL ||
-        g->queue == NULL) {
+        g->queue == NULL || g->health == NULL || g->weights == NULL) {
         gh_ups_gen_free(g);
         return NULL;
     }
@@ -190,7 +193,10 @@ gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg)
             const struct gh_upstream_server *s = &u->servers[j];
             g->peer[k] =
                 gh_peer_get(ctx, &s->addr.ss, s->addr.len, s->tls != NULL ? s->tls->xprt_id : 0);
-            if (g->peer[k] == NULL) {
+            bool shared = u->health != NULL || s->host != NULL;
+            if (shared)
+                g->health[k] = gh_health_get(u->name, s->addr.text, s->host != NULL);
+            if (g->peer[k] == NULL || (shared && g->health[k] == NULL)) {
                 gh_ups_gen_free(g);
                 return NULL;
             }
@@ -208,14 +214,19 @@ gh_ups_gen_free(struct gh_ups_gen *g)
         uint32_t total = 0;
         for (uint32_t i = 0; i < g->cfg->n_upstreams; i++)
             total += g->cfg->upstreams[i].n_servers;
-        for (uint32_t k = 0; k < total; k++)
+        for (uint32_t k = 0; k < total; k++) {
             gh_peer_put(g->ctx, g->peer[k]);
+            if (g->health != NULL)
+                gh_health_put(g->health[k]);
+        }
     }
     if (g->ring != NULL)
         for (uint32_t i = 0; i < g->cfg->n_upstreams; i++)
             gh_balance_ring_free(&g->ring[i]);
     free(g->ring);
     free(g->queue);
+    free(g->health);
+    free(g->weights);
     free(g->off);
     free(g->bal);
     free(g->peer);
@@ -262,12 +273,17 @@ note_failure(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, uint32_t 
 
 /* ---- choosing and connecting ---- */
 
+#define ANY_REGION UINT32_MAX
+
 struct pick_ctx {
     struct gh_ups_gen *g;
     const struct gh_ups_try *t;
     uint32_t base;
-    bool backup; /* the tier being tried */
-    bool busy;   /* a server was left out only for being at max_conns */
+    uint32_t region; /* `balance geo`: the region being tried (ANY_REGION: all) */
+    bool backup;     /* the tier being tried */
+    bool busy;       /* a server was left out only for being at max_conns */
+    uint64_t mask;   /* upstreams of at most 64 servers: bit i, server i may be chosen (as the
+                        last any_usable found: the balancer then tests bits) */
 };
 
 static int
@@ -280,6 +296,10 @@ usable(void *arg, uint32_t i)
         return 0;
     if (i < 64 && (pc->t->tried & (1ull << i)))
         return 0;
+    if (pc->region != ANY_REGION && s->region_idx != pc->region)
+        return 0;
+    if (gh_health_down(pc->g->health[pc->base + i])) /* active checks: even the only server */
+        return 0;
     /* nginx: the only server of an upstream is never down (there is nothing else to try) */
     if (ups->n_servers > 1 && gh_peer_down(pc->g->ctx, pc->g->peer[pc->base + i]))
         return 0;
@@ -290,14 +310,32 @@ usable(void *arg, uint32_t i)
     return 1;
 }
 
-/* Is a server of the tier pc is set to eligible? */
+/* Is a server of the tier pc is set to eligible? (for at most 64 servers, pc->mask says which) */
 static bool
 any_usable(struct pick_ctx *pc)
 {
-    for (uint32_t i = 0; i < pc->t->ups->n_servers; i++)
+    uint32_t n = pc->t->ups->n_servers;
+    if (n <= 64) {
+        uint64_t m = 0;
+        for (uint32_t i = 0; i < n; i++)
+            m |= (uint64_t)(usable(pc, i) != 0) << i;
+        pc->mask = m;
+        return m != 0;
+    }
+    for (uint32_t i = 0; i < n; i++)
         if (usable(pc, i))
             return true;
     return false;
+}
+
+/* The balancers' predicate: the tier's servers, as any_usable last found them. */
+static int
+in_tier(void *arg, uint32_t i)
+{
+    const struct pick_ctx *pc = arg;
+    if (pc->t->ups->n_servers <= 64)
+        return (int)((pc->mask >> i) & 1);
+    return usable(arg, i);
 }
 
 /* The tier to pick from (false: the non-backup servers), or -EBUSY / -EHOSTDOWN when no
@@ -315,33 +353,120 @@ choose_tier(struct pick_ctx *pc)
     return pc->busy ? -EBUSY : -EHOSTDOWN;
 }
 
+/* May server i (a sticky cookie's) take the request? It must be of the tier chosen (a backup
+ * server only while the others cannot be used), of any region. */
+static bool
+sticky_usable(const struct pick_ctx *pc, uint32_t i)
+{
+    if (i >= pc->t->ups->n_servers)
+        return false;
+    struct pick_ctx q = *pc;
+    q.region = ANY_REGION;
+    return usable(&q, i) != 0;
+}
+
+/* The algorithm that picks inside the tier (`balance geo` picks inside a region). */
+static const struct gh_balancer *
+balancer_of(const struct gh_upstream_conf *ups)
+{
+    if (ups->balance == GH_BALANCE_GEO)
+        return gh_balancer_for(ups->geo_ewma ? GH_BALANCE_EWMA : GH_BALANCE_ROUND_ROBIN);
+    return gh_balancer_for(ups->balance);
+}
+
+/* The index of the region named key[0..len) among the upstream's, or ANY_REGION. */
+static uint32_t
+region_of(const struct gh_upstream_conf *ups, const void *key, size_t len)
+{
+    for (uint32_t r = 0; r < ups->n_regions; r++)
+        if (strlen(ups->regions[r]) == len && memcmp(ups->regions[r], key, len) == 0)
+            return r;
+    return ANY_REGION;
+}
+
+/* `balance geo`: set pc to the client's region (t->key_hash) when a non-backup server there may
+ * be chosen, else to the first of its fallback regions that has one. Returns 0, or -1 (pc's
+ * region is then ANY_REGION). */
+static int
+geo_tier(struct pick_ctx *pc, const struct gh_ups_try *t)
+{
+    const struct gh_upstream_conf *ups = t->ups;
+    uint32_t r = t->key_hashed ? (uint32_t)t->key_hash : ANY_REGION;
+    pc->backup = false;
+    pc->region = r;
+    if (r != ANY_REGION && any_usable(pc))
+        return 0;
+    for (uint32_t f = 0; r != ANY_REGION && f < ups->n_fallbacks; f++) {
+        if (ups->fallbacks[f].from != r)
+            continue;
+        for (uint32_t j = 0; j < ups->fallbacks[f].n_next; j++) {
+            pc->region = ups->fallbacks[f].next[j];
+            if (any_usable(pc))
+                return 0;
+        }
+    }
+    pc->region = ANY_REGION;
+    return -1;
+}
+
+/* Slow start: each server's weight (scaled) for this pick, ramping linearly over its
+ * slow_start= since it came back (active checks' rise, or the end of an ejection). */
+static const uint32_t *
+slow_weights(struct gh_ups_gen *g, const struct gh_upstream_conf *ups, uint32_t base)
+{
+    uint64_t now = gh_loop_now(g->ctx->loop);
+    for (uint32_t i = 0; i < ups->n_servers; i++) {
+        const struct gh_upstream_server *s = &ups->servers[i];
+        uint64_t w = (uint64_t)s->weight * GH_UPSTREAM_SLOW_SCALE;
+        uint64_t since = gh_health_up_at(g->health[base + i]);
+        if (g->peer[base + i]->down_until > since)
+            since = g->peer[base + i]->down_until;
+        if (s->slow_start_ms > 0 && since > 0 && now >= since && now - since < s->slow_start_ms) {
+            w = w * (now - since) / s->slow_start_ms;
+            if (w == 0)
+                w = 1;
+        }
+        g->weights[base + i] = (uint32_t)w;
+    }
+    return g->weights + base;
+}
+
 int
 gh_ups_pick(struct gh_ups_gen *g, struct gh_ups_try *t)
 {
     const struct gh_upstream_conf *ups = t->ups;
     uint32_t base = gen_index(g, ups, 0);
-    struct pick_ctx pc = {.g = g, .t = t, .base = base};
+    struct pick_ctx pc = {.g = g, .t = t, .base = base, .region = ANY_REGION};
     int rc = choose_tier(&pc);
     if (ups->n_servers == 1) { /* nothing to choose */
         t->server = 0;
         return rc;
     }
     if (!t->key_hashed && t->key != NULL) {
-        t->key_hash = gh_balance_hash(t->key, t->key_len);
+        t->key_hash = ups->balance == GH_BALANCE_GEO ? region_of(ups, t->key, t->key_len)
+                                                     : gh_balance_hash(t->key, t->key_len);
         t->key_hashed = true;
     }
+    if (rc == 0 && t->sticky != 0 && sticky_usable(&pc, t->sticky - 1)) {
+        t->server = t->sticky - 1; /* the server its cookie names, while it may take it */
+        return 0;
+    }
+    if (rc == 0 && ups->balance == GH_BALANCE_GEO && geo_tier(&pc, t) != 0)
+        choose_tier(&pc); /* no server in the client's region or its fallbacks: any */
     struct gh_balance_in in = {.servers = ups->servers,
                                .st = g->bal + base,
                                .n = ups->n_servers,
-                               .ok = usable,
+                               .ok = in_tier,
                                .ok_ctx = &pc,
                                .key = t->key,
                                .key_len = t->key_len,
                                .key_hash = t->key_hash,
                                .ring = g->ring[ups->index].n > 0 ? &g->ring[ups->index] : NULL,
                                .attempt = t->attempts,
-                               .now_ms = gh_loop_now(g->ctx->loop)};
-    t->server = gh_balancer_for(ups->balance)->pick(&in);
+                               .now_ms = gh_loop_now(g->ctx->loop),
+                               .weights = ups->slow_start ? slow_weights(g, ups, base) : NULL,
+                               .bound_pct = ups->hash_bound_pct};
+    t->server = balancer_of(ups)->pick(&in);
     GH_ASSERT(t->server < ups->n_servers);
     return rc;
 }
@@ -352,8 +477,28 @@ gh_ups_can_retry(struct gh_ups_gen *g, const struct gh_ups_try *t)
     const struct gh_upstream_conf *ups = t->ups;
     if (t->attempts > ups->retries || t->attempts >= ups->n_servers)
         return false;
-    struct pick_ctx pc = {.g = g, .t = t, .base = gen_index(g, ups, 0)};
+    struct pick_ctx pc = {.g = g, .t = t, .base = gen_index(g, ups, 0), .region = ANY_REGION};
     return choose_tier(&pc) == 0;
+}
+
+/* A connection to named server s (gen index k): to one of its current addresses in turn, from
+ * that address's pool. Returns as gh_upconn_open, or -EHOSTUNREACH when it has none. */
+static int
+open_named(struct gh_ups_gen *g, uint32_t k, const struct gh_upstream_server *s, bool fresh,
+           const struct gh_upconn_params *params, const struct gh_upconn_ops *ops, void *owner,
+           struct gh_upconn **out)
+{
+    static __thread uint32_t rr;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (g->health[k] == NULL || !gh_health_addr(g->health[k], rr++, &ss, &len))
+        return -EHOSTUNREACH;
+    struct gh_peer *p = gh_peer_get(g->ctx, &ss, len, s->tls != NULL ? s->tls->xprt_id : 0);
+    if (p == NULL)
+        return -ENOMEM;
+    int rc = gh_upconn_open(g->ctx, p, &ss, len, s->tls, fresh, params, ops, owner, out);
+    gh_peer_put(g->ctx, p); /* the connection holds its own reference */
+    return rc;
 }
 
 int
@@ -366,6 +511,7 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
         const struct gh_upstream_server *s = gh_ups_server(t);
         uint32_t k = gen_index(g, ups, t->server);
         t->attempts++;
+        t->status = 0;
         if (t->server < 64)
             t->tried |= 1ull << t->server;
         struct gh_peer *peer = t->direct != NULL ? t->direct : g->peer[k];
@@ -376,6 +522,8 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
         if (t->direct_fd > 0) { /* raced already (the forward proxy): connected */
             rc = gh_upconn_adopt(g->ctx, peer, t->direct_fd, params, ops, owner, out);
             t->direct_fd = 0;
+        } else if (t->direct == NULL && s->host != NULL) {
+            rc = open_named(g, k, s, fresh || pp, params, ops, owner, out);
         } else {
             rc = gh_upconn_open(g->ctx, peer, &s->addr.ss, s->addr.len, s->tls, fresh || pp, params,
                                 ops, owner, out);
@@ -400,6 +548,26 @@ gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
     }
 }
 
+/* Does an attempt that ended with o (and the origin's status, 0: none) count toward max_fails?
+ * A connect failure always; the rest as `fail_on` says. */
+static bool
+counts_as_failure(const struct gh_upstream_conf *ups, enum gh_balance_outcome o, uint16_t status,
+                  bool was_in_flight)
+{
+    if (o == GH_BALANCE_CONNECT)
+        return true;
+    if (!was_in_flight)
+        return false;
+    uint32_t f = ups->fail_on;
+    if (status >= 500 && status <= 599)
+        return (f & GH_FAIL_5XX) || (status == 500 && (f & GH_FAIL_500)) ||
+               (status == 502 && (f & GH_FAIL_502)) || (status == 503 && (f & GH_FAIL_503)) ||
+               (status == 504 && (f & GH_FAIL_504));
+    if (o == GH_BALANCE_TIMEOUT)
+        return (f & GH_FAIL_TIMEOUT) != 0;
+    return o == GH_BALANCE_BROKEN && status == 0 && (f & GH_FAIL_ERROR);
+}
+
 void
 gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_outcome o)
 {
@@ -413,7 +581,7 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
         t->in_flight = false;
         g->bal[k].inflight--;
         peer->inflight--;
-        const struct gh_balancer *b = gh_balancer_for(ups->balance);
+        const struct gh_balancer *b = balancer_of(ups);
         if (b->done != NULL) {
             uint64_t now = gh_loop_now(g->ctx->loop);
             b->done(g->bal + g->off[ups->index], ups->n_servers, t->server, o,
@@ -424,7 +592,7 @@ gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_
     }
     if (t->direct != NULL) /* a destination of its own: no health of a configured server */
         return;
-    if (o == GH_BALANCE_CONNECT || (o == GH_BALANCE_TIMEOUT && was_in_flight)) {
+    if (counts_as_failure(ups, o, t->status, was_in_flight)) {
         note_failure(g, ups, t->server);
     } else if (o == GH_BALANCE_OK && was_in_flight) {
         g->peer[k]->fails = 0;

@@ -132,7 +132,13 @@ struct gh_ups_gen {
     struct gh_balance_ring *ring; /* per upstream: `balance hash KEY consistent`'s ring */
     struct gh_ups_queue *queue;   /* per upstream: requests waiting for a server (queue.c) */
     uint32_t n_waiting;           /* in all of them (one test on the hot path) */
+    struct gh_health **health;    /* per server: the active checks' shared state (NULL: none) */
+    uint32_t *weights;            /* per server: slow start's weights (scratch of a pick) */
 };
+
+/* Slow start: weights are scaled by this while a server of the upstream ramps up, so that a
+ * weight of 1 can grow smoothly. */
+#define GH_UPSTREAM_SLOW_SCALE 100
 
 /* State for cfg's upstreams on this thread. NULL when out of memory. */
 struct gh_ups_gen *gh_ups_gen_new(struct gh_upstream_ctx *ctx, const struct gh_config *cfg);
@@ -155,6 +161,8 @@ struct gh_ups_try {
     size_t key_len;
     uint64_t key_hash;
     bool key_hashed;
+    uint16_t status; /* the status the current attempt's origin answered (0: none yet) */
+    uint32_t sticky; /* `sticky cookie`: 1 + the server the request's cookie names (0: none) */
     /* a destination chosen at run time (the forward proxy): its peer (a reference the owner
      * drops) and its server entry stand in for the upstream's only server, a placeholder */
     struct gh_peer *direct;
@@ -170,10 +178,13 @@ gh_ups_server(const struct gh_ups_try *t)
 }
 
 /*
- * Pick the server for the next attempt: among the servers not down (passive
- * health; the only server of an upstream is never down), not already tried by
- * this request and not at max_conns, the non-backup ones first, then the
- * backup ones. Returns 0, or when no server is eligible -EBUSY (some are only
+ * Pick the server for the next attempt: among the servers not down (active
+ * checks, or passive health; passive health never takes down the only server
+ * of an upstream), not already tried by this request and not at max_conns,
+ * the non-backup ones first, then the backup ones. The server a `sticky`
+ * cookie names (t->sticky) comes first when it may be chosen. `balance geo` tries the
+ * client's region (the key: a region name), then its `region_fallback` regions
+ * in order, then every server. Returns 0, or when no server is eligible -EBUSY (some are only
  * at max_conns) or -EHOSTDOWN (all down or tried); t->server is then still
  * set, by the balancer among all, for a caller that goes on regardless.
  */
@@ -200,9 +211,10 @@ int gh_ups_connect(struct gh_ups_gen *g, struct gh_ups_try *t, bool fresh,
 /*
  * The current attempt ended with outcome o: it no longer counts as in flight,
  * the balancer hears the outcome and latency, and passive health hears of it:
- * a connect failure or a timeout is one more consecutive failure (max_fails of
- * them eject the server for fail_timeout, doubling while it keeps failing), a
- * response resets the count. Safe to call when no attempt is in flight (then
+ * a connect failure, and what `fail_on` names (a timeout by default; errors,
+ * 5xx statuses in t->status), is one more consecutive failure (max_fails of
+ * them eject the server for fail_timeout, doubling while it keeps failing), any
+ * other response resets the count. Safe to call when no attempt is in flight (then
  * only a connect failure is recorded).
  */
 void gh_ups_attempt_done(struct gh_ups_gen *g, struct gh_ups_try *t, enum gh_balance_outcome o);

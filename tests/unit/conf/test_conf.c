@@ -1003,17 +1003,17 @@ test_err_upstreams(void **state)
     expect_only_error(
         "upstream a { server 127.0.0.1:1 wieght=2; }\n" SRV,
         "t.conf:1:33: unknown parameter 'wieght=2' in 'server' (expected weight=N, max_conns=N, "
-        "backup, tls, send_proxy or send_proxy_v2)");
+        "backup, tls, send_proxy, send_proxy_v2, resolve, slow_start=DURATION or region=NAME)");
     expect_only_error("upstream a { server 127.0.0.1:1; balance rando; }\n" SRV,
                       "t.conf:1:42: unknown balance 'rando' (expected round_robin, least_conn, "
-                      "random, hash KEY [consistent] or ewma)");
+                      "random, hash KEY [consistent], ewma or geo KEY [ewma])");
     /* balancing, passive health and retries */
     expect_only_error("upstream a { server 127.0.0.1:1; balance hash; }\n" SRV,
                       "t.conf:1:42: 'balance hash' needs a key (as in: balance hash $remote_addr "
                       "consistent;)");
     expect_only_error("upstream a { server 127.0.0.1:1; balance hash $uri ring; }\n" SRV,
                       "t.conf:1:52: unknown parameter 'ring' in 'balance hash' (expected "
-                      "consistent)");
+                      "consistent or bounded=F)");
     expect_only_error("upstream a { server 127.0.0.1:1; balance hash $status; }\n" SRV,
                       "t.conf:1:47: variable '$status' is not available in 'balance hash' (it is "
                       "in response_header, log_format)");
@@ -1069,6 +1069,61 @@ test_balance_directives(void **state)
     assert_int_equal(b->fail_timeout_ms, 10000);
     assert_int_equal(b->retries, 1);
     assert_null(b->hash_key);
+    assert_int_equal(b->fail_on, GH_FAIL_TIMEOUT);
+    assert_null(b->health);
+    assert_null(b->sticky);
+    gh_conf_unref(c);
+}
+
+/* health_check, fail_on, slow_start=, region=, balance geo, region_fallback, sticky, resolve,
+ * geo maps (and $NAME used before the map is defined) */
+static void
+test_health_geo_directives(void **state)
+{
+    (void)state;
+    struct gh_config *c = load(
+        "server { listen 127.0.0.1:8080; proxy a; response_header set X-R $where; }\n"
+        "upstream a { server 127.0.0.1:1 region=eu slow_start=30s; server 127.0.0.1:2 region=us;"
+        " server app.test:8080 resolve; server 127.0.0.1:3;"
+        " balance geo $where ewma; region_fallback eu us; region_fallback asia us eu;"
+        " health_check /hc interval=500ms rise=1 expect=204; fail_on error 5xx;"
+        " sticky cookie s expires=1h; resolver 127.0.0.1:5353; }\n"
+        "upstream h { server 127.0.0.1:4; server 127.0.0.1:5;"
+        " balance hash $uri consistent bounded=1.5; health_check /; }\n"
+        "geo $where { default eu; 10.0.0.0/8 us; }\n");
+    const struct gh_upstream_conf *a = &c->upstreams[0], *h = &c->upstreams[1];
+    assert_int_equal(a->balance, GH_BALANCE_GEO);
+    assert_true(a->geo_ewma);
+    assert_int_equal(a->n_regions, 3); /* eu, us, then asia (a fallback's own) */
+    assert_string_equal(a->regions[2], "asia");
+    assert_int_equal(a->servers[0].region_idx, 0);
+    assert_int_equal(a->servers[1].region_idx, 1);
+    assert_int_equal(a->servers[3].region_idx, 3); /* none */
+    assert_int_equal(a->n_fallbacks, 2);
+    assert_int_equal(a->fallbacks[1].from, 2);
+    assert_int_equal(a->fallbacks[1].n_next, 2);
+    assert_int_equal(a->fallbacks[1].next[0], 1);
+    assert_true(a->slow_start);
+    assert_int_equal(a->servers[0].slow_start_ms, 30000);
+    assert_string_equal(a->servers[2].host, "app.test");
+    assert_int_equal(a->servers[2].port, 8080);
+    assert_string_equal(a->servers[2].addr.text, "app.test:8080");
+    assert_string_equal(a->resolver, "127.0.0.1:5353");
+    assert_int_equal(a->health->interval_ms, 500);
+    assert_int_equal(a->health->timeout_ms, 500); /* the interval, below the 2 s default */
+    assert_int_equal(a->health->rise, 1);
+    assert_int_equal(a->health->fall, 3);
+    assert_int_equal(a->health->expect_lo, 204);
+    assert_int_equal(a->health->expect_hi, 204);
+    assert_int_equal(a->fail_on, GH_FAIL_ERROR | GH_FAIL_5XX);
+    assert_string_equal(a->sticky->attrs, "; Path=/; Max-Age=3600; HttpOnly");
+    assert_non_null(a->servers[0].sticky_id);
+    assert_string_not_equal(a->servers[0].sticky_id, a->servers[1].sticky_id);
+    assert_int_equal(h->hash_bound_pct, 150);
+    assert_int_equal(h->health->timeout_ms, 2000);
+    assert_int_equal(h->health->expect_hi, 399);
+    assert_int_equal(c->n_geos, 1);
+    assert_string_equal(c->geos[0].values[0], "eu");
     gh_conf_unref(c);
 }
 
@@ -1869,6 +1924,7 @@ main(void)
         cmocka_unit_test(test_example_load_balancer),
         cmocka_unit_test(test_balance_directives),
         cmocka_unit_test(test_protection_directives),
+        cmocka_unit_test(test_health_geo_directives),
         cmocka_unit_test(test_arena),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

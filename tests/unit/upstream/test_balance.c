@@ -311,6 +311,47 @@ test_consistent_remap(void **state)
     gh_balance_ring_free(&r4);
 }
 
+/* Bounded loads: one hot key (every request the same key) with requests that stay in flight:
+ * with bounded=1.25 no server holds more than 1.25 x its share of them (+1), so the hot key
+ * spills over the ring; without a bound, all pile on the key's server. Keys whose server has
+ * room stay where the ring puts them. */
+static void
+test_consistent_bounded(void **state)
+{
+    (void)state;
+    enum { N = 4, R = 400 };
+    struct gh_upstream_server s[N];
+    servers(s, N, NULL);
+    struct gh_balance_ring ring = {0};
+    assert_int_equal(gh_balance_ring_build(&ring, s, N), 0);
+    for (int bounded = 0; bounded < 2; bounded++) {
+        struct gh_balance_srv st[N] = {{0}};
+        struct gh_balance_in in = input(s, st, N);
+        in.ring = &ring;
+        in.bound_pct = bounded ? 125 : 0;
+        uint32_t home = hash_pick(&in, 7);
+        for (int r = 0; r < R; r++) {
+            uint32_t i = hash_pick(&in, 7);
+            st[i].inflight++;
+            uint32_t total = (uint32_t)r + 1, cap = (total * 125 + 99) / 100 / N + 1;
+            if (bounded)
+                for (int j = 0; j < N; j++)
+                    assert_true(st[j].inflight <= cap);
+        }
+        if (!bounded)
+            assert_int_equal(st[home].inflight, R);
+        else /* spilled along the ring: 125 + 125 + 125 + 25 */
+            for (int j = 0; j < N; j++)
+                assert_true(st[j].inflight >= R / N / 8);
+        /* with the load even, each key is on its own server again */
+        struct gh_balance_in plain = input(s, st, N);
+        plain.ring = &ring;
+        for (uint32_t k = 0; k < 200 && bounded; k++)
+            assert_int_equal(hash_pick(&in, k), hash_pick(&plain, k));
+    }
+    gh_balance_ring_free(&ring);
+}
+
 /* Modulo hashing: a server down moves its keys only (the others keep theirs). */
 static void
 test_hash_down_moves_only_its_keys(void **state)
@@ -448,6 +489,7 @@ main(void)
         cmocka_unit_test(test_ewma_prefers_fast),
         cmocka_unit_test(test_ewma_unmeasured_and_failures),
         cmocka_unit_test(test_all_skip_and_fall_back),
+        cmocka_unit_test(test_consistent_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

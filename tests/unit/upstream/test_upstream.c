@@ -34,6 +34,7 @@
 #include "http/h1_write.h"
 #include "net/pipe.h"
 #include "upstream/h1client.h"
+#include "upstream/health.h"
 #include "upstream/upstream.h"
 
 /* ---- the thread's context, fresh for every test ---- */
@@ -547,6 +548,215 @@ test_passive_health_ejection(void **state)
     for (int i = 0; i < 5; i++)
         gh_ups_attempt_done(g, &t2, GH_BALANCE_CONNECT);
     assert_false(gh_peer_down(&CTX, peer_of(g, u, 1)));
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+}
+
+/* ---- active health, fail_on, slow start, geo ---- */
+
+/* health_check: rise/fall counting, and a server marked down is skipped by the pick (even the
+ * only one); the state is shared by key, so a second generation (a reload) sees it */
+static void
+test_active_health(void **state)
+{
+    (void)state;
+    struct gh_config *c = load("upstream u { server 127.0.0.1:1001; server 127.0.0.1:1002;"
+                               " health_check /hc rise=2 fall=3; }\n"
+                               "upstream one { server 127.0.0.1:1003; health_check /hc fall=1; }"
+                               "\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *u = ups_named(c, "u");
+    struct gh_health *h = g->health[g->off[u->index]];
+    assert_non_null(h);
+    assert_ptr_equal(h, gh_health_get("u", "127.0.0.1:1001", false));
+    gh_health_put(h);
+    assert_int_equal(gh_health_verdict(h, u->health, false, 100), 0);
+    assert_int_equal(gh_health_verdict(h, u->health, false, 100), 0);
+    assert_int_equal(gh_health_verdict(h, u->health, true, 100), 0); /* the run restarts */
+    assert_int_equal(gh_health_verdict(h, u->health, false, 100), 0);
+    assert_int_equal(gh_health_verdict(h, u->health, false, 100), 0);
+    assert_int_equal(gh_health_verdict(h, u->health, false, 100), -1);
+    assert_true(gh_health_down(h));
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(pick(g, u, 0), 1);
+    struct gh_ups_try t = {.ups = u};
+    assert_int_equal(gh_ups_pick(g, &t), 0);
+    t.tried = 1u << 1;
+    assert_int_equal(gh_ups_pick(g, &t), -EHOSTDOWN);
+    struct gh_ups_gen *g2 = gh_ups_gen_new(&CTX, c); /* a reload keeps the state */
+    assert_int_equal(pick(g2, u, 0), 1);
+    assert_int_equal(gh_health_verdict(h, u->health, true, 5000), 0);
+    assert_int_equal(gh_health_verdict(h, u->health, true, 5000), 1);
+    assert_false(gh_health_down(h));
+    assert_int_equal(gh_health_up_at(h), 5000);
+    int count[2] = {0};
+    for (int i = 0; i < 10; i++)
+        count[pick(g2, u, 0)]++;
+    assert_int_equal(count[0], 5);
+    /* the only server of an upstream, when its checks fail: no server (503) */
+    const struct gh_upstream_conf *one = ups_named(c, "one");
+    struct gh_health *h1 = g->health[g->off[one->index]];
+    assert_int_equal(gh_health_verdict(h1, one->health, false, 100), -1);
+    struct gh_ups_try t1 = {.ups = one};
+    assert_int_equal(gh_ups_pick(g, &t1), -EHOSTDOWN);
+    gh_ups_gen_free(g2);
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+    /* no generation holds them any more: the states are gone */
+    struct gh_health *fresh = gh_health_get("u", "127.0.0.1:1001", false);
+    assert_false(gh_health_down(fresh));
+    gh_health_put(fresh);
+}
+
+/* One attempt at server i that got an answer with status (in flight, as a real one). */
+static void
+answered(struct gh_ups_gen *g, const struct gh_upstream_conf *u, uint32_t i, uint16_t status)
+{
+    struct gh_ups_try t = {.ups = u, .server = i, .in_flight = true, .status = status};
+    g->bal[g->off[u->index] + i].inflight++;
+    peer_of(g, u, i)->inflight++;
+    gh_ups_attempt_done(g, &t, GH_BALANCE_OK);
+}
+
+static void
+test_fail_on(void **state)
+{
+    (void)state;
+    struct gh_config *c = load("upstream u { server 127.0.0.1:1001; server 127.0.0.1:1002;"
+                               " max_fails 2; fail_on 502 503; }\n"
+                               "upstream a { server 127.0.0.1:1003; server 127.0.0.1:1004;"
+                               " max_fails 2; fail_on 5xx; }\n"
+                               "upstream d { server 127.0.0.1:1005; server 127.0.0.1:1006;"
+                               " max_fails 2; }\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *u = ups_named(c, "u"), *a = ups_named(c, "a"),
+                                  *d = ups_named(c, "d");
+    answered(g, u, 0, 500); /* not named: an answer like any other */
+    assert_int_equal(peer_of(g, u, 0)->fails, 0);
+    answered(g, u, 0, 502);
+    answered(g, u, 0, 200); /* a success resets */
+    answered(g, u, 0, 503);
+    assert_false(gh_peer_down(&CTX, peer_of(g, u, 0)));
+    answered(g, u, 0, 502);
+    assert_true(gh_peer_down(&CTX, peer_of(g, u, 0)));
+    answered(g, a, 1, 599);
+    answered(g, a, 1, 500);
+    assert_true(gh_peer_down(&CTX, peer_of(g, a, 1)));
+    answered(g, d, 0, 500); /* the default: timeouts only */
+    answered(g, d, 0, 503);
+    assert_false(gh_peer_down(&CTX, peer_of(g, d, 0)));
+    struct gh_ups_try t = {.ups = d, .server = 0, .in_flight = true};
+    for (int i = 0; i < 2; i++) {
+        t.in_flight = true;
+        g->bal[g->off[d->index]].inflight++;
+        peer_of(g, d, 0)->inflight++;
+        gh_ups_attempt_done(g, &t, GH_BALANCE_TIMEOUT);
+    }
+    assert_true(gh_peer_down(&CTX, peer_of(g, d, 0)));
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+}
+
+/* slow_start: a server that came back 1/4 of its slow_start ago weighs a quarter */
+static void
+test_slow_start(void **state)
+{
+    (void)state;
+    struct gh_config *c = load("upstream u { server 127.0.0.1:1001 slow_start=40s;"
+                               " server 127.0.0.1:1002; }\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *u = ups_named(c, "u");
+    assert_true(u->slow_start);
+    int count[2] = {0};
+    for (int i = 0; i < 100; i++) /* never down: full weight */
+        count[pick(g, u, 0)]++;
+    assert_int_equal(count[0], 50);
+    uint64_t now = gh_loop_now(L);
+    assert_true(now > 10000);
+    peer_of(g, u, 0)->down_until = now - 10000; /* an ejection ended 10 s ago */
+    count[0] = count[1] = 0;
+    for (int i = 0; i < 500; i++)
+        count[pick(g, u, 0)]++;
+    assert_int_equal(g->weights[g->off[u->index]], 25);
+    assert_int_equal(g->weights[g->off[u->index] + 1], 100);
+    assert_int_equal(count[0], 100);
+    peer_of(g, u, 0)->down_until = now - 40000; /* the ramp is over */
+    count[0] = count[1] = 0;
+    for (int i = 0; i < 100; i++)
+        count[pick(g, u, 0)]++;
+    assert_int_equal(count[0], 50);
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+}
+
+/* balance geo: the client's region, its fallbacks in order, then any server */
+static uint32_t
+geo_pick(struct gh_ups_gen *g, const struct gh_upstream_conf *u, const char *region)
+{
+    struct gh_ups_try t = {.ups = u, .key = region, .key_len = strlen(region)};
+    assert_int_equal(gh_ups_pick(g, &t), 0);
+    return t.server;
+}
+
+static void
+test_geo_pick(void **state)
+{
+    (void)state;
+    struct gh_config *c = load("upstream u { server 127.0.0.1:1001 region=eu;"
+                               " server 127.0.0.1:1002 region=eu; server 127.0.0.1:1003 region=us;"
+                               " server 127.0.0.1:1004 region=asia; server 127.0.0.1:1005;"
+                               " balance geo $remote_addr; region_fallback eu asia us;"
+                               " region_fallback mars us; }\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *u = ups_named(c, "u");
+    int count[5] = {0};
+    for (int i = 0; i < 10; i++)
+        count[geo_pick(g, u, "eu")]++;
+    assert_int_equal(count[0], 5);
+    assert_int_equal(count[1], 5);
+    assert_int_equal(geo_pick(g, u, "us"), 2);
+    assert_int_equal(geo_pick(g, u, "mars"), 2); /* a region without servers: its fallback */
+    gh_ups_mark_down(g, u, 0);
+    gh_ups_mark_down(g, u, 1);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(geo_pick(g, u, "eu"), 3); /* eu down: asia first, then us */
+    gh_ups_mark_down(g, u, 3);
+    assert_int_equal(geo_pick(g, u, "eu"), 2);
+    gh_ups_mark_down(g, u, 2);
+    assert_int_equal(geo_pick(g, u, "eu"), 4); /* no region left: any server */
+    memset(count, 0, sizeof(count));
+    for (int i = 0; i < 10; i++) /* an unknown region: every server that may be chosen */
+        count[geo_pick(g, u, "")]++;
+    assert_int_equal(count[4], 10);
+    gh_ups_gen_free(g);
+    gh_conf_unref(c);
+}
+
+/* sticky: the cookie's server while it may be chosen in the tier in use, else the balancer */
+static void
+test_sticky_pick(void **state)
+{
+    (void)state;
+    struct gh_config *c = load("upstream u { server 127.0.0.1:1001; server 127.0.0.1:1002;"
+                               " server 127.0.0.1:1003 backup; sticky cookie s; }\n" SRV);
+    struct gh_ups_gen *g = gh_ups_gen_new(&CTX, c);
+    const struct gh_upstream_conf *u = ups_named(c, "u");
+    for (int i = 0; i < 6; i++) {
+        struct gh_ups_try t = {.ups = u, .sticky = 2};
+        assert_int_equal(gh_ups_pick(g, &t), 0);
+        assert_int_equal(t.server, 1);
+    }
+    struct gh_ups_try tb = {.ups = u, .sticky = 3}; /* a backup while the primaries are up */
+    gh_ups_pick(g, &tb);
+    assert_int_not_equal(tb.server, 2);
+    gh_ups_mark_down(g, u, 1);
+    struct gh_ups_try td = {.ups = u, .sticky = 2}; /* its server down: the other */
+    gh_ups_pick(g, &td);
+    assert_int_equal(td.server, 0);
+    gh_ups_mark_down(g, u, 0);
+    struct gh_ups_try tk = {.ups = u, .sticky = 3}; /* only the backup tier is left */
+    gh_ups_pick(g, &tk);
+    assert_int_equal(tk.server, 2);
     gh_ups_gen_free(g);
     gh_conf_unref(c);
 }
@@ -1995,6 +2205,11 @@ main(void)
         TEST(test_queue),
         TEST(test_passive_health_ejection),
         TEST(test_can_retry),
+        TEST(test_active_health),
+        TEST(test_fail_on),
+        TEST(test_slow_start),
+        TEST(test_geo_pick),
+        TEST(test_sticky_pick),
         TEST(test_pick_hash_key),
         TEST(test_connect_counts_in_flight),
         TEST(test_connect_outcome_marks_down),
