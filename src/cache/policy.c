@@ -427,7 +427,9 @@ gh_cache_reuse(const struct gh_cache_times *t, const struct gh_cc *req, int64_t 
     *age = a;
     if ((t->cc_flags & GH_CC_NO_CACHE) || (req->flags & GH_CC_NO_CACHE))
         return GH_REUSE_REVALIDATE;
-    if (req->max_age != GH_CC_UNSET && a > req->max_age)
+    /* ages are whole seconds: a response stored a moment ago is "0" old but older than
+     * max-age=0 asks for (the usual way to ask for a revalidation) */
+    if (req->max_age != GH_CC_UNSET && (a > req->max_age || req->max_age == 0))
         return GH_REUSE_REVALIDATE;
     int64_t left = t->lifetime - a; /* > 0: fresh */
     if (req->min_fresh != GH_CC_UNSET && left < req->min_fresh)

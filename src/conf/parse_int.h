@@ -124,6 +124,7 @@ struct build {
     const struct conf_tok *log_named; /* access_log's format when it is not a built-in one */
     struct ptls main_tls;             /* top-level TLS settings: every server starts from them */
     struct pups_tls main_up_tls;      /* top-level settings toward origins */
+    struct vec caches;                /* struct pcache * (cache.c) */
 };
 
 /* The state of one block being walked. */
@@ -141,6 +142,7 @@ struct blk {
     const struct gh_route *route; /* the route block being walked */
     const struct cnode **seen;    /* per table entry: first occurrence in this block */
     const struct cnode *proxy_at, *return_at;
+    struct vec cache_valid; /* struct gh_cache_valid * (cache.c) */
 };
 
 typedef void (*dir_fn)(struct build *b, struct blk *k, const struct cnode *n);
@@ -182,6 +184,16 @@ void conf_on_limit_conn(struct build *b, struct blk *k, const struct cnode *n);
 /* access.c: at the end of a block's settings, compile its own lists (they replace the
  * inherited ones) */
 void conf_access_finish(struct build *b, struct blk *k);
+
+/* a size in [lo, hi] ("512", "8k", "1m", "1g"); false after reporting */
+bool conf_size_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo,
+                   uint64_t hi, uint64_t *out);
+/* cache.c: `cache NAME { }` at top level, `cache NAME|off`, cache_key, cache_valid,
+ * cache_bypass, cache_status, cache_purge_from; at the end of a block's settings its own
+ * cache_valid list */
+void conf_on_cache_block(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_cache_setting(struct build *b, struct blk *k, const struct cnode *n);
+void conf_cache_finish(struct build *b, struct blk *k);
 
 /* tls.c: the TLS directives (handlers for the table in parse.c) */
 void conf_on_tls_file(struct build *b, struct blk *k, const struct cnode *n);

@@ -69,6 +69,9 @@
     X(SSL_SESSION_REUSED, "ssl_session_reused", GH_VA_REQ, 0)                                      \
     X(SSL_CLIENT_S_DN, "ssl_client_s_dn", GH_VA_REQ, 0)                                            \
     X(SSL_CLIENT_VERIFY, "ssl_client_verify", GH_VA_REQ, 0)                                        \
+    X(UPSTREAM_CACHE_STATUS, "upstream_cache_status", GH_VA_RESP, 0)                               \
+    X(CACHE_BYTES, "cache_bytes", GH_VA_REQ, 0)                                                    \
+    X(CACHE_OBJECTS, "cache_objects", GH_VA_REQ, 0)                                                \
     X(HTTP_, "http_", GH_VA_REQ, 1)                                                                \
     X(ARG_, "arg_", GH_VA_REQ, 1)                                                                  \
     X(COOKIE_, "cookie_", GH_VA_REQ, 1)

@@ -42,6 +42,7 @@ struct gh_exchange;
 struct gh_worker;
 struct gh_wcfg;
 struct gh_upconn;
+struct gh_cache_ex;
 
 /* The client's address as the downstream accepted it. */
 struct gh_client_addr {
@@ -98,6 +99,10 @@ struct gh_resp {
     const struct gh_h1_header *fields;
     uint32_t n_fields;
     int64_t content_length; /* the length to declare; -1: none */
+    /* field lines ("Name: value\r\n"...) the proxy adds after the fields (the cache's Age and
+     * Cache-Status); NULL: none */
+    const char *extra;
+    uint32_t extra_len;
 };
 
 /* One side of a tunnel: its transport and its pending buffers. */
@@ -257,6 +262,7 @@ struct gh_exchange {
     struct gh_pipe *resp_pipe; /* response body moving by splice(2) */
     struct gh_pipe *req_pipe;  /* request body moving by splice(2) */
     void *fwd;                 /* the forward proxy's destination (forward.c) */
+    struct gh_cache_ex *cache; /* its dealings with the cache (proxy/cache.c), or NULL */
     /* a generated answer */
     struct gh_gen gen;
     struct gh_buf *gen_buf; /* its body and Location when they had variables */
@@ -327,9 +333,17 @@ void gh_exchange_end(struct gh_exchange *ex);
  * server and connect. */
 void gh_origin_start(struct gh_exchange *ex, const struct gh_request *req);
 
-/* The forward proxy's destination is known (ex->up.direct): connect to it (src_origin.c). A
- * GH_PUMP_* code. */
+/* The forward proxy's destination is known (ex->up.direct), or a request that waited for the
+ * cache goes to the origin after all: the origin becomes the source and connects
+ * (src_origin.c). A GH_PUMP_* code. */
 int gh_origin_go(struct gh_exchange *ex);
+
+/* gh_origin_start without the connect (gh_origin_go follows, or gh_origin_release). Returns 0, or
+ * -1 when the exchange was answered (no server, head too large). */
+int gh_origin_prepare(struct gh_exchange *ex, const struct gh_request *req);
+
+/* Let go of what the origin source holds (idempotent). */
+void gh_origin_release(struct gh_exchange *ex);
 
 /* Answer ex from here (respond.c): status with g's body or location. */
 void gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g);

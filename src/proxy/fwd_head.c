@@ -267,6 +267,8 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
     }
     if (!has_date)
         gh_h1w_date(&w, wall);
+    if (resp->extra != NULL)
+        gh_wr_put(&w, resp->extra, resp->extra_len);
     if (via)
         wr_via(&w, &p_via, resp->version == 10);
     wr_rules(&w, rules, n_rules, ex);

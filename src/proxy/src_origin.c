@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "net/tls.h"
+#include "proxy/cache.h"
 #include "proxy/exchange.h"
 #include "proxy/fwd_head.h"
 #include "proxy/phase.h"
@@ -123,8 +124,8 @@ hash_key(struct gh_exchange *ex, const struct gh_upstream_conf *ups)
     ex->up.key_len = w.len;
 }
 
-void
-gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
+int
+gh_origin_prepare(struct gh_exchange *ex, const struct gh_request *req)
 {
     ex->src = &src_origin;
     ex->req_body = req->body;
@@ -137,17 +138,25 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
     ex->up.key = NULL; /* its hash is kept */
     if (prc != 0) {
         no_server(ex, prc);
-        return;
+        return -1;
     }
     size_t len = gh_fwd_req_head(ex->w->hscratch, GH_BUF_SIZE, ex, req);
     if (len == 0) {
         gh_exchange_fail(ex, 431, "request head too large to forward");
-        return;
+        return -1;
     }
     if (keep_head(ex, ex->w->hscratch, len) != 0) {
         gh_exchange_fail(ex, 503, "out of memory");
-        return;
+        return -1;
     }
+    return 0;
+}
+
+void
+gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
+{
+    if (gh_origin_prepare(ex, req) != 0)
+        return;
     if (ex->up.direct == NULL && ex->fwd != NULL)
         return; /* a forward proxy's name still resolving: gh_origin_go follows the answer */
     origin_connect(ex, false);
@@ -156,7 +165,14 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
 int
 gh_origin_go(struct gh_exchange *ex)
 {
+    ex->src = &src_origin;
     return origin_connect(ex, false);
+}
+
+void
+gh_origin_release(struct gh_exchange *ex)
+{
+    origin_release(ex);
 }
 
 /* Let go of the current connection: pooled when the exchange completed cleanly, else closed. */
@@ -477,6 +493,8 @@ sink_head(void *ctx, const struct gh_h1_response *rs, enum gh_h1_body body, bool
         gh_exchange_fail(ex, rc, ex->fail_reason != NULL ? ex->fail_reason : "response refused");
         return -1;
     }
+    if (gh_cache_swapping(ex)) /* the cache answers once this response has been read */
+        return GH_BUF_SIZE;
     return ex->down->send_head(ex, &resp, reframe);
 }
 
@@ -502,6 +520,11 @@ static int
 sink_body(void *ctx, const struct iovec *spans, int n, bool done)
 {
     struct gh_exchange *ex = ctx;
+    if (ex->cache != NULL) {
+        if (gh_cache_swapping(ex))
+            return 0; /* read and dropped: the cache answers */
+        gh_cache_tee(ex, spans, n, done);
+    }
     return ex->down->send_body(ex, spans, n, done);
 }
 
@@ -537,6 +560,19 @@ origin_splice(struct gh_exchange *ex)
     }
 }
 
+/* The origin's response (a 304 to a revalidation, or an error a stale object stands in for) is
+ * read whole and not forwarded: the connection goes back to its pool and the cache becomes the
+ * source. */
+static void
+hand_over(struct gh_exchange *ex)
+{
+    ex->t_up_done = gh_loop_now(ex->w->loop);
+    ex->flags |= GH_EX_RESP_DONE; /* for drop_conn: a complete response, poolable */
+    origin_release(ex);
+    ex->flags &= (uint16_t)~GH_EX_RESP_DONE;
+    gh_cache_take_over(ex);
+}
+
 static int
 origin_recv(struct gh_exchange *ex)
 {
@@ -557,10 +593,13 @@ origin_recv(struct gh_exchange *ex)
     if (rc == GH_BAD)
         return response_failed(ex);
     if (rc == GH_PUMP_MOVED) {
-        if (u->flags & GH_UPCONN_RESP_DONE) {
+        if ((u->flags & GH_UPCONN_RESP_DONE) && gh_cache_swapping(ex)) {
+            hand_over(ex);
+        } else if (u->flags & GH_UPCONN_RESP_DONE) {
             ex->flags |= GH_EX_RESP_DONE;
             ex->t_up_done = gh_loop_now(ex->w->loop);
-        } else if (gh_upconn_can_splice_body(u) && ex->down->splice_to(ex) != NULL) {
+        } else if (gh_upconn_can_splice_body(u) && !gh_cache_tees(ex) &&
+                   ex->down->splice_to(ex) != NULL) {
             /* the rest of a large Content-Length body passes unchanged: move it
              * socket -> pipe -> socket without copying it through user space (when
              * no pipe can be had, the copy goes on as before) */

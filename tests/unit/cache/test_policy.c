@@ -196,6 +196,8 @@ test_reuse(void **state)
     assert_int_equal(gh_cache_reuse(&t, &rq, 130, &age), GH_REUSE_FRESH);
     assert_int_equal(age, 30);
     assert_int_equal(gh_cache_reuse(&t, &rq, 160, &age), GH_REUSE_REVALIDATE);
+    rq = CC("max-age=0");
+    assert_int_equal(gh_cache_reuse(&t, &rq, 100, &age), GH_REUSE_REVALIDATE);
     rq = CC("max-age=10");
     assert_int_equal(gh_cache_reuse(&t, &rq, 130, &age), GH_REUSE_REVALIDATE);
     rq = CC("min-fresh=40");

@@ -1,0 +1,875 @@
+/*
+ * cache.c - the cache in the request's course (cache.h): lookup, the cache as
+ * a source, revalidation, the storage decision and the copy into the store,
+ * invalidation, PURGE and Cache-Status (RFC 9211).
+ */
+#include "proxy/cache.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cache/store.h"
+#include "core/log.h"
+#include "http/fields.h"
+#include "http/h1_write.h"
+#include "policy/cidr.h"
+#include "proxy/forward.h"
+#include "proxy/vars.h"
+#include "proxy/worker.h"
+
+#define KEY_MAX 4096
+#define WAIT_POLL_MS 1 /* a waiting request looks at the object it waits for this often */
+
+enum cx_mode {
+    CX_ORIGIN = 0, /* the origin answers (a miss, a revalidation, a bypass) */
+    CX_INVALIDATE, /* an unsafe method: its success invalidates the URI */
+    CX_WAIT,       /* waiting for the same object fetched by another request */
+    CX_SERVE,      /* the cache answers from obj */
+};
+
+struct gh_cache_ex {
+    struct gh_cache_ex_pub pub; /* first: cache.h reads it */
+    uint8_t mode;               /* enum cx_mode */
+    bool head_sent;
+    bool collapsed;
+    bool stored;
+    struct gh_exchange *ex;
+    struct gh_cache_store *store;
+    struct gh_cobj *obj;  /* the stored response served or revalidated */
+    struct gh_cobj *fill; /* what the origin's response fills */
+    struct gh_cobj *wait; /* a placeholder (or an object of unknown length) waited for */
+    struct gh_timer timer;
+    uint64_t wait_until;
+    struct gh_cread cur;
+    uint64_t off, end; /* the body bytes still to send: [off, end) */
+    int64_t request_time;
+    struct gh_cc req_cc;
+    uint16_t resp_status; /* what the cache answers: the stored status, 206, 304 or 416 */
+    uint16_t fwd_status;
+    const char *fwd; /* Cache-Status's fwd= (NULL: a hit) */
+    uint32_t cap;    /* of this block, for gh_worker_head_put */
+    char *target;    /* a copy of ex->target while waiting (the head it pointed into goes) */
+    uint32_t key_len;
+    char key[];
+};
+
+static int cache_recv(struct gh_exchange *ex);
+static void cache_release(struct gh_exchange *ex);
+
+static const struct gh_source_ops src_cache = {
+    .name = "cache",
+    .recv = cache_recv,
+    .release = cache_release,
+};
+
+/* ------------------------------------------------------------------ */
+/* keys and state                                                      */
+
+/* The default key: scheme, host (lower-case) and the path and query as received. */
+static void
+default_key(struct gh_exchange *ex, const struct gh_request *req, struct gh_wr *w)
+{
+    if (ex->flags & GH_EX_TLS)
+        GH_WR_LIT(w, "https://");
+    else
+        GH_WR_LIT(w, "http://");
+    for (uint32_t i = 0; req->host != NULL && i < req->host_len; i++) {
+        char c = (char)gh_lower((unsigned char)req->host[i]);
+        gh_wr_put(w, &c, 1);
+    }
+    if (req->path_len == 0 || req->path[0] != '/')
+        GH_WR_LIT(w, "/");
+    gh_wr_put(w, req->path, req->path_len);
+}
+
+/* The exchange's state with its key (and room for a copy of the target), or NULL when the key
+ * is too long or out of memory (then the request does without the cache). */
+static struct gh_cache_ex *
+new_state(struct gh_exchange *ex, const struct gh_request *req)
+{
+    char *kb = ex->w->hscratch;
+    struct gh_wr w = {kb, 0, KEY_MAX, 0};
+    if (ex->pc->cache_key != NULL)
+        gh_vars_expand(ex->pc->cache_key, ex, &w, GH_ESC_RAW, NULL);
+    else
+        default_key(ex, req, &w);
+    if (w.overflow)
+        return NULL;
+    uint32_t cap;
+    size_t need = sizeof(struct gh_cache_ex) + w.len + 1 + ex->target_len + 1;
+    struct gh_cache_ex *cx = gh_worker_head_get(ex->w, need, &cap);
+    if (cx == NULL)
+        return NULL;
+    memset(cx, 0, sizeof(*cx));
+    cx->cap = cap;
+    cx->ex = ex;
+    cx->store = ex->pc->cache->store;
+    cx->request_time = gh_loop_wall(ex->w->loop);
+    memcpy(cx->key, kb, w.len);
+    cx->key[w.len] = '\0';
+    cx->key_len = (uint32_t)w.len;
+    cx->target = cx->key + w.len + 1;
+    gh_cc_init(&cx->req_cc);
+    ex->cache = cx;
+    return cx;
+}
+
+static void
+free_state(struct gh_exchange *ex)
+{
+    struct gh_cache_ex *cx = ex->cache;
+    if (cx == NULL)
+        return;
+    gh_timer_stop(ex->w->loop, &cx->timer);
+    if (cx->fill != NULL && gh_cobj_state(cx->fill) != GH_COBJ_DONE)
+        gh_cache_fill_abort(cx->fill);
+    gh_cobj_put(cx->fill);
+    gh_cobj_put(cx->obj);
+    gh_cobj_put(cx->wait);
+    ex->cache = NULL;
+    gh_worker_head_put(ex->w, cx, cx->cap);
+}
+
+/* The request's fields: the start's, or the copy kept for later. */
+static void
+req_fields(const struct gh_exchange *ex, const struct gh_h1_header **f, uint32_t *n)
+{
+    *f = ex->req != NULL ? ex->req->fields : NULL;
+    *n = ex->req != NULL ? ex->req->n_fields : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the head the cache answers with                                     */
+
+/* Cache-Status (RFC 9211) for the state's outcome. */
+static void
+wr_cache_status(struct gh_wr *w, const struct gh_cache_ex *cx, int64_t ttl, bool hit)
+{
+    GH_WR_LIT(w, "Cache-Status: gatehouse");
+    if (hit) {
+        GH_WR_LIT(w, "; hit");
+    } else {
+        GH_WR_LIT(w, "; fwd=");
+        gh_wr_str(w, cx->fwd != NULL ? cx->fwd : "miss");
+        if (cx->fwd_status != 0) {
+            GH_WR_LIT(w, "; fwd-status=");
+            gh_wr_u64(w, cx->fwd_status);
+        }
+    }
+    if (hit || cx->stored) {
+        GH_WR_LIT(w, "; ttl=");
+        if (ttl < 0) {
+            GH_WR_LIT(w, "-");
+            ttl = -ttl;
+        }
+        gh_wr_u64(w, (uint64_t)ttl);
+    }
+    if (cx->stored)
+        GH_WR_LIT(w, "; stored");
+    if (cx->collapsed)
+        GH_WR_LIT(w, "; collapsed");
+    GH_WR_LIT(w, "\r\n");
+}
+
+/* Fields a 304 from the cache carries (RFC 9110 §15.4.5). */
+static bool
+in_304(const struct gh_h1_header *h)
+{
+    static const char *const names[] = {
+        "cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified"};
+    for (size_t i = 0; i < GH_ARRAY_LEN(names); i++)
+        if (h->name_len == strlen(names[i]) && gh_strncaseeq(h->name, names[i], h->name_len))
+            return true;
+    return false;
+}
+
+/* The head of a cached answer. Returns GH_PUMP_MOVED with *room set to the body bytes that may go
+ * with it (0: the answer is complete), or GH_PUMP_ENDED. */
+static int
+send_first(struct gh_exchange *ex, struct gh_cache_ex *cx, size_t *room)
+{
+    const struct gh_cobj *o = cx->obj;
+    int64_t now = gh_loop_wall(ex->w->loop);
+    int64_t age = gh_cache_age(&o->times, now);
+    int st = cx->resp_status;
+    char extra[512];
+    struct gh_wr w = {extra, 0, sizeof(extra), 0};
+    GH_WR_LIT(&w, "Age: ");
+    gh_wr_u64(&w, (uint64_t)(age < GH_CC_DELTA_MAX ? age : GH_CC_DELTA_MAX));
+    GH_WR_LIT(&w, "\r\n");
+    uint64_t total = (uint64_t)(o->content_length >= 0 ? o->content_length : 0);
+    if (st == 206 || st == 416) {
+        GH_WR_LIT(&w, "Content-Range: bytes ");
+        if (st == 206) {
+            gh_wr_u64(&w, cx->off);
+            GH_WR_LIT(&w, "-");
+            gh_wr_u64(&w, cx->end - 1);
+        } else {
+            GH_WR_LIT(&w, "*");
+        }
+        GH_WR_LIT(&w, "/");
+        gh_wr_u64(&w, total);
+        GH_WR_LIT(&w, "\r\n");
+    }
+    if (ex->pc->cache_status)
+        wr_cache_status(&w, cx, o->times.lifetime - age, cx->fwd == NULL);
+    struct gh_h1_header f304[16];
+    struct gh_resp resp = {.status = (uint16_t)st,
+                           .version = 11,
+                           .body = GH_H1_BODY_LENGTH,
+                           .fields = o->fields,
+                           .n_fields = st == 416 ? 0 : o->n_fields,
+                           .content_length = (int64_t)(cx->end - cx->off),
+                           .extra = w.overflow ? NULL : extra,
+                           .extra_len = (uint32_t)w.len};
+    if (st == 304) {
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < o->n_fields && n < GH_ARRAY_LEN(f304); i++)
+            if (in_304(&o->fields[i]))
+                f304[n++] = o->fields[i];
+        resp.fields = f304;
+        resp.n_fields = n;
+        resp.body = GH_H1_BODY_NONE;
+        resp.content_length = -1;
+    }
+    ex->status = (uint16_t)st;
+    bool reframe = false;
+    ssize_t r = ex->down->send_head(ex, &resp, &reframe);
+    if (r < 0)
+        return GH_PUMP_ENDED;
+    cx->head_sent = true;
+    *room = (size_t)r;
+    if (st == 304 || (ex->flags & GH_EX_HEAD_METHOD) || cx->off == cx->end) {
+        *room = 0;
+        if (ex->down->send_body(ex, NULL, 0, true) != 0)
+            return GH_PUMP_ENDED;
+        ex->flags |= GH_EX_RESP_DONE;
+    }
+    return GH_PUMP_MOVED;
+}
+
+/* Body from the object: at most max bytes of what has arrived. */
+static int
+send_body(struct gh_exchange *ex, struct gh_cache_ex *cx, size_t max)
+{
+    struct iovec spans[8];
+    size_t want = (size_t)GH_MIN((uint64_t)max, cx->end - cx->off);
+    int n = gh_cobj_read(cx->obj, &cx->cur, cx->off, want, spans, 8);
+    if (n == 0) {
+        if (gh_cobj_state(cx->obj) == GH_COBJ_ABORTED)
+            return gh_exchange_fail(ex, 502, "the response being cached failed");
+        /* still arriving: look again soon */
+        gh_timer_after(ex->w->loop, &cx->timer, WAIT_POLL_MS);
+        return GH_PUMP_BLOCKED;
+    }
+    size_t k = 0;
+    for (int i = 0; i < n; i++)
+        k += spans[i].iov_len;
+    cx->off += k;
+    bool done = cx->off == cx->end;
+    if (ex->down->send_body(ex, spans, n, done) != 0)
+        return GH_PUMP_ENDED;
+    if (done)
+        ex->flags |= GH_EX_RESP_DONE;
+    return GH_PUMP_MOVED;
+}
+
+/* ------------------------------------------------------------------ */
+/* answering from the cache                                            */
+
+/* Decide how obj answers the request (304, 206, 416 or the stored status) and make the cache
+ * the source. */
+static void
+serve(struct gh_exchange *ex, struct gh_cache_ex *cx)
+{
+    const struct gh_cobj *o = cx->obj;
+    const struct gh_h1_header *rf;
+    uint32_t nrf;
+    req_fields(ex, &rf, &nrf);
+    cx->mode = CX_SERVE;
+    cx->pub.flags &= (uint16_t) ~(GH_CX_SWAP | GH_CX_TEE);
+    cx->resp_status = o->status;
+    cx->off = 0;
+    cx->end = (uint64_t)(o->content_length >= 0 ? o->content_length : 0);
+    if (o->status == 200 || o->status == 203) {
+        if (gh_cache_not_modified(rf, nrf, o->fields, o->n_fields)) {
+            cx->resp_status = 304;
+        } else {
+            const struct gh_h1_header *rg = gh_cache_field(rf, nrf, "range");
+            const struct gh_h1_header *ir = gh_cache_field(rf, nrf, "if-range");
+            const struct gh_h1_header *et = gh_cache_field(o->fields, o->n_fields, "etag");
+            bool if_range_ok =
+                ir == NULL || (et != NULL && gh_etag_eq_strong(ir->value, ir->value_len, et->value,
+                                                               et->value_len));
+            uint64_t first, last;
+            int r = rg != NULL && if_range_ok && ex->method == GH_METHOD_GET
+                        ? gh_cache_range(rg->value, rg->value_len, cx->end, &first, &last)
+                        : 0;
+            if (r > 0) {
+                cx->resp_status = 206;
+                cx->off = first;
+                cx->end = last + 1;
+            } else if (r < 0) {
+                cx->resp_status = 416;
+                cx->off = cx->end = 0;
+            }
+        }
+    }
+    if (cx->resp_status == 304)
+        cx->off = cx->end = 0;
+    ex->src = &src_cache;
+    ex->status = cx->resp_status;
+    gh_forward_release(ex); /* a forward proxy's destination is not needed */
+}
+
+static void
+on_timer(struct gh_timer *t)
+{
+    struct gh_cache_ex *cx =
+        (struct gh_cache_ex *)(void *)((char *)t - offsetof(struct gh_cache_ex, timer));
+    cx->ex->down->resume(cx->ex);
+}
+
+static int lookup(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *req);
+
+/* A request waiting for an object another request fetches: when it has a head (and a length)
+ * or is complete, look again; when it failed, or the wait is too long, go to the origin. */
+static int
+wait_step(struct gh_exchange *ex, struct gh_cache_ex *cx)
+{
+    enum gh_cobj_state st = gh_cobj_state(cx->wait);
+    bool ready = st == GH_COBJ_DONE || (st == GH_COBJ_FILLING && cx->wait->content_length >= 0);
+    bool gone = st == GH_COBJ_ABORTED || gh_loop_now(ex->w->loop) >= cx->wait_until;
+    if (!ready && !gone) {
+        gh_timer_after(ex->w->loop, &cx->timer, WAIT_POLL_MS);
+        return GH_PUMP_BLOCKED;
+    }
+    gh_cobj_put(cx->wait);
+    cx->wait = NULL;
+    cx->mode = CX_ORIGIN;
+    cx->collapsed = true;
+    ex->target = cx->target;
+    if (!gone && lookup(ex, cx, ex->req) == GH_DECLINED)
+        return GH_PUMP_MOVED; /* answered (from the cache) */
+    if (cx->mode == CX_WAIT)
+        return GH_PUMP_BLOCKED; /* another placeholder */
+    cx->fwd = cx->fwd != NULL ? cx->fwd : "uri-miss";
+    gh_origin_start(ex, ex->req);
+    return GH_PUMP_MOVED;
+}
+
+static int
+cache_recv(struct gh_exchange *ex)
+{
+    struct gh_cache_ex *cx = ex->cache;
+    if (cx == NULL)
+        return gh_exchange_fail(ex, 500, "cache state lost");
+    if (cx->mode == CX_WAIT)
+        return wait_step(ex, cx);
+    if (!cx->head_sent) {
+        size_t room = 0;
+        int rc = send_first(ex, cx, &room);
+        if (rc == GH_PUMP_ENDED || room == 0)
+            return rc;
+        return send_body(ex, cx, room);
+    }
+    if (cx->off == cx->end) {
+        ex->flags |= GH_EX_RESP_DONE;
+        return GH_PUMP_MOVED;
+    }
+    return send_body(ex, cx, GH_BUF_SIZE);
+}
+
+static void
+cache_release(struct gh_exchange *ex)
+{
+    struct gh_cache_ex *cx = ex->cache;
+    if (cx != NULL)
+        gh_timer_stop(ex->w->loop, &cx->timer);
+}
+
+/* ------------------------------------------------------------------ */
+/* lookup                                                              */
+
+/* A copy of req with the cache's own validators for o in place of the client's conditional
+ * fields (RFC 9111 §4.3.1), into fields[0..cap). */
+static void
+conditional(const struct gh_request *req, const struct gh_cobj *o, struct gh_request *out,
+            struct gh_h1_header *fields, uint32_t cap)
+{
+    static const char *const drop[] = {"if-none-match", "if-modified-since", "if-range",
+                                       "range",         "if-match",          "if-unmodified-since"};
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < req->n_fields && n + 2 < cap; i++) {
+        const struct gh_h1_header *h = &req->fields[i];
+        bool dropped = false;
+        for (size_t d = 0; d < GH_ARRAY_LEN(drop) && !dropped; d++)
+            dropped =
+                h->name_len == strlen(drop[d]) && gh_strncaseeq(h->name, drop[d], h->name_len);
+        if (!dropped)
+            fields[n++] = *h;
+    }
+    const struct gh_h1_header *et = gh_cache_field(o->fields, o->n_fields, "etag");
+    const struct gh_h1_header *lm = gh_cache_field(o->fields, o->n_fields, "last-modified");
+    if (et != NULL)
+        fields[n++] = (struct gh_h1_header){"If-None-Match", et->value, 13, et->value_len, 0};
+    if (lm != NULL)
+        fields[n++] = (struct gh_h1_header){"If-Modified-Since", lm->value, 17, lm->value_len, 0};
+    *out = *req;
+    out->fields = fields;
+    out->n_fields = n;
+}
+
+/* Wait for o (being fetched by another request) up to the cache's lock_timeout. */
+static int
+wait_for(struct gh_exchange *ex, struct gh_cache_ex *cx, struct gh_cobj *o)
+{
+    cx->wait = o;
+    cx->mode = CX_WAIT;
+    if (ex->target != cx->target) {
+        memcpy(cx->target, ex->target, ex->target_len);
+        ex->target = cx->target;
+    }
+    cx->wait_until = gh_loop_now(ex->w->loop) + ex->pc->cache->lock_timeout_ms;
+    cx->timer.cb = on_timer;
+    ex->src = &src_cache;
+    gh_timer_after(ex->w->loop, &cx->timer, WAIT_POLL_MS);
+    return GH_DECLINED;
+}
+
+/* A stored response that may not be used as it is: ask the origin whether it still holds. */
+static int
+revalidate(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *req,
+           struct gh_cobj *o)
+{
+    cx->obj = o;
+    cx->fwd = "stale";
+    if (ex->method != GH_METHOD_GET || req == NULL)
+        return GH_OK; /* a HEAD goes as it is (its answer is not stored) */
+    struct gh_h1_header fields[260];
+    struct gh_request r;
+    conditional(req, o, &r, fields, GH_ARRAY_LEN(fields));
+    gh_origin_start(ex, &r);
+    return GH_DECLINED;
+}
+
+/* What a stored (or filling) variant does for the request. */
+static int
+found(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *req,
+      struct gh_cobj *o)
+{
+    bool only = (cx->req_cc.flags & GH_CC_ONLY_IF_CACHED) != 0;
+    if (gh_cobj_state(o) == GH_COBJ_FILLING) {
+        if (o->content_length < 0 && !only && ex->fwd == NULL)
+            return wait_for(ex, cx, o); /* streams only with a known length */
+        cx->obj = o;
+        cx->collapsed = true;
+        serve(ex, cx);
+        return GH_DECLINED;
+    }
+    int64_t age;
+    enum gh_reuse r = gh_cache_reuse(&o->times, &cx->req_cc, gh_loop_wall(ex->w->loop), &age);
+    if (r != GH_REUSE_REVALIDATE) {
+        cx->obj = o;
+        serve(ex, cx);
+        return GH_DECLINED;
+    }
+    if (only) {
+        gh_cobj_put(o);
+        ex->fail_reason = "only-if-cached and the stored response is stale";
+        return 504;
+    }
+    return revalidate(ex, cx, req, o);
+}
+
+static int
+lookup(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *req)
+{
+    const struct gh_h1_header *rf = req != NULL ? req->fields : NULL;
+    uint32_t nrf = req != NULL ? req->n_fields : 0;
+    bool only = (cx->req_cc.flags & GH_CC_ONLY_IF_CACHED) != 0;
+    bool get = ex->method == GH_METHOD_GET;
+    struct gh_cobj *o;
+    enum gh_cache_found f =
+        gh_cache_lookup(cx->store, cx->key, cx->key_len, rf, nrf,
+                        get && !only && !(cx->req_cc.flags & GH_CC_NO_STORE), &o);
+    if (f == GH_CACHE_HIT)
+        return found(ex, cx, req, o);
+    if (only) {
+        gh_cobj_put(o);
+        ex->fail_reason = "only-if-cached and nothing stored";
+        return 504;
+    }
+    if (f == GH_CACHE_BUSY) {
+        if (ex->fwd == NULL && ex->req != NULL)
+            return wait_for(ex, cx, o);
+        gh_cobj_put(o); /* a forward proxy's request goes on: it resolves its name already */
+    } else {
+        cx->fill = o; /* a placeholder: requests for the key wait for this one */
+    }
+    cx->fwd = "uri-miss";
+    return GH_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* PURGE and invalidation                                              */
+
+static int
+purge(struct gh_exchange *ex, struct gh_cache_ex *cx)
+{
+    const struct gh_cidr_set *from = ex->pc->cache_purge_from;
+    if (gh_cidr_set_find(from, ex->client->family, ex->client->ip) == GH_CIDR_NONE) {
+        ex->fail_reason = "PURGE from an address not in cache_purge_from";
+        return 403;
+    }
+    uint32_t n;
+    if (cx->key_len > 0 && cx->key[cx->key_len - 1] == '*')
+        n = gh_cache_remove_prefix(cx->store, cx->key, cx->key_len - 1);
+    else
+        n = gh_cache_remove_key(cx->store, cx->key, cx->key_len);
+    char text[64];
+    int len = snprintf(text, sizeof(text), "purged %u\n", n);
+    int rc = gh_respond_copy(ex, n > 0 ? 200 : 404, text, (size_t)len, false);
+    return rc == GH_OK ? GH_DECLINED : rc;
+}
+
+static bool
+is_purge(const struct gh_request *req)
+{
+    return req->method_len == 5 && memcmp(req->method, "PURGE", 5) == 0;
+}
+
+static bool
+bypassed(struct gh_exchange *ex)
+{
+    if (ex->pc->cache_bypass == NULL)
+        return false;
+    char buf[64];
+    struct gh_wr w = {buf, 0, sizeof(buf), 0};
+    gh_vars_expand(ex->pc->cache_bypass, ex, &w, GH_ESC_RAW, NULL);
+    return w.len > 0 && !(w.len == 1 && buf[0] == '0');
+}
+
+int
+gh_cache_pre_origin(struct gh_exchange *ex, const struct gh_request *req)
+{
+    const struct gh_proxy_conf *pc = ex->pc;
+    if (pc->cache == NULL || pc->cache->store == NULL || pc->upstream == NULL)
+        return GH_OK;
+    uint8_t m = req->method_id;
+    bool purging = m == GH_METHOD_OTHER && is_purge(req) && pc->cache_purge_from != NULL;
+    bool safe =
+        m == GH_METHOD_GET || m == GH_METHOD_HEAD || m == GH_METHOD_OPTIONS || m == GH_METHOD_TRACE;
+    if (m == GH_METHOD_CONNECT || (m == GH_METHOD_OPTIONS || m == GH_METHOD_TRACE))
+        return GH_OK;
+    struct gh_cache_ex *cx = new_state(ex, req);
+    if (cx == NULL)
+        return GH_OK;
+    if (purging)
+        return purge(ex, cx);
+    if (!safe) {
+        cx->mode = CX_INVALIDATE;
+        cx->fwd = "method";
+        return GH_OK;
+    }
+    gh_cc_of_fields(&cx->req_cc, req->fields, req->n_fields);
+    if (bypassed(ex)) {
+        cx->fwd = "bypass";
+        return GH_OK;
+    }
+    return lookup(ex, cx, req);
+}
+
+/* The key of a URL in a Location or Content-Location field when it is of the request's origin
+ * (RFC 9111 §4.4), into out; its length, or 0. Only with the default key. */
+static size_t
+location_key(struct gh_exchange *ex, const struct gh_cache_ex *cx, const struct gh_h1_header *h,
+             char *out, size_t cap)
+{
+    const char *v = h->value;
+    size_t vl = h->value_len;
+    const char *path = memchr(cx->key + 8, '/', cx->key_len - 8); /* after "scheme://" */
+    size_t origin_len = path != NULL ? (size_t)(path - cx->key) : cx->key_len;
+    if (ex->pc->cache_key != NULL || vl == 0 || vl + origin_len >= cap)
+        return 0;
+    if (v[0] == '/' && (vl < 2 || v[1] != '/')) { /* a path: the request's origin */
+        memcpy(out, cx->key, origin_len);
+        memcpy(out + origin_len, v, vl);
+        return origin_len + vl;
+    }
+    if (vl <= origin_len || !gh_strncaseeq(v, cx->key, origin_len) || v[origin_len] != '/')
+        return 0; /* another origin: not invalidated */
+    memcpy(out, cx->key, origin_len);
+    memcpy(out + origin_len, v + origin_len, vl - origin_len);
+    return vl;
+}
+
+static void
+invalidate(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *resp)
+{
+    gh_cache_remove_key(cx->store, cx->key, cx->key_len);
+    char buf[KEY_MAX];
+    for (uint32_t i = 0; i < resp->n_fields; i++) {
+        const struct gh_h1_header *h = &resp->fields[i];
+        bool loc = h->name_len == 8 && gh_strncaseeq(h->name, "location", 8);
+        bool cloc = h->name_len == 16 && gh_strncaseeq(h->name, "content-location", 16);
+        size_t n = loc || cloc ? location_key(ex, cx, h, buf, sizeof(buf)) : 0;
+        if (n > 0)
+            gh_cache_remove_key(cx->store, buf, n);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* the origin's response                                               */
+
+/* The response's fields as stored: without hop-by-hop and framing fields, and without Age
+ * (the cache writes its own). Returns how many went into out. */
+static uint32_t
+storable_fields(const struct gh_resp *resp, struct gh_h1_header *out, uint32_t cap)
+{
+    uint32_t n = 0;
+    bool conn_other = (resp->h1flags & GH_H1_F_CONN_OTHER) != 0;
+    for (uint32_t i = 0; i < resp->n_fields && n < cap; i++) {
+        const struct gh_h1_header *h = &resp->fields[i];
+        if (gh_field_resp_dropped(h->id) || h->id == GH_HDR_UPGRADE ||
+            (conn_other && gh_field_named_by_connection(resp->fields, resp->n_fields, h)) ||
+            (h->name_len == 3 && gh_strncaseeq(h->name, "age", 3)))
+            continue;
+        out[n++] = *h;
+    }
+    return n;
+}
+
+/* `cache_valid` for status: seconds, or -1. */
+static int64_t
+valid_for(const struct gh_proxy_conf *pc, int status)
+{
+    int64_t any = -1;
+    for (uint32_t i = 0; i < pc->n_cache_valid; i++) {
+        if (pc->cache_valid[i].status == status)
+            return pc->cache_valid[i].seconds;
+        if (pc->cache_valid[i].status == 0)
+            any = pc->cache_valid[i].seconds;
+    }
+    return any;
+}
+
+/* Store the response (its body follows through gh_cache_tee), or let the placeholder go. */
+static void
+store(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *resp)
+{
+    const struct gh_h1_header *rf;
+    uint32_t nrf;
+    req_fields(ex, &rf, &nrf);
+    struct gh_cc rc;
+    gh_cc_of_fields(&rc, resp->fields, resp->n_fields);
+    int64_t valid = valid_for(ex->pc, resp->status);
+    struct gh_store_in in = {
+        ex->method,     resp->status, gh_cache_field(rf, nrf, "authorization") != NULL,
+        &cx->req_cc,    &rc,          resp->fields,
+        resp->n_fields, valid};
+    enum gh_store_verdict v = ex->req == NULL ? GH_STORE_NO_FRESH : gh_cache_storable(&in);
+    uint64_t max = gh_cache_store_max_object(cx->store);
+    if (v == GH_STORE_OK && resp->content_length > (int64_t)max)
+        v = GH_STORE_NO_FRESH;
+    struct gh_h1_header fields[256];
+    char vkey[2048];
+    const struct gh_h1_header *vary = gh_cache_field(resp->fields, resp->n_fields, "vary");
+    int vk = 0;
+    if (v == GH_STORE_OK && vary != NULL)
+        vk = gh_cache_vary_key(vary->value, vary->value_len, rf, nrf, vkey, sizeof(vkey));
+    if (v != GH_STORE_OK || vk < 0) {
+        if (cx->fill != NULL)
+            gh_cache_fill_abort(cx->fill);
+        return;
+    }
+    if (cx->fill == NULL && (cx->fill = gh_cache_obj_new(cx->store, cx->key, cx->key_len)) == NULL)
+        return;
+    struct gh_cache_times t;
+    gh_cache_times_of(&t, resp->status, &rc, resp->fields, resp->n_fields, cx->request_time,
+                      gh_loop_wall(ex->w->loop), valid);
+    uint32_t n = storable_fields(resp, fields, GH_ARRAY_LEN(fields));
+    bool bodyless =
+        (ex->flags & GH_EX_HEAD_METHOD) || resp->status == 204 || resp->body == GH_H1_BODY_NONE;
+    if (gh_cache_fill_head(cx->fill, resp->status, fields, n, vary ? vary->value : "",
+                           vary ? vary->value_len : 0, vkey, (size_t)vk, &t,
+                           bodyless ? 0 : resp->content_length) != 0)
+        return;
+    cx->stored = true;
+    cx->pub.flags |= GH_CX_TEE;
+    if (bodyless) {
+        gh_cache_fill_done(cx->fill);
+        cx->pub.flags &= (uint16_t)~GH_CX_TEE;
+    }
+}
+
+/* Is name[0..len) among the fields a 304 must not change in a stored response (RFC 9111 §3.2:
+ * Content-Length, and what is hop-by-hop)? */
+static bool
+kept_on_update(const struct gh_h1_header *h)
+{
+    return gh_field_resp_dropped(h->id) || h->id == GH_HDR_UPGRADE ||
+           (h->name_len == 3 && gh_strncaseeq(h->name, "age", 3));
+}
+
+static bool
+same_name(const struct gh_h1_header *a, const struct gh_h1_header *b)
+{
+    return a->name_len == b->name_len && gh_strncaseeq(a->name, b->name, a->name_len);
+}
+
+/* A 304 to our conditional request: the stored fields updated with the 304's (RFC 9111 §3.2,
+ * §4.3.4), the times from this exchange; the cache then answers. */
+static void
+update(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *resp)
+{
+    const struct gh_cobj *o = cx->obj;
+    struct gh_h1_header fields[256];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < o->n_fields && n < GH_ARRAY_LEN(fields); i++) {
+        bool replaced = false;
+        for (uint32_t j = 0; j < resp->n_fields && !replaced; j++)
+            replaced =
+                !kept_on_update(&resp->fields[j]) && same_name(&o->fields[i], &resp->fields[j]);
+        if (!replaced)
+            fields[n++] = o->fields[i];
+    }
+    for (uint32_t j = 0; j < resp->n_fields && n < GH_ARRAY_LEN(fields); j++)
+        if (!kept_on_update(&resp->fields[j]))
+            fields[n++] = resp->fields[j];
+    struct gh_cc rc;
+    gh_cc_of_fields(&rc, fields, n);
+    struct gh_cache_times t;
+    gh_cache_times_of(&t, o->status, &rc, fields, n, cx->request_time, gh_loop_wall(ex->w->loop),
+                      valid_for(ex->pc, o->status));
+    /* the 304's own Age counts (its fields replaced the stored ones) */
+    const struct gh_h1_header *age = gh_cache_field(resp->fields, resp->n_fields, "age");
+    if (age == NULL)
+        t.age = 0;
+    struct gh_cobj *x = gh_cache_replace_head(cx->obj, fields, n, &t);
+    if (x != NULL) {
+        gh_cobj_put(cx->obj);
+        cx->obj = x;
+        cx->stored = true;
+    }
+}
+
+int
+gh_cache_resp_head(struct gh_exchange *ex, struct gh_resp *resp)
+{
+    struct gh_cache_ex *cx = ex->cache;
+    if (cx == NULL)
+        return GH_OK;
+    int st = resp->status;
+    if (cx->mode == CX_INVALIDATE) {
+        if (st >= 200 && st < 400)
+            invalidate(ex, cx, resp);
+    } else if (cx->obj != NULL && st == 304 && ex->method == GH_METHOD_GET) {
+        update(ex, cx, resp);
+        cx->fwd_status = 304;
+        cx->pub.flags |= GH_CX_SWAP;
+        return GH_OK;
+    } else if (cx->obj != NULL && st >= 500 &&
+               gh_cache_stale_if_error(&cx->obj->times, &cx->req_cc, gh_loop_wall(ex->w->loop))) {
+        cx->fwd_status = (uint16_t)st;
+        cx->pub.flags |= GH_CX_SWAP;
+        return GH_OK;
+    } else if (cx->fwd == NULL || strcmp(cx->fwd, "method") != 0) {
+        store(ex, cx, resp);
+    }
+    if (ex->pc->cache_status) {
+        static __thread char line[160];
+        struct gh_wr w = {line, 0, sizeof(line), 0};
+        cx->fwd_status = cx->fwd != NULL && strcmp(cx->fwd, "stale") == 0 ? (uint16_t)st : 0;
+        int64_t ttl = cx->stored ? cx->fill->times.lifetime : 0;
+        wr_cache_status(&w, cx, ttl, false);
+        if (!w.overflow) {
+            resp->extra = line;
+            resp->extra_len = (uint32_t)w.len;
+        }
+    }
+    return GH_OK;
+}
+
+void
+gh_cache_tee(struct gh_exchange *ex, const struct iovec *spans, int n, bool done)
+{
+    struct gh_cache_ex *cx = ex->cache;
+    if (!(cx->pub.flags & GH_CX_TEE))
+        return;
+    if (gh_cache_fill_body(cx->fill, spans, n) != 0) {
+        gh_cache_fill_abort(cx->fill); /* too large, or no memory: the client still gets it */
+        cx->pub.flags &= (uint16_t)~GH_CX_TEE;
+        return;
+    }
+    if (done) {
+        gh_cache_fill_done(cx->fill);
+        cx->pub.flags &= (uint16_t)~GH_CX_TEE;
+    }
+}
+
+void
+gh_cache_take_over(struct gh_exchange *ex)
+{
+    struct gh_cache_ex *cx = ex->cache;
+    cx->fwd = cx->fwd_status == 304 ? NULL : "stale"; /* revalidated: a hit */
+    serve(ex, cx);
+}
+
+bool
+gh_cache_on_fail(struct gh_exchange *ex, int status)
+{
+    struct gh_cache_ex *cx = ex->cache;
+    if (cx == NULL || cx->obj == NULL || cx->mode != CX_ORIGIN || status < 500 ||
+        (ex->flags & GH_EX_RESP_STARTED) || ex->src == &src_cache)
+        return false;
+    if (!gh_cache_stale_if_error(&cx->obj->times, &cx->req_cc, gh_loop_wall(ex->w->loop)))
+        return false;
+    if (ex->src != NULL && ex->src->release != NULL)
+        ex->src->release(ex);
+    cx->fwd_status = (uint16_t)status;
+    cx->fwd = "stale";
+    serve(ex, cx);
+    return true;
+}
+
+void
+gh_cache_done(struct gh_exchange *ex)
+{
+    free_state(ex);
+}
+
+/* nginx's $upstream_cache_status words for the state's outcome. */
+static const char *
+outcome(const struct gh_cache_ex *cx)
+{
+    if (cx->mode == CX_SERVE) {
+        if (cx->fwd_status == 304)
+            return "REVALIDATED";
+        return cx->fwd != NULL ? "STALE" : "HIT";
+    }
+    if (cx->fwd == NULL)
+        return NULL;
+    if (strcmp(cx->fwd, "stale") == 0)
+        return "EXPIRED";
+    if (strcmp(cx->fwd, "bypass") == 0)
+        return "BYPASS";
+    if (strcmp(cx->fwd, "uri-miss") == 0)
+        return "MISS";
+    return NULL;
+}
+
+const char *
+gh_cache_var(struct gh_exchange *ex, int var, char *buf, size_t cap)
+{
+    if (var == GH_VAR_UPSTREAM_CACHE_STATUS)
+        return ex->cache != NULL ? outcome(ex->cache) : NULL;
+    if ((var != GH_VAR_CACHE_BYTES && var != GH_VAR_CACHE_OBJECTS) || ex->pc == NULL ||
+        ex->pc->cache == NULL || ex->pc->cache->store == NULL)
+        return NULL;
+    struct gh_cache_stats st;
+    gh_cache_store_stats(ex->pc->cache->store, &st);
+    snprintf(buf, cap, "%llu",
+             (unsigned long long)(var == GH_VAR_CACHE_BYTES ? st.bytes : st.objects));
+    return buf;
+}

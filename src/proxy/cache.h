@@ -1,0 +1,76 @@
+/*
+ * cache.h - the cache in the request's course (RFC 9111, a shared cache), glue
+ * between the exchange and the store (cache/store.h) with the rules of
+ * cache/policy.h:
+ *
+ *   pre-origin  gh_cache_pre_origin: PURGE; the key; the lookup. A usable
+ *               stored response makes the cache the source (src "cache");
+ *               a stale one is revalidated (a conditional request to the
+ *               origin); a miss for an object another request is fetching
+ *               waits for it (request collapsing), else goes to the origin
+ *               with a placeholder that later requests wait for.
+ *   resp-head   gh_cache_resp_head: the storage decision (the response's
+ *               body is then copied into the store as it streams to the
+ *               client), a 304 to a revalidation updating the stored
+ *               fields, stale-if-error, invalidation after unsafe methods,
+ *               Cache-Status.
+ *   done        gh_cache_done: a fill that did not complete is dropped.
+ *
+ * The origin source calls gh_cache_tee with each body piece, and, when the
+ * response it read was only for the cache (gh_cache_swapping),
+ * gh_cache_take_over once it has been read whole.
+ */
+#ifndef GH_PROXY_CACHE_H
+#define GH_PROXY_CACHE_H
+
+#include <stdbool.h>
+#include <sys/uio.h>
+
+#include "proxy/exchange.h"
+
+#define GH_CX_SWAP 0x0001 /* the origin's response is read for the cache; the cache answers */
+#define GH_CX_TEE 0x0002  /* the origin's body is copied into ex->cache->fill */
+
+/* The part of the state the origin source reads on its path (cache.c has the rest). */
+struct gh_cache_ex_pub {
+    uint16_t flags; /* GH_CX_* */
+};
+
+/* Phase hooks (phase.c). */
+int gh_cache_pre_origin(struct gh_exchange *ex, const struct gh_request *req);
+int gh_cache_resp_head(struct gh_exchange *ex, struct gh_resp *resp);
+void gh_cache_done(struct gh_exchange *ex);
+
+/* Is the origin's response read for the cache only (a 304 to a revalidation, an error a stale
+ * object answers for)? */
+static inline bool
+gh_cache_swapping(const struct gh_exchange *ex)
+{
+    return ex->cache != NULL &&
+           (((const struct gh_cache_ex_pub *)(const void *)ex->cache)->flags & GH_CX_SWAP);
+}
+
+/* Is the origin's body being copied into the store (then it is not spliced)? */
+static inline bool
+gh_cache_tees(const struct gh_exchange *ex)
+{
+    return ex->cache != NULL &&
+           (((const struct gh_cache_ex_pub *)(const void *)ex->cache)->flags & GH_CX_TEE);
+}
+
+/* Body spans of the origin's response, on their way to the client: into the store too. */
+void gh_cache_tee(struct gh_exchange *ex, const struct iovec *spans, int n, bool done);
+
+/* The origin's response was read whole (gh_cache_swapping) and its connection let go: the
+ * cache becomes the source. */
+void gh_cache_take_over(struct gh_exchange *ex);
+
+/* The origin failed with status before any response went out: may a stale stored response
+ * answer instead (stale-if-error)? Returns true when the cache became the source. */
+bool gh_cache_on_fail(struct gh_exchange *ex, int status);
+
+/* The cache's variables for ex ($upstream_cache_status, $cache_bytes, $cache_objects) as text
+ * (in buf[0..cap) or static), or NULL when empty. */
+const char *gh_cache_var(struct gh_exchange *ex, int var, char *buf, size_t cap);
+
+#endif
