@@ -61,10 +61,11 @@ struct gh_cobj {
     struct gh_cobj *qprev, *qnext; /* SIEVE queue (qnext toward the newest) */
     struct gh_cache_store *store;
     uint64_t hash;
-    int refs;        /* atomic */
-    uint8_t state;   /* enum gh_cobj_state (atomic) */
-    uint8_t visited; /* SIEVE's bit (atomic, relaxed) */
-    bool linked;     /* in the index (under the shard's lock) */
+    int refs;           /* atomic */
+    uint8_t state;      /* enum gh_cobj_state (atomic) */
+    uint8_t visited;    /* SIEVE's bit (atomic, relaxed) */
+    bool linked;        /* in the index (under the shard's lock) */
+    uint8_t refreshing; /* a background refresh was started for it (atomic: one at most) */
     char *key;
     uint32_t key_len;
     /* the variant: the response's Vary names and the request's values for them

@@ -33,6 +33,7 @@ struct gh_cache_ex {
     bool head_sent;
     bool collapsed;
     bool stored;
+    bool stale; /* served stale (max-stale, stale-while-revalidate) */
     struct gh_exchange *ex;
     struct gh_cache_store *store;
     struct gh_cobj *obj;  /* the stored response served or revalidated */
@@ -82,6 +83,14 @@ default_key(struct gh_exchange *ex, const struct gh_request *req, struct gh_wr *
     gh_wr_put(w, req->path, req->path_len);
 }
 
+static void
+on_timer(struct gh_timer *t)
+{
+    struct gh_cache_ex *cx =
+        (struct gh_cache_ex *)(void *)((char *)t - offsetof(struct gh_cache_ex, timer));
+    cx->ex->down->resume(cx->ex);
+}
+
 /* The exchange's state with its key (and room for a copy of the target), or NULL when the key
  * is too long or out of memory (then the request does without the cache). */
 static struct gh_cache_ex *
@@ -109,6 +118,7 @@ new_state(struct gh_exchange *ex, const struct gh_request *req)
     cx->key[w.len] = '\0';
     cx->key_len = (uint32_t)w.len;
     cx->target = cx->key + w.len + 1;
+    cx->timer.cb = on_timer;
     gh_cc_init(&cx->req_cc);
     ex->cache = cx;
     return cx;
@@ -322,14 +332,6 @@ serve(struct gh_exchange *ex, struct gh_cache_ex *cx)
     gh_forward_release(ex); /* a forward proxy's destination is not needed */
 }
 
-static void
-on_timer(struct gh_timer *t)
-{
-    struct gh_cache_ex *cx =
-        (struct gh_cache_ex *)(void *)((char *)t - offsetof(struct gh_cache_ex, timer));
-    cx->ex->down->resume(cx->ex);
-}
-
 static int lookup(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *req);
 
 /* A request waiting for an object another request fetches: when it has a head (and a length)
@@ -431,7 +433,6 @@ wait_for(struct gh_exchange *ex, struct gh_cache_ex *cx, struct gh_cobj *o)
         ex->target = cx->target;
     }
     cx->wait_until = gh_loop_now(ex->w->loop) + ex->pc->cache->lock_timeout_ms;
-    cx->timer.cb = on_timer;
     ex->src = &src_cache;
     gh_timer_after(ex->w->loop, &cx->timer, WAIT_POLL_MS);
     return GH_DECLINED;
@@ -469,8 +470,13 @@ found(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *r
     }
     int64_t age;
     enum gh_reuse r = gh_cache_reuse(&o->times, &cx->req_cc, gh_loop_wall(ex->w->loop), &age);
-    if (r != GH_REUSE_REVALIDATE) {
+    if (r != GH_REUSE_REVALIDATE && !(ex->flags & GH_EX_CACHE_REFRESH)) {
+        uint8_t no = 0;
+        if (r == GH_REUSE_SWR && __atomic_compare_exchange_n(&o->refreshing, &no, 1, false,
+                                                             __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+            gh_cache_refresh_start(ex); /* once per object */
         cx->obj = o;
+        cx->stale = r != GH_REUSE_FRESH;
         serve(ex, cx);
         return GH_DECLINED;
     }
@@ -573,6 +579,8 @@ gh_cache_pre_origin(struct gh_exchange *ex, const struct gh_request *req)
         return GH_OK;
     }
     gh_cc_of_fields(&cx->req_cc, req->fields, req->n_fields);
+    if (ex->flags & GH_EX_CACHE_REFRESH) /* a background refresh: never answered from the cache */
+        cx->req_cc.flags |= GH_CC_NO_CACHE;
     if (bypassed(ex)) {
         cx->fwd = "bypass";
         return GH_OK;
@@ -846,7 +854,7 @@ outcome(const struct gh_cache_ex *cx)
     if (cx->mode == CX_SERVE) {
         if (cx->fwd_status == 304)
             return "REVALIDATED";
-        return cx->fwd != NULL ? "STALE" : "HIT";
+        return cx->fwd != NULL || cx->stale ? "STALE" : "HIT";
     }
     if (cx->fwd == NULL)
         return NULL;

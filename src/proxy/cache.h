@@ -69,6 +69,10 @@ void gh_cache_take_over(struct gh_exchange *ex);
  * answer instead (stale-if-error)? Returns true when the cache became the source. */
 bool gh_cache_on_fail(struct gh_exchange *ex, int status);
 
+/* stale-while-revalidate: refresh what orig found stale in the background, with an exchange of
+ * its own made from a copy of orig's request (cache_refresh.c). */
+void gh_cache_refresh_start(struct gh_exchange *orig);
+
 /* The cache's variables for ex ($upstream_cache_status, $cache_bytes, $cache_objects) as text
  * (in buf[0..cap) or static), or NULL when empty. */
 const char *gh_cache_var(struct gh_exchange *ex, int var, char *buf, size_t cap);

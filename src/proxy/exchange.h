@@ -191,9 +191,10 @@ struct gh_source_ops {
 #define GH_EX_OUT_QUEUED 0x0200
 /* cut by the drain deadline: logged with 444 when no response had started */
 #define GH_EX_CUT 0x0400
-#define GH_EX_TLS 0x0800          /* the request came over TLS */
-#define GH_EX_CONNECT 0x1000      /* a forward proxy's CONNECT: a tunnel after its 200 */
-#define GH_EX_CONN_COUNTED 0x2000 /* counted for limit_conn (access.c gives it back at the end) */
+#define GH_EX_TLS 0x0800           /* the request came over TLS */
+#define GH_EX_CONNECT 0x1000       /* a forward proxy's CONNECT: a tunnel after its 200 */
+#define GH_EX_CONN_COUNTED 0x2000  /* counted for limit_conn (access.c gives it back at the end) */
+#define GH_EX_CACHE_REFRESH 0x4000 /* the cache's background refresh (proxy/cache_refresh.c) */
 
 #define GH_EX_STATES(X)                                                                            \
     X(START, "start")     /* the head is being routed */                                           \

@@ -187,7 +187,8 @@ def t():
     o.set("/stale", headers=[("Cache-Control", "max-age=0")])
     get(gh, "/stale")
     r = get(gh, "/stale", [("Cache-Control", "max-stale=3600")])
-    eq(r.header("x-cache"), "HIT")
+    eq(r.header("x-cache"), "STALE")
+    check(cs(r).startswith("gatehouse; hit; ttl="), cs(r))
     eq(o.count("/stale"), 1)
     r = get(gh, "/never-seen", [("Cache-Control", "only-if-cached")])
     eq(r.status, 504)
@@ -303,6 +304,24 @@ def t():
     get(gh, "/nosie")
     o.set("/nosie", status=500, body=b"broken")
     eq(get(gh, "/nosie").status, 500)
+
+
+@test("stale-while-revalidate: the stale object is served at once and refreshed in the "
+      "background, once")
+def t():
+    o, gh = env()
+    cc = [("Cache-Control", "max-age=0, stale-while-revalidate=600"), ("ETag", '"s1"')]
+    o.set("/swr", headers=cc, body=b"v1")
+    eq(get(gh, "/swr").body, b"v1")
+    o.set("/swr", headers=[("Cache-Control", "max-age=600")], body=b"v2")
+    r = get(gh, "/swr")
+    eq(r.body, b"v1")
+    eq(r.header("x-cache"), "STALE")
+    wait_until(lambda: o.count("/swr") == 2, what="the background refresh")
+    eq(o.seen("/swr").get("if-none-match"), '"s1"')
+    wait_until(lambda: get(gh, "/swr").body == b"v2", what="the refreshed object")
+    eq(get(gh, "/swr").header("x-cache"), "HIT")
+    eq(o.count("/swr"), 2)
 
 
 @test("PURGE from an allowed address removes one URL (404 when not stored), prefix with '*'")
