@@ -11,7 +11,8 @@
 #                      get ~1% of a CPU instead of half (needs root/CAP_SYS_NICE; ignored otherwise)
 #   BENCH_ROWS="..."  run only these rows; default all. ids: ka1k50 ka1k1000 ka100k50 close1k50
 #                      (plain HTTP) and tlska1k50 tlska100k50 tlsresume50 tlsfullec tlsfullrsa (TLS); the words
-#                      `plain` and `tls` stand for each group
+#                      `plain` and `tls` stand for each group; cache1k50 cache100k50 (`cache`): hits
+#                      of a warm object in each proxy's cache (/c/1k, /c/100k; HAProxy's cache too)
 #   BENCH_TLS_CLIENTS=2 httperf processes in parallel for the tls full rows (one connection each)
 #   BENCH_TLS_LOG=0    1: the TLS instances log $ssl_session_reused (or HAProxy's ssl_fc_is_resumed)
 #                      per request and the notes count full and resumed handshakes per run (a check
@@ -49,23 +50,31 @@ die() { echo "bench: $*" >&2; exit 1; }
 # TLS instance (ec = ECDSA P-256, rsa = RSA 2048), empty = the plain instance; TOOL: wrk or httperf
 PLAIN_ROWS="ka1k50 ka1k1000 ka100k50 close1k50"
 TLS_ROWS="tlska1k50 tlska100k50 tlsresume50 tlsfullec tlsfullrsa"
+CACHE_ROWS="cache1k50 cache100k50"
 ROWS=()
-for r in ${BENCH_ROWS:-$PLAIN_ROWS $TLS_ROWS}; do
+for r in ${BENCH_ROWS:-$PLAIN_ROWS $TLS_ROWS $CACHE_ROWS}; do
     case $r in
     plain) ROWS+=($PLAIN_ROWS) ;;
     tls) ROWS+=($TLS_ROWS) ;;
-    *) [[ " $PLAIN_ROWS $TLS_ROWS " == *" $r "* ]] || die "unknown row '$r' in BENCH_ROWS (ids: $PLAIN_ROWS $TLS_ROWS, or plain, tls)"
+    cache) ROWS+=($CACHE_ROWS) ;;
+    *) [[ " $PLAIN_ROWS $TLS_ROWS $CACHE_ROWS " == *" $r "* ]] || die "unknown row '$r' in BENCH_ROWS (ids: $PLAIN_ROWS $TLS_ROWS $CACHE_ROWS, or plain, tls, cache)"
        ROWS+=("$r") ;;
     esac
 done
 declare -A LABEL=([ka1k50]="ka 1KiB 50c" [ka1k1000]="ka 1KiB 1000c" [ka100k50]="ka 100KiB 50c" [close1k50]="close 1KiB 50c"
-    [tlska1k50]="tls ka 1KiB 50c" [tlska100k50]="tls ka 100KiB 50c" [tlsresume50]="tls resumed 50c" [tlsfullec]="tls full ECDSA" [tlsfullrsa]="tls full RSA")
+    [tlska1k50]="tls ka 1KiB 50c" [tlska100k50]="tls ka 100KiB 50c" [tlsresume50]="tls resumed 50c" [tlsfullec]="tls full ECDSA" [tlsfullrsa]="tls full RSA"
+    [cache1k50]="cache hit 1KiB" [cache100k50]="cache hit 100KiB")
 declare -A CONNS=([ka1k50]=50 [ka1k1000]=1000 [ka100k50]=50 [close1k50]=50
-    [tlska1k50]=50 [tlska100k50]=50 [tlsresume50]=50 [tlsfullec]=$TLS_CLIENTS [tlsfullrsa]=$TLS_CLIENTS)
+    [tlska1k50]=50 [tlska100k50]=50 [tlsresume50]=50 [tlsfullec]=$TLS_CLIENTS [tlsfullrsa]=$TLS_CLIENTS
+    [cache1k50]=50 [cache100k50]=50)
 declare -A URLPATH=([ka1k50]=/1k [ka1k1000]=/1k [ka100k50]=/100k [close1k50]=/1k
-    [tlska1k50]=/1k [tlska100k50]=/100k [tlsresume50]=/1k [tlsfullec]=/1k [tlsfullrsa]=/1k)
+    [tlska1k50]=/1k [tlska100k50]=/100k [tlsresume50]=/1k [tlsfullec]=/1k [tlsfullrsa]=/1k
+    [cache1k50]=/c/1k [cache100k50]=/c/100k)
 declare -A CLOSE=([ka1k50]=0 [ka1k1000]=0 [ka100k50]=0 [close1k50]=1
-    [tlska1k50]=0 [tlska100k50]=0 [tlsresume50]=1 [tlsfullec]=1 [tlsfullrsa]=1)
+    [tlska1k50]=0 [tlska100k50]=0 [tlsresume50]=1 [tlsfullec]=1 [tlsfullrsa]=1
+    [cache1k50]=0 [cache100k50]=0)
+# CACHED: the proxy's cache answers (the floor has none: it shows `-`)
+declare -A CACHED=([cache1k50]=1 [cache100k50]=1)
 declare -A TLS=([tlska1k50]=ec [tlska100k50]=ec [tlsresume50]=ec [tlsfullec]=ec [tlsfullrsa]=rsa)
 declare -A TOOL=([tlsfullec]=httperf [tlsfullrsa]=httperf)
 WANT_TLS=0 WANT_HTTPERF=0
@@ -497,7 +506,7 @@ for rnd in $(seq "$ROUNDS"); do
             inst=$px
             [ -n "${TLS[$row]:-}" ] && inst=$px-tls
             [ "${AVAIL[$inst]:-0}" = 1 ] || continue
-            [ "$px" = floor ] && [ "${CLOSE[$row]}" = 1 ] && continue
+            [ "$px" = floor ] && { [ "${CLOSE[$row]}" = 1 ] || [ -n "${CACHED[$row]:-}" ]; } && continue
             echo "bench: round $rnd/$ROUNDS  ${LABEL[$row]}  $px" >&2
             wait_quiet
             run_wrk "$px" "$row" "$rnd"
@@ -555,7 +564,7 @@ gh_ver="unavailable"
         for px in "${PROXIES[@]}"; do
             inst=$px
             [ -n "${TLS[$row]:-}" ] && inst=$px-tls
-            if [ "$px" = floor ] && { [ "${CLOSE[$row]}" = 1 ] || [ -n "${TLS[$row]:-}" ]; }; then
+            if [ "$px" = floor ] && { [ "${CLOSE[$row]}" = 1 ] || [ -n "${TLS[$row]:-}" ] || [ -n "${CACHED[$row]:-}" ]; }; then
                 printf "$F" "$label" "$px" - - - - - - -
             elif [ "${AVAIL[$inst]:-0}" != 1 ]; then
                 printf "%-15s %-10s %s\n" "$label" "$px" "$px: unavailable$([ "$inst" = "$px" ] || echo " with TLS")"

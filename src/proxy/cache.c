@@ -350,6 +350,8 @@ wait_step(struct gh_exchange *ex, struct gh_cache_ex *cx)
     cx->wait = NULL;
     cx->mode = CX_ORIGIN;
     cx->collapsed = true;
+    if (ex->req == NULL) /* its copy could not be kept: nothing to ask the origin with */
+        return gh_exchange_fail(ex, 503, "out of memory");
     ex->target = cx->target;
     if (!gone && lookup(ex, cx, ex->req) == GH_DECLINED)
         return GH_PUMP_MOVED; /* answered (from the cache) */
@@ -488,6 +490,16 @@ found(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *r
     return revalidate(ex, cx, req, o);
 }
 
+/* RFC 9111 §3.5: a stored response answers a request with Authorization only when it says a
+ * shared cache may (public, s-maxage, must-revalidate). */
+static bool
+auth_allows(const struct gh_cobj *o, const struct gh_h1_header *rf, uint32_t nrf)
+{
+    if (gh_cache_field(rf, nrf, "authorization") == NULL)
+        return true;
+    return (o->times.cc_flags & (GH_CC_PUBLIC | GH_CC_MUST_REVALIDATE)) || o->times.s_maxage;
+}
+
 static int
 lookup(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *req)
 {
@@ -499,6 +511,11 @@ lookup(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *
     enum gh_cache_found f =
         gh_cache_lookup(cx->store, cx->key, cx->key_len, rf, nrf,
                         get && !only && !(cx->req_cc.flags & GH_CC_NO_STORE), &o);
+    if (f == GH_CACHE_HIT && !auth_allows(o, rf, nrf)) {
+        gh_cobj_put(o); /* not for a request with Authorization: the origin answers */
+        cx->fwd = "uri-miss";
+        return GH_OK;
+    }
     if (f == GH_CACHE_HIT)
         return found(ex, cx, req, o);
     if (only) {

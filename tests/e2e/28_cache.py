@@ -127,6 +127,11 @@ def t():
     get(gh, "/authp", [("Authorization", "Basic YTpi")])
     get(gh, "/authp", [("Authorization", "Basic YTpi")])
     eq(o.count("/authp"), 1)
+    o.set("/authr", headers=[("Cache-Control", "max-age=60")])
+    get(gh, "/authr")  # stored without Authorization ...
+    get(gh, "/authr", [("Authorization", "Basic YTpi")])  # ... but not for a request with it
+    get(gh, "/authr")
+    eq(o.count("/authr"), 2)
     o.set("/reqns", headers=[("Cache-Control", "max-age=60")])
     get(gh, "/reqns", [("Cache-Control", "no-store")])
     get(gh, "/reqns")
