@@ -586,6 +586,20 @@ next_member(const char *v, size_t len, size_t *i, const char **m, size_t *mlen)
     return true;
 }
 
+/* Is the qvalue v[0..n) zero ("0", "0.0", "0.000"; trailing spaces allowed)? */
+static bool
+q_is_zero(const char *v, size_t n)
+{
+    while (n > 0 && is_ows(v[n - 1]))
+        n--;
+    if (n == 0 || v[0] != '0')
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] != (i == 1 ? '.' : '0'))
+            return false;
+    return true;
+}
+
 /* Accept-Encoding's codings (lower-cased, without q=0 ones), sorted, joined by ','. */
 static void
 accept_encoding(struct kw *w, const struct gh_h1_header *hs, uint32_t n)
@@ -610,7 +624,7 @@ accept_encoding(struct kw *w, const struct gh_h1_header *hs, uint32_t n)
                 while (ql > 0 && is_ows(*q))
                     q++, ql--;
                 if (ql >= 3 && gh_lower((unsigned char)q[0]) == 'q' && q[1] == '=' &&
-                    strspn(q + 2, "0.") >= ql - 2)
+                    q_is_zero(q + 2, ql - 2))
                     continue;
             }
             tok[nt] = m;
