@@ -74,12 +74,15 @@ declare -A CLOSE=([ka1k50]=0 [ka1k1000]=0 [ka100k50]=0 [close1k50]=1
     [tlska1k50]=0 [tlska100k50]=0 [tlsresume50]=1 [tlsfullec]=1 [tlsfullrsa]=1
     [cache1k50]=0 [cache100k50]=0)
 # CACHED: the proxy's cache answers (the floor has none, and HAProxy's cache did not store the
-# bench origin's responses, which carry no freshness: both show `-`)
+# bench origin's responses, which carry no freshness: both show `-`). Varnish (when installed)
+# takes part in these rows only.
 declare -A CACHED=([cache1k50]=1 [cache100k50]=1)
 declare -A TLS=([tlska1k50]=ec [tlska100k50]=ec [tlsresume50]=ec [tlsfullec]=ec [tlsfullrsa]=rsa)
 declare -A TOOL=([tlsfullec]=httperf [tlsfullrsa]=httperf)
 WANT_TLS=0 WANT_HTTPERF=0
+WANT_CACHE=0
 for r in "${ROWS[@]}"; do
+    [ -n "${CACHED[$r]:-}" ] && WANT_CACHE=1
     [ -n "${TLS[$r]:-}" ] && WANT_TLS=1
     [ "${TOOL[$r]:-wrk}" = httperf ] && WANT_HTTPERF=1
 done
@@ -203,13 +206,21 @@ start_proxy() {
         taskset -c 0 "$OUT/relay" "$port" "$ORIGIN_PORT" >"$log" 2>&1 &
         SPID=$! MPID=$!
         ;;
+    varnish)
+        command -v varnishd >/dev/null || { echo "varnishd not installed (apt-get install varnish)" >"$log"; return 1; }
+        cfg=$(render "$ROOT/bench/varnish.vcl.in" "$port")
+        mkdir -p "$DIR/varnish-$port" && chmod 755 "$DIR/varnish-$port" "$cfg"
+        taskset -c 0 varnishd -F -a "127.0.0.1:$port" -f "$cfg" -n "$DIR/varnish-$port" -s malloc,64m \
+            -p thread_pools=1 >"$log" 2>&1 &
+        SPID=$!
+        ;;
     esac
     PIDS+=("$SPID")
     if ! wait_http "$port" "$SPID" $scheme || { [ -n "$rsaport" ] && ! wait_http "$rsaport" "$SPID" $scheme; }; then
         stop_pid "$SPID"
         return 1
     fi
-    if [ "$name" = nginx ]; then # measure the worker, not the master
+    if [ "$name" = nginx ] || [ "$name" = varnish ]; then # measure the worker (cache) process
         MPID=$(pgrep -P "$SPID" | head -1)
         [ -n "$MPID" ] || { stop_pid "$SPID"; return 1; }
     fi
@@ -233,7 +244,9 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # ---- what we compare -----------------------------------------------------------------------------
 PROXIES=(gatehouse nginx haproxy floor)
+[ $WANT_CACHE = 1 ] && PROXIES+=(varnish)
 PORT_OF_gatehouse=$((BASE + 1)) PORT_OF_nginx=$((BASE + 2)) PORT_OF_haproxy=$((BASE + 3)) PORT_OF_floor=$((BASE + 4))
+PORT_OF_varnish=$((BASE + 8))
 MEMPORT_OF_gatehouse=$((BASE + 5)) MEMPORT_OF_nginx=$((BASE + 6)) MEMPORT_OF_haproxy=$((BASE + 7))
 # each proxy's TLS instance ("NAME-tls" below): ECDSA and RSA listeners
 declare -A EC_PORT=([gatehouse]=$((BASE + 11)) [nginx]=$((BASE + 12)) [haproxy]=$((BASE + 13)))
@@ -509,6 +522,7 @@ for rnd in $(seq "$ROUNDS"); do
             [ "${AVAIL[$inst]:-0}" = 1 ] || continue
             [ "$px" = floor ] && [ "${CLOSE[$row]}" = 1 ] && continue
             [ -n "${CACHED[$row]:-}" ] && { [ "$px" = floor ] || [ "$px" = haproxy ]; } && continue
+            [ -z "${CACHED[$row]:-}" ] && [ "$px" = varnish ] && continue
             echo "bench: round $rnd/$ROUNDS  ${LABEL[$row]}  $px" >&2
             wait_quiet
             run_wrk "$px" "$row" "$rnd"
@@ -546,6 +560,7 @@ gh_ver="unavailable"
     echo "Gatehouse bench  $(date -u '+%Y-%m-%d %H:%M UTC')  $(uname -r)  $(getconf _NPROCESSORS_ONLN) CPUs  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "median of $ROUNDS rounds x ${SECS}s; proxy alone on CPU0, wrk (1 thread) + origin on CPU1; one worker each; $NICED"
     echo "gatehouse $gh_ver | $(nginx -v 2>&1 | sed 's/.*: //') | HAProxy $(haproxy -v | awk 'NR==1 {print $3}') | floor = bench/relay.c | $(wrk -v 2>&1 | awk 'NR==1 {print $1, $2}')"
+    [ $WANT_CACHE = 1 ] && echo "cache rows: warm /c/1k and /c/100k in Gatehouse's cache, nginx's proxy_cache$([ "${AVAIL[varnish]:-0}" = 1 ] && echo " and $(varnishd -V 2>&1 | awk 'NR==1 {print $2}' | tr -d '(') (malloc storage)")"
     echo "/ngx = proxy / nginx: req/s higher is better, p99 and CPU lower. CPU us/req = the proxy's utime+stime"
     echo "per request. CPU0 busy% < ~95 means the proxy was not the bottleneck (wrk+origin on CPU1 were)"
     if [ $WANT_TLS = 1 ]; then
@@ -567,7 +582,8 @@ gh_ver="unavailable"
             inst=$px
             [ -n "${TLS[$row]:-}" ] && inst=$px-tls
             if { [ "$px" = floor ] && { [ "${CLOSE[$row]}" = 1 ] || [ -n "${TLS[$row]:-}" ]; }; } ||
-                { [ -n "${CACHED[$row]:-}" ] && { [ "$px" = floor ] || [ "$px" = haproxy ]; }; }; then
+                { [ -n "${CACHED[$row]:-}" ] && { [ "$px" = floor ] || [ "$px" = haproxy ]; }; } ||
+                { [ -z "${CACHED[$row]:-}" ] && [ "$px" = varnish ]; }; then
                 printf "$F" "$label" "$px" - - - - - - -
             elif [ "${AVAIL[$inst]:-0}" != 1 ]; then
                 printf "%-15s %-10s %s\n" "$label" "$px" "$px: unavailable$([ "$inst" = "$px" ] || echo " with TLS")"
@@ -589,7 +605,7 @@ gh_ver="unavailable"
         n_per=$(med_of M_PER "" nginx 2>/dev/null)
         label="$IDLE_N idle"
         for px in "${PROXIES[@]}"; do
-            if [ "$px" = floor ]; then
+            if [ "$px" = floor ] || [ "$px" = varnish ]; then
                 printf "%-15s %-10s %12s %12s %14s %7s\n" "$label" "$px" - - - -
             elif [ "${AVAIL[$px]}" != 1 ]; then
                 printf "%-15s %-10s %s\n" "$label" "$px" "$px: unavailable"

@@ -3,14 +3,14 @@
 #   scripts/deps.sh build   compiler and libraries
 #   scripts/deps.sh test    + test clients and peers (curl, python3, cmocka)
 #   scripts/deps.sh fuzz    + clang and its libFuzzer runtime
-#   scripts/deps.sh bench   + nginx, haproxy, wrk, httperf, valgrind, strace
+#   scripts/deps.sh bench   + nginx, haproxy, wrk, httperf, valgrind, strace, varnish
 set -euo pipefail
 mode=${1:-build}
 
 build_pkgs=(gcc make pkg-config libc6-dev libpcre2-dev libssl-dev libc-ares-dev libcrypt-dev)
 test_pkgs=(libcmocka-dev curl python3 openssl procps strace python3-websockets)
 fuzz_pkgs=(clang libclang-rt-14-dev)
-bench_pkgs=(nginx-light haproxy wrk httperf util-linux procps valgrind strace)
+bench_pkgs=(nginx-light haproxy wrk httperf util-linux procps valgrind strace varnish)
 
 want=("${build_pkgs[@]}")
 case "$mode" in
@@ -35,6 +35,7 @@ $SUDO apt-get update -qq >/dev/null || true
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # nginx's Debian package starts a service listening on :80; the tests and bench start
 # their own instances, so stop it where a service manager runs it.
-if [[ " ${missing[*]} " == *" nginx-light "* ]] || [[ " ${missing[*]} " == *" haproxy "* ]]; then
-    (service nginx stop; service haproxy stop) >/dev/null 2>&1 || true
+if [[ " ${missing[*]} " == *" nginx-light "* ]] || [[ " ${missing[*]} " == *" haproxy "* ]] ||
+    [[ " ${missing[*]} " == *" varnish "* ]]; then
+    (service nginx stop; service haproxy stop; service varnish stop) >/dev/null 2>&1 || true
 fi
