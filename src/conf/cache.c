@@ -26,6 +26,7 @@
 struct pcache {
     struct gh_cache_conf cc;
     struct conf_pos pos;
+    bool max_object_given;
 };
 
 static const struct pcache *
@@ -54,8 +55,10 @@ cache_child(struct build *b, struct pcache *c, const struct cnode *ch)
         if (conf_size_arg(b, &ch->args[0], "memory", 64 * 1024, UINT64_MAX / 2, &v))
             c->cc.memory = v;
     } else if (conf_tok_is(&ch->name, "max_object")) {
-        if (conf_size_arg(b, &ch->args[0], "max_object", 1, UINT64_MAX / 2, &v))
+        if (conf_size_arg(b, &ch->args[0], "max_object", 1, UINT64_MAX / 2, &v)) {
             c->cc.max_object = v;
+            c->max_object_given = true;
+        }
     } else if (conf_tok_is(&ch->name, "lock_timeout")) {
         if (conf_duration_arg(b, &ch->args[0], "lock_timeout", &v))
             c->cc.lock_timeout_ms = (uint32_t)v;
@@ -90,8 +93,10 @@ conf_on_cache_block(struct build *b, struct blk *k, const struct cnode *n)
     c->pos = t->pos;
     for (const struct cnode *ch = n->children; ch != NULL; ch = ch->next)
         cache_child(b, c, ch);
-    if (c->cc.max_object > c->cc.memory)
+    if (c->max_object_given && c->cc.max_object > c->cc.memory)
         conf_err(b->st, &t->pos, "cache '%s': max_object is larger than memory", t->text);
+    if (!c->max_object_given && c->cc.max_object > c->cc.memory / 4)
+        c->cc.max_object = c->cc.memory / 4; /* a small cache: a quarter of it at most */
     c->cc.store = gh_cache_store_open(c->cc.name, c->cc.memory, c->cc.max_object);
     if (c->cc.store == NULL)
         conf_err(b->st, &t->pos, "cache '%s': out of memory", t->text);

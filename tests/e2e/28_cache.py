@@ -427,6 +427,43 @@ def t():
     eq(get(gh, "/m/259").header("x-cache"), "HIT")
 
 
+@test("a reload keeps the store: an object cached before SIGHUP is a hit after it")
+def t():
+    o = make_origin()
+    o.set("/r", headers=[("Cache-Control", "max-age=600")], body=b"kept")
+    gh = Gatehouse(cache_conf(o))
+    get(gh, "/r")
+    gh.reload(cache_conf(o, extra="    response_header set X-Gen two;\n"))
+    wait_until(lambda: get(gh, "/r").header("x-gen") == "two", what="the new config")
+    r = get(gh, "/r")
+    eq(r.body, b"kept")
+    eq(r.header("x-cache"), "HIT")
+    eq(o.count("/r"), 1)
+
+
+@test("a caching forward proxy: absolute-form requests answered from the cache, key by URL")
+def t():
+    o = make_origin()
+    o.set("/f", headers=[("Cache-Control", "max-age=600")], body=b"fwd")
+
+    def conf(g):
+        return (BASE_TOP + "cache fp { memory 1m; }\n"
+                + "forward_proxy {\n    listen 127.0.0.1:%d;\n" % g.port
+                + "    allow_private_destinations on;\n    cache fp;\n    cache_status on;\n}\n")
+    gh = Gatehouse(conf)
+    url = "http://127.0.0.1:%d/f" % o.port
+    r1 = http_request(gh.port, "GET", url, host="127.0.0.1:%d" % o.port)
+    eq(r1.body, b"fwd")
+    r2 = http_request(gh.port, "GET", url, host="127.0.0.1:%d" % o.port)
+    eq(r2.body, b"fwd")
+    check(cs(r2).startswith("gatehouse; hit"), cs(r2))
+    eq(o.count("/f"), 1)
+    r3 = http_request(gh.port, "GET", "http://localhost:%d/f" % o.port,
+                      host="localhost:%d" % o.port)
+    check(cs(r3).startswith("gatehouse; fwd=uri-miss"), "another authority, another key: %s"
+          % cs(r3))
+
+
 @test("-t: bad cache directives name file:line:column")
 def t():
     path = os.path.join(tmpdir(), "bad.conf")
