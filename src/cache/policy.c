@@ -152,7 +152,7 @@ gh_cache_field(const struct gh_h1_header *hs, uint32_t n, const char *name)
 }
 
 void
-gh_cc_of_fields(struct gh_cc *cc, const struct gh_h1_header *hs, uint32_t n)
+gh_cc_of_fields(struct gh_cc *cc, const struct gh_h1_header *hs, uint32_t n, bool request)
 {
     gh_cc_init(cc);
     bool any = false;
@@ -161,7 +161,7 @@ gh_cc_of_fields(struct gh_cc *cc, const struct gh_h1_header *hs, uint32_t n)
             gh_cc_parse(cc, hs[i].value, hs[i].value_len);
             any = true;
         }
-    if (any)
+    if (any || !request)
         return;
     /* RFC 9111 §5.4: Pragma: no-cache counts as no-cache only without Cache-Control */
     const struct gh_h1_header *p = gh_cache_field(hs, n, "pragma");

@@ -55,8 +55,9 @@ void gh_cc_init(struct gh_cc *cc);
  */
 void gh_cc_parse(struct gh_cc *cc, const char *v, size_t len);
 
-/* The Cache-Control (and, without it, Pragma: no-cache) of the fields hs[0..n). */
-void gh_cc_of_fields(struct gh_cc *cc, const struct gh_h1_header *hs, uint32_t n);
+/* The Cache-Control of the fields hs[0..n); of a request's (request set), without
+ * Cache-Control, Pragma: no-cache too (RFC 9111 §5.4: a response's Pragma means nothing). */
+void gh_cc_of_fields(struct gh_cc *cc, const struct gh_h1_header *hs, uint32_t n, bool request);
 
 /*
  * An HTTP-date (RFC 9110 §5.6.7: IMF-fixdate, and the obsolete RFC 850 and

@@ -42,7 +42,9 @@ struct gh_cache_ex {
     struct gh_timer timer;
     uint64_t wait_until;
     struct gh_cread cur;
-    uint64_t off, end; /* the body bytes still to send: [off, end) */
+    uint64_t off, end; /* the body bytes still to send: [off, end) (GH_CX_SLICE: to pass on) */
+    uint64_t pos;      /* GH_CX_SLICE: body bytes of the origin's response seen so far */
+    bool range_miss;   /* a Range request on a miss: the whole response is asked for */
     int64_t request_time;
     struct gh_cc req_cc;
     uint16_t resp_status; /* what the cache answers: the stored status, 206, 304 or 416 */
@@ -181,6 +183,23 @@ wr_cache_status(struct gh_wr *w, const struct gh_cache_ex *cx, int64_t ttl, bool
     GH_WR_LIT(w, "\r\n");
 }
 
+/* Content-Range of a 206 ([off, end) of total) or a 416. */
+static void
+wr_content_range(struct gh_wr *w, int status, uint64_t off, uint64_t end, uint64_t total)
+{
+    GH_WR_LIT(w, "Content-Range: bytes ");
+    if (status == 206) {
+        gh_wr_u64(w, off);
+        GH_WR_LIT(w, "-");
+        gh_wr_u64(w, end - 1);
+    } else {
+        GH_WR_LIT(w, "*");
+    }
+    GH_WR_LIT(w, "/");
+    gh_wr_u64(w, total);
+    GH_WR_LIT(w, "\r\n");
+}
+
 /* Fields a 304 from the cache carries (RFC 9110 §15.4.5). */
 static bool
 in_304(const struct gh_h1_header *h)
@@ -208,19 +227,8 @@ send_first(struct gh_exchange *ex, struct gh_cache_ex *cx, size_t *room)
     gh_wr_u64(&w, (uint64_t)(age < GH_CC_DELTA_MAX ? age : GH_CC_DELTA_MAX));
     GH_WR_LIT(&w, "\r\n");
     uint64_t total = (uint64_t)(o->content_length >= 0 ? o->content_length : 0);
-    if (st == 206 || st == 416) {
-        GH_WR_LIT(&w, "Content-Range: bytes ");
-        if (st == 206) {
-            gh_wr_u64(&w, cx->off);
-            GH_WR_LIT(&w, "-");
-            gh_wr_u64(&w, cx->end - 1);
-        } else {
-            GH_WR_LIT(&w, "*");
-        }
-        GH_WR_LIT(&w, "/");
-        gh_wr_u64(&w, total);
-        GH_WR_LIT(&w, "\r\n");
-    }
+    if (st == 206 || st == 416)
+        wr_content_range(&w, st, cx->off, cx->end, total);
     if (ex->pc->cache_status)
         wr_cache_status(&w, cx, o->times.lifetime - age, cx->fwd == NULL);
     struct gh_h1_header f304[16];
@@ -395,8 +403,8 @@ cache_release(struct gh_exchange *ex)
 /* ------------------------------------------------------------------ */
 /* lookup                                                              */
 
-/* A copy of req with the cache's own validators for o in place of the client's conditional
- * fields (RFC 9111 §4.3.1), into fields[0..cap). */
+/* A copy of req with the cache's own validators for o (none when o is NULL) in place of the
+ * client's conditional and Range fields (RFC 9111 §4.3.1), into fields[0..cap). */
 static void
 conditional(const struct gh_request *req, const struct gh_cobj *o, struct gh_request *out,
             struct gh_h1_header *fields, uint32_t cap)
@@ -413,8 +421,9 @@ conditional(const struct gh_request *req, const struct gh_cobj *o, struct gh_req
         if (!dropped)
             fields[n++] = *h;
     }
-    const struct gh_h1_header *et = gh_cache_field(o->fields, o->n_fields, "etag");
-    const struct gh_h1_header *lm = gh_cache_field(o->fields, o->n_fields, "last-modified");
+    const struct gh_h1_header *et = o ? gh_cache_field(o->fields, o->n_fields, "etag") : NULL;
+    const struct gh_h1_header *lm =
+        o ? gh_cache_field(o->fields, o->n_fields, "last-modified") : NULL;
     if (et != NULL)
         fields[n++] = (struct gh_h1_header){"If-None-Match", et->value, 13, et->value_len, 0};
     if (lm != NULL)
@@ -490,6 +499,23 @@ found(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *r
     return revalidate(ex, cx, req, o);
 }
 
+/* A miss for a Range request (without If-Range): the origin is asked for the whole response,
+ * which is stored, and the client gets its range of it as it passes (GH_CX_SLICE), as nginx
+ * does. GH_OK when there is no range to handle so. */
+static int
+range_miss(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *req)
+{
+    if (gh_cache_field(req->fields, req->n_fields, "range") == NULL ||
+        gh_cache_field(req->fields, req->n_fields, "if-range") != NULL)
+        return GH_OK;
+    struct gh_h1_header fields[260];
+    struct gh_request r;
+    conditional(req, NULL, &r, fields, GH_ARRAY_LEN(fields));
+    cx->range_miss = true;
+    gh_origin_start(ex, &r);
+    return GH_DECLINED;
+}
+
 /* RFC 9111 §3.5: a stored response answers a request with Authorization only when it says a
  * shared cache may (public, s-maxage, must-revalidate). */
 static bool
@@ -531,7 +557,7 @@ lookup(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *
         cx->fill = o; /* a placeholder: requests for the key wait for this one */
     }
     cx->fwd = "uri-miss";
-    return GH_OK;
+    return cx->fill != NULL && req != NULL ? range_miss(ex, cx, req) : GH_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -595,7 +621,7 @@ gh_cache_pre_origin(struct gh_exchange *ex, const struct gh_request *req)
         cx->fwd = "method";
         return GH_OK;
     }
-    gh_cc_of_fields(&cx->req_cc, req->fields, req->n_fields);
+    gh_cc_of_fields(&cx->req_cc, req->fields, req->n_fields, true);
     if (ex->flags & GH_EX_CACHE_REFRESH) /* a background refresh: never answered from the cache */
         cx->req_cc.flags |= GH_CC_NO_CACHE;
     if (bypassed(ex)) {
@@ -687,7 +713,7 @@ store(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *resp
     uint32_t nrf;
     req_fields(ex, &rf, &nrf);
     struct gh_cc rc;
-    gh_cc_of_fields(&rc, resp->fields, resp->n_fields);
+    gh_cc_of_fields(&rc, resp->fields, resp->n_fields, false);
     int64_t valid = valid_for(ex->pc, resp->status);
     struct gh_store_in in = {
         ex->method,     resp->status, gh_cache_field(rf, nrf, "authorization") != NULL,
@@ -763,7 +789,7 @@ update(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *res
         if (!kept_on_update(&resp->fields[j]))
             fields[n++] = resp->fields[j];
     struct gh_cc rc;
-    gh_cc_of_fields(&rc, fields, n);
+    gh_cc_of_fields(&rc, fields, n, false);
     struct gh_cache_times t;
     gh_cache_times_of(&t, o->status, &rc, fields, n, cx->request_time, gh_loop_wall(ex->w->loop),
                       valid_for(ex->pc, o->status));
@@ -777,6 +803,33 @@ update(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *res
         cx->obj = x;
         cx->stored = true;
     }
+}
+
+/* A Range request that went to the origin whole (range_miss): its 200 becomes the 206 (or 416)
+ * of the range, with Content-Range into w. */
+static void
+slice(struct gh_exchange *ex, struct gh_cache_ex *cx, struct gh_resp *resp, struct gh_wr *w)
+{
+    const struct gh_h1_header *rf;
+    uint32_t nrf;
+    req_fields(ex, &rf, &nrf);
+    const struct gh_h1_header *rg = gh_cache_field(rf, nrf, "range");
+    uint64_t first, last, total = (uint64_t)resp->content_length;
+    if (rg == NULL || resp->status != 200 || resp->content_length < 0)
+        return; /* the whole response, as a server that ignores Range answers */
+    int r = gh_cache_range(rg->value, rg->value_len, total, &first, &last);
+    if (r == 0)
+        return;
+    cx->off = r > 0 ? first : 0;
+    cx->end = r > 0 ? last + 1 : 0;
+    cx->pos = 0;
+    cx->pub.flags |= GH_CX_SLICE;
+    resp->status = r > 0 ? 206 : 416;
+    resp->reason = NULL;
+    resp->reason_len = 0;
+    resp->content_length = (int64_t)(cx->end - cx->off);
+    ex->status = resp->status;
+    wr_content_range(w, resp->status, cx->off, cx->end, total);
 }
 
 int
@@ -802,24 +855,25 @@ gh_cache_resp_head(struct gh_exchange *ex, struct gh_resp *resp)
     } else if (cx->fwd == NULL || strcmp(cx->fwd, "method") != 0) {
         store(ex, cx, resp);
     }
+    static __thread char line[256];
+    struct gh_wr w = {line, 0, sizeof(line), 0};
+    if (cx->range_miss)
+        slice(ex, cx, resp, &w);
     if (ex->pc->cache_status) {
-        static __thread char line[160];
-        struct gh_wr w = {line, 0, sizeof(line), 0};
         cx->fwd_status = cx->fwd != NULL && strcmp(cx->fwd, "stale") == 0 ? (uint16_t)st : 0;
         int64_t ttl = cx->stored ? cx->fill->times.lifetime : 0;
         wr_cache_status(&w, cx, ttl, false);
-        if (!w.overflow) {
-            resp->extra = line;
-            resp->extra_len = (uint32_t)w.len;
-        }
+    }
+    if (w.len > 0 && !w.overflow) {
+        resp->extra = line;
+        resp->extra_len = (uint32_t)w.len;
     }
     return GH_OK;
 }
 
-void
-gh_cache_tee(struct gh_exchange *ex, const struct iovec *spans, int n, bool done)
+static void
+tee(struct gh_cache_ex *cx, const struct iovec *spans, int n, bool done)
 {
-    struct gh_cache_ex *cx = ex->cache;
     if (!(cx->pub.flags & GH_CX_TEE))
         return;
     if (gh_cache_fill_body(cx->fill, spans, n) != 0) {
@@ -831,6 +885,28 @@ gh_cache_tee(struct gh_exchange *ex, const struct iovec *spans, int n, bool done
         gh_cache_fill_done(cx->fill);
         cx->pub.flags &= (uint16_t)~GH_CX_TEE;
     }
+}
+
+int
+gh_cache_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool done)
+{
+    struct gh_cache_ex *cx = ex->cache;
+    if (cx->pub.flags & GH_CX_SWAP)
+        return 0; /* read and dropped: the cache answers */
+    tee(cx, spans, n, done);
+    if (!(cx->pub.flags & GH_CX_SLICE))
+        return ex->down->send_body(ex, spans, n, done);
+    /* the range [off, end) of the body, which goes by at cx->pos */
+    struct iovec out[GH_H1_OUT_SPANS];
+    int k = 0;
+    for (int i = 0; i < n && k < (int)GH_ARRAY_LEN(out); i++) {
+        uint64_t a = cx->pos, b = cx->pos + spans[i].iov_len;
+        cx->pos = b;
+        uint64_t lo = GH_MAX(a, cx->off), hi = GH_MIN(b, cx->end);
+        if (lo < hi)
+            out[k++] = (struct iovec){(char *)spans[i].iov_base + (lo - a), (size_t)(hi - lo)};
+    }
+    return ex->down->send_body(ex, out, k, done);
 }
 
 void

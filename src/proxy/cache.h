@@ -28,8 +28,9 @@
 
 #include "proxy/exchange.h"
 
-#define GH_CX_SWAP 0x0001 /* the origin's response is read for the cache; the cache answers */
-#define GH_CX_TEE 0x0002  /* the origin's body is copied into ex->cache->fill */
+#define GH_CX_SWAP 0x0001  /* the origin's response is read for the cache; the cache answers */
+#define GH_CX_TEE 0x0002   /* the origin's body is copied into ex->cache->fill */
+#define GH_CX_SLICE 0x0004 /* the client gets a range of the origin's whole response */
 
 /* The part of the state the origin source reads on its path (cache.c has the rest). */
 struct gh_cache_ex_pub {
@@ -50,16 +51,18 @@ gh_cache_swapping(const struct gh_exchange *ex)
            (((const struct gh_cache_ex_pub *)(const void *)ex->cache)->flags & GH_CX_SWAP);
 }
 
-/* Is the origin's body being copied into the store (then it is not spliced)? */
+/* Does the cache see the origin's body on its way (then it is not spliced)? */
 static inline bool
 gh_cache_tees(const struct gh_exchange *ex)
 {
-    return ex->cache != NULL &&
-           (((const struct gh_cache_ex_pub *)(const void *)ex->cache)->flags & GH_CX_TEE);
+    return ex->cache != NULL && (((const struct gh_cache_ex_pub *)(const void *)ex->cache)->flags &
+                                 (GH_CX_TEE | GH_CX_SLICE | GH_CX_SWAP));
 }
 
-/* Body spans of the origin's response, on their way to the client: into the store too. */
-void gh_cache_tee(struct gh_exchange *ex, const struct iovec *spans, int n, bool done);
+/* Body spans of the origin's response: into the store (GH_CX_TEE), then to the client (all of
+ * them, the range it asked for, or none while the cache is to answer). Returns what
+ * send_body returned (0, or -1 when the exchange ended). */
+int gh_cache_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool done);
 
 /* The origin's response was read whole (gh_cache_swapping) and its connection let go: the
  * cache becomes the source. */

@@ -520,11 +520,8 @@ static int
 sink_body(void *ctx, const struct iovec *spans, int n, bool done)
 {
     struct gh_exchange *ex = ctx;
-    if (ex->cache != NULL) {
-        if (gh_cache_swapping(ex))
-            return 0; /* read and dropped: the cache answers */
-        gh_cache_tee(ex, spans, n, done);
-    }
+    if (ex->cache != NULL) /* the cache sees it first (stores, slices or drops it) */
+        return gh_cache_body(ex, spans, n, done);
     return ex->down->send_body(ex, spans, n, done);
 }
 

@@ -276,6 +276,31 @@ def t():
     eq(o.count("/rg"), 1)
 
 
+@test("a Range request on a miss fetches the whole response, stores it, and gets its 206")
+def t():
+    o, gh = env()
+    body = det_bytes(100000)
+    o.set("/rm", headers=[("Cache-Control", "max-age=60")], body=body)
+    r = get(gh, "/rm", [("Range", "bytes=70000-70009")])
+    eq(r.status, 206)
+    eq(r.body, body[70000:70010])
+    eq(r.header("content-range"), "bytes 70000-70009/100000")
+    eq(o.seen("/rm").get("range"), None, "the origin is asked for all of it")
+    eq(get(gh, "/rm").body, body)
+    eq(get(gh, "/rm", [("Range", "bytes=200000-")]).status, 416)
+    eq(o.count("/rm"), 1)
+    o.set("/rm416", headers=[("Cache-Control", "max-age=60")], body=b"short")
+    r = get(gh, "/rm416", [("Range", "bytes=10-")])
+    eq(r.status, 416)
+    eq(r.header("content-range"), "bytes */5")
+    eq(get(gh, "/rm416").body, b"short")
+    eq(o.count("/rm416"), 1)
+    o.set("/rmc", headers=[("Cache-Control", "max-age=60")], body=body[:3000], chunked=True)
+    r = get(gh, "/rmc", [("Range", "bytes=0-9")])  # no length known: the whole 200
+    eq(r.status, 200)
+    eq(r.body, body[:3000])
+
+
 @test("unsafe methods invalidate the URI and a same-origin Location; errors do not")
 def t():
     o, gh = env()

@@ -60,10 +60,12 @@ test_pragma(void **state)
     (void)state;
     struct gh_h1_header a[] = {F("Pragma", "no-cache")};
     struct gh_cc cc;
-    gh_cc_of_fields(&cc, a, 1);
+    gh_cc_of_fields(&cc, a, 1, true);
     assert_true(cc.flags & GH_CC_NO_CACHE);
+    gh_cc_of_fields(&cc, a, 1, false); /* a response's Pragma means nothing */
+    assert_false(cc.flags & GH_CC_NO_CACHE);
     struct gh_h1_header b[] = {F("Pragma", "no-cache"), F("Cache-Control", "max-age=5")};
-    gh_cc_of_fields(&cc, b, 2);
+    gh_cc_of_fields(&cc, b, 2, true);
     assert_false(cc.flags & GH_CC_NO_CACHE);
     assert_int_equal(cc.max_age, 5);
 }
