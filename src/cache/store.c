@@ -35,6 +35,24 @@ struct gh_cache_store {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct gh_cache_store *registry;
+static void (*on_progress)(void);
+
+void
+gh_cache_store_on_progress(void (*fn)(void))
+{
+    __atomic_store_n(&on_progress, fn, __ATOMIC_RELEASE);
+}
+
+/* o progressed (after its change is published): tell waiting readers. The fence pairs with the
+ * reader's, which counts itself waiting before it looks again. */
+static void
+progress(struct gh_cobj *o)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    void (*fn)(void) = __atomic_load_n(&on_progress, __ATOMIC_ACQUIRE);
+    if (fn != NULL && __atomic_load_n(&o->waiting, __ATOMIC_RELAXED) > 0)
+        fn();
+}
 
 #define A_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
 #define A_SUB(p, v) __atomic_sub_fetch((p), (v), __ATOMIC_RELAXED)
@@ -455,6 +473,7 @@ gh_cache_fill_head(struct gh_cobj *o, int status, const struct gh_h1_header *hs,
         gh_cache_fill_abort(o);
         return rc;
     }
+    progress(o);
     make_room(s);
     return 0;
 }
@@ -518,6 +537,7 @@ gh_cache_fill_body(struct gh_cobj *o, const struct iovec *spans, int n)
             __atomic_store_n(&b->len, b->len + k, __ATOMIC_RELEASE);
         }
     }
+    progress(o);
     if (grew)
         make_room(o->store);
     return 0;
@@ -528,6 +548,7 @@ gh_cache_fill_done(struct gh_cobj *o)
 {
     o->content_length = (int64_t)o->body->len;
     __atomic_store_n(&o->state, GH_COBJ_DONE, __ATOMIC_RELEASE);
+    progress(o);
 }
 
 void
@@ -540,6 +561,7 @@ gh_cache_fill_abort(struct gh_cobj *o)
         unlink_obj(o->store, sh, o);
     __atomic_store_n(&o->state, GH_COBJ_ABORTED, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&sh->lock);
+    progress(o);
     if (was)
         gh_cobj_put(o);
 }

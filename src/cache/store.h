@@ -66,6 +66,7 @@ struct gh_cobj {
     uint8_t visited;    /* SIEVE's bit (atomic, relaxed) */
     bool linked;        /* in the index (under the shard's lock) */
     uint8_t refreshing; /* a background refresh was started for it (atomic: one at most) */
+    uint32_t waiting;   /* readers waiting for it to progress (atomic): the filler notifies */
     char *key;
     uint32_t key_len;
     /* the variant: the response's Vary names and the request's values for them
@@ -169,6 +170,13 @@ gh_cobj_state(const struct gh_cobj *o)
 {
     return (enum gh_cobj_state)__atomic_load_n(&o->state, __ATOMIC_ACQUIRE);
 }
+
+/*
+ * fn is called (from the filling thread) when an object that has waiting readers
+ * (gh_cobj.waiting) progresses: its head, body bytes, its end or its abort. Process-wide; set
+ * once at start.
+ */
+void gh_cache_store_on_progress(void (*fn)(void));
 
 /* Body bytes available now (acquire: the chunks they are in are readable). */
 static inline uint64_t

@@ -18,7 +18,9 @@
 #include "proxy/worker.h"
 
 #define KEY_MAX 4096
-#define WAIT_POLL_MS 1 /* a waiting request looks at the object it waits for this often */
+/* a waiting request is woken when the object it waits for progresses (gh_cache_wake_waiters),
+ * and looks again this often in any case */
+#define WAIT_POLL_MS 20
 
 enum cx_mode {
     CX_ORIGIN = 0, /* the origin answers (a miss, a revalidation, a bypass) */
@@ -52,6 +54,8 @@ struct gh_cache_ex {
     const char *fwd; /* Cache-Status's fwd= (NULL: a hit) */
     uint32_t cap;    /* of this block, for gh_worker_head_put */
     char *target;    /* a copy of ex->target while waiting (the head it pointed into goes) */
+    struct gh_cache_ex *wprev, *wnext; /* the thread's waiting list (while `waited` is set) */
+    struct gh_cobj *waited;            /* the object it waits to progress (counted in it) */
     uint32_t key_len;
     char key[];
 };
@@ -126,6 +130,68 @@ new_state(struct gh_exchange *ex, const struct gh_request *req)
     return cx;
 }
 
+/* ---- waiting for an object another request fills ---- */
+
+static __thread struct gh_cache_ex *waiters; /* this thread's waiting requests */
+
+/* cx waits for o to progress: on the thread's list, counted in o (so its filler wakes the
+ * workers), and a timer in case a wake-up is missed. */
+static void
+wait_on(struct gh_cache_ex *cx, struct gh_cobj *o)
+{
+    if (cx->waited == NULL) {
+        cx->waited = o;
+        __atomic_add_fetch(&o->waiting, 1, __ATOMIC_SEQ_CST);
+        cx->wprev = NULL;
+        cx->wnext = waiters;
+        if (waiters != NULL)
+            waiters->wprev = cx;
+        waiters = cx;
+    }
+    gh_timer_after(cx->ex->w->loop, &cx->timer, WAIT_POLL_MS);
+}
+
+static void
+unwait(struct gh_cache_ex *cx)
+{
+    if (cx->waited == NULL)
+        return;
+    __atomic_sub_fetch(&cx->waited->waiting, 1, __ATOMIC_RELAXED);
+    cx->waited = NULL;
+    if (cx->wprev != NULL)
+        cx->wprev->wnext = cx->wnext;
+    else
+        waiters = cx->wnext;
+    if (cx->wnext != NULL)
+        cx->wnext->wprev = cx->wprev;
+    cx->wprev = cx->wnext = NULL;
+}
+
+/* An object progressed (some thread filled it): every request of this thread that waits looks
+ * again. The list is taken whole first: one that must wait again goes on a new list. */
+void
+gh_cache_wake_waiters(void)
+{
+    struct gh_cache_ex *cx = waiters, *list = NULL;
+    waiters = NULL;
+    while (cx != NULL) { /* detach the list as it was, keeping its order */
+        struct gh_cache_ex *next = cx->wnext;
+        cx->wnext = list;
+        list = cx;
+        cx = next;
+    }
+    while (list != NULL) {
+        cx = list;
+        list = cx->wnext;
+        if (list != NULL)
+            list->wprev = NULL;
+        __atomic_sub_fetch(&cx->waited->waiting, 1, __ATOMIC_RELAXED);
+        cx->waited = NULL;
+        cx->wprev = cx->wnext = NULL;
+        cx->ex->down->resume(cx->ex);
+    }
+}
+
 static void
 free_state(struct gh_exchange *ex)
 {
@@ -133,6 +199,7 @@ free_state(struct gh_exchange *ex)
     if (cx == NULL)
         return;
     gh_timer_stop(ex->w->loop, &cx->timer);
+    unwait(cx);
     if (cx->fill != NULL && gh_cobj_state(cx->fill) != GH_COBJ_DONE)
         gh_cache_fill_abort(cx->fill);
     gh_cobj_put(cx->fill);
@@ -276,9 +343,14 @@ send_body(struct gh_exchange *ex, struct gh_cache_ex *cx, size_t max)
     if (n == 0) {
         if (gh_cobj_state(cx->obj) == GH_COBJ_ABORTED)
             return gh_exchange_fail(ex, 502, "the response being cached failed");
-        /* still arriving: look again soon */
-        gh_timer_after(ex->w->loop, &cx->timer, WAIT_POLL_MS);
-        return GH_PUMP_BLOCKED;
+        /* still arriving: wait for it to progress (counted first, then looked at again, so a
+         * filler that appends meanwhile sees the count and wakes us) */
+        wait_on(cx, cx->obj);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (gh_cobj_avail(cx->obj) <= cx->off && gh_cobj_state(cx->obj) != GH_COBJ_ABORTED)
+            return GH_PUMP_BLOCKED;
+        unwait(cx);
+        return GH_PUMP_MOVED;
     }
     size_t k = 0;
     for (int i = 0; i < n; i++)
@@ -351,8 +423,12 @@ wait_step(struct gh_exchange *ex, struct gh_cache_ex *cx)
     bool ready = st == GH_COBJ_DONE || (st == GH_COBJ_FILLING && cx->wait->content_length >= 0);
     bool gone = st == GH_COBJ_ABORTED || gh_loop_now(ex->w->loop) >= cx->wait_until;
     if (!ready && !gone) {
-        gh_timer_after(ex->w->loop, &cx->timer, WAIT_POLL_MS);
-        return GH_PUMP_BLOCKED;
+        wait_on(cx, cx->wait);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (gh_cobj_state(cx->wait) == st) /* else: it moved meanwhile, look again now */
+            return GH_PUMP_BLOCKED;
+        unwait(cx);
+        return GH_PUMP_MOVED;
     }
     gh_cobj_put(cx->wait);
     cx->wait = NULL;
@@ -376,6 +452,7 @@ cache_recv(struct gh_exchange *ex)
     struct gh_cache_ex *cx = ex->cache;
     if (cx == NULL)
         return gh_exchange_fail(ex, 500, "cache state lost");
+    unwait(cx); /* it looks now (and waits again if it must) */
     if (cx->mode == CX_WAIT)
         return wait_step(ex, cx);
     if (!cx->head_sent) {
@@ -396,8 +473,10 @@ static void
 cache_release(struct gh_exchange *ex)
 {
     struct gh_cache_ex *cx = ex->cache;
-    if (cx != NULL)
+    if (cx != NULL) {
         gh_timer_stop(ex->w->loop, &cx->timer);
+        unwait(cx);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -445,7 +524,7 @@ wait_for(struct gh_exchange *ex, struct gh_cache_ex *cx, struct gh_cobj *o)
     }
     cx->wait_until = gh_loop_now(ex->w->loop) + ex->pc->cache->lock_timeout_ms;
     ex->src = &src_cache;
-    gh_timer_after(ex->w->loop, &cx->timer, WAIT_POLL_MS);
+    wait_on(cx, o);
     return GH_DECLINED;
 }
 

@@ -72,6 +72,9 @@ void gh_cache_take_over(struct gh_exchange *ex);
  * answer instead (stale-if-error)? Returns true when the cache became the source. */
 bool gh_cache_on_fail(struct gh_exchange *ex, int status);
 
+/* Resume this thread's requests that wait for an object to progress (a worker's wake-up). */
+void gh_cache_wake_waiters(void);
+
 /* stale-while-revalidate: refresh what orig found stale in the background, with an exchange of
  * its own made from a copy of orig's request (cache_refresh.c). */
 void gh_cache_refresh_start(struct gh_exchange *orig);
