@@ -103,6 +103,11 @@ mkdir -p "$OUT" && rm -rf "$DIR" && mkdir -p "$DIR"
 for p in origin relay idle; do
     cc $CFLAGS -o "$OUT/$p" "$ROOT/bench/$p.c" || die "cannot build bench/$p.c"
 done
+# the cache rows also report the store's hit ratio against LRU (bench/cache_hits.c)
+if [ $WANT_CACHE = 1 ]; then
+    cc $CFLAGS -I"$ROOT/src" -o "$OUT/cache_hits" "$ROOT/bench/cache_hits.c" "$ROOT/src/cache/store.c" \
+        "$ROOT/src/cache/policy.c" "$ROOT/src/core/common.c" -lpthread -lm || die "cannot build bench/cache_hits.c"
+fi
 
 # ---- TLS: a fresh self-signed certificate of each kind, in the run directory only ----------------
 # (made at every run, so nothing secret is committed; the clients do not verify it)
@@ -646,6 +651,10 @@ gh_ver="unavailable"
                 echo "  $px: unavailable with TLS: ${WHY[$px-tls]:-}"
             fi
         done
+    fi
+    if [ $WANT_CACHE = 1 ]; then
+        echo "hit ratio of Gatehouse's store (SIEVE) against LRU of the same capacity (bench/cache_hits.c):"
+        taskset -c 1 "$OUT/cache_hits" | sed 's/^/  /'
     fi
     # other processes on the machine (builds, fuzzers, tests) distort everything: say so
     others=$(printf '%s\n' "${R_OTHER[@]}")
