@@ -155,6 +155,17 @@ void
 gh_cc_of_fields(struct gh_cc *cc, const struct gh_h1_header *hs, uint32_t n, bool request)
 {
     gh_cc_init(cc);
+    if (!request) { /* RFC 9213 §2.1: the first valid, non-empty targeted field decides */
+        for (uint32_t i = 0; i < n; i++)
+            if (name_is(hs[i].name, hs[i].name_len, "cdn-cache-control"))
+                gh_cc_parse(cc, hs[i].value, hs[i].value_len);
+        if (cc->flags != 0 || cc->max_age != GH_CC_UNSET || cc->s_maxage != GH_CC_UNSET ||
+            cc->stale_while_revalidate != GH_CC_UNSET || cc->stale_if_error != GH_CC_UNSET) {
+            cc->flags |= GH_CC_TARGETED;
+            return;
+        }
+        gh_cc_init(cc);
+    }
     bool any = false;
     for (uint32_t i = 0; i < n; i++)
         if (name_is(hs[i].name, hs[i].name_len, "cache-control")) {
@@ -312,7 +323,7 @@ static bool
 explicit_fresh(const struct gh_cc *cc, const struct gh_h1_header *hs, uint32_t n)
 {
     return cc->max_age != GH_CC_UNSET || cc->s_maxage != GH_CC_UNSET ||
-           gh_cache_field(hs, n, "expires") != NULL;
+           (!(cc->flags & GH_CC_TARGETED) && gh_cache_field(hs, n, "expires") != NULL);
 }
 
 enum gh_store_verdict
@@ -372,7 +383,7 @@ lifetime(int status, const struct gh_cc *cc, const struct gh_h1_header *hs, uint
         return cc->max_age;
     bool has_expires;
     int64_t expires = date_field(hs, n, "expires", &has_expires);
-    if (has_expires) /* an invalid date (e.g. "0") means already expired */
+    if (has_expires && !(cc->flags & GH_CC_TARGETED)) /* an invalid date ("0"): expired */
         return expires > date ? expires - date : 0;
     if (cache_valid >= 0)
         return cache_valid;

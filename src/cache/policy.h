@@ -31,6 +31,9 @@
 #define GH_CC_MUST_UNDERSTAND 0x0200
 #define GH_CC_IMMUTABLE 0x0400
 #define GH_CC_PRAGMA_NO_CACHE 0x0800 /* Pragma: no-cache (a request without Cache-Control) */
+/* the directives are a response's CDN-Cache-Control (RFC 9213): its Cache-Control and Expires
+ * are not looked at */
+#define GH_CC_TARGETED 0x1000
 
 /* A delta-seconds directive that is absent. */
 #define GH_CC_UNSET (-1)
@@ -56,7 +59,9 @@ void gh_cc_init(struct gh_cc *cc);
 void gh_cc_parse(struct gh_cc *cc, const char *v, size_t len);
 
 /* The Cache-Control of the fields hs[0..n); of a request's (request set), without
- * Cache-Control, Pragma: no-cache too (RFC 9111 §5.4: a response's Pragma means nothing). */
+ * Cache-Control, Pragma: no-cache too (RFC 9111 §5.4: a response's Pragma means nothing). Of a
+ * response, a CDN-Cache-Control with a directive replaces Cache-Control and Expires (RFC 9213:
+ * this cache is the CDN it targets), and GH_CC_TARGETED says so. */
 void gh_cc_of_fields(struct gh_cc *cc, const struct gh_h1_header *hs, uint32_t n, bool request);
 
 /*

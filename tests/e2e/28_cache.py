@@ -94,6 +94,21 @@ def t():
     eq(o.count("/exp-bad"), 2)
 
 
+@test("CDN-Cache-Control (RFC 9213) replaces Cache-Control and Expires for this cache")
+def t():
+    o, gh = env()
+    o.set("/cdn", headers=[("Cache-Control", "no-store"), ("CDN-Cache-Control", "max-age=60")])
+    get(gh, "/cdn")
+    r = get(gh, "/cdn")
+    eq(r.header("x-cache"), "HIT")
+    eq(r.header("cache-control"), "no-store", "passed on to the client as it came")
+    o.set("/cdn2", headers=[("Cache-Control", "max-age=60"), ("CDN-Cache-Control", "no-store")])
+    get(gh, "/cdn2")
+    get(gh, "/cdn2")
+    eq(o.count("/cdn2"), 2)
+    eq(o.count("/cdn"), 1)
+
+
 @test("heuristic freshness from Last-Modified; cache_valid for responses without freshness")
 def t():
     o, gh = env()

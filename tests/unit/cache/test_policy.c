@@ -71,6 +71,29 @@ test_pragma(void **state)
 }
 
 static void
+test_cdn_cache_control(void **state)
+{
+    (void)state;
+    const int64_t now = 784111777;
+    struct gh_h1_header f[] = {F("Cache-Control", "no-store"), F("CDN-Cache-Control", "max-age=30"),
+                               F("Expires", "0")};
+    struct gh_cc cc;
+    gh_cc_of_fields(&cc, f, 3, false); /* the targeted field replaces Cache-Control */
+    assert_true(cc.flags & GH_CC_TARGETED);
+    assert_false(cc.flags & GH_CC_NO_STORE);
+    assert_int_equal(cc.max_age, 30);
+    struct gh_cache_times t;
+    gh_cache_times_of(&t, 200, &cc, f, 3, now, now, -1);
+    assert_int_equal(t.lifetime, 30); /* and Expires is not looked at */
+    gh_cc_of_fields(&cc, f, 3, true); /* a request's is not targeted */
+    assert_true(cc.flags & GH_CC_NO_STORE);
+    struct gh_h1_header g[] = {F("Cache-Control", "max-age=5"), F("CDN-Cache-Control", "")};
+    gh_cc_of_fields(&cc, g, 2, false); /* an empty one does not count */
+    assert_false(cc.flags & GH_CC_TARGETED);
+    assert_int_equal(cc.max_age, 5);
+}
+
+static void
 test_dates(void **state)
 {
     (void)state;
@@ -318,11 +341,17 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cc_parse),     cmocka_unit_test(test_pragma),
-        cmocka_unit_test(test_dates),        cmocka_unit_test(test_storable),
-        cmocka_unit_test(test_freshness),    cmocka_unit_test(test_age),
-        cmocka_unit_test(test_reuse),        cmocka_unit_test(test_etags),
-        cmocka_unit_test(test_not_modified), cmocka_unit_test(test_vary),
+        cmocka_unit_test(test_cc_parse),
+        cmocka_unit_test(test_pragma),
+        cmocka_unit_test(test_cdn_cache_control),
+        cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_storable),
+        cmocka_unit_test(test_freshness),
+        cmocka_unit_test(test_age),
+        cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_etags),
+        cmocka_unit_test(test_not_modified),
+        cmocka_unit_test(test_vary),
         cmocka_unit_test(test_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
