@@ -10,8 +10,10 @@ bodies streamed into the store (chunked, large), and the memory budget holding w
 its size of distinct objects pass. No timing assertions; loopback only."""
 
 import os
+import socket
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ghtest  # noqa: E402
@@ -448,6 +450,49 @@ def t():
     eq(len(results), 200)
     eq(sorted(set(results)), [(200, 20000)])
     eq(o.count("/cold"), 1, "origin requests")
+
+
+@test("collapsed requests stream a slow body as it arrives, from another thread's fill")
+def t():
+    o, gh = env()
+    body = det_bytes(200000)
+    o.set("/drip", headers=[("Cache-Control", "max-age=60")], body=body, drip=0.05)
+    results = []
+    lock = threading.Lock()
+
+    def client():
+        r = get(gh, "/drip")
+        with lock:
+            results.append((r.status, sha256(r.body), cs(r)))
+    ts = [threading.Thread(target=client) for _ in range(20)]
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join(30)
+    eq(len(results), 20)
+    eq(set((s, h) for s, h, _ in results), {(200, sha256(body))})
+    check(any("collapsed" in c for _, _, c in results), [c for _, _, c in results])
+    eq(o.count("/drip"), 1)
+
+
+@test("pipelined requests answered from the cache, and a slow reader of a large object")
+def t():
+    o, gh = env()
+    big = det_bytes(600000)
+    o.set("/pl", headers=[("Cache-Control", "max-age=60")], body=b"p" * 10)
+    o.set("/slow-reader", headers=[("Cache-Control", "max-age=60")], body=big)
+    get(gh, "/pl")
+    get(gh, "/slow-reader")
+    with Conn(gh.port) as c:
+        c.send(build_request("GET", "/pl") * 3)
+        for _ in range(3):
+            eq(c.read_response().body, b"p" * 10)
+    with Conn(gh.port) as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.send(build_request("GET", "/slow-reader"))
+        time.sleep(0.5)  # let the proxy meet a full socket
+        eq(sha256(c.read_response().body), sha256(big))
+    eq(o.count("/slow-reader"), 1)
 
 
 @test("the memory budget holds while ten times its size of distinct objects pass", timeout=120)

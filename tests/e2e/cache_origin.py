@@ -7,7 +7,8 @@
 
 A path's answer is (status, headers, body) given with set(), or computed by a function
 set_fn(path, fn) taking (method, headers dict) and returning (status, headers, body). `delay`
-holds the answer that long first (for request collapsing). Unknown paths answer 200 with a
+holds the answer that long first (for request collapsing); `drip` sends the body in ten pieces
+that many seconds apart. Unknown paths answer 200 with a
 small body and no caching fields. Every answer carries X-Origin-Count (the path's count).
 Bodies go with Content-Length, or chunked with chunked=True. Keep-alive as HTTP/1.1 says.
 """
@@ -37,13 +38,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             o.methods.setdefault(path, []).append(self.command)
             count = o.counts[path]
             spec = o.specs.get(path)
+        drip = 0
         if spec is None:
             status, headers, body, chunked, delay = 200, [], b"origin body", False, 0
         elif callable(spec[0]):
             status, headers, body = spec[0](self.command, hdrs)
             chunked, delay = spec[1], spec[2]
         else:
-            status, headers, body, chunked, delay = spec
+            status, headers, body, chunked, delay, drip = spec
         if delay:
             time.sleep(delay)
         self.send_response(status)
@@ -64,6 +66,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 part = body[i:i + 1000]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
+        elif drip:  # the body in ten pieces, drip seconds apart (a slow origin)
+            step = max(1, len(body) // 10)
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                self.wfile.flush()
+                time.sleep(drip)
         else:
             self.wfile.write(body)
 
@@ -91,9 +99,10 @@ class CacheOrigin:
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
         return self
 
-    def set(self, path, status=200, headers=(), body=b"cached body", chunked=False, delay=0):
+    def set(self, path, status=200, headers=(), body=b"cached body", chunked=False, delay=0,
+            drip=0):
         with self.lock:
-            self.specs[path] = (status, list(headers), body, chunked, delay)
+            self.specs[path] = (status, list(headers), body, chunked, delay, drip)
 
     def set_fn(self, path, fn, chunked=False, delay=0):
         with self.lock:
