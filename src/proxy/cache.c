@@ -1,7 +1,8 @@
 /*
- * cache.c - the cache in the request's course (cache.h): lookup, the cache as
- * a source, revalidation, the storage decision and the copy into the store,
- * invalidation, PURGE and Cache-Status (RFC 9211).
+ * cache.c - the cache in the request's course (cache.h): the key and the lookup, waiting for
+ * an object another request fetches, the cache as a source (hits, 304, ranges), revalidation,
+ * PURGE, Cache-Status (RFC 9211) and the cache's variables. The origin's response is
+ * cache_resp.c's.
  */
 #include "proxy/cache.h"
 
@@ -9,56 +10,16 @@
 #include <string.h>
 
 #include "cache/store.h"
-#include "core/log.h"
-#include "http/fields.h"
 #include "http/h1_write.h"
 #include "policy/cidr.h"
+#include "proxy/cache_int.h"
 #include "proxy/forward.h"
 #include "proxy/vars.h"
 #include "proxy/worker.h"
 
-#define KEY_MAX 4096
 /* a waiting request is woken when the object it waits for progresses (gh_cache_wake_waiters),
  * and looks again this often in any case */
 #define WAIT_POLL_MS 20
-
-enum cx_mode {
-    CX_ORIGIN = 0, /* the origin answers (a miss, a revalidation, a bypass) */
-    CX_INVALIDATE, /* an unsafe method: its success invalidates the URI */
-    CX_WAIT,       /* waiting for the same object fetched by another request */
-    CX_SERVE,      /* the cache answers from obj */
-};
-
-struct gh_cache_ex {
-    struct gh_cache_ex_pub pub; /* first: cache.h reads it */
-    uint8_t mode;               /* enum cx_mode */
-    bool head_sent;
-    bool collapsed;
-    bool stored;
-    bool stale; /* served stale (max-stale, stale-while-revalidate) */
-    struct gh_exchange *ex;
-    struct gh_cache_store *store;
-    struct gh_cobj *obj;  /* the stored response served or revalidated */
-    struct gh_cobj *fill; /* what the origin's response fills */
-    struct gh_cobj *wait; /* a placeholder (or an object of unknown length) waited for */
-    struct gh_timer timer;
-    uint64_t wait_until;
-    struct gh_cread cur;
-    uint64_t off, end; /* the body bytes still to send: [off, end) (GH_CX_SLICE: to pass on) */
-    uint64_t pos;      /* GH_CX_SLICE: body bytes of the origin's response seen so far */
-    bool range_miss;   /* a Range request on a miss: the whole response is asked for */
-    int64_t request_time;
-    struct gh_cc req_cc;
-    uint16_t resp_status; /* what the cache answers: the stored status, 206, 304 or 416 */
-    uint16_t fwd_status;
-    const char *fwd; /* Cache-Status's fwd= (NULL: a hit) */
-    uint32_t cap;    /* of this block, for gh_worker_head_put */
-    char *target;    /* a copy of ex->target while waiting (the head it pointed into goes) */
-    struct gh_cache_ex *wprev, *wnext; /* the thread's waiting list (while `waited` is set) */
-    struct gh_cobj *waited;            /* the object it waits to progress (counted in it) */
-    uint32_t key_len;
-    char key[];
-};
 
 static int cache_recv(struct gh_exchange *ex);
 static void cache_release(struct gh_exchange *ex);
@@ -210,8 +171,8 @@ free_state(struct gh_exchange *ex)
 }
 
 /* The request's fields: the start's, or the copy kept for later. */
-static void
-req_fields(const struct gh_exchange *ex, const struct gh_h1_header **f, uint32_t *n)
+void
+gh_cx_req_fields(const struct gh_exchange *ex, const struct gh_h1_header **f, uint32_t *n)
 {
     *f = ex->req != NULL ? ex->req->fields : NULL;
     *n = ex->req != NULL ? ex->req->n_fields : 0;
@@ -221,8 +182,8 @@ req_fields(const struct gh_exchange *ex, const struct gh_h1_header **f, uint32_t
 /* the head the cache answers with                                     */
 
 /* Cache-Status (RFC 9211) for the state's outcome. */
-static void
-wr_cache_status(struct gh_wr *w, const struct gh_cache_ex *cx, int64_t ttl, bool hit)
+void
+gh_cx_wr_status(struct gh_wr *w, const struct gh_cache_ex *cx, int64_t ttl, bool hit)
 {
     GH_WR_LIT(w, "Cache-Status: gatehouse");
     if (hit) {
@@ -251,8 +212,8 @@ wr_cache_status(struct gh_wr *w, const struct gh_cache_ex *cx, int64_t ttl, bool
 }
 
 /* Content-Range of a 206 ([off, end) of total) or a 416. */
-static void
-wr_content_range(struct gh_wr *w, int status, uint64_t off, uint64_t end, uint64_t total)
+void
+gh_cx_wr_range(struct gh_wr *w, int status, uint64_t off, uint64_t end, uint64_t total)
 {
     GH_WR_LIT(w, "Content-Range: bytes ");
     if (status == 206) {
@@ -295,9 +256,9 @@ send_first(struct gh_exchange *ex, struct gh_cache_ex *cx, size_t *room)
     GH_WR_LIT(&w, "\r\n");
     uint64_t total = (uint64_t)(o->content_length >= 0 ? o->content_length : 0);
     if (st == 206 || st == 416)
-        wr_content_range(&w, st, cx->off, cx->end, total);
+        gh_cx_wr_range(&w, st, cx->off, cx->end, total);
     if (ex->pc->cache_status)
-        wr_cache_status(&w, cx, o->times.lifetime - age, cx->fwd == NULL);
+        gh_cx_wr_status(&w, cx, o->times.lifetime - age, cx->fwd == NULL);
     struct gh_h1_header f304[16];
     struct gh_resp resp = {.status = (uint16_t)st,
                            .version = 11,
@@ -369,13 +330,13 @@ send_body(struct gh_exchange *ex, struct gh_cache_ex *cx, size_t max)
 
 /* Decide how obj answers the request (304, 206, 416 or the stored status) and make the cache
  * the source. */
-static void
-serve(struct gh_exchange *ex, struct gh_cache_ex *cx)
+void
+gh_cx_serve(struct gh_exchange *ex, struct gh_cache_ex *cx)
 {
     const struct gh_cobj *o = cx->obj;
     const struct gh_h1_header *rf;
     uint32_t nrf;
-    req_fields(ex, &rf, &nrf);
+    gh_cx_req_fields(ex, &rf, &nrf);
     cx->mode = CX_SERVE;
     cx->pub.flags &= (uint16_t) ~(GH_CX_SWAP | GH_CX_TEE);
     cx->resp_status = o->status;
@@ -555,7 +516,7 @@ found(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *r
             return wait_for(ex, cx, o); /* streams only with a known length */
         cx->obj = o;
         cx->collapsed = true;
-        serve(ex, cx);
+        gh_cx_serve(ex, cx);
         return GH_DECLINED;
     }
     int64_t age;
@@ -567,7 +528,7 @@ found(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *r
             gh_cache_refresh_start(ex); /* once per object */
         cx->obj = o;
         cx->stale = r != GH_REUSE_FRESH;
-        serve(ex, cx);
+        gh_cx_serve(ex, cx);
         return GH_DECLINED;
     }
     if (only) {
@@ -708,309 +669,6 @@ gh_cache_pre_origin(struct gh_exchange *ex, const struct gh_request *req)
         return GH_OK;
     }
     return lookup(ex, cx, req);
-}
-
-/* The key of a URL in a Location or Content-Location field when it is of the request's origin
- * (RFC 9111 §4.4), into out; its length, or 0. Only with the default key. */
-static size_t
-location_key(struct gh_exchange *ex, const struct gh_cache_ex *cx, const struct gh_h1_header *h,
-             char *out, size_t cap)
-{
-    const char *v = h->value;
-    size_t vl = h->value_len;
-    const char *path = memchr(cx->key + 8, '/', cx->key_len - 8); /* after "scheme://" */
-    size_t origin_len = path != NULL ? (size_t)(path - cx->key) : cx->key_len;
-    if (ex->pc->cache_key != NULL || vl == 0 || vl + origin_len >= cap)
-        return 0;
-    if (v[0] == '/' && (vl < 2 || v[1] != '/')) { /* a path: the request's origin */
-        memcpy(out, cx->key, origin_len);
-        memcpy(out + origin_len, v, vl);
-        return origin_len + vl;
-    }
-    if (vl <= origin_len || !gh_strncaseeq(v, cx->key, origin_len) || v[origin_len] != '/')
-        return 0; /* another origin: not invalidated */
-    memcpy(out, cx->key, origin_len);
-    memcpy(out + origin_len, v + origin_len, vl - origin_len);
-    return vl;
-}
-
-static void
-invalidate(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *resp)
-{
-    gh_cache_remove_key(cx->store, cx->key, cx->key_len);
-    char buf[KEY_MAX];
-    for (uint32_t i = 0; i < resp->n_fields; i++) {
-        const struct gh_h1_header *h = &resp->fields[i];
-        bool loc = h->name_len == 8 && gh_strncaseeq(h->name, "location", 8);
-        bool cloc = h->name_len == 16 && gh_strncaseeq(h->name, "content-location", 16);
-        size_t n = loc || cloc ? location_key(ex, cx, h, buf, sizeof(buf)) : 0;
-        if (n > 0)
-            gh_cache_remove_key(cx->store, buf, n);
-    }
-}
-
-/* ------------------------------------------------------------------ */
-/* the origin's response                                               */
-
-/* The response's fields as stored: without hop-by-hop and framing fields, and without Age
- * (the cache writes its own). Returns how many went into out. */
-static uint32_t
-storable_fields(const struct gh_resp *resp, struct gh_h1_header *out, uint32_t cap)
-{
-    uint32_t n = 0;
-    bool conn_other = (resp->h1flags & GH_H1_F_CONN_OTHER) != 0;
-    for (uint32_t i = 0; i < resp->n_fields && n < cap; i++) {
-        const struct gh_h1_header *h = &resp->fields[i];
-        if (gh_field_resp_dropped(h->id) || h->id == GH_HDR_UPGRADE ||
-            (conn_other && gh_field_named_by_connection(resp->fields, resp->n_fields, h)) ||
-            (h->name_len == 3 && gh_strncaseeq(h->name, "age", 3)))
-            continue;
-        out[n++] = *h;
-    }
-    return n;
-}
-
-/* `cache_valid` for status: seconds, or -1. */
-static int64_t
-valid_for(const struct gh_proxy_conf *pc, int status)
-{
-    int64_t any = -1;
-    for (uint32_t i = 0; i < pc->n_cache_valid; i++) {
-        if (pc->cache_valid[i].status == status)
-            return pc->cache_valid[i].seconds;
-        if (pc->cache_valid[i].status == 0)
-            any = pc->cache_valid[i].seconds;
-    }
-    return any;
-}
-
-/* Store the response (its body follows through gh_cache_tee), or let the placeholder go. */
-static void
-store(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *resp)
-{
-    const struct gh_h1_header *rf;
-    uint32_t nrf;
-    req_fields(ex, &rf, &nrf);
-    struct gh_cc rc;
-    gh_cc_of_fields(&rc, resp->fields, resp->n_fields, false);
-    int64_t valid = valid_for(ex->pc, resp->status);
-    struct gh_store_in in = {
-        ex->method,     resp->status, gh_cache_field(rf, nrf, "authorization") != NULL,
-        &cx->req_cc,    &rc,          resp->fields,
-        resp->n_fields, valid};
-    enum gh_store_verdict v = ex->req == NULL ? GH_STORE_NO_FRESH : gh_cache_storable(&in);
-    uint64_t max = gh_cache_store_max_object(cx->store);
-    if (v == GH_STORE_OK && resp->content_length > (int64_t)max)
-        v = GH_STORE_NO_FRESH;
-    struct gh_h1_header fields[256];
-    char vkey[2048];
-    const struct gh_h1_header *vary = gh_cache_field(resp->fields, resp->n_fields, "vary");
-    int vk = 0;
-    if (v == GH_STORE_OK && vary != NULL)
-        vk = gh_cache_vary_key(vary->value, vary->value_len, rf, nrf, vkey, sizeof(vkey));
-    if (v != GH_STORE_OK || vk < 0) {
-        if (cx->fill != NULL)
-            gh_cache_fill_abort(cx->fill);
-        return;
-    }
-    if (cx->fill == NULL && (cx->fill = gh_cache_obj_new(cx->store, cx->key, cx->key_len)) == NULL)
-        return;
-    struct gh_cache_times t;
-    gh_cache_times_of(&t, resp->status, &rc, resp->fields, resp->n_fields, cx->request_time,
-                      gh_loop_wall(ex->w->loop), valid);
-    uint32_t n = storable_fields(resp, fields, GH_ARRAY_LEN(fields));
-    bool bodyless =
-        (ex->flags & GH_EX_HEAD_METHOD) || resp->status == 204 || resp->body == GH_H1_BODY_NONE;
-    if (gh_cache_fill_head(cx->fill, resp->status, fields, n, vary ? vary->value : "",
-                           vary ? vary->value_len : 0, vkey, (size_t)vk, &t,
-                           bodyless ? 0 : resp->content_length) != 0)
-        return;
-    cx->stored = true;
-    cx->pub.flags |= GH_CX_TEE;
-    if (bodyless) {
-        gh_cache_fill_done(cx->fill);
-        cx->pub.flags &= (uint16_t)~GH_CX_TEE;
-    }
-}
-
-/* Is name[0..len) among the fields a 304 must not change in a stored response (RFC 9111 §3.2:
- * Content-Length, and what is hop-by-hop)? */
-static bool
-kept_on_update(const struct gh_h1_header *h)
-{
-    return gh_field_resp_dropped(h->id) || h->id == GH_HDR_UPGRADE ||
-           (h->name_len == 3 && gh_strncaseeq(h->name, "age", 3));
-}
-
-static bool
-same_name(const struct gh_h1_header *a, const struct gh_h1_header *b)
-{
-    return a->name_len == b->name_len && gh_strncaseeq(a->name, b->name, a->name_len);
-}
-
-/* A 304 to our conditional request: the stored fields updated with the 304's (RFC 9111 §3.2,
- * §4.3.4), the times from this exchange; the cache then answers. */
-static void
-update(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *resp)
-{
-    const struct gh_cobj *o = cx->obj;
-    struct gh_h1_header fields[256];
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < o->n_fields && n < GH_ARRAY_LEN(fields); i++) {
-        bool replaced = false;
-        for (uint32_t j = 0; j < resp->n_fields && !replaced; j++)
-            replaced =
-                !kept_on_update(&resp->fields[j]) && same_name(&o->fields[i], &resp->fields[j]);
-        if (!replaced)
-            fields[n++] = o->fields[i];
-    }
-    for (uint32_t j = 0; j < resp->n_fields && n < GH_ARRAY_LEN(fields); j++)
-        if (!kept_on_update(&resp->fields[j]))
-            fields[n++] = resp->fields[j];
-    struct gh_cc rc;
-    gh_cc_of_fields(&rc, fields, n, false);
-    struct gh_cache_times t;
-    gh_cache_times_of(&t, o->status, &rc, fields, n, cx->request_time, gh_loop_wall(ex->w->loop),
-                      valid_for(ex->pc, o->status));
-    /* the 304's own Age counts (its fields replaced the stored ones) */
-    const struct gh_h1_header *age = gh_cache_field(resp->fields, resp->n_fields, "age");
-    if (age == NULL)
-        t.age = 0;
-    struct gh_cobj *x = gh_cache_replace_head(cx->obj, fields, n, &t);
-    if (x != NULL) {
-        gh_cobj_put(cx->obj);
-        cx->obj = x;
-        cx->stored = true;
-    }
-}
-
-/* A Range request that went to the origin whole (range_miss): its 200 becomes the 206 (or 416)
- * of the range, with Content-Range into w. */
-static void
-slice(struct gh_exchange *ex, struct gh_cache_ex *cx, struct gh_resp *resp, struct gh_wr *w)
-{
-    const struct gh_h1_header *rf;
-    uint32_t nrf;
-    req_fields(ex, &rf, &nrf);
-    const struct gh_h1_header *rg = gh_cache_field(rf, nrf, "range");
-    uint64_t first, last, total = (uint64_t)resp->content_length;
-    if (rg == NULL || resp->status != 200 || resp->content_length < 0)
-        return; /* the whole response, as a server that ignores Range answers */
-    int r = gh_cache_range(rg->value, rg->value_len, total, &first, &last);
-    if (r == 0)
-        return;
-    cx->off = r > 0 ? first : 0;
-    cx->end = r > 0 ? last + 1 : 0;
-    cx->pos = 0;
-    cx->pub.flags |= GH_CX_SLICE;
-    resp->status = r > 0 ? 206 : 416;
-    resp->reason = NULL;
-    resp->reason_len = 0;
-    resp->content_length = (int64_t)(cx->end - cx->off);
-    ex->status = resp->status;
-    wr_content_range(w, resp->status, cx->off, cx->end, total);
-}
-
-int
-gh_cache_resp_head(struct gh_exchange *ex, struct gh_resp *resp)
-{
-    struct gh_cache_ex *cx = ex->cache;
-    if (cx == NULL)
-        return GH_OK;
-    int st = resp->status;
-    if (cx->mode == CX_INVALIDATE) {
-        if (st >= 200 && st < 400)
-            invalidate(ex, cx, resp);
-    } else if (cx->obj != NULL && st == 304 && ex->method == GH_METHOD_GET) {
-        update(ex, cx, resp);
-        cx->fwd_status = 304;
-        cx->pub.flags |= GH_CX_SWAP;
-        return GH_OK;
-    } else if (cx->obj != NULL && st >= 500 &&
-               gh_cache_stale_if_error(&cx->obj->times, &cx->req_cc, gh_loop_wall(ex->w->loop))) {
-        cx->fwd_status = (uint16_t)st;
-        cx->pub.flags |= GH_CX_SWAP;
-        return GH_OK;
-    } else if (cx->fwd == NULL || strcmp(cx->fwd, "method") != 0) {
-        store(ex, cx, resp);
-    }
-    static __thread char line[256];
-    struct gh_wr w = {line, 0, sizeof(line), 0};
-    if (cx->range_miss)
-        slice(ex, cx, resp, &w);
-    if (ex->pc->cache_status) {
-        cx->fwd_status = cx->fwd != NULL && strcmp(cx->fwd, "stale") == 0 ? (uint16_t)st : 0;
-        int64_t ttl = cx->stored ? cx->fill->times.lifetime : 0;
-        wr_cache_status(&w, cx, ttl, false);
-    }
-    if (w.len > 0 && !w.overflow) {
-        resp->extra = line;
-        resp->extra_len = (uint32_t)w.len;
-    }
-    return GH_OK;
-}
-
-static void
-tee(struct gh_cache_ex *cx, const struct iovec *spans, int n, bool done)
-{
-    if (!(cx->pub.flags & GH_CX_TEE))
-        return;
-    if (gh_cache_fill_body(cx->fill, spans, n) != 0) {
-        gh_cache_fill_abort(cx->fill); /* too large, or no memory: the client still gets it */
-        cx->pub.flags &= (uint16_t)~GH_CX_TEE;
-        return;
-    }
-    if (done) {
-        gh_cache_fill_done(cx->fill);
-        cx->pub.flags &= (uint16_t)~GH_CX_TEE;
-    }
-}
-
-int
-gh_cache_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool done)
-{
-    struct gh_cache_ex *cx = ex->cache;
-    if (cx->pub.flags & GH_CX_SWAP)
-        return 0; /* read and dropped: the cache answers */
-    tee(cx, spans, n, done);
-    if (!(cx->pub.flags & GH_CX_SLICE))
-        return ex->down->send_body(ex, spans, n, done);
-    /* the range [off, end) of the body, which goes by at cx->pos */
-    struct iovec out[GH_H1_OUT_SPANS];
-    int k = 0;
-    for (int i = 0; i < n && k < (int)GH_ARRAY_LEN(out); i++) {
-        uint64_t a = cx->pos, b = cx->pos + spans[i].iov_len;
-        cx->pos = b;
-        uint64_t lo = GH_MAX(a, cx->off), hi = GH_MIN(b, cx->end);
-        if (lo < hi)
-            out[k++] = (struct iovec){(char *)spans[i].iov_base + (lo - a), (size_t)(hi - lo)};
-    }
-    return ex->down->send_body(ex, out, k, done);
-}
-
-void
-gh_cache_take_over(struct gh_exchange *ex)
-{
-    struct gh_cache_ex *cx = ex->cache;
-    cx->fwd = cx->fwd_status == 304 ? NULL : "stale"; /* revalidated: a hit */
-    serve(ex, cx);
-}
-
-bool
-gh_cache_on_fail(struct gh_exchange *ex, int status)
-{
-    struct gh_cache_ex *cx = ex->cache;
-    if (cx == NULL || cx->obj == NULL || cx->mode != CX_ORIGIN || status < 500 ||
-        (ex->flags & GH_EX_RESP_STARTED) || ex->src == &src_cache)
-        return false;
-    if (!gh_cache_stale_if_error(&cx->obj->times, &cx->req_cc, gh_loop_wall(ex->w->loop)))
-        return false;
-    if (ex->src != NULL && ex->src->release != NULL)
-        ex->src->release(ex);
-    cx->fwd_status = (uint16_t)status;
-    cx->fwd = "stale";
-    serve(ex, cx);
-    return true;
 }
 
 void
