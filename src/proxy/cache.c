@@ -294,6 +294,35 @@ send_first(struct gh_exchange *ex, struct gh_cache_ex *cx, size_t *room)
     return GH_PUMP_MOVED;
 }
 
+/*
+ * The fetch this request was streaming from stopped (its client went away, or the origin
+ * failed) with part of the body sent: the rest is asked of the origin with a Range from where
+ * it stopped, If-Range the stored validator (without a strong one, or without the request's
+ * copy, the client's connection is cut as any broken response's). Its answer goes on the
+ * client's body (GH_CX_CONT: its head is not sent; cache_resp.c places its bytes).
+ */
+static int
+continue_from_origin(struct gh_exchange *ex, struct gh_cache_ex *cx)
+{
+    const struct gh_cobj *o = cx->obj;
+    const struct gh_h1_header *et = gh_cache_field(o->fields, o->n_fields, "etag");
+    if (ex->req == NULL || et == NULL || et->value_len < 2 || et->value[0] != '"')
+        return gh_exchange_fail(ex, 502, "the response being cached failed");
+    char range[48];
+    int rl = snprintf(range, sizeof(range), "bytes=%llu-", (unsigned long long)cx->off);
+    struct gh_h1_header fields[262];
+    struct gh_request r;
+    gh_cx_conditional(ex->req, NULL, &r, fields, GH_ARRAY_LEN(fields) - 2);
+    fields[r.n_fields++] = (struct gh_h1_header){"Range", range, 5, (uint32_t)rl, 0};
+    fields[r.n_fields++] = (struct gh_h1_header){"If-Range", et->value, 8, et->value_len, 0};
+    cx->mode = CX_ORIGIN;
+    cx->pub.flags |= GH_CX_CONT;
+    cx->fwd = "uri-miss";
+    ex->target = cx->target;
+    gh_origin_start(ex, &r);
+    return GH_PUMP_MOVED;
+}
+
 /* Body from the object: at most max bytes of what has arrived. */
 static int
 send_body(struct gh_exchange *ex, struct gh_cache_ex *cx, size_t max)
@@ -303,7 +332,7 @@ send_body(struct gh_exchange *ex, struct gh_cache_ex *cx, size_t max)
     int n = gh_cobj_read(cx->obj, &cx->cur, cx->off, want, spans, 8);
     if (n == 0) {
         if (gh_cobj_state(cx->obj) == GH_COBJ_ABORTED)
-            return gh_exchange_fail(ex, 502, "the response being cached failed");
+            return continue_from_origin(ex, cx);
         /* still arriving: wait for it to progress (counted first, then looked at again, so a
          * filler that appends meanwhile sees the count and wakes us) */
         wait_on(cx, cx->obj);
@@ -445,9 +474,9 @@ cache_release(struct gh_exchange *ex)
 
 /* A copy of req with the cache's own validators for o (none when o is NULL) in place of the
  * client's conditional and Range fields (RFC 9111 §4.3.1), into fields[0..cap). */
-static void
-conditional(const struct gh_request *req, const struct gh_cobj *o, struct gh_request *out,
-            struct gh_h1_header *fields, uint32_t cap)
+void
+gh_cx_conditional(const struct gh_request *req, const struct gh_cobj *o, struct gh_request *out,
+                  struct gh_h1_header *fields, uint32_t cap)
 {
     static const char *const drop[] = {"if-none-match", "if-modified-since", "if-range",
                                        "range",         "if-match",          "if-unmodified-since"};
@@ -473,16 +502,24 @@ conditional(const struct gh_request *req, const struct gh_cobj *o, struct gh_req
     out->n_fields = n;
 }
 
+/* ex->target (in the head, which goes when the start returns) copied into cx, for a request
+ * that may go to the origin later. */
+static void
+keep_target(struct gh_exchange *ex, struct gh_cache_ex *cx)
+{
+    if (ex->target != cx->target) {
+        memcpy(cx->target, ex->target, ex->target_len);
+        ex->target = cx->target;
+    }
+}
+
 /* Wait for o (being fetched by another request) up to the cache's lock_timeout. */
 static int
 wait_for(struct gh_exchange *ex, struct gh_cache_ex *cx, struct gh_cobj *o)
 {
     cx->wait = o;
     cx->mode = CX_WAIT;
-    if (ex->target != cx->target) {
-        memcpy(cx->target, ex->target, ex->target_len);
-        ex->target = cx->target;
-    }
+    keep_target(ex, cx);
     cx->wait_until = gh_loop_now(ex->w->loop) + ex->pc->cache->lock_timeout_ms;
     ex->src = &src_cache;
     wait_on(cx, o);
@@ -500,7 +537,7 @@ revalidate(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_reque
         return GH_OK; /* a HEAD goes as it is (its answer is not stored) */
     struct gh_h1_header fields[260];
     struct gh_request r;
-    conditional(req, o, &r, fields, GH_ARRAY_LEN(fields));
+    gh_cx_conditional(req, o, &r, fields, GH_ARRAY_LEN(fields));
     gh_origin_start(ex, &r);
     return GH_DECLINED;
 }
@@ -516,6 +553,7 @@ found(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_request *r
             return wait_for(ex, cx, o); /* streams only with a known length */
         cx->obj = o;
         cx->collapsed = true;
+        keep_target(ex, cx); /* the rest may have to be asked of the origin later */
         gh_cx_serve(ex, cx);
         return GH_DECLINED;
     }
@@ -550,7 +588,7 @@ range_miss(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_reque
         return GH_OK;
     struct gh_h1_header fields[260];
     struct gh_request r;
-    conditional(req, NULL, &r, fields, GH_ARRAY_LEN(fields));
+    gh_cx_conditional(req, NULL, &r, fields, GH_ARRAY_LEN(fields));
     cx->range_miss = true;
     gh_origin_start(ex, &r);
     return GH_DECLINED;

@@ -31,6 +31,8 @@
 #define GH_CX_SWAP 0x0001  /* the origin's response is read for the cache; the cache answers */
 #define GH_CX_TEE 0x0002   /* the origin's body is copied into ex->cache->fill */
 #define GH_CX_SLICE 0x0004 /* the client gets a range of the origin's whole response */
+/* the origin's response continues a body the client has part of (its head went out before) */
+#define GH_CX_CONT 0x0008
 
 /* The part of the state the origin source reads on its path (cache.c has the rest). */
 struct gh_cache_ex_pub {
@@ -49,6 +51,15 @@ gh_cache_swapping(const struct gh_exchange *ex)
 {
     return ex->cache != NULL &&
            (((const struct gh_cache_ex_pub *)(const void *)ex->cache)->flags & GH_CX_SWAP);
+}
+
+/* Is the origin's response head not for the client (the cache answers after it, or the client
+ * has its head already)? */
+static inline bool
+gh_cache_holds_head(const struct gh_exchange *ex)
+{
+    return ex->cache != NULL && (((const struct gh_cache_ex_pub *)(const void *)ex->cache)->flags &
+                                 (GH_CX_SWAP | GH_CX_CONT));
 }
 
 /* Does the cache see the origin's body on its way (then it is not spliced)? */

@@ -58,6 +58,11 @@ void gh_cx_wr_status(struct gh_wr *w, const struct gh_cache_ex *cx, int64_t ttl,
 /* Content-Range of a 206 ([off, end) of total) or a 416, into w. */
 void gh_cx_wr_range(struct gh_wr *w, int status, uint64_t off, uint64_t end, uint64_t total);
 
+/* A copy of req with the cache's own validators for o (none when o is NULL) in place of the
+ * client's conditional and Range fields (RFC 9111 §4.3.1), into fields[0..cap). */
+void gh_cx_conditional(const struct gh_request *req, const struct gh_cobj *o,
+                       struct gh_request *out, struct gh_h1_header *fields, uint32_t cap);
+
 /* Decide how cx->obj answers the request (304, 206, 416 or the stored status) and make the
  * cache the source. */
 void gh_cx_serve(struct gh_exchange *ex, struct gh_cache_ex *cx);

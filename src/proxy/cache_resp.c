@@ -211,12 +211,44 @@ slice(struct gh_exchange *ex, struct gh_cache_ex *cx, struct gh_resp *resp, stru
     gh_cx_wr_range(w, resp->status, cx->off, cx->end, total);
 }
 
+/* The origin's answer to continue_from_origin's Range request: a 206 from where the client's
+ * body stopped, or a 200 whose first bytes the client has (both go on through the slice). */
+static int
+continue_head(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *resp)
+{
+    uint64_t from = 0;
+    if (resp->status == 206) {
+        const struct gh_h1_header *cr =
+            gh_cache_field(resp->fields, resp->n_fields, "content-range");
+        const char *v = cr != NULL ? cr->value : "";
+        size_t n = cr != NULL ? cr->value_len : 0, i = 6;
+        if (n < 7 || memcmp(v, "bytes ", 6) != 0)
+            i = n;
+        for (; i < n && v[i] >= '0' && v[i] <= '9'; i++)
+            from = from * 10 + (uint64_t)(v[i] - '0');
+        if (from != cx->off || i == 6 || i >= n || v[i] != '-')
+            from = UINT64_MAX;
+    } else if (resp->status != 200) {
+        from = UINT64_MAX;
+    }
+    if (from == UINT64_MAX) {
+        ex->fail_reason = "the rest of a response being cached could not be fetched";
+        return 502;
+    }
+    cx->pos = from;
+    cx->pub.flags |= GH_CX_SLICE;
+    ex->status = cx->resp_status; /* what the client is getting */
+    return GH_OK;
+}
+
 int
 gh_cache_resp_head(struct gh_exchange *ex, struct gh_resp *resp)
 {
     struct gh_cache_ex *cx = ex->cache;
     if (cx == NULL)
         return GH_OK;
+    if (cx->pub.flags & GH_CX_CONT)
+        return continue_head(ex, cx, resp);
     int st = resp->status;
     if (cx->mode == CX_INVALIDATE) {
         if (st >= 200 && st < 400)
@@ -266,6 +298,15 @@ tee(struct gh_cache_ex *cx, const struct iovec *spans, int n, bool done)
     }
 }
 
+static uint64_t
+spans_len(const struct iovec *spans, int n)
+{
+    uint64_t k = 0;
+    for (int i = 0; i < n; i++)
+        k += spans[i].iov_len;
+    return k;
+}
+
 int
 gh_cache_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool done)
 {
@@ -275,6 +316,10 @@ gh_cache_body(struct gh_exchange *ex, const struct iovec *spans, int n, bool don
     tee(cx, spans, n, done);
     if (!(cx->pub.flags & GH_CX_SLICE))
         return ex->down->send_body(ex, spans, n, done);
+    if (done && (cx->pub.flags & GH_CX_CONT) && cx->pos + spans_len(spans, n) < cx->end) {
+        gh_exchange_fail(ex, 502, "the rest of a response being cached ended short");
+        return -1; /* the client's connection is cut: its body would be short */
+    }
     /* the range [off, end) of the body, which goes by at cx->pos */
     struct iovec out[GH_H1_OUT_SPANS];
     int k = 0;

@@ -493,7 +493,7 @@ sink_head(void *ctx, const struct gh_h1_response *rs, enum gh_h1_body body, bool
         gh_exchange_fail(ex, rc, ex->fail_reason != NULL ? ex->fail_reason : "response refused");
         return -1;
     }
-    if (gh_cache_swapping(ex)) /* the cache answers once this response has been read */
+    if (gh_cache_holds_head(ex)) /* the cache answers after it, or the client has a head */
         return GH_BUF_SIZE;
     return ex->down->send_head(ex, &resp, reframe);
 }

@@ -11,6 +11,7 @@ its size of distinct objects pass. No timing assertions; loopback only."""
 
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -475,10 +476,44 @@ def t():
     eq(o.count("/drip"), 1)
 
 
+@test("the client that started a fetch goes away: a request streaming from it gets the rest "
+      "from the origin (Range from where it stopped, If-Range the ETag)")
+def t():
+    o, gh = env()
+    body = det_bytes(300000)
+
+    def fn(method, h):
+        base = [("Cache-Control", "max-age=60"), ("ETag", '"d1"')]
+        rg = h.get("range")
+        if rg and h.get("if-range") == '"d1"':
+            a = int(rg[len("bytes="):-1])
+            cr = "bytes %d-%d/%d" % (a, len(body) - 1, len(body))
+            return 206, base + [("Content-Range", cr)], body[a:]
+        return 200, base, body
+    o.set_fn("/leave", fn, drip=0.1)
+    first = Conn(gh.port)
+    first.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    first.send(build_request("GET", "/leave"))
+    first.read_until(b"\r\n\r\n")
+    got = []
+    th = threading.Thread(target=lambda: got.append(get(gh, "/leave")))
+    th.start()
+    wait_until(lambda: o.count("/leave") == 1, what="the first fetch")
+    time.sleep(0.35)  # the second streams what has come
+    first.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    first.close()  # a reset: the first client is gone
+    th.join(30)
+    eq(len(got), 1)
+    eq(got[0].status, 200)
+    eq(sha256(got[0].body), sha256(body))
+    eq(o.count("/leave"), 2)
+    check(o.seen("/leave").get("range", "").startswith("bytes="), o.seen("/leave"))
+
+
 @test("pipelined requests answered from the cache, and a slow reader of a large object")
 def t():
     o, gh = env()
-    big = det_bytes(600000)
+    big = det_bytes(300000)
     o.set("/pl", headers=[("Cache-Control", "max-age=60")], body=b"p" * 10)
     o.set("/slow-reader", headers=[("Cache-Control", "max-age=60")], body=big)
     get(gh, "/pl")
@@ -488,7 +523,7 @@ def t():
         for _ in range(3):
             eq(c.read_response().body, b"p" * 10)
     with Conn(gh.port) as c:
-        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         c.send(build_request("GET", "/slow-reader"))
         time.sleep(0.5)  # let the proxy meet a full socket
         eq(sha256(c.read_response().body), sha256(big))

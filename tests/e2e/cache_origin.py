@@ -43,7 +43,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             status, headers, body, chunked, delay = 200, [], b"origin body", False, 0
         elif callable(spec[0]):
             status, headers, body = spec[0](self.command, hdrs)
-            chunked, delay = spec[1], spec[2]
+            chunked, delay, drip = spec[1], spec[2], spec[3]
         else:
             status, headers, body, chunked, delay, drip = spec
         if delay:
@@ -83,6 +83,9 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
+    def handle_error(self, request, client_address):
+        pass  # a proxy closing a connection mid-body (a client went away) is no error here
+
 
 class CacheOrigin:
     def __init__(self):
@@ -104,9 +107,9 @@ class CacheOrigin:
         with self.lock:
             self.specs[path] = (status, list(headers), body, chunked, delay, drip)
 
-    def set_fn(self, path, fn, chunked=False, delay=0):
+    def set_fn(self, path, fn, chunked=False, delay=0, drip=0):
         with self.lock:
-            self.specs[path] = (fn, chunked, delay)
+            self.specs[path] = (fn, chunked, delay, drip)
 
     def count(self, path):
         with self.lock:
