@@ -334,17 +334,9 @@ void gh_exchange_end(struct gh_exchange *ex);
  * server and connect. */
 void gh_origin_start(struct gh_exchange *ex, const struct gh_request *req);
 
-/* The forward proxy's destination is known (ex->up.direct), or a request that waited for the
- * cache goes to the origin after all: the origin becomes the source and connects
+/* The forward proxy's destination is known (ex->up.direct): the origin source connects
  * (src_origin.c). A GH_PUMP_* code. */
 int gh_origin_go(struct gh_exchange *ex);
-
-/* gh_origin_start without the connect (gh_origin_go follows, or gh_origin_release). Returns 0, or
- * -1 when the exchange was answered (no server, head too large). */
-int gh_origin_prepare(struct gh_exchange *ex, const struct gh_request *req);
-
-/* Let go of what the origin source holds (idempotent). */
-void gh_origin_release(struct gh_exchange *ex);
 
 /* Answer ex from here (respond.c): status with g's body or location. */
 void gh_respond(struct gh_exchange *ex, int status, const struct gh_gen *g);

@@ -124,8 +124,10 @@ hash_key(struct gh_exchange *ex, const struct gh_upstream_conf *ups)
     ex->up.key_len = w.len;
 }
 
-int
-gh_origin_prepare(struct gh_exchange *ex, const struct gh_request *req)
+/* gh_origin_start without the connect: 0, or -1 when the exchange was answered (no server,
+ * head too large, no memory). */
+static int
+prepare(struct gh_exchange *ex, const struct gh_request *req)
 {
     ex->src = &src_origin;
     ex->req_body = req->body;
@@ -155,7 +157,7 @@ gh_origin_prepare(struct gh_exchange *ex, const struct gh_request *req)
 void
 gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
 {
-    if (gh_origin_prepare(ex, req) != 0)
+    if (prepare(ex, req) != 0)
         return;
     if (ex->up.direct == NULL && ex->fwd != NULL)
         return; /* a forward proxy's name still resolving: gh_origin_go follows the answer */
@@ -165,14 +167,7 @@ gh_origin_start(struct gh_exchange *ex, const struct gh_request *req)
 int
 gh_origin_go(struct gh_exchange *ex)
 {
-    ex->src = &src_origin;
     return origin_connect(ex, false);
-}
-
-void
-gh_origin_release(struct gh_exchange *ex)
-{
-    origin_release(ex);
 }
 
 /* Let go of the current connection: pooled when the exchange completed cleanly, else closed. */
