@@ -600,5 +600,11 @@ def t():
         check(want in err, "missing %r in %s" % (want, err))
 
 
+@test("examples/caching.conf as shipped passes -t")
+def t():
+    r = run_gh(["-t", "-c", os.path.join(ghtest.ROOT, "examples/caching.conf")])
+    eq(r.returncode, 0, "exit (%s)" % r.stderr)
+
+
 if __name__ == "__main__":
     run()
