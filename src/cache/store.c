@@ -4,11 +4,13 @@
 #include "cache/store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/common.h"
+#include "core/log.h"
 
 struct shard {
     pthread_mutex_t lock;
@@ -101,6 +103,22 @@ gh_cache_store_stats(struct gh_cache_store *s, struct gh_cache_stats *st)
     st->evicted = A_LOAD(&s->evicted);
     st->hits = A_LOAD(&s->hits);
     st->misses = A_LOAD(&s->misses);
+}
+
+void
+gh_cache_log_stats(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (struct gh_cache_store *s = registry; s != NULL; s = s->next) {
+        struct gh_cache_stats st;
+        gh_cache_store_stats(s, &st);
+        if (st.hits + st.misses == 0)
+            continue;
+        gh_log_info("cache %s: %" PRIu64 " hit(s), %" PRIu64 " miss(es), %" PRIu64
+                    " object(s) in %" PRIu64 " of %" PRIu64 " bytes, %" PRIu64 " evicted",
+                    s->name, st.hits, st.misses, st.objects, st.bytes, st.limit, st.evicted);
+    }
+    pthread_mutex_unlock(&registry_lock);
 }
 
 uint64_t

@@ -107,6 +107,10 @@ uint64_t gh_cache_store_max_object(const struct gh_cache_store *s);
 
 void gh_cache_store_stats(struct gh_cache_store *s, struct gh_cache_stats *st);
 
+/* One info line per store that was used to the error log ("cache NAME: ... hits, ..."): at
+ * exit. */
+void gh_cache_log_stats(void);
+
 /* What gh_cache_lookup found. */
 enum gh_cache_found {
     GH_CACHE_MISS = 0, /* nothing: *out is a new BUSY placeholder (with make_busy), else NULL */

@@ -10,6 +10,7 @@ bodies streamed into the store (chunked, large), and the memory budget holding w
 its size of distinct objects pass. No timing assertions; loopback only."""
 
 import os
+import re
 import socket
 import struct
 import sys
@@ -559,6 +560,9 @@ def t():
     eq(r.body, b"kept")
     eq(r.header("x-cache"), "HIT")
     eq(o.count("/r"), 1)
+    eq(gh.stop(), 0)
+    check(re.search(r"cache main: \d+ hit\(s\), \d+ miss\(es\), 1 object\(s\)", gh.stderr()),
+          "the store's figures at exit: %s" % gh.stderr()[-600:])
 
 
 @test("a caching forward proxy: absolute-form requests answered from the cache, key by URL")
