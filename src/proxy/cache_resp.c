@@ -337,7 +337,7 @@ void
 gh_cache_take_over(struct gh_exchange *ex)
 {
     struct gh_cache_ex *cx = ex->cache;
-    cx->fwd = cx->fwd_status == 304 ? NULL : "stale"; /* revalidated: a hit */
+    cx->fwd = "stale"; /* RFC 9211: fwd=stale with the fwd-status of the revalidation */
     gh_cx_serve(ex, cx);
 }
 

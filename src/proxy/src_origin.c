@@ -498,8 +498,9 @@ sink_interim(void *ctx, const struct gh_h1_response *rs)
 {
     struct gh_exchange *ex = ctx;
     note_first_byte(ex);
-    if (rs->status == 100)
-        return 0; /* our own 100 Continue went out already (when the client asked) */
+    if (rs->status == 100 || gh_cache_holds_head(ex))
+        return 0; /* our own 100 Continue went out already (when the client asked); or the
+                   * client is in the middle of a body, or the cache answers after this */
     struct gh_resp resp = {.status = rs->status,
                            .version = rs->version,
                            .h1flags = rs->flags,
