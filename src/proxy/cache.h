@@ -16,9 +16,11 @@
  *               Cache-Status.
  *   done        gh_cache_done: a fill that did not complete is dropped.
  *
- * The origin source calls gh_cache_tee with each body piece, and, when the
- * response it read was only for the cache (gh_cache_swapping),
- * gh_cache_take_over once it has been read whole.
+ * The origin source hands each body piece to gh_cache_body (stored, sliced for
+ * a Range that missed, or dropped), keeps the head back while
+ * gh_cache_holds_head, and, when the response it read was only for the cache
+ * (gh_cache_swapping), calls gh_cache_take_over once it has been read whole.
+ * cache_refresh.c runs stale-while-revalidate's background refreshes.
  */
 #ifndef GH_PROXY_CACHE_H
 #define GH_PROXY_CACHE_H

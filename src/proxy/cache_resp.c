@@ -84,7 +84,7 @@ valid_for(const struct gh_proxy_conf *pc, int status)
     return any;
 }
 
-/* Store the response (its body follows through gh_cache_tee), or let the placeholder go. */
+/* Store the response (its body follows through gh_cache_body), or let the placeholder go. */
 static void
 store(struct gh_exchange *ex, struct gh_cache_ex *cx, const struct gh_resp *resp)
 {
