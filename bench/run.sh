@@ -11,9 +11,10 @@
 #                      get ~1% of a CPU instead of half (needs root/CAP_SYS_NICE; ignored otherwise)
 #   BENCH_ROWS="..."  run only these rows; default all. ids: ka1k50 ka1k1000 ka100k50 close1k50
 #                      (plain HTTP), lc4ka1k50 (4 origins, least_conn), tlska1k50 tlska100k50
-#                      tlsresume50 tlsfullec tlsfullrsa (TLS) and fwd1k50 tunnel1 tunnel100 (forward
-#                      proxy, bench/forward.sh); the words `plain`, `lb`, `tls` and `forward` stand for
-#                      each group
+#                      tlsresume50 tlsfullec tlsfullrsa (TLS), cache1k50 cache100k50 (hits of a warm
+#                      object in Gatehouse's cache and nginx's proxy_cache, /c/1k, /c/100k) and fwd1k50
+#                      tunnel1 tunnel100 (forward proxy, bench/forward.sh); the words `plain`, `lb`,
+#                      `tls`, `cache` and `forward` stand for each group
 #   BENCH_TLS_CLIENTS=2 httperf processes in parallel for the tls full rows (one connection each)
 #   BENCH_TLS_LOG=0    1: the TLS instances log $ssl_session_reused (or HAProxy's ssl_fc_is_resumed)
 #                      per request and the notes count full and resumed handshakes per run (a check
@@ -54,36 +55,48 @@ source "$ROOT/bench/forward.sh"
 PLAIN_ROWS="ka1k50 ka1k1000 ka100k50 close1k50"
 LB_ROWS="lc4ka1k50"
 TLS_ROWS="tlska1k50 tlska100k50 tlsresume50 tlsfullec tlsfullrsa"
+CACHE_ROWS="cache1k50 cache100k50"
 ROWS=()
-for r in ${BENCH_ROWS:-$PLAIN_ROWS $LB_ROWS $TLS_ROWS forward}; do
+for r in ${BENCH_ROWS:-$PLAIN_ROWS $LB_ROWS $TLS_ROWS $CACHE_ROWS forward}; do
     case $r in
     plain) ROWS+=($PLAIN_ROWS) ;;
     lb) ROWS+=($LB_ROWS) ;;
     tls) ROWS+=($TLS_ROWS) ;;
+    cache) ROWS+=($CACHE_ROWS) ;;
     forward) FWD_SEL+=($FWD_ROWS) ;;
     fwd1k50 | tunnel1 | tunnel100) FWD_SEL+=("$r") ;; # $FWD_ROWS
-    *) [[ " $PLAIN_ROWS $LB_ROWS $TLS_ROWS " == *" $r "* ]] ||
-           die "unknown row '$r' in BENCH_ROWS (ids: $PLAIN_ROWS $LB_ROWS $TLS_ROWS $FWD_ROWS, or plain, lb, tls, forward)"
+    *) [[ " $PLAIN_ROWS $LB_ROWS $TLS_ROWS $CACHE_ROWS " == *" $r "* ]] ||
+           die "unknown row '$r' in BENCH_ROWS (ids: $PLAIN_ROWS $LB_ROWS $TLS_ROWS $CACHE_ROWS $FWD_ROWS, or plain, lb, tls, cache, forward)"
        ROWS+=("$r") ;;
     esac
 done
 declare -A LABEL=([ka1k50]="ka 1KiB 50c" [ka1k1000]="ka 1KiB 1000c" [ka100k50]="ka 100KiB 50c" [close1k50]="close 1KiB 50c" [lc4ka1k50]="lc4 ka 1KiB 50c"
-    [tlska1k50]="tls ka 1KiB 50c" [tlska100k50]="tls ka 100KiB 50c" [tlsresume50]="tls resumed 50c" [tlsfullec]="tls full ECDSA" [tlsfullrsa]="tls full RSA")
+    [tlska1k50]="tls ka 1KiB 50c" [tlska100k50]="tls ka 100KiB 50c" [tlsresume50]="tls resumed 50c" [tlsfullec]="tls full ECDSA" [tlsfullrsa]="tls full RSA"
+    [cache1k50]="cache hit 1KiB" [cache100k50]="cache hit 100KiB")
 declare -A CONNS=([ka1k50]=50 [ka1k1000]=1000 [ka100k50]=50 [close1k50]=50 [lc4ka1k50]=50
-    [tlska1k50]=50 [tlska100k50]=50 [tlsresume50]=50 [tlsfullec]=$TLS_CLIENTS [tlsfullrsa]=$TLS_CLIENTS)
+    [tlska1k50]=50 [tlska100k50]=50 [tlsresume50]=50 [tlsfullec]=$TLS_CLIENTS [tlsfullrsa]=$TLS_CLIENTS
+    [cache1k50]=50 [cache100k50]=50)
 declare -A URLPATH=([ka1k50]=/1k [ka1k1000]=/1k [ka100k50]=/100k [close1k50]=/1k [lc4ka1k50]=/1k
-    [tlska1k50]=/1k [tlska100k50]=/100k [tlsresume50]=/1k [tlsfullec]=/1k [tlsfullrsa]=/1k)
+    [tlska1k50]=/1k [tlska100k50]=/100k [tlsresume50]=/1k [tlsfullec]=/1k [tlsfullrsa]=/1k
+    [cache1k50]=/c/1k [cache100k50]=/c/100k)
 declare -A CLOSE=([ka1k50]=0 [ka1k1000]=0 [ka100k50]=0 [close1k50]=1 [lc4ka1k50]=0
-    [tlska1k50]=0 [tlska100k50]=0 [tlsresume50]=1 [tlsfullec]=1 [tlsfullrsa]=1)
+    [tlska1k50]=0 [tlska100k50]=0 [tlsresume50]=1 [tlsfullec]=1 [tlsfullrsa]=1
+    [cache1k50]=0 [cache100k50]=0)
+# CACHED: the proxy's cache answers (the floor has none, and HAProxy's cache did not store the
+# bench origin's responses, which carry no freshness: both show `-`). Varnish (when installed)
+# takes part in these rows only.
+declare -A CACHED=([cache1k50]=1 [cache100k50]=1)
 declare -A TLS=([tlska1k50]=ec [tlska100k50]=ec [tlsresume50]=ec [tlsfullec]=ec [tlsfullrsa]=rsa)
 declare -A TOOL=([tlsfullec]=httperf [tlsfullrsa]=httperf)
 # the lb rows: a third instance of each proxy balancing over four origins (NAME-lb templates)
 declare -A LB=([lc4ka1k50]=1)
 WANT_TLS=0 WANT_HTTPERF=0 WANT_LB=0
+WANT_CACHE=0
 # the reverse-proxy instances below serve these rows and the memory row; not started without them
 MAIN_WANTED=1
 [ ${#ROWS[@]} -eq 0 ] && [ "$IDLE_N" -eq 0 ] && MAIN_WANTED=0
 for r in "${ROWS[@]}"; do
+    [ -n "${CACHED[$r]:-}" ] && WANT_CACHE=1
     [ -n "${TLS[$r]:-}" ] && WANT_TLS=1
     [ -n "${LB[$r]:-}" ] && WANT_LB=1
     [ "${TOOL[$r]:-wrk}" = httperf ] && WANT_HTTPERF=1
@@ -105,6 +118,11 @@ mkdir -p "$OUT" && rm -rf "$DIR" && mkdir -p "$DIR"
 for p in origin relay idle; do
     cc $CFLAGS -o "$OUT/$p" "$ROOT/bench/$p.c" || die "cannot build bench/$p.c"
 done
+# the cache rows also report the store's hit ratio against LRU (bench/cache_hits.c)
+if [ $WANT_CACHE = 1 ]; then
+    cc $CFLAGS -I"$ROOT/src" -o "$OUT/cache_hits" "$ROOT/bench/cache_hits.c" "$ROOT/src/cache/store.c" \
+        "$ROOT/src/cache/policy.c" "$ROOT/src/core/common.c" -lpthread -lm || die "cannot build bench/cache_hits.c"
+fi
 
 # ---- TLS: a fresh self-signed certificate of each kind, in the run directory only ----------------
 # (made at every run, so nothing secret is committed; the clients do not verify it)
@@ -214,13 +232,21 @@ start_proxy() {
         taskset -c 0 "$OUT/relay" "$port" "$ORIGIN_PORT" >"$log" 2>&1 &
         SPID=$! MPID=$!
         ;;
+    varnish)
+        command -v varnishd >/dev/null || { echo "varnishd not installed (apt-get install varnish)" >"$log"; return 1; }
+        cfg=$(render "$ROOT/bench/varnish.vcl.in" "$port")
+        mkdir -p "$DIR/varnish-$port" && chmod 755 "$DIR/varnish-$port" "$cfg"
+        taskset -c 0 varnishd -F -a "127.0.0.1:$port" -f "$cfg" -n "$DIR/varnish-$port" -s malloc,64m \
+            -p thread_pools=1 >"$log" 2>&1 &
+        SPID=$!
+        ;;
     esac
     PIDS+=("$SPID")
     if ! wait_http "$port" "$SPID" $scheme || { [ -n "$rsaport" ] && ! wait_http "$rsaport" "$SPID" $scheme; }; then
         stop_pid "$SPID"
         return 1
     fi
-    if [ "$name" = nginx ]; then # measure the worker, not the master
+    if [ "$name" = nginx ] || [ "$name" = varnish ]; then # measure the worker (cache) process
         MPID=$(pgrep -P "$SPID" | head -1)
         [ -n "$MPID" ] || { stop_pid "$SPID"; return 1; }
     fi
@@ -244,7 +270,9 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # ---- what we compare -----------------------------------------------------------------------------
 PROXIES=(gatehouse nginx haproxy floor)
+[ $WANT_CACHE = 1 ] && PROXIES+=(varnish)
 PORT_OF_gatehouse=$((BASE + 1)) PORT_OF_nginx=$((BASE + 2)) PORT_OF_haproxy=$((BASE + 3)) PORT_OF_floor=$((BASE + 4))
+PORT_OF_varnish=$((BASE + 8))
 MEMPORT_OF_gatehouse=$((BASE + 5)) MEMPORT_OF_nginx=$((BASE + 6)) MEMPORT_OF_haproxy=$((BASE + 7))
 # each proxy's TLS instance ("NAME-tls" below): ECDSA and RSA listeners
 declare -A EC_PORT=([gatehouse]=$((BASE + 11)) [nginx]=$((BASE + 12)) [haproxy]=$((BASE + 13)))
@@ -554,6 +582,8 @@ for rnd in $(seq "$ROUNDS"); do
             [ -n "${LB[$row]:-}" ] && inst=$px-lb
             [ "${AVAIL[$inst]:-0}" = 1 ] || continue
             [ "$px" = floor ] && [ "${CLOSE[$row]}" = 1 ] && continue
+            [ -n "${CACHED[$row]:-}" ] && { [ "$px" = floor ] || [ "$px" = haproxy ]; } && continue
+            [ -z "${CACHED[$row]:-}" ] && [ "$px" = varnish ] && continue
             echo "bench: round $rnd/$ROUNDS  ${LABEL[$row]}  $px" >&2
             wait_quiet
             run_wrk "$px" "$row" "$rnd"
@@ -592,6 +622,7 @@ gh_ver="unavailable"
     echo "Gatehouse bench  $(date -u '+%Y-%m-%d %H:%M UTC')  $(uname -r)  $(getconf _NPROCESSORS_ONLN) CPUs  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
     echo "median of $ROUNDS rounds x ${SECS}s; proxy alone on CPU0, wrk (1 thread) + origin on CPU1; one worker each; $NICED"
     echo "gatehouse $gh_ver | $(nginx -v 2>&1 | sed 's/.*: //') | HAProxy $(haproxy -v | awk 'NR==1 {print $3}') | floor = bench/relay.c | $(wrk -v 2>&1 | awk 'NR==1 {print $1, $2}')"
+    [ $WANT_CACHE = 1 ] && echo "cache rows: warm /c/1k and /c/100k in Gatehouse's cache, nginx's proxy_cache$([ "${AVAIL[varnish]:-0}" = 1 ] && echo " and $(varnishd -V 2>&1 | awk 'NR==1 {print $2}' | tr -d '(') (malloc storage)")"
     echo "/ngx = proxy / nginx: req/s higher is better, p99 and CPU lower. CPU us/req = the proxy's utime+stime"
     echo "per request. CPU0 busy% < ~95 means the proxy was not the bottleneck (wrk+origin on CPU1 were)"
     if [ $WANT_TLS = 1 ]; then
@@ -615,7 +646,9 @@ gh_ver="unavailable"
             inst=$px
             [ -n "${TLS[$row]:-}" ] && inst=$px-tls
             [ -n "${LB[$row]:-}" ] && inst=$px-lb
-            if [ "$px" = floor ] && { [ "${CLOSE[$row]}" = 1 ] || [ -n "${TLS[$row]:-}" ] || [ -n "${LB[$row]:-}" ]; }; then
+            if { [ "$px" = floor ] && { [ "${CLOSE[$row]}" = 1 ] || [ -n "${TLS[$row]:-}" ] || [ -n "${LB[$row]:-}" ]; }; } ||
+                { [ -n "${CACHED[$row]:-}" ] && { [ "$px" = floor ] || [ "$px" = haproxy ]; }; } ||
+                { [ -z "${CACHED[$row]:-}" ] && [ "$px" = varnish ]; }; then
                 printf "$F" "$label" "$px" - - - - - - -
             elif [ "${AVAIL[$inst]:-0}" != 1 ]; then
                 printf "%-15s %-10s %s\n" "$label" "$px" "$px: unavailable$([ "$inst" = "$px" ] || echo " (${inst#$px-} instance)")"
@@ -637,7 +670,7 @@ gh_ver="unavailable"
         n_per=$(med_of M_PER "" nginx 2>/dev/null)
         label="$IDLE_N idle"
         for px in "${PROXIES[@]}"; do
-            if [ "$px" = floor ]; then
+            if [ "$px" = floor ] || [ "$px" = varnish ]; then
                 printf "%-15s %-10s %12s %12s %14s %7s\n" "$label" "$px" - - - -
             elif [ "${AVAIL[$px]}" != 1 ]; then
                 printf "%-15s %-10s %s\n" "$label" "$px" "$px: unavailable"
@@ -682,6 +715,10 @@ gh_ver="unavailable"
                 echo "  $px: unavailable with TLS: ${WHY[$px-tls]:-}"
             fi
         done
+    fi
+    if [ $WANT_CACHE = 1 ]; then
+        echo "hit ratio of Gatehouse's store (SIEVE) against LRU of the same capacity (bench/cache_hits.c):"
+        taskset -c 1 "$OUT/cache_hits" | sed 's/^/  /'
     fi
     [ $MAIN_WANTED = 0 ] || [ ${#FWD_SEL[@]} -eq 0 ] || echo
     fwd_report

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/store.h"
 #include "conf/conf.h"
 #include "core/log.h"
 #include "core/pidfile.h"
@@ -688,6 +689,7 @@ serve(const struct source *src)
     if (ts.handshakes > 0 || ts.failed > 0)
         gh_log_info("TLS: %" PRIu64 " handshake(s), %" PRIu64 " resumed, %" PRIu64 " failed",
                     ts.handshakes, ts.resumed, ts.failed);
+    gh_cache_log_stats();
     gh_conf_unref(cfg);
     return code;
 }

@@ -32,6 +32,7 @@ struct gh_domains;
 struct gh_htpasswd;
 struct gh_rl_zone;        /* policy/ratelimit.h */
 struct gh_lpm;            /* policy/lpm.h */
+struct gh_cache_store;    /* cache/store.h */
 struct pcre2_real_code_8; /* pcre2_code, without including pcre2.h here */
 
 /* One address with its text form as written (for logs; never shown to clients). */
@@ -279,6 +280,22 @@ struct gh_error_page {
     uint32_t body_len;
 };
 
+/* `cache NAME { memory SIZE; max_object SIZE; }` (docs/config.md#cache): a store of its own
+ * (cache/store.h), process-wide and kept across reloads by name. */
+struct gh_cache_conf {
+    const char *name;
+    uint64_t memory;              /* the store's byte budget */
+    uint64_t max_object;          /* the largest body stored */
+    uint32_t lock_timeout_ms;     /* how long a request waits for the same object being fetched */
+    struct gh_cache_store *store; /* NULL only when out of memory at load */
+};
+
+/* `cache_valid STATUS... DURATION;` (status 0: any) */
+struct gh_cache_valid {
+    uint16_t status;
+    uint32_t seconds;
+};
+
 /* Settings that inherit top level -> server -> route. */
 struct gh_proxy_conf {
     const struct gh_upstream_conf *upstream; /* `proxy NAME|ADDR;` NULL: no proxy here */
@@ -343,6 +360,15 @@ struct gh_proxy_conf {
     const struct gh_error_page *error_pages; /* `error_page`; a block's own replace them */
     uint32_t n_error_pages;
     bool intercept_errors; /* `intercept_errors on;` an origin's 4xx/5xx answered with ours */
+
+    /* the cache (`cache NAME;`, NULL: none) and how it is used */
+    const struct gh_cache_conf *cache;
+    const struct gh_tmpl *cache_key;          /* `cache_key`: NULL: scheme, host, path and query */
+    const struct gh_tmpl *cache_bypass;       /* `cache_bypass`: non-empty and not "0": bypass */
+    const struct gh_cache_valid *cache_valid; /* a block with its own replaces the inherited */
+    uint32_t n_cache_valid;
+    bool cache_status;                          /* `cache_status on;` adds Cache-Status */
+    const struct gh_cidr_set *cache_purge_from; /* `cache_purge_from`: who may send PURGE */
 
     const struct gh_hdr_rule *req_rules; /* `request_header set|add|remove NAME [VALUE];` */
     uint32_t n_req_rules;

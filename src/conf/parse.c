@@ -214,6 +214,24 @@ conf_number_arg(struct build *b, const struct conf_tok *t, const char *what, uin
 }
 
 bool
+conf_size_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo, uint64_t hi,
+              uint64_t *out)
+{
+    int rc = parse_size(t->text, t->len, out);
+    if (rc == VAL_INVALID) {
+        conf_err(b->st, &t->pos, "invalid size '%s' for '%s' (expected e.g. 512, 8k, 1m, 1g)",
+                 conf_show_tok(b, t), what);
+        return false;
+    }
+    if (rc == VAL_RANGE || *out < lo || *out > hi) {
+        conf_err(b->st, &t->pos, "size '%s' out of range for '%s' (%llu..%llu)",
+                 conf_show_tok(b, t), what, (unsigned long long)lo, (unsigned long long)hi);
+        return false;
+    }
+    return true;
+}
+
+bool
 conf_duration_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t *ms)
 {
     int rc = parse_duration(t->text, t->len, ms);
@@ -223,22 +241,6 @@ conf_duration_arg(struct build *b, const struct conf_tok *t, const char *what, u
     else if (rc == VAL_RANGE)
         conf_err(b->st, &t->pos, "duration '%s' out of range for '%s' (at most 49d)",
                  conf_show_tok(b, t), what);
-    return rc == VAL_OK;
-}
-
-bool
-conf_size_arg(struct build *b, const struct conf_tok *t, const char *what, uint64_t lo, uint64_t hi,
-              uint64_t *out)
-{
-    int rc = parse_size(t->text, t->len, out);
-    if (rc == VAL_OK && (*out < lo || *out > hi))
-        rc = VAL_RANGE;
-    if (rc == VAL_INVALID)
-        conf_err(b->st, &t->pos, "invalid size '%s' for '%s' (expected e.g. 16k, 1m)",
-                 conf_show_tok(b, t), what);
-    else if (rc == VAL_RANGE)
-        conf_err(b->st, &t->pos, "size '%s' out of range for '%s' (%llu..%llu bytes)",
-                 conf_show_tok(b, t), what, (unsigned long long)lo, (unsigned long long)hi);
     return rc == VAL_OK;
 }
 
@@ -1328,6 +1330,14 @@ static const struct dir dirs[] = {
     FN("splice", CTX_PROXY, 1, 1, 0, on_splice),
     FN("upstream_host", CTX_PROXY, 1, 1, 0, on_upstream_host),
     FN("request_header", CTX_PROXY, 2, 3, DF_MULTI, on_header),
+    /* cache (conf/cache.c): the stores at top level (before the servers that name them) */
+    FN("cache", CTX_MAIN, 1, 1, DF_BLOCK | DF_MULTI | DF_EARLY, conf_on_cache_block),
+    FN("cache", CTX_SERVER | CTX_ROUTE, 1, 1, 0, conf_on_cache_setting),
+    FN("cache_key", CTX_PROXY, 1, 1, 0, conf_on_cache_setting),
+    FN("cache_bypass", CTX_PROXY, 1, 1, 0, conf_on_cache_setting),
+    FN("cache_valid", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_cache_setting),
+    FN("cache_status", CTX_PROXY, 1, 1, 0, conf_on_cache_setting),
+    FN("cache_purge_from", CTX_PROXY, 1, NARGS_ANY, 0, conf_on_cache_setting),
     /* access (conf/access.c) */
     FN("allow", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_access),
     FN("deny", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_access),
@@ -1650,10 +1660,11 @@ walk_block(struct build *b, struct blk *k, const struct cnode *list)
                 k->pc->resp_rules = rules_array(b, &k->resp);
                 k->pc->n_resp_rules = k->resp.n;
             }
-            /* so do access rules and trusted proxies (access.c) */
+            /* so do access rules and trusted proxies (access.c), and cache_valid */
             conf_access_finish(b, k);
             conf_ratelimit_finish(b, k);
             conf_hide_finish(b, k);
+            conf_cache_finish(b, k);
             /* so do rewrites */
             if (k->rw.n > 0) {
                 struct gh_rewrite *a = gh_arena_alloc(b->arena, k->rw.n * sizeof(*a));

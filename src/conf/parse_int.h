@@ -130,6 +130,7 @@ struct build {
     struct pups_tls main_up_tls;      /* top-level settings toward origins */
     struct vec rl_zones;              /* struct prlzone * (ratelimit.c) */
     struct vec geos;                  /* struct gh_geo * */
+    struct vec caches;                /* struct pcache * (cache.c) */
 };
 
 /* The state of one block being walked. */
@@ -153,6 +154,7 @@ struct blk {
     const struct gh_route *route;      /* the route block being walked */
     const struct cnode **seen;         /* per table entry: first occurrence in this block */
     const struct cnode *proxy_at, *return_at;
+    struct vec cache_valid; /* struct gh_cache_valid * (cache.c) */
 };
 
 typedef void (*dir_fn)(struct build *b, struct blk *k, const struct cnode *n);
@@ -240,6 +242,13 @@ void conf_ratelimit_finish(struct build *b, struct blk *k);
  * intercept_errors); at the end of a block's settings, its own lists replace the inherited */
 void conf_on_hide(struct build *b, struct blk *k, const struct cnode *n);
 void conf_hide_finish(struct build *b, struct blk *k);
+
+/* cache.c: `cache NAME { }` at top level, `cache NAME|off`, cache_key, cache_valid,
+ * cache_bypass, cache_status, cache_purge_from; at the end of a block's settings its own
+ * cache_valid list */
+void conf_on_cache_block(struct build *b, struct blk *k, const struct cnode *n);
+void conf_on_cache_setting(struct build *b, struct blk *k, const struct cnode *n);
+void conf_cache_finish(struct build *b, struct blk *k);
 
 /* tls.c: the TLS directives (handlers for the table in parse.c) */
 void conf_on_tls_file(struct build *b, struct blk *k, const struct cnode *n);

@@ -45,7 +45,7 @@ contexts_text(struct conf_state *st, uint32_t mask)
                  {GH_TC_REWRITE, "rewrite"},
                  {GH_TC_RESPONSE, "response_header"},
                  {GH_TC_LOG, "log_format"},
-                 {GH_TC_KEY, "balance hash and rate_limit"}};
+                 {GH_TC_KEY, "balance hash, rate_limit and cache keys"}};
     const char *out = "";
     for (size_t i = 0; i < GH_ARRAY_LEN(names); i++) {
         if (!(mask & names[i].bit))

@@ -75,6 +75,9 @@
     X(PROXY_GROUP, "proxy_group", GH_VA_LOG, 0)                                                    \
     X(PROXY_DEST, "proxy_dest", GH_VA_LOG, 1)                                                      \
     X(TUNNEL_BYTES_SENT, "tunnel_bytes_sent", GH_VA_LOG, 0)                                        \
+    X(UPSTREAM_CACHE_STATUS, "upstream_cache_status", GH_VA_RESP, 0)                               \
+    X(CACHE_BYTES, "cache_bytes", GH_VA_REQ, 0)                                                    \
+    X(CACHE_OBJECTS, "cache_objects", GH_VA_REQ, 0)                                                \
     X(HTTP_, "http_", GH_VA_REQ, 1)                                                                \
     X(ARG_, "arg_", GH_VA_REQ, 1)                                                                  \
     X(COOKIE_, "cookie_", GH_VA_REQ, 1)

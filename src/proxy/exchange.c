@@ -14,6 +14,7 @@
 #include "http/uri.h"
 #include "net/tls.h"
 #include "proxy/access.h"
+#include "proxy/cache.h"
 #include "proxy/forward.h"
 #include "proxy/phase.h"
 #include "proxy/worker.h"
@@ -300,6 +301,8 @@ gh_exchange_fail(struct gh_exchange *ex, int status, const char *reason)
                      up ? up : "");
     else
         gh_log_info("client %s: %d: %s", ip, status, reason);
+    if (gh_cache_on_fail(ex, status)) /* stale-if-error: a stored response answers */
+        return GH_PUMP_MOVED;
     ex->fail_reason = reason;
     ex->flags |= GH_EX_FAILED;
     if (ex->src != NULL && ex->src->release != NULL)

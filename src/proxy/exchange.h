@@ -43,6 +43,7 @@ struct gh_exchange;
 struct gh_worker;
 struct gh_wcfg;
 struct gh_upconn;
+struct gh_cache_ex;
 
 /* The client's address as the downstream accepted it. */
 struct gh_client_addr {
@@ -99,6 +100,10 @@ struct gh_resp {
     const struct gh_h1_header *fields;
     uint32_t n_fields;
     int64_t content_length; /* the length to declare; -1: none */
+    /* field lines ("Name: value\r\n"...) the proxy adds after the fields (the cache's Age and
+     * Cache-Status); NULL: none */
+    const char *extra;
+    uint32_t extra_len;
 };
 
 /* One side of a tunnel: its transport and its pending buffers. */
@@ -187,10 +192,11 @@ struct gh_source_ops {
 #define GH_EX_OUT_QUEUED 0x0200
 /* cut by the drain deadline: logged with 444 when no response had started */
 #define GH_EX_CUT 0x0400
-#define GH_EX_TLS 0x0800          /* the request came over TLS */
-#define GH_EX_CONNECT 0x1000      /* a forward proxy's CONNECT: a tunnel after its 200 */
-#define GH_EX_CONN_COUNTED 0x2000 /* counted for limit_conn (access.c gives it back at the end) */
-#define GH_EX_PROXIED 0x4000      /* the connection's address came from a PROXY protocol header */
+#define GH_EX_TLS 0x0800           /* the request came over TLS */
+#define GH_EX_CONNECT 0x1000       /* a forward proxy's CONNECT: a tunnel after its 200 */
+#define GH_EX_CONN_COUNTED 0x2000  /* counted for limit_conn (access.c gives it back at the end) */
+#define GH_EX_PROXIED 0x4000       /* the connection's address came from a PROXY protocol header */
+#define GH_EX_CACHE_REFRESH 0x8000 /* the cache's background refresh (proxy/cache_refresh.c) */
 
 #define GH_EX_STATES(X)                                                                            \
     X(START, "start")     /* the head is being routed */                                           \
@@ -288,6 +294,7 @@ struct gh_exchange {
     const char *fwd_group;     /* $proxy_group: the forward proxy group of the client, or NULL */
     uint64_t tunnel_up;        /* $tunnel_bytes_sent: bytes a tunnel delivered to the far end */
     uint8_t fwd_verdict;       /* $proxy_verdict: enum gh_fwd_verdict */
+    struct gh_cache_ex *cache; /* its dealings with the cache (proxy/cache.c), or NULL */
     /* a generated answer */
     struct gh_gen gen;
     struct gh_buf *gen_buf; /* its body and Location when they had variables */
@@ -369,8 +376,8 @@ void gh_exchange_end(struct gh_exchange *ex);
  * server and connect. */
 void gh_origin_start(struct gh_exchange *ex, const struct gh_request *req);
 
-/* The forward proxy's destination is known (ex->up.direct): connect to it (src_origin.c). A
- * GH_PUMP_* code. */
+/* The forward proxy's destination is known (ex->up.direct): the origin source connects
+ * (src_origin.c). A GH_PUMP_* code. */
 int gh_origin_go(struct gh_exchange *ex);
 
 /* Answer ex from here (respond.c): status with g's body or location. */

@@ -314,6 +314,8 @@ gh_fwd_resp_head(char *out, size_t cap, const struct gh_resp *resp, const struct
         gh_h1w_date(&w, wall);
     if (origin_hidden && gh_hide_server_tokens(pc) && !rule_names(rules, n_rules, "Server", 6))
         GH_WR_LIT(&w, "Server: gatehouse\r\n");
+    if (resp->extra != NULL)
+        gh_wr_put(&w, resp->extra, resp->extra_len);
     if (via)
         wr_via(&w, &p_via, resp->version == 10);
     wr_rules(&w, rules, n_rules, ex);

@@ -7,6 +7,7 @@
 
 #include "proxy/access.h"
 #include "proxy/accesslog.h"
+#include "proxy/cache.h"
 #include "proxy/forward.h"
 #include "proxy/https.h"
 #include "proxy/ratelimit.h"
@@ -14,7 +15,7 @@
 typedef int (*accept_hook)(struct gh_worker *w, const struct gh_client_addr *client,
                            const struct gh_listen_conf *lc);
 typedef int (*request_hook)(struct gh_exchange *ex, const struct gh_request *req);
-typedef int (*resp_hook)(struct gh_exchange *ex, const struct gh_resp *resp);
+typedef int (*resp_hook)(struct gh_exchange *ex, struct gh_resp *resp);
 typedef void (*done_hook)(struct gh_exchange *ex);
 typedef void (*closed_hook)(struct gh_worker *w, const struct gh_client_addr *client);
 
@@ -78,12 +79,12 @@ static const closed_hook closed_hooks[] = {gh_access_closed};
 /* access rules first: a denied client gets no redirect, no 405, no 413 */
 static const request_hook routed_hooks[] = {gh_access_routed,  gh_ratelimit_routed, gh_https_routed,
                                             gh_forward_routed, refuse_connect,      body_limit};
-static const request_hook pre_origin_hooks[] = {answer_here};
-static const resp_hook resp_head_hooks[] = {NULL};
+static const request_hook pre_origin_hooks[] = {answer_here, gh_cache_pre_origin};
+static const resp_hook resp_head_hooks[] = {gh_cache_resp_head};
 /* limit_conn gives its count back before the client can see the response end (again at done:
  * the count is given back once) */
 static const done_hook resp_end_hooks[] = {gh_access_done};
-static const done_hook done_hooks[] = {gh_alog_exchange, gh_access_done};
+static const done_hook done_hooks[] = {gh_alog_exchange, gh_access_done, gh_cache_done};
 
 int
 gh_phase_accept(struct gh_worker *w, const struct gh_client_addr *client,
@@ -129,7 +130,7 @@ gh_phase_pre_origin(struct gh_exchange *ex, const struct gh_request *req)
 }
 
 int
-gh_phase_resp_head(struct gh_exchange *ex, const struct gh_resp *resp)
+gh_phase_resp_head(struct gh_exchange *ex, struct gh_resp *resp)
 {
     for (size_t i = 0; i < GH_ARRAY_LEN(resp_head_hooks) && resp_head_hooks[i] != NULL; i++) {
         int rc = resp_head_hooks[i](ex, resp);

@@ -11,9 +11,9 @@
  *   routed       the request has its server and route: access rules, rate
  *                limits, authentication, request limits.
  *   pre_origin   before the origin is chosen: answers that need no origin
- *                (`return`, later the cache and the admin API).
+ *                (`return`, the cache's lookup; later the admin API).
  *   resp_head    a response head from the origin, before it is forwarded:
- *                store decisions, response rules.
+ *                the cache's store decision, response rules.
  *   resp_end     the response's last bytes are about to be written (not for a
  *                tunnel): what counts requests in progress lets go, before the
  *                client can send its next request.
@@ -34,8 +34,9 @@ int gh_phase_accept(struct gh_worker *w, const struct gh_client_addr *client,
 void gh_phase_conn_closed(struct gh_worker *w, const struct gh_client_addr *client);
 int gh_phase_routed(struct gh_exchange *ex, const struct gh_request *req);
 int gh_phase_pre_origin(struct gh_exchange *ex, const struct gh_request *req);
-/* GH_OK, or a status to answer with instead (the response is not forwarded). */
-int gh_phase_resp_head(struct gh_exchange *ex, const struct gh_resp *resp);
+/* GH_OK, or a status to answer with instead (the response is not forwarded). A hook may add
+ * resp->extra lines. */
+int gh_phase_resp_head(struct gh_exchange *ex, struct gh_resp *resp);
 void gh_phase_resp_end(struct gh_exchange *ex);
 void gh_phase_done(struct gh_exchange *ex);
 

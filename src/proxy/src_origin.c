@@ -13,6 +13,7 @@
 #include "http/h1_write.h"
 #include "net/proxyproto.h"
 #include "net/tls.h"
+#include "proxy/cache.h"
 #include "proxy/exchange.h"
 #include "proxy/fwd_head.h"
 #include "proxy/hide.h"
@@ -765,6 +766,8 @@ sink_head(void *ctx, const struct gh_h1_response *rs, enum gh_h1_body body, bool
         gh_exchange_fail(ex, rc, ex->fail_reason != NULL ? ex->fail_reason : "response refused");
         return -1;
     }
+    if (gh_cache_holds_head(ex)) /* the cache answers after it, or the client has a head */
+        return GH_BUF_SIZE;
     return ex->down->send_head(ex, &resp, reframe);
 }
 
@@ -773,8 +776,9 @@ sink_interim(void *ctx, const struct gh_h1_response *rs)
 {
     struct gh_exchange *ex = ctx;
     note_first_byte(ex);
-    if (rs->status == 100)
-        return 0; /* our own 100 Continue went out already (when the client asked) */
+    if (rs->status == 100 || gh_cache_holds_head(ex))
+        return 0; /* our own 100 Continue went out already (when the client asked); or the
+                   * client is in the middle of a body, or the cache answers after this */
     struct gh_resp resp = {.status = rs->status,
                            .version = rs->version,
                            .h1flags = rs->flags,
@@ -790,6 +794,8 @@ static int
 sink_body(void *ctx, const struct iovec *spans, int n, bool done)
 {
     struct gh_exchange *ex = ctx;
+    if (ex->cache != NULL) /* the cache sees it first (stores, slices or drops it) */
+        return gh_cache_body(ex, spans, n, done);
     return ex->down->send_body(ex, spans, n, done);
 }
 
@@ -825,6 +831,19 @@ origin_splice(struct gh_exchange *ex)
     }
 }
 
+/* The origin's response (a 304 to a revalidation, or an error a stale object stands in for) is
+ * read whole and not forwarded: the connection goes back to its pool and the cache becomes the
+ * source. */
+static void
+hand_over(struct gh_exchange *ex)
+{
+    ex->t_up_done = gh_loop_now(ex->w->loop);
+    ex->flags |= GH_EX_RESP_DONE; /* for drop_conn: a complete response, poolable */
+    origin_release(ex);
+    ex->flags &= (uint16_t)~GH_EX_RESP_DONE;
+    gh_cache_take_over(ex);
+}
+
 static int
 origin_recv(struct gh_exchange *ex)
 {
@@ -846,10 +865,13 @@ origin_recv(struct gh_exchange *ex)
     if (rc == GH_BAD)
         return response_failed(ex);
     if (rc == GH_PUMP_MOVED) {
-        if (u->flags & GH_UPCONN_RESP_DONE) {
+        if ((u->flags & GH_UPCONN_RESP_DONE) && gh_cache_swapping(ex)) {
+            hand_over(ex);
+        } else if (u->flags & GH_UPCONN_RESP_DONE) {
             ex->flags |= GH_EX_RESP_DONE;
             ex->t_up_done = gh_loop_now(ex->w->loop);
-        } else if (gh_upconn_can_splice_body(u) && ex->down->splice_to(ex) != NULL) {
+        } else if (gh_upconn_can_splice_body(u) && !gh_cache_tees(ex) &&
+                   ex->down->splice_to(ex) != NULL) {
             /* the rest of a large Content-Length body passes unchanged: move it
              * socket -> pipe -> socket without copying it through user space (when
              * no pipe can be had, the copy goes on as before) */

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "http/uri.h"
 #include "net/sock.h"
+#include "proxy/cache.h"
 #include "net/tls.h"
 #include "policy/geoip.h"
 #include "policy/lpm.h"
@@ -466,8 +467,12 @@ put_tls_var(struct gh_exchange *ex, enum gh_var v, struct gh_wr *w, enum gh_vars
     case GH_VAR_SSL_CLIENT_VERIFY:
         s = gh_tls_client_verify(x);
         break;
-    default:
+    default: { /* the rest are the cache's */
+        char b[32];
+        s = gh_cache_var(ex, v, b, sizeof(b));
+        gh_vars_escape(w, s, s != NULL ? strlen(s) : 0, esc);
         return;
+    }
     }
     gh_vars_escape(w, s, s != NULL ? strlen(s) : 0, esc);
 }

@@ -15,6 +15,8 @@
 #include "net/listener.h"
 #include "net/pipe.h"
 #include "proxy/accesslog.h"
+#include "cache/store.h"
+#include "proxy/cache.h"
 #include "proxy/forward.h"
 #include "proxy/proxy.h"
 #include "proxy/socks5.h"
@@ -281,6 +283,18 @@ static void
 on_wake(void *arg)
 {
     worker_apply(arg);
+    gh_cache_wake_waiters(); /* requests waiting for an object another thread fills */
+}
+
+void
+gh_worker_wake_all(void)
+{
+    unsigned n = __atomic_load_n(&n_workers, __ATOMIC_ACQUIRE);
+    for (unsigned t = 0; t < n; t++) {
+        struct gh_worker *w = __atomic_load_n(&workers[t], __ATOMIC_ACQUIRE);
+        if (w != NULL && w->loop != NULL)
+            gh_loop_wake(w->loop);
+    }
 }
 
 static void *
@@ -432,6 +446,7 @@ gh_proxy_start(struct gh_config *cfg, unsigned nthreads)
     workers = calloc(nthreads, sizeof(*workers));
     if (workers == NULL)
         return -ENOMEM;
+    gh_cache_store_on_progress(gh_worker_wake_all); /* readers waiting on other threads' fills */
     for (unsigned t = 0; t < nthreads; t++) {
         workers[t] = worker_new(t);
         if (workers[t] == NULL) {

@@ -156,6 +156,10 @@ struct gh_worker {
 void *gh_worker_head_get(struct gh_worker *w, size_t n, uint32_t *cap);
 void gh_worker_head_put(struct gh_worker *w, void *p, uint32_t cap);
 
+/* Wake every worker's loop (any thread may call it): each one then resumes its requests that
+ * wait for a cached object being filled (proxy/cache.c). */
+void gh_worker_wake_all(void);
+
 /* A gh_free_cb for gh_loop_defer_free: back to the freelist ctx. */
 void gh_worker_free_obj(void *freelist, void *obj);
 
