@@ -15,6 +15,8 @@ from ghtest import *
 
 
 def fdset(gh):
+    # the start is over (the log's time zone file, read for its first lines, is closed again)
+    gh.wait_stderr(r"started \(pid", 10)
     return sorted(int(f) for f in os.listdir("/proc/%d/fd" % gh.proc.pid))
 
 
