@@ -10,6 +10,7 @@
  *            | "path" [OP] VALUE             the normalised path; ^ (prefix) by default
  *            | "sni" [OP] VALUE              the TLS server name; = by default
  *            | "cert_subject" [OP] VALUE     the client certificate's subject; = by default
+ *            | "geo" $NAME [OP] VALUE        what a geo map gives the client's address; =
  *            | "arg" NAME [OP VALUE]         a query argument (present, or compared)
  *            | "header" NAME [OP VALUE]      a request field
  *            | "cookie" NAME [OP VALUE]      a cookie
@@ -261,8 +262,28 @@ static const struct {
     {"host", GH_RS_HOST, GH_RO_EQ, true}, {"path", GH_RS_PATH, GH_RO_PREFIX, false},
     {"sni", GH_RS_SNI, GH_RO_EQ, true},   {"cert_subject", GH_RS_CERT, GH_RO_EQ, false},
     {"arg", GH_RS_ARG, -1, false},        {"header", GH_RS_HEADER, -1, false},
-    {"cookie", GH_RS_COOKIE, -1, false},
+    {"cookie", GH_RS_COOKIE, -1, false},  {"geo", GH_RS_GEO, GH_RO_EQ, false},
 };
+
+/* `geo $NAME`: the map of that name (defined at top level, anywhere in the file). */
+static bool
+parse_geo(struct cursor *c, struct gh_rule_cond *r)
+{
+    const struct conf_tok *nm = take(c, "a geo map's $NAME");
+    if (nm == NULL)
+        return false;
+    for (uint32_t i = 0; nm->len > 1 && nm->text[0] == '$' && i < c->b->geos.n; i++) {
+        const struct gh_geo *g = c->b->geos.v[i];
+        if (strlen(g->name) == nm->len - 1u && memcmp(g->name, nm->text + 1, nm->len - 1u) == 0) {
+            r->geo = g;
+            return true;
+        }
+    }
+    conf_err(c->b->st, &nm->pos,
+             "'%s' in the conditions of '%s' is not a geo map (geo $NAME { ... })",
+             conf_show_tok(c->b, nm), c->n->name.text);
+    return false;
+}
 
 static bool
 parse_cond(struct cursor *c, struct gh_rule_cond *r)
@@ -272,7 +293,7 @@ parse_cond(struct cursor *c, struct gh_rule_cond *r)
         c->i++;
     }
     const struct conf_tok *t = take(c, "a condition (client, method, host, path, arg, header, "
-                                       "cookie, sni or cert_subject)");
+                                       "cookie, sni, cert_subject or geo)");
     if (t == NULL)
         return false;
     for (size_t k = 0; k < GH_ARRAY_LEN(subjects); k++) {
@@ -284,6 +305,8 @@ parse_cond(struct cursor *c, struct gh_rule_cond *r)
             return parse_client(c, r);
         if (r->subj == GH_RS_METHOD)
             return parse_method(c, r);
+        if (r->subj == GH_RS_GEO && !parse_geo(c, r))
+            return false;
         if (subjects[k].dflt < 0) {
             const struct conf_tok *nm = take(c, "a name");
             if (nm == NULL)
@@ -295,7 +318,7 @@ parse_cond(struct cursor *c, struct gh_rule_cond *r)
     }
     conf_err(c->b->st, &t->pos,
              "unknown condition '%s' in '%s' (expected client, method, host, path, arg, header, "
-             "cookie, sni or cert_subject)",
+             "cookie, sni, cert_subject or geo)",
              conf_show_tok(c->b, t), c->n->name.text);
     return false;
 }

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "policy/cidr.h"
+#include "policy/geoip.h"
+#include "policy/lpm.h"
 
 /* Does v[0..len) meet c's comparison? */
 static bool
@@ -133,9 +135,24 @@ match_one(const struct gh_rule_cond *c, const struct gh_rule_req *r)
         return r->sni != NULL && cmp(c, r->sni, strlen(r->sni));
     case GH_RS_CERT:
         return r->cert != NULL && cmp(c, r->cert, strlen(r->cert));
+    case GH_RS_GEO:
+        gh_geo_value(c->geo, r->family, r->ip, &v, &len);
+        return cmp(c, v, len);
     default:
         return false;
     }
+}
+
+void
+gh_geo_value(const struct gh_geo *g, uint8_t family, const uint8_t *ip, const char **v, size_t *len)
+{
+    uint32_t i = gh_lpm_find(g->map, family, ip);
+    if (i == GH_LPM_NONE && g->geoip != NULL && gh_geoip_lookup(g->geoip, family, ip, v, len))
+        return;
+    if (i == GH_LPM_NONE)
+        i = 0;
+    *v = g->values[i];
+    *len = g->value_lens[i];
 }
 
 bool

@@ -2,8 +2,9 @@
  * rules.h - the conditions of access rules (`deny 403 if path ~ ^/admin and not client
  * 10.0.0.0/8;`), compiled when the config loads (conf/cond.c) and matched here against the
  * facts of a request: the client's address (prefix sets, policy/cidr.h), method, host, path
- * (exact, prefix or PCRE2), query arguments, header fields, cookies, the TLS SNI and the
- * client certificate's subject. Matching allocates nothing and reads the request in place.
+ * (exact, prefix or PCRE2), query arguments, header fields, cookies, the TLS SNI, the
+ * client certificate's subject and the value a `geo` map gives the client's address. Matching
+ * allocates nothing and reads the request in place.
  */
 #ifndef GH_POLICY_RULES_H
 #define GH_POLICY_RULES_H
@@ -25,6 +26,7 @@ enum gh_rule_subj {
     GH_RS_COOKIE,     /* a cookie's value */
     GH_RS_SNI,        /* the TLS server name the client sent (none on plain connections) */
     GH_RS_CERT,       /* the client certificate's subject DN (none without one) */
+    GH_RS_GEO,        /* the value a `geo $NAME` map gives the client's address */
 };
 
 /* How it compares. */
@@ -48,6 +50,7 @@ struct gh_rule_cond {
     const struct gh_cidr_set *clients;  /* CLIENT */
     const struct gh_hdr_name *methods;  /* METHOD: the list (exact, case-sensitive) */
     uint32_t n_methods;
+    const struct gh_geo *geo; /* GEO: the map */
 };
 
 /* The facts of a request a condition may look at (slices valid during the match). sni and
@@ -71,6 +74,11 @@ struct gh_rule_req {
 
 /* Do all of c[0..n) hold for r? (n == 0: true) */
 bool gh_rule_match(const struct gh_rule_cond *c, uint32_t n, const struct gh_rule_req *r);
+
+/* The value map g gives the address (family, ip): its longest prefix's, else the MaxMind
+ * database's (`maxmind`), else the default. */
+void gh_geo_value(const struct gh_geo *g, uint8_t family, const uint8_t *ip, const char **v,
+                  size_t *len);
 
 /* Does any of c[0..n) look at the TLS facts (so the caller fills sni and cert)? */
 bool gh_rule_needs_tls(const struct gh_rule_cond *c, uint32_t n);

@@ -16,6 +16,7 @@
 #include "net/tls.h"
 #include "policy/geoip.h"
 #include "policy/lpm.h"
+#include "policy/rules.h"
 #include "proxy/worker.h"
 
 /* ---- escaping ---- */
@@ -693,18 +694,10 @@ gh_vars_put(struct gh_exchange *ex, enum gh_var v, const char *arg, size_t arg_l
 static void
 put_geo(struct gh_exchange *ex, uint32_t idx, struct gh_wr *w, enum gh_vars_esc esc)
 {
-    const struct gh_geo *g = &ex->wc->cfg->geos[idx];
-    uint32_t v = gh_lpm_find(g->map, ex->client->family, ex->client->ip);
     const char *s;
     size_t n;
-    if (v == GH_LPM_NONE && g->geoip != NULL &&
-        gh_geoip_lookup(g->geoip, ex->client->family, ex->client->ip, &s, &n)) {
-        gh_vars_escape(w, s, n, esc);
-        return;
-    }
-    if (v == GH_LPM_NONE)
-        v = 0;
-    gh_vars_escape(w, g->values[v], g->value_lens[v], esc);
+    gh_geo_value(&ex->wc->cfg->geos[idx], ex->client->family, ex->client->ip, &s, &n);
+    gh_vars_escape(w, s, n, esc);
 }
 
 void

@@ -290,6 +290,23 @@ def t():
         eq(get(gh, "/", "127.0.0.2").status, 403)
         eq(get(gh, "/", "127.0.0.1").status, 200)
 
+@test("rules: geo $NAME conditions (a geo map's value for the client's address, = ^ ~); an "
+      "unknown map is a -t error")
+def t():
+    top = "geo $region {\n    127.0.0.2/32 blocked;\n    127.0.0.3/32 eu-west;\n    default us;\n}\n"
+    body = ("deny 451 if geo $region = blocked;\n"
+            "return 200 \"hello europe\" if geo $region ^ eu- and path ^ /hello;\n")
+    with Origin() as o, Gatehouse(conf(o, body, top)) as gh:
+        eq(get(gh, "/", "127.0.0.2").status, 451, "the blocked region")
+        eq(get(gh, "/", "127.0.0.1").status, 200, "the default region passes")
+        r = get(gh, "/hello", "127.0.0.3")
+        eq((r.status, r.body), (200, b"hello europe"), "a prefix of the region")
+        eq(len(o.requests), 1, "only the default region's request reached the origin")
+    r, p = check_conf("server {\n    listen 127.0.0.1:1;\n    deny if geo $nowhere = x;\n}\n")
+    check(r.returncode != 0 and "g.conf:3:17: '$nowhere' in the conditions of 'deny' is not a geo map"
+          in r.stderr, "-t: %r" % r.stderr)
+
+
 @test("-t: bad rates, parameters and zones are errors at FILE:LINE:COL")
 def t():
     r, p = check_conf("""rate_limit_zone api keys=100;

@@ -4,7 +4,7 @@
  *
  * The first byte chooses the directive the rest follows (bit 0-1: deny, allow, redirect,
  * return; bit 2: at route level), as in
- *   server { listen 127.0.0.1:1; deny 403 if <rest>; }
+ *   geo $g { ... }  server { listen 127.0.0.1:1; deny 403 if <rest>; }
  * loaded as untrusted text (no file is read: `client in FILE` is an empty list). A config
  * that loads must have compiled steps; each is matched against a few fixed requests, which
  * must neither crash nor read past any slice (ASan). A config that fails has diagnostics.
@@ -73,8 +73,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                        "return 200 ok if "};
     const char *d = dirs[data[0] & 3];
     bool route = data[0] & 4;
-    char *text = malloc(size + 128);
-    int n = snprintf(text, size + 128, "server { listen 127.0.0.1:1; %s%s",
+    char *text = malloc(size + 192);
+    int n = snprintf(text, size + 192,
+                     "geo $g { 127.0.0.0/8 lo; ::/0 six; default x; }\n"
+                     "server { listen 127.0.0.1:1; %s%s",
                      route ? "route / { " : "", d);
     memcpy(text + n, data + 1, size - 1);
     size_t len = (size_t)n + size - 1;
