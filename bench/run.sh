@@ -120,7 +120,7 @@ for p in origin relay idle; do
 done
 # the cache rows also report the store's hit ratio against LRU (bench/cache_hits.c)
 if [ $WANT_CACHE = 1 ]; then
-    cc $CFLAGS -I"$ROOT/src" -o "$OUT/cache_hits" "$ROOT/bench/cache_hits.c" "$ROOT/src/cache/store.c" \
+    cc $CFLAGS -D_GNU_SOURCE -I"$ROOT/src" -o "$OUT/cache_hits" "$ROOT/bench/cache_hits.c" "$ROOT/src/cache/store.c" \
         "$ROOT/src/cache/policy.c" "$ROOT/src/core/common.c" "$ROOT/src/core/log.c" -lpthread -lm || die "cannot build bench/cache_hits.c"
 fi
 
