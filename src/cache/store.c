@@ -43,6 +43,13 @@ struct gh_cache_store {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct gh_cache_store *registry;
+
+/* Disk tiers a reload replaced: stopped, still readable, freed at exit (under registry_lock). */
+struct retired {
+    struct retired *next;
+    struct gh_cdisk *d;
+};
+static struct retired *retired;
 static void (*on_progress)(void);
 
 void
@@ -164,8 +171,14 @@ disk_apply(struct gh_cache_store *s)
     if (s->want_path != NULL && (nd = gh_cdisk_open(s->name, s->want_path, s->want_size)) == NULL)
         return -1;
     __atomic_store_n(&s->disk, nd, __ATOMIC_RELEASE);
-    if (d != NULL)
-        gh_cdisk_close(d, false); /* a worker may still read from it: kept till exit */
+    if (d == NULL)
+        return 0;
+    gh_cdisk_close(d, false); /* a worker may still read from it: kept till exit */
+    struct retired *r = malloc(sizeof(*r));
+    if (r != NULL) {
+        *r = (struct retired){retired, d};
+        retired = r;
+    }
     return 0;
 }
 
@@ -190,6 +203,12 @@ gh_cache_disk_stop(void)
         __atomic_store_n(&s->disk, NULL, __ATOMIC_RELEASE);
         if (d != NULL)
             gh_cdisk_close(d, true);
+    }
+    while (retired != NULL) {
+        struct retired *r = retired;
+        retired = r->next;
+        gh_cdisk_close(r->d, true);
+        free(r);
     }
     pthread_mutex_unlock(&registry_lock);
 }

@@ -7,6 +7,7 @@ removed and logged, the directory is checked by `-t`, and a reload keeps the tie
 assertions; loopback only."""
 
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -238,6 +239,16 @@ def t():
     eq(r.header("x-cache"), "HIT")
     eq(o.count("/k"), 1)
     eq(len(files(d)[0]), 1)
+    # another directory: a new tier there (the old one's files stay)
+    d2 = os.path.join(tmpdir(), "c2")
+    gh.reload(disk_conf(o, d2))
+    gh.wait_stderr("cache main: disk %s: 0 object" % re.escape(d2))
+    gh.wait_stderr("reload complete")
+    o.set("/k2", headers=[("Cache-Control", "max-age=3600")], body=b"new")
+    get(gh, "/k2")
+    wait_until(lambda: len(files(d2)[0]) == 1, what="the file written in the new directory")
+    eq(len(files(d)[0]), 1)
+    stopped(gh)
 
 
 if __name__ == "__main__":
