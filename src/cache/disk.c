@@ -105,6 +105,19 @@ index_grow(struct gh_cdisk *d)
     d->n_buckets = nb;
 }
 
+/* e at the queue's newest end. */
+static void
+queue_push(struct gh_cdisk *d, struct dent *e)
+{
+    e->prev = d->newest;
+    e->next = NULL;
+    if (d->newest != NULL)
+        d->newest->next = e;
+    else
+        d->oldest = e;
+    d->newest = e;
+}
+
 /* Into the index at the newest end. Returns false when out of memory (e is not taken). */
 static bool
 index_add(struct gh_cdisk *d, struct dent *e)
@@ -116,13 +129,7 @@ index_add(struct gh_cdisk *d, struct dent *e)
     struct dent **b = &d->buckets[e->khash & (d->n_buckets - 1)];
     e->hnext = *b;
     *b = e;
-    e->prev = d->newest;
-    e->next = NULL;
-    if (d->newest != NULL)
-        d->newest->next = e;
-    else
-        d->oldest = e;
-    d->newest = e;
+    queue_push(d, e);
     d->count++;
     d->bytes += e->charge;
     return true;
@@ -191,13 +198,7 @@ evict(struct gh_cdisk *d)
         if (e->visited && moved++ < d->count) {
             e->visited = false;
             queue_unlink(d, e);
-            e->prev = d->newest;
-            e->next = NULL;
-            if (d->newest != NULL)
-                d->newest->next = e;
-            else
-                d->oldest = e;
-            d->newest = e;
+            queue_push(d, e);
             continue;
         }
         index_del(d, e, true);
@@ -488,6 +489,7 @@ read_obj(struct gh_cache_store *s, int fd, const char *buf, const struct gh_cdis
         gh_cdisk_fields(m, hs);
         rc = gh_cache_obj_head(o, m->status, hs, m->n_fields, m->vary, m->vary_len, m->vkey,
                                m->vkey_len, &m->times);
+        o->content_length = (int64_t)m->body_len; /* chunks sized to it */
     }
     for (uint64_t off = 0; rc == 0 && off < m->body_len;) {
         size_t k = (size_t)GH_MIN((uint64_t)STEP, m->body_len - off);
