@@ -570,6 +570,9 @@ reload(const struct source *src, struct gh_config *cfg, unsigned nthreads)
     if (pid_moved)
         pidfile_delete(cfg);
     apply_error_log(ncfg);
+    if (gh_cache_disk_start() != 0)
+        gh_log_error(
+            "a cache's disk could not be opened: that cache keeps the disk it had, if any");
     gh_conf_unref(cfg);
     gh_log_info("reload complete");
     return ncfg;
@@ -651,9 +654,10 @@ serve(const struct source *src)
     signal(SIGPIPE, SIG_IGN);
 
     unsigned nthreads = thread_count(cfg);
-    if (gh_proxy_start(cfg, nthreads) != 0) {
+    if (gh_cache_disk_start() != 0 || gh_proxy_start(cfg, nthreads) != 0) {
         gh_log_error("start-up failed");
         gh_proxy_stop(0, NULL);
+        gh_cache_disk_stop();
         gh_conf_unref(cfg);
         return 1;
     }
@@ -661,6 +665,7 @@ serve(const struct source *src)
     if (pidfile_create(cfg) != 0) {
         gh_log_error("start-up failed");
         gh_proxy_stop(0, NULL);
+        gh_cache_disk_stop();
         gh_conf_unref(cfg);
         return 1;
     }
@@ -690,6 +695,7 @@ serve(const struct source *src)
         gh_log_info("TLS: %" PRIu64 " handshake(s), %" PRIu64 " resumed, %" PRIu64 " failed",
                     ts.handshakes, ts.resumed, ts.failed);
     gh_cache_log_stats();
+    gh_cache_disk_stop();
     gh_conf_unref(cfg);
     return code;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/disk.h"
 #include "core/common.h"
 #include "core/log.h"
 
@@ -32,11 +33,23 @@ struct gh_cache_store {
     pthread_mutex_t qlock;
     struct gh_cobj *oldest, *newest;
     struct gh_cobj *hand; /* NULL: start from the oldest */
+    /* the disk tier: running (atomic; replaced only by gh_cache_disk_start, whose old tier
+     * stays readable), and the one the last config loaded wants (under registry_lock) */
+    struct gh_cdisk *disk;
+    char *want_path;
+    uint64_t want_size;
     struct shard shards[GH_CACHE_SHARDS];
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct gh_cache_store *registry;
+
+/* Disk tiers a reload replaced: stopped, still readable, freed at exit (under registry_lock). */
+struct retired {
+    struct retired *next;
+    struct gh_cdisk *d;
+};
+static struct retired *retired;
 static void (*on_progress)(void);
 
 void
@@ -117,6 +130,85 @@ gh_cache_log_stats(void)
         gh_log_info("cache %s: %" PRIu64 " hit(s), %" PRIu64 " miss(es), %" PRIu64
                     " object(s) in %" PRIu64 " of %" PRIu64 " bytes, %" PRIu64 " evicted",
                     s->name, st.hits, st.misses, st.objects, st.bytes, st.limit, st.evicted);
+        struct gh_cdisk_stats ds;
+        if (s->disk == NULL)
+            continue;
+        gh_cdisk_stats(s->disk, &ds);
+        gh_log_info("cache %s: disk: %" PRIu64 " hit(s), %" PRIu64 " object(s) in %" PRIu64
+                    " of %" PRIu64 " bytes, %" PRIu64 " written, %" PRIu64 " evicted, %" PRIu64
+                    " not written, %" PRIu64 " bad file(s) removed",
+                    s->name, ds.hits, ds.objects, ds.bytes, ds.limit, ds.written, ds.evicted,
+                    ds.dropped, ds.bad);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+int
+gh_cache_store_want_disk(struct gh_cache_store *s, const char *path, uint64_t size)
+{
+    char *p = path != NULL ? strdup(path) : NULL;
+    if (path != NULL && p == NULL)
+        return -ENOMEM;
+    pthread_mutex_lock(&registry_lock);
+    free(s->want_path);
+    s->want_path = p;
+    s->want_size = size;
+    pthread_mutex_unlock(&registry_lock);
+    return 0;
+}
+
+/* s's disk tier as its config wants it: kept (resized), opened, replaced or closed. Under
+ * registry_lock. Returns 0 or -1 (logged). */
+static int
+disk_apply(struct gh_cache_store *s)
+{
+    struct gh_cdisk *d = s->disk;
+    if (d != NULL && s->want_path != NULL && strcmp(gh_cdisk_path(d), s->want_path) == 0) {
+        gh_cdisk_resize(d, s->want_size);
+        return 0;
+    }
+    struct gh_cdisk *nd = NULL;
+    if (s->want_path != NULL && (nd = gh_cdisk_open(s->name, s->want_path, s->want_size)) == NULL)
+        return -1;
+    __atomic_store_n(&s->disk, nd, __ATOMIC_RELEASE);
+    if (d == NULL)
+        return 0;
+    gh_cdisk_close(d, false); /* a worker may still read from it: kept till exit */
+    struct retired *r = malloc(sizeof(*r));
+    if (r != NULL) {
+        *r = (struct retired){retired, d};
+        retired = r;
+    }
+    return 0;
+}
+
+int
+gh_cache_disk_start(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&registry_lock);
+    for (struct gh_cache_store *s = registry; s != NULL; s = s->next)
+        if (disk_apply(s) != 0)
+            rc = -1;
+    pthread_mutex_unlock(&registry_lock);
+    return rc;
+}
+
+void
+gh_cache_disk_stop(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (struct gh_cache_store *s = registry; s != NULL; s = s->next) {
+        struct gh_cdisk *d = s->disk;
+        __atomic_store_n(&s->disk, NULL, __ATOMIC_RELEASE);
+        if (d != NULL)
+            gh_cdisk_close(d, true);
+    }
+    while (retired != NULL) {
+        struct retired *r = retired;
+        retired = r->next;
+        gh_cdisk_close(r->d, true);
+        free(r);
     }
     pthread_mutex_unlock(&registry_lock);
 }
@@ -357,24 +449,62 @@ variant_matches(const struct gh_cobj *o, const struct gh_h1_header *rf, uint32_t
     return n >= 0 && (uint32_t)n == o->vary_key_len && memcmp(buf, o->vary_key, (size_t)n) == 0;
 }
 
+/* The newest variant of key the request matches (*hit), else a placeholder for it (*busy).
+ * Under the shard's lock. */
+static void
+find_locked(struct shard *sh, uint64_t h, const char *key, size_t len,
+            const struct gh_h1_header *rf, uint32_t nrf, struct gh_cobj **busy,
+            struct gh_cobj **hit)
+{
+    *busy = *hit = NULL;
+    for (struct gh_cobj *o = sh->n_buckets ? sh->buckets[h & (sh->n_buckets - 1)] : NULL;
+         o != NULL && *hit == NULL; o = o->hnext) {
+        if (!same_key(o, h, key, len))
+            continue;
+        if (gh_cobj_state(o) == GH_COBJ_BUSY)
+            *busy = o;
+        else if (variant_matches(o, rf, nrf))
+            *hit = o; /* the newest matching variant: the chain's first */
+    }
+}
+
+/* A memory miss: the disk tier's copy, read back into the index. Returns it (a new reference)
+ * or NULL. */
+static struct gh_cobj *
+from_disk(struct gh_cache_store *s, struct gh_cdisk *d, uint64_t h, const char *key, size_t len,
+          const struct gh_h1_header *rf, uint32_t nrf)
+{
+    struct gh_cobj *o = gh_cdisk_get(d, s, key, len, rf, nrf), *busy, *hit;
+    if (o == NULL)
+        return NULL;
+    struct shard *sh = shard_of(s, h);
+    pthread_mutex_lock(&sh->lock);
+    find_locked(sh, h, key, len, rf, nrf, &busy, &hit);
+    if (hit != NULL) { /* another request read it back first */
+        gh_cobj_get(hit);
+        pthread_mutex_unlock(&sh->lock);
+        gh_cobj_put(o);
+        return hit;
+    }
+    bool ok = link_obj(s, sh, o);
+    pthread_mutex_unlock(&sh->lock);
+    if (!ok) {
+        gh_cobj_put(o);
+        return NULL;
+    }
+    make_room(s);
+    return o;
+}
+
 enum gh_cache_found
 gh_cache_lookup(struct gh_cache_store *s, const char *key, size_t len,
                 const struct gh_h1_header *rf, uint32_t nrf, bool make_busy, struct gh_cobj **out)
 {
     uint64_t h = gh_cache_hash(key, len);
     struct shard *sh = shard_of(s, h);
-    struct gh_cobj *busy = NULL, *hit = NULL;
-    *out = NULL;
+    struct gh_cobj *busy, *hit;
     pthread_mutex_lock(&sh->lock);
-    for (struct gh_cobj *o = sh->n_buckets ? sh->buckets[h & (sh->n_buckets - 1)] : NULL;
-         o != NULL && hit == NULL; o = o->hnext) {
-        if (!same_key(o, h, key, len))
-            continue;
-        if (gh_cobj_state(o) == GH_COBJ_BUSY)
-            busy = o;
-        else if (variant_matches(o, rf, nrf))
-            hit = o; /* the newest matching variant: the chain's first */
-    }
+    find_locked(sh, h, key, len, rf, nrf, &busy, &hit);
     struct gh_cobj *found = hit != NULL ? hit : busy;
     if (found != NULL) {
         gh_cobj_get(found);
@@ -382,6 +512,9 @@ gh_cache_lookup(struct gh_cache_store *s, const char *key, size_t len,
     }
     pthread_mutex_unlock(&sh->lock);
     *out = found;
+    struct gh_cdisk *d = found == NULL ? __atomic_load_n(&s->disk, __ATOMIC_ACQUIRE) : NULL;
+    if (d != NULL)
+        hit = *out = from_disk(s, d, h, key, len, rf, nrf);
     if (hit != NULL) {
         A_ADD(&s->hits, 1);
         return GH_CACHE_HIT;
@@ -561,12 +694,39 @@ gh_cache_fill_body(struct gh_cobj *o, const struct iovec *spans, int n)
     return 0;
 }
 
+int
+gh_cache_obj_head(struct gh_cobj *o, int status, const struct gh_h1_header *hs, uint32_t n,
+                  const char *vary, size_t vlen, const char *vkey, size_t vklen,
+                  const struct gh_cache_times *t)
+{
+    o->status = (uint16_t)status;
+    o->times = *t;
+    __atomic_store_n(&o->state, GH_COBJ_FILLING, __ATOMIC_RELEASE);
+    return copy_fields(o, hs, n, vary, vlen, vkey, vklen);
+}
+
+/* o is complete and in the index: to the disk tier, if there is one. */
+static void
+write_through(struct gh_cobj *o)
+{
+    struct gh_cdisk *d = __atomic_load_n(&o->store->disk, __ATOMIC_ACQUIRE);
+    if (d == NULL)
+        return;
+    struct shard *sh = shard_of(o->store, o->hash);
+    pthread_mutex_lock(&sh->lock);
+    bool linked = o->linked; /* not one replaced or purged while it was filled */
+    pthread_mutex_unlock(&sh->lock);
+    if (linked)
+        gh_cdisk_put(d, o);
+}
+
 void
 gh_cache_fill_done(struct gh_cobj *o)
 {
     o->content_length = (int64_t)o->body->len;
     __atomic_store_n(&o->state, GH_COBJ_DONE, __ATOMIC_RELEASE);
     progress(o);
+    write_through(o);
 }
 
 void
@@ -616,6 +776,7 @@ gh_cache_replace_head(struct gh_cobj *o, const struct gh_h1_header *hs, uint32_t
         gh_cobj_put(x);
         return NULL;
     }
+    write_through(x);
     return x;
 }
 
@@ -671,17 +832,22 @@ uint32_t
 gh_cache_remove_key(struct gh_cache_store *s, const char *key, size_t len)
 {
     struct prefix x = {key, len, true};
-    return remove_where(s, shard_of(s, gh_cache_hash(key, len)), key_match, &x);
+    struct gh_cdisk *d = __atomic_load_n(&s->disk, __ATOMIC_ACQUIRE);
+    uint32_t on_disk = d != NULL ? gh_cdisk_remove(d, key, len, false) : 0;
+    uint32_t n = remove_where(s, shard_of(s, gh_cache_hash(key, len)), key_match, &x);
+    return GH_MAX(n, on_disk); /* the disk holds copies of what memory holds, and more */
 }
 
 uint32_t
 gh_cache_remove_prefix(struct gh_cache_store *s, const char *prefix, size_t len)
 {
     struct prefix x = {prefix, len, false};
+    struct gh_cdisk *d = __atomic_load_n(&s->disk, __ATOMIC_ACQUIRE);
+    uint32_t on_disk = d != NULL ? gh_cdisk_remove(d, prefix, len, true) : 0;
     uint32_t n = 0;
     for (int i = 0; i < GH_CACHE_SHARDS; i++)
         n += remove_where(s, &s->shards[i], key_match, &x);
-    return n;
+    return GH_MAX(n, on_disk);
 }
 
 /* ------------------------------------------------------------------ */

@@ -102,6 +102,23 @@ struct gh_cache_stats {
  */
 struct gh_cache_store *gh_cache_store_open(const char *name, uint64_t memory, uint64_t max_object);
 
+/*
+ * The disk tier s's config wants (cache/disk.h): path (copied; NULL: none) within size bytes.
+ * Only recorded: gh_cache_disk_start opens it (so `-t` touches no files). 0 or -ENOMEM.
+ */
+int gh_cache_store_want_disk(struct gh_cache_store *s, const char *path, uint64_t size);
+
+/*
+ * Bring every store's disk tier to what its config wants: a tier at the same path is kept
+ * (with the new size), a new path is opened (its files indexed), a tier no longer wanted
+ * stops writing. At start (before the workers) and after a reload. 0, or -1 when a tier
+ * could not be opened (logged).
+ */
+int gh_cache_disk_start(void);
+
+/* Stop the disk tiers, writing what is queued first: at exit, after the workers stopped. */
+void gh_cache_disk_stop(void);
+
 /* Its largest object in bytes. */
 uint64_t gh_cache_store_max_object(const struct gh_cache_store *s);
 
@@ -149,8 +166,14 @@ int gh_cache_fill_head(struct gh_cobj *o, int status, const struct gh_h1_header 
  * caller aborts the fill). */
 int gh_cache_fill_body(struct gh_cobj *o, const struct iovec *spans, int n);
 
-/* The body is complete. */
+/* The body is complete (and, with a disk tier, queued to be written there). */
 void gh_cache_fill_done(struct gh_cobj *o);
+
+/* For the disk tier: the head of o (from gh_cache_obj_new, not in the index), which becomes
+ * FILLING; its body is appended with gh_cache_fill_body. 0 or -ENOMEM. */
+int gh_cache_obj_head(struct gh_cobj *o, int status, const struct gh_h1_header *hs, uint32_t n,
+                      const char *vary, size_t vlen, const char *vkey, size_t vklen,
+                      const struct gh_cache_times *t);
 
 /* The fill failed or is not wanted: o leaves the index (readers see ABORTED). */
 void gh_cache_fill_abort(struct gh_cobj *o);

@@ -1,7 +1,8 @@
 /*
  * cache.c - the cache directives (handlers for the table in parse.c):
  *
- *   cache NAME { memory SIZE; max_object SIZE; lock_timeout DURATION; }   top level
+ *   cache NAME { memory SIZE; disk PATH SIZE; max_object SIZE; lock_timeout DURATION; }
+ *                                         top level
  *   cache NAME|off;                       server, route (a forward_proxy is a server)
  *   cache_key TEMPLATE;                   main, server, route (GH_TC_KEY variables)
  *   cache_bypass TEMPLATE;                main, server, route
@@ -11,9 +12,13 @@
  *   cache_purge_from CIDR...|off;         main, server, route
  *
  * A `cache` block opens its store (cache/store.h) when the config loads: stores are
- * process-wide and found again by name on a reload, so their objects survive it.
+ * process-wide and found again by name on a reload, so their objects survive it. Its disk
+ * tier is only recorded here (and its directory checked); main opens it (gh_cache_disk_start),
+ * so `-t` reads no cache files.
  */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/store.h"
 #include "conf/parse_int.h"
@@ -27,6 +32,9 @@ struct pcache {
     struct gh_cache_conf cc;
     struct conf_pos pos;
     bool max_object_given;
+    const char *disk_path; /* NULL: memory only */
+    uint64_t disk_size;
+    struct conf_pos disk_pos;
 };
 
 static const struct pcache *
@@ -40,14 +48,65 @@ find_cache(struct build *b, const char *name)
     return NULL;
 }
 
+/* A directory for `disk`: one that exists and may be written, or one that can be made. */
+static void
+check_dir(struct build *b, const struct conf_tok *t, const char *path)
+{
+    if ((b->st->flags & GH_CONF_NO_INCLUDE) || access(path, W_OK | X_OK) == 0)
+        return; /* untrusted text looks at no files */
+    int err = errno;
+    char parent[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    if (err == ENOENT && n < sizeof(parent)) {
+        memcpy(parent, n ? path : ".", n ? n : 1);
+        parent[n ? n : 1] = '\0';
+        if (access(parent, W_OK | X_OK) == 0)
+            return; /* made at start */
+        err = errno;
+    }
+    conf_err(b->st, &t->pos, "cache disk directory '%s' cannot be used: %s", path, strerror(err));
+}
+
+/* `disk PATH SIZE;` */
+static void
+on_disk(struct build *b, struct pcache *c, const struct cnode *ch)
+{
+    uint64_t v;
+    if (ch->n_args != 2 || ch->has_block) {
+        conf_err(b->st, &ch->name.pos, "'disk' takes a directory and a size: disk PATH SIZE;");
+        return;
+    }
+    if (c->disk_path != NULL) {
+        conf_err(b->st, &ch->name.pos, "duplicate 'disk' in cache '%s'", c->cc.name);
+        return;
+    }
+    if (!conf_check_path(b, ch, &ch->args[0]))
+        return;
+    const char *path = conf_path_arg(b, ch, &ch->args[0]);
+    for (uint32_t i = 0; i < b->caches.n; i++) {
+        const struct pcache *o = b->caches.v[i];
+        if (o->disk_path != NULL && strcmp(o->disk_path, path) == 0) {
+            conf_err(b->st, &ch->args[0].pos, "disk '%s' is already the disk of cache '%s' (%s)",
+                     path, o->cc.name, conf_where(b, &o->disk_pos, ch->args[0].pos.file));
+            return;
+        }
+    }
+    check_dir(b, &ch->args[0], path);
+    if (conf_size_arg(b, &ch->args[1], "disk", 64 * 1024, UINT64_MAX / 4, &v)) {
+        c->disk_path = path;
+        c->disk_size = v;
+        c->disk_pos = ch->args[0].pos;
+    }
+}
+
 /* One directive of a `cache` block. */
 static void
 cache_child(struct build *b, struct pcache *c, const struct cnode *ch)
 {
     uint64_t v;
     if (conf_tok_is(&ch->name, "disk")) {
-        conf_err(b->st, &ch->name.pos,
-                 "'disk' is not supported yet: the cache is in memory only (docs/config.md#cache)");
+        on_disk(b, c, ch);
     } else if (ch->n_args != 1 || ch->has_block) {
         conf_err(b->st, &ch->name.pos, "'%s' in a cache block takes one value",
                  conf_show_tok(b, &ch->name));
@@ -64,7 +123,7 @@ cache_child(struct build *b, struct pcache *c, const struct cnode *ch)
             c->cc.lock_timeout_ms = (uint32_t)v;
     } else {
         conf_err(b->st, &ch->name.pos,
-                 "unknown directive '%s' in a cache block (expected memory, max_object or "
+                 "unknown directive '%s' in a cache block (expected memory, disk, max_object or "
                  "lock_timeout)",
                  conf_show_tok(b, &ch->name));
     }
@@ -98,7 +157,8 @@ conf_on_cache_block(struct build *b, struct blk *k, const struct cnode *n)
     if (!c->max_object_given && c->cc.max_object > c->cc.memory / 4)
         c->cc.max_object = c->cc.memory / 4; /* a small cache: a quarter of it at most */
     c->cc.store = gh_cache_store_open(c->cc.name, c->cc.memory, c->cc.max_object);
-    if (c->cc.store == NULL)
+    if (c->cc.store == NULL ||
+        gh_cache_store_want_disk(c->cc.store, c->disk_path, c->disk_size) != 0)
         conf_err(b->st, &t->pos, "cache '%s': out of memory", t->text);
     conf_vec_push(b, &b->caches, c);
 }

@@ -593,13 +593,13 @@ def t():
 def t():
     path = os.path.join(tmpdir(), "bad.conf")
     with open(path, "w") as f:
-        f.write("cache c { memory 1q; disk /x 1g; }\n"
+        f.write("cache c { memory 1q; disk /x; }\n"
                 "server { listen 127.0.0.1:1; proxy 127.0.0.1:2; cache nope;\n"
                 "  cache_valid 99 1m; cache_key \"$status\"; }\n")
     r = run_gh(["-t", "-c", path])
     err = r.stderr
     check(r.returncode != 0, "accepted")
-    for want in ("bad.conf:1:18: invalid size '1q'", "bad.conf:1:22: 'disk' is not supported",
+    for want in ("bad.conf:1:18: invalid size '1q'", "bad.conf:1:22: 'disk' takes a directory and a size",
                  "bad.conf:2:55: unknown cache 'nope'", "bad.conf:3:15: number '99' out of range",
                  "bad.conf:3:33: variable '$status' is not available"):
         check(want in err, "missing %r in %s" % (want, err))
