@@ -272,7 +272,7 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 PROXIES=(gatehouse nginx haproxy floor)
 [ $WANT_CACHE = 1 ] && PROXIES+=(varnish)
 PORT_OF_gatehouse=$((BASE + 1)) PORT_OF_nginx=$((BASE + 2)) PORT_OF_haproxy=$((BASE + 3)) PORT_OF_floor=$((BASE + 4))
-PORT_OF_varnish=$((BASE + 8))
+PORT_OF_varnish=$((BASE + 27))
 MEMPORT_OF_gatehouse=$((BASE + 5)) MEMPORT_OF_nginx=$((BASE + 6)) MEMPORT_OF_haproxy=$((BASE + 7))
 # each proxy's TLS instance ("NAME-tls" below): ECDSA and RSA listeners
 declare -A EC_PORT=([gatehouse]=$((BASE + 11)) [nginx]=$((BASE + 12)) [haproxy]=$((BASE + 13)))
@@ -546,7 +546,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { if (
 
 # ---- the run -------------------------------------------------------------------------------------
 START=$(date +%s)
-echo "bench: ports $BASE-$((BASE + 26)), $ROUNDS rounds x ${SECS}s per run; proxies on CPU0, wrk+origin on CPU1" >&2
+echo "bench: ports $BASE-$((BASE + 27)), $ROUNDS rounds x ${SECS}s per run; proxies on CPU0, wrk+origin on CPU1" >&2
 # warm-up pass (not recorded): caches, upstream pools, page faults
 for px in "${PROXIES[@]}"; do
     [ "${AVAIL[$px]}" = 1 ] || continue
