@@ -10,6 +10,7 @@
  *                                         own replaces the inherited list, as nginx)
  *   cache_status on|off;                  main, server, route
  *   cache_purge_from CIDR...|off;         main, server, route
+ *   cache_purge_api NAME;                 server, route
  *
  * A `cache` block opens its store (cache/store.h) when the config loads: stores are
  * process-wide and found again by name on a reload, so their objects survive it. Its disk
@@ -256,6 +257,13 @@ conf_on_cache_setting(struct build *b, struct blk *k, const struct cnode *n)
         on_cache_valid(b, k, n);
     } else if (strcmp(name, "cache_status") == 0) {
         conf_on_off(b, n, &k->pc->cache_status);
+    } else if (strcmp(name, "cache_purge_api") == 0) {
+        const struct pcache *c = find_cache(b, t->text);
+        if (c == NULL)
+            conf_err(b->st, &t->pos, "unknown cache '%s' in 'cache_purge_api'",
+                     conf_show_tok(b, t));
+        else
+            k->pc->cache_admin = &c->cc;
     } else {
         on_purge_from(b, k, n);
     }

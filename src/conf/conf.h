@@ -369,6 +369,7 @@ struct gh_proxy_conf {
     uint32_t n_cache_valid;
     bool cache_status;                          /* `cache_status on;` adds Cache-Status */
     const struct gh_cidr_set *cache_purge_from; /* `cache_purge_from`: who may send PURGE */
+    const struct gh_cache_conf *cache_admin;    /* `cache_purge_api NAME;` (NULL: none) */
 
     const struct gh_hdr_rule *req_rules; /* `request_header set|add|remove NAME [VALUE];` */
     uint32_t n_req_rules;

@@ -1338,6 +1338,7 @@ static const struct dir dirs[] = {
     FN("cache_valid", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_cache_setting),
     FN("cache_status", CTX_PROXY, 1, 1, 0, conf_on_cache_setting),
     FN("cache_purge_from", CTX_PROXY, 1, NARGS_ANY, 0, conf_on_cache_setting),
+    FN("cache_purge_api", CTX_SERVER | CTX_ROUTE, 1, 1, 0, conf_on_cache_setting),
     /* access (conf/access.c) */
     FN("allow", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_access),
     FN("deny", CTX_PROXY, 1, NARGS_ANY, DF_MULTI, conf_on_access),

@@ -43,6 +43,10 @@ struct gh_cache_ex_pub {
 
 /* Phase hooks (phase.c). */
 int gh_cache_pre_origin(struct gh_exchange *ex, const struct gh_request *req);
+
+/* `cache_purge_api NAME;` (cache_admin.c): the route answers purges of that cache; GH_OK
+ * elsewhere. */
+int gh_cache_admin(struct gh_exchange *ex, const struct gh_request *req);
 int gh_cache_resp_head(struct gh_exchange *ex, struct gh_resp *resp);
 void gh_cache_done(struct gh_exchange *ex);
 

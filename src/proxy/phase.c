@@ -79,7 +79,7 @@ static const closed_hook closed_hooks[] = {gh_access_closed};
 /* access rules first: a denied client gets no redirect, no 405, no 413 */
 static const request_hook routed_hooks[] = {gh_access_routed,  gh_ratelimit_routed, gh_https_routed,
                                             gh_forward_routed, refuse_connect,      body_limit};
-static const request_hook pre_origin_hooks[] = {answer_here, gh_cache_pre_origin};
+static const request_hook pre_origin_hooks[] = {gh_cache_admin, answer_here, gh_cache_pre_origin};
 static const resp_hook resp_head_hooks[] = {gh_cache_resp_head};
 /* limit_conn gives its count back before the client can see the response end (again at done:
  * the count is given back once) */

@@ -44,6 +44,7 @@ def cache_conf(o, memory="4m", max_object="1m", extra=""):
                 + "    route /bypass/ { cache_bypass $http_x_bypass; }\n"
                 + "    route /nocache/ { cache off; }\n"
                 + "    route = /__stats { return 200 \"$cache_bytes $cache_objects\"; }\n"
+                + "    route = /_admin/cache { cache_purge_api main; }\n"
                 + extra + "}\n")
     return build
 
@@ -390,6 +391,37 @@ def t():
     eq(o.count("/pg/1"), 2)
     eq(o.count("/pg/2"), 2)
     eq(http_request(gh.port, "PURGE", "/pg", source="127.0.0.2").status, 403)
+
+
+@test("cache_purge_api: POST ?url= purges one key, ?prefix= a prefix, ?all=1 everything (JSON "
+      "counts); GET is 405, no argument 400, an address outside cache_purge_from 403")
+def t():
+    import json
+    from urllib.parse import quote
+    o, gh = env()
+    base = "http://test.local"  # the Host the test client sends: the default key's
+    for p in ("/adm/1", "/adm/2", "/adm/x/3"):
+        o.set(p, headers=[("Cache-Control", "max-age=60")])
+        get(gh, p)
+        check("hit" in cs(get(gh, p)), "%s stored" % p)
+
+    def admin(q, method="POST", source="127.0.0.1"):
+        return http_request(gh.port, method, "/_admin/cache?" + q, source=source)
+
+    r = admin("url=" + quote(base + "/adm/1", safe=""))
+    eq((r.status, json.loads(r.body)), (200, {"purged": 1}), "one key")
+    get(gh, "/adm/1")
+    eq(o.count("/adm/1"), 2, "fetched again after the purge")
+    r = admin("prefix=" + quote(base + "/adm/x/", safe=""))
+    eq(json.loads(r.body), {"purged": 1}, "a prefix")
+    check("hit" in cs(get(gh, "/adm/2")), "/adm/2 untouched")
+    r = admin("all=1", method="PURGE")
+    check(r.status == 200 and json.loads(r.body)["purged"] >= 2, "everything: %r" % r.body)
+    get(gh, "/adm/2")
+    eq(o.count("/adm/2"), 2, "/adm/2 fetched again")
+    eq(admin("all=1", method="GET").status, 405, "GET")
+    eq(admin("nothing=1").status, 400, "no argument")
+    eq(admin("all=1", source="127.0.0.2").status, 403, "not in cache_purge_from")
 
 
 @test("cache_bypass, cache off and the Cache-Status of a bypass")
