@@ -93,6 +93,30 @@ fill(uint16_t port, int *c)
     usleep(50000);
 }
 
+/* A black hole on [::1]: a backlog-0 listener with a full queue. */
+struct hole {
+    int ls, filler[2];
+    uint16_t port;
+    struct sockaddr_storage addr;
+};
+
+static void
+hole_open(struct hole *h, uint16_t port)
+{
+    h->addr = v6("::1");
+    h->port = port;
+    h->ls = listener(&h->addr, &h->port, 0);
+    fill(h->port, h->filler);
+}
+
+static void
+hole_close(struct hole *h)
+{
+    close(h->filler[0]);
+    close(h->filler[1]);
+    close(h->ls);
+}
+
 static void
 run(struct gh_loop *l, struct result *r, int max_ms)
 {
@@ -110,11 +134,9 @@ test_black_hole_then_v4(void **state)
     uint16_t port = 0;
     struct sockaddr_storage a4 = v4("127.0.0.1");
     int ok = listener(&a4, &port, 16);
-    struct sockaddr_storage a6 = v6("::1");
-    int hole = listener(&a6, &port, 0);
-    int filler[2];
-    fill(port, filler);
-    struct sockaddr_storage addrs[2] = {a6, a4};
+    struct hole h;
+    hole_open(&h, port);
+    struct sockaddr_storage addrs[2] = {h.addr, a4};
     struct gh_race race;
     struct result r = {0};
     gh_race_start(&race, l, addrs, 2, port, 30000, 0, on_done, &r);
@@ -131,9 +153,7 @@ test_black_hole_then_v4(void **state)
     assert_int_equal(read(acc, b, sizeof(b)), 2);
     close(acc);
     close(r.fd);
-    close(filler[0]);
-    close(filler[1]);
-    close(hole);
+    hole_close(&h);
     close(ok);
     gh_loop_free(l);
 }
@@ -171,20 +191,15 @@ test_timeout(void **state)
 {
     (void)state;
     struct gh_loop *l = gh_loop_new();
-    uint16_t port = 0;
-    struct sockaddr_storage a6 = v6("::1");
-    int hole = listener(&a6, &port, 0);
-    int filler[2];
-    fill(port, filler);
+    struct hole h;
+    hole_open(&h, 0);
     struct gh_race race;
     struct result r = {0};
-    gh_race_start(&race, l, &a6, 1, port, 200, 0, on_done, &r);
+    gh_race_start(&race, l, &h.addr, 1, h.port, 200, 0, on_done, &r);
     run(l, &r, 5000);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.err, ETIMEDOUT);
-    close(filler[0]);
-    close(filler[1]);
-    close(hole);
+    hole_close(&h);
     gh_loop_free(l);
 }
 
@@ -194,14 +209,11 @@ test_cancel(void **state)
 {
     (void)state;
     struct gh_loop *l = gh_loop_new();
-    uint16_t port = 0;
-    struct sockaddr_storage a6 = v6("::1");
-    int hole = listener(&a6, &port, 0);
-    int filler[2];
-    fill(port, filler);
+    struct hole h;
+    hole_open(&h, 0);
     struct gh_race race;
     struct result r = {0};
-    gh_race_start(&race, l, &a6, 1, port, 30000, 0, on_done, &r);
+    gh_race_start(&race, l, &h.addr, 1, h.port, 30000, 0, on_done, &r);
     int fd = race.att[0].io.fd;
     assert_true(fd >= 0);
     gh_race_cancel(&race);
@@ -209,9 +221,7 @@ test_cancel(void **state)
     for (int i = 0; i < 5; i++)
         gh_loop_run_once(l, 10);
     assert_int_equal(r.calls, 0);
-    close(filler[0]);
-    close(filler[1]);
-    close(hole);
+    hole_close(&h);
     gh_loop_free(l);
 }
 
