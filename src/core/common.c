@@ -125,3 +125,30 @@ gh_random_seed(uint64_t seed[2])
     seed[0] = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec;
     seed[1] = seed[0] * 0xbf58476d1ce4e5b9ull + 1;
 }
+
+size_t
+gh_host_name(const char *name, size_t len, char *out, bool ip6)
+{
+    if (len > 0 && name[len - 1] == '.')
+        len--;
+    if (len == 0 || len > 253)
+        return 0;
+    size_t label = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = gh_lower((unsigned char)name[i]);
+        if (c == '.') {
+            if (label == 0)
+                return 0;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                   (ip6 && c == ':')) {
+            if (++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+        out[i] = (char)c;
+    }
+    out[len] = '\0';
+    return label == 0 ? 0 : len;
+}

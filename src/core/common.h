@@ -12,6 +12,7 @@
 #ifndef GH_CORE_COMMON_H
 #define GH_CORE_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -85,6 +86,11 @@ gh_lower(unsigned char c)
 
 /* A decimal port 1..65535 in s[0..len) (digits only). 0, or -EINVAL. */
 int gh_parse_port(const char *s, size_t len, uint16_t *port);
+
+/* A host name lower-cased into out (len + 1 bytes) without its trailing dot, NUL-terminated:
+ * its length, or 0 when it is not one (labels of 1..63 letters, digits, '-' and '_', 253 bytes
+ * at most; with ip6, ':' is allowed too, for an IPv6 literal). */
+size_t gh_host_name(const char *name, size_t len, char *out, bool ip6);
 
 /* Case-insensitive compare of two byte ranges of the same length n. */
 int gh_strncaseeq(const char *a, const char *b, size_t n);

@@ -118,3 +118,24 @@ gh_uri_encode_path(const char *in, size_t n, char *out, size_t cap)
     }
     return o;
 }
+
+long
+gh_uri_unescape(const char *in, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++, o++) {
+        if (o == cap)
+            return -1;
+        if (in[i] != '%') {
+            out[o] = in[i];
+            continue;
+        }
+        int hi = i + 2 < n ? hexval((unsigned char)in[i + 1]) : -1;
+        int lo = hi >= 0 ? hexval((unsigned char)in[i + 2]) : -1;
+        if (lo < 0)
+            return -1;
+        out[o] = (char)(hi << 4 | lo);
+        i += 2;
+    }
+    return (long)o;
+}

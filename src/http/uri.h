@@ -40,6 +40,10 @@ void gh_uri_split_absolute(const char *t, size_t n, const char **auth, size_t *a
  */
 size_t gh_uri_encode_path(const char *in, size_t n, char *out, size_t cap);
 
+/* %XX escapes of in[0..n) decoded into out (cap bytes; '+' stays '+'): the length, or -1 for
+ * a bad escape or when it does not fit. */
+long gh_uri_unescape(const char *in, size_t n, char *out, size_t cap);
+
 /* Whether c stands for itself in an encoded path (the bytes gh_uri_encode_path keeps). */
 int gh_uri_path_char(unsigned char c);
 

@@ -318,37 +318,6 @@ literal(struct gh_dns *d, const char *name)
     return true;
 }
 
-/* Lower-case name into out without a trailing dot; false for a name that is not a host name. */
-static bool
-normalise(const char *name, size_t len, char *out, size_t *olen)
-{
-    if (len > 0 && name[len - 1] == '.')
-        len--;
-    if (len == 0 || len > GH_DNS_MAX_NAME)
-        return false;
-    size_t label = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c + 32);
-        if (c == '.') {
-            if (label == 0)
-                return false;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-                   c == ':') { /* ':' for IPv6 literals */
-            if (++label > 63 && name[i] != ':')
-                return false;
-        } else {
-            return false;
-        }
-        out[i] = (char)c;
-    }
-    out[len] = '\0';
-    *olen = len;
-    return true;
-}
-
 int
 gh_dns_resolve(struct gh_dns *d, const char *name, size_t len, gh_dns_cb cb, void *arg,
                struct gh_dns_query **q, const struct gh_dns_answer **hit)
@@ -361,7 +330,7 @@ gh_dns_resolve(struct gh_dns *d, const char *name, size_t len, gh_dns_cb cb, voi
         name++;
         len -= 2;
     }
-    if (!normalise(name, len, n, &nl)) {
+    if ((nl = gh_host_name(name, len, n, true)) == 0) {
         memset(&d->now, 0, sizeof(d->now));
         d->now.status = GH_DNS_BADNAME;
         *hit = &d->now;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/common.h"
+
 #define MAX_NAME 253
 
 struct slot {
@@ -137,28 +139,7 @@ normalise(const char *name, size_t len, char *out)
         name++;
         len--;
     }
-    if (len > 0 && name[len - 1] == '.')
-        len--;
-    if (len == 0 || len > MAX_NAME)
-        return 0;
-    size_t label = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c + 32);
-        if (c == '.') {
-            if (label == 0)
-                return 0;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
-            if (++label > 63)
-                return 0;
-        } else {
-            return 0;
-        }
-        out[i] = (char)c;
-    }
-    return label == 0 ? 0 : len;
+    return gh_host_name(name, len, out, false);
 }
 
 int

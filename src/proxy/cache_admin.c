@@ -12,21 +12,13 @@
 #include <string.h>
 
 #include "cache/store.h"
+#include "http/uri.h"
 #include "policy/cidr.h"
 #include "proxy/cache.h"
 #include "proxy/vars.h"
 
 #define KEY_MAX 8192
 #define BAD_ARGS "{\"error\":\"say url=KEY, prefix=KEY or all=1\"}\n"
-
-static int
-hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
 
 /* $arg_NAME percent-decoded into out (cap bytes): its length, or -1 when absent or malformed. */
 static long
@@ -37,19 +29,7 @@ arg(struct gh_exchange *ex, const char *name, char *out, size_t cap)
     gh_vars_put(ex, GH_VAR_ARG_, name, strlen(name), &w, GH_ESC_RAW);
     if (w.overflow || w.len == 0)
         return -1;
-    size_t n = 0;
-    for (size_t i = 0; i < w.len && n < cap; i++) {
-        if (raw[i] != '%') {
-            out[n++] = raw[i];
-            continue;
-        }
-        int hi = i + 2 < w.len ? hexval(raw[i + 1]) : -1, lo = hi >= 0 ? hexval(raw[i + 2]) : -1;
-        if (lo < 0)
-            return -1;
-        out[n++] = (char)(hi << 4 | lo);
-        i += 2;
-    }
-    return n < cap ? (long)n : -1;
+    return gh_uri_unescape(raw, w.len, out, cap);
 }
 
 static bool

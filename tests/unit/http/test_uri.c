@@ -129,6 +129,22 @@ test_split_absolute(void **state)
     split("HTTP://H/x", "H", "/x");
 }
 
+/* %XX decoded, '+' kept, bad escapes and a full buffer refused. */
+static void
+test_unescape(void **state)
+{
+    (void)state;
+    char out[32];
+    const char *in = "http%3A%2F%2Fa.test%2Fx+y%7e";
+    long n = gh_uri_unescape(in, strlen(in), out, sizeof(out));
+    assert_int_equal(n, 18);
+    assert_memory_equal(out, "http://a.test/x+y~", 18);
+    assert_int_equal(gh_uri_unescape("%4", 2, out, sizeof(out)), -1);
+    assert_int_equal(gh_uri_unescape("%zz", 3, out, sizeof(out)), -1);
+    assert_int_equal(gh_uri_unescape("abc", 3, out, 2), -1);
+    assert_int_equal(gh_uri_unescape("", 0, out, sizeof(out)), 0);
+}
+
 int
 main(void)
 {
@@ -139,6 +155,7 @@ main(void)
         cmocka_unit_test(test_unnormalisable_paths),
         cmocka_unit_test(test_normalise_is_stable),
         cmocka_unit_test(test_split_absolute),
+        cmocka_unit_test(test_unescape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
